@@ -1,0 +1,115 @@
+// tessera/atoms/model.h -- a model cut once into atoms, combined at run time.
+//
+//   Model m = Model::load("resnet50.pt", {x});      // freeze, record shapes, atomize
+//   m.graph(); m.atoms();                             // plain data (op_graph.h, atom.h)
+//   m.save("store/resnet50");                         // manifest.json + atom_NNNN.pt
+//   Model d = Model::open("store/resnet50", {0,1,2}); // loads only these atoms' files
+//   Block b = m.combine({3, 4, 5});                   // one spliced TorchScript function
+//   auto y = m.run({x}, placement);                   // every block of every target, here
+//
+// Follows AdaMEC's once-for-all pre-partition and dynamically combinable atoms.
+// Thread-safe for concurrent run()/combine() after construction.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tessera/atoms/atom.h"
+#include "tessera/graph/op_graph.h"
+#include "tessera/plan/dag.h"
+
+namespace tessera {
+
+struct LoadOptions {
+  // Fold conv+batch-norm and similar when freezing. Off by default: tessera then
+  // computes exactly what the original model computes.
+  bool optimize_numerics = false;
+};
+
+class ModelImpl;
+class BlockImpl;
+
+// A convex set of atoms spliced into one executable TorchScript function.
+class Block {
+ public:
+  Block() = default;
+  const std::vector<int>& atoms() const;
+  const std::vector<int>& inputs() const;   // value ids, in call order
+  const std::vector<int>& outputs() const;  // value ids, in return order
+  // Runs the block. inputs follow inputs(); returns tensors following outputs().
+  std::vector<at::Tensor> operator()(const std::vector<at::Tensor>& inputs) const;
+  // The spliced graph in TorchScript IR, for inspection.
+  std::string graph_str() const;
+  bool valid() const { return impl_ != nullptr; }
+
+ private:
+  friend class ModelImpl;
+  friend class Model;
+  explicit Block(std::shared_ptr<const BlockImpl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<const BlockImpl> impl_;
+};
+
+class Model {
+ public:
+  // Loads a TorchScript file, freezes it, records shapes on example_inputs and
+  // atomizes it. Throws NotFound for a missing file, InvalidArgument for a file
+  // that is not TorchScript or inputs the model rejects.
+  static Model load(const std::string& path, const std::vector<at::Tensor>& example_inputs,
+                    const LoadOptions& options = {});
+  // Same from the bytes of a TorchScript file (what torch.jit.save writes).
+  static Model load_bytes(const std::string& bytes, const std::vector<at::Tensor>& example_inputs,
+                          const LoadOptions& options = {}, const std::string& label = "<bytes>");
+  // Same from a module already in memory (a torch::jit::Module passed as void*
+  // to keep LibTorch's JIT headers out of this header).
+  static Model load_module(const void* torch_jit_module, const std::vector<at::Tensor>& example_inputs,
+                           const LoadOptions& options = {}, const std::string& label = "<module>");
+  // Opens an atom store written by save(). With `atoms`, only those atoms' files
+  // are loaded now; the others are loaded (and checked) on first use.
+  static Model open(const std::string& store_dir, const std::optional<std::vector<int>>& atoms = {});
+
+  const OpGraph& graph() const;
+  const std::vector<Atom>& atoms() const;
+  int num_atoms() const;
+  // sha256 identifying the atomized model (the frozen graph and the example signature).
+  const std::string& hash() const;
+  // The atom DAG for planners (values crossing atom boundaries, bytes, params).
+  plan::AtomDag dag() const;
+  // Atoms whose executable graph is in memory now.
+  std::vector<int> loaded_atoms() const;
+  // Bytes of weights held in memory by loaded atoms.
+  int64_t loaded_param_bytes() const;
+
+  // Writes the atom store: a fresh directory with manifest.json and one
+  // TorchScript file per atom, written beside `dir` and renamed into place.
+  // An existing `dir` is replaced only when overwrite is true.
+  void save(const std::string& dir, bool overwrite = false) const;
+
+  // One block from a convex set of atom ids (any order). Cached per set.
+  Block combine(std::vector<int> atom_ids) const;
+
+  // Runs the model with placement[i] = target of atom i (all blocks run here,
+  // in an executable order). Returns the flattened outputs (graph().outputs).
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs,
+                              const std::vector<int>& placement) const;
+  // Runs the model unsplit (one block of all atoms).
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) const;
+
+  // Checks inputs against the recorded signature (count, dtype, shape);
+  // throws InvalidArgument naming the input.
+  void check_inputs(const std::vector<at::Tensor>& inputs) const;
+
+  // Internal: the implementation (used by the runtime layers).
+  const std::shared_ptr<ModelImpl>& impl() const { return impl_; }
+
+ private:
+  explicit Model(std::shared_ptr<ModelImpl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<ModelImpl> impl_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,63 @@
+// tessera/graph/op_graph.h -- the operator DAG of a model, as plain data.
+//
+// Built from the TorchScript graph after inlining and freezing (see
+// graph/extract.cpp); shapes, dtypes and byte sizes come from one run on the
+// example inputs. Ids are dense ints; everything is torch-free so that tools
+// and planners can read it without LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+// A tensor's static description, recorded from the example run.
+struct TensorInfo {
+  std::vector<int64_t> shape;  // sizes per dimension
+  std::string dtype;           // "float32", "int64", ... (see graph/dtype names)
+  int64_t bytes = 0;           // numel * element size
+
+  std::string shape_str() const;  // "[1, 3, 224, 224]"
+};
+
+// One operator of the frozen graph (top level; control flow stays one node).
+struct OpNode {
+  int id = 0;
+  std::string kind;           // "aten::conv2d", "prim::Constant", ...
+  std::vector<int> inputs;    // value ids
+  std::vector<int> outputs;   // value ids
+  bool helper = false;        // constant-derived: duplicated into each atom that uses it
+  int atom = -1;              // atom that runs it (-1 for helpers)
+  std::string scope;          // source location / module path when TorchScript kept one
+};
+
+// One value of the graph (tensor or not).
+struct OpValue {
+  int id = 0;
+  std::string name;           // TorchScript debug name
+  std::string type;           // "Tensor", "int[]", ...
+  bool is_tensor = false;
+  TensorInfo info;            // filled for tensors
+  int producer = -1;          // node id; -1 for a model input
+  std::vector<int> consumers; // node ids
+};
+
+struct OpGraph {
+  std::vector<OpNode> nodes;
+  std::vector<OpValue> values;
+  std::vector<int> inputs;    // value ids of the model's tensor inputs
+  std::vector<int> outputs;   // value ids of the model's tensor outputs (flattened)
+  // How outputs nest: "0" for one tensor, "T(0,1)" for a tuple, "L(0,T(1,2))" ...;
+  // numbers index into `outputs`.
+  std::string output_structure = "0";
+
+  int num_compute_nodes() const;
+  // A table a person reads: one line per compute op with shapes and bytes.
+  std::string summary(int max_rows = -1) const;
+};
+
+// Element size in bytes of a dtype name; throws InvalidArgument for unknown names.
+int dtype_size(const std::string& dtype);
+
+}  // namespace tessera

@@ -1,0 +1,91 @@
+// tessera/plan/plan.h -- a placement of atoms on targets, its predicted metrics,
+// its execution schedule (blocks) and the contract checker.
+//
+// evaluate() computes the metrics with the latency / energy / memory model of
+// cost_model.h (sequential latency as in Neurosurgeon, Kang et al. ASPLOS 2017,
+// and DADS, Hu et al. INFOCOM 2019; pipelined throughput as in DADS's heavy-load
+// case). validate() checks the contract every plan must meet, whoever built it
+// (the ExecuTorch lesson: the framework checks partitioners, not the reverse).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tessera/plan/cost_model.h"
+
+namespace tessera::plan {
+
+enum class PlanStatus {
+  Optimal,     // provably optimal for the objective, constraints met
+  Feasible,    // constraints met, not proven optimal (heuristic or restricted family)
+  Infeasible,  // the plan violates a constraint (reason says which); it may still run
+  BadInput,    // the planner could not produce a plan for this input (reason says why)
+};
+const char* status_name(PlanStatus status);  // "optimal" | "feasible" | "infeasible" | "bad_input"
+
+// A convex set of atoms, all on one target, executed as one unit.
+struct Block {
+  int target = 0;
+  std::vector<int> atoms;    // in execution (topological) order
+  std::vector<int> inputs;   // values consumed by the block and produced outside it (or model inputs)
+  std::vector<int> outputs;  // values produced in the block and needed outside it (or model outputs)
+};
+
+// One value sent once from one target to another.
+struct Transfer {
+  int value = 0;
+  int from = 0;
+  int to = 0;
+  double bytes = 0;
+  double ms = 0;  // bytes * 8 / (bandwidth * 1e6) * 1e3 + rtt / 2
+};
+
+struct Plan {
+  std::string algorithm;        // planner that produced it ("" if built by hand)
+  std::vector<int> placement;   // per atom: target index
+  PlanStatus status = PlanStatus::Feasible;
+  std::string reason;           // why Infeasible / BadInput, or a note (approximation bound, ...)
+  double latency_ms = 0;        // sequential latency
+  double throughput_fps = 0;    // pipelined: 1000 / max(target stages, link stage)
+  double transfer_bytes = 0;    // sum of bytes of all transfers
+  double device_memory_bytes = 0;  // param bytes on target 0
+  double energy_mj = 0;
+  double objective = 0;         // value of the Context's objective (Throughput: bottleneck ms)
+  std::vector<double> target_ms;  // per target: compute ms (x server_load for targets >= 1)
+  double link_ms = 0;           // link stage: serialisation ms of all transfers (no rtt)
+  double bandwidth_mbps = 0;    // context the metrics were computed for
+  double rtt_ms = 0;
+  std::vector<Block> blocks;       // schedule_blocks(dag, placement)
+  std::vector<Transfer> transfers; // sorted by value id, then destination
+
+  bool ok() const { return status == PlanStatus::Optimal || status == PlanStatus::Feasible; }
+  // Several lines a person can read: metrics, blocks, and one line per cut
+  // ("cut after layer3.1.relu (atom 41): 0.20 MB at 5.85 Mbit/s = 273.5 ms + rtt/2 (5.00 ms)").
+  std::string explain(const CostModel& cm) const;
+};
+
+// Groups the atoms into maximal blocks of same-target atoms, greedily over a
+// topological order: the current block grows while some ready atom (all inputs
+// available) is on its target; then the next block takes the target of the
+// smallest ready atom id. Blocks are contiguous segments of one topological order,
+// hence convex, and executable in order (each block's inputs are model inputs or
+// outputs of earlier blocks). placement must hold a target per atom.
+std::vector<Block> schedule_blocks(const AtomDag& dag, const std::vector<int>& placement);
+
+// Computes every metric of `placement` (one target per atom) under `ctx`, with its
+// blocks and transfers. Status Feasible, reason empty; throws InvalidArgument if
+// the placement has the wrong length or a target out of range. Does not check
+// constraints: see constraint_violation().
+Plan evaluate(const CostModel& cm, const Context& ctx, const std::vector<int>& placement);
+
+// "" if `plan` meets the constraints (memory budget = min of constraint and
+// context, latency, energy, pins), otherwise a reason naming the field and numbers.
+std::string constraint_violation(const Plan& plan, const Context& ctx, const Constraints& cons);
+
+// The contract: every atom placed, targets in range, blocks partition the atoms,
+// each block on one target, convex, and executable in order; transfers bring
+// every value to every target that needs it (model outputs back to the device).
+// Returns one readable problem per violation (empty = valid).
+std::vector<std::string> validate(const Plan& plan, const CostModel& cm);
+
+}  // namespace tessera::plan

@@ -1,0 +1,8 @@
+// tessera/tessera.h -- everything a C++ product needs: #include <tessera/tessera.h>
+#pragma once
+
+#include "tessera/atoms/atom.h"
+#include "tessera/atoms/model.h"
+#include "tessera/core/error.h"
+#include "tessera/graph/op_graph.h"
+#include "tessera/plan/dag.h"

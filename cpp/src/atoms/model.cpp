@@ -1,0 +1,338 @@
+// atoms/model.cpp -- Model and Block: combination of atoms at run time.
+//
+// A block splices its atoms' graphs into one TorchScript graph (insertGraph),
+// restores in-place activations where that is safe, and runs in the
+// TorchScript graph executor: one call per block, no per-atom overhead.
+// run() derives each target's blocks from a placement, orders them, and frees
+// every intermediate tensor after its last use. Blocks and schedules are cached.
+#include <torch/csrc/jit/ir/alias_analysis.h>
+#include <torch/csrc/jit/passes/restore_mutation.h>
+
+#include <algorithm>
+#include <set>
+
+#include "model_impl.h"
+#include "tessera/plan/plan.h"
+#include "tessera/core/error.h"
+
+namespace tessera {
+namespace jit = torch::jit;
+
+// ---- BlockImpl ---------------------------------------------------------------------
+std::vector<at::Tensor> BlockImpl::run(const std::vector<at::Tensor>& in) const {
+  TESSERA_CHECK(in.size() == inputs.size(), InvalidArgument, "block of atoms [{}] takes {} tensors, got {}",
+                fmt::join(atoms, ", "), inputs.size(), in.size());
+  jit::Stack stack(in.begin(), in.end());
+  fn->run(stack);
+  std::vector<at::Tensor> out;
+  out.reserve(outputs.size());
+  for (auto& v : stack.at(0).toTupleRef().elements()) out.push_back(v.toTensor());
+  return out;
+}
+
+const std::vector<int>& Block::atoms() const { return impl_->atoms; }
+const std::vector<int>& Block::inputs() const { return impl_->inputs; }
+const std::vector<int>& Block::outputs() const { return impl_->outputs; }
+std::vector<at::Tensor> Block::operator()(const std::vector<at::Tensor>& inputs) const {
+  TESSERA_CHECK(impl_, InvalidArgument, "empty Block");
+  return impl_->run(inputs);
+}
+std::string Block::graph_str() const { return impl_ ? impl_->graph->toString() : ""; }
+
+// ---- ModelImpl -----------------------------------------------------------------------
+plan::AtomDag ModelImpl::build_dag() const {
+  const auto& g = graph;
+  plan::AtomDag d;
+  d.num_atoms = static_cast<int>(atoms.size());
+  std::vector<int> vmap(g.values.size(), -1);
+  auto add = [&](int v) {
+    if (vmap[v] >= 0) return;
+    vmap[v] = static_cast<int>(d.values.size());
+    plan::DagValue dv;
+    dv.producer = value_atom[v];
+    dv.bytes = static_cast<double>(g.values[v].info.bytes);
+    dv.name = g.values[v].name;
+    d.values.push_back(std::move(dv));
+  };
+  for (int v : g.inputs) add(v);
+  for (const auto& a : atoms) {
+    for (int v : a.outputs) add(v);
+    for (int v : a.inputs) {
+      add(v);
+      d.values[vmap[v]].consumers.push_back(a.id);
+    }
+  }
+  for (int v : g.outputs) {
+    add(v);
+    d.values[vmap[v]].is_output = true;
+  }
+  for (auto& dv : d.values) {
+    std::sort(dv.consumers.begin(), dv.consumers.end());
+    dv.consumers.erase(std::unique(dv.consumers.begin(), dv.consumers.end()), dv.consumers.end());
+  }
+  for (const auto& a : atoms) {
+    d.param_bytes.push_back(static_cast<double>(a.param_bytes));
+    d.atom_names.push_back(a.name);
+  }
+  return d;
+}
+
+void ModelImpl::finish() {
+  value_atom.assign(graph.values.size(), -1);
+  for (const auto& a : atoms)
+    for (int v : a.outputs) value_atom[v] = a.id;
+  graphs.resize(atoms.size());
+  dag = build_dag();
+  dag.validate();
+}
+
+void ModelImpl::check_inputs(const std::vector<at::Tensor>& in) const {
+  TESSERA_CHECK(in.size() == graph.inputs.size(), InvalidArgument, "the model takes {} inputs, got {}",
+                graph.inputs.size(), in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const auto& v = graph.values[graph.inputs[i]];
+    TESSERA_CHECK(in[i].defined(), InvalidArgument, "input {} '{}' is undefined", i, v.name);
+    auto info = tensor_info(in[i]);
+    TESSERA_CHECK(info.dtype == v.info.dtype, InvalidArgument, "input {} '{}' has dtype {}, the model expects {}", i,
+                  v.name, info.dtype, v.info.dtype);
+    TESSERA_CHECK(info.shape == v.info.shape, InvalidArgument, "input {} '{}' has shape {}, the model expects {}", i,
+                  v.name, info.shape_str(), v.info.shape_str());
+  }
+}
+
+std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids) const {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  TESSERA_CHECK(!ids.empty(), InvalidArgument, "cannot combine an empty set of atoms");
+  const int A = static_cast<int>(atoms.size());
+  for (int a : ids)
+    TESSERA_CHECK(a >= 0 && a < A, InvalidArgument, "atom id {} out of range: the model has {} atoms", a, A);
+  {
+    std::lock_guard<std::mutex> lock(block_mu);
+    auto it = blocks.find(ids);
+    if (it != blocks.end()) return it->second;
+  }
+  // Convexity: no path leaves the set and comes back. Walk forward from the
+  // set through atoms outside it (ids are topological, so stop at max id).
+  std::vector<char> in_set(A, 0), reached(A, 0);
+  for (int a : ids) in_set[a] = 1;
+  const int hi = ids.back();
+  std::vector<std::vector<int>> succ(A);
+  for (const auto& a : atoms)
+    for (int v : a.outputs)
+      for (int c : graph.values[v].consumers) {
+        int ca = graph.nodes[c].atom;
+        if (ca >= 0 && ca != a.id) succ[a.id].push_back(ca);
+      }
+  std::vector<int> parent(A, -1), stack;
+  for (int a : ids)
+    for (int s : succ[a])
+      if (!in_set[s] && !reached[s]) reached[s] = 1, parent[s] = a, stack.push_back(s);
+  while (!stack.empty()) {
+    int x = stack.back();
+    stack.pop_back();
+    for (int s : succ[x]) {
+      if (s > hi) continue;
+      if (in_set[s]) {
+        std::vector<int> path{s, x};
+        while (parent[path.back()] >= 0 && !in_set[path.back()]) path.push_back(parent[path.back()]);
+        std::reverse(path.begin(), path.end());
+        TESSERA_THROW(InvalidArgument,
+                      "atoms [{}] are not convex: the path {} leaves the set through atom {} and comes back",
+                      fmt::join(ids, ", "), fmt::join(path, " -> "), x);
+      }
+      if (!reached[s]) reached[s] = 1, parent[s] = x, stack.push_back(s);
+    }
+  }
+  // Interface: inputs produced outside the set, outputs used outside or returned.
+  std::set<int> ins, outs;
+  std::vector<char> model_out(graph.values.size(), 0);
+  for (int v : graph.outputs) model_out[v] = 1;
+  for (int a : ids) {
+    for (int v : atoms[a].inputs)
+      if (value_atom[v] < 0 || !in_set[value_atom[v]]) ins.insert(v);
+    for (int v : atoms[a].outputs) {
+      bool outside = model_out[v];
+      for (int c : graph.values[v].consumers) {
+        int ca = graph.nodes[c].atom;
+        if (ca >= 0 && !in_set[ca]) outside = true;
+      }
+      if (outside) outs.insert(v);
+    }
+  }
+  auto impl = std::make_shared<BlockImpl>();
+  impl->atoms = ids;
+  impl->inputs.assign(ins.begin(), ins.end());
+  impl->outputs.assign(outs.begin(), outs.end());
+  auto g = std::make_shared<jit::Graph>();
+  std::unordered_map<int, jit::Value*> env;
+  for (int v : impl->inputs) {
+    auto* x = g->addInput(usable_name(graph.values[v].name));
+    x->setType(c10::TensorType::get());
+    env[v] = x;
+  }
+  for (int a : ids) {
+    auto ag = atom_graph(a);
+    std::vector<jit::Value*> args;
+    for (int v : atoms[a].inputs) args.push_back(env.at(v));
+    auto res = jit::insertGraph(*g, *ag, args);
+    for (size_t i = 0; i < res.size(); ++i) env[atoms[a].outputs[i]] = res[i];
+  }
+  for (int v : impl->outputs) g->registerOutput(env.at(v));
+  // In-place activations back (relu_ etc.), unless one would write to a block input.
+  auto inplace = g->copy();
+  jit::FunctionalToInplaceActivation(inplace);
+  {
+    jit::AliasDb db(inplace);
+    bool writes_input = false;
+    for (auto* x : inplace->inputs()) writes_input |= db.hasWriters(x);
+    for (auto* x : inplace->outputs())
+      for (auto* y : inplace->outputs())
+        if (x != y && db.mayAlias(x, y)) writes_input = true;
+    if (!writes_input) g = inplace;
+  }
+  impl->graph = g;
+  // A function returns one value: pack the outputs into a tuple.
+  auto packed = g->copy();
+  std::vector<jit::Value*> outs_v(packed->outputs().begin(), packed->outputs().end());
+  while (!packed->outputs().empty()) packed->eraseOutput(0);
+  packed->registerOutput(packed->insertNode(packed->createTuple(outs_v))->output());
+  impl->fn = std::make_unique<jit::GraphFunction>(
+      c10::QualifiedName(fmt::format("tessera.block_{}_{}", ids.front(), ids.size())), packed, nullptr);
+  std::lock_guard<std::mutex> lock(block_mu);
+  return blocks.emplace(ids, impl).first->second;
+}
+
+// Blocks of a placement come from the plan layer (plan::schedule_blocks: greedy
+// over the topological order, every block convex and runnable in order).
+std::shared_ptr<const std::vector<ModelImpl::Step>> ModelImpl::schedule(const std::vector<int>& placement) const {
+  const int A = static_cast<int>(atoms.size());
+  TESSERA_CHECK(static_cast<int>(placement.size()) == A, InvalidArgument,
+                "placement has {} entries, the model has {} atoms", placement.size(), A);
+  for (int a = 0; a < A; ++a)
+    TESSERA_CHECK(placement[a] >= 0, InvalidArgument, "placement[{}] = {} is not a target index", a, placement[a]);
+  {
+    std::lock_guard<std::mutex> lock(block_mu);
+    auto it = schedules.find(placement);
+    if (it != schedules.end()) return it->second;
+  }
+  std::vector<std::vector<int>> groups;
+  for (auto& b : plan::schedule_blocks(dag, placement)) groups.push_back(std::move(b.atoms));
+  auto steps = std::make_shared<std::vector<Step>>();
+  std::vector<int> last_use(graph.values.size(), -1);
+  for (size_t s = 0; s < groups.size(); ++s) {
+    Step st;
+    st.block = combine(groups[s]);
+    for (int v : st.block->inputs) last_use[v] = static_cast<int>(s);
+    steps->push_back(std::move(st));
+  }
+  std::vector<char> model_out(graph.values.size(), 0);
+  for (int v : graph.outputs) model_out[v] = 1;
+  for (size_t v = 0; v < last_use.size(); ++v)
+    if (last_use[v] >= 0 && !model_out[v]) (*steps)[last_use[v]].free_after.push_back(static_cast<int>(v));
+  std::lock_guard<std::mutex> lock(block_mu);
+  return schedules.emplace(placement, steps).first->second;
+}
+
+std::vector<at::Tensor> ModelImpl::run(const std::vector<at::Tensor>& inputs, const std::vector<int>& placement) const {
+  check_inputs(inputs);
+  auto steps = schedule(placement);
+  std::vector<at::Tensor> env(graph.values.size());
+  for (size_t i = 0; i < inputs.size(); ++i) env[graph.inputs[i]] = inputs[i];
+  std::vector<at::Tensor> args;
+  for (const auto& st : *steps) {
+    args.clear();
+    for (int v : st.block->inputs) args.push_back(env[v]);
+    auto outs = st.block->run(args);
+    for (size_t i = 0; i < outs.size(); ++i) env[st.block->outputs[i]] = std::move(outs[i]);
+    for (int v : st.free_after) env[v].reset();
+  }
+  std::vector<at::Tensor> out;
+  for (int v : graph.outputs) out.push_back(env[v]);
+  return out;
+}
+
+// ---- Model ----------------------------------------------------------------------------
+namespace {
+std::shared_ptr<ModelImpl> from_module(jit::Module mod, const std::vector<at::Tensor>& ex_in, const LoadOptions& o,
+                                       const std::string& label) {
+  auto ex = extract_graph(std::move(mod), ex_in, o, label);
+  auto at = atomize(ex);
+  auto m = std::make_shared<ModelImpl>();
+  m->graph = std::move(ex.meta);
+  m->atoms = std::move(at.atoms);
+  m->hash = ex.hash;
+  m->finish();
+  m->graphs = std::move(at.graphs);
+  return m;
+}
+
+jit::Module read_module(std::istream& in, const std::string& label) {
+  try {
+    return jit::load(in);
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    TESSERA_THROW(InvalidArgument, "{} is not a TorchScript file (torch.jit.save output): {}", label,
+                  msg.substr(0, msg.find('\n')));
+  }
+}
+}  // namespace
+
+Model Model::load(const std::string& path, const std::vector<at::Tensor>& example_inputs, const LoadOptions& o) {
+  std::string bytes = read_file(path);
+  return load_bytes(bytes, example_inputs, o, path);
+}
+
+Model Model::load_bytes(const std::string& bytes, const std::vector<at::Tensor>& example_inputs, const LoadOptions& o,
+                        const std::string& label) {
+  std::istringstream in(bytes);
+  return Model(from_module(read_module(in, label), example_inputs, o, label));
+}
+
+Model Model::load_module(const void* mod, const std::vector<at::Tensor>& example_inputs, const LoadOptions& o,
+                         const std::string& label) {
+  TESSERA_CHECK(mod != nullptr, InvalidArgument, "null module");
+  // freeze() clones; the caller's module is not modified.
+  return Model(from_module(static_cast<const jit::Module*>(mod)->clone(), example_inputs, o, label));
+}
+
+Model Model::open(const std::string& store_dir, const std::optional<std::vector<int>>& atoms) {
+  return Model(open_store(store_dir, atoms));
+}
+
+const OpGraph& Model::graph() const { return impl_->graph; }
+const std::vector<Atom>& Model::atoms() const { return impl_->atoms; }
+int Model::num_atoms() const { return static_cast<int>(impl_->atoms.size()); }
+const std::string& Model::hash() const { return impl_->hash; }
+
+plan::AtomDag Model::dag() const { return impl_->dag; }
+
+std::vector<int> Model::loaded_atoms() const {
+  std::lock_guard<std::mutex> lock(impl_->graph_mu);
+  std::vector<int> out;
+  for (size_t a = 0; a < impl_->graphs.size(); ++a)
+    if (impl_->graphs[a]) out.push_back(static_cast<int>(a));
+  return out;
+}
+
+int64_t Model::loaded_param_bytes() const {
+  int64_t total = 0;
+  for (int a : loaded_atoms()) total += impl_->atoms[a].param_bytes;
+  return total;
+}
+
+void Model::save(const std::string& dir, bool overwrite) const { save_store(*impl_, dir, overwrite); }
+
+Block Model::combine(std::vector<int> atom_ids) const { return Block(impl_->combine(std::move(atom_ids))); }
+
+std::vector<at::Tensor> Model::run(const std::vector<at::Tensor>& inputs, const std::vector<int>& placement) const {
+  return impl_->run(inputs, placement);
+}
+
+std::vector<at::Tensor> Model::run(const std::vector<at::Tensor>& inputs) const {
+  return impl_->run(inputs, std::vector<int>(impl_->atoms.size(), 0));
+}
+
+void Model::check_inputs(const std::vector<at::Tensor>& inputs) const { impl_->check_inputs(inputs); }
+
+}  // namespace tessera

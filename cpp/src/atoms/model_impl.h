@@ -1,0 +1,96 @@
+// Internal: the LibTorch side of a Model. Not installed; includes torch headers.
+#pragma once
+
+#include <torch/script.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tessera/atoms/model.h"
+
+namespace tessera {
+
+// Result of graph extraction (graph/extract.cpp): the frozen graph with `self`
+// removed, in-place ops made functional where provably safe, and its metadata.
+struct Extracted {
+  std::shared_ptr<torch::jit::Graph> graph;
+  OpGraph meta;
+  std::vector<torch::jit::Value*> value_ptr;  // value id -> Value* in graph
+  std::vector<torch::jit::Node*> node_ptr;    // node id -> Node* in graph
+  std::vector<int> structural;                // node ids only packing outputs (tuples)
+  std::string hash;
+};
+
+Extracted extract_graph(torch::jit::Module module, const std::vector<at::Tensor>& example_inputs,
+                        const LoadOptions& options, const std::string& label);
+
+// Groups compute nodes into atoms (atoms/atomize.cpp) and builds one standalone
+// graph per atom: inputs follow Atom::inputs, outputs follow Atom::outputs.
+struct Atomized {
+  std::vector<Atom> atoms;
+  std::vector<std::shared_ptr<torch::jit::Graph>> graphs;
+};
+Atomized atomize(Extracted& ex);
+
+// Store I/O (atoms/store.cpp).
+std::string sha256_hex(const void* data, size_t size);
+std::string read_file(const std::string& path);
+// Wraps an atom graph as a TorchScript module (forward(self, inputs...) -> tuple).
+torch::jit::Module atom_module(const torch::jit::Graph& atom_graph, int atom_id);
+// Reverse of atom_module: the standalone graph of a loaded atom module.
+std::shared_ptr<torch::jit::Graph> atom_graph_from_module(const torch::jit::Module& m);
+
+class BlockImpl {
+ public:
+  std::vector<int> atoms, inputs, outputs;
+  std::shared_ptr<torch::jit::Graph> graph;
+  std::unique_ptr<torch::jit::GraphFunction> fn;
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& in) const;
+};
+
+class ModelImpl {
+ public:
+  OpGraph graph;
+  std::vector<Atom> atoms;
+  std::string hash;
+  std::string store_dir;  // non-empty when opened from a store (atoms load on demand)
+
+  // value id -> producing atom (-1 for model inputs); value ids of each atom's inputs
+  std::vector<int> value_atom;
+  plan::AtomDag dag;  // what planners and the scheduler read
+  plan::AtomDag build_dag() const;
+
+  std::shared_ptr<torch::jit::Graph> atom_graph(int atom) const;  // loads on demand
+  std::shared_ptr<const BlockImpl> combine(std::vector<int> atom_ids) const;
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs,
+                              const std::vector<int>& placement) const;
+  void check_inputs(const std::vector<at::Tensor>& inputs) const;
+  void finish();  // derive value_atom etc. after atoms are known
+
+  mutable std::mutex graph_mu, block_mu;
+  mutable std::vector<std::shared_ptr<torch::jit::Graph>> graphs;  // per atom, null = not loaded
+  mutable std::map<std::vector<int>, std::shared_ptr<const BlockImpl>> blocks;
+
+  struct Step {
+    std::shared_ptr<const BlockImpl> block;
+    std::vector<int> free_after;  // value ids whose last use is this step
+  };
+  mutable std::map<std::vector<int>, std::shared_ptr<const std::vector<Step>>> schedules;
+  std::shared_ptr<const std::vector<Step>> schedule(const std::vector<int>& placement) const;
+};
+
+}  // namespace tessera
+
+namespace tessera {
+void save_store(const ModelImpl& m, const std::string& dir, bool overwrite);
+std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optional<std::vector<int>>& atoms);
+TensorInfo tensor_info(const at::Tensor& t);
+// A debug name TorchScript accepts for a new value ("" for purely numeric names).
+inline std::string usable_name(const std::string& s) {
+  if (s.empty() || s.find_first_not_of("0123456789") == std::string::npos) return "";
+  return s;
+}
+}  // namespace tessera

@@ -1,0 +1,342 @@
+// atoms/store.cpp -- the atom store: a self-describing directory.
+//
+//   DIR/manifest.json    format, model hash, op graph (nodes, values, shapes,
+//                        dtypes, bytes), atoms (inputs, outputs, bytes,
+//                        parameter bytes, file, sha256 of the file)
+//   DIR/atom_NNNN.pt     one TorchScript module per atom:
+//                        forward(self, *inputs) -> tuple(outputs)
+//
+// Written into a temporary sibling directory and renamed into place, so a
+// crash never leaves a half-written store. Every atom file's sha256 is checked
+// when it is loaded; a tampered or truncated file is refused by name.
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "model_impl.h"
+#include "tessera/core/error.h"
+
+namespace tessera {
+namespace jit = torch::jit;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// ---- SHA-256 (FIPS 180-4) ----------------------------------------------------
+namespace {
+constexpr std::array<uint32_t, 64> K = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+void compress(uint32_t h[8], const unsigned char* p) {
+  uint32_t w[64];
+  for (int i = 0; i < 16; ++i)
+    w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) | p[4 * i + 3];
+  for (int i = 16; i < 64; ++i) {
+    uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+  for (int i = 0; i < 64; ++i) {
+    uint32_t S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+    uint32_t ch = (e & f) ^ (~e & g);
+    uint32_t t1 = hh + S1 + ch + K[i] + w[i];
+    uint32_t S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+    uint32_t mj = (a & b) ^ (a & c) ^ (b & c);
+    uint32_t t2 = S0 + mj;
+    hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+  }
+  h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+}
+}  // namespace
+
+std::string sha256_hex(const void* data, size_t size) {
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  const auto* p = static_cast<const unsigned char*>(data);
+  size_t full = size / 64;
+  for (size_t i = 0; i < full; ++i) compress(h, p + 64 * i);
+  unsigned char tail[128] = {0};
+  size_t rem = size - full * 64;
+  if (rem) std::memcpy(tail, p + full * 64, rem);
+  tail[rem] = 0x80;
+  size_t tail_len = rem + 1 + 8 <= 64 ? 64 : 128;
+  uint64_t bits = static_cast<uint64_t>(size) * 8;
+  for (int i = 0; i < 8; ++i) tail[tail_len - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
+  compress(h, tail);
+  if (tail_len == 128) compress(h, tail + 64);
+  return fmt::format("{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}", h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+}
+
+std::string read_file(const std::string& path) {
+  std::error_code ec;
+  TESSERA_CHECK(fs::exists(path, ec), NotFound, "no such file: {}", path);
+  TESSERA_CHECK(!fs::is_directory(path, ec), InvalidArgument, "{} is a directory, expected a file", path);
+  std::ifstream in(path, std::ios::binary);
+  TESSERA_CHECK(in.good(), NotFound, "cannot open {}", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ---- atom modules ---------------------------------------------------------------
+jit::Module atom_module(const jit::Graph& atom_graph, int atom_id) {
+  auto cu = std::make_shared<jit::CompilationUnit>();
+  jit::Module m(c10::QualifiedName(fmt::format("__torch__.tessera.Atom{}", atom_id)), cu, false);
+  m.register_attribute("training", c10::BoolType::get(), false);
+  auto g = std::make_shared<jit::Graph>();
+  g->addInput("self")->setType(m.type());
+  std::vector<jit::Value*> ins;
+  for (auto* v : atom_graph.inputs()) {
+    auto* x = g->addInput(usable_name(v->debugName()));
+    x->setType(v->type());
+    ins.push_back(x);
+  }
+  auto outs = jit::insertGraph(*g, const_cast<jit::Graph&>(atom_graph), ins);
+  auto* tup = g->insertNode(g->createTuple(outs));
+  g->registerOutput(tup->output());
+  auto* fn = cu->create_function(c10::QualifiedName(*m.type()->name(), "forward"), g);
+  m.type()->addMethod(fn);
+  return m;
+}
+
+std::shared_ptr<jit::Graph> atom_graph_from_module(const jit::Module& m) {
+  auto g = m.get_method("forward").graph()->copy();
+  TESSERA_CHECK(!g->inputs().empty() && !g->inputs()[0]->hasUses(), InvalidArgument,
+                "atom module uses self");
+  g->eraseInput(0);
+  TESSERA_CHECK(g->outputs().size() == 1, InvalidArgument, "atom module must return one tuple");
+  jit::Value* out = g->outputs()[0];
+  jit::Node* tup = out->node();
+  g->eraseOutput(0);
+  if (tup->kind() == c10::prim::TupleConstruct) {
+    for (auto* v : tup->inputs()) g->registerOutput(v);
+    if (!out->hasUses()) tup->destroy();
+  } else {
+    // a tuple constant or pass-through; unpack at run time
+    auto* un = g->insertNode(g->createTupleUnpack(out));
+    for (auto* v : un->outputs()) g->registerOutput(v);
+  }
+  return g;
+}
+
+// ---- manifest -----------------------------------------------------------------------
+namespace {
+constexpr const char* kFormat = "tessera-atom-store/1";
+
+json tensor_json(const TensorInfo& t) { return {{"shape", t.shape}, {"dtype", t.dtype}, {"bytes", t.bytes}}; }
+
+json manifest_json(const ModelImpl& m) {
+  json j;
+  j["format"] = kFormat;
+  j["model_hash"] = m.hash;
+  j["inputs"] = m.graph.inputs;
+  j["outputs"] = m.graph.outputs;
+  j["output_structure"] = m.graph.output_structure;
+  json vals = json::array();
+  for (const auto& v : m.graph.values) {
+    json jv = {{"name", v.name}, {"type", v.type}, {"is_tensor", v.is_tensor}, {"producer", v.producer},
+               {"consumers", v.consumers}};
+    if (v.is_tensor) jv["tensor"] = tensor_json(v.info);
+    vals.push_back(std::move(jv));
+  }
+  j["values"] = std::move(vals);
+  json nodes = json::array();
+  for (const auto& n : m.graph.nodes)
+    nodes.push_back({{"kind", n.kind}, {"inputs", n.inputs}, {"outputs", n.outputs}, {"helper", n.helper},
+                     {"atom", n.atom}, {"scope", n.scope}});
+  j["nodes"] = std::move(nodes);
+  json atoms = json::array();
+  for (const auto& a : m.atoms)
+    atoms.push_back({{"id", a.id}, {"name", a.name}, {"nodes", a.nodes}, {"op_kinds", a.op_kinds},
+                     {"inputs", a.inputs}, {"outputs", a.outputs}, {"output_bytes", a.output_bytes},
+                     {"param_bytes", a.param_bytes}, {"file", a.file}, {"sha256", a.sha256}});
+  j["atoms"] = std::move(atoms);
+  return j;
+}
+
+template <class T>
+T get(const json& j, const char* key, const std::string& where) {
+  TESSERA_CHECK(j.contains(key), InvalidArgument, "{}: missing field '{}'", where, key);
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception& e) {
+    TESSERA_THROW(InvalidArgument, "{}: field '{}' has the wrong type: {}", where, key, e.what());
+  }
+}
+}  // namespace
+
+void save_store(const ModelImpl& m, const std::string& dir, bool overwrite) {
+  fs::path target = fs::absolute(dir).lexically_normal();
+  if (target.has_filename() == false) target = target.parent_path();
+  std::error_code ec;
+  TESSERA_CHECK(overwrite || !fs::exists(target, ec), InvalidArgument,
+                "atom store {} exists already (pass overwrite=true to replace it)", target.string());
+  fs::create_directories(target.parent_path(), ec);
+  std::random_device rd;
+  fs::path tmp = target.parent_path() / fmt::format(".{}.tmp-{:08x}", target.filename().string(), rd());
+  fs::create_directories(tmp, ec);
+  TESSERA_CHECK(!ec, InvalidArgument, "cannot create directory {}: {}", tmp.string(), ec.message());
+  try {
+    ModelImpl copy_meta;  // manifest with the files' hashes
+    copy_meta.graph = m.graph;
+    copy_meta.atoms = m.atoms;
+    copy_meta.hash = m.hash;
+    for (auto& a : copy_meta.atoms) {
+      auto g = m.atom_graph(a.id);
+      std::ostringstream os;
+      atom_module(*g, a.id).save(os);
+      std::string bytes = os.str();
+      a.sha256 = sha256_hex(bytes.data(), bytes.size());
+      std::ofstream f(tmp / a.file, std::ios::binary);
+      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      TESSERA_CHECK(f.good(), Runtime, "writing {} failed", (tmp / a.file).string());
+    }
+    std::ofstream mf(tmp / "manifest.json");
+    mf << manifest_json(copy_meta).dump(1);
+    mf.close();
+    TESSERA_CHECK(mf.good(), Runtime, "writing {} failed", (tmp / "manifest.json").string());
+    if (fs::exists(target)) {
+      fs::path old = target.parent_path() / fmt::format(".{}.old-{:08x}", target.filename().string(), rd());
+      fs::rename(target, old);
+      fs::rename(tmp, target);
+      fs::remove_all(old, ec);
+    } else {
+      fs::rename(tmp, target);
+    }
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optional<std::vector<int>>& atoms) {
+  std::error_code ec;
+  TESSERA_CHECK(fs::is_directory(dir, ec), NotFound, "no atom store at {} (not a directory)", dir);
+  const std::string mpath = (fs::path(dir) / "manifest.json").string();
+  TESSERA_CHECK(fs::exists(mpath, ec), NotFound, "{} is not an atom store: {} is missing", dir, mpath);
+  json j;
+  try {
+    j = json::parse(read_file(mpath));
+  } catch (const json::exception& e) {
+    TESSERA_THROW(InvalidArgument, "{} is not valid JSON: {}", mpath, e.what());
+  }
+  TESSERA_CHECK(j.value("format", "") == kFormat, InvalidArgument, "{}: format is '{}', expected '{}'", mpath,
+                j.value("format", ""), kFormat);
+  auto m = std::make_shared<ModelImpl>();
+  m->store_dir = dir;
+  m->hash = get<std::string>(j, "model_hash", mpath);
+  m->graph.inputs = get<std::vector<int>>(j, "inputs", mpath);
+  m->graph.outputs = get<std::vector<int>>(j, "outputs", mpath);
+  m->graph.output_structure = get<std::string>(j, "output_structure", mpath);
+  const auto& vals = j.at("values");
+  for (size_t i = 0; i < vals.size(); ++i) {
+    const auto& jv = vals[i];
+    std::string w = fmt::format("{}: values[{}]", mpath, i);
+    OpValue v;
+    v.id = static_cast<int>(i);
+    v.name = get<std::string>(jv, "name", w);
+    v.type = get<std::string>(jv, "type", w);
+    v.is_tensor = get<bool>(jv, "is_tensor", w);
+    v.producer = get<int>(jv, "producer", w);
+    v.consumers = get<std::vector<int>>(jv, "consumers", w);
+    if (v.is_tensor) {
+      const auto& t = jv.at("tensor");
+      v.info.shape = get<std::vector<int64_t>>(t, "shape", w);
+      v.info.dtype = get<std::string>(t, "dtype", w);
+      v.info.bytes = get<int64_t>(t, "bytes", w);
+    }
+    m->graph.values.push_back(std::move(v));
+  }
+  const auto& nodes = j.at("nodes");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    std::string w = fmt::format("{}: nodes[{}]", mpath, i);
+    OpNode n;
+    n.id = static_cast<int>(i);
+    n.kind = get<std::string>(nodes[i], "kind", w);
+    n.inputs = get<std::vector<int>>(nodes[i], "inputs", w);
+    n.outputs = get<std::vector<int>>(nodes[i], "outputs", w);
+    n.helper = get<bool>(nodes[i], "helper", w);
+    n.atom = get<int>(nodes[i], "atom", w);
+    n.scope = nodes[i].value("scope", "");
+    m->graph.nodes.push_back(std::move(n));
+  }
+  const auto& jatoms = j.at("atoms");
+  const int nv = static_cast<int>(m->graph.values.size());
+  for (size_t i = 0; i < jatoms.size(); ++i) {
+    std::string w = fmt::format("{}: atoms[{}]", mpath, i);
+    Atom a;
+    a.id = get<int>(jatoms[i], "id", w);
+    TESSERA_CHECK(a.id == static_cast<int>(i), InvalidArgument, "{}: id {} out of order", w, a.id);
+    a.name = get<std::string>(jatoms[i], "name", w);
+    a.nodes = get<std::vector<int>>(jatoms[i], "nodes", w);
+    a.op_kinds = get<std::vector<std::string>>(jatoms[i], "op_kinds", w);
+    a.inputs = get<std::vector<int>>(jatoms[i], "inputs", w);
+    a.outputs = get<std::vector<int>>(jatoms[i], "outputs", w);
+    a.output_bytes = get<int64_t>(jatoms[i], "output_bytes", w);
+    a.param_bytes = get<int64_t>(jatoms[i], "param_bytes", w);
+    a.file = get<std::string>(jatoms[i], "file", w);
+    a.sha256 = get<std::string>(jatoms[i], "sha256", w);
+    for (int v : a.inputs) TESSERA_CHECK(v >= 0 && v < nv, InvalidArgument, "{}: input value {} out of range", w, v);
+    for (int v : a.outputs) TESSERA_CHECK(v >= 0 && v < nv, InvalidArgument, "{}: output value {} out of range", w, v);
+    TESSERA_CHECK(a.file.find('/') == std::string::npos && a.file.find("..") == std::string::npos, InvalidArgument,
+                  "{}: file name '{}' must be a plain name inside the store", w, a.file);
+    TESSERA_CHECK(fs::exists(fs::path(dir) / a.file, ec), NotFound, "atom store {}: atom {} file {} is missing", dir,
+                  a.id, a.file);
+    m->atoms.push_back(std::move(a));
+  }
+  m->finish();
+  if (atoms) {
+    for (int a : *atoms) {
+      TESSERA_CHECK(a >= 0 && a < static_cast<int>(m->atoms.size()), InvalidArgument,
+                    "atom id {} out of range: store {} has {} atoms", a, dir, m->atoms.size());
+      m->atom_graph(a);
+    }
+  } else {
+    for (size_t a = 0; a < m->atoms.size(); ++a) m->atom_graph(static_cast<int>(a));
+  }
+  return m;
+}
+
+std::shared_ptr<jit::Graph> ModelImpl::atom_graph(int atom) const {
+  TESSERA_CHECK(atom >= 0 && atom < static_cast<int>(atoms.size()), InvalidArgument,
+                "atom id {} out of range: the model has {} atoms", atom, atoms.size());
+  std::lock_guard<std::mutex> lock(graph_mu);
+  if (graphs[atom]) return graphs[atom];
+  TESSERA_CHECK(!store_dir.empty(), Runtime, "atom {} has no graph and no store to load it from", atom);
+  const Atom& a = atoms[atom];
+  const std::string path = (fs::path(store_dir) / a.file).string();
+  std::string bytes = read_file(path);
+  std::string sum = sha256_hex(bytes.data(), bytes.size());
+  TESSERA_CHECK(sum == a.sha256, InvalidArgument,
+                "atom {} file {} does not match the manifest (sha256 {} expected {}): tampered or truncated", atom,
+                path, sum.substr(0, 12), a.sha256.substr(0, 12));
+  std::istringstream is(bytes);
+  jit::Module mod;
+  try {
+    mod = jit::load(is);
+  } catch (const c10::Error& e) {
+    TESSERA_THROW(InvalidArgument, "atom {} file {} is not a TorchScript module: {}", atom, path,
+                  e.what_without_backtrace());
+  }
+  auto g = atom_graph_from_module(mod);
+  TESSERA_CHECK(g->inputs().size() == a.inputs.size() && g->outputs().size() == a.outputs.size(), InvalidArgument,
+                "atom {} file {} has {} inputs / {} outputs, the manifest says {} / {}", atom, path,
+                g->inputs().size(), g->outputs().size(), a.inputs.size(), a.outputs.size());
+  graphs[atom] = g;
+  return g;
+}
+
+}  // namespace tessera

@@ -1,0 +1,270 @@
+// graph/extract.cpp -- from a TorchScript module to a frozen operator graph with
+// shapes, dtypes and byte sizes recorded from one run on the example inputs.
+//
+// Steps: eval + freeze (inlines every call, folds attributes and weights into
+// constants; numerics-changing folds only when asked), drop the unused `self`
+// input, turn in-place ops into functional ones where provably safe
+// (RemoveTensorMutation), dead-code elimination; then run a copy of the graph
+// that returns every top-level tensor to record its shape and dtype.
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/remove_mutation.h>
+
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "../atoms/model_impl.h"
+#include "tessera/core/error.h"
+
+namespace tessera {
+namespace jit = torch::jit;
+
+namespace {
+
+std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return c10::toString(t);
+  }
+}
+
+std::string signature(const std::vector<at::Tensor>& xs) {
+  std::string s;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (i) s += ", ";
+    s += fmt::format("{} {}", dtype_name(xs[i].scalar_type()), fmt::join(xs[i].sizes(), "x"));
+  }
+  return "(" + s + ")";
+}
+
+std::string first_line(const std::string& s) {
+  auto p = s.find('\n');
+  return p == std::string::npos ? s : s.substr(0, p);
+}
+
+// A fast 64-bit digest of weight bytes (multiply-xorshift over 8-byte words):
+// identifies weights inside the model hash without a cryptographic pass over
+// hundreds of megabytes. Atom files themselves are checked with sha256.
+uint64_t fast_hash64(const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h ^ (h >> 29);
+}
+
+bool is_tensor(const jit::Value* v) { return v->type()->kind() == c10::TypeKind::TensorType; }
+
+bool is_helper_kind(const jit::Node* n) {
+  auto k = n->kind();
+  if (!n->blocks().empty()) return false;
+  return k == c10::prim::Constant || k == c10::prim::ListConstruct ||
+         k == c10::prim::TupleConstruct || k == c10::prim::DictConstruct;
+}
+
+}  // namespace
+
+TensorInfo tensor_info(const at::Tensor& t) {
+  TensorInfo info;
+  if (!t.defined()) return info;
+  info.shape.assign(t.sizes().begin(), t.sizes().end());
+  info.dtype = dtype_name(t.scalar_type());
+  info.bytes = static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+  return info;
+}
+
+Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& example_inputs,
+                        const LoadOptions& options, const std::string& label) {
+  TESSERA_CHECK(module.find_method("forward").has_value(), InvalidArgument,
+                "model {} has no forward method", label);
+  module.eval();
+  jit::Module frozen;
+  try {
+    frozen = jit::freeze(module, c10::nullopt, options.optimize_numerics);
+  } catch (const c10::Error& e) {
+    TESSERA_THROW(NotImplemented, "model {}: freezing failed: {}", label, first_line(e.what_without_backtrace()));
+  }
+  Extracted ex;
+  auto g = frozen.get_method("forward").graph()->copy();
+  TESSERA_CHECK(g->inputs().size() >= 1 && !g->inputs()[0]->hasUses(), NotImplemented,
+                "model {}: forward still uses `self` after freezing (attributes it mutates?)", label);
+  g->eraseInput(0);
+  const auto n_in = g->inputs().size();
+  TESSERA_CHECK(n_in == example_inputs.size(), InvalidArgument,
+                "model {} takes {} inputs but {} example inputs were given {}", label, n_in,
+                example_inputs.size(), signature(example_inputs));
+  for (size_t i = 0; i < n_in; ++i) {
+    TESSERA_CHECK(is_tensor(g->inputs()[i]), NotImplemented,
+                  "model {}: input {} '{}' is a {}, only tensor inputs are supported", label, i,
+                  g->inputs()[i]->debugName(), g->inputs()[i]->type()->str());
+    TESSERA_CHECK(example_inputs[i].defined(), InvalidArgument, "example input {} is undefined", i);
+  }
+  jit::RemoveTensorMutation(g);
+  jit::EliminateDeadCode(g);
+
+  // Run a copy that returns every top-level tensor, to record shapes and dtypes.
+  auto probe = g->copy();
+  std::vector<jit::Value*> orig_vals, probe_vals;
+  for (size_t i = 0; i < n_in; ++i) {
+    orig_vals.push_back(g->inputs()[i]);
+    probe_vals.push_back(probe->inputs()[i]);
+  }
+  {
+    auto a = g->nodes().begin();
+    auto b = probe->nodes().begin();
+    for (; a != g->nodes().end(); ++a, ++b) {
+      for (size_t k = 0; k < a->outputs().size(); ++k) {
+        if (is_tensor(a->outputs()[k])) {
+          orig_vals.push_back(a->outputs()[k]);
+          probe_vals.push_back(b->outputs()[k]);
+        }
+      }
+    }
+  }
+  while (!probe->outputs().empty()) probe->eraseOutput(0);
+  auto* tup = probe->insertNode(probe->createTuple(probe_vals));
+  probe->registerOutput(tup->output());
+  std::unordered_map<const jit::Value*, TensorInfo> infos;
+  try {
+    jit::GraphFunction fn("tessera_probe", probe, nullptr);
+    jit::Stack stack(example_inputs.begin(), example_inputs.end());
+    fn.run(stack);
+    auto elems = stack.at(0).toTupleRef().elements();
+    for (size_t i = 0; i < orig_vals.size(); ++i) {
+      if (elems[i].isTensor()) infos[orig_vals[i]] = tensor_info(elems[i].toTensor());
+    }
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    auto p = msg.rfind("RuntimeError: ");
+    msg = p == std::string::npos ? first_line(msg) : first_line(msg.substr(p + 14));
+    TESSERA_THROW(InvalidArgument, "model {} failed on the example inputs {}: {}", label,
+                  signature(example_inputs), msg);
+  }
+
+  // Number nodes and values (top level only; control flow stays one node).
+  OpGraph& meta = ex.meta;
+  std::unordered_map<const jit::Value*, int> vid;
+  std::unordered_map<const jit::Node*, int> nid;
+  auto add_value = [&](jit::Value* v, int producer) {
+    OpValue ov;
+    ov.id = static_cast<int>(meta.values.size());
+    ov.name = v->debugName();
+    ov.type = v->type()->str();
+    ov.is_tensor = is_tensor(v);
+    if (auto it = infos.find(v); it != infos.end()) ov.info = it->second;
+    ov.producer = producer;
+    vid[v] = ov.id;
+    meta.values.push_back(std::move(ov));
+    ex.value_ptr.push_back(v);
+  };
+  for (size_t i = 0; i < n_in; ++i) {
+    add_value(g->inputs()[i], -1);
+    meta.inputs.push_back(static_cast<int>(i));
+  }
+  for (auto* n : g->nodes()) {
+    OpNode on;
+    on.id = static_cast<int>(meta.nodes.size());
+    on.kind = n->kind().toQualString();
+    if (auto sr = n->sourceRange().source()) {
+      (void)sr;
+    }
+    if (n->scope()) on.scope = n->scope()->namesFromRoot();
+    nid[n] = on.id;
+    meta.nodes.push_back(on);
+    ex.node_ptr.push_back(n);
+    for (auto* o : n->outputs()) {
+      add_value(o, meta.nodes.back().id);
+      meta.nodes.back().outputs.push_back(vid[o]);
+    }
+  }
+  // Inputs of each top-level node, including free variables of nested blocks.
+  std::function<void(jit::Block*, std::vector<int>&)> free_vars = [&](jit::Block* b, std::vector<int>& acc) {
+    auto visit = [&](jit::Node* n) {
+      for (auto* v : n->inputs()) {
+        auto it = vid.find(v);
+        if (it != vid.end()) acc.push_back(it->second);
+      }
+      for (auto* sub : n->blocks()) free_vars(sub, acc);
+    };
+    for (auto* n : b->nodes()) visit(n);
+    visit(b->return_node());
+  };
+  for (auto* n : g->nodes()) {
+    auto& on = meta.nodes[nid[n]];
+    for (auto* v : n->inputs()) on.inputs.push_back(vid.at(v));
+    for (auto* sub : n->blocks()) free_vars(sub, on.inputs);
+    std::sort(on.inputs.begin(), on.inputs.end());
+    on.inputs.erase(std::unique(on.inputs.begin(), on.inputs.end()), on.inputs.end());
+    for (int v : on.inputs) meta.values[v].consumers.push_back(on.id);
+  }
+  // Helpers: constant-derived nodes, duplicated into each atom that uses them.
+  for (auto* n : g->nodes()) {
+    bool helper = is_helper_kind(n);
+    for (int v : meta.nodes[nid[n]].inputs) {
+      int p = meta.values[v].producer;
+      if (p < 0 || !meta.nodes[p].helper) helper = false;
+    }
+    meta.nodes[nid[n]].helper = helper;
+  }
+
+  // Outputs: flatten tuples/lists of tensors built only for returning.
+  std::unordered_set<int> structural;
+  std::function<std::string(jit::Value*)> flatten = [&](jit::Value* v) -> std::string {
+    if (is_tensor(v)) {
+      meta.outputs.push_back(vid.at(v));
+      return std::to_string(meta.outputs.size() - 1);
+    }
+    auto* n = v->node();
+    bool packs = (n->kind() == c10::prim::TupleConstruct || n->kind() == c10::prim::ListConstruct) &&
+                 n->owningBlock() == g->block();
+    if (packs) {
+      for (const auto& use : v->uses()) {
+        if (use.user != g->return_node() && !structural.count(nid.count(use.user) ? nid[use.user] : -1)) packs = false;
+      }
+    }
+    TESSERA_CHECK(packs, NotImplemented,
+                  "model {}: output '{}' of type {} is not a tensor or a tuple/list of tensors", label,
+                  v->debugName(), v->type()->str());
+    structural.insert(nid[n]);
+    std::string s = n->kind() == c10::prim::TupleConstruct ? "T(" : "L(";
+    for (size_t i = 0; i < n->inputs().size(); ++i) {
+      if (i) s += ",";
+      s += flatten(n->inputs()[i]);
+    }
+    return s + ")";
+  };
+  TESSERA_CHECK(g->outputs().size() == 1, NotImplemented, "model {}: {} graph outputs", label, g->outputs().size());
+  meta.output_structure = flatten(g->outputs()[0]);
+  ex.structural.assign(structural.begin(), structural.end());
+  std::sort(ex.structural.begin(), ex.structural.end());
+  for (int s : ex.structural) meta.nodes[s].helper = false;
+
+  // Hash: the graph's IR, the example signature and every weight's bytes.
+  std::string h = g->toString(false) + signature(example_inputs);
+  for (auto* n : g->nodes()) {
+    if (n->kind() == c10::prim::Constant && n->output()->type()->kind() == c10::TypeKind::TensorType) {
+      auto t = jit::toIValue(n->output())->toTensor().contiguous();
+      h += fmt::format("{:016x}", fast_hash64(t.data_ptr(), t.nbytes()));
+    }
+  }
+  ex.hash = sha256_hex(h.data(), h.size());
+  ex.graph = g;
+  return ex;
+}
+
+}  // namespace tessera

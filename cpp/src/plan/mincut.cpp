@@ -1,0 +1,329 @@
+// mincut.cpp -- exact two-target placement by minimum s-t cut on the DADS graph
+// (Hu et al., INFOCOM 2019), optionally on a graph reduced first by contracting
+// series chains (CIC / QDMP, Zhang et al. 2021). Max-flow: Boykov-Kolmogorov
+// (Boost.Graph). The graph is built once; solve() rewrites capacities only.
+// See tessera/plan/mincut.h for the construction.
+#include "tessera/plan/mincut.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+// Boost.Graph's BK instantiation trips a false -Wmaybe-uninitialized in g++ 12.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/boykov_kolmogorov_max_flow.hpp>
+
+#include "tessera/core/error.h"
+
+namespace tessera::plan {
+
+namespace {
+
+using Traits = boost::adjacency_list_traits<boost::vecS, boost::vecS, boost::directedS>;
+using Graph = boost::adjacency_list<
+    boost::vecS, boost::vecS, boost::directedS,
+    boost::property<boost::vertex_color_t, boost::default_color_type,
+                    boost::property<boost::vertex_distance_t, long,
+                                    boost::property<boost::vertex_predecessor_t, Traits::edge_descriptor>>>,
+    boost::property<boost::edge_capacity_t, double,
+                    boost::property<boost::edge_residual_capacity_t, double,
+                                    boost::property<boost::edge_reverse_t, Traits::edge_descriptor>>>>;
+using Edge = Traits::edge_descriptor;
+
+enum class Up { None, Unary, Edge };     // Edge covers both p -> c and p -> aux
+enum class Down { None, Unary, Edge };   // Unary: model output (s -> p)
+
+struct ValueSpec {
+  Up up = Up::None;
+  Down down = Down::None;
+  int up_edge = -1;    // flow edge carrying up[v]
+  int up_atom = -1;    // Up::Unary: the consumer paying up[v] when on the server
+  int down_edge = -1;  // flow edge carrying down[v]
+};
+
+// A contracted series chain p -> atoms[0] -> ... -> atoms[m-1] -> q.
+struct Run {
+  int p = -1, q = -1;
+  std::vector<int> atoms;   // interior atoms, in order
+  std::vector<int> values;  // m + 1 values: p->atoms[0], ..., atoms[m-1]->q
+  int edge = -1;            // flow edge p -> q
+};
+
+}  // namespace
+
+struct CutSolver::Impl {
+  const int n;
+  std::vector<int> node_of_atom;  // -1: interior of a run
+  std::vector<int> kept_atoms;
+  std::vector<ValueSpec> specs;
+  std::vector<char> live;          // value needs handling (not dead, not run-internal)
+  std::vector<Run> runs;
+  std::vector<std::pair<int, int>> edge_ends;  // forward edges: (from node, to node)
+  std::vector<int> src_edge, sink_edge;        // per atom (kept)
+  std::vector<int> inf_edges;
+  int s = -1, t = -1, num_nodes = 0;
+  Graph g;
+  std::vector<Edge> fwd;
+  // scratch
+  std::vector<double> cap, unary, dp;
+
+  Impl(const AtomDag& dag, bool compress) : n(dag.num_atoms) {
+    const size_t nv = dag.values.size();
+    std::vector<std::vector<int>> consumes(static_cast<size_t>(n)), produces_live(static_cast<size_t>(n));
+    for (size_t v = 0; v < nv; ++v) {
+      const DagValue& val = dag.values[v];
+      for (int c : val.consumers) consumes[c].push_back(static_cast<int>(v));
+      if (val.producer != kModelInput && (val.is_output || !val.consumers.empty()))
+        produces_live[val.producer].push_back(static_cast<int>(v));
+    }
+    // Interior atoms of series chains.
+    std::vector<char> interior(static_cast<size_t>(n), 0);
+    if (compress) {
+      for (int a = 0; a < n; ++a) {
+        if (consumes[a].size() != 1 || produces_live[a].size() != 1) continue;
+        const DagValue& vin = dag.values[consumes[a][0]];
+        const DagValue& vout = dag.values[produces_live[a][0]];
+        if (vin.producer == kModelInput || vin.is_output || vin.consumers.size() != 1) continue;
+        if (vout.is_output || vout.consumers.size() != 1) continue;
+        interior[a] = 1;
+      }
+    }
+    live.assign(nv, 0);
+    for (size_t v = 0; v < nv; ++v) live[v] = dag.values[v].is_output || !dag.values[v].consumers.empty();
+    for (int a = 0; a < n; ++a) {
+      if (!interior[a]) continue;
+      const int vin = consumes[a][0];
+      if (interior[dag.values[vin].producer]) continue;  // not the start of a run
+      Run run;
+      run.p = dag.values[vin].producer;
+      run.values.push_back(vin);
+      int cur = a;
+      while (true) {
+        run.atoms.push_back(cur);
+        const int vout = produces_live[cur][0];
+        run.values.push_back(vout);
+        const int next = dag.values[vout].consumers[0];
+        if (!interior[next]) {
+          run.q = next;
+          break;
+        }
+        cur = next;
+      }
+      for (int v : run.values) live[v] = 0;
+      runs.push_back(std::move(run));
+    }
+    // Nodes.
+    node_of_atom.assign(static_cast<size_t>(n), -1);
+    for (int a = 0; a < n; ++a)
+      if (!interior[a]) {
+        node_of_atom[a] = num_nodes++;
+        kept_atoms.push_back(a);
+      }
+    const int aux_base = num_nodes;
+    int num_aux = 0;
+    for (size_t v = 0; v < nv; ++v) {
+      if (!live[v]) continue;
+      const DagValue& val = dag.values[v];
+      if (val.consumers.size() > 1) ++num_aux;                                   // up aux
+      if (val.producer != kModelInput && !val.is_output && val.consumers.size() > 1) ++num_aux;  // down aux
+    }
+    num_nodes += num_aux;
+    s = num_nodes++;
+    t = num_nodes++;
+    // Edges.
+    auto add = [&](int from, int to) {
+      edge_ends.emplace_back(from, to);
+      return static_cast<int>(edge_ends.size()) - 1;
+    };
+    src_edge.assign(static_cast<size_t>(n), -1);
+    sink_edge.assign(static_cast<size_t>(n), -1);
+    for (int a : kept_atoms) {
+      src_edge[a] = add(s, node_of_atom[a]);
+      sink_edge[a] = add(node_of_atom[a], t);
+    }
+    specs.assign(nv, ValueSpec{});
+    int next_aux = aux_base;
+    for (size_t v = 0; v < nv; ++v) {
+      if (!live[v]) continue;
+      const DagValue& val = dag.values[v];
+      ValueSpec& sp = specs[v];
+      const bool from_input = val.producer == kModelInput;
+      const int pn = from_input ? s : node_of_atom[val.producer];
+      if (val.consumers.size() == 1) {
+        if (from_input) {
+          sp.up = Up::Unary;
+          sp.up_atom = val.consumers[0];
+        } else {
+          sp.up = Up::Edge;
+          sp.up_edge = add(pn, node_of_atom[val.consumers[0]]);
+        }
+      } else if (val.consumers.size() > 1) {
+        const int u = next_aux++;
+        sp.up = Up::Edge;
+        sp.up_edge = add(pn, u);
+        for (int c : val.consumers) inf_edges.push_back(add(u, node_of_atom[c]));
+      }
+      if (!from_input) {
+        if (val.is_output) {
+          sp.down = Down::Unary;
+        } else if (val.consumers.size() == 1) {
+          sp.down = Down::Edge;
+          sp.down_edge = add(node_of_atom[val.consumers[0]], pn);
+        } else if (val.consumers.size() > 1) {
+          const int w = next_aux++;
+          sp.down = Down::Edge;
+          sp.down_edge = add(w, pn);
+          for (int c : val.consumers) inf_edges.push_back(add(node_of_atom[c], w));
+        }
+      }
+    }
+    for (Run& run : runs) run.edge = add(node_of_atom[run.p], node_of_atom[run.q]);
+
+    // The Boost graph, with reverse edges.
+    g = Graph(static_cast<size_t>(num_nodes));
+    auto capmap = get(boost::edge_capacity, g);
+    auto revmap = get(boost::edge_reverse, g);
+    fwd.reserve(edge_ends.size());
+    for (const auto& [from, to] : edge_ends) {
+      Edge e = boost::add_edge(static_cast<size_t>(from), static_cast<size_t>(to), g).first;
+      Edge r = boost::add_edge(static_cast<size_t>(to), static_cast<size_t>(from), g).first;
+      put(revmap, e, r);
+      put(revmap, r, e);
+      put(capmap, e, 0.0);
+      put(capmap, r, 0.0);
+      fwd.push_back(e);
+    }
+    cap.assign(edge_ends.size(), 0.0);
+    unary.assign(static_cast<size_t>(n), 0.0);
+  }
+
+  // 2-state DP over a run's interior for a fixed x_p; fills dp (m x 2) and returns
+  // the cost to reach q on each side through the last value.
+  static double pair_cost(const CutCosts& c, int v, int x, int y) {
+    if (x == y) return 0.0;
+    return x == 0 ? c.up[v] : c.down[v];
+  }
+  double unary_cost(const CutCosts& c, const std::vector<int>& pin, int a, int x) const {
+    if (!pin.empty() && pin[a] >= 0 && pin[a] != x) return std::numeric_limits<double>::infinity();
+    return x == 0 ? c.device[a] : c.server[a];
+  }
+  void run_forward(const Run& run, const CutCosts& c, const std::vector<int>& pin, int xp) {
+    const size_t m = run.atoms.size();
+    dp.resize(2 * m);
+    for (int x = 0; x < 2; ++x)
+      dp[x] = unary_cost(c, pin, run.atoms[0], x) + pair_cost(c, run.values[0], xp, x);
+    for (size_t k = 1; k < m; ++k)
+      for (int y = 0; y < 2; ++y) {
+        const int v = run.values[k];
+        const double best = std::min(dp[2 * (k - 1) + 0] + pair_cost(c, v, 0, y),
+                                     dp[2 * (k - 1) + 1] + pair_cost(c, v, 1, y));
+        dp[2 * k + y] = unary_cost(c, pin, run.atoms[k], y) + best;
+      }
+  }
+  double run_table(const Run& run, const CutCosts& c, const std::vector<int>& pin, int xp, int xq) {
+    run_forward(run, c, pin, xp);
+    const size_t m = run.atoms.size();
+    const int v = run.values[m];
+    return std::min(dp[2 * (m - 1)] + pair_cost(c, v, 0, xq), dp[2 * (m - 1) + 1] + pair_cost(c, v, 1, xq));
+  }
+  void run_backtrack(const Run& run, const CutCosts& c, const std::vector<int>& pin, int xp, int xq,
+                     std::vector<int>& x) {
+    run_forward(run, c, pin, xp);
+    const size_t m = run.atoms.size();
+    int next = xq;
+    for (size_t k = m; k-- > 0;) {
+      const int v = run.values[k + 1];
+      const double c0 = dp[2 * k] + pair_cost(c, v, 0, next);
+      const double c1 = dp[2 * k + 1] + pair_cost(c, v, 1, next);
+      const int xk = c1 < c0 ? 1 : 0;
+      x[run.atoms[k]] = xk;
+      next = xk;
+    }
+  }
+
+  std::vector<int> solve(const CutCosts& c, const std::vector<int>& pin) {
+    std::fill(cap.begin(), cap.end(), 0.0);
+    for (int a : kept_atoms) unary[a] = c.server[a] - c.device[a];
+    for (size_t v = 0; v < specs.size(); ++v) {
+      if (!live[v]) continue;
+      const ValueSpec& sp = specs[v];
+      if (sp.up == Up::Unary) unary[sp.up_atom] += c.up[v];
+      else if (sp.up == Up::Edge) cap[sp.up_edge] += c.up[v];
+    }
+    // Down costs: model outputs pay on their producer's server side.
+    for (size_t v = 0; v < specs.size(); ++v) {
+      if (!live[v]) continue;
+      const ValueSpec& sp = specs[v];
+      if (sp.down == Down::Unary) unary[producer_[v]] += c.down[v];
+      else if (sp.down == Down::Edge) cap[sp.down_edge] += c.down[v];
+    }
+    for (const Run& run : runs) {
+      const double A = run_table(run, c, pin, 0, 0), B = run_table(run, c, pin, 0, 1);
+      const double C = run_table(run, c, pin, 1, 0), D = run_table(run, c, pin, 1, 1);
+      unary[run.p] += C - A;
+      unary[run.q] += D - C;
+      cap[run.edge] += std::max(0.0, B + C - A - D);
+    }
+    for (int a : kept_atoms) {
+      cap[src_edge[a]] = std::max(0.0, unary[a]);
+      cap[sink_edge[a]] = std::max(0.0, -unary[a]);
+    }
+    double total = 0;
+    for (double x : cap) total += x;
+    const double big = 2 * total + 1;
+    for (int e : inf_edges) cap[e] = big;
+    if (!pin.empty())
+      for (int a : kept_atoms) {
+        if (pin[a] == 0) cap[src_edge[a]] += big;
+        else if (pin[a] == 1) cap[sink_edge[a]] += big;
+      }
+    auto capmap = get(boost::edge_capacity, g);
+    for (size_t e = 0; e < fwd.size(); ++e) put(capmap, fwd[e], cap[e]);
+    boost::boykov_kolmogorov_max_flow(g, static_cast<size_t>(s), static_cast<size_t>(t));
+    auto color = get(boost::vertex_color, g);
+    std::vector<int> x(static_cast<size_t>(n), 1);
+    for (int a : kept_atoms)
+      x[a] = get(color, static_cast<size_t>(node_of_atom[a])) == boost::black_color ? 0 : 1;
+    for (const Run& run : runs) run_backtrack(run, c, pin, x[run.p], x[run.q], x);
+    return x;
+  }
+
+  std::vector<int> producer_;  // per value: producer atom (kModelInput for inputs)
+};
+
+CutSolver::CutSolver(const AtomDag& dag, bool compress) {
+  dag.validate();
+  impl_ = std::make_unique<Impl>(dag, compress);
+  impl_->producer_.reserve(dag.values.size());
+  for (const DagValue& v : dag.values) impl_->producer_.push_back(v.producer);
+  dag_ = std::make_shared<AtomDag>(dag);
+}
+CutSolver::~CutSolver() = default;
+CutSolver::CutSolver(CutSolver&&) noexcept = default;
+CutSolver& CutSolver::operator=(CutSolver&&) noexcept = default;
+
+std::vector<int> CutSolver::solve(const CutCosts& costs, const std::vector<int>& pin) {
+  return solve(costs, pin, nullptr);
+}
+
+std::vector<int> CutSolver::solve(const CutCosts& costs, const std::vector<int>& pin, double* value) {
+  const size_t n = static_cast<size_t>(impl_->n);
+  TESSERA_CHECK(costs.device.size() == n && costs.server.size() == n, InvalidArgument,
+                "CutCosts.device/server have {}/{} entries, expected num_atoms = {}", costs.device.size(),
+                costs.server.size(), n);
+  TESSERA_CHECK(costs.up.size() == impl_->specs.size() && costs.down.size() == impl_->specs.size(),
+                InvalidArgument, "CutCosts.up/down have {}/{} entries, expected {} values", costs.up.size(),
+                costs.down.size(), impl_->specs.size());
+  TESSERA_CHECK(pin.empty() || pin.size() == n, InvalidArgument, "pin has {} entries, expected num_atoms = {}",
+                pin.size(), n);
+  std::vector<int> x = impl_->solve(costs, pin);
+  if (value) *value = cut_value(*dag_, costs, x);
+  return x;
+}
+
+int CutSolver::num_nodes() const { return impl_->num_nodes; }
+int CutSolver::num_edges() const { return static_cast<int>(impl_->edge_ends.size()); }
+int CutSolver::num_flow_atoms() const { return static_cast<int>(impl_->kept_atoms.size()); }
+
+}  // namespace tessera::plan

@@ -1,0 +1,221 @@
+// bind_plan.cpp -- Python bindings of the plan layer (tessera/plan/*.h): the atom
+// DAG, cost model, context, constraints, plans, every planner (DADS, Neurosurgeon,
+// CAS/GADS, CIC/QDMP; see planners.h) and the parametric planner. Bindings only
+// rename and convert (sequences in, lists out); every check lives in C++.
+// Torch-free: no LibTorch header here.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "tessera/plan/cost_model.h"
+#include "tessera/plan/dag.h"
+#include "tessera/plan/mincut.h"
+#include "tessera/plan/parametric.h"
+#include "tessera/plan/plan.h"
+#include "tessera/plan/planners.h"
+
+namespace py = pybind11;
+using namespace tessera::plan;
+
+void bind_plan(py::module_& m) {
+  m.attr("MODEL_INPUT") = kModelInput;
+
+  py::class_<DagValue>(m, "DagValue", "A tensor crossing atom boundaries (producer -1 = model input).")
+      .def(py::init([](int producer, std::vector<int> consumers, double bytes, bool is_output, std::string name) {
+             return DagValue{producer, std::move(consumers), bytes, is_output, std::move(name)};
+           }),
+           py::arg("producer") = kModelInput, py::arg("consumers") = std::vector<int>{}, py::arg("bytes") = 0.0,
+           py::arg("is_output") = false, py::arg("name") = "")
+      .def_readwrite("producer", &DagValue::producer)
+      .def_readwrite("consumers", &DagValue::consumers)
+      .def_readwrite("bytes", &DagValue::bytes)
+      .def_readwrite("is_output", &DagValue::is_output)
+      .def_readwrite("name", &DagValue::name)
+      .def("__repr__", [](const DagValue& v) {
+        return "DagValue(producer=" + std::to_string(v.producer) + ", consumers=" + std::to_string(v.consumers.size()) +
+               " atoms, bytes=" + std::to_string(v.bytes) + (v.is_output ? ", output" : "") + ")";
+      });
+
+  py::class_<AtomDag>(m, "AtomDag", "Atoms 0..n-1 in topological order and the values between them.")
+      .def(py::init([](int num_atoms, std::vector<DagValue> values, std::vector<double> param_bytes,
+                       std::vector<std::string> atom_names) {
+             AtomDag d;
+             d.num_atoms = num_atoms;
+             d.values = std::move(values);
+             d.param_bytes = std::move(param_bytes);
+             d.atom_names = std::move(atom_names);
+             return d;
+           }),
+           py::arg("num_atoms") = 0, py::arg("values") = std::vector<DagValue>{},
+           py::arg("param_bytes") = std::vector<double>{}, py::arg("atom_names") = std::vector<std::string>{})
+      .def_readwrite("num_atoms", &AtomDag::num_atoms)
+      .def_readwrite("values", &AtomDag::values, "list of DagValue (assign a whole list to change it)")
+      .def_readwrite("param_bytes", &AtomDag::param_bytes)
+      .def_readwrite("atom_names", &AtomDag::atom_names)
+      .def("validate", &AtomDag::validate)
+      .def("__repr__", [](const AtomDag& d) {
+        return "AtomDag(num_atoms=" + std::to_string(d.num_atoms) + ", values=" + std::to_string(d.values.size()) + ")";
+      });
+
+  py::class_<Link>(m, "Link")
+      .def(py::init([](double bw, double rtt, double e) { return Link{bw, rtt, e}; }), py::arg("bandwidth_mbps") = 0.0,
+           py::arg("rtt_ms") = 0.0, py::arg("energy_mj_per_byte") = 0.0)
+      .def_readwrite("bandwidth_mbps", &Link::bandwidth_mbps)
+      .def_readwrite("rtt_ms", &Link::rtt_ms)
+      .def_readwrite("energy_mj_per_byte", &Link::energy_mj_per_byte);
+
+  py::class_<CostModel>(m, "CostModel", "compute_ms[target][atom] (0 = device, 1 = server), optional energy and links.")
+      .def(py::init([](AtomDag dag, std::vector<std::vector<double>> compute_ms,
+                       std::vector<std::vector<double>> energy_mj, std::vector<std::vector<Link>> links) {
+             CostModel cm;
+             cm.dag = std::move(dag);
+             cm.compute_ms = std::move(compute_ms);
+             cm.energy_mj = std::move(energy_mj);
+             cm.links = std::move(links);
+             return cm;
+           }),
+           py::arg("dag"), py::arg("compute_ms"), py::arg("energy_mj") = std::vector<std::vector<double>>{},
+           py::arg("links") = std::vector<std::vector<Link>>{})
+      .def_readwrite("dag", &CostModel::dag)
+      .def_readwrite("compute_ms", &CostModel::compute_ms)
+      .def_readwrite("energy_mj", &CostModel::energy_mj)
+      .def_readwrite("links", &CostModel::links)
+      .def_property_readonly("num_targets", &CostModel::num_targets)
+      .def_property_readonly("num_atoms", &CostModel::num_atoms)
+      .def("validate", &CostModel::validate);
+
+  py::class_<Context>(m, "Context", "Run-time context: bandwidth (Mbit/s), rtt (ms), server load, memory, objective.")
+      .def(py::init([](double bw, double rtt, double load, double mem, double ew, const std::string& objective) {
+             Context c;
+             c.bandwidth_mbps = bw;
+             c.rtt_ms = rtt;
+             c.server_load = load;
+             c.device_memory_budget_bytes = mem;
+             c.energy_weight = ew;
+             c.objective = parse_objective(objective);
+             return c;
+           }),
+           py::arg("bandwidth_mbps"), py::arg("rtt_ms") = 0.0, py::arg("server_load") = 1.0,
+           py::arg("device_memory_budget_bytes") = kUnlimited, py::arg("energy_weight") = 0.0,
+           py::arg("objective") = "latency")
+      .def_readwrite("bandwidth_mbps", &Context::bandwidth_mbps)
+      .def_readwrite("rtt_ms", &Context::rtt_ms)
+      .def_readwrite("server_load", &Context::server_load)
+      .def_readwrite("device_memory_budget_bytes", &Context::device_memory_budget_bytes)
+      .def_readwrite("energy_weight", &Context::energy_weight)
+      .def_property(
+          "objective", [](const Context& c) { return std::string(objective_name(c.objective)); },
+          [](Context& c, const std::string& s) { c.objective = parse_objective(s); })
+      .def("validate", &Context::validate);
+
+  py::class_<Constraints>(m, "Constraints", "Limits gads searches under; pin[atom] = -1 (free) or a target.")
+      .def(py::init([](double mem, double lat, double en, std::vector<int> pin) {
+             Constraints c;
+             c.device_memory_bytes = mem;
+             c.max_latency_ms = lat;
+             c.max_energy_mj = en;
+             c.pin = std::move(pin);
+             return c;
+           }),
+           py::arg("device_memory_bytes") = kUnlimited, py::arg("max_latency_ms") = kUnlimited,
+           py::arg("max_energy_mj") = kUnlimited, py::arg("pin") = std::vector<int>{})
+      .def_readwrite("device_memory_bytes", &Constraints::device_memory_bytes)
+      .def_readwrite("max_latency_ms", &Constraints::max_latency_ms)
+      .def_readwrite("max_energy_mj", &Constraints::max_energy_mj)
+      .def_readwrite("pin", &Constraints::pin);
+
+  py::class_<Block>(m, "PlanBlock", "A convex set of atoms on one target (tessera::plan::Block).")
+      .def(py::init<>())
+      .def_readwrite("target", &Block::target)
+      .def_readwrite("atoms", &Block::atoms)
+      .def_readwrite("inputs", &Block::inputs)
+      .def_readwrite("outputs", &Block::outputs)
+      .def("__repr__", [](const Block& b) {
+        return "PlanBlock(target=" + std::to_string(b.target) + ", " + std::to_string(b.atoms.size()) + " atoms)";
+      });
+
+  py::class_<Transfer>(m, "Transfer")
+      .def(py::init<>())
+      .def_readwrite("value", &Transfer::value)
+      .def_readwrite("from_target", &Transfer::from)
+      .def_readwrite("to_target", &Transfer::to)
+      .def_readwrite("bytes", &Transfer::bytes)
+      .def_readwrite("ms", &Transfer::ms);
+
+  py::class_<Plan>(m, "Plan", "A placement with its predicted metrics, blocks and transfers.")
+      .def(py::init<>())
+      .def_readwrite("algorithm", &Plan::algorithm)
+      .def_readwrite("placement", &Plan::placement)
+      .def_property(
+          "status", [](const Plan& p) { return std::string(status_name(p.status)); },
+          [](Plan& p, const std::string& s) {
+            for (PlanStatus st : {PlanStatus::Optimal, PlanStatus::Feasible, PlanStatus::Infeasible, PlanStatus::BadInput})
+              if (s == status_name(st)) {
+                p.status = st;
+                return;
+              }
+            throw py::value_error("status '" + s + "' is unknown (optimal, feasible, infeasible, bad_input)");
+          })
+      .def_readwrite("reason", &Plan::reason)
+      .def_readwrite("latency_ms", &Plan::latency_ms)
+      .def_readwrite("throughput_fps", &Plan::throughput_fps)
+      .def_readwrite("transfer_bytes", &Plan::transfer_bytes)
+      .def_readwrite("device_memory_bytes", &Plan::device_memory_bytes)
+      .def_readwrite("energy_mj", &Plan::energy_mj)
+      .def_readwrite("objective", &Plan::objective)
+      .def_readwrite("target_ms", &Plan::target_ms)
+      .def_readwrite("link_ms", &Plan::link_ms)
+      .def_readwrite("bandwidth_mbps", &Plan::bandwidth_mbps)
+      .def_readwrite("rtt_ms", &Plan::rtt_ms)
+      .def_readwrite("blocks", &Plan::blocks)
+      .def_readwrite("transfers", &Plan::transfers)
+      .def("ok", &Plan::ok)
+      .def("explain", &Plan::explain, py::arg("cost_model"));
+
+  py::class_<ParametricSegment>(m, "ParametricSegment")
+      .def_readonly("bw_lo_mbps", &ParametricSegment::bw_lo_mbps)
+      .def_readonly("bw_hi_mbps", &ParametricSegment::bw_hi_mbps)
+      .def_readonly("intercept", &ParametricSegment::intercept)
+      .def_readonly("slope", &ParametricSegment::slope)
+      .def_readonly("placement", &ParametricSegment::placement);
+
+  py::class_<ParametricPlanner>(m, "ParametricPlanner",
+                                "Every optimal min-cut plan over bandwidth; a bandwidth change is a lookup.")
+      .def(py::init<const CostModel&, const Context&, const Constraints&, double, double>(), py::arg("cost_model"),
+           py::arg("context"), py::arg("constraints") = Constraints{},
+           py::arg("min_bw") = ParametricPlanner::kMinBandwidth, py::arg("max_bw") = ParametricPlanner::kMaxBandwidth,
+           py::call_guard<py::gil_scoped_release>())
+      .def("lookup", &ParametricPlanner::plan_at, py::arg("bandwidth_mbps"),
+           "The evaluated Plan optimal at this bandwidth.")
+      .def("lookup_index", &ParametricPlanner::lookup_index, py::arg("bandwidth_mbps"))
+      .def("lookup_placement",
+           [](const ParametricPlanner& p, double bw) { return p.lookup(bw).placement; }, py::arg("bandwidth_mbps"))
+      .def("lookup_indices", &ParametricPlanner::lookup_indices, py::arg("bandwidths_mbps"),
+           py::call_guard<py::gil_scoped_release>())
+      .def("breakpoints", &ParametricPlanner::breakpoints)
+      .def_property_readonly("segments", &ParametricPlanner::segments)
+      .def_property_readonly("num_cuts_solved", &ParametricPlanner::num_cuts_solved);
+
+  py::class_<Planner>(m, "Planner", "A planner prepared for one cost model (graph built once).")
+      .def_property_readonly("name", &Planner::name)
+      .def("plan", &Planner::plan, py::arg("context"), py::arg("constraints") = Constraints{},
+           py::arg("current") = std::vector<int>{}, py::call_guard<py::gil_scoped_release>());
+
+  py::class_<CutSolver>(m, "CutSolver", "Low level: the min-cut of an AtomDag (compress = CIC/QDMP reduction).")
+      .def(py::init<const AtomDag&, bool>(), py::arg("dag"), py::arg("compress") = false)
+      .def_property_readonly("num_nodes", &CutSolver::num_nodes)
+      .def_property_readonly("num_edges", &CutSolver::num_edges)
+      .def_property_readonly("num_flow_atoms", &CutSolver::num_flow_atoms);
+
+  m.def("planner_names", &planner_names, "Names accepted by make_plan / make_planner.");
+  m.def("make_planner", &make_planner, py::arg("algorithm"), py::arg("cost_model"));
+  m.def("make_plan", &make_plan, py::arg("algorithm"), py::arg("cost_model"), py::arg("context"),
+        py::arg("constraints") = Constraints{}, py::arg("current") = std::vector<int>{},
+        py::call_guard<py::gil_scoped_release>());
+  m.def("evaluate", &evaluate, py::arg("cost_model"), py::arg("context"), py::arg("placement"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("validate_plan", &validate, py::arg("plan"), py::arg("cost_model"),
+        "Problems of a plan (every atom placed, blocks convex and executable in order, outputs back on the device).");
+  m.def("schedule_blocks", &schedule_blocks, py::arg("dag"), py::arg("placement"));
+  m.def("constraint_violation", &constraint_violation, py::arg("plan"), py::arg("context"),
+        py::arg("constraints") = Constraints{});
+}

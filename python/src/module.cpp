@@ -1,0 +1,15 @@
+// tessera._core: the compiled module. One binding file per layer; they only wrap.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void bind_core(py::module_& m);
+void bind_atoms(py::module_& m);
+void bind_plan(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "tessera engine (C++): atoms, planners, runtime. Use the `tessera` package, not this module.";
+  bind_core(m);
+  bind_atoms(m);
+  bind_plan(m);
+}

@@ -1,0 +1,30 @@
+"""tessera: adaptive split inference of DNNs between a device and edge servers.
+
+    import tessera as ts
+    m = ts.load("resnet50.pt", example_inputs=(x,))
+    m.save("store/resnet50")
+    y = m.run((x,), placement=[0] * m.num_atoms)
+
+The package is a thin facade over the compiled engine ``tessera._core``.
+"""
+# torch must be imported before the compiled extension: loading _core first
+# crashes the process (both link libtorch; torch's Python side must come first).
+import torch  # noqa: F401
+
+from . import _core
+from ._core import (  # noqa: F401
+    DeadlineError,
+    EngineError,
+    InvalidArgumentError,
+    NotFoundError,
+    TesseraError,
+    UnsupportedError,
+)
+from .atoms import Block, Model, load  # noqa: F401
+
+__version__ = "0.1.0"
+
+try:  # the plan layer's facade (torch-free)
+    from .plan import plan, plans  # noqa: F401
+except ImportError:  # pragma: no cover - only while the plan layer is being built
+    pass

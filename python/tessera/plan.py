@@ -1,0 +1,222 @@
+"""Planners: which atoms run on the device and which on the edge server.
+
+A thin facade over the C++ planners of ``tessera._core`` (plan layer; see
+``cpp/include/tessera/plan/planners.h``)::
+
+    import tessera as ts
+    p = ts.plan(model, {"device": dev_ms, "server": srv_ms}, bandwidth_mbps=5.85, rtt_ms=20)
+    print(p.status, p.latency_ms, p.placement)
+    print(p.explain())
+    side_by_side = ts.plans(model, costs, bandwidth_mbps=5.85)   # every planner
+
+``model`` is a :class:`tessera.Model` (anything with ``dag()``) or a
+``_core.AtomDag``; ``costs`` maps ``"device"`` and ``"server"`` to per-atom
+milliseconds (a sequence, or an object with ``atom_ms`` such as a profiler
+CostTable). Optional keys: ``"energy"`` = ``{"device": mJ per atom, "server": ...}``
+and ``"energy_mj_per_byte"`` (radio energy per byte sent). Every check happens in
+C++; errors are ``tessera.InvalidArgumentError`` (a ``ValueError``) naming the field.
+
+Planners (``planner_names()``): device_only, server_only, chain (Neurosurgeon),
+mincut (DADS), compressed (CIC/QDMP), parametric, throughput (DADS heavy load),
+gads (CAS, constrained re-planning).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+
+from . import _core
+
+__all__ = [
+    "Plan",
+    "plan",
+    "plans",
+    "planner_names",
+    "make_cost_model",
+    "make_context",
+    "make_constraints",
+    "Planner",
+    "ParametricPlanner",
+]
+
+STATUSES = ("optimal", "feasible", "infeasible", "bad_input")
+
+
+def planner_names() -> list:
+    """The algorithm names ``plan`` accepts."""
+    return list(_core.planner_names())
+
+
+def _dag_of(model) -> "_core.AtomDag":
+    if isinstance(model, _core.AtomDag):
+        return model
+    if hasattr(model, "dag"):
+        dag = model.dag()
+        if isinstance(dag, _core.AtomDag):
+            return dag
+    raise _core.InvalidArgumentError(
+        f"model must be a _core.AtomDag or have a dag() method returning one, got {type(model).__name__}")
+
+
+def _per_atom(x, field: str) -> list:
+    if hasattr(x, "atom_ms"):
+        x = x.atom_ms
+    if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
+        raise _core.InvalidArgumentError(f"{field} must be a sequence of per-atom values or have .atom_ms, "
+                                         f"got {type(x).__name__}")
+    return [float(v) for v in x]
+
+
+def make_cost_model(model, costs: Mapping[str, Any]) -> "_core.CostModel":
+    """Build a ``_core.CostModel`` from a model (or AtomDag) and per-atom costs."""
+    if isinstance(costs, _core.CostModel):
+        return costs
+    if not isinstance(costs, Mapping):
+        raise _core.InvalidArgumentError(f"costs must be a dict with 'device' and 'server', got {type(costs).__name__}")
+    for key in ("device", "server"):
+        if key not in costs:
+            raise _core.InvalidArgumentError(f"costs['{key}'] is missing (per-atom ms on the {key})")
+    compute = [_per_atom(costs["device"], "costs['device']"), _per_atom(costs["server"], "costs['server']")]
+    energy = []
+    if costs.get("energy") is not None:
+        e = costs["energy"]
+        energy = [_per_atom(e.get("device", []), "costs['energy']['device']"),
+                  _per_atom(e.get("server", []), "costs['energy']['server']")]
+    links = []
+    if costs.get("energy_mj_per_byte"):
+        epb = float(costs["energy_mj_per_byte"])
+        links = [[_core.Link(), _core.Link(energy_mj_per_byte=epb)], [_core.Link(energy_mj_per_byte=epb), _core.Link()]]
+    return _core.CostModel(_dag_of(model), compute, energy, links)
+
+
+def make_context(bandwidth_mbps: float, rtt_ms: float = 0.0, server_load: float = 1.0, objective: str = "latency",
+            energy_weight: float = 0.0, device_memory_budget_bytes: float = math.inf) -> "_core.Context":
+    return _core.Context(bandwidth_mbps=float(bandwidth_mbps), rtt_ms=float(rtt_ms), server_load=float(server_load),
+                         device_memory_budget_bytes=float(device_memory_budget_bytes),
+                         energy_weight=float(energy_weight), objective=objective)
+
+
+def make_constraints(spec=None) -> "_core.Constraints":
+    """None, a ``_core.Constraints``, or a dict with device_memory_bytes, max_latency_ms, max_energy_mj, pin."""
+    if spec is None:
+        return _core.Constraints()
+    if isinstance(spec, _core.Constraints):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise _core.InvalidArgumentError(f"constraints must be a dict or _core.Constraints, got {type(spec).__name__}")
+    known = {"device_memory_bytes", "max_latency_ms", "max_energy_mj", "pin"}
+    unknown = set(spec) - known
+    if unknown:
+        raise _core.InvalidArgumentError(f"constraints has unknown field(s) {sorted(unknown)} (known: {sorted(known)})")
+    return _core.Constraints(
+        device_memory_bytes=float(spec.get("device_memory_bytes", math.inf)),
+        max_latency_ms=float(spec.get("max_latency_ms", math.inf)),
+        max_energy_mj=float(spec.get("max_energy_mj", math.inf)),
+        pin=[int(p) for p in spec.get("pin", [])])
+
+
+class Plan:
+    """A plan: placement (target per atom: 0 device, 1 server), metrics, blocks."""
+
+    def __init__(self, core: "_core.Plan", cost_model: "_core.CostModel"):
+        self._core = core
+        self._cm = cost_model
+
+    algorithm = property(lambda self: self._core.algorithm)
+    placement = property(lambda self: list(self._core.placement))
+    status = property(lambda self: self._core.status, doc="'optimal' | 'feasible' | 'infeasible' | 'bad_input'")
+    reason = property(lambda self: self._core.reason)
+    latency_ms = property(lambda self: self._core.latency_ms)
+    throughput_fps = property(lambda self: self._core.throughput_fps)
+    transfer_bytes = property(lambda self: self._core.transfer_bytes)
+    device_memory_bytes = property(lambda self: self._core.device_memory_bytes)
+    energy_mj = property(lambda self: self._core.energy_mj)
+    objective = property(lambda self: self._core.objective)
+    blocks = property(lambda self: list(self._core.blocks), doc="PlanBlock list in execution order")
+    transfers = property(lambda self: list(self._core.transfers))
+    core = property(lambda self: self._core, doc="the underlying _core.Plan")
+
+    @property
+    def ok(self) -> bool:
+        return self._core.ok()
+
+    def explain(self) -> str:
+        return self._core.explain(self._cm)
+
+    def problems(self) -> list:
+        """Contract violations found by the C++ validator (empty = valid)."""
+        return list(_core.validate_plan(self._core, self._cm))
+
+    def __repr__(self) -> str:
+        return (f"Plan({self.algorithm}, {self.status}, latency={self.latency_ms:.3f} ms, "
+                f"{self.throughput_fps:.1f} fps, {sum(self._core.placement)}/{len(self._core.placement)} atoms on server)")
+
+
+def _placement(current) -> list:
+    if current is None:
+        return []
+    if isinstance(current, Plan):
+        return current.placement
+    if isinstance(current, _core.Plan):
+        return list(current.placement)
+    return [int(t) for t in current]
+
+
+def plan(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, algorithm: str = "mincut",
+         objective: str = "latency", constraints=None, server_load: float = 1.0, current=None) -> Plan:
+    """Plan ``model`` with one algorithm for one context (see module doc)."""
+    cm = make_cost_model(model, costs)
+    ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective)
+    core = _core.make_plan(algorithm, cm, ctx, make_constraints(constraints), _placement(current))
+    return Plan(core, cm)
+
+
+def plans(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency", constraints=None,
+          server_load: float = 1.0, current=None, algorithms: Optional[Iterable[str]] = None) -> Dict[str, Plan]:
+    """Every algorithm (or those named) on the same inputs: name -> Plan, side by side."""
+    cm = make_cost_model(model, costs)
+    ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective)
+    cons = make_constraints(constraints)
+    cur = _placement(current)
+    names = planner_names() if algorithms is None else list(algorithms)
+    return {name: Plan(_core.make_plan(name, cm, ctx, cons, cur), cm) for name in names}
+
+
+class Planner:
+    """A planner prepared once for a model and costs; ``plan`` re-plans fast (graph already built)."""
+
+    def __init__(self, model, costs, algorithm: str = "mincut"):
+        self._cm = make_cost_model(model, costs)
+        self._core = _core.make_planner(algorithm, self._cm)
+
+    @property
+    def name(self) -> str:
+        return self._core.name
+
+    def plan(self, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency", constraints=None,
+             server_load: float = 1.0, current=None) -> Plan:
+        ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective)
+        return Plan(self._core.plan(ctx, make_constraints(constraints), _placement(current)), self._cm)
+
+
+class ParametricPlanner:
+    """All optimal min-cut plans over bandwidth [0.01, 10000] Mbit/s; ``lookup(bw)`` is a binary search."""
+
+    def __init__(self, model, costs, rtt_ms: float = 0.0, objective: str = "latency", server_load: float = 1.0,
+                 constraints=None):
+        self._cm = make_cost_model(model, costs)
+        ctx = make_context(1.0, rtt_ms, server_load, objective)
+        self._core = _core.ParametricPlanner(self._cm, ctx, make_constraints(constraints))
+
+    def lookup(self, bandwidth_mbps: float) -> Plan:
+        return Plan(self._core.lookup(float(bandwidth_mbps)), self._cm)
+
+    def lookup_placement(self, bandwidth_mbps: float) -> list:
+        return self._core.lookup_placement(float(bandwidth_mbps))
+
+    def breakpoints(self) -> list:
+        return list(self._core.breakpoints())
+
+    @property
+    def segments(self) -> list:
+        return list(self._core.segments)

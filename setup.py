@@ -1,0 +1,45 @@
+"""Build step: setuptools drives CMake to build tessera._core (pybind11 + LibTorch).
+
+scikit-build-core is not available from Debian, so this follows pybind11's
+cmake_example: a CMakeExtension whose build_ext runs cmake (Ninja, ccache).
+TESSERA_CMAKE_BUILD_DIR picks the CMake build directory (the Makefile uses build/
+so that later `cmake --build build` rebuilds the editable install in place);
+TESSERA_CMAKE_ARGS adds arguments; TESSERA_BUILD_TESTS=0 skips the C++ tests.
+"""
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name):
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext):
+        extdir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        build_dir = Path(os.environ.get("TESSERA_CMAKE_BUILD_DIR", self.build_temp)).resolve()
+        build_dir.mkdir(parents=True, exist_ok=True)
+        tests = os.environ.get("TESSERA_BUILD_TESTS", "0")
+        args = [
+            f"-DTESSERA_PYTHON_OUTPUT_DIR={extdir}",
+            f"-DPython3_EXECUTABLE={sys.executable}",
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DTESSERA_BUILD_TESTS={'ON' if tests == '1' else 'OFF'}",
+            "-G", "Ninja",
+        ]
+        args += shlex.split(os.environ.get("TESSERA_CMAKE_ARGS", ""))
+        subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
+        jobs = os.environ.get("TESSERA_JOBS", "2")
+        subprocess.run(["cmake", "--build", str(build_dir), "-j", jobs], check=True)
+
+
+setup(ext_modules=[CMakeExtension("tessera._core")], cmdclass={"build_ext": CMakeBuild})

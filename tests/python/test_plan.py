@@ -1,0 +1,235 @@
+"""Plan layer from Python: the C++ min cut (DADS graph, Boykov-Kolmogorov) against
+a networkx max-flow oracle on random DAGs of 50-300 atoms, every exact planner
+against brute force on small DAGs, the facade, and errors naming the field."""
+import importlib
+import itertools
+import random
+
+import networkx as nx
+import pytest
+
+import tessera
+from tessera import _core
+
+# The module, not the function tessera.plan that the package re-exports under the same name.
+tplan = importlib.import_module("tessera.plan")
+
+
+# ---- random DAGs ---------------------------------------------------------------
+
+def random_dag(rng, n, skip=0.1, extra_outputs=0.05, byte_unit=1.0):
+    """Atoms 0..n-1 in topological order: a chain with skip edges, fan-out,
+    multi-consumer values, dead values and several outputs."""
+    values = [_core.DagValue(producer=-1, consumers=sorted({0} | {c for c in range(n) if rng.random() < 0.03}),
+                             bytes=byte_unit * rng.randint(1, 4000), name="input")]
+    for a in range(n):
+        for o in range(1 if rng.random() < 0.8 else 2):
+            consumers = [c for c in range(a + 1, n)
+                         if (c == a + 1 and o == 0 and rng.random() < 0.9) or rng.random() < skip * 8 / max(n, 8)]
+            values.append(_core.DagValue(producer=a, consumers=consumers,
+                                         bytes=byte_unit * rng.randint(0, 4000),
+                                         is_output=(a == n - 1 and o == 0) or rng.random() < extra_outputs,
+                                         name=f"v{a}_{o}"))
+    return _core.AtomDag(num_atoms=n, values=values, param_bytes=[float(rng.randint(0, 10 ** 6)) for _ in range(n)],
+                         atom_names=[f"layer{a}" for a in range(n)])
+
+
+def integer_costs(rng, n):
+    return {"device": [float(rng.randint(1, 60)) for _ in range(n)],
+            "server": [float(rng.randint(0, 12)) for _ in range(n)]}
+
+
+def reference_latency(dag, dev, srv, x, bw, rtt, load=1.0):
+    """The latency model of cost_model.h written out directly."""
+    total = sum(dev[a] if x[a] == 0 else srv[a] * load for a in range(dag.num_atoms))
+    for v in dag.values:
+        src = 0 if v.producer < 0 else x[v.producer]
+        dests = {x[c] for c in v.consumers} | ({0} if v.is_output else set())
+        dests.discard(src)
+        total += len(dests) * (v.bytes * 8 / (bw * 1e6) * 1e3 + rtt / 2)
+    return total
+
+
+def networkx_min_cut(dag, dev, srv, bw, rtt):
+    """Independent DADS construction in networkx (missing capacity = infinite):
+    s = device, t = server; one 'up' and one 'down' auxiliary node per value."""
+    g = nx.DiGraph()
+    g.add_nodes_from(["s", "t"])
+    for a in range(dag.num_atoms):
+        g.add_edge("s", a, capacity=srv[a])  # paid if a is on the server
+        g.add_edge(a, "t", capacity=dev[a])  # paid if a is on the device
+    for i, v in enumerate(dag.values):
+        w = v.bytes * 8 / (bw * 1e6) * 1e3 + rtt / 2
+        src = "s" if v.producer < 0 else v.producer
+        if v.consumers:
+            g.add_edge(src, ("up", i), capacity=w)
+            for c in v.consumers:
+                g.add_edge(("up", i), c)
+        if v.producer >= 0 and (v.consumers or v.is_output):
+            g.add_edge(("down", i), v.producer, capacity=w)
+            for c in v.consumers:
+                g.add_edge(c, ("down", i))
+            if v.is_output:
+                g.add_edge("s", ("down", i))
+    return nx.maximum_flow_value(g, "s", "t")
+
+
+# ---- networkx oracle -------------------------------------------------------------
+
+@pytest.mark.parametrize("seed,n", [(1, 50), (2, 80), (3, 120), (4, 200), (5, 300), (6, 300)])
+def test_mincut_matches_networkx_oracle(seed, n):
+    rng = random.Random(seed)
+    # Integer capacities: bytes are multiples of 125 and bandwidth 1 Mbit/s, so
+    # bytes * 8 / 1e6 * 1e3 is an integer number of ms; rtt is even.
+    dag = random_dag(rng, n, byte_unit=125.0)
+    costs = integer_costs(rng, n)
+    bw, rtt = 1.0, float(2 * rng.randint(0, 20))
+    oracle = networkx_min_cut(dag, costs["device"], costs["server"], bw, rtt)
+    assert oracle == int(oracle)
+    for algorithm in ("mincut", "compressed", "parametric"):
+        p = tessera.plan(dag, costs, bandwidth_mbps=bw, rtt_ms=rtt, algorithm=algorithm)
+        assert p.status == "optimal", p.reason
+        assert p.latency_ms == pytest.approx(oracle, rel=1e-12, abs=1e-9), algorithm
+        assert p.latency_ms == pytest.approx(
+            reference_latency(dag, costs["device"], costs["server"], p.placement, bw, rtt), rel=1e-12)
+        assert p.problems() == []
+
+
+# ---- brute force on small DAGs ---------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(40))
+def test_exact_planners_match_brute_force(seed):
+    rng = random.Random(100 + seed)
+    n = rng.randint(2, 10)
+    dag = random_dag(rng, n, skip=0.3, extra_outputs=0.1, byte_unit=500.0)
+    costs = {"device": [rng.uniform(0.1, 40) for _ in range(n)], "server": [rng.uniform(0.01, 8) for _ in range(n)]}
+    bw, rtt, load = 10 ** rng.uniform(-1, 2), rng.uniform(0, 50), rng.uniform(1, 3)
+    best = min(reference_latency(dag, costs["device"], costs["server"], x, bw, rtt, load)
+               for x in itertools.product((0, 1), repeat=n))
+    chain = min(reference_latency(dag, costs["device"], costs["server"], [0] * k + [1] * (n - k), bw, rtt, load)
+                for k in range(n + 1))
+    got = tessera.plans(dag, costs, bandwidth_mbps=bw, rtt_ms=rtt, server_load=load)
+    assert set(got) == set(tplan.planner_names())
+    for name in ("mincut", "compressed", "parametric"):
+        assert got[name].latency_ms == pytest.approx(best, rel=1e-9), name
+    assert got["chain"].latency_ms == pytest.approx(chain, rel=1e-9)
+    for name, p in got.items():
+        assert p.latency_ms >= best * (1 - 1e-9), name
+        assert p.problems() == [], name
+    tp = got["throughput"]
+    assert tp.throughput_fps > 0 and tp.status in ("optimal", "feasible")
+
+
+# ---- facade ------------------------------------------------------------------------
+
+class FakeModel:
+    """Anything with dag() is a model for the planners (tessera.Model has it)."""
+
+    def __init__(self, dag):
+        self._dag = dag
+
+    def dag(self):
+        return self._dag
+
+
+class FakeCostTable:
+    def __init__(self, ms):
+        self.atom_ms = ms
+
+
+def small_case():
+    rng = random.Random(7)
+    dag = random_dag(rng, 12, byte_unit=200.0)
+    return dag, integer_costs(rng, 12)
+
+
+def test_plan_object_and_explain():
+    dag, costs = small_case()
+    p = tessera.plan(FakeModel(dag), {"device": FakeCostTable(costs["device"]), "server": costs["server"]},
+                     bandwidth_mbps=5.85, rtt_ms=20)
+    assert isinstance(p, tplan.Plan)
+    assert p.status == "optimal" and p.reason == ""
+    assert len(p.placement) == 12 and set(p.placement) <= {0, 1}
+    assert p.latency_ms > 0 and p.throughput_fps > 0 and p.transfer_bytes >= 0
+    atoms = sorted(a for b in p.blocks for a in b.atoms)
+    assert atoms == list(range(12))
+    text = p.explain()
+    assert "mincut plan: optimal" in text
+    if 1 in p.placement:
+        assert "Mbit/s" in text
+    assert "optimal" in repr(p)
+
+
+def test_constraints_current_and_status_strings():
+    dag, costs = small_case()
+    total = sum(dag.param_bytes)
+    p = tessera.plan(dag, costs, bandwidth_mbps=1.0, algorithm="gads",
+                     constraints={"device_memory_bytes": 0.3 * total}, current=[0] * 12)
+    assert p.status in ("optimal", "feasible"), p.reason
+    assert p.device_memory_bytes <= 0.3 * total * (1 + 1e-9)
+    pinned = tessera.plan(dag, costs, bandwidth_mbps=1.0, algorithm="gads",
+                          constraints={"device_memory_bytes": 0.0, "pin": [0] + [-1] * 11})
+    if dag.param_bytes[0] > 0:
+        assert pinned.status == "infeasible"
+        assert "device_memory_bytes" in pinned.reason and "pinned" in pinned.reason
+    ignored = tessera.plan(dag, costs, bandwidth_mbps=1.0, algorithm="device_only",
+                           constraints={"device_memory_bytes": 1.0})
+    assert ignored.status == "infeasible" and "gads" in ignored.reason
+    assert all(s in tplan.STATUSES for s in (p.status, pinned.status, ignored.status))
+
+
+def test_parametric_planner_lookup_and_breakpoints():
+    dag, costs = small_case()
+    par = tplan.ParametricPlanner(dag, costs, rtt_ms=10)
+    bps = par.breakpoints()
+    assert bps == sorted(bps)
+    assert len(par.segments) == len(bps) + 1
+    for bw in (0.05, 0.5, 5.85, 50, 5000):
+        exact = tessera.plan(dag, costs, bandwidth_mbps=bw, rtt_ms=10)
+        assert par.lookup(bw).latency_ms == pytest.approx(exact.latency_ms, rel=1e-9)
+        assert par.lookup_placement(bw) == par.lookup(bw).placement
+
+
+def test_prepared_planner_replans():
+    dag, costs = small_case()
+    planner = tplan.Planner(dag, costs, "compressed")
+    assert planner.name == "compressed"
+    for bw in (0.13, 1.1, 5.85, 18.88):
+        assert planner.plan(bw, rtt_ms=5).latency_ms == pytest.approx(
+            tessera.plan(dag, costs, bandwidth_mbps=bw, rtt_ms=5).latency_ms, rel=1e-12)
+
+
+def test_validate_rejects_broken_plan():
+    dag, costs = small_case()
+    cm = tplan.make_cost_model(dag, costs)
+    core = _core.evaluate(cm, _core.Context(bandwidth_mbps=1.0), [0] * 6 + [1] * 6)
+    assert _core.validate_plan(core, cm) == []
+    core.blocks = list(reversed(core.blocks))
+    problems = _core.validate_plan(core, cm)
+    assert any("not executable in order" in p for p in problems)
+    core.placement = [0] * 11
+    assert any("expected one per atom" in p for p in _core.validate_plan(core, cm))
+
+
+# ---- errors -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("call,field", [
+    (lambda d, c: tessera.plan(d, c, bandwidth_mbps=0.0), "bandwidth_mbps"),
+    (lambda d, c: tessera.plan(d, c, bandwidth_mbps=float("nan")), "bandwidth_mbps"),
+    (lambda d, c: tessera.plan(d, c, bandwidth_mbps=1.0, rtt_ms=-1), "rtt_ms"),
+    (lambda d, c: tessera.plan(d, c, bandwidth_mbps=1.0, algorithm="magic"), "algorithm 'magic'"),
+    (lambda d, c: tessera.plan(d, c, bandwidth_mbps=1.0, objective="speed"), "objective 'speed'"),
+    (lambda d, c: tessera.plan(d, {"device": c["device"][:-1], "server": c["server"]}, 1.0), "compute_ms[0]"),
+    (lambda d, c: tessera.plan(d, {"device": c["device"], "server": [float("nan")] * 12}, 1.0), "compute_ms[1][0]"),
+    (lambda d, c: tessera.plan(d, {"device": c["device"]}, 1.0), "costs['server']"),
+    (lambda d, c: tessera.plan(d, c, 1.0, constraints={"memory": 1}), "unknown field"),
+    (lambda d, c: tessera.plan(d, c, 1.0, constraints={"pin": [5] * 12}), "pin[0]"),
+    (lambda d, c: tessera.plan(d, c, 1.0, algorithm="gads", current=[0, 1]), "current placement"),
+    (lambda d, c: tessera.plan(object(), c, 1.0), "model must be"),
+])
+def test_errors_are_value_errors_naming_the_field(call, field):
+    dag, costs = small_case()
+    with pytest.raises(ValueError) as info:
+        call(dag, costs)
+    assert isinstance(info.value, tessera.InvalidArgumentError)
+    assert field in str(info.value)
