@@ -6,6 +6,8 @@
 PY      := .venv/bin/python
 BUILD   := build
 JOBS    ?= 2
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: all setup build test test-cpp test-python demo clean
 

@@ -37,6 +37,9 @@ class CMakeBuild(build_ext):
             "-G", "Ninja",
         ]
         args += shlex.split(os.environ.get("TESSERA_CMAKE_ARGS", ""))
+        # ccache: relative paths, so builds of other checkouts/build dirs share the cache
+        os.environ.setdefault("CCACHE_BASEDIR", str(ROOT))
+        os.environ.setdefault("CCACHE_NOHASHDIR", "1")
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
         jobs = os.environ.get("TESSERA_JOBS", "2")
         subprocess.run(["cmake", "--build", str(build_dir), "-j", jobs], check=True)

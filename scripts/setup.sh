@@ -21,6 +21,10 @@ PACKAGES=(
   python3-nbclient python3-nbformat python3-ipykernel
 )
 
+# TESSERA_EXTRA_PACKAGES: more packages to require (tests use it to check the message).
+read -r -a extra <<< "${TESSERA_EXTRA_PACKAGES:-}"
+PACKAGES+=("${extra[@]}")
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -73,7 +73,10 @@ def cache_dir() -> Path:
     env = os.environ.get("TESSERA_CACHE")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / ".cache" / "models"
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").exists():  # a source checkout (editable install)
+        return root / ".cache" / "models"
+    return Path.home() / ".cache" / "tessera" / "models"
 
 
 def torchscript(name: str, directory: str | os.PathLike | None = None):

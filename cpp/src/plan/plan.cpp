@@ -359,7 +359,8 @@ std::string Plan::explain(const CostModel& cm) const {
     const DagValue& val = cm.dag.values[tr.value];
     std::string what;
     if (val.producer == kModelInput)
-      what = fmt::format("input {}", val.name.empty() ? fmt::format("value {}", tr.value) : val.name);
+      what = val.name.empty() ? fmt::format("model input (value {})", tr.value)
+                              : fmt::format("model input '{}' (value {})", val.name, tr.value);
     else if (tr.to == 0 && val.is_output)
       what = fmt::format("result of {} (atom {})", cm.atom_label(val.producer), val.producer);
     else

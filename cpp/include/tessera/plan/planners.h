@@ -17,8 +17,10 @@
 //                bound is reported in the reason, and status is Optimal when met.
 //   gads         CAS / GADS (Liang et al. 2023): re-plan from the current plan under
 //                memory / latency / energy constraints: Lagrangian min cuts to
-//                reach feasibility, then local search with moves guided by the
-//                neighbour effect (an atom together with its neighbours).
+//                reach feasibility, repair of the current plan, local search with
+//                moves guided by the neighbour effect (an atom together with its
+//                neighbours), then a budgeted branch and bound over pins pruned by
+//                Lagrangian bounds (within 2% of the optimum when it completes).
 //
 // Planners never mutate their inputs. Constraints: gads searches under them; the
 // other planners optimise without them and return status Infeasible with the

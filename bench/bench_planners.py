@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Re-plan decision time of every tessera planner, side by side with networkx max-flow.
+
+    python bench/bench_planners.py                 # synthetic DAGs (~200 resnet-like, ~430 densenet-like, 1k, 10k)
+    python bench/bench_planners.py --dag g.json    # an AtomDag from JSON (dag.h fields; optional "compute_ms")
+    python bench/bench_planners.py --smoke         # a few repeats, for the test suite
+
+What is timed: one call of Planner.plan(context) from Python on a planner whose
+graph is already built (the C++ re-plan: capacities updated, max flow, evaluate,
+blocks), the context's bandwidth cycling through DADS's classes (0.13, 1.1, 5.85,
+18.88 Mbit/s) and more. networkx: nx.minimum_cut (preflow-push) on the same DADS
+graph built once, capacities already set for the bandwidth. Calls are interleaved
+(A B A B) and medians reported with min-max; ratios are computed per graph from
+the medians of the same run. Parametric lookup: C++ loop over 10^6 lookups
+(lookup_indices), so the Python call overhead is excluded, plus a Python call.
+Single thread. Results: bench/results/planners.{csv,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import statistics
+import sys
+import time
+
+import networkx as nx
+
+try:
+    import tessera  # noqa: F401  (imports torch first, then _core)
+    from tessera import _core
+except ImportError:  # allow running against a bare _core build (PYTHONPATH pointing at it)
+    import _core  # type: ignore
+
+BANDWIDTHS = [0.13, 1.1, 5.85, 18.88, 0.5, 3.0, 50.0, 200.0]
+
+
+# ---- synthetic graphs ------------------------------------------------------------
+
+def _value(producer, consumers, nbytes, output=False, name=""):
+    return _core.DagValue(producer=producer, consumers=sorted(set(consumers)), bytes=float(nbytes),
+                          is_output=output, name=name)
+
+
+def resnet_like(n, rng):
+    """A chain of conv-bn-relu atoms with a skip connection every 3 atoms (residual adds)."""
+    values = [_value(-1, [0], 602112, name="input")]
+    for a in range(n):
+        consumers = [a + 1] if a + 1 < n else []
+        if a % 3 == 0 and a + 3 < n:
+            consumers.append(a + 3)
+        values.append(_value(a, consumers, rng.choice([200704, 401408, 802816, 100352]), a == n - 1, f"a{a}"))
+    return values
+
+
+def densenet_like(rng, layers=(6, 12, 24, 16)):
+    """DenseNet-121-like: in a dense block every layer's input is the concatenation of
+    all earlier outputs of the block (dense skip connections); each layer is
+    concat, bn, relu, conv1x1, bn, relu, conv3x3; transitions between blocks."""
+    values = [_value(-1, [0], 602112, name="input")]
+    producers = []  # (atom, value index) whose outputs feed later concats
+    atom = 0
+    stem = atom
+    atom += 1
+    block_outputs = [len(values)]
+    values.append(_value(stem, [], 802816, name="stem"))
+    for b, nl in enumerate(layers):
+        feeds = list(block_outputs)  # value indices available to concat in this block
+        for layer in range(nl):
+            concat = atom
+            for v in feeds:
+                values[v].consumers = sorted(set(values[v].consumers) | {concat})
+            chain = [concat + i for i in range(7)]
+            for i in range(6):
+                values.append(_value(chain[i], [chain[i + 1]], rng.choice([401408, 802816, 1605632]) // (b + 1)))
+            atom += 7
+            feeds.append(len(values))
+            values.append(_value(chain[6], [], 100352 // (b + 1), name=f"block{b}.layer{layer}"))
+        # transition: concat of all, then bn-relu-conv-pool (4 atoms) or the classifier at the end
+        concat = atom
+        for v in feeds:
+            values[v].consumers = sorted(set(values[v].consumers) | {concat})
+        last = b == len(layers) - 1
+        k = 3 if last else 5
+        for i in range(k - 1):
+            values.append(_value(concat + i, [concat + i + 1], 401408 // (b + 1)))
+        atom += k
+        block_outputs = [len(values)]
+        values.append(_value(atom - 1, [], 4000 if last else 200704 // (b + 1), output=last, name=f"transition{b}"))
+    return atom, values
+
+
+def random_dag(n, rng):
+    """Random layered DAG with fan-out, skip edges, multi-consumer values."""
+    values = [_value(-1, [0], 602112, name="input")]
+    for a in range(n):
+        consumers = {a + 1} if a + 1 < n else set()
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            if a + 2 < n:
+                consumers.add(rng.randint(a + 2, min(n - 1, a + 40)))
+        values.append(_value(a, consumers, rng.randint(10_000, 1_000_000), a == n - 1, f"a{a}"))
+    return values
+
+
+def make_cost_model(n, values, rng, compute_ms=None):
+    dag = _core.AtomDag(num_atoms=n, values=values, param_bytes=[float(rng.randint(0, 2_000_000)) for _ in range(n)],
+                        atom_names=[f"atom{a}" for a in range(n)])
+    if compute_ms is None:
+        dev = [rng.uniform(0.05, 3.0) for _ in range(n)]
+        srv = [d / rng.uniform(5, 20) for d in dev]
+        compute_ms = [dev, srv]
+    return _core.CostModel(dag, compute_ms)
+
+
+def load_dag_json(path, rng):
+    with open(path) as f:
+        d = json.load(f)
+    values = [_value(v.get("producer", -1), v.get("consumers", []), v.get("bytes", 0), v.get("is_output", False),
+                     v.get("name", "")) for v in d["values"]]
+    n = int(d["num_atoms"])
+    cm = make_cost_model(n, values, rng, d.get("compute_ms"))
+    if d.get("param_bytes"):
+        dag = cm.dag
+        dag.param_bytes = [float(x) for x in d["param_bytes"]]
+        if d.get("atom_names"):
+            dag.atom_names = list(d["atom_names"])
+        cm.dag = dag
+    return cm
+
+
+def dump_dag_json(cm, path):
+    dag = cm.dag
+    with open(path, "w") as f:
+        json.dump({"num_atoms": dag.num_atoms, "param_bytes": list(dag.param_bytes),
+                   "atom_names": list(dag.atom_names), "compute_ms": [list(r) for r in cm.compute_ms],
+                   "values": [{"producer": v.producer, "consumers": list(v.consumers), "bytes": v.bytes,
+                               "is_output": v.is_output, "name": v.name} for v in dag.values]}, f)
+
+
+# ---- networkx: the same DADS graph ---------------------------------------------------
+
+class NxDads:
+    """The DADS graph in networkx (aux nodes for multi-consumer values), built once;
+    set(bw) rewrites the capacities, cut() runs nx.minimum_cut."""
+
+    def __init__(self, cm, rtt_ms):
+        dag = cm.dag
+        self.dev, self.srv = list(cm.compute_ms[0]), list(cm.compute_ms[1])
+        self.g = nx.DiGraph()
+        self.rtt = rtt_ms
+        self.vedges = []  # (u, v, bytes)
+        n = dag.num_atoms
+        for a in range(n):
+            self.g.add_edge("s", a, capacity=0.0)
+            self.g.add_edge(a, "t", capacity=0.0)
+        for i, v in enumerate(dag.values):
+            src = "s" if v.producer < 0 else v.producer
+            if len(v.consumers) == 1:
+                self.vedges.append((src, v.consumers[0], v.bytes))
+            elif len(v.consumers) > 1:
+                self.vedges.append((src, ("up", i), v.bytes))
+                for c in v.consumers:
+                    self.g.add_edge(("up", i), c)  # infinite
+            if v.producer >= 0:
+                if v.is_output:  # s -> out (infinite) -> p (return cost): paid if p is on the server
+                    self.g.add_edge("s", ("out", i))
+                    self.vedges.append((("out", i), v.producer, v.bytes))
+                elif len(v.consumers) == 1:
+                    self.vedges.append((v.consumers[0], v.producer, v.bytes))
+                elif len(v.consumers) > 1:
+                    self.vedges.append((("down", i), v.producer, v.bytes))
+                    for c in v.consumers:
+                        self.g.add_edge(c, ("down", i))
+        for u, w, _ in self.vedges:
+            if not self.g.has_edge(u, w):
+                self.g.add_edge(u, w, capacity=0.0)
+        self.n = n
+
+    def set(self, bw):
+        g = self.g
+        for u, w, _ in self.vedges:  # (s, c) of a model input may coincide with a unary edge
+            g[u][w]["capacity"] = 0.0
+        for a in range(self.n):
+            g["s"][a]["capacity"] = self.srv[a]
+            g[a]["t"]["capacity"] = self.dev[a]
+        for u, w, b in self.vedges:
+            g[u][w]["capacity"] += b * 8e-3 / bw + self.rtt / 2
+
+    def cut(self):
+        value, _ = nx.minimum_cut(self.g, "s", "t")
+        return value
+
+
+# ---- timing --------------------------------------------------------------------------
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def summary(samples):
+    return {"median_us": statistics.median(samples) * 1e6, "min_us": min(samples) * 1e6,
+            "max_us": max(samples) * 1e6, "n": len(samples)}
+
+
+def bench_graph(name, cm, repeats, nx_repeats, rtt=10.0):
+    rows = []
+    n = cm.dag.num_atoms
+    print(f"\n== {name}: {n} atoms, {len(cm.dag.values)} values, rtt {rtt} ms, server load 1, 1 thread")
+    planners = {alg: _core.make_planner(alg, cm) for alg in _core.planner_names()}
+    total_params = sum(cm.dag.param_bytes)
+    cons = {alg: _core.Constraints() for alg in planners}
+    cons["gads"] = _core.Constraints(device_memory_bytes=0.3 * total_params)
+    ctxs = [_core.Context(bandwidth_mbps=bw, rtt_ms=rtt) for bw in BANDWIDTHS]
+    current = {alg: [] for alg in planners}
+    for alg, p in planners.items():  # warm-up (parametric builds its envelope here)
+        for c in ctxs[:2]:
+            current[alg] = list(p.plan(c, cons[alg], current[alg]).placement) if alg == "gads" else []
+    nxg = NxDads(cm, rtt) if nx_repeats > 0 else None
+    samples = {alg: [] for alg in planners}
+    nx_samples = []
+    agree = True
+    for r in range(repeats):
+        ctx = ctxs[r % len(ctxs)]
+        for alg, p in planners.items():
+            dt, plan = timed(lambda: p.plan(ctx, cons[alg], current[alg]))
+            samples[alg].append(dt)
+            if alg == "gads":
+                current[alg] = list(plan.placement)
+        if nxg is not None and r < nx_repeats:
+            nxg.set(ctx.bandwidth_mbps)
+            dt, value = timed(nxg.cut)
+            nx_samples.append(dt)
+            ours = planners["mincut"].plan(ctx).latency_ms
+            agree &= abs(value - ours) <= 1e-6 * max(1.0, ours)
+    nx_med = statistics.median(nx_samples) if nx_samples else None
+    print(f"{'planner':<12} {'median us':>11} {'min-max us':>21}  {'vs networkx':>12}")
+    for alg in planners:
+        s = summary(samples[alg])
+        ratio = nx_med / (s["median_us"] / 1e6) if nx_med else None
+        print(f"{alg:<12} {s['median_us']:>11.1f} {s['min_us']:>10.1f}-{s['max_us']:<10.1f} "
+              f"{(f'{ratio:.0f}x faster' if ratio else ''):>12}")
+        rows.append({"graph": name, "atoms": n, "planner": alg, **s,
+                     "networkx_median_us": nx_med * 1e6 if nx_med else None, "speedup_vs_networkx": ratio})
+    if nx_samples:
+        s = summary(nx_samples)
+        print(f"{'networkx':<12} {s['median_us']:>11.1f} {s['min_us']:>10.1f}-{s['max_us']:<10.1f}  "
+              f"(nx.minimum_cut, same graph; values agree with mincut: {agree})")
+        rows.append({"graph": name, "atoms": n, "planner": "networkx.minimum_cut", **s,
+                     "networkx_median_us": s["median_us"], "speedup_vs_networkx": 1.0, "agrees": agree})
+    # Parametric lookups: C++ loop, then one Python call.
+    par = _core.ParametricPlanner(cm, _core.Context(bandwidth_mbps=1.0, rtt_ms=rtt))
+    bws = [10 ** random.uniform(-2, 4) for _ in range(10 ** 6)]
+    dt, _ = timed(lambda: par.lookup_indices(bws))
+    py = [timed(lambda: par.lookup_index(5.85))[0] for _ in range(2000)]
+    print(f"parametric: {len(par.segments)} segments, {par.num_cuts_solved} min cuts to build; lookup "
+          f"{dt / len(bws) * 1e9:.1f} ns in C++ ({statistics.median(py) * 1e6:.2f} us per Python call)")
+    rows.append({"graph": name, "atoms": n, "planner": "parametric.lookup (C++ loop)",
+                 "median_us": dt / len(bws) * 1e6, "segments": len(par.segments)})
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dag", action="append", default=[], help="AtomDag JSON file (repeatable)")
+    ap.add_argument("--repeats", type=int, default=1000, help="re-plans per planner")
+    ap.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
+    ap.add_argument("--write-dag", help="write the densenet-like synthetic DAG as JSON here and exit")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    args = ap.parse_args(argv)
+    rng = random.Random(0)
+    random.seed(0)
+    graphs = []
+    if args.dag:
+        for path in args.dag:
+            graphs.append((os.path.basename(path), load_dag_json(path, rng)))
+    else:
+        graphs.append(("resnet-like", make_cost_model(200, resnet_like(200, rng), rng)))
+        n, vals = densenet_like(rng)
+        graphs.append(("densenet-like", make_cost_model(n, vals, rng)))
+        graphs.append(("random-1k", make_cost_model(1000, random_dag(1000, rng), rng)))
+        if not args.smoke:
+            graphs.append(("random-10k", make_cost_model(10000, random_dag(10000, rng), rng)))
+    if args.write_dag:
+        dump_dag_json(graphs[1][1] if len(graphs) > 1 else graphs[0][1], args.write_dag)
+        return 0
+    rows = []
+    for name, cm in graphs:
+        big = cm.dag.num_atoms > 5000
+        repeats = 5 if args.smoke else (30 if big else args.repeats)
+        nx_repeats = 2 if args.smoke else (5 if big else 30)
+        rows += bench_graph(name, cm, repeats, nx_repeats)
+    if not args.smoke:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "planners.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+        keys = sorted({k for r in rows for k in r})
+        with open(os.path.join(args.out, "planners.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        print(f"\nwrote {args.out}/planners.csv and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
