@@ -114,5 +114,7 @@ void bind_atoms(py::module_& m) {
            py::arg("inputs"), py::arg("placement"), py::call_guard<py::gil_scoped_release>())
       .def("run", py::overload_cast<const std::vector<at::Tensor>&>(&Model::run, py::const_), py::arg("inputs"),
            py::call_guard<py::gil_scoped_release>())
+      .def("run_blocks", &Model::run_blocks, py::arg("inputs"), py::arg("blocks"),
+           py::call_guard<py::gil_scoped_release>())
       .def("check_inputs", &Model::check_inputs, py::arg("inputs"));
 }

@@ -6,10 +6,16 @@ namespace py = pybind11;
 void bind_core(py::module_& m);
 void bind_atoms(py::module_& m);
 void bind_plan(py::module_& m);
+void bind_profile(py::module_& m);
+void bind_predict(py::module_& m);
+void bind_runtime(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "tessera engine (C++): atoms, planners, runtime. Use the `tessera` package, not this module.";
   bind_core(m);
   bind_atoms(m);
   bind_plan(m);
+  bind_profile(m);
+  bind_predict(m);
+  bind_runtime(m);
 }

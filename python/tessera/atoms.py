@@ -157,6 +157,10 @@ class Model:
             return self._core.run(xs)
         return self._core.run(xs, [int(p) for p in placement])
 
+    def run_blocks(self, inputs, blocks: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        """Run explicit blocks (sets of atom ids) in order; returns the flattened outputs."""
+        return self._core.run_blocks(list(_as_tuple(inputs)), [[int(a) for a in b] for b in blocks])
+
     def run(self, inputs, placement: Sequence[int] | None = None):
         """Run every block of the placement here; returns what the whole model returns."""
         return _rebuild(self.graph.output_structure, self.run_flat(inputs, placement))

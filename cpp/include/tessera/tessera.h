@@ -5,4 +5,8 @@
 #include "tessera/atoms/model.h"
 #include "tessera/core/error.h"
 #include "tessera/graph/op_graph.h"
+#include "tessera/plan/cost_model.h"
 #include "tessera/plan/dag.h"
+#include "tessera/plan/parametric.h"
+#include "tessera/plan/plan.h"
+#include "tessera/plan/planners.h"

@@ -218,29 +218,50 @@ std::shared_ptr<const std::vector<ModelImpl::Step>> ModelImpl::schedule(const st
   }
   std::vector<std::vector<int>> groups;
   for (auto& b : plan::schedule_blocks(dag, placement)) groups.push_back(std::move(b.atoms));
-  auto steps = std::make_shared<std::vector<Step>>();
-  std::vector<int> last_use(graph.values.size(), -1);
-  for (size_t s = 0; s < groups.size(); ++s) {
-    Step st;
-    st.block = combine(groups[s]);
-    for (int v : st.block->inputs) last_use[v] = static_cast<int>(s);
-    steps->push_back(std::move(st));
-  }
-  std::vector<char> model_out(graph.values.size(), 0);
-  for (int v : graph.outputs) model_out[v] = 1;
-  for (size_t v = 0; v < last_use.size(); ++v)
-    if (last_use[v] >= 0 && !model_out[v]) (*steps)[last_use[v]].free_after.push_back(static_cast<int>(v));
+  auto steps = make_steps(groups);
   std::lock_guard<std::mutex> lock(block_mu);
   return schedules.emplace(placement, steps).first->second;
 }
 
+std::shared_ptr<const std::vector<ModelImpl::Step>> ModelImpl::make_steps(
+    const std::vector<std::vector<int>>& groups) const {
+  auto steps = std::make_shared<std::vector<Step>>();
+  std::vector<int> last_use(graph.values.size(), -1);
+  std::vector<char> available(graph.values.size(), 0);
+  for (int v : graph.inputs) available[v] = 1;
+  for (size_t s = 0; s < groups.size(); ++s) {
+    Step st;
+    st.block = combine(groups[s]);
+    for (int v : st.block->inputs) {
+      TESSERA_CHECK(available[v], InvalidArgument,
+                    "block {} (atoms [{}]) reads value {} '{}' before any earlier block produces it", s,
+                    fmt::join(st.block->atoms, ", "), v, graph.values[v].name);
+      last_use[v] = static_cast<int>(s);
+    }
+    for (int v : st.block->outputs) available[v] = 1;
+    steps->push_back(std::move(st));
+  }
+  std::vector<char> model_out(graph.values.size(), 0);
+  for (int v : graph.outputs) {
+    model_out[v] = 1;
+    TESSERA_CHECK(available[v], InvalidArgument, "the blocks never produce model output {} '{}'", v,
+                  graph.values[v].name);
+  }
+  for (size_t v = 0; v < last_use.size(); ++v)
+    if (last_use[v] >= 0 && !model_out[v]) (*steps)[last_use[v]].free_after.push_back(static_cast<int>(v));
+  return steps;
+}
+
 std::vector<at::Tensor> ModelImpl::run(const std::vector<at::Tensor>& inputs, const std::vector<int>& placement) const {
   check_inputs(inputs);
-  auto steps = schedule(placement);
+  return run_steps(inputs, *schedule(placement));
+}
+
+std::vector<at::Tensor> ModelImpl::run_steps(const std::vector<at::Tensor>& inputs, const std::vector<Step>& steps) const {
   std::vector<at::Tensor> env(graph.values.size());
   for (size_t i = 0; i < inputs.size(); ++i) env[graph.inputs[i]] = inputs[i];
   std::vector<at::Tensor> args;
-  for (const auto& st : *steps) {
+  for (const auto& st : steps) {
     args.clear();
     for (int v : st.block->inputs) args.push_back(env[v]);
     auto outs = st.block->run(args);
@@ -331,6 +352,23 @@ std::vector<at::Tensor> Model::run(const std::vector<at::Tensor>& inputs, const 
 
 std::vector<at::Tensor> Model::run(const std::vector<at::Tensor>& inputs) const {
   return impl_->run(inputs, std::vector<int>(impl_->atoms.size(), 0));
+}
+
+std::vector<at::Tensor> Model::run_blocks(const std::vector<at::Tensor>& inputs,
+                                          const std::vector<std::vector<int>>& blocks) const {
+  impl_->check_inputs(inputs);
+  std::shared_ptr<const std::vector<ModelImpl::Step>> steps;
+  {
+    std::lock_guard<std::mutex> lock(impl_->block_mu);
+    auto it = impl_->explicit_schedules.find(blocks);
+    if (it != impl_->explicit_schedules.end()) steps = it->second;
+  }
+  if (!steps) {
+    steps = impl_->make_steps(blocks);
+    std::lock_guard<std::mutex> lock(impl_->block_mu);
+    impl_->explicit_schedules.emplace(blocks, steps);
+  }
+  return impl_->run_steps(inputs, *steps);
 }
 
 void Model::check_inputs(const std::vector<at::Tensor>& inputs) const { impl_->check_inputs(inputs); }

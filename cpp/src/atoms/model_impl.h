@@ -80,6 +80,9 @@ class ModelImpl {
   };
   mutable std::map<std::vector<int>, std::shared_ptr<const std::vector<Step>>> schedules;
   std::shared_ptr<const std::vector<Step>> schedule(const std::vector<int>& placement) const;
+  std::shared_ptr<const std::vector<Step>> make_steps(const std::vector<std::vector<int>>& groups) const;
+  std::vector<at::Tensor> run_steps(const std::vector<at::Tensor>& inputs, const std::vector<Step>& steps) const;
+  mutable std::map<std::vector<std::vector<int>>, std::shared_ptr<const std::vector<Step>>> explicit_schedules;
 };
 
 }  // namespace tessera

@@ -97,6 +97,10 @@ class Model {
   // in an executable order). Returns the flattened outputs (graph().outputs).
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs,
                               const std::vector<int>& placement) const;
+  // Runs the given blocks (sets of atom ids) in the given order; every atom once.
+  // Throws InvalidArgument if a block reads a value no earlier block produced.
+  std::vector<at::Tensor> run_blocks(const std::vector<at::Tensor>& inputs,
+                                     const std::vector<std::vector<int>>& blocks) const;
   // Runs the model unsplit (one block of all atoms).
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) const;
 

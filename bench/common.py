@@ -1,0 +1,61 @@
+"""Helpers shared by the benchmarks: interleaved timing, medians with spread, tables, CSV."""
+from __future__ import annotations
+
+import csv
+import os
+import statistics
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def quantiles(xs):
+    """(median, q1, q3) of a list of numbers."""
+    xs = sorted(xs)
+    if len(xs) < 4:
+        m = statistics.median(xs)
+        return m, xs[0], xs[-1]
+    q = statistics.quantiles(xs, n=4)
+    return q[1], q[0], q[2]
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def interleave(variants: dict, repeats: int, warmup: int = 3):
+    """Run each variant once per round, in turn (A B C A B C ...). Returns name -> list of ms."""
+    for _ in range(warmup):
+        for fn in variants.values():
+            fn()
+    out = {k: [] for k in variants}
+    for _ in range(repeats):
+        for k, fn in variants.items():
+            out[k].append(timed(fn))
+    return out
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.rjust(widths[c]) for c in columns)]
+    for r in rows:
+        lines.append("  ".join(str(r.get(c, "")).rjust(widths[c]) for c in columns))
+    return "\n".join(lines)
+
+
+def write_csv(name: str, rows: list[dict]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def smoke() -> bool:
+    """True when run by the test suite (tiny sizes, no claims)."""
+    return os.environ.get("TESSERA_BENCH_SMOKE") == "1"

@@ -1,0 +1,79 @@
+// tessera/runtime/deployment.h -- the device side of a split: run a plan for real.
+//
+//   DeploymentOptions o;  o.server = "tcp://127.0.0.1:41234";  o.timeout_ms = 500;
+//   Deployment dep(model, placement, o);
+//   auto y = dep.run({x});          // same outputs as model.run({x})
+//   dep.last_timeline();            // per block: where, compute, transfer, server time
+//
+// Blocks on target 0 run here in LibTorch; blocks on any other target are sent
+// to the server (wire protocol v1) and their outputs come back. When the server
+// misses the deadline, answers with an error, or cannot be reached, the block
+// and the rest run here (atoms load on demand) and the caller still gets the
+// correct output; the server is tried again after retry_ms. Not thread-safe:
+// one Deployment per calling thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/atoms/model.h"
+
+namespace tessera::runtime {
+
+struct DeploymentOptions {
+  std::string server;        // ZeroMQ endpoint of the edge server ("" = run everything here)
+  int timeout_ms = 1000;     // per remote block: deadline for the reply
+  int retry_ms = 1000;       // after a failure, run locally this long before trying the server again
+  // CURVE (all three or none): the server's public key, this client's key pair (Z85).
+  std::string curve_server_key, curve_public_key, curve_secret_key;
+};
+
+// What one block of one request cost.
+struct BlockTiming {
+  int target = 0;               // planned target
+  bool remote = false;          // actually ran on the server
+  bool fallback = false;        // planned remote, ran here
+  std::vector<int> atoms;
+  double compute_ms = 0;        // local compute (target 0 or fallback)
+  double round_trip_ms = 0;     // send to reply received (remote)
+  double server_ms = 0;         // server's compute as reported in the reply
+  double transfer_ms = 0;       // round_trip_ms - server_ms: time on the link
+  uint64_t bytes_up = 0, bytes_down = 0;
+  std::string error;            // why it fell back
+};
+
+struct Timeline {
+  std::vector<BlockTiming> blocks;
+  double total_ms = 0;
+  double device_ms = 0;         // sum of local compute
+  double transfer_ms = 0;       // sum of link time
+  double server_ms = 0;         // sum of server compute
+  bool fallback = false;
+};
+
+class Deployment {
+ public:
+  Deployment(Model model, std::vector<int> placement, DeploymentOptions options);
+  ~Deployment();
+  Deployment(Deployment&&) noexcept;
+  Deployment& operator=(Deployment&&) noexcept;
+
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
+  // Swap the plan between requests (takes effect at the next run()).
+  void set_placement(std::vector<int> placement);
+  const std::vector<int>& placement() const;
+  const Timeline& last_timeline() const;
+  // Round trip of a Ping; returns the server's counters (JSON) or "" on timeout.
+  std::string ping(int timeout_ms = 500);
+  // Round trip of tensors through the server and back (transport benchmark).
+  std::vector<at::Tensor> echo(const std::vector<at::Tensor>& tensors);
+  bool server_available() const;  // false while in the retry back-off
+  const Model& model() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::runtime

@@ -1,0 +1,65 @@
+// tessera/runtime/server.h -- the edge server: runs blocks of atom stores for devices.
+//
+//   ServerOptions o;  o.repository = "models/";  o.bind = "tcp://127.0.0.1:*";
+//   Server s(o);  s.start();  s.endpoint();   // "tcp://127.0.0.1:41234"
+//
+// The repository is a directory whose entries are atom stores (written by
+// Model::save / `tessera atomize`), each known by its model hash; a directory
+// that is itself an atom store is served alone. Atoms load on first use.
+// A ROUTER socket faces the devices; `workers` threads with REP sockets behind
+// ZeroMQ's own proxy run the blocks. Malformed requests, unknown models or
+// atoms, and wrong tensor signatures get an Error reply naming what was wrong;
+// the server goes on serving. Optional CURVE encryption with an allow-list of
+// client public keys (a ZAP handler refuses every other key). torch-free header.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tessera::runtime {
+
+struct ServerOptions {
+  std::string repository;                 // directory of atom stores (or one store)
+  std::string bind = "tcp://127.0.0.1:*"; // ZeroMQ endpoint; "*" port = ephemeral
+  int workers = 1;                        // threads running blocks
+  int intra_op_threads = 1;               // LibTorch threads per process (at::set_num_threads)
+  uint64_t max_message_bytes = 1ull << 30;// larger requests are refused
+  // CURVE: the server's secret key (Z85, 40 chars); empty = no encryption.
+  std::string curve_secret_key;
+  // Z85 public keys of clients allowed in (required when CURVE is on).
+  std::vector<std::string> allowed_client_keys;
+  bool verbose = false;                   // one log line per request on stderr
+};
+
+struct ServerStats {
+  uint64_t requests = 0, replies = 0, errors = 0, late = 0, pings = 0, echoes = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;
+  double busy_ms = 0;
+  std::string to_json() const;
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();  // stops
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  void start();                     // binds and starts the threads; throws on a bad endpoint or repository
+  void stop();                      // stops the threads; idempotent
+  bool running() const;
+  std::string endpoint() const;     // the bound endpoint, with the real port
+  ServerStats stats() const;
+  std::vector<std::string> models() const;  // model hashes served
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A new CURVE key pair (Z85 strings of 40 characters): {public, secret}.
+std::pair<std::string, std::string> curve_keypair();
+
+}  // namespace tessera::runtime

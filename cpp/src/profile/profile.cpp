@@ -1,0 +1,235 @@
+// profile/profile.cpp -- per-atom and whole-model latency, measured here.
+//
+// Method (see profile.h): rounds interleave the model run as a chain of one-atom
+// blocks (each block timed on the tensors the previous blocks just produced) with
+// the model run as one block; warm-up rounds are dropped; medians and quartiles.
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <chrono>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+#include <thread>
+
+#include "../atoms/model_impl.h"
+#include "tessera/core/error.h"
+#include "tessera/profile/profile.h"
+
+namespace tessera::profile {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// Quartiles by linear interpolation (numpy's default): returns {q1, median, q3}.
+std::array<double, 3> quartiles(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  auto at = [&](double q) {
+    double pos = q * static_cast<double>(xs.size() - 1);
+    size_t lo = static_cast<size_t>(pos);
+    size_t hi = std::min(lo + 1, xs.size() - 1);
+    return xs[lo] + (pos - static_cast<double>(lo)) * (xs[hi] - xs[lo]);
+  };
+  return {at(0.25), at(0.5), at(0.75)};
+}
+
+// Sets intra-op threads for a scope and restores them.
+class ThreadsGuard {
+ public:
+  explicit ThreadsGuard(int threads) : before_(at::get_num_threads()) {
+    if (threads > 0 && threads != before_) at::set_num_threads(threads);
+  }
+  ~ThreadsGuard() {
+    if (at::get_num_threads() != before_) at::set_num_threads(before_);
+  }
+
+ private:
+  int before_;
+};
+
+}  // namespace
+
+double CostTable::sum_atom_ms() const { return std::accumulate(atom_ms.begin(), atom_ms.end(), 0.0); }
+
+std::string CostTable::summary(const std::vector<Atom>& atoms, int top) const {
+  std::vector<int> order(atom_ms.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (top > 0) {
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return atom_ms[a] > atom_ms[b]; });
+    if (static_cast<int>(order.size()) > top) order.resize(top);
+  }
+  std::string out = fmt::format("{:>5}  {:<32} {:>10} {:>21} {:>12}\n", "atom", "ops", "median ms", "[q1 - q3] ms",
+                                "param bytes");
+  for (int a : order) {
+    std::string ops;
+    if (a < static_cast<int>(atoms.size())) ops = fmt::format("{}", fmt::join(atoms[a].op_kinds, ","));
+    if (ops.size() > 32) ops = ops.substr(0, 29) + "...";
+    out += fmt::format("{:>5}  {:<32} {:>10.4f} [{:>8.4f} - {:>8.4f}] {:>12}\n", a, ops, atom_ms[a], atom_q1_ms[a],
+                       atom_q3_ms[a], param_bytes.empty() ? 0 : param_bytes[a]);
+  }
+  out += fmt::format("{} atoms, threads {}, load {}, {} rounds after {} warm-up: whole model {:.3f} ms "
+                     "[{:.3f} - {:.3f}], sum of atoms {:.3f} ms ({:+.1f}%)",
+                     atom_ms.size(), threads, load, repeats, warmup, model_ms, model_q1_ms, model_q3_ms,
+                     sum_atom_ms(), model_ms > 0 ? 100.0 * (sum_atom_ms() / model_ms - 1) : 0.0);
+  return out;
+}
+
+std::string CostTable::to_json() const {
+  nlohmann::json j;
+  j["format"] = "tessera-cost-table/1";
+  j["model_hash"] = model_hash;
+  j["label"] = label;
+  j["threads"] = threads;
+  j["repeats"] = repeats;
+  j["warmup"] = warmup;
+  j["load"] = load;
+  j["atom_ms"] = atom_ms;
+  j["atom_q1_ms"] = atom_q1_ms;
+  j["atom_q3_ms"] = atom_q3_ms;
+  j["param_bytes"] = param_bytes;
+  j["value_bytes"] = value_bytes;
+  j["model_ms"] = model_ms;
+  j["model_q1_ms"] = model_q1_ms;
+  j["model_q3_ms"] = model_q3_ms;
+  return j.dump(1);
+}
+
+CostTable CostTable::from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    TESSERA_THROW(InvalidArgument, "cost table is not valid JSON: {}", e.what());
+  }
+  TESSERA_CHECK(j.is_object() && j.value("format", "") == "tessera-cost-table/1", InvalidArgument,
+                "not a tessera cost table (format '{}', expected 'tessera-cost-table/1')",
+                j.is_object() ? j.value("format", "") : "");
+  CostTable t;
+  try {
+    t.model_hash = j.at("model_hash").get<std::string>();
+    t.label = j.value("label", "");
+    t.threads = j.at("threads").get<int>();
+    t.repeats = j.at("repeats").get<int>();
+    t.warmup = j.at("warmup").get<int>();
+    t.load = j.value("load", 0.0);
+    t.atom_ms = j.at("atom_ms").get<std::vector<double>>();
+    t.atom_q1_ms = j.at("atom_q1_ms").get<std::vector<double>>();
+    t.atom_q3_ms = j.at("atom_q3_ms").get<std::vector<double>>();
+    t.param_bytes = j.at("param_bytes").get<std::vector<int64_t>>();
+    t.value_bytes = j.at("value_bytes").get<std::vector<int64_t>>();
+    t.model_ms = j.at("model_ms").get<double>();
+    t.model_q1_ms = j.at("model_q1_ms").get<double>();
+    t.model_q3_ms = j.at("model_q3_ms").get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    TESSERA_THROW(InvalidArgument, "cost table: missing or mistyped field: {}", e.what());
+  }
+  const size_t A = t.atom_ms.size();
+  TESSERA_CHECK(t.atom_q1_ms.size() == A && t.atom_q3_ms.size() == A && t.param_bytes.size() == A, InvalidArgument,
+                "cost table: atom_ms has {} entries but atom_q1_ms {}, atom_q3_ms {}, param_bytes {}", A,
+                t.atom_q1_ms.size(), t.atom_q3_ms.size(), t.param_bytes.size());
+  for (size_t a = 0; a < A; ++a)
+    TESSERA_CHECK(std::isfinite(t.atom_ms[a]) && t.atom_ms[a] >= 0, InvalidArgument,
+                  "cost table: atom_ms[{}] = {} is not a latency", a, t.atom_ms[a]);
+  return t;
+}
+
+void CostTable::write(const std::string& path) const {
+  std::ofstream f(path);
+  TESSERA_CHECK(f.good(), NotFound, "cannot write cost table '{}'", path);
+  f << to_json();
+  TESSERA_CHECK(f.good(), Runtime, "failed writing cost table '{}'", path);
+}
+
+CostTable CostTable::read(const std::string& path) {
+  std::ifstream f(path);
+  TESSERA_CHECK(f.good(), NotFound, "cost table '{}' does not exist or cannot be read", path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return from_json(ss.str());
+}
+
+CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, const ProfileOptions& o,
+                  const ProgressFn& progress) {
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  TESSERA_CHECK(o.repeats >= 1, InvalidArgument, "repeats = {}: at least one timed round is needed", o.repeats);
+  TESSERA_CHECK(o.warmup >= 0, InvalidArgument, "warmup = {} is negative", o.warmup);
+  TESSERA_CHECK(o.threads >= 0 && o.threads <= hw, InvalidArgument,
+                "threads = {}: this machine has {} hardware threads (0 keeps the current setting)", o.threads, hw);
+  TESSERA_CHECK(std::isfinite(o.load) && o.load >= 0, InvalidArgument, "load = {} must be >= 0", o.load);
+  const ModelImpl& m = *model.impl();
+  m.check_inputs(inputs);
+  const int A = static_cast<int>(m.atoms.size());
+
+  ThreadsGuard threads_guard(o.threads);
+  c10::NoGradGuard no_grad;
+
+  std::vector<std::vector<int>> singles(A);
+  std::vector<int> all(A);
+  for (int a = 0; a < A; ++a) singles[a] = {a}, all[a] = a;
+  auto steps = m.make_steps(singles);
+  auto whole = m.combine(all);
+
+  CostTable t;
+  t.model_hash = m.hash;
+  t.threads = at::get_num_threads();
+  t.repeats = o.repeats;
+  t.warmup = o.warmup;
+  t.load = o.load;
+  t.param_bytes.resize(A);
+  for (int a = 0; a < A; ++a) t.param_bytes[a] = m.atoms[a].param_bytes;
+  t.value_bytes.resize(m.graph.values.size());
+  for (const auto& v : m.graph.values) t.value_bytes[v.id] = v.is_tensor ? v.info.bytes : 0;
+
+  std::vector<std::vector<double>> samples(A);
+  std::vector<double> whole_samples;
+  for (auto& s : samples) s.reserve(o.repeats);
+  std::vector<at::Tensor> env(m.graph.values.size());
+  std::vector<at::Tensor> args;
+  std::vector<at::Tensor> whole_args;
+  for (int v : whole->inputs) {
+    auto it = std::find(m.graph.inputs.begin(), m.graph.inputs.end(), v);
+    whole_args.push_back(inputs[it - m.graph.inputs.begin()]);
+  }
+  const int total = o.warmup + o.repeats;
+  for (int round = 0; round < total; ++round) {
+    const bool timed = round >= o.warmup;
+    // (a) one-atom blocks in topological order, each timed on fresh inputs
+    for (size_t i = 0; i < inputs.size(); ++i) env[m.graph.inputs[i]] = inputs[i];
+    for (int a = 0; a < A; ++a) {
+      const auto& st = (*steps)[a];
+      args.clear();
+      for (int v : st.block->inputs) args.push_back(env[v]);
+      auto t0 = Clock::now();
+      auto outs = st.block->run(args);
+      double ms = ms_since(t0);
+      if (timed) samples[a].push_back(ms);
+      for (size_t i = 0; i < outs.size(); ++i) env[st.block->outputs[i]] = std::move(outs[i]);
+      for (int v : st.free_after) env[v].reset();
+    }
+    for (auto& x : env) x.reset();
+    // (b) the whole model as one block
+    auto t0 = Clock::now();
+    { auto outs = whole->run(whole_args); }
+    double ms = ms_since(t0);
+    if (timed) whole_samples.push_back(ms);
+    if (progress) progress(round + 1, total);
+  }
+  t.atom_ms.resize(A), t.atom_q1_ms.resize(A), t.atom_q3_ms.resize(A);
+  for (int a = 0; a < A; ++a) {
+    auto q = quartiles(samples[a]);
+    t.atom_q1_ms[a] = q[0], t.atom_ms[a] = q[1], t.atom_q3_ms[a] = q[2];
+  }
+  auto q = quartiles(whole_samples);
+  t.model_q1_ms = q[0], t.model_ms = q[1], t.model_q3_ms = q[2];
+  return t;
+}
+
+}  // namespace tessera::profile

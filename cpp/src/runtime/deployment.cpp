@@ -1,0 +1,236 @@
+// runtime/deployment.cpp -- the device side (see tessera/runtime/deployment.h).
+//
+// One DEALER socket (ZMQ_IMMEDIATE: messages go only to a live connection, so a
+// dead server is noticed at send time; send and receive bounded by the block's
+// timeout). Request ids tie replies to requests; after any failure the socket is
+// dropped, so a late reply can never be taken for a later request's.
+#include "tessera/runtime/deployment.h"
+
+#include <chrono>
+#include <optional>
+
+#include "../atoms/model_impl.h"
+#include "tensor_msg.h"
+#include "tessera/core/error.h"
+
+namespace tessera::runtime {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+}  // namespace
+
+struct Deployment::Impl {
+  Model model;
+  std::vector<int> placement;
+  DeploymentOptions opt;
+  zmq::context_t ctx{1};
+  std::unique_ptr<zmq::socket_t> sock;
+  uint64_t next_id = 1;
+  std::array<uint8_t, 32> hash{};
+  Clock::time_point down_until{};
+  Timeline last;
+
+  Impl(Model m, std::vector<int> p, DeploymentOptions o) : model(std::move(m)), opt(std::move(o)) {
+    TESSERA_CHECK(opt.timeout_ms > 0, InvalidArgument, "timeout_ms must be > 0, got {}", opt.timeout_ms);
+    TESSERA_CHECK(opt.retry_ms >= 0, InvalidArgument, "retry_ms must be >= 0, got {}", opt.retry_ms);
+    const bool curve = !opt.curve_server_key.empty() || !opt.curve_public_key.empty() || !opt.curve_secret_key.empty();
+    TESSERA_CHECK(!curve || (opt.curve_server_key.size() == 40 && opt.curve_public_key.size() == 40 &&
+                             opt.curve_secret_key.size() == 40),
+                  InvalidArgument, "CURVE needs the server's public key and this client's key pair (40-char Z85 each)");
+    hash = hash_from_hex(model.hash());
+    set_placement(std::move(p));
+  }
+
+  ~Impl() {
+    sock.reset();
+    ctx.close();
+  }
+
+  void set_placement(std::vector<int> p) {
+    TESSERA_CHECK(static_cast<int>(p.size()) == model.num_atoms(), InvalidArgument,
+                  "placement has {} entries, the model has {} atoms", p.size(), model.num_atoms());
+    model.impl()->schedule(p);  // validates and caches the blocks now, not on the first request
+    placement = std::move(p);
+  }
+
+  bool available() const { return !opt.server.empty() && Clock::now() >= down_until; }
+
+  void mark_down() {
+    sock.reset();
+    down_until = Clock::now() + std::chrono::milliseconds(opt.retry_ms);
+  }
+
+  zmq::socket_t& socket() {
+    if (!sock) {
+      sock = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
+      sock->set(zmq::sockopt::linger, 0);
+      sock->set(zmq::sockopt::immediate, 1);
+      sock->set(zmq::sockopt::sndtimeo, opt.timeout_ms);
+      if (!opt.curve_server_key.empty()) {
+        sock->set(zmq::sockopt::curve_serverkey, opt.curve_server_key);
+        sock->set(zmq::sockopt::curve_publickey, opt.curve_public_key);
+        sock->set(zmq::sockopt::curve_secretkey, opt.curve_secret_key);
+      }
+      try {
+        sock->connect(opt.server);
+      } catch (const zmq::error_t& e) {
+        sock.reset();
+        TESSERA_THROW(InvalidArgument, "cannot connect to server endpoint '{}': {}", opt.server, e.what());
+      }
+    }
+    return *sock;
+  }
+
+  // Sends one message and waits for the reply with the same id until the deadline.
+  // Returns nullopt (and sets err) on timeout, disconnection or a malformed reply.
+  std::optional<Message> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
+                              int timeout_ms, std::string& err, size_t* up = nullptr, size_t* down = nullptr) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    h.request_id = next_id++;
+    h.model_hash = hash;
+    auto& s = socket();
+    if (!send_message(s, h, body, tensors, /*delimiter=*/true, false, up)) {
+      err = fmt::format("server {} not reachable within {} ms", opt.server, timeout_ms);
+      return std::nullopt;
+    }
+    while (true) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) break;
+      zmq::pollitem_t items[] = {{static_cast<void*>(s), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 1, std::chrono::milliseconds(left));
+      if (!(items[0].revents & ZMQ_POLLIN)) break;
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(s, std::back_inserter(frames), zmq::recv_flags::dontwait)) continue;
+      size_t bytes = 0;
+      for (const auto& f : frames) bytes += f.size();
+      try {
+        Message m = decode_message(frames, 1, 1ull << 34);
+        if (m.header.request_id != h.request_id) continue;  // a late reply to an earlier request
+        if (down) *down = bytes;
+        return m;
+      } catch (const Error& e) {
+        err = "malformed reply: " + e.message();
+        return std::nullopt;
+      }
+    }
+    err = fmt::format("no reply from {} within {} ms", opt.server, timeout_ms);
+    return std::nullopt;
+  }
+
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) {
+    model.check_inputs(inputs);
+    const auto& G = model.graph();
+    auto steps = model.impl()->schedule(placement);
+    const auto t_start = Clock::now();
+    Timeline tl;
+    std::vector<at::Tensor> env(G.values.size());
+    for (size_t i = 0; i < inputs.size(); ++i) env[G.inputs[i]] = inputs[i];
+    std::vector<at::Tensor> args;
+    for (const auto& st : *steps) {
+      const auto& blk = *st.block;
+      BlockTiming bt;
+      bt.atoms = blk.atoms;
+      bt.target = placement[blk.atoms.front()];
+      args.clear();
+      for (int v : blk.inputs) args.push_back(env[v]);
+      std::vector<at::Tensor> outs;
+      if (bt.target != 0) {
+        if (available()) {
+          Header h;
+          h.type = MsgType::Request;
+          h.atom_count = static_cast<uint32_t>(blk.atoms.size());
+          h.deadline_us = now_us() + int64_t{opt.timeout_ms} * 1000;
+          size_t up = 0, down = 0;
+          std::string err;
+          const auto t0 = Clock::now();
+          std::optional<Message> rep;
+          try {
+            rep = call(h, encode_atoms(blk.atoms), args, opt.timeout_ms, err, &up, &down);
+          } catch (const Error& e) {
+            err = e.message();
+          }
+          bt.round_trip_ms = ms_since(t0);
+          if (rep && rep->header.type == MsgType::Reply && rep->tensors.size() == blk.outputs.size()) {
+            outs = std::move(rep->tensors);
+            bt.remote = true;
+            bt.server_ms = rep->header.server_ms;
+            bt.transfer_ms = std::max(0.0, bt.round_trip_ms - bt.server_ms);
+            bt.bytes_up = up;
+            bt.bytes_down = down;
+          } else {
+            if (rep && rep->header.type == MsgType::Error) err = "server error: " + rep->body;
+            else if (rep) err = fmt::format("unexpected {} reply with {} tensors", msg_type_name(rep->header.type),
+                                            rep->tensors.size());
+            bt.error = err;
+            mark_down();
+          }
+        } else {
+          bt.error = opt.server.empty() ? "no server configured" : "server in back-off after a failure";
+        }
+        bt.fallback = !bt.remote;
+      }
+      if (!bt.remote) {
+        const auto t0 = Clock::now();
+        outs = blk.run(args);
+        bt.compute_ms = ms_since(t0);
+      }
+      for (size_t i = 0; i < outs.size(); ++i) env[blk.outputs[i]] = std::move(outs[i]);
+      for (int v : st.free_after) env[v].reset();
+      tl.device_ms += bt.compute_ms;
+      tl.transfer_ms += bt.transfer_ms;
+      tl.server_ms += bt.server_ms;
+      tl.fallback |= bt.fallback;
+      tl.blocks.push_back(std::move(bt));
+    }
+    std::vector<at::Tensor> out;
+    for (int v : G.outputs) out.push_back(env[v]);
+    tl.total_ms = ms_since(t_start);
+    last = std::move(tl);
+    return out;
+  }
+};
+
+Deployment::Deployment(Model model, std::vector<int> placement, DeploymentOptions options)
+    : impl_(std::make_unique<Impl>(std::move(model), std::move(placement), std::move(options))) {}
+Deployment::~Deployment() = default;
+Deployment::Deployment(Deployment&&) noexcept = default;
+Deployment& Deployment::operator=(Deployment&&) noexcept = default;
+
+std::vector<at::Tensor> Deployment::run(const std::vector<at::Tensor>& inputs) { return impl_->run(inputs); }
+void Deployment::set_placement(std::vector<int> placement) { impl_->set_placement(std::move(placement)); }
+const std::vector<int>& Deployment::placement() const { return impl_->placement; }
+const Timeline& Deployment::last_timeline() const { return impl_->last; }
+bool Deployment::server_available() const { return impl_->available(); }
+const Model& Deployment::model() const { return impl_->model; }
+
+std::string Deployment::ping(int timeout_ms) {
+  TESSERA_CHECK(!impl_->opt.server.empty(), InvalidArgument, "no server configured");
+  Header h;
+  h.type = MsgType::Ping;
+  std::string err;
+  auto rep = impl_->call(h, "", {}, timeout_ms, err);
+  if (!rep || rep->header.type != MsgType::Pong) {
+    impl_->sock.reset();
+    return "";
+  }
+  return rep->body;
+}
+
+std::vector<at::Tensor> Deployment::echo(const std::vector<at::Tensor>& tensors) {
+  TESSERA_CHECK(!impl_->opt.server.empty(), InvalidArgument, "no server configured");
+  Header h;
+  h.type = MsgType::Echo;
+  std::string err;
+  auto rep = impl_->call(h, "", tensors, impl_->opt.timeout_ms, err);
+  if (!rep) {
+    impl_->sock.reset();
+    TESSERA_THROW(Timeout, "echo failed: {}", err);
+  }
+  TESSERA_CHECK(rep->header.type == MsgType::Echo, Runtime, "echo answered with {}: {}",
+                msg_type_name(rep->header.type), rep->body);
+  return std::move(rep->tensors);
+}
+
+}  // namespace tessera::runtime

@@ -1,0 +1,328 @@
+// runtime/server.cpp -- the edge server (see tessera/runtime/server.h).
+//
+// Threads: one proxy thread owning the ROUTER (devices) and an inproc DEALER
+// (workers), zmq::proxy between them; `workers` threads with REP sockets that
+// decode, check, run and answer; a ZAP thread when CURVE is on. stop() shuts the
+// context down, which wakes every blocking call with ETERM.
+#include "tessera/runtime/server.h"
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "tensor_msg.h"
+#include "tessera/atoms/model.h"
+#include "tessera/core/error.h"
+
+namespace tessera::runtime {
+namespace fs = std::filesystem;
+
+std::string ServerStats::to_json() const {
+  return fmt::format(
+      R"({{"requests": {}, "replies": {}, "errors": {}, "late": {}, "pings": {}, "echoes": {}, "bytes_in": {}, )"
+      R"("bytes_out": {}, "busy_ms": {:.3f}}})",
+      requests, replies, errors, late, pings, echoes, bytes_in, bytes_out, busy_ms);
+}
+
+std::pair<std::string, std::string> curve_keypair() {
+  char pub[41] = {0}, sec[41] = {0};
+  TESSERA_CHECK(zmq_curve_keypair(pub, sec) == 0, NotImplemented, "this libzmq has no CURVE support");
+  return {pub, sec};
+}
+
+struct Server::Impl {
+  ServerOptions opt;
+  std::map<std::string, Model> models;  // hex hash -> model (atoms load on demand)
+  std::unique_ptr<zmq::context_t> ctx;
+  std::vector<std::thread> threads;
+  std::string endpoint;
+  std::string backend;
+  std::atomic<bool> running{false};
+  std::atomic<uint64_t> requests{0}, replies{0}, errors{0}, late{0}, pings{0}, echoes{0}, bytes_in{0}, bytes_out{0};
+  std::atomic<uint64_t> busy_us{0};
+
+  void load_repository() {
+    const fs::path root(opt.repository);
+    std::error_code ec;
+    TESSERA_CHECK(fs::is_directory(root, ec), NotFound, "model repository {} is not a directory", opt.repository);
+    std::vector<fs::path> stores;
+    if (fs::exists(root / "manifest.json")) {
+      stores.push_back(root);
+    } else {
+      for (const auto& e : fs::directory_iterator(root))
+        if (e.is_directory() && fs::exists(e.path() / "manifest.json")) stores.push_back(e.path());
+    }
+    std::sort(stores.begin(), stores.end());
+    TESSERA_CHECK(!stores.empty(), InvalidArgument, "model repository {} holds no atom store (no manifest.json)",
+                  opt.repository);
+    for (const auto& p : stores) {
+      auto m = Model::open(p.string(), std::vector<int>{});
+      if (opt.verbose)
+        std::fprintf(stderr, "tessera-server: serving %s (%s, %d atoms)\n", m.hash().substr(0, 12).c_str(),
+                     p.filename().c_str(), m.num_atoms());
+      models.emplace(m.hash(), std::move(m));
+    }
+  }
+
+  void zap_loop(std::promise<void>& ready) {
+    zmq::socket_t zap(*ctx, zmq::socket_type::rep);
+    zap.set(zmq::sockopt::linger, 0);
+    zap.bind("inproc://zeromq.zap.01");
+    ready.set_value();
+    std::vector<std::array<uint8_t, 32>> allowed;
+    for (const auto& k : opt.allowed_client_keys) {
+      std::array<uint8_t, 32> raw{};
+      if (k.size() == 40 && zmq_z85_decode(raw.data(), k.c_str())) allowed.push_back(raw);  // checked in the constructor
+    }
+    while (true) {
+      std::vector<zmq::message_t> f;
+      try {
+        if (!zmq::recv_multipart(zap, std::back_inserter(f))) continue;
+      } catch (const zmq::error_t&) {
+        break;
+      }
+      bool ok = false;
+      if (f.size() >= 7 && f[5].to_string() == "CURVE" && f[6].size() == 32) {
+        for (const auto& a : allowed) ok |= std::memcmp(a.data(), f[6].data(), 32) == 0;
+      }
+      std::string version = f.size() > 0 ? f[0].to_string() : "1.0";
+      std::string rid = f.size() > 1 ? f[1].to_string() : "";
+      std::array<zmq::const_buffer, 6> reply = {zmq::buffer(version), zmq::buffer(rid),
+                                                zmq::str_buffer(ok ? "200" : "400"),
+                                                ok ? zmq::str_buffer("OK") : zmq::str_buffer("client key not allowed"),
+                                                zmq::str_buffer(""), zmq::str_buffer("")};
+      try {
+        zmq::send_multipart(zap, reply);
+      } catch (const zmq::error_t&) {
+        break;
+      }
+    }
+  }
+
+  void proxy_loop(std::promise<std::string>& bound) {
+    zmq::socket_t front(*ctx, zmq::socket_type::router), back(*ctx, zmq::socket_type::dealer);
+    try {
+      front.set(zmq::sockopt::linger, 0);
+      back.set(zmq::sockopt::linger, 0);
+      front.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(opt.max_message_bytes + (1 << 20)));
+      if (!opt.curve_secret_key.empty()) {
+        front.set(zmq::sockopt::curve_server, 1);
+        front.set(zmq::sockopt::curve_secretkey, opt.curve_secret_key);
+      }
+      front.bind(opt.bind);
+      back.bind(backend);
+      bound.set_value(front.get(zmq::sockopt::last_endpoint));
+    } catch (const zmq::error_t& e) {
+      bound.set_exception(std::make_exception_ptr(
+          Error(ErrorKind::InvalidArgument, fmt::format("cannot bind {}: {}", opt.bind, e.what()), "Server::start")));
+      return;
+    }
+    try {
+      zmq::proxy(front, back);
+    } catch (const zmq::error_t&) {
+      // context shut down
+    }
+  }
+
+  void reply_error(zmq::socket_t& s, uint64_t rid, const std::string& msg) {
+    ++errors;
+    Header h;
+    h.type = MsgType::Error;
+    h.request_id = rid;
+    if (opt.verbose) std::fprintf(stderr, "tessera-server: request %llu: error: %s\n", (unsigned long long)rid, msg.c_str());
+    send_message(s, h, msg, {}, false);
+  }
+
+  void handle(zmq::socket_t& s, std::vector<zmq::message_t>& frames) {
+    const auto t0 = std::chrono::steady_clock::now();
+    uint64_t rid = 0;
+    uint64_t in = 0;
+    for (const auto& f : frames) in += f.size();
+    bytes_in += in;
+    try {
+      if (!frames.empty() && frames[0].size() >= 16) std::memcpy(&rid, static_cast<const char*>(frames[0].data()) + 8, 8);
+      Message m = decode_message(frames, 0, opt.max_message_bytes);
+      Header h;
+      h.request_id = m.header.request_id;
+      h.model_hash = m.header.model_hash;
+      size_t out = 0;
+      switch (m.header.type) {
+        case MsgType::Ping: {
+          ++pings;
+          h.type = MsgType::Pong;
+          send_message(s, h, stats_json(), {}, false, false, &out);
+          break;
+        }
+        case MsgType::Echo: {
+          ++echoes;
+          h.type = MsgType::Echo;
+          send_message(s, h, "", m.tensors, false, false, &out);
+          break;
+        }
+        case MsgType::Request: {
+          ++requests;
+          const std::string hex = hash_to_hex(m.header.model_hash);
+          auto it = models.find(hex);
+          TESSERA_CHECK(it != models.end(), InvalidArgument, "unknown model {}: this server serves {} model(s)",
+                        hex.substr(0, 16), models.size());
+          TESSERA_CHECK(m.header.atom_count > 0, InvalidArgument, "request names no atoms");
+          auto atoms = decode_atoms(m.body.data(), m.body.size(), m.header.atom_count);
+          const Model& model = it->second;
+          for (int a : atoms)
+            TESSERA_CHECK(a >= 0 && a < model.num_atoms(), InvalidArgument,
+                          "atom id {} out of range: model {} has {} atoms", a, hex.substr(0, 16), model.num_atoms());
+          if (m.header.deadline_us > 0) {
+            const int64_t now = now_us();
+            TESSERA_CHECK(now <= m.header.deadline_us, Timeout, "deadline passed {:.1f} ms before the block started",
+                          (now - m.header.deadline_us) / 1e3);
+          }
+          Block block = model.combine(atoms);
+          const auto& vals = model.graph().values;
+          TESSERA_CHECK(m.tensors.size() == block.inputs().size(), InvalidArgument,
+                        "block of atoms [{}] takes {} tensors, the request carries {}", fmt::join(block.atoms(), ", "),
+                        block.inputs().size(), m.tensors.size());
+          for (size_t i = 0; i < m.tensors.size(); ++i) {
+            const auto& want = vals[block.inputs()[i]].info;
+            const auto& t = m.tensors[i];
+            const std::string got_dtype = dtype_from_code(describe(t).dtype);
+            std::vector<int64_t> got_shape(t.sizes().begin(), t.sizes().end());
+            TESSERA_CHECK(got_dtype == want.dtype && got_shape == want.shape, InvalidArgument,
+                          "block input {} (value '{}') is {} [{}], expected {} {}", i, vals[block.inputs()[i]].name,
+                          got_dtype, fmt::join(got_shape, ", "), want.dtype, want.shape_str());
+          }
+          auto outputs = block(m.tensors);
+          const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+          if (m.header.deadline_us > 0 && now_us() > m.header.deadline_us) ++late;
+          h.type = MsgType::Reply;
+          h.server_ms = ms;
+          send_message(s, h, "", outputs, false, false, &out);
+          ++replies;
+          break;
+        }
+        default:
+          TESSERA_THROW(InvalidArgument, "a server does not accept {} messages", msg_type_name(m.header.type));
+      }
+      bytes_out += out;
+    } catch (const Error& e) {
+      reply_error(s, rid, e.message());
+    } catch (const std::exception& e) {
+      reply_error(s, rid, std::string("internal error: ") + e.what());
+    }
+    busy_us += static_cast<uint64_t>(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  }
+
+  std::string stats_json() const { return snapshot().to_json(); }
+
+  ServerStats snapshot() const {
+    ServerStats st;
+    st.requests = requests;
+    st.replies = replies;
+    st.errors = errors;
+    st.late = late;
+    st.pings = pings;
+    st.echoes = echoes;
+    st.bytes_in = bytes_in;
+    st.bytes_out = bytes_out;
+    st.busy_ms = busy_us / 1e3;
+    return st;
+  }
+
+  void worker_loop() {
+    zmq::socket_t s(*ctx, zmq::socket_type::rep);
+    s.set(zmq::sockopt::linger, 0);
+    try {
+      s.connect(backend);
+    } catch (const zmq::error_t&) {
+      return;
+    }
+    while (true) {
+      std::vector<zmq::message_t> frames;
+      try {
+        if (!zmq::recv_multipart(s, std::back_inserter(frames))) continue;
+      } catch (const zmq::error_t&) {
+        break;  // ETERM: stopping
+      }
+      try {
+        handle(s, frames);
+      } catch (const zmq::error_t&) {
+        break;
+      }
+    }
+  }
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+  TESSERA_CHECK(options.workers >= 1, InvalidArgument, "workers must be >= 1, got {}", options.workers);
+  TESSERA_CHECK(options.intra_op_threads >= 1, InvalidArgument, "intra_op_threads must be >= 1, got {}",
+                options.intra_op_threads);
+  TESSERA_CHECK(options.curve_secret_key.empty() || !options.allowed_client_keys.empty(), InvalidArgument,
+                "CURVE is on but no client key is allowed (allowed_client_keys is empty)");
+  for (const auto& k : options.allowed_client_keys) {
+    std::array<uint8_t, 32> raw{};
+    TESSERA_CHECK(k.size() == 40 && zmq_z85_decode(raw.data(), k.c_str()), InvalidArgument,
+                  "allowed client key '{}' is not a 40-character Z85 key", k);
+  }
+  TESSERA_CHECK(options.curve_secret_key.empty() || options.curve_secret_key.size() == 40, InvalidArgument,
+                "curve_secret_key must be a 40-character Z85 key");
+  impl_->opt = std::move(options);
+}
+
+Server::~Server() { stop(); }
+
+void Server::start() {
+  auto& d = *impl_;
+  TESSERA_CHECK(!d.running, InvalidArgument, "server already running on {}", d.endpoint);
+  if (d.models.empty()) d.load_repository();
+  at::set_num_threads(d.opt.intra_op_threads);
+  d.ctx = std::make_unique<zmq::context_t>(1);
+  d.backend = fmt::format("inproc://tessera-workers-{}", static_cast<const void*>(impl_.get()));
+  if (!d.opt.curve_secret_key.empty()) {
+    std::promise<void> zap_ready;
+    auto f = zap_ready.get_future();
+    d.threads.emplace_back([&d, &zap_ready] { d.zap_loop(zap_ready); });
+    f.get();
+  }
+  std::promise<std::string> bound;
+  auto fb = bound.get_future();
+  d.threads.emplace_back([&d, &bound] { d.proxy_loop(bound); });
+  try {
+    d.endpoint = fb.get();
+  } catch (...) {
+    d.running = true;
+    stop();
+    throw;
+  }
+  for (int i = 0; i < d.opt.workers; ++i) d.threads.emplace_back([&d] { d.worker_loop(); });
+  d.running = true;
+}
+
+void Server::stop() {
+  auto& d = *impl_;
+  if (!d.running) return;
+  d.running = false;
+  if (d.ctx) d.ctx->shutdown();
+  for (auto& t : d.threads)
+    if (t.joinable()) t.join();
+  d.threads.clear();
+  if (d.ctx) d.ctx->close();
+  d.ctx.reset();
+}
+
+bool Server::running() const { return impl_->running; }
+std::string Server::endpoint() const { return impl_->endpoint; }
+ServerStats Server::stats() const { return impl_->snapshot(); }
+std::vector<std::string> Server::models() const {
+  std::vector<std::string> out;
+  for (const auto& [h, _] : impl_->models) out.push_back(h);
+  return out;
+}
+
+}  // namespace tessera::runtime

@@ -1,0 +1,116 @@
+#include "tensor_msg.h"
+
+#include "tessera/core/error.h"
+
+namespace tessera::runtime {
+
+namespace {
+std::string dtype_of(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: TESSERA_THROW(InvalidArgument, "tensors of dtype {} cannot be sent", c10::toString(t.scalar_type()));
+  }
+}
+
+at::ScalarType scalar_of(const std::string& d) {
+  if (d == "float32") return at::kFloat;
+  if (d == "float64") return at::kDouble;
+  if (d == "float16") return at::kHalf;
+  if (d == "bfloat16") return at::kBFloat16;
+  if (d == "int64") return at::kLong;
+  if (d == "int32") return at::kInt;
+  if (d == "int16") return at::kShort;
+  if (d == "int8") return at::kChar;
+  if (d == "uint8") return at::kByte;
+  if (d == "bool") return at::kBool;
+  TESSERA_THROW(InvalidArgument, "unknown dtype {}", d);
+}
+
+void release_tensor(void*, void* hint) { delete static_cast<at::Tensor*>(hint); }
+}  // namespace
+
+TensorDesc describe(const at::Tensor& t) {
+  TensorDesc d;
+  d.dtype = dtype_code(dtype_of(t));
+  d.dims.assign(t.sizes().begin(), t.sizes().end());
+  d.nbytes = t.nbytes();
+  return d;
+}
+
+zmq::message_t tensor_frame(const at::Tensor& t) {
+  if (t.nbytes() == 0) return zmq::message_t();
+  auto* keep = new at::Tensor(t);
+  return zmq::message_t(keep->data_ptr(), keep->nbytes(), &release_tensor, keep);
+}
+
+at::Tensor frame_tensor(zmq::message_t&& frame, const TensorDesc& d) {
+  TESSERA_CHECK(frame.size() == d.nbytes, InvalidArgument, "tensor frame has {} bytes, its descriptor says {}",
+                frame.size(), d.nbytes);
+  auto opts = at::TensorOptions().dtype(scalar_of(dtype_from_code(d.dtype)));
+  if (d.nbytes == 0) return at::empty(d.dims, opts);
+  auto* owned = new zmq::message_t(std::move(frame));
+  return at::from_blob(owned->data(), d.dims, [owned](void*) { delete owned; }, opts);
+}
+
+bool send_message(zmq::socket_t& s, Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
+                  bool delimiter, bool dontwait, size_t* bytes_sent) {
+  std::vector<at::Tensor> contig;
+  contig.reserve(tensors.size());
+  std::vector<TensorDesc> descs;
+  for (const auto& t : tensors) {
+    TESSERA_CHECK(t.defined(), InvalidArgument, "cannot send an undefined tensor");
+    contig.push_back(t.is_contiguous() ? t : t.contiguous());
+    descs.push_back(describe(contig.back()));
+  }
+  h.tensor_count = static_cast<uint32_t>(tensors.size());
+  auto more = zmq::send_flags::sndmore | (dontwait ? zmq::send_flags::dontwait : zmq::send_flags::none);
+  auto last = dontwait ? zmq::send_flags::dontwait : zmq::send_flags::none;
+  size_t total = 0;
+  if (delimiter) {
+    if (!s.send(zmq::message_t(), more)) return false;
+  }
+  std::string hb = encode_header(h);
+  if (!s.send(zmq::buffer(hb), more) && !delimiter) return false;
+  // Once the first frame is queued the rest of a multipart message goes out atomically.
+  s.send(zmq::buffer(body), zmq::send_flags::sndmore);
+  std::string db = encode_descs(descs);
+  s.send(zmq::buffer(db), contig.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+  total += hb.size() + body.size() + db.size();
+  for (size_t i = 0; i < contig.size(); ++i) {
+    total += contig[i].nbytes();
+    s.send(tensor_frame(contig[i]), i + 1 < contig.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+  (void)last;
+  if (bytes_sent) *bytes_sent = total;
+  return true;
+}
+
+Message decode_message(std::vector<zmq::message_t>& frames, size_t first, uint64_t max_bytes) {
+  TESSERA_CHECK(frames.size() >= first + 3, InvalidArgument,
+                "message has {} frames; at least 3 are needed (header, body, descriptors)", frames.size() - first);
+  Message m;
+  m.header = decode_header(frames[first].data(), frames[first].size());
+  const size_t n = frames.size() - first - 3;
+  TESSERA_CHECK(n == m.header.tensor_count, InvalidArgument,
+                "header declares {} tensors but {} tensor frames arrived", m.header.tensor_count, n);
+  m.body.assign(static_cast<const char*>(frames[first + 1].data()), frames[first + 1].size());
+  auto descs = decode_descs(frames[first + 2].data(), frames[first + 2].size(), m.header.tensor_count, max_bytes);
+  for (size_t i = 0; i < n; ++i) {
+    auto& f = frames[first + 3 + i];
+    TESSERA_CHECK(f.size() == descs[i].nbytes, InvalidArgument, "tensor {} frame has {} bytes, its descriptor says {}",
+                  i, f.size(), descs[i].nbytes);
+    m.tensors.push_back(frame_tensor(std::move(f), descs[i]));
+  }
+  return m;
+}
+
+}  // namespace tessera::runtime

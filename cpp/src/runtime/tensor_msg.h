@@ -1,0 +1,37 @@
+// Internal: tensors <-> ZeroMQ frames without copies, and whole messages.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "tessera/runtime/wire.h"
+
+namespace tessera::runtime {
+
+TensorDesc describe(const at::Tensor& t);  // t must be contiguous
+// A frame that points at the tensor's memory and keeps the storage alive until
+// ZeroMQ is done with it.
+zmq::message_t tensor_frame(const at::Tensor& contiguous);
+// A tensor that points at the frame's memory and owns the frame.
+at::Tensor frame_tensor(zmq::message_t&& frame, const TensorDesc& d);
+
+struct Message {
+  Header header;
+  std::string body;
+  std::vector<at::Tensor> tensors;
+};
+
+// Sends header, body, descriptors and tensor frames (after an optional empty
+// delimiter frame for DEALER -> ROUTER/REP). Tensors are made contiguous.
+// Returns false if the socket would block (dontwait) and nothing was sent.
+bool send_message(zmq::socket_t& s, Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
+                  bool delimiter, bool dontwait = false, size_t* bytes_sent = nullptr);
+// Decodes a received multipart message (frames after any delimiter), checking
+// every count and length. Throws InvalidArgument naming the problem.
+Message decode_message(std::vector<zmq::message_t>& frames, size_t first, uint64_t max_bytes);
+
+}  // namespace tessera::runtime

@@ -1,0 +1,199 @@
+// runtime/wire.cpp -- encoding and checked decoding of wire protocol v1 (torch-free).
+#include "tessera/runtime/wire.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "tessera/core/error.h"
+#include "tessera/graph/op_graph.h"
+
+namespace tessera::runtime {
+
+namespace {
+const std::vector<std::string>& dtype_names() {
+  static const std::vector<std::string> names = {"float32", "float64", "float16", "bfloat16", "int64",
+                                                 "int32",   "int16",   "int8",    "uint8",    "bool"};
+  return names;
+}
+
+template <class T>
+void put(std::string& s, size_t off, T v) {
+  std::memcpy(&s[off], &v, sizeof(T));
+}
+template <class T>
+T get(const uint8_t* p, size_t off) {
+  T v;
+  std::memcpy(&v, p + off, sizeof(T));
+  return v;
+}
+}  // namespace
+
+const char* msg_type_name(MsgType t) {
+  switch (t) {
+    case MsgType::Request: return "Request";
+    case MsgType::Reply: return "Reply";
+    case MsgType::Error: return "Error";
+    case MsgType::Ping: return "Ping";
+    case MsgType::Pong: return "Pong";
+    case MsgType::Echo: return "Echo";
+  }
+  return "?";
+}
+
+uint8_t dtype_code(const std::string& dtype) {
+  const auto& n = dtype_names();
+  for (size_t i = 0; i < n.size(); ++i)
+    if (n[i] == dtype) return static_cast<uint8_t>(i + 1);
+  TESSERA_THROW(InvalidArgument, "dtype '{}' cannot be sent on the wire", dtype);
+}
+
+const std::string& dtype_from_code(uint8_t code) {
+  const auto& n = dtype_names();
+  TESSERA_CHECK(code >= 1 && code <= n.size(), InvalidArgument, "unknown dtype code {} on the wire", code);
+  return n[code - 1];
+}
+
+// Layout (offsets): 0 magic u32, 4 version u16, 6 type u16, 8 request_id u64,
+// 16 model_hash[32], 48 atom_count u32, 52 tensor_count u32, 56 deadline_us i64,
+// 64 server_ms f64, 72 queue_ms f64, 80 flags u32, 84 reserved u32, 88..95 zero.
+std::string encode_header(const Header& h) {
+  std::string s(kHeaderBytes, '\0');
+  put(s, 0, h.magic);
+  put(s, 4, h.version);
+  put(s, 6, static_cast<uint16_t>(h.type));
+  put(s, 8, h.request_id);
+  std::memcpy(&s[16], h.model_hash.data(), 32);
+  put(s, 48, h.atom_count);
+  put(s, 52, h.tensor_count);
+  put(s, 56, h.deadline_us);
+  put(s, 64, h.server_ms);
+  put(s, 72, h.queue_ms);
+  put(s, 80, h.flags);
+  put(s, 84, h.reserved);
+  return s;
+}
+
+Header decode_header(const void* data, size_t size) {
+  TESSERA_CHECK(size == kHeaderBytes, InvalidArgument, "header frame has {} bytes, expected {}", size, kHeaderBytes);
+  const auto* p = static_cast<const uint8_t*>(data);
+  Header h;
+  h.magic = get<uint32_t>(p, 0);
+  TESSERA_CHECK(h.magic == kMagic, InvalidArgument, "bad magic 0x{:08x} (expected 0x{:08x}): not a tessera message",
+                h.magic, kMagic);
+  h.version = get<uint16_t>(p, 4);
+  TESSERA_CHECK(h.version == kVersion, InvalidArgument, "protocol version {} not supported (this side speaks {})",
+                h.version, kVersion);
+  uint16_t type = get<uint16_t>(p, 6);
+  TESSERA_CHECK(type >= 1 && type <= 6, InvalidArgument, "unknown message type {}", type);
+  h.type = static_cast<MsgType>(type);
+  h.request_id = get<uint64_t>(p, 8);
+  std::memcpy(h.model_hash.data(), p + 16, 32);
+  h.atom_count = get<uint32_t>(p, 48);
+  h.tensor_count = get<uint32_t>(p, 52);
+  h.deadline_us = get<int64_t>(p, 56);
+  h.server_ms = get<double>(p, 64);
+  h.queue_ms = get<double>(p, 72);
+  h.flags = get<uint32_t>(p, 80);
+  h.reserved = get<uint32_t>(p, 84);
+  TESSERA_CHECK(h.tensor_count <= kMaxTensors, InvalidArgument, "tensor count {} exceeds the limit {}", h.tensor_count,
+                kMaxTensors);
+  TESSERA_CHECK(h.atom_count <= kMaxAtoms, InvalidArgument, "atom count {} exceeds the limit {}", h.atom_count,
+                kMaxAtoms);
+  return h;
+}
+
+std::string encode_descs(const std::vector<TensorDesc>& ds) {
+  std::string s;
+  for (const auto& d : ds) {
+    size_t off = s.size();
+    s.resize(off + 8 + 8 * d.dims.size() + 8, '\0');
+    s[off] = static_cast<char>(d.dtype);
+    s[off + 1] = static_cast<char>(d.dims.size());
+    for (size_t i = 0; i < d.dims.size(); ++i) put(s, off + 8 + 8 * i, d.dims[i]);
+    put(s, off + 8 + 8 * d.dims.size(), d.nbytes);
+  }
+  return s;
+}
+
+std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t count, uint64_t max_bytes) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  std::vector<TensorDesc> out;
+  out.reserve(count);
+  size_t off = 0;
+  uint64_t total = 0;
+  for (uint32_t t = 0; t < count; ++t) {
+    TESSERA_CHECK(off + 8 <= size, InvalidArgument, "descriptor frame truncated at tensor {} of {}", t, count);
+    TensorDesc d;
+    d.dtype = p[off];
+    const int rank = p[off + 1];
+    TESSERA_CHECK(rank <= kMaxRank, InvalidArgument, "tensor {} has rank {} (at most {})", t, rank, kMaxRank);
+    const std::string& dt = dtype_from_code(d.dtype);
+    TESSERA_CHECK(off + 8 + 8 * static_cast<size_t>(rank) + 8 <= size, InvalidArgument,
+                  "descriptor frame truncated in tensor {} (rank {})", t, rank);
+    uint64_t numel = 1;
+    for (int i = 0; i < rank; ++i) {
+      int64_t dim = get<int64_t>(p, off + 8 + 8 * i);
+      TESSERA_CHECK(dim >= 0 && dim <= (int64_t{1} << 40), InvalidArgument, "tensor {} has dimension {} = {}", t, i,
+                    dim);
+      TESSERA_CHECK(dim == 0 || numel <= max_bytes / static_cast<uint64_t>(dim), InvalidArgument,
+                    "tensor {} is larger than the maximum message size {} bytes", t, max_bytes);
+      numel *= static_cast<uint64_t>(dim);
+      d.dims.push_back(dim);
+    }
+    d.nbytes = get<uint64_t>(p, off + 8 + 8 * rank);
+    const uint64_t expect = numel * static_cast<uint64_t>(dtype_size(dt));
+    TESSERA_CHECK(d.nbytes == expect, InvalidArgument,
+                  "tensor {} declares {} bytes but {} [{}] needs {}", t, d.nbytes, dt, fmt::join(d.dims, ", "), expect);
+    total += d.nbytes;
+    TESSERA_CHECK(total <= max_bytes, InvalidArgument, "message exceeds the maximum size of {} bytes", max_bytes);
+    off += 8 + 8 * rank + 8;
+    out.push_back(std::move(d));
+  }
+  TESSERA_CHECK(off == size, InvalidArgument, "descriptor frame has {} bytes, {} tensors need {}", size, count, off);
+  return out;
+}
+
+std::string encode_atoms(const std::vector<int>& atoms) {
+  std::string s(atoms.size() * 4, '\0');
+  for (size_t i = 0; i < atoms.size(); ++i) put(s, 4 * i, static_cast<int32_t>(atoms[i]));
+  return s;
+}
+
+std::vector<int> decode_atoms(const void* data, size_t size, uint32_t count) {
+  TESSERA_CHECK(size == 4ull * count, InvalidArgument, "atom frame has {} bytes, header declares {} atoms", size,
+                count);
+  const auto* p = static_cast<const uint8_t*>(data);
+  std::vector<int> out(count);
+  for (uint32_t i = 0; i < count; ++i) out[i] = get<int32_t>(p, 4 * i);
+  return out;
+}
+
+std::array<uint8_t, 32> hash_from_hex(const std::string& hex) {
+  TESSERA_CHECK(hex.size() == 64, InvalidArgument, "model hash '{}' must have 64 hex digits", hex);
+  std::array<uint8_t, 32> out{};
+  auto nib = [&](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    TESSERA_THROW(InvalidArgument, "model hash '{}' is not hexadecimal", hex);
+  };
+  for (int i = 0; i < 32; ++i) out[i] = static_cast<uint8_t>(nib(hex[2 * i]) * 16 + nib(hex[2 * i + 1]));
+  return out;
+}
+
+std::string hash_to_hex(const std::array<uint8_t, 32>& raw) {
+  static const char* d = "0123456789abcdef";
+  std::string s(64, '0');
+  for (int i = 0; i < 32; ++i) {
+    s[2 * i] = d[raw[i] >> 4];
+    s[2 * i + 1] = d[raw[i] & 15];
+  }
+  return s;
+}
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace tessera::runtime

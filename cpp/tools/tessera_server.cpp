@@ -1,0 +1,87 @@
+// tessera-server: serve a model repository of atom stores to devices.
+//
+//   tessera-server REPOSITORY [--bind tcp://127.0.0.1:*] [--workers N] [--threads N]
+//                  [--max-message-mb N] [--curve-secret-key KEY --allow-key KEY ...]
+//                  [--allow-keys-file FILE] [--verbose]
+//
+// Prints "tessera-server listening on ENDPOINT" (with the real port) on stdout
+// once it accepts requests; stops cleanly on SIGINT / SIGTERM and prints its
+// counters as JSON.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "tessera/core/error.h"
+#include "tessera/runtime/server.h"
+
+namespace {
+void usage() {
+  std::cerr << "usage: tessera-server REPOSITORY [--bind ENDPOINT] [--workers N] [--threads N] [--max-message-mb N]\n"
+               "                      [--curve-secret-key KEY] [--allow-key KEY]... [--allow-keys-file FILE] [--verbose]\n";
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  using tessera::runtime::Server;
+  using tessera::runtime::ServerOptions;
+  ServerOptions o;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto next = [&]() -> std::string {
+        TESSERA_CHECK(i + 1 < argc, InvalidArgument, "{} needs a value", a);
+        return argv[++i];
+      };
+      if (a == "--bind") o.bind = next();
+      else if (a == "--workers") o.workers = std::stoi(next());
+      else if (a == "--threads") o.intra_op_threads = std::stoi(next());
+      else if (a == "--max-message-mb") o.max_message_bytes = std::stoull(next()) << 20;
+      else if (a == "--curve-secret-key") o.curve_secret_key = next();
+      else if (a == "--allow-key") o.allowed_client_keys.push_back(next());
+      else if (a == "--allow-keys-file") {
+        std::string path = next();
+        std::ifstream f(path);
+        TESSERA_CHECK(f.good(), NotFound, "cannot read keys file {}", path);
+        for (std::string line; std::getline(f, line);)
+          if (!line.empty() && line[0] != '#') o.allowed_client_keys.push_back(line.substr(0, 40));
+      } else if (a == "--verbose") o.verbose = true;
+      else if (a == "-h" || a == "--help") {
+        usage();
+        return 0;
+      } else if (!a.empty() && a[0] == '-') {
+        TESSERA_THROW(InvalidArgument, "unknown option {}", a);
+      } else {
+        TESSERA_CHECK(o.repository.empty(), InvalidArgument, "one repository only (got {} and {})", o.repository, a);
+        o.repository = a;
+      }
+    }
+    if (o.repository.empty()) {
+      usage();
+      return 2;
+    }
+    // Block the stop signals in every thread; the main thread waits for them.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    Server server(o);
+    server.start();
+    std::printf("tessera-server listening on %s (%zu models, %d workers)\n", server.endpoint().c_str(),
+                server.models().size(), o.workers);
+    std::fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    server.stop();
+    std::printf("%s\n", server.stats().to_json().c_str());
+    return 0;
+  } catch (const tessera::Error& e) {
+    std::cerr << "tessera-server: error: " << e.message() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "tessera-server: error: " << e.what() << "\n";
+    return 1;
+  }
+}

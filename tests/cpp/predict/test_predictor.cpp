@@ -1,0 +1,2 @@
+// placeholder: the profile/predict layer replaces this file
+#include <gtest/gtest.h>
