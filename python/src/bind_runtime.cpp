@@ -1,3 +1,80 @@
-// placeholder: replaced by the runtime layer
-#include <pybind11/pybind11.h>
-void bind_runtime(pybind11::module_&) {}
+// Bindings of the runtime layer (tessera/runtime/*.h). Wrap only; blocking calls release the GIL.
+#include <torch/extension.h>
+
+#include "tessera/runtime/deployment.h"
+#include "tessera/runtime/server.h"
+
+namespace py = pybind11;
+using namespace tessera;
+using namespace tessera::runtime;
+
+void bind_runtime(py::module_& m) {
+  py::class_<ServerOptions>(m, "ServerOptions")
+      .def(py::init<>())
+      .def_readwrite("repository", &ServerOptions::repository)
+      .def_readwrite("bind", &ServerOptions::bind)
+      .def_readwrite("workers", &ServerOptions::workers)
+      .def_readwrite("intra_op_threads", &ServerOptions::intra_op_threads)
+      .def_readwrite("max_message_bytes", &ServerOptions::max_message_bytes)
+      .def_readwrite("curve_secret_key", &ServerOptions::curve_secret_key)
+      .def_readwrite("allowed_client_keys", &ServerOptions::allowed_client_keys)
+      .def_readwrite("verbose", &ServerOptions::verbose);
+  py::class_<ServerStats>(m, "ServerStats")
+      .def_readonly("requests", &ServerStats::requests)
+      .def_readonly("replies", &ServerStats::replies)
+      .def_readonly("errors", &ServerStats::errors)
+      .def_readonly("late", &ServerStats::late)
+      .def_readonly("pings", &ServerStats::pings)
+      .def_readonly("echoes", &ServerStats::echoes)
+      .def_readonly("bytes_in", &ServerStats::bytes_in)
+      .def_readonly("bytes_out", &ServerStats::bytes_out)
+      .def_readonly("busy_ms", &ServerStats::busy_ms)
+      .def("to_json", &ServerStats::to_json);
+  py::class_<Server>(m, "Server")
+      .def(py::init<ServerOptions>(), py::arg("options"))
+      .def("start", &Server::start, py::call_guard<py::gil_scoped_release>())
+      .def("stop", &Server::stop, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("running", &Server::running)
+      .def_property_readonly("endpoint", &Server::endpoint)
+      .def("stats", &Server::stats)
+      .def("models", &Server::models);
+  m.def("curve_keypair", &curve_keypair, "A new CURVE key pair (public, secret), Z85 strings.");
+
+  py::class_<DeploymentOptions>(m, "DeploymentOptions")
+      .def(py::init<>())
+      .def_readwrite("server", &DeploymentOptions::server)
+      .def_readwrite("timeout_ms", &DeploymentOptions::timeout_ms)
+      .def_readwrite("retry_ms", &DeploymentOptions::retry_ms)
+      .def_readwrite("curve_server_key", &DeploymentOptions::curve_server_key)
+      .def_readwrite("curve_public_key", &DeploymentOptions::curve_public_key)
+      .def_readwrite("curve_secret_key", &DeploymentOptions::curve_secret_key);
+  py::class_<BlockTiming>(m, "BlockTiming")
+      .def_readonly("target", &BlockTiming::target)
+      .def_readonly("remote", &BlockTiming::remote)
+      .def_readonly("fallback", &BlockTiming::fallback)
+      .def_readonly("atoms", &BlockTiming::atoms)
+      .def_readonly("compute_ms", &BlockTiming::compute_ms)
+      .def_readonly("round_trip_ms", &BlockTiming::round_trip_ms)
+      .def_readonly("server_ms", &BlockTiming::server_ms)
+      .def_readonly("transfer_ms", &BlockTiming::transfer_ms)
+      .def_readonly("bytes_up", &BlockTiming::bytes_up)
+      .def_readonly("bytes_down", &BlockTiming::bytes_down)
+      .def_readonly("error", &BlockTiming::error);
+  py::class_<Timeline>(m, "Timeline")
+      .def_readonly("blocks", &Timeline::blocks)
+      .def_readonly("total_ms", &Timeline::total_ms)
+      .def_readonly("device_ms", &Timeline::device_ms)
+      .def_readonly("transfer_ms", &Timeline::transfer_ms)
+      .def_readonly("server_ms", &Timeline::server_ms)
+      .def_readonly("fallback", &Timeline::fallback);
+  py::class_<Deployment>(m, "Deployment")
+      .def(py::init<Model, std::vector<int>, DeploymentOptions>(), py::arg("model"), py::arg("placement"),
+           py::arg("options"))
+      .def("run", &Deployment::run, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
+      .def("set_placement", &Deployment::set_placement, py::arg("placement"))
+      .def_property_readonly("placement", &Deployment::placement)
+      .def("last_timeline", &Deployment::last_timeline, py::return_value_policy::copy)
+      .def("ping", &Deployment::ping, py::arg("timeout_ms") = 500, py::call_guard<py::gil_scoped_release>())
+      .def("echo", &Deployment::echo, py::arg("tensors"), py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("server_available", &Deployment::server_available);
+}

@@ -3,6 +3,10 @@
     tessera inspect MODEL [--input-shape 1x3x224x224]     op / atom table with shapes and bytes
     tessera atomize MODEL DIR [--input-shape ...]          write an atom store
     tessera zoo NAME [DIR]                                 trace a torchvision/zoo model to TorchScript
+    tessera profile MODEL [--threads N --repeats R]        measure every atom here (median, spread)
+    tessera predictor collect|train|eval ...               latency predictors (samples CSV, train, accuracy)
+    tessera serve REPOSITORY [--bind ENDPOINT]             edge server for a repository of atom stores
+    tessera keygen [--out PREFIX]                          CURVE key pair
 
 MODEL is a TorchScript file (give --input-shape, repeatable, for each input;
 --dtype for non-float inputs), an atom store directory, or ``zoo:NAME`` for a
@@ -107,6 +111,27 @@ def main(argv=None):
 
 # Later layers register their sub-commands here (profile, plan, serve, run, ...).
 _EXTRA_COMMANDS = []
+
+
+def _profile_commands(sub):  # tessera profile (profile layer)
+    from .profile import add_cli
+    add_cli(sub)
+
+
+def _predictor_commands(sub):  # tessera predictor collect|train|eval (predict layer)
+    from .predict import add_cli
+    add_cli(sub)
+
+
+_EXTRA_COMMANDS += [_profile_commands, _predictor_commands]
+
+
+def _register_runtime(sub):
+    from .runtime_cli import register
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_runtime)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -50,3 +50,53 @@ def venv_python():
 @pytest.fixture
 def repo_root():
     return ROOT
+
+
+class ServerProcess:
+    """`tessera serve` in another process; the endpoint is read from its first line."""
+
+    def __init__(self, repository, bind="tcp://127.0.0.1:*", extra=(), timeout=120):
+        import select
+        import subprocess
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(ROOT / "python")
+        self.proc = subprocess.Popen([sys.executable, "-m", "tessera", "serve", str(repository), "--bind", bind,
+                                      *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if "listening on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()[-2000:]}")
+        self.endpoint = line.split("listening on ")[1].split()[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self):
+        import signal
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server_process():
+    """server_process(repo, ...) -> ServerProcess; every one started is stopped at the end."""
+    started = []
+
+    def start(repository, **kw):
+        s = ServerProcess(repository, **kw)
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        s.stop()

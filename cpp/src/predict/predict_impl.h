@@ -37,7 +37,6 @@ class AnalyticModel {
 double gflop(const Sample& s);
 double mb_moved(const Sample& s);
 
-nlohmann::json sample_key_json(const Sample& s);
 std::string lookup_key(const AtomFeatures& f, const Context& ctx);
 
 // Reads a predictor file: parsed JSON with format and kind checked.

@@ -295,6 +295,19 @@ std::unique_ptr<Predictor> load_predictor(const std::string& path) {
                 fmt::join(predictor_kinds(), ", "));
 }
 
+Prediction predict_atoms(const Predictor& predictor, const OpGraph& graph, const std::vector<Atom>& atoms,
+                         const std::string& model_hash, const Context& ctx) {
+  auto batch = make_samples(atom_features(graph, atoms, model_hash), ctx);
+  auto p = predictor.predict(batch);
+  TESSERA_CHECK(p.ms.size() == batch.size(), InvalidArgument, "predictor '{}' returned {} values for {} atoms",
+                predictor.kind(), p.ms.size(), batch.size());
+  if (p.fallback.empty()) p.fallback.assign(batch.size(), 0);
+  for (size_t i = 0; i < p.ms.size(); ++i)
+    TESSERA_CHECK(std::isfinite(p.ms[i]) && p.ms[i] >= 0, InvalidArgument,
+                  "predictor '{}' returned {} ms for atom {}", predictor.kind(), p.ms[i], i);
+  return p;
+}
+
 // ---- learned features ----------------------------------------------------------------------
 const std::vector<std::string>& learned_feature_names() {
   static const std::vector<std::string> names = [] {

@@ -41,6 +41,7 @@ struct Deployment::Impl {
                   InvalidArgument, "CURVE needs the server's public key and this client's key pair (40-char Z85 each)");
     hash = hash_from_hex(model.hash());
     set_placement(std::move(p));
+    if (!opt.server.empty()) socket();  // a malformed endpoint is refused here, by name
   }
 
   ~Impl() {

@@ -95,10 +95,11 @@ bool send_message(zmq::socket_t& s, Header h, const std::string& body, const std
 }
 
 Message decode_message(std::vector<zmq::message_t>& frames, size_t first, uint64_t max_bytes) {
-  TESSERA_CHECK(frames.size() >= first + 3, InvalidArgument,
-                "message has {} frames; at least 3 are needed (header, body, descriptors)", frames.size() - first);
+  TESSERA_CHECK(frames.size() > first, InvalidArgument, "empty message");
   Message m;
   m.header = decode_header(frames[first].data(), frames[first].size());
+  TESSERA_CHECK(frames.size() >= first + 3, InvalidArgument,
+                "message has {} frames; at least 3 are needed (header, body, descriptors)", frames.size() - first);
   const size_t n = frames.size() - first - 3;
   TESSERA_CHECK(n == m.header.tensor_count, InvalidArgument,
                 "header declares {} tensors but {} tensor frames arrived", m.header.tensor_count, n);

@@ -63,6 +63,10 @@ std::unique_ptr<Predictor> load_predictor(const std::string& path);
 // The kinds make_predictor knows.
 std::vector<std::string> predictor_kinds();
 
+// Predicts every atom of a model in one call (features from the op graph, one context).
+Prediction predict_atoms(const Predictor& predictor, const OpGraph& graph, const std::vector<Atom>& atoms,
+                         const std::string& model_hash, const Context& ctx);
+
 // Options of the XGBoost predictor (make_predictor uses these defaults).
 struct XGBoostOptions {
   int rounds = 400;        // boosting rounds per update from scratch

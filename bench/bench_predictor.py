@@ -1,0 +1,135 @@
+"""Latency predictor accuracy on models never seen in training (this machine).
+
+Profiles a training set and a test set of torchvision models under every context
+(intra-op threads x background load), trains the analytic and the XGBoost predictors on
+the training models only, and scores them on the test models, per context:
+
+  atoms<=10%   share of test atoms (median >= 0.1 ms) predicted within +-10% of measured
+  models<=10%  share of test models whose predicted sum of atoms is within +-10% of the
+               measured sum of atoms (what planners add up)
+  whole<=10%   the same against the whole model measured as one block
+  MAPE         mean absolute percentage error over those atoms / models
+
+Two references measured in the same run: `remeasure` scores a second profile of the test
+models against the first (the noise floor of the labels: no predictor can beat it), and
+`lookup` is the measured table itself. A learning curve reports how many profiling runs
+(one model in one context) XGBoost needs to reach its accuracy.
+
+    .venv/bin/python bench/bench_predictor.py [--repeats 15] [--threads 1 2] [--loads 0 0.5]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tessera as ts  # noqa: E402,F401
+from tessera import predict as tp  # noqa: E402
+
+from common import smoke, table, write_csv  # noqa: E402
+
+TRAIN = ["alexnet", "vgg11", "resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v2", "squeezenet1_0"]
+TEST = ["vgg16", "resnet152", "inception_v3", "mobilenet_v3_small", "efficientnet_b0"]
+
+
+def score(pred_ms, samples, tables, min_ms=0.1, tol=0.10):
+    """Per context: (atoms, atoms within, atom MAPE, models, models within, model MAPE, whole within)."""
+    by_ctx = collections.defaultdict(lambda: {"a": [], "m": collections.defaultdict(lambda: [0.0, 0.0])})
+    for s, p in zip(samples, pred_ms):
+        c = by_ctx[(s.ctx.threads, s.ctx.load)]
+        if s.ms >= min_ms:
+            c["a"].append(abs(p - s.ms) / s.ms)
+        acc = c["m"][s.label]
+        acc[0] += s.ms
+        acc[1] += p
+    whole = {(lbl, t.threads, t.load): t.model_ms for lbl, t in tables}
+    rows = {}
+    for ctx, c in sorted(by_ctx.items()):
+        a = c["a"]
+        m = [abs(p - ms) / ms for ms, p in c["m"].values()]
+        w = [abs(p - whole[(lbl, ctx[0], ctx[1])]) / whole[(lbl, ctx[0], ctx[1])] for lbl, (ms, p) in c["m"].items()]
+        rows[ctx] = {
+            "atoms": len(a),
+            "atoms<=10%": f"{100 * sum(e <= tol for e in a) / max(1, len(a)):.1f}%",
+            "atom MAPE": f"{100 * sum(a) / max(1, len(a)):.1f}%",
+            "models<=10%": f"{sum(e <= tol for e in m)}/{len(m)}",
+            "model MAPE": f"{100 * sum(m) / max(1, len(m)):.1f}%",
+            "whole<=10%": f"{sum(e <= tol for e in w)}/{len(w)}",
+        }
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", nargs="+", default=TRAIN)
+    ap.add_argument("--test", nargs="+", default=TEST)
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--loads", nargs="+", type=float, default=[0.0, 0.5])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--csv", default=None, help="also write the training samples here")
+    args = ap.parse_args(argv)
+    if smoke():
+        args.train, args.test, args.threads, args.loads, args.repeats, args.warmup = (
+            ["squeezenet1_0"], ["resnet18"], [1], [0.0], 2, 1)
+    torch.set_num_threads(1)
+    print(f"train: {' '.join(args.train)}\ntest:  {' '.join(args.test)}\n"
+          f"threads {args.threads}, background load {args.loads} cores (one busy-loop process per core, "
+          f"5 ms duty cycle), {args.repeats} timed rounds after {args.warmup} warm-up per profile, batch 1")
+    t0 = time.perf_counter()
+    train_tables, test_tables, again_tables = [], [], []
+    kw = dict(threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup, progress=True)
+    train = tp.collect(args.train, tables=train_tables, csv=args.csv, **kw)
+    test = tp.collect(args.test, tables=test_tables, **kw)
+    again = tp.collect(args.test, tables=again_tables, **kw)
+    t_collect = time.perf_counter() - t0
+
+    predictors = {}
+    t0 = time.perf_counter()
+    predictors["analytic"] = tp.train(train, kind="analytic")
+    predictors["xgboost"] = tp.train(train, kind="xgboost")
+    t_train = time.perf_counter() - t0
+    rows = []
+    ref = {(s.label, s.f.atom, s.ctx.threads, s.ctx.load): s.ms for s in again}
+    results = {"remeasure": score([ref[(s.label, s.f.atom, s.ctx.threads, s.ctx.load)] for s in test], test,
+                                  test_tables)}
+    for name, p in predictors.items():
+        results[name] = score(list(p.predict(test).ms), test, test_tables)
+    results["xgboost (train set)"] = score(list(predictors["xgboost"].predict(train).ms), train, train_tables)
+    for name, per_ctx in results.items():
+        for (t, load), r in per_ctx.items():
+            rows.append({"predictor": name, "threads": t, "load": load, **r})
+    cols = ["predictor", "threads", "load", "atoms", "atoms<=10%", "atom MAPE", "models<=10%", "model MAPE",
+            "whole<=10%"]
+    print()
+    print(table(rows, cols))
+    fb = sum(predictors["xgboost"].predict(test).fallback)
+    print(f"xgboost analytic fallbacks on the test set (op kinds never trained on): {fb} of {len(test)} atoms")
+
+    # learning curve: profiling runs (one model in one context) vs accuracy on the test set
+    curve = []
+    ctxs = len(args.threads) * len(args.loads)
+    for k in sorted({1, 2, 4, len(args.train)}):
+        if k > len(args.train):
+            continue
+        names = set(args.train[:k])
+        sub = [s for s in train if s.label in names]
+        p = tp.train(sub, kind="xgboost")
+        acc = tp.evaluate(p, test)
+        curve.append({"train models": k, "profiling runs": k * ctxs, "samples": len(sub),
+                      "atoms<=10%": f"{100 * acc.atoms_within:.1f}%", "atom MAPE": f"{acc.mape:.1f}%",
+                      "models<=10%": f"{100 * acc.models_within:.1f}%", "model MAPE": f"{acc.model_mape:.1f}%"})
+    print("\nlearning curve (XGBoost, scored on all test contexts):")
+    print(table(curve, list(curve[0])))
+    print(f"\nprofiling {t_collect:.0f} s, training {t_train:.1f} s")
+    if not smoke():
+        print("wrote", write_csv("predictor", rows), write_csv("predictor_curve", curve))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,383 @@
+"""Latency predictors: what atoms cost where they were never measured.
+
+    import tessera as ts
+    from tessera import predict as tp
+
+    samples = tp.collect(["resnet18", "googlenet"], threads=(1, 2), loads=(0.0, 0.5),
+                         csv="samples.csv")                       # profile, features, CSV
+    p = tp.train(samples, kind="xgboost")                          # lookup | analytic | xgboost
+    print(tp.evaluate(p, tp.collect(["mobilenet_v2"])))            # share within +-10%, MAPE
+    p.save("pred.json"); p = tp.load("pred.json")
+    c = tp.costs(m, p, threads=2)                                  # c.atom_ms -> ts.plan(...)
+
+A predictor written in Python (e.g. a TorchScript module trained in a notebook)
+subclasses :class:`PythonPredictor` (or use :class:`TorchScriptPredictor`) and is
+accepted wherever the C++ predictors are: the engine calls back into it.
+
+The predictors themselves are C++ (``cpp/include/tessera/predict/predictor.h``):
+``lookup`` (measured medians), ``analytic`` (roofline-style, calibrated per op class
+and thread count), ``xgboost`` (trees learning the ratio measured / analytic).
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from . import _core
+
+__all__ = [
+    "Predictor", "PythonPredictor", "TorchScriptPredictor", "BackgroundLoad", "PredictedCosts",
+    "features", "samples_of", "collect", "train", "evaluate", "costs", "load", "read_samples", "write_samples",
+    "kinds", "feature_matrix",
+]
+
+Predictor = _core.Predictor
+Sample = _core.Sample
+Context = _core.PredictContext
+
+
+def kinds() -> list:
+    """Predictor kinds the engine builds: lookup, analytic, xgboost."""
+    return list(_core.predictor_kinds())
+
+
+# ---- background load --------------------------------------------------------------------------
+def _busy(duty: float, period_s: float, stop) -> None:  # pragma: no cover - runs in a child process
+    on = duty * period_s
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < on:
+            pass
+        rest = period_s - (time.perf_counter() - t0)
+        if rest > 0:
+            time.sleep(rest)
+
+
+class BackgroundLoad:
+    """Keep ``level`` CPU cores busy elsewhere while profiling (a context manager).
+
+    level 0.5 = one process spinning half of every 5 ms period; 1.5 = two processes at
+    75%. This is the load factor the predictors are conditioned on.
+    """
+
+    def __init__(self, level: float, period_ms: float = 5.0):
+        if not (level >= 0 and math.isfinite(level)):
+            raise _core.InvalidArgumentError(f"load = {level} must be a finite number >= 0")
+        if level > (os.cpu_count() or 1):
+            raise _core.InvalidArgumentError(f"load = {level}: this machine has {os.cpu_count()} cores")
+        self.level = float(level)
+        self.period_s = period_ms / 1e3
+        self._procs = []
+
+    def __enter__(self):
+        if self.level <= 0:
+            return self
+        ctx = mp.get_context("fork")
+        self._stop = ctx.Event()
+        n = math.ceil(self.level)
+        for _ in range(n):
+            p = ctx.Process(target=_busy, args=(self.level / n, self.period_s, self._stop), daemon=True)
+            p.start()
+            self._procs.append(p)
+        time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        if self._procs:
+            self._stop.set()
+            for p in self._procs:
+                p.join(timeout=2)
+                if p.is_alive():
+                    p.terminate()
+            self._procs = []
+        return False
+
+
+# ---- features and samples -----------------------------------------------------------------------
+def features(model) -> list:
+    """Per-atom features (op kinds, FLOPs, bytes, kernel, stride, ...) of a tessera.Model."""
+    return list(_core.atom_features(model.graph, model.atoms, model.hash))
+
+
+def samples_of(model, table=None, threads: int = 1, load: float = 0.0, label: str = "") -> list:
+    """Samples of one model: with a CostTable, measured (training / evaluation); without, to predict."""
+    if table is not None:
+        threads, load = table.threads, table.load
+    ctx = _core.PredictContext(threads=int(threads), load=float(load))
+    ms = [] if table is None else list(table.atom_ms)
+    return list(_core.make_samples(_core.atom_features(model.graph, model.atoms, model.hash), ctx, ms, label))
+
+
+def _open(spec):
+    """A model spec: a zoo name, a TorchScript path with inputs, or (label, Model, inputs)."""
+    import tessera as ts
+
+    if isinstance(spec, tuple) and len(spec) == 3:
+        return spec
+    if isinstance(spec, str):
+        from tessera import zoo
+        path, xs = zoo.torchscript(spec)
+        return spec, ts.load(str(path), xs), xs
+    raise _core.InvalidArgumentError(f"a model is a zoo name or (label, tessera.Model, inputs), got {spec!r}")
+
+
+def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[float] = (0.0,), repeats: int = 20,
+            warmup: int = 3, csv=None, progress: Optional[bool] = None, tables: Optional[list] = None) -> list:
+    """Profile every model under every (threads, load) and return the samples.
+
+    models: zoo names ("resnet18") or (label, tessera.Model, inputs) tuples; not empty.
+    threads, loads: the contexts (load = cores kept busy by :class:`BackgroundLoad`).
+    csv: also write the samples there. tables: a list that receives (label, CostTable).
+    """
+    from .profile import profile, progress_bar
+
+    models = list(models)
+    threads, loads = [int(t) for t in threads], [float(x) for x in loads]
+    if not models:
+        raise _core.InvalidArgumentError("collect() needs at least one model (the model list is empty)")
+    if not threads or not loads:
+        raise _core.InvalidArgumentError("collect() needs at least one thread count and one load level")
+    if repeats < 1:
+        raise _core.InvalidArgumentError(f"repeats = {repeats}: at least one timed round is needed")
+    ncpu = os.cpu_count() or 1
+    for t in threads:
+        if t < 1 or t > ncpu:
+            raise _core.InvalidArgumentError(f"threads = {t}: this machine has {ncpu} cores")
+    runs = len(models) * len(threads) * len(loads)
+    bar = progress_bar(runs, "collect", progress)
+    out = []
+    try:
+        for spec in models:
+            label, m, xs = _open(spec)
+            for t in threads:
+                for level in loads:
+                    if bar is not None:
+                        bar.set_postfix_str(f"{label} threads={t} load={level}")
+                    with BackgroundLoad(level):
+                        table = profile(m, xs, threads=t, repeats=repeats, warmup=warmup, load=level,
+                                        progress=False, label=label)
+                    if tables is not None:
+                        tables.append((label, table))
+                    out.extend(samples_of(m, table, label=label))
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if csv is not None:
+        write_samples(csv, out)
+    return out
+
+
+def write_samples(path, samples) -> None:
+    _core.write_samples_csv(os.fspath(path), list(samples))
+
+
+def read_samples(path) -> list:
+    return list(_core.read_samples_csv(os.fspath(path)))
+
+
+def _samples(x) -> list:
+    if isinstance(x, (str, os.PathLike)):
+        return read_samples(x)
+    return list(x)
+
+
+# ---- training, evaluation, use ------------------------------------------------------------------
+def train(samples, kind: str = "xgboost", **options) -> "_core.Predictor":
+    """Build a predictor of ``kind`` and fit it on samples (a list or a CSV path).
+
+    xgboost options: rounds, max_depth, eta, subsample, min_child_weight, nthread, seed.
+    """
+    samples = _samples(samples)
+    if not samples:
+        raise _core.InvalidArgumentError("train() needs samples (the list is empty)")
+    if kind == "xgboost" and options:
+        p = _core.make_xgboost_predictor(**options)
+    elif options:
+        raise _core.InvalidArgumentError(f"predictor kind '{kind}' takes no options, got {sorted(options)}")
+    else:
+        p = _core.make_predictor(kind)
+    p.update(samples)
+    return p
+
+
+def evaluate(predictor, samples, min_ms: float = 0.1, tolerance: float = 0.10) -> "_core.Accuracy":
+    """Accuracy on measured samples: share of atoms (>= min_ms) and of whole models (sum of
+    atoms) within +-tolerance, and MAPE."""
+    samples = _samples(samples)
+    if not samples:
+        raise _core.InvalidArgumentError("evaluate() needs samples (the list is empty)")
+    pred = predictor.predict(samples)
+    if not isinstance(pred, _core.Prediction):
+        pred = _core.Prediction([float(v) for v in pred])
+    return _core.accuracy(samples, pred, float(min_ms), float(tolerance))
+
+
+class PredictedCosts:
+    """Predicted per-atom ms of one model in one context; planners read ``atom_ms``."""
+
+    def __init__(self, prediction: "_core.Prediction", threads: int, load: float):
+        self.atom_ms = list(prediction.ms)
+        self.fallback = list(prediction.fallback)
+        self.threads, self.load = threads, load
+
+    @property
+    def model_ms(self) -> float:
+        return sum(self.atom_ms)
+
+    def __repr__(self) -> str:
+        return (f"PredictedCosts({len(self.atom_ms)} atoms, {self.model_ms:.3f} ms, "
+                f"{sum(self.fallback)} analytic fallbacks)")
+
+
+def costs(model, predictor, threads: int = 1, load: float = 0.0) -> PredictedCosts:
+    """Predict every atom of ``model`` (a tessera.Model) in one call (C++ or Python predictor)."""
+    ctx = _core.PredictContext(threads=int(threads), load=float(load))
+    pred = _core.predict_atoms(predictor, model.graph, model.atoms, model.hash, ctx)
+    return PredictedCosts(pred, int(threads), float(load))
+
+
+def load(path) -> "_core.Predictor":
+    """Read a predictor saved with ``save`` (NotFoundError, or InvalidArgumentError if corrupt)."""
+    return _core.load_predictor(os.fspath(path))
+
+
+def feature_matrix(samples, analytic_ms: Optional[Sequence[float]] = None):
+    """The learned models' input as a float32 numpy array (n x d) and the column names."""
+    import numpy as np
+
+    rows = _core.learned_features(list(samples), list(analytic_ms or []))
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1), list(_core.learned_feature_names())
+
+
+# ---- Python-defined predictors --------------------------------------------------------------------
+class PythonPredictor(_core.Predictor):
+    """Base of predictors written in Python. Override ``predict(samples)`` (return a list of
+    ms or a ``_core.Prediction``), and optionally ``update`` and ``save``."""
+
+    name = "python"
+
+    def __init__(self):
+        super().__init__()
+
+    def kind(self) -> str:
+        return self.name
+
+    def predict(self, samples):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, samples) -> None:
+        raise _core.UnsupportedError(f"predictor '{self.kind()}' does not learn from new samples")
+
+    def save(self, path) -> None:
+        raise _core.UnsupportedError(f"predictor '{self.kind()}' cannot be saved")
+
+
+class TorchScriptPredictor(PythonPredictor):
+    """A TorchScript module mapping the learned feature matrix (n x d, float32; see
+    :func:`feature_matrix`, with log_analytic_ms from ``base``) to log ms (n).
+
+    base: an analytic (or any C++) predictor whose estimate enters the features; None
+    leaves that column 0. Atoms whose op class is not in ``known_classes`` (when given)
+    get the base estimate, flagged."""
+
+    name = "torchscript"
+
+    def __init__(self, module, base=None, known_classes: Optional[Iterable[str]] = None):
+        super().__init__()
+        self.module = module
+        self.base = base
+        self.known_classes = None if known_classes is None else set(known_classes)
+
+    def predict(self, samples):
+        import torch
+
+        samples = list(samples)
+        base = list(self.base.predict(samples).ms) if self.base is not None else None
+        x, _ = feature_matrix(samples, base)
+        with torch.no_grad():
+            y = self.module(torch.from_numpy(x)).reshape(-1).double().exp().tolist()
+        flags = [0] * len(samples)
+        if self.known_classes is not None and base is not None:
+            for i, s in enumerate(samples):
+                if s.f.op_class not in self.known_classes:
+                    y[i], flags[i] = base[i], 1
+        return _core.Prediction(y, flags)
+
+    def save(self, path) -> None:
+        import torch
+
+        torch.jit.save(self.module, os.fspath(path))
+
+
+# ---- command line: tessera predictor collect|train|eval ---------------------------------------------
+def _add_sample_args(sp, need_models: bool):
+    sp.add_argument("--samples", help="samples CSV (from `tessera predictor collect`)")
+    sp.add_argument("--models", nargs="+", default=[], help="zoo model names to profile now")
+    sp.add_argument("--threads", nargs="+", type=int, default=[1], help="thread counts (default 1)")
+    sp.add_argument("--loads", nargs="+", type=float, default=[0.0], help="background load levels (default 0)")
+    sp.add_argument("--repeats", type=int, default=20)
+    sp.add_argument("--warmup", type=int, default=3)
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _cli_samples(args):
+    if args.samples:
+        return read_samples(args.samples)
+    if not args.models:
+        raise _core.InvalidArgumentError("give --samples CSV or --models NAME ... (the model list is empty)")
+    return collect(args.models, threads=args.threads, loads=args.loads, repeats=args.repeats,
+                   warmup=args.warmup, progress=not args.quiet)
+
+
+def cmd_collect(args):
+    if not args.models:
+        raise _core.InvalidArgumentError("give --models NAME ... (the model list is empty)")
+    s = collect(args.models, threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup,
+                csv=args.out, progress=not args.quiet)
+    print(f"wrote {len(s)} samples to {args.out}")
+
+
+def cmd_train(args):
+    samples = _cli_samples(args)
+    t0 = time.perf_counter()
+    p = train(samples, kind=args.kind)
+    p.save(args.out)
+    acc = evaluate(p, samples)
+    print(f"trained {args.kind} on {len(samples)} samples in {time.perf_counter() - t0:.1f} s; "
+          f"on its training set: {acc.atoms_within:.1%} of atoms within +-10%, MAPE {acc.mape:.1f}%; wrote {args.out}")
+
+
+def cmd_eval(args):
+    p = load(args.predictor)
+    samples = _cli_samples(args)
+    acc = evaluate(p, samples, min_ms=args.min_ms)
+    print(f"predictor {p.kind()} ({args.predictor}) on {len(samples)} samples:")
+    print(f"  atoms >= {args.min_ms} ms: {acc.atoms}, within +-10%: {acc.atoms_within:.1%}, MAPE {acc.mape:.1f}%")
+    print(f"  models (sum of atoms): {acc.models}, within +-10%: {acc.models_within:.1%}, "
+          f"MAPE {acc.model_mape:.1f}%")
+    print(f"  analytic fallbacks (op kinds never seen): {acc.fallbacks}")
+
+
+def add_cli(sub) -> None:
+    sp = sub.add_parser("predictor", help="collect samples, train and evaluate latency predictors")
+    ps = sp.add_subparsers(dest="predictor_command", required=True)
+    c = ps.add_parser("collect", help="profile models under several contexts and write a samples CSV")
+    _add_sample_args(c, True)
+    c.add_argument("--out", required=True, help="samples CSV to write")
+    c.set_defaults(func=cmd_collect)
+    t = ps.add_parser("train", help="train a predictor on samples and save it")
+    _add_sample_args(t, False)
+    t.add_argument("--kind", default="xgboost", choices=kinds())
+    t.add_argument("--out", required=True, help="predictor file to write (JSON)")
+    t.set_defaults(func=cmd_train)
+    e = ps.add_parser("eval", help="accuracy of a saved predictor on samples")
+    e.add_argument("predictor", help="predictor file (from `tessera predictor train`)")
+    _add_sample_args(e, False)
+    e.add_argument("--min-ms", type=float, default=0.1, help="atoms shorter than this are not scored (default 0.1)")
+    e.set_defaults(func=cmd_eval)

@@ -1,0 +1,132 @@
+"""Split execution across processes: an edge server and a device deployment.
+
+    srv = ts.Server(repository="models/", bind="tcp://127.0.0.1:*", workers=2).start()
+    dep = ts.Deployment(m, plan, server=srv.endpoint, timeout_ms=500)
+    y = dep(x)                 # same output as the whole model
+    dep.last_timeline          # per block: device compute, transfer, server compute (ms)
+    srv.stop()
+
+The server runs in this process (C++ threads) or, for real splits, in another:
+``tessera serve REPO`` or the C++ binary ``tessera-server``. Wire protocol:
+docs/wire-protocol.md. A repository is a directory of atom stores.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+from . import _core
+from .atoms import Model, _as_tuple, _rebuild
+
+__all__ = ["Server", "Deployment", "keygen"]
+
+
+def keygen() -> tuple[str, str]:
+    """A new CURVE key pair ``(public, secret)`` as 40-character Z85 strings."""
+    return tuple(_core.curve_keypair())
+
+
+class Server:
+    """An edge server serving a repository of atom stores (C++ threads in this process)."""
+
+    def __init__(self, repository: str | os.PathLike, bind: str = "tcp://127.0.0.1:*", workers: int = 1,
+                 threads: int = 1, curve_secret_key: str = "", allowed_client_keys: Sequence[str] = (),
+                 max_message_mb: int = 1024, verbose: bool = False):
+        o = _core.ServerOptions()
+        o.repository = os.fspath(repository)
+        o.bind = bind
+        o.workers = int(workers)
+        o.intra_op_threads = int(threads)
+        o.curve_secret_key = curve_secret_key
+        o.allowed_client_keys = list(allowed_client_keys)
+        o.max_message_bytes = int(max_message_mb) << 20
+        o.verbose = verbose
+        self._core = _core.Server(o)
+
+    def start(self) -> "Server":
+        self._core.start()
+        return self
+
+    def stop(self) -> None:
+        self._core.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return self._core.endpoint
+
+    @property
+    def running(self) -> bool:
+        return self._core.running
+
+    def stats(self):
+        return self._core.stats()
+
+    def models(self) -> list[str]:
+        return list(self._core.models())
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        return f"tessera.Server({self.endpoint or 'not started'}, {len(self.models())} models)"
+
+
+def _placement_of(plan, num_atoms: int) -> list[int]:
+    p = getattr(plan, "placement", plan)
+    p = [int(t) for t in p]
+    if len(p) != num_atoms:
+        raise _core.InvalidArgumentError(f"placement has {len(p)} entries, the model has {num_atoms} atoms")
+    return p
+
+
+class Deployment:
+    """Runs a plan for real: target-0 blocks here, the others on the server."""
+
+    def __init__(self, model: Model, plan, server: str = "", timeout_ms: int = 1000, retry_ms: int = 1000,
+                 curve_server_key: str = "", curve_keys: tuple[str, str] | None = None):
+        o = _core.DeploymentOptions()
+        o.server = server
+        o.timeout_ms = int(timeout_ms)
+        o.retry_ms = int(retry_ms)
+        if curve_server_key or curve_keys:
+            if not (curve_server_key and curve_keys):
+                raise _core.InvalidArgumentError("CURVE needs curve_server_key and curve_keys=(public, secret)")
+            o.curve_server_key = curve_server_key
+            o.curve_public_key, o.curve_secret_key = curve_keys
+        self.model = model
+        self._core = _core.Deployment(model._core, _placement_of(plan, model.num_atoms), o)
+
+    def __call__(self, inputs):
+        flat = self._core.run(list(_as_tuple(inputs)))
+        return _rebuild(self.model.graph.output_structure, flat)
+
+    run = __call__
+
+    @property
+    def placement(self) -> list[int]:
+        return list(self._core.placement)
+
+    def set_plan(self, plan) -> None:
+        """Swap the plan; takes effect at the next request."""
+        self._core.set_placement(_placement_of(plan, self.model.num_atoms))
+
+    @property
+    def last_timeline(self):
+        """Per block of the last request: target, remote/fallback, compute, transfer, server ms, bytes."""
+        return self._core.last_timeline()
+
+    def ping(self, timeout_ms: int = 500) -> dict | None:
+        import json
+        body = self._core.ping(timeout_ms)
+        return json.loads(body) if body else None
+
+    def echo(self, tensors):
+        return self._core.echo(list(_as_tuple(tensors)))
+
+    @property
+    def server_available(self) -> bool:
+        return self._core.server_available

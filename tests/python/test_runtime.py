@@ -1,0 +1,191 @@
+"""Split execution across processes: the server runs in another process (`tessera serve`)."""
+import json
+import struct
+
+import pytest
+import torch
+import zmq
+
+import tessera as ts
+
+MODELS = ["resnet50", "googlenet", "mobilenet_v2", "transformer"]
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory, zoo_model):
+    repo = tmp_path_factory.mktemp("repo")
+    for name in MODELS:
+        m, _, _ = zoo_model(name)
+        m.save(repo / name)
+    return repo
+
+
+def _plans(n):
+    half = n // 2
+    return {
+        "device_only": [0] * n,
+        "server_only": [1] * n,
+        "split": [0] * half + [1] * (n - half),
+        "alternating": [(i // max(1, n // 6)) % 2 for i in range(n)],  # device -> server -> device -> ...
+    }
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_remote_results_equal_the_whole_model(name, repository, zoo_model, server_process):
+    m, xs, orig = zoo_model(name)
+    srv = server_process(repository)
+    with torch.no_grad():
+        ref = orig(*xs)
+    ref = ref[0] if isinstance(ref, tuple) else ref
+    dep = ts.Deployment(m, [0] * m.num_atoms, server=srv.endpoint, timeout_ms=20000)
+    for plan_name, p in _plans(m.num_atoms).items():
+        dep.set_plan(p)
+        y = dep(xs)
+        y = y[0] if isinstance(y, tuple) else y
+        assert torch.allclose(y, ref, rtol=1e-4, atol=1e-5), plan_name
+        tl = dep.last_timeline
+        assert not tl.fallback, [b.error for b in tl.blocks]
+        remote = [b for b in tl.blocks if b.remote]
+        assert bool(remote) == (plan_name != "device_only")
+        if plan_name == "alternating":
+            targets = [b.target for b in tl.blocks]
+            assert targets.count(1) >= 2 and targets.count(0) >= 2  # goes back and forth
+        for b in remote:
+            assert b.bytes_up > 0 and b.bytes_down > 0 and b.server_ms > 0
+            assert b.round_trip_ms >= b.server_ms
+
+
+def test_server_killed_mid_stream(repository, zoo_model, server_process):
+    m, xs, _ = zoo_model("mobilenet_v2")
+    ref = m.run(xs)
+    srv = server_process(repository)
+    port = srv.port
+    n = m.num_atoms
+    dep = ts.Deployment(m, [0] * (n // 3) + [1] * (n - n // 3), server=srv.endpoint, timeout_ms=3000, retry_ms=50)
+    remote_by_phase = {"before": 0, "down": 0, "after": 0}
+    fallbacks = 0
+    for i in range(200):
+        if i == 60:
+            srv.kill()
+        if i == 120:
+            srv = server_process(repository, bind=f"tcp://127.0.0.1:{port}")
+        y = dep(xs)
+        assert torch.allclose(y, ref, rtol=1e-4, atol=1e-5), f"request {i}"
+        tl = dep.last_timeline
+        phase = "before" if i < 60 else "down" if i < 120 else "after"
+        remote_by_phase[phase] += any(b.remote for b in tl.blocks)
+        fallbacks += tl.fallback
+    assert remote_by_phase["before"] == 60
+    assert remote_by_phase["down"] == 0 and fallbacks >= 60
+    assert remote_by_phase["after"] >= 60  # offloading resumed after the restart
+
+
+HEADER = struct.Struct("<IHHQ32sIIqddII8x")
+
+
+def _header(type_=1, rid=7, model_hash=b"\0" * 32, atoms=0, tensors=0, magic=0x41525354, version=1):
+    return HEADER.pack(magic, version, type_, rid, model_hash, atoms, tensors, 0, 0.0, 0.0, 0, 0)
+
+
+def _desc(dtype_code, dims, nbytes):
+    return struct.pack("<BBHI", dtype_code, len(dims), 0, 0) + struct.pack(f"<{len(dims)}q", *dims) + \
+        struct.pack("<Q", nbytes)
+
+
+def test_malformed_messages_get_error_replies(repository, zoo_model, server_process):
+    m, xs, _ = zoo_model("mobilenet_v2")
+    srv = server_process(repository)
+    h = bytes.fromhex(m.hash)
+    first = m.combine([0])
+    shape = m.graph.values[first.inputs[0]].shape
+    good_desc = _desc(1, shape, 4 * torch.Size(shape).numel())
+    x = xs[0].numpy().tobytes()
+    atoms0 = struct.pack("<i", 0)
+    cases = {
+        "truncated header": ([b"TSRA"], "header frame has 4 bytes"),
+        "too few frames": ([_header()], "at least 3"),
+        "wrong magic": ([_header(magic=0xDEADBEEF), b"", b""], "bad magic"),
+        "wrong version": ([_header(version=9), b"", b""], "version 9"),
+        "unknown type": ([_header(type_=77), b"", b""], "unknown message type"),
+        "lying length": ([_header(model_hash=h, atoms=1, tensors=1), atoms0, _desc(1, shape, 12), x],
+                         "declares 12 bytes"),
+        "frame shorter than declared": ([_header(model_hash=h, atoms=1, tensors=1), atoms0, good_desc, x[:100]],
+                                        "frame has 100 bytes"),
+        "absurd rank": ([_header(model_hash=h, atoms=1, tensors=1), atoms0, _desc(1, [1] * 40, 4), b"1234"],
+                        "rank 40"),
+        "absurd dims": ([_header(model_hash=h, atoms=1, tensors=1), atoms0, _desc(1, [1 << 40, 1 << 40], 0), b""],
+                        "larger than the maximum message size"),
+        "negative dim": ([_header(model_hash=h, atoms=1, tensors=1), atoms0, _desc(1, [-5], 0), b""], "dimension"),
+        "more frames than declared": ([_header(model_hash=h, atoms=1, tensors=1), atoms0, good_desc, x, x],
+                                      "declares 1 tensors but 2"),
+        "unknown model": ([_header(model_hash=b"\x11" * 32, atoms=1, tensors=1), atoms0, good_desc, x],
+                          "unknown model"),
+        "unknown atom": ([_header(model_hash=h, atoms=1, tensors=1), struct.pack("<i", 99999), good_desc, x],
+                         "atom id 99999 out of range"),
+        "atom count lies": ([_header(model_hash=h, atoms=3, tensors=1), atoms0, good_desc, x], "declares 3 atoms"),
+        "unknown dtype": ([_header(model_hash=h, atoms=1, tensors=1), atoms0, _desc(99, shape, 4), b"1234"],
+                          "unknown dtype code"),
+        "wrong dtype": ([_header(model_hash=h, atoms=1, tensors=1), atoms0,
+                         _desc(2, shape, 8 * torch.Size(shape).numel()), x + x], "expected float32"),
+        "wrong shape": ([_header(model_hash=h, atoms=1, tensors=1), atoms0, _desc(1, [1, 3, 10, 10], 1200),
+                         b"\0" * 1200], "expected float32 [1, 3, 224, 224]"),
+        "wrong tensor count": ([_header(model_hash=h, atoms=1, tensors=0), atoms0, b""], "takes 1 tensors"),
+        "not a request": ([_header(type_=2, model_hash=h), b"", b""], "does not accept Reply"),
+    }
+    ctx = zmq.Context()
+    dep = ts.Deployment(m, [1] * m.num_atoms, server=srv.endpoint, timeout_ms=20000)
+    ref = m.run(xs)
+    try:
+        for name, (frames, expect) in cases.items():
+            s = ctx.socket(zmq.REQ)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.RCVTIMEO, 20000)
+            s.connect(srv.endpoint)
+            s.send_multipart(frames)
+            reply = s.recv_multipart()
+            s.close()
+            assert len(reply) >= 2, name
+            assert struct.unpack_from("<H", reply[0], 6)[0] == 3, f"{name}: not an Error reply"
+            msg = reply[1].decode()
+            assert expect in msg, f"{name}: {msg!r}"
+            # a well-behaved device is still served correctly after each
+            assert torch.allclose(dep(xs), ref, rtol=1e-4, atol=1e-5), name
+            assert not dep.last_timeline.fallback, name
+    finally:
+        ctx.term()
+    stats = dep.ping()
+    assert stats["errors"] >= len(cases)
+
+
+def test_curve_allows_only_listed_clients(repository, zoo_model, server_process, tmp_path):
+    m, xs, _ = zoo_model("mobilenet_v2")
+    server_pub, server_sec = ts.keygen()
+    client_pub, client_sec = ts.keygen()
+    other_pub, other_sec = ts.keygen()
+    (tmp_path / "server.key").write_text(server_sec + "\n")
+    (tmp_path / "allowed").write_text(f"# devices\n{client_pub}\n")
+    srv = server_process(repository, extra=["--curve-secret-key-file", str(tmp_path / "server.key"),
+                                            "--allow-keys-file", str(tmp_path / "allowed")])
+    ref = m.run(xs)
+    ok = ts.Deployment(m, [1] * m.num_atoms, server=srv.endpoint, timeout_ms=20000,
+                       curve_server_key=server_pub, curve_keys=(client_pub, client_sec))
+    assert torch.allclose(ok(xs), ref, rtol=1e-4, atol=1e-5)
+    assert not ok.last_timeline.fallback
+    intruder = ts.Deployment(m, [1] * m.num_atoms, server=srv.endpoint, timeout_ms=1500,
+                             curve_server_key=server_pub, curve_keys=(other_pub, other_sec))
+    assert intruder.ping(timeout_ms=1500) is None  # gets nothing
+    y = intruder(xs)  # still correct: it ran locally
+    assert torch.allclose(y, ref, rtol=1e-4, atol=1e-5) and intruder.last_timeline.fallback
+    plain = ts.Deployment(m, [1] * m.num_atoms, server=srv.endpoint, timeout_ms=1500)
+    assert plain.ping(timeout_ms=1500) is None  # no key at all: nothing either
+    assert json.loads(json.dumps(ok.ping()))["replies"] >= 1
+
+
+def test_bad_deployment_arguments(zoo_model):
+    m, xs, _ = zoo_model("mobilenet_v2")
+    with pytest.raises(ValueError, match="placement has 3 entries"):
+        ts.Deployment(m, [0, 1, 0], server="tcp://127.0.0.1:1")
+    with pytest.raises(ValueError, match="timeout_ms"):
+        ts.Deployment(m, [0] * m.num_atoms, server="tcp://127.0.0.1:1", timeout_ms=0)
+    with pytest.raises(ValueError, match="cannot connect to server endpoint 'nonsense'"):
+        ts.Deployment(m, [1] * m.num_atoms, server="nonsense")
