@@ -3,6 +3,7 @@
 
 #include "tessera/runtime/deployment.h"
 #include "tessera/runtime/server.h"
+#include "tessera/runtime/transport_bench.h"
 
 namespace py = pybind11;
 using namespace tessera;
@@ -77,4 +78,10 @@ void bind_runtime(py::module_& m) {
       .def("ping", &Deployment::ping, py::arg("timeout_ms") = 500, py::call_guard<py::gil_scoped_release>())
       .def("echo", &Deployment::echo, py::arg("tensors"), py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("server_available", &Deployment::server_available);
+  m.def("_time_tessera_echo", &time_tessera_echo, py::arg("deployment"), py::arg("tensor"), py::arg("repeats"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("_time_raw_echo", &time_raw_echo, py::arg("endpoint"), py::arg("bytes"), py::arg("repeats"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("_serve_raw_echo", &serve_raw_echo, py::arg("bind"), py::arg("max_messages") = -1,
+        py::call_guard<py::gil_scoped_release>());
 }

@@ -189,3 +189,31 @@ def test_bad_deployment_arguments(zoo_model):
         ts.Deployment(m, [0] * m.num_atoms, server="tcp://127.0.0.1:1", timeout_ms=0)
     with pytest.raises(ValueError, match="cannot connect to server endpoint 'nonsense'"):
         ts.Deployment(m, [1] * m.num_atoms, server="nonsense")
+
+
+def test_several_clients_at_once(repository, zoo_model, server_process):
+    import threading
+    m, xs, _ = zoo_model("mobilenet_v2")
+    ref = m.run(xs)
+    srv = server_process(repository, extra=["--workers", "2"])
+    n = m.num_atoms
+    errors = []
+
+    def client(k):
+        try:
+            dep = ts.Deployment(m, [0] * (k * 10) + [1] * (n - k * 10), server=srv.endpoint, timeout_ms=30000)
+            for _ in range(10):
+                y = dep(xs)
+                assert torch.allclose(y, ref, rtol=1e-4, atol=1e-5)
+                assert not dep.last_timeline.fallback, [b.error for b in dep.last_timeline.blocks]
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    stats = ts.Deployment(m, [1] * n, server=srv.endpoint).ping()
+    assert stats["replies"] >= 30

@@ -1,6 +1,7 @@
 // runtime/server.cpp -- the edge server (see tessera/runtime/server.h).
 //
-// Threads: one proxy thread owning the ROUTER (devices) and an inproc DEALER
+// Threads: with one worker, a single thread owns the ROUTER and answers directly.
+// With more, one proxy thread owns the ROUTER (devices) and an inproc DEALER
 // (workers), zmq::proxy between them; `workers` threads with REP sockets that
 // decode, check, run and answer; a ZAP thread when CURVE is on. stop() shuts the
 // context down, which wakes every blocking call with ETERM.
@@ -124,6 +125,11 @@ struct Server::Impl {
           Error(ErrorKind::InvalidArgument, fmt::format("cannot bind {}: {}", opt.bind, e.what()), "Server::start")));
       return;
     }
+    if (opt.workers == 1) {
+      back.close();
+      direct_loop(front);
+      return;
+    }
     try {
       zmq::proxy(front, back);
     } catch (const zmq::error_t&) {
@@ -131,24 +137,36 @@ struct Server::Impl {
     }
   }
 
-  void reply_error(zmq::socket_t& s, uint64_t rid, const std::string& msg) {
+  // Routing frames (identity + empty delimiter) when a worker owns the ROUTER itself.
+  static void send_envelope(zmq::socket_t& s, std::vector<zmq::message_t>* env) {
+    if (!env) return;
+    for (auto& f : *env) s.send(zmq::message_t(f.data(), f.size()), zmq::send_flags::sndmore);
+  }
+
+  void reply_error(zmq::socket_t& s, std::vector<zmq::message_t>* env, uint64_t rid, const std::string& msg) {
     ++errors;
     Header h;
     h.type = MsgType::Error;
     h.request_id = rid;
     if (opt.verbose) std::fprintf(stderr, "tessera-server: request %llu: error: %s\n", (unsigned long long)rid, msg.c_str());
+    send_envelope(s, env);
     send_message(s, h, msg, {}, false);
   }
 
-  void handle(zmq::socket_t& s, std::vector<zmq::message_t>& frames) {
+  // frames[first..] is the message; frames[0..first) its routing envelope (ROUTER mode).
+  void handle(zmq::socket_t& s, std::vector<zmq::message_t>& frames, size_t first) {
     const auto t0 = std::chrono::steady_clock::now();
+    std::vector<zmq::message_t> env_frames;
+    for (size_t i = 0; i < first; ++i) env_frames.push_back(std::move(frames[i]));
+    std::vector<zmq::message_t>* env = first ? &env_frames : nullptr;
     uint64_t rid = 0;
     uint64_t in = 0;
-    for (const auto& f : frames) in += f.size();
+    for (size_t i = first; i < frames.size(); ++i) in += frames[i].size();
     bytes_in += in;
     try {
-      if (!frames.empty() && frames[0].size() >= 16) std::memcpy(&rid, static_cast<const char*>(frames[0].data()) + 8, 8);
-      Message m = decode_message(frames, 0, opt.max_message_bytes);
+      if (frames.size() > first && frames[first].size() >= 16)
+        std::memcpy(&rid, static_cast<const char*>(frames[first].data()) + 8, 8);
+      Message m = decode_message(frames, first, opt.max_message_bytes);
       Header h;
       h.request_id = m.header.request_id;
       h.model_hash = m.header.model_hash;
@@ -157,12 +175,14 @@ struct Server::Impl {
         case MsgType::Ping: {
           ++pings;
           h.type = MsgType::Pong;
+          send_envelope(s, env);
           send_message(s, h, stats_json(), {}, false, false, &out);
           break;
         }
         case MsgType::Echo: {
           ++echoes;
           h.type = MsgType::Echo;
+          send_envelope(s, env);
           send_message(s, h, "", m.tensors, false, false, &out);
           break;
         }
@@ -202,6 +222,7 @@ struct Server::Impl {
           if (m.header.deadline_us > 0 && now_us() > m.header.deadline_us) ++late;
           h.type = MsgType::Reply;
           h.server_ms = ms;
+          send_envelope(s, env);
           send_message(s, h, "", outputs, false, false, &out);
           ++replies;
           break;
@@ -211,9 +232,11 @@ struct Server::Impl {
       }
       bytes_out += out;
     } catch (const Error& e) {
-      reply_error(s, rid, e.message());
+      reply_error(s, env, rid, e.message());
+    } catch (const zmq::error_t&) {
+      throw;
     } catch (const std::exception& e) {
-      reply_error(s, rid, std::string("internal error: ") + e.what());
+      reply_error(s, env, rid, std::string("internal error: ") + e.what());
     }
     busy_us += static_cast<uint64_t>(
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
@@ -251,7 +274,28 @@ struct Server::Impl {
         break;  // ETERM: stopping
       }
       try {
-        handle(s, frames);
+        handle(s, frames, 0);
+      } catch (const zmq::error_t&) {
+        break;
+      }
+    }
+  }
+
+  // One worker: it owns the ROUTER and answers directly (no proxy hop).
+  void direct_loop(zmq::socket_t& front) {
+    while (true) {
+      std::vector<zmq::message_t> frames;
+      try {
+        if (!zmq::recv_multipart(front, std::back_inserter(frames))) continue;
+      } catch (const zmq::error_t&) {
+        break;
+      }
+      size_t first = 0;  // after the identity frame(s) and the empty delimiter
+      while (first < frames.size() && frames[first].size() != 0) ++first;
+      if (first >= frames.size()) continue;  // no delimiter: not a REQ/DEALER envelope; drop as REP would
+      ++first;
+      try {
+        handle(front, frames, first);
       } catch (const zmq::error_t&) {
         break;
       }
@@ -300,7 +344,8 @@ void Server::start() {
     stop();
     throw;
   }
-  for (int i = 0; i < d.opt.workers; ++i) d.threads.emplace_back([&d] { d.worker_loop(); });
+  if (d.opt.workers > 1)
+    for (int i = 0; i < d.opt.workers; ++i) d.threads.emplace_back([&d] { d.worker_loop(); });
   d.running = true;
 }
 

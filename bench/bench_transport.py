@@ -1,0 +1,152 @@
+"""Transport: tensor round trips through tessera's protocol vs raw ZeroMQ vs pickle over TCP.
+
+Three servers run in other processes on loopback (tcp://127.0.0.1): `tessera serve`
+(Echo messages: header + descriptors + zero-copy tensor frames, through the ROUTER,
+the proxy and a REP worker), a plain ZeroMQ ROUTER echo (one raw frame, C++), and a
+Python socket server that unpickles and re-pickles a torch tensor (what research
+code usually does). Rounds are interleaved (tessera, raw, pickle, ...); the
+tessera and raw loops are timed in C++. Throughput ratio = raw time / tessera time
+per round; median [q1-q3] over rounds.
+
+    .venv/bin/python bench/bench_transport.py [--sizes-mb 0.1 0.6 1 2 4] [--rounds 10] [--per-round 20]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import select
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tessera as ts  # noqa: E402
+from tessera import _core  # noqa: E402
+
+from common import quantiles, smoke, table, write_csv  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PICKLE_SERVER = r"""
+import pickle, socket, struct, sys, torch
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0)); srv.listen(1)
+print("pickle listening on", srv.getsockname()[1], flush=True)
+conn, _ = srv.accept(); conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def recv_exact(n):
+    buf = bytearray(n); view = memoryview(buf); got = 0
+    while got < n:
+        k = conn.recv_into(view[got:], n - got)
+        if not k: sys.exit(0)
+        got += k
+    return buf
+while True:
+    (n,) = struct.unpack("<Q", recv_exact(8))
+    t = pickle.loads(recv_exact(n))
+    data = pickle.dumps(t)
+    conn.sendall(struct.pack("<Q", len(data)) + data)
+"""
+
+
+def _start(cmd, marker, env=None):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    ready, _, _ = select.select([p.stdout], [], [], 120)
+    line = p.stdout.readline() if ready else ""
+    if marker not in line:
+        p.kill()
+        raise RuntimeError(f"{cmd[:3]} did not start: {line!r} {p.stderr.read()[-1000:]}")
+    return p, line.split(marker)[1].split()[0]
+
+
+class PickleClient:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", int(port)))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _recv_exact(self, n):
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            got += self.s.recv_into(view[got:], n - got)
+        return buf
+
+    def roundtrip(self, t):
+        import time
+        t0 = time.perf_counter()
+        data = pickle.dumps(t)
+        self.s.sendall(struct.pack("<Q", len(data)) + data)
+        (n,) = struct.unpack("<Q", self._recv_exact(8))
+        back = pickle.loads(self._recv_exact(n))
+        dt = (time.perf_counter() - t0) * 1e3
+        assert back.numel() == t.numel()
+        return dt
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes-mb", type=float, nargs="+", default=[0.1, 0.602112, 1, 2, 4])
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--per-round", type=int, default=20)
+    args = ap.parse_args(argv)
+    if smoke():
+        args.sizes_mb, args.rounds, args.per_round = [0.602112], 2, 3
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    procs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        m = ts.load(torch.nn.Sequential(torch.nn.Linear(8, 8)).eval(), torch.randn(1, 8))
+        m.save(Path(tmp) / "tiny")
+        try:
+            p, ep = _start([sys.executable, "-m", "tessera", "serve", tmp], "listening on ", env)
+            procs.append(p)
+            p, raw_ep = _start([sys.executable, "-c", "import tessera; tessera._core._serve_raw_echo('tcp://127.0.0.1:*')"],
+                               "listening on ", env)
+            procs.append(p)
+            p, port = _start([sys.executable, "-c", PICKLE_SERVER], "listening on ", env)
+            procs.append(p)
+            dep = ts.Deployment(m, [0] * m.num_atoms, server=ep, timeout_ms=30000)
+            pk = PickleClient(port)
+            rows = []
+            for mb in args.sizes_mb:
+                n = int(mb * 1e6) // 4
+                t = torch.randn(n)
+                nbytes = n * 4
+                tt, rr, pp, ratios = [], [], [], []
+                for _ in range(2):  # warm-up
+                    _core._time_tessera_echo(dep._core, t, 3)
+                    _core._time_raw_echo(raw_ep, nbytes, 3)
+                    pk.roundtrip(t)
+                for _ in range(args.rounds):
+                    a = _core._time_tessera_echo(dep._core, t, args.per_round)
+                    b = _core._time_raw_echo(raw_ep, nbytes, args.per_round)
+                    c = [pk.roundtrip(t) for _ in range(args.per_round)]
+                    tt += a
+                    rr += b
+                    pp += c
+                    ratios.append(quantiles(b)[0] / quantiles(a)[0])
+                rq, r1, r3 = quantiles(ratios)
+                rows.append({
+                    "MB": f"{nbytes / 1e6:.2f}",
+                    "raw_ms": f"{quantiles(rr)[0]:.3f}", "tessera_ms": f"{quantiles(tt)[0]:.3f}",
+                    "pickle_ms": f"{quantiles(pp)[0]:.3f}",
+                    "tessera/raw_throughput": f"{rq:.2f} [{r1:.2f}-{r3:.2f}]",
+                    "raw_GB/s": f"{2 * nbytes / quantiles(rr)[0] / 1e6:.2f}",
+                    "tessera_GB/s": f"{2 * nbytes / quantiles(tt)[0] / 1e6:.2f}",
+                    "tessera_vs_pickle": f"{quantiles(pp)[0] / quantiles(tt)[0]:.1f}x",
+                })
+        finally:
+            for p in procs:
+                p.kill()
+    print(f"loopback TCP (tcp://127.0.0.1), servers in other processes, 1 worker; {args.rounds} interleaved rounds "
+          f"of {args.per_round} round trips per size; medians")
+    print(table(rows, list(rows[0])))
+    print("wrote", write_csv("bench_transport", rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Predictors from Python: collect samples, train, evaluate, save/load, plug in a Python predictor."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import tessera as ts
+from tessera import predict as tp
+
+
+@pytest.fixture(scope="module")
+def samples(zoo_path):
+    zoo_path("squeezenet1_0")
+    return tp.collect(["squeezenet1_0"], threads=(1,), loads=(0.0, 0.5), repeats=3, warmup=1, progress=False)
+
+
+def test_features_from_the_graph(zoo_model):
+    m, _, _ = zoo_model("resnet18")
+    f = tp.features(m)
+    assert len(f) == m.num_atoms
+    conv = f[0]
+    assert conv.op_class == "conv" and conv.main_kind == "aten::_convolution"
+    # first conv of resnet18: 64 x 3 x 7 x 7, stride 2, output 1 x 64 x 112 x 112
+    assert conv["flops"] == 2 * 64 * 112 * 112 * 3 * 49
+    assert (conv["kernel"], conv["stride"], conv["groups"], conv["c_in"], conv["c_out"]) == (49, 2, 1, 3, 64)
+    fc = [x for x in f if x.op_class == "linear"][0]
+    assert fc["flops"] == 2 * 1000 * 512
+    assert {x.op_class for x in f} >= {"conv", "norm", "eltwise", "pool", "linear"}
+    x, names = tp.feature_matrix(tp.samples_of(m))
+    assert x.shape == (m.num_atoms, len(names))
+
+
+def test_collect_train_evaluate(samples, tmp_path, zoo_model):
+    assert len(samples) == 2 * 65
+    assert {s.ctx.load for s in samples} == {0.0, 0.5}
+    tp.write_samples(tmp_path / "s.csv", samples)
+    back = tp.read_samples(tmp_path / "s.csv")
+    assert [s.ms for s in back] == [s.ms for s in samples]
+    m, _, _ = zoo_model("squeezenet1_0")
+    for kind in tp.kinds():
+        p = tp.train(tmp_path / "s.csv", kind=kind)
+        acc = tp.evaluate(p, samples)
+        assert acc.atoms > 0 and 0 <= acc.atoms_within <= 1
+        if kind == "lookup":
+            assert acc.atoms_within == 1.0 and acc.mape == 0
+        p.save(tmp_path / f"{kind}.json")
+        q = tp.load(tmp_path / f"{kind}.json")
+        assert q.kind() == kind
+        assert q.predict(samples).ms == pytest.approx(p.predict(samples).ms, rel=1e-6)
+        c = tp.costs(m, q, threads=1)
+        assert len(c.atom_ms) == m.num_atoms and c.model_ms > 0
+        ts.plan(m, {"device": c, "server": c}, bandwidth_mbps=10.0)
+
+
+def test_unseen_op_gets_analytic_and_a_flag(samples, zoo_model):
+    p = tp.train(samples, kind="xgboost", rounds=50)
+    m, _, _ = zoo_model("transformer")  # layer_norm, matmul, softmax: never in squeezenet
+    c = tp.costs(m, p, threads=1)
+    assert any(c.fallback) and not all(c.fallback)
+    assert all(ms > 0 for ms in c.atom_ms)
+
+
+def test_python_predictor_plugs_in(samples, zoo_model, tmp_path):
+    class Half(tp.PythonPredictor):
+        name = "half-of-analytic"
+
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+
+        def predict(self, batch):
+            return [0.5 * ms for ms in self.base.predict(batch).ms]
+
+    base = tp.train(samples, kind="analytic")
+    half = Half(base)
+    m, _, _ = zoo_model("squeezenet1_0")
+    c = tp.costs(m, half, threads=1)  # called back from C++
+    assert c.atom_ms == pytest.approx([0.5 * x for x in tp.costs(m, base).atom_ms])
+    assert half.kind() == "half-of-analytic"
+    assert tp.evaluate(half, samples).atoms > 0
+    with pytest.raises(ts.UnsupportedError):
+        half.update(samples)
+
+    # a TorchScript module over the learned features (as trained in a notebook)
+    x, names = tp.feature_matrix(samples, base.predict(samples).ms)
+    lin = torch.nn.Linear(len(names), 1)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.bias.zero_()
+        lin.weight[0, names.index("log_analytic_ms")] = 1.0  # = the analytic estimate
+    ts_pred = tp.TorchScriptPredictor(torch.jit.script(lin), base=base, known_classes={"conv", "pool"})
+    c2 = tp.costs(m, ts_pred, threads=1)
+    assert c2.atom_ms == pytest.approx(tp.costs(m, base).atom_ms, rel=1e-4)
+    assert any(c2.fallback)  # eltwise/memory atoms: not in known_classes
+    ts_pred.save(tmp_path / "mlp.pt")
+
+    class Broken(tp.PythonPredictor):
+        def predict(self, batch):
+            return [1.0]  # wrong length
+
+    with pytest.raises(ts.InvalidArgumentError, match="returned 1 values"):
+        tp.costs(m, Broken())
+
+
+def test_bad_input(samples, tmp_path):
+    with pytest.raises(ts.InvalidArgumentError, match="model list is empty"):
+        tp.collect([])
+    with pytest.raises(ts.InvalidArgumentError, match="repeats = 0"):
+        tp.collect(["squeezenet1_0"], repeats=0)
+    with pytest.raises(ts.InvalidArgumentError, match="repeats = -1"):
+        tp.collect(["squeezenet1_0"], repeats=-1)
+    with pytest.raises(ts.InvalidArgumentError, match="threads = 999"):
+        tp.collect(["squeezenet1_0"], threads=(999,))
+    with pytest.raises(ts.InvalidArgumentError, match="unknown predictor kind"):
+        tp.train(samples, kind="forest")
+    with pytest.raises(ts.InvalidArgumentError, match="empty"):
+        tp.train([], kind="xgboost")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "tessera-predictor/1", "kind": "xgboost", "analytic": {"fits": [')
+    with pytest.raises(ts.InvalidArgumentError, match="corrupt"):
+        tp.load(bad)
+    p = tp.train(samples, kind="xgboost", rounds=20)
+    p.save(tmp_path / "good.json")
+    text = (tmp_path / "good.json").read_text()
+    (tmp_path / "trunc.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ts.InvalidArgumentError):
+        tp.load(tmp_path / "trunc.json")
+    # a valid JSON shell around a broken XGBoost model
+    import json
+    j = json.loads(text)
+    j["xgboost"]["model"] = '{"learner": "nonsense"}'
+    (tmp_path / "xgb.json").write_text(json.dumps(j))
+    with pytest.raises(ts.InvalidArgumentError, match="XGBoost model is corrupt"):
+        tp.load(tmp_path / "xgb.json")
+    with pytest.raises(ts.NotFoundError):
+        tp.load(tmp_path / "missing.json")
+    with pytest.raises(ts.InvalidArgumentError, match="load"):
+        tp.BackgroundLoad(-1)
+
+
+def test_background_load_slows_a_loop():
+    import time
+
+    def spin():
+        t0 = time.perf_counter()
+        x = torch.randn(256, 256)
+        for _ in range(200):
+            x = torch.tanh(x)
+        return time.perf_counter() - t0
+
+    with tp.BackgroundLoad(0.5) as bl:
+        assert len(bl._procs) == 1 and bl._procs[0].is_alive()
+        spin()
+    assert not bl._procs
+
+
+def test_cli_predictor(samples, tmp_path, repo_root):
+    csv = tmp_path / "s.csv"
+    tp.write_samples(csv, samples)
+    env = dict(os.environ, PYTHONPATH=str(repo_root / "python"))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "tessera", "predictor", *a], capture_output=True,
+                                    text=True, env=env, timeout=300)
+    r = run("train", "--samples", str(csv), "--kind", "xgboost", "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 0, r.stderr
+    assert "trained xgboost" in r.stdout
+    r = run("eval", str(tmp_path / "p.json"), "--samples", str(csv))
+    assert r.returncode == 0, r.stderr
+    assert "within +-10%" in r.stdout
+    r = run("collect", "--models", "squeezenet1_0", "--repeats", "1", "--warmup", "0", "--quiet",
+            "--out", str(tmp_path / "c.csv"))
+    assert r.returncode == 0, r.stderr
+    assert len(tp.read_samples(tmp_path / "c.csv")) == 65
+    r = run("train", "--out", str(tmp_path / "q.json"))
+    assert r.returncode == 1 and "model list is empty" in r.stderr
+    (tmp_path / "bad.json").write_text("not json")
+    r = run("eval", str(tmp_path / "bad.json"), "--samples", str(csv))
+    assert r.returncode == 1 and "corrupt" in r.stderr
+
+
+def test_bench_smoke(repo_root):
+    env = dict(os.environ, PYTHONPATH=str(repo_root / "python"), TESSERA_BENCH_SMOKE="1")
+    r = subprocess.run([sys.executable, str(repo_root / "bench" / "bench_predictor.py")], capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "atoms<=10%" in r.stdout and "learning curve" in r.stdout

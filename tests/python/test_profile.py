@@ -1,0 +1,84 @@
+"""Profiler from Python: ts.profile returns a CostTable planners accept; bad options are refused."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import tessera as ts
+
+
+def test_profile_table(zoo_model, tmp_path):
+    m, xs, _ = zoo_model("squeezenet1_0")
+    before = torch.get_num_threads()
+    t = ts.profile(m, xs, threads=1, repeats=3, warmup=1)
+    assert torch.get_num_threads() == before
+    assert isinstance(t, ts.CostTable)
+    assert t.num_atoms == m.num_atoms and len(t.atom_ms) == m.num_atoms
+    assert all(ms > 0 for ms in t.atom_ms)
+    assert all(q1 <= ms <= q3 for q1, ms, q3 in zip(t.atom_q1_ms, t.atom_ms, t.atom_q3_ms))
+    assert t.param_bytes == [a.param_bytes for a in m.atoms]
+    assert len(t.value_bytes) == len(m.graph.values)
+    assert t.value_bytes[m.graph.inputs[0]] == 3 * 224 * 224 * 4
+    assert t.model_ms > 0 and t.sum_atom_ms == pytest.approx(sum(t.atom_ms))
+    # one-atom blocks pay a call each; the sum stays close to the whole model
+    assert 0.5 < t.sum_atom_ms / t.model_ms < 2.0
+    assert (t.threads, t.repeats, t.warmup, t.model_hash) == (1, 3, 1, m.hash)
+    assert "whole model" in t.summary(top=5)
+    t.save(tmp_path / "t.json")
+    back = ts.CostTable.read(tmp_path / "t.json")
+    assert back.atom_ms == t.atom_ms and back.model_ms == t.model_ms
+    assert json.loads(t.to_json())["format"] == "tessera-cost-table/1"
+    # planners read .atom_ms
+    p = ts.plan(m, {"device": t, "server": [x / 4 for x in t.atom_ms]}, bandwidth_mbps=100.0)
+    assert p.status == "optimal"
+
+
+def test_profile_progress(zoo_model):
+    m, xs, _ = zoo_model("squeezenet1_0")
+    from tessera import _core
+    seen = []
+    _core.profile(m._core, list(xs), _core.ProfileOptions(threads=1, repeats=2, warmup=1),
+                  lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    ts.profile(m, xs, threads=1, repeats=1, warmup=0, progress=True)  # tqdm bar: no error
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    ({"repeats": 0}, "repeats = 0"),
+    ({"repeats": -2}, "repeats = -2"),
+    ({"warmup": -1}, "warmup = -1"),
+    ({"threads": 10_000}, "hardware threads"),
+    ({"threads": 0}, "threads = 0"),
+    ({"load": -1.0}, "load"),
+])
+def test_profile_bad_options(zoo_model, kwargs, text):
+    m, xs, _ = zoo_model("squeezenet1_0")
+    with pytest.raises(ts.InvalidArgumentError, match=text):
+        ts.profile(m, xs, **kwargs)
+
+
+def test_profile_bad_inputs(zoo_model):
+    m, xs, _ = zoo_model("squeezenet1_0")
+    with pytest.raises(ts.InvalidArgumentError, match="shape"):
+        ts.profile(m, torch.randn(1, 3, 32, 32), repeats=1)
+    with pytest.raises(ts.InvalidArgumentError, match="tessera.Model"):
+        ts.profile("model.pt", xs)
+    with pytest.raises(ts.NotFoundError):
+        ts.CostTable.read("/nonexistent/table.json")
+
+
+def test_cli_profile(zoo_path, tmp_path, repo_root):
+    path, _ = zoo_path("squeezenet1_0")
+    out = tmp_path / "t.json"
+    env = dict(os.environ, PYTHONPATH=str(repo_root / "python"))
+    r = subprocess.run([sys.executable, "-m", "tessera", "profile", str(path), "--input-shape", "1x3x224x224",
+                        "--repeats", "2", "--warmup", "1", "--top", "3", "--json", str(out), "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "whole model" in r.stdout and out.exists()
+    r = subprocess.run([sys.executable, "-m", "tessera", "profile", str(path), "--input-shape", "1x3x224x224",
+                        "--repeats", "0"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1 and "repeats = 0" in r.stderr
