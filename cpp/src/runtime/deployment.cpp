@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <optional>
+#include <thread>
 
 #include "../atoms/model_impl.h"
 #include "tensor_msg.h"
@@ -35,6 +36,8 @@ struct Deployment::Impl {
   Impl(Model m, std::vector<int> p, DeploymentOptions o) : model(std::move(m)), opt(std::move(o)) {
     TESSERA_CHECK(opt.timeout_ms > 0, InvalidArgument, "timeout_ms must be > 0, got {}", opt.timeout_ms);
     TESSERA_CHECK(opt.retry_ms >= 0, InvalidArgument, "retry_ms must be >= 0, got {}", opt.retry_ms);
+    TESSERA_CHECK(opt.device_slowdown >= 1.0, InvalidArgument, "device_slowdown must be >= 1, got {}",
+                  opt.device_slowdown);
     const bool curve = !opt.curve_server_key.empty() || !opt.curve_public_key.empty() || !opt.curve_secret_key.empty();
     TESSERA_CHECK(!curve || (opt.curve_server_key.size() == 40 && opt.curve_public_key.size() == 40 &&
                              opt.curve_secret_key.size() == 40),
@@ -54,6 +57,19 @@ struct Deployment::Impl {
                   "placement has {} entries, the model has {} atoms", p.size(), model.num_atoms());
     model.impl()->schedule(p);  // validates and caches the blocks now, not on the first request
     placement = std::move(p);
+  }
+
+  // Waits (Sleep) or not (Account) for an emulated duration; returns it.
+  double emulate(double ms) {
+    if (ms > 0 && opt.emulation == adapt::Emulation::Sleep)
+      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+    return ms;
+  }
+
+  static size_t message_bytes(const std::string& body, const std::vector<at::Tensor>& tensors) {
+    size_t n = kHeaderBytes + body.size();
+    for (const auto& t : tensors) n += t.nbytes() + 8 + 8 * t.dim() + 8;
+    return n;
   }
 
   bool available() const { return !opt.server.empty() && Clock::now() >= down_until; }
@@ -87,7 +103,11 @@ struct Deployment::Impl {
   // Sends one message and waits for the reply with the same id until the deadline.
   // Returns nullopt (and sets err) on timeout, disconnection or a malformed reply.
   std::optional<Message> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
-                              int timeout_ms, std::string& err, size_t* up = nullptr, size_t* down = nullptr) {
+                              int timeout_ms, std::string& err, size_t* up = nullptr, size_t* down = nullptr,
+                              double* link_ms = nullptr) {
+    double lm = 0;
+    if (opt.link) lm += emulate(opt.link->transmit(static_cast<double>(message_bytes(body, tensors))));
+    if (h.type == MsgType::Request) h.deadline_us = now_us() + int64_t{timeout_ms} * 1000;
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     h.request_id = next_id++;
     h.model_hash = hash;
@@ -110,6 +130,8 @@ struct Deployment::Impl {
         Message m = decode_message(frames, 1, 1ull << 34);
         if (m.header.request_id != h.request_id) continue;  // a late reply to an earlier request
         if (down) *down = bytes;
+        if (opt.link) lm += emulate(opt.link->transmit(static_cast<double>(bytes)));
+        if (link_ms) *link_ms = lm;
         return m;
       } catch (const Error& e) {
         err = "malformed reply: " + e.message();
@@ -142,17 +164,18 @@ struct Deployment::Impl {
           Header h;
           h.type = MsgType::Request;
           h.atom_count = static_cast<uint32_t>(blk.atoms.size());
-          h.deadline_us = now_us() + int64_t{opt.timeout_ms} * 1000;
           size_t up = 0, down = 0;
           std::string err;
           const auto t0 = Clock::now();
           std::optional<Message> rep;
+          double link_ms = 0;
           try {
-            rep = call(h, encode_atoms(blk.atoms), args, opt.timeout_ms, err, &up, &down);
+            rep = call(h, encode_atoms(blk.atoms), args, opt.timeout_ms, err, &up, &down, &link_ms);
           } catch (const Error& e) {
             err = e.message();
           }
-          bt.round_trip_ms = ms_since(t0);
+          bt.round_trip_ms = ms_since(t0) + (opt.emulation == adapt::Emulation::Account ? link_ms : 0.0);
+          bt.link_ms = link_ms;
           if (rep && rep->header.type == MsgType::Reply && rep->tensors.size() == blk.outputs.size()) {
             outs = std::move(rep->tensors);
             bt.remote = true;
@@ -175,7 +198,9 @@ struct Deployment::Impl {
       if (!bt.remote) {
         const auto t0 = Clock::now();
         outs = blk.run(args);
-        bt.compute_ms = ms_since(t0);
+        const double ms = ms_since(t0);
+        const double extra = emulate((opt.device_slowdown - 1.0) * ms);
+        bt.compute_ms = opt.emulation == adapt::Emulation::Account ? ms + extra : ms_since(t0);
       }
       for (size_t i = 0; i < outs.size(); ++i) env[blk.outputs[i]] = std::move(outs[i]);
       for (int v : st.free_after) env[v].reset();
@@ -188,6 +213,12 @@ struct Deployment::Impl {
     std::vector<at::Tensor> out;
     for (int v : G.outputs) out.push_back(env[v]);
     tl.total_ms = ms_since(t_start);
+    if (opt.emulation == adapt::Emulation::Account) {  // add what was accounted, not slept
+      for (const auto& b : tl.blocks) {
+        tl.total_ms += b.remote ? b.link_ms : 0.0;
+        if (!b.remote) tl.total_ms += b.compute_ms - b.compute_ms / opt.device_slowdown;
+      }
+    }
     last = std::move(tl);
     return out;
   }
@@ -217,6 +248,22 @@ std::string Deployment::ping(int timeout_ms) {
     return "";
   }
   return rep->body;
+}
+
+double Deployment::probe(size_t bytes) {
+  if (impl_->opt.server.empty() || !impl_->available()) return -1;
+  Header h;
+  h.type = MsgType::Echo;
+  std::string err;
+  double link_ms = 0;
+  const auto t0 = Clock::now();
+  auto rep = impl_->call(h, "", {at::zeros({static_cast<int64_t>(bytes)}, at::kByte)}, impl_->opt.timeout_ms, err,
+                         nullptr, nullptr, &link_ms);
+  if (!rep || rep->header.type != MsgType::Echo) {
+    impl_->mark_down();
+    return -1;
+  }
+  return ms_since(t0) + (impl_->opt.emulation == adapt::Emulation::Account ? link_ms : 0.0);
 }
 
 std::vector<at::Tensor> Deployment::echo(const std::vector<at::Tensor>& tensors) {

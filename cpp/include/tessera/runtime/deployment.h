@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/adapt/link.h"
 #include "tessera/atoms/model.h"
 
 namespace tessera::runtime {
@@ -27,6 +28,13 @@ struct DeploymentOptions {
   int retry_ms = 1000;       // after a failure, run locally this long before trying the server again
   // CURVE (all three or none): the server's public key, this client's key pair (Z85).
   std::string curve_server_key, curve_public_key, curve_secret_key;
+  // Emulation (tests, notebooks, benchmarks): every message to and from the server
+  // passes through `link`; local compute is stretched by `device_slowdown` (a
+  // device that many times slower than this machine). Sleep waits for real;
+  // Account only adds the emulated time to the timeline.
+  std::shared_ptr<adapt::Link> link;
+  double device_slowdown = 1.0;
+  adapt::Emulation emulation = adapt::Emulation::Sleep;
 };
 
 // What one block of one request cost.
@@ -39,6 +47,7 @@ struct BlockTiming {
   double round_trip_ms = 0;     // send to reply received (remote)
   double server_ms = 0;         // server's compute as reported in the reply
   double transfer_ms = 0;       // round_trip_ms - server_ms: time on the link
+  double link_ms = 0;           // of which the emulated link (0 without a Link)
   uint64_t bytes_up = 0, bytes_down = 0;
   std::string error;            // why it fell back
 };
@@ -68,6 +77,9 @@ class Deployment {
   std::string ping(int timeout_ms = 500);
   // Round trip of tensors through the server and back (transport benchmark).
   std::vector<at::Tensor> echo(const std::vector<at::Tensor>& tensors);
+  // Bandwidth/RTT probe: an Echo of `bytes` bytes through the server (and the
+  // emulated link, if any). Returns the round trip in ms, or -1 on failure.
+  double probe(size_t bytes);
   bool server_available() const;  // false while in the retry back-off
   const Model& model() const;
 

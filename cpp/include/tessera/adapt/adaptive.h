@@ -1,0 +1,79 @@
+// tessera/adapt/adaptive.h -- a deployment that re-plans while it runs.
+//
+//   AdaptiveDeployment dep(model, cost_model, deployment_options, {.planner = "parametric"});
+//   for (...) y = dep.run({frame});
+//   dep.timeline();   // per request: estimated and true bandwidth, plan, latency parts
+//
+// Before each request the adapter reads the Monitor's bandwidth estimate. With
+// the parametric planner (the default) every optimal plan over the bandwidth
+// range is precomputed; the current plan is kept while the estimate stays in
+// its validity interval widened by the hysteresis factor, and replaced by a
+// lookup (nanoseconds) when it leaves it. Other planners ("mincut", "chain",
+// "gads") re-plan on every request. A memory budget (set_memory_budget) that the
+// chosen plan breaks hands over to gads under that constraint; a server load
+// that moves beyond load_tolerance rebuilds the parametric table. Plans switch
+// between requests only. When the plan sends nothing for probe_every requests,
+// a small Echo probes the link so a device-only plan notices a better link.
+#pragma once
+
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/adapt/monitor.h"
+#include "tessera/plan/cost_model.h"
+#include "tessera/runtime/deployment.h"
+
+namespace tessera::adapt {
+
+struct AdaptiveOptions {
+  std::string planner = "parametric";  // parametric | mincut | chain | gads
+  double hysteresis = 0.2;             // stay while est in [lo / (1+h), hi * (1+h)]
+  double initial_bandwidth_mbps = 0;   // 0: probe the link before the first request
+  double rtt_ms = -1;                  // < 0: measure with small probes
+  int probe_every = 8;                 // requests without a transfer between probes
+  double probe_ms = 30;                // probe size: about this long at the current estimate
+  double device_memory_bytes = std::numeric_limits<double>::infinity();
+  double load_tolerance = 0.25;        // relative server-load change that rebuilds the table
+  MonitorOptions monitor;
+};
+
+// One request as the adapter saw it.
+struct RequestRecord {
+  int index = 0;
+  double link_time_s = 0;     // link clock at the request (trace time)
+  double est_bandwidth = 0;   // Mbit/s used for the decision
+  double true_bandwidth = 0;  // Mbit/s of the emulated link at the request (0 without a link)
+  int plan_id = -1;           // parametric segment (or -1)
+  int device_atoms = 0;       // atoms on the device in the plan used
+  bool switched = false;      // the plan changed before this request
+  double decide_us = 0;       // time spent deciding
+  double total_ms = 0, device_ms = 0, transfer_ms = 0, server_ms = 0;
+  double predicted_ms = 0;    // the plan's predicted latency at the estimate
+  bool fallback = false;
+  bool probed = false;
+  double est_load = 1;
+};
+
+class AdaptiveDeployment {
+ public:
+  AdaptiveDeployment(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
+                     AdaptiveOptions adaptive = {});
+  ~AdaptiveDeployment();
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
+  // The app's memory shrank (or grew): re-plan under this budget before the next request.
+  void set_memory_budget(double device_memory_bytes);
+  const std::vector<RequestRecord>& timeline() const;
+  const std::vector<int>& placement() const;
+  const Monitor& monitor() const;
+  runtime::Deployment& deployment();
+  // Breakpoints (Mbit/s) of the parametric table in use (empty for other planners).
+  std::vector<double> breakpoints() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::adapt

@@ -1,0 +1,70 @@
+// tessera/adapt/link.h -- an emulated uplink/downlink, in user space.
+//
+// A token bucket whose rate follows a constant or a replayed bandwidth trace
+// (one "time_s<TAB>Mbit/s" sample per line; the rate holds until the next
+// sample; the trace loops), plus a fixed one-way delay (rtt/2). A Deployment
+// with a Link passes every message it sends and receives through transmit(),
+// which says how long the emulated link holds it; the Deployment then waits
+// that long (Emulation::Sleep) or only adds it to the timeline
+// (Emulation::Account, for long trace replays: the transfer over loopback is
+// real, the emulated link's extra time is computed, not slept).
+// Deterministic and unprivileged. The link clock is wall time since
+// construction (times time_scale) or a virtual time the caller sets. torch-free.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tessera::adapt {
+
+struct LinkSpec {
+  double bandwidth_mbps = 0;                        // constant rate (used when trace is empty)
+  std::vector<std::pair<double, double>> trace;     // (time s, Mbit/s), time increasing from 0
+  double rtt_ms = 0;                                // round trip; each direction waits rtt/2
+  double burst_bytes = 0;                           // bucket depth (0: every byte pays the rate)
+  double time_scale = 1.0;                          // link seconds per wall second
+  double min_bandwidth_mbps = 0.01;                 // trace samples below are clamped to this
+  std::string label;                                // "bus.ljansbakken...txt x0.5", for plots
+};
+
+enum class Emulation { Sleep, Account };
+
+// Reads a trace file: lines "time_s bandwidth_mbps" (tab or spaces; '#' comments).
+// Throws InvalidArgument naming the file and line for a malformed sample.
+std::vector<std::pair<double, double>> read_trace(const std::string& path);
+
+class Link {
+ public:
+  explicit Link(LinkSpec spec);
+
+  // Link clock (s): virtual time if set, else wall time since construction x time_scale.
+  double now_s() const;
+  void set_virtual_time(double t_s);
+  void use_wall_clock();
+  // The true bandwidth at link time t (Mbit/s).
+  double bandwidth_at(double t_s) const;
+  double bandwidth_now() const { return bandwidth_at(now_s()); }
+  // ms to serialise `bytes` at the trace's rate starting at link time t (no delay, no burst).
+  double serialization_ms(double bytes, double t_s) const;
+  // Passes one message of `bytes` through the link now: returns the ms the link
+  // holds it (token bucket serialisation + rtt/2). Does not sleep.
+  double transmit(double bytes);
+  // Mean bandwidth over the trace (or the constant rate).
+  double mean_bandwidth() const;
+  double duration_s() const;  // trace length (0 for a constant link)
+  const LinkSpec& spec() const { return spec_; }
+
+ private:
+  LinkSpec spec_;
+  std::chrono::steady_clock::time_point start_;
+  bool virtual_ = false;
+  double virtual_t_ = 0;
+  double tokens_ = 0;       // bytes available in the bucket
+  double last_refill_ = 0;  // link time of the last refill
+  mutable std::mutex mu_;
+};
+
+}  // namespace tessera::adapt

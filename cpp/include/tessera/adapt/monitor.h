@@ -1,0 +1,49 @@
+// tessera/adapt/monitor.h -- what the device learns from its own transfers.
+//
+// Bandwidth: every remote block gives one sample, bytes (up + down) over the
+// time on the link net of the server's compute (reported in the reply) and of
+// the round-trip time: Mbit/s = 8 * bytes / (transfer_ms - rtt_ms) / 1e3. The
+// estimate is the median of the last `window` samples, so one outlier never
+// moves it. RTT: the smallest ping round trip seen. Server load: the ratio of
+// the server's reported compute to the cost model's prediction, smoothed
+// (EWMA). torch-free.
+#pragma once
+
+#include <deque>
+#include <optional>
+
+namespace tessera::adapt {
+
+struct MonitorOptions {
+  int window = 5;              // samples in the median
+  double min_bytes = 2048;     // smaller transfers say little about bandwidth
+  double load_alpha = 0.3;     // EWMA weight of a new load sample
+};
+
+class Monitor {
+ public:
+  explicit Monitor(MonitorOptions o = {});
+  // One transfer: bytes both ways, link time (ms, round trip minus server compute).
+  void observe_transfer(double bytes, double transfer_ms);
+  void observe_rtt(double rtt_ms);
+  // Server's reported ms for a block vs what the cost model predicts at load 1.
+  void observe_server(double server_ms, double predicted_ms);
+  std::optional<double> bandwidth_mbps() const;  // empty until a sample
+  double rtt_ms() const { return rtt_ms_; }
+  double server_load() const { return load_; }
+  int samples() const { return samples_; }
+  double last_sample_mbps() const { return last_; }
+  // Free memory of this machine (MemAvailable of /proc/meminfo), bytes; 0 if unknown.
+  static double free_memory_bytes();
+
+ private:
+  MonitorOptions o_;
+  std::deque<double> window_;
+  double rtt_ms_ = 0;
+  bool have_rtt_ = false;
+  double load_ = 1.0;
+  int samples_ = 0;
+  double last_ = 0;
+};
+
+}  // namespace tessera::adapt

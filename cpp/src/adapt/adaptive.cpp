@@ -1,0 +1,194 @@
+// adapt/adaptive.cpp -- monitor, re-plan, swap between requests (see tessera/adapt/adaptive.h).
+#include "tessera/adapt/adaptive.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "tessera/core/error.h"
+#include "tessera/plan/parametric.h"
+#include "tessera/plan/planners.h"
+
+namespace tessera::adapt {
+
+using Clock = std::chrono::steady_clock;
+
+struct AdaptiveDeployment::Impl {
+  plan::CostModel cm;
+  AdaptiveOptions opt;
+  runtime::Deployment dep;
+  Monitor monitor;
+  std::unique_ptr<plan::ParametricPlanner> table;
+  double table_load = 1.0;
+  std::unique_ptr<plan::Planner> planner;  // non-parametric planners, and gads under a budget
+  std::unique_ptr<plan::Planner> gads;
+  int segment = -1;
+  double memory_budget;
+  bool replan_now = true;
+  int since_transfer = 0;
+  std::vector<RequestRecord> records;
+  std::vector<double> server_pred;  // per atom, server ms at load 1
+
+  Impl(Model model, plan::CostModel cost_model, runtime::DeploymentOptions o, AdaptiveOptions a)
+      : cm(std::move(cost_model)),
+        opt(std::move(a)),
+        dep(model, std::vector<int>(model.num_atoms(), 0), std::move(o)),
+        monitor(opt.monitor),
+        memory_budget(opt.device_memory_bytes) {
+    cm.validate();
+    TESSERA_CHECK(cm.num_atoms() == model.num_atoms(), InvalidArgument,
+                  "cost model has {} atoms, the model has {}", cm.num_atoms(), model.num_atoms());
+    TESSERA_CHECK(opt.hysteresis >= 0, InvalidArgument, "hysteresis must be >= 0, got {}", opt.hysteresis);
+    TESSERA_CHECK(opt.probe_every >= 1, InvalidArgument, "probe_every must be >= 1");
+    TESSERA_CHECK(opt.planner == "parametric" || opt.planner == "mincut" || opt.planner == "chain" ||
+                      opt.planner == "gads" || opt.planner == "compressed",
+                  InvalidArgument, "unknown adaptive planner '{}' (parametric, mincut, compressed, chain, gads)",
+                  opt.planner);
+    server_pred = cm.compute_ms.at(1);
+    if (opt.planner != "parametric") planner = plan::make_planner(opt.planner, cm);
+    gads = plan::make_planner("gads", cm);
+    if (opt.rtt_ms >= 0) {
+      monitor.observe_rtt(opt.rtt_ms);
+    } else {
+      for (int i = 0; i < 3; ++i) {
+        const double rt = dep.probe(64);
+        if (rt >= 0) monitor.observe_rtt(rt);
+      }
+    }
+    if (opt.initial_bandwidth_mbps <= 0) probe();
+  }
+
+  plan::Context context(double bw) const {
+    plan::Context c;
+    c.bandwidth_mbps = bw;
+    c.rtt_ms = monitor.rtt_ms();
+    c.server_load = monitor.server_load();
+    return c;
+  }
+
+  void build_table() {
+    table = std::make_unique<plan::ParametricPlanner>(cm, context(1.0));
+    table_load = monitor.server_load();
+    segment = -1;
+  }
+
+  void probe() {
+    const double est = monitor.bandwidth_mbps().value_or(opt.initial_bandwidth_mbps > 0 ? opt.initial_bandwidth_mbps : 1.0);
+    const double bytes = std::clamp(est * 1e6 / 8 * opt.probe_ms / 1e3, 4096.0, 1048576.0);
+    const double rt = dep.probe(static_cast<size_t>(bytes));
+    if (rt >= 0) monitor.observe_transfer(2 * (bytes + 128), rt);
+  }
+
+  double estimate() const {
+    return monitor.bandwidth_mbps().value_or(opt.initial_bandwidth_mbps > 0 ? opt.initial_bandwidth_mbps : 1.0);
+  }
+
+  // Returns the placement for the next request (and the plan id).
+  std::vector<int> decide(double est, int& plan_id, double& predicted) {
+    plan::Constraints cons;
+    cons.device_memory_bytes = memory_budget;
+    if (opt.planner == "parametric") {
+      if (!table || std::abs(monitor.server_load() - table_load) > opt.load_tolerance * table_load) build_table();
+      bool keep = false;
+      if (segment >= 0 && !replan_now) {
+        const auto& s = table->segments()[static_cast<size_t>(segment)];
+        keep = est >= s.bw_lo_mbps / (1 + opt.hysteresis) && est <= s.bw_hi_mbps * (1 + opt.hysteresis);
+      }
+      if (!keep) segment = table->lookup_index(est);
+      const auto& s = table->segments()[static_cast<size_t>(segment)];
+      plan_id = segment;
+      double mem = 0;
+      for (int a = 0; a < cm.num_atoms(); ++a)
+        if (s.placement[a] == 0) mem += cm.dag.param_bytes.empty() ? 0 : cm.dag.param_bytes[a];
+      if (mem <= memory_budget) {
+        predicted = s.intercept + s.slope / est;
+        return s.placement;
+      }
+      plan_id = -1;  // the budget binds: constrained re-plan
+      auto p = gads->plan(context(est), cons, dep.placement());
+      predicted = p.latency_ms;
+      return p.ok() ? p.placement : std::vector<int>(cm.num_atoms(), 1);
+    }
+    auto p = (memory_budget < plan::kUnlimited && opt.planner != "gads" ? gads : planner)
+                 ->plan(context(est), cons, dep.placement());
+    plan_id = -1;
+    predicted = p.latency_ms;
+    return p.ok() ? p.placement : std::vector<int>(cm.num_atoms(), 1);
+  }
+
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) {
+    RequestRecord r;
+    r.index = static_cast<int>(records.size());
+    const auto& link = dep_link();
+    if (link) {
+      r.link_time_s = link->now_s();
+      r.true_bandwidth = link->bandwidth_now();
+    }
+    const auto t0 = Clock::now();
+    const double est = estimate();
+    int plan_id = -1;
+    double predicted = 0;
+    auto placement = decide(est, plan_id, predicted);
+    r.switched = placement != dep.placement();
+    if (r.switched) dep.set_placement(placement);  // schedules are cached per placement
+    replan_now = false;
+    r.decide_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    r.est_bandwidth = est;
+    r.plan_id = plan_id;
+    r.predicted_ms = predicted;
+    for (int t : placement) r.device_atoms += t == 0;
+    auto out = dep.run(inputs);
+    const auto& tl = dep.last_timeline();
+    bool transferred = false;
+    for (const auto& b : tl.blocks) {
+      if (!b.remote) continue;
+      transferred = true;
+      monitor.observe_transfer(static_cast<double>(b.bytes_up + b.bytes_down), b.transfer_ms);
+      double pred = 0;
+      for (int a : b.atoms) pred += server_pred[a];
+      monitor.observe_server(b.server_ms, pred);
+    }
+    since_transfer = transferred ? 0 : since_transfer + 1;
+    if (since_transfer >= opt.probe_every && dep.server_available()) {
+      probe();
+      since_transfer = 0;
+      r.probed = true;
+    }
+    r.total_ms = tl.total_ms;
+    r.device_ms = tl.device_ms;
+    r.transfer_ms = tl.transfer_ms;
+    r.server_ms = tl.server_ms;
+    r.fallback = tl.fallback;
+    r.est_load = monitor.server_load();
+    records.push_back(r);
+    return out;
+  }
+
+  const std::shared_ptr<Link>& dep_link() const { return link_; }
+  std::shared_ptr<Link> link_;
+};
+
+AdaptiveDeployment::AdaptiveDeployment(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
+                                       AdaptiveOptions adaptive) {
+  auto link = options.link;
+  impl_ = std::make_unique<Impl>(std::move(model), std::move(cost_model), std::move(options), std::move(adaptive));
+  impl_->link_ = std::move(link);
+}
+AdaptiveDeployment::~AdaptiveDeployment() = default;
+
+std::vector<at::Tensor> AdaptiveDeployment::run(const std::vector<at::Tensor>& inputs) { return impl_->run(inputs); }
+
+void AdaptiveDeployment::set_memory_budget(double bytes) {
+  TESSERA_CHECK(bytes >= 0, InvalidArgument, "memory budget must be >= 0 bytes, got {}", bytes);
+  impl_->memory_budget = bytes;
+  impl_->replan_now = true;
+}
+
+const std::vector<RequestRecord>& AdaptiveDeployment::timeline() const { return impl_->records; }
+const std::vector<int>& AdaptiveDeployment::placement() const { return impl_->dep.placement(); }
+const Monitor& AdaptiveDeployment::monitor() const { return impl_->monitor; }
+runtime::Deployment& AdaptiveDeployment::deployment() { return impl_->dep; }
+std::vector<double> AdaptiveDeployment::breakpoints() const {
+  return impl_->table ? impl_->table->breakpoints() : std::vector<double>{};
+}
+
+}  // namespace tessera::adapt

@@ -1,0 +1,60 @@
+#include "tessera/adapt/monitor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tessera/core/error.h"
+
+namespace tessera::adapt {
+
+Monitor::Monitor(MonitorOptions o) : o_(o) {
+  TESSERA_CHECK(o_.window >= 1, InvalidArgument, "monitor window must be >= 1, got {}", o_.window);
+  TESSERA_CHECK(o_.load_alpha > 0 && o_.load_alpha <= 1, InvalidArgument, "load_alpha must be in (0, 1]");
+}
+
+void Monitor::observe_rtt(double rtt_ms) {
+  if (!(rtt_ms >= 0) || !std::isfinite(rtt_ms)) return;
+  rtt_ms_ = have_rtt_ ? std::min(rtt_ms_, rtt_ms) : rtt_ms;
+  have_rtt_ = true;
+}
+
+void Monitor::observe_transfer(double bytes, double transfer_ms) {
+  if (bytes < o_.min_bytes || !std::isfinite(transfer_ms)) return;
+  // never below 2% of the transfer: an rtt estimate slightly too large must not explode the sample
+  const double wire_ms = std::max(transfer_ms - rtt_ms_, 0.02 * transfer_ms);
+  if (wire_ms <= 0) return;
+  last_ = bytes * 8 / (wire_ms * 1e3);
+  window_.push_back(last_);
+  while (static_cast<int>(window_.size()) > o_.window) window_.pop_front();
+  ++samples_;
+}
+
+void Monitor::observe_server(double server_ms, double predicted_ms) {
+  if (!(predicted_ms > 0) || !(server_ms > 0)) return;
+  load_ = (1 - o_.load_alpha) * load_ + o_.load_alpha * (server_ms / predicted_ms);
+}
+
+std::optional<double> Monitor::bandwidth_mbps() const {
+  if (window_.empty()) return std::nullopt;
+  std::vector<double> v(window_.begin(), window_.end());
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  if (v.size() % 2) return v[v.size() / 2];
+  const double hi = v[v.size() / 2];
+  const double lo = *std::max_element(v.begin(), v.begin() + v.size() / 2);
+  return (lo + hi) / 2;
+}
+
+double Monitor::free_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  double kb;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
+
+}  // namespace tessera::adapt

@@ -1,0 +1,66 @@
+// Adaptation in C++: the emulated link's arithmetic and the monitor's estimate.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tessera/adapt/link.h"
+#include "tessera/adapt/monitor.h"
+#include "tessera/core/error.h"
+
+using namespace tessera::adapt;
+
+TEST(Link, ConstantRateAndDelay) {
+  LinkSpec s;
+  s.bandwidth_mbps = 8;  // 1 MB/s
+  s.rtt_ms = 20;
+  Link l(s);
+  EXPECT_NEAR(l.serialization_ms(1e6, 0), 1000.0, 1e-6);
+  EXPECT_NEAR(l.transmit(1e5), 100.0 + 10.0, 1e-6);
+  EXPECT_DOUBLE_EQ(l.mean_bandwidth(), 8);
+}
+
+TEST(Link, TraceIsIntegratedAcrossSamples) {
+  LinkSpec s;
+  s.trace = {{0, 8}, {1, 16}, {2, 8}};  // 1 MB/s for 1 s, then 2 MB/s, then 1 MB/s (loops every 3 s)
+  Link l(s);
+  EXPECT_DOUBLE_EQ(l.bandwidth_at(0.5), 8);
+  EXPECT_DOUBLE_EQ(l.bandwidth_at(1.5), 16);
+  EXPECT_DOUBLE_EQ(l.bandwidth_at(3.5), 8);  // looped
+  // 2 MB starting at 0.5 s: 0.5 MB in the first 0.5 s, 1.5 MB at 2 MB/s = 0.75 s
+  EXPECT_NEAR(l.serialization_ms(2e6, 0.5), 1250.0, 1e-6);
+  l.set_virtual_time(1.25);
+  EXPECT_DOUBLE_EQ(l.bandwidth_now(), 16);
+}
+
+TEST(Link, ReadsTraceFilesAndRejectsBadOnes) {
+  auto dir = std::filesystem::temp_directory_path();
+  auto good = (dir / "tessera_trace_ok.txt").string();
+  std::ofstream(good) << "# time bw\n10\t1.5\n11\t2.5\n\n12 0.5\n";
+  auto tr = read_trace(good);
+  ASSERT_EQ(tr.size(), 3u);
+  EXPECT_DOUBLE_EQ(tr[0].first, 0);  // shifted to start at 0
+  EXPECT_DOUBLE_EQ(tr[1].second, 2.5);
+  auto bad = (dir / "tessera_trace_bad.txt").string();
+  std::ofstream(bad) << "0 1\n1 x\n";
+  try {
+    read_trace(bad);
+    FAIL();
+  } catch (const tessera::Error& e) {
+    EXPECT_NE(e.message().find("tessera_trace_bad.txt:2"), std::string::npos) << e.message();
+  }
+  EXPECT_THROW(read_trace((dir / "no_such_trace.txt").string()), tessera::Error);
+  EXPECT_THROW(Link(LinkSpec{}), tessera::Error);  // no rate, no trace
+}
+
+TEST(Monitor, MedianIgnoresAnOutlier) {
+  Monitor m({5, 1000, 0.3});
+  m.observe_rtt(10);
+  for (int i = 0; i < 4; ++i) m.observe_transfer(1e6, 10 + 800);  // 8 Mbit in 800 ms = 10 Mbit/s
+  m.observe_transfer(1e6, 10 + 8);                                // an outlier: 1000 Mbit/s
+  ASSERT_TRUE(m.bandwidth_mbps().has_value());
+  EXPECT_NEAR(*m.bandwidth_mbps(), 10.0, 1e-9);
+  m.observe_server(20, 10);
+  EXPECT_GT(m.server_load(), 1.0);
+  EXPECT_GT(Monitor::free_memory_bytes(), 0);
+}
