@@ -107,7 +107,12 @@ void bind_predict(py::module_& m) {
       .def("kind", &Predictor::kind)
       .def("predict", &Predictor::predict, py::arg("samples"), py::call_guard<py::gil_scoped_release>())
       .def("update", &Predictor::update, py::arg("samples"), py::call_guard<py::gil_scoped_release>())
-      .def("save", &Predictor::save, py::arg("path"));
+      .def(
+          "save",
+          [](const Predictor& p, const py::object& path) {  // str or os.PathLike
+            p.save(py::module_::import("os").attr("fspath")(path).cast<std::string>());
+          },
+          py::arg("path"));
   m.def("make_predictor", [](const std::string& kind) { return shared(make_predictor(kind)); }, py::arg("kind"));
   m.def(
       "make_xgboost_predictor",

@@ -48,7 +48,10 @@ void bind_runtime(py::module_& m) {
       .def_readwrite("retry_ms", &DeploymentOptions::retry_ms)
       .def_readwrite("curve_server_key", &DeploymentOptions::curve_server_key)
       .def_readwrite("curve_public_key", &DeploymentOptions::curve_public_key)
-      .def_readwrite("curve_secret_key", &DeploymentOptions::curve_secret_key);
+      .def_readwrite("curve_secret_key", &DeploymentOptions::curve_secret_key)
+      .def_readwrite("link", &DeploymentOptions::link)
+      .def_readwrite("device_slowdown", &DeploymentOptions::device_slowdown)
+      .def_readwrite("emulation", &DeploymentOptions::emulation);
   py::class_<BlockTiming>(m, "BlockTiming")
       .def_readonly("target", &BlockTiming::target)
       .def_readonly("remote", &BlockTiming::remote)
@@ -58,6 +61,7 @@ void bind_runtime(py::module_& m) {
       .def_readonly("round_trip_ms", &BlockTiming::round_trip_ms)
       .def_readonly("server_ms", &BlockTiming::server_ms)
       .def_readonly("transfer_ms", &BlockTiming::transfer_ms)
+      .def_readonly("link_ms", &BlockTiming::link_ms)
       .def_readonly("bytes_up", &BlockTiming::bytes_up)
       .def_readonly("bytes_down", &BlockTiming::bytes_down)
       .def_readonly("error", &BlockTiming::error);
@@ -77,6 +81,7 @@ void bind_runtime(py::module_& m) {
       .def("last_timeline", &Deployment::last_timeline, py::return_value_policy::copy)
       .def("ping", &Deployment::ping, py::arg("timeout_ms") = 500, py::call_guard<py::gil_scoped_release>())
       .def("echo", &Deployment::echo, py::arg("tensors"), py::call_guard<py::gil_scoped_release>())
+      .def("probe", &Deployment::probe, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("server_available", &Deployment::server_available);
   m.def("_time_tessera_echo", &time_tessera_echo, py::arg("deployment"), py::arg("tensor"), py::arg("repeats"),
         py::call_guard<py::gil_scoped_release>());

@@ -9,6 +9,7 @@ void bind_plan(py::module_& m);
 void bind_profile(py::module_& m);
 void bind_predict(py::module_& m);
 void bind_runtime(py::module_& m);
+void bind_adapt(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "tessera engine (C++): atoms, planners, runtime. Use the `tessera` package, not this module.";
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
   bind_profile(m);
   bind_predict(m);
   bind_runtime(m);
+  bind_adapt(m);
 }

@@ -22,6 +22,7 @@ from ._core import (  # noqa: F401
 )
 from .atoms import Block, Model, load  # noqa: F401
 from .runtime import Deployment, Server, keygen  # noqa: F401
+from .adapt import AdaptiveDeployment, Link, read_trace  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -251,7 +251,7 @@ def feature_matrix(samples, analytic_ms: Optional[Sequence[float]] = None):
     """The learned models' input as a float32 numpy array (n x d) and the column names."""
     import numpy as np
 
-    rows = _core.learned_features(list(samples), list(analytic_ms or []))
+    rows = _core.learned_features(list(samples), [] if analytic_ms is None else [float(v) for v in analytic_ms])
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1), list(_core.learned_feature_names())
 
 

@@ -87,11 +87,12 @@ class Deployment:
     """Runs a plan for real: target-0 blocks here, the others on the server."""
 
     def __init__(self, model: Model, plan, server: str = "", timeout_ms: int = 1000, retry_ms: int = 1000,
-                 curve_server_key: str = "", curve_keys: tuple[str, str] | None = None):
-        o = _core.DeploymentOptions()
-        o.server = server
-        o.timeout_ms = int(timeout_ms)
-        o.retry_ms = int(retry_ms)
+                 curve_server_key: str = "", curve_keys: tuple[str, str] | None = None, link=None,
+                 device_slowdown: float = 1.0, emulation: str = "sleep"):
+        """link: a tessera.Link every message passes through; device_slowdown: stretch local
+        compute (a device that many times slower); emulation: "sleep" or "account"."""
+        from .adapt import deployment_options
+        o = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation)
         if curve_server_key or curve_keys:
             if not (curve_server_key and curve_keys):
                 raise _core.InvalidArgumentError("CURVE needs curve_server_key and curve_keys=(public, secret)")

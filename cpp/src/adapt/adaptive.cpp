@@ -25,6 +25,8 @@ struct AdaptiveDeployment::Impl {
   double memory_budget;
   bool replan_now = true;
   int since_transfer = 0;
+  int confirm = 0;             // confirmation probes still to send
+  bool confirmed_once = false;
   std::vector<RequestRecord> records;
   std::vector<double> server_pred;  // per atom, server ms at load 1
 
@@ -46,15 +48,17 @@ struct AdaptiveDeployment::Impl {
     server_pred = cm.compute_ms.at(1);
     if (opt.planner != "parametric") planner = plan::make_planner(opt.planner, cm);
     gads = plan::make_planner("gads", cm);
+    // The first exchange also sets the connection up: never measure with it.
+    const double warm = dep.probe(64);
     if (opt.rtt_ms >= 0) {
       monitor.observe_rtt(opt.rtt_ms);
-    } else {
+    } else if (warm >= 0) {
       for (int i = 0; i < 3; ++i) {
         const double rt = dep.probe(64);
         if (rt >= 0) monitor.observe_rtt(rt);
       }
     }
-    if (opt.initial_bandwidth_mbps <= 0) probe();
+    if (opt.initial_bandwidth_mbps <= 0 && warm >= 0) probe(16384);
   }
 
   plan::Context context(double bw) const {
@@ -71,11 +75,15 @@ struct AdaptiveDeployment::Impl {
     segment = -1;
   }
 
-  void probe() {
-    const double est = monitor.bandwidth_mbps().value_or(opt.initial_bandwidth_mbps > 0 ? opt.initial_bandwidth_mbps : 1.0);
-    const double bytes = std::clamp(est * 1e6 / 8 * opt.probe_ms / 1e3, 4096.0, 1048576.0);
+  // An Echo of about probe_ms at the current estimate (or `bytes`). Returns the
+  // sample (Mbit/s) or -1.
+  double probe(double bytes = 0) {
+    if (bytes <= 0) bytes = std::clamp(estimate() * 1e6 / 8 * opt.probe_ms / 1e3, 4096.0, 1048576.0);
     const double rt = dep.probe(static_cast<size_t>(bytes));
-    if (rt >= 0) monitor.observe_transfer(2 * (bytes + 128), rt);
+    if (rt < 0) return -1;
+    const int before = monitor.samples();
+    monitor.observe_transfer(2 * (bytes + 128), rt);
+    return monitor.samples() > before ? monitor.last_sample_mbps() : -1;
   }
 
   double estimate() const {
@@ -148,8 +156,18 @@ struct AdaptiveDeployment::Impl {
       monitor.observe_server(b.server_ms, pred);
     }
     since_transfer = transferred ? 0 : since_transfer + 1;
-    if (since_transfer >= opt.probe_every && dep.server_available()) {
-      probe();
+    if (transferred) confirm = 0;
+    if ((since_transfer >= opt.probe_every || confirm > 0) && dep.server_available()) {
+      // A probe that disagrees with the estimate is confirmed by the next
+      // requests' probes, so a real change moves the median within a few requests.
+      const double before = estimate();
+      const double sample = probe();
+      confirm = confirm > 0 ? confirm - 1 : 0;
+      if (sample > 0 && std::abs(sample - before) > opt.hysteresis * before && confirm == 0 && !confirmed_once) {
+        confirm = opt.monitor.window / 2;
+        confirmed_once = true;
+      }
+      if (confirm == 0 && since_transfer >= opt.probe_every) confirmed_once = false;
       since_transfer = 0;
       r.probed = true;
     }

@@ -15,7 +15,7 @@
 namespace tessera::adapt {
 
 struct MonitorOptions {
-  int window = 5;              // samples in the median
+  int window = 3;              // samples in the median (3: one outlier never moves it)
   double min_bytes = 2048;     // smaller transfers say little about bandwidth
   double load_alpha = 0.3;     // EWMA weight of a new load sample
 };

@@ -1,0 +1,89 @@
+// Bindings of the adaptation layer (tessera/adapt/*.h). Wrap only.
+#include <torch/extension.h>
+
+#include "tessera/adapt/adaptive.h"
+#include "tessera/adapt/link.h"
+#include "tessera/adapt/monitor.h"
+
+namespace py = pybind11;
+using namespace tessera;
+using namespace tessera::adapt;
+
+void bind_adapt(py::module_& m) {
+  py::enum_<Emulation>(m, "Emulation").value("Sleep", Emulation::Sleep).value("Account", Emulation::Account);
+  py::class_<LinkSpec>(m, "LinkSpec")
+      .def(py::init<>())
+      .def_readwrite("bandwidth_mbps", &LinkSpec::bandwidth_mbps)
+      .def_readwrite("trace", &LinkSpec::trace)
+      .def_readwrite("rtt_ms", &LinkSpec::rtt_ms)
+      .def_readwrite("burst_bytes", &LinkSpec::burst_bytes)
+      .def_readwrite("time_scale", &LinkSpec::time_scale)
+      .def_readwrite("min_bandwidth_mbps", &LinkSpec::min_bandwidth_mbps)
+      .def_readwrite("label", &LinkSpec::label);
+  m.def("read_trace", &read_trace, py::arg("path"));
+  py::class_<Link, std::shared_ptr<Link>>(m, "EmulatedLink")
+      .def(py::init<LinkSpec>(), py::arg("spec"))
+      .def("now_s", &Link::now_s)
+      .def("set_virtual_time", &Link::set_virtual_time, py::arg("t_s"))
+      .def("use_wall_clock", &Link::use_wall_clock)
+      .def("bandwidth_at", &Link::bandwidth_at, py::arg("t_s"))
+      .def("bandwidth_now", &Link::bandwidth_now)
+      .def("serialization_ms", &Link::serialization_ms, py::arg("bytes"), py::arg("t_s"))
+      .def("transmit", &Link::transmit, py::arg("bytes"))
+      .def("mean_bandwidth", &Link::mean_bandwidth)
+      .def("duration_s", &Link::duration_s)
+      .def_property_readonly("spec", &Link::spec);
+  py::class_<MonitorOptions>(m, "MonitorOptions")
+      .def(py::init<>())
+      .def_readwrite("window", &MonitorOptions::window)
+      .def_readwrite("min_bytes", &MonitorOptions::min_bytes)
+      .def_readwrite("load_alpha", &MonitorOptions::load_alpha);
+  py::class_<Monitor>(m, "Monitor")
+      .def(py::init<MonitorOptions>(), py::arg("options") = MonitorOptions{})
+      .def("observe_transfer", &Monitor::observe_transfer, py::arg("bytes"), py::arg("transfer_ms"))
+      .def("observe_rtt", &Monitor::observe_rtt, py::arg("rtt_ms"))
+      .def("observe_server", &Monitor::observe_server, py::arg("server_ms"), py::arg("predicted_ms"))
+      .def_property_readonly("bandwidth_mbps", &Monitor::bandwidth_mbps)
+      .def_property_readonly("rtt_ms", &Monitor::rtt_ms)
+      .def_property_readonly("server_load", &Monitor::server_load)
+      .def_property_readonly("samples", &Monitor::samples)
+      .def_static("free_memory_bytes", &Monitor::free_memory_bytes);
+  py::class_<AdaptiveOptions>(m, "AdaptiveOptions")
+      .def(py::init<>())
+      .def_readwrite("planner", &AdaptiveOptions::planner)
+      .def_readwrite("hysteresis", &AdaptiveOptions::hysteresis)
+      .def_readwrite("initial_bandwidth_mbps", &AdaptiveOptions::initial_bandwidth_mbps)
+      .def_readwrite("rtt_ms", &AdaptiveOptions::rtt_ms)
+      .def_readwrite("probe_every", &AdaptiveOptions::probe_every)
+      .def_readwrite("probe_ms", &AdaptiveOptions::probe_ms)
+      .def_readwrite("device_memory_bytes", &AdaptiveOptions::device_memory_bytes)
+      .def_readwrite("load_tolerance", &AdaptiveOptions::load_tolerance)
+      .def_readwrite("monitor", &AdaptiveOptions::monitor);
+  py::class_<RequestRecord>(m, "RequestRecord")
+      .def_readonly("index", &RequestRecord::index)
+      .def_readonly("link_time_s", &RequestRecord::link_time_s)
+      .def_readonly("est_bandwidth", &RequestRecord::est_bandwidth)
+      .def_readonly("true_bandwidth", &RequestRecord::true_bandwidth)
+      .def_readonly("plan_id", &RequestRecord::plan_id)
+      .def_readonly("device_atoms", &RequestRecord::device_atoms)
+      .def_readonly("switched", &RequestRecord::switched)
+      .def_readonly("decide_us", &RequestRecord::decide_us)
+      .def_readonly("total_ms", &RequestRecord::total_ms)
+      .def_readonly("device_ms", &RequestRecord::device_ms)
+      .def_readonly("transfer_ms", &RequestRecord::transfer_ms)
+      .def_readonly("server_ms", &RequestRecord::server_ms)
+      .def_readonly("predicted_ms", &RequestRecord::predicted_ms)
+      .def_readonly("fallback", &RequestRecord::fallback)
+      .def_readonly("probed", &RequestRecord::probed)
+      .def_readonly("est_load", &RequestRecord::est_load);
+  py::class_<AdaptiveDeployment>(m, "AdaptiveDeployment")
+      .def(py::init<Model, plan::CostModel, runtime::DeploymentOptions, AdaptiveOptions>(), py::arg("model"),
+           py::arg("cost_model"), py::arg("options"), py::arg("adaptive"), py::call_guard<py::gil_scoped_release>())
+      .def("run", &AdaptiveDeployment::run, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
+      .def("set_memory_budget", &AdaptiveDeployment::set_memory_budget, py::arg("bytes"))
+      .def("timeline", &AdaptiveDeployment::timeline, py::return_value_policy::copy)
+      .def_property_readonly("placement", &AdaptiveDeployment::placement)
+      .def("monitor", &AdaptiveDeployment::monitor, py::return_value_policy::reference_internal)
+      .def("deployment", &AdaptiveDeployment::deployment, py::return_value_policy::reference_internal)
+      .def("breakpoints", &AdaptiveDeployment::breakpoints);
+}
