@@ -1,9 +1,24 @@
-"""make demo: the main job of tessera on an embedded default.
+"""make demo: the whole story of tessera on an embedded default.
 
-Traces a torchvision ResNet-18 (random weights, offline) to TorchScript, loads
-it through the C++ core, cuts it into atoms once, writes the atom store, runs
-the model whole and split between two targets, and prints what it found.
+1. trace a torchvision ResNet-18 (random weights, offline) to TorchScript;
+2. cut it into atoms once and write the atom store;
+3. profile every atom on this machine;
+4. start an edge server in another process (`tessera serve`) on loopback;
+5. replay a bandwidth trace through the emulated link with every policy
+   (device only, server only, a static min-cut plan, Neurosurgeon's chain,
+   tessera's adaptive deployment, and the oracle that knows the true bandwidth);
+6. print mean and p95 latency per policy and write the plot as a PNG.
+
+Emulation: the device is taken to be 10x slower than this machine (a phone
+against an edge server: device costs = measured x 10, local compute accounted
+x 10); the link follows the embedded trace below with a 20 ms RTT, in "account"
+mode (transfers over loopback are real, the emulated link's time is added).
 """
+import argparse
+import os
+import select
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -11,37 +26,66 @@ from pathlib import Path
 import torch
 
 import tessera as ts
-from tessera import zoo
+from tessera import experiment, zoo
+
+# An embedded trace (time s, Mbit/s): WiFi, then a drive through 4G, 3G and a
+# CAT1-class dead zone, and back (the uplink classes of DADS: 18.88 / 5.85 / 1.1 / 0.13).
+DEMO_TRACE = [(0, 30.0), (4, 38.0), (8, 18.9), (10, 5.9), (14, 6.4), (17, 4.8), (20, 1.1), (23, 0.9),
+              (26, 0.13), (30, 0.2), (32, 1.3), (35, 5.2), (38, 18.9), (41, 35.0), (45, 40.0)]
 
 
-def main():
+def start_server(store_root: Path):
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "python"))
+    p = subprocess.Popen([sys.executable, "-m", "tessera", "serve", str(store_root)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    ready, _, _ = select.select([p.stdout], [], [], 120)
+    line = p.stdout.readline() if ready else ""
+    if "listening on" not in line:
+        p.kill()
+        raise SystemExit(f"demo: the server did not start: {line} {p.stderr.read()}")
+    return p, line.split("listening on ")[1].split()[0]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="tessera demo: adaptive split inference on a bandwidth trace")
+    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--requests", type=int, default=48, help="one request per second of trace")
+    ap.add_argument("--device-slowdown", type=float, default=10.0)
+    ap.add_argument("--plot", default="demo_adaptive.png")
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    path, xs = zoo.torchscript("resnet18")
+
     t0 = time.perf_counter()
+    path, xs = zoo.torchscript(args.model)
     m = ts.load(str(path), xs)
-    t_load = time.perf_counter() - t0
-    print(f"model     {path.name}: {m.graph.num_compute_nodes()} operators -> {m.num_atoms} atoms "
-          f"(freeze + shapes + atomize: {t_load:.2f} s)")
-    y = m.run(xs)
-    print(f"output    shape {list(y.shape)}, dtype {y.dtype}")
-    ref = torch.jit.load(str(path))(*xs)
-    print(f"check     unsplit run == TorchScript model: {torch.allclose(y, ref, rtol=1e-4, atol=1e-5)}")
+    print(f"1-2. {args.model}: {m.graph.num_compute_nodes()} operators -> {m.num_atoms} atoms "
+          f"({time.perf_counter() - t0:.1f} s)")
     with tempfile.TemporaryDirectory() as tmp:
-        store = Path(tmp) / "resnet18"
-        m.save(store)
-        size = sum(f.stat().st_size for f in store.iterdir())
-        half = m.num_atoms // 2
-        d = ts.Model.open(store, atoms=range(half))
-        print(f"store     {m.num_atoms} atom files, {size / 1e6:.1f} MB; a device opening atoms 0..{half - 1} "
-              f"holds {d.loaded_param_bytes() / 1e6:.1f} of {sum(a.param_bytes for a in m.atoms) / 1e6:.1f} MB "
-              f"of weights")
-        placement = [0] * half + [1] * (m.num_atoms - half)
-        ys = d.run(xs, placement=placement)
-        print(f"split     atoms 0..{half - 1} on target 0, the rest on target 1: "
-              f"bitwise equal to the unsplit run: {torch.equal(ys, y)}")
-    print()
-    print(m.summary(max_rows=12))
+        m.save(Path(tmp) / args.model)
+        ct = ts.profile(m, xs, threads=1, repeats=5, warmup=2)
+        print(f"3.   profiled: whole model {ct.model_ms:.1f} ms, sum of atoms {ct.sum_atom_ms:.1f} ms "
+              f"(device = x{args.device_slowdown:g})")
+        costs = experiment.costs_from_profile(ct, args.device_slowdown)
+        proc, endpoint = start_server(Path(tmp))
+        try:
+            print(f"4.   edge server (another process) on {endpoint}")
+            link = {"trace": DEMO_TRACE, "rtt_ms": 20.0, "label": "demo trace"}
+            runs = experiment.replay(m, xs, costs, endpoint, link, requests=args.requests,
+                                     device_slowdown=args.device_slowdown)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(f"5.   {args.requests} requests over the embedded trace (0.13-40 Mbit/s, RTT 20 ms), every output "
+          f"checked against the unsplit model:")
+    from bench_table import table
+    print(table(experiment.summary_rows(runs)))
+    a = runs["adaptive"]
+    print(f"     adaptive decisions: median {sorted(a.decide_us)[len(a.decide_us) // 2]:.1f} us per request, "
+          f"{a.switches} plan switches")
+    experiment.plot(runs, args.plot, title=f"{args.model}, device x{args.device_slowdown:g}, demo trace")
+    print(f"6.   plot written to {args.plot}")
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -32,7 +32,7 @@ struct AdaptiveOptions {
   double hysteresis = 0.2;             // stay while est in [lo / (1+h), hi * (1+h)]
   double initial_bandwidth_mbps = 0;   // 0: probe the link before the first request
   double rtt_ms = -1;                  // < 0: measure with small probes
-  int probe_every = 8;                 // requests without a transfer between probes
+  int probe_every = 2;                 // requests without a transfer between probes
   double probe_ms = 30;                // probe size: about this long at the current estimate
   double device_memory_bytes = std::numeric_limits<double>::infinity();
   double load_tolerance = 0.25;        // relative server-load change that rebuilds the table

@@ -1,0 +1,165 @@
+"""Replay a bandwidth trace through the emulated link and compare policies side by side.
+
+Used by ``make demo``, ``bench/bench_adaptive.py`` and notebook 04. Every policy
+serves the same requests: request i happens at link time i * period_s (a fixed
+request rate on the trace's clock), runs for real (device blocks here, server
+blocks on a real server in another process, real ZeroMQ transfers), and the
+emulated link adds its time (token bucket over the trace + rtt/2 each way) in
+"account" mode, so a 15-minute trace replays in seconds of compute.
+
+Policies:
+  device_only, server_only   everything on one side
+  static                     the min-cut plan at the trace's mean bandwidth, kept all along
+  chain                      Neurosurgeon: best single split, re-planned every request from
+                             the same bandwidth estimate the adaptive deployment uses
+  adaptive                   tessera: monitor + parametric plans + hysteresis
+  oracle                     the optimal parametric plan for the TRUE bandwidth of each request
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+
+from . import _core
+from .adapt import AdaptiveDeployment, Link
+from .plan import ParametricPlanner, plan as make_plan
+from .runtime import Deployment
+
+POLICIES = ("device_only", "server_only", "static", "chain", "adaptive", "oracle")
+
+
+@dataclass
+class PolicyRun:
+    name: str
+    latency_ms: list = field(default_factory=list)
+    device_atoms: list = field(default_factory=list)
+    est_bandwidth: list = field(default_factory=list)
+    true_bandwidth: list = field(default_factory=list)
+    switches: int = 0
+    fallbacks: int = 0
+    decide_us: list = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.latency_ms)
+
+    @property
+    def p95(self) -> float:
+        xs = sorted(self.latency_ms)
+        return xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
+
+
+def costs_from_profile(cost_table, device_slowdown: float) -> dict:
+    """Device = this machine's measured atoms x slowdown; server = this machine's measured atoms."""
+    ms = list(cost_table.atom_ms)
+    return {"device": [device_slowdown * c for c in ms], "server": ms}
+
+
+def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, period_s: float = 1.0,
+           device_slowdown: float = 1.0, policies=POLICIES, check_outputs: bool = True, progress=None,
+           rtt_ms: float | None = None) -> dict:
+    """Run every policy over the same request sequence; returns name -> PolicyRun.
+
+    link_spec: keyword arguments of tessera.Link (trace=..., scale=..., rtt_ms=...) or
+    bandwidth_mbps=... for a constant link.
+    """
+    ref = model.run_flat(inputs) if check_outputs else None
+    rtt = link_spec.get("rtt_ms", 0.0) if rtt_ms is None else rtt_ms
+    mean_bw = Link(**link_spec).mean_bandwidth
+    table = ParametricPlanner(model, costs, rtt_ms=rtt)
+    static = make_plan(model, costs, bandwidth_mbps=mean_bw, rtt_ms=rtt, algorithm="mincut").placement
+    n = model.num_atoms
+    fixed = {"device_only": [0] * n, "server_only": [1] * n, "static": static}
+    out = {}
+    for name in policies:
+        link = Link(**link_spec)
+        link.set_time(0.0)
+        run = PolicyRun(name)
+        if name in ("adaptive", "chain"):
+            dep = AdaptiveDeployment(model, costs, server=endpoint, planner="parametric" if name == "adaptive"
+                                     else "chain", link=link, rtt_ms=rtt, device_slowdown=device_slowdown,
+                                     emulation="account", timeout_ms=600000)
+        else:
+            dep = Deployment(model, fixed.get(name, [0] * n), server=endpoint, link=link,
+                             device_slowdown=device_slowdown, emulation="account", timeout_ms=600000)
+        last = None
+        for i in range(requests):
+            t = i * period_s
+            link.set_time(t)
+            true_bw = link.bandwidth_at(t)
+            if name == "oracle":
+                p = table.lookup_placement(true_bw)
+                if p != last:
+                    dep.set_plan(p)
+                    run.switches += last is not None
+                    last = p
+            flat = dep._core.run(list(inputs))
+            if check_outputs:
+                for a, b in zip(flat, ref):
+                    if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+                        raise AssertionError(f"{name}: request {i} returned a wrong output")
+            if isinstance(dep, AdaptiveDeployment):
+                rec = dep._core.timeline()[-1]
+                run.latency_ms.append(rec.total_ms)
+                run.device_atoms.append(rec.device_atoms)
+                run.est_bandwidth.append(rec.est_bandwidth)
+                run.switches += rec.switched and i > 0
+                run.fallbacks += rec.fallback
+                run.decide_us.append(rec.decide_us)
+            else:
+                tl = dep.last_timeline
+                run.latency_ms.append(tl.total_ms)
+                run.device_atoms.append(sum(1 for a in dep.placement if a == 0))
+                run.est_bandwidth.append(float("nan"))
+                run.fallbacks += tl.fallback
+            run.true_bandwidth.append(true_bw)
+            if progress:
+                progress(name, i)
+        out[name] = run
+    return out
+
+
+def summary_rows(runs: dict) -> list[dict]:
+    best_static = min((runs[k].mean for k in ("device_only", "server_only", "static") if k in runs), default=None)
+    rows = []
+    for name, r in runs.items():
+        rows.append({"policy": name, "mean_ms": f"{r.mean:.1f}", "p95_ms": f"{r.p95:.1f}",
+                     "vs_oracle": f"{r.mean / runs['oracle'].mean:.3f}" if "oracle" in runs else "",
+                     "vs_best_static": f"{r.mean / best_static:.3f}" if best_static else "",
+                     "switches": r.switches, "fallbacks": r.fallbacks})
+    return rows
+
+
+def plot(runs: dict, path, title: str = "") -> None:
+    """Bandwidth, device atoms (where the cut falls) and latency per request, for each policy."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    any_run = next(iter(runs.values()))
+    x = range(len(any_run.true_bandwidth))
+    ax[0].plot(x, any_run.true_bandwidth, label="true", color="black")
+    if "adaptive" in runs:
+        ax[0].plot(x, runs["adaptive"].est_bandwidth, label="estimated (adaptive)", linestyle="--")
+    ax[0].set_yscale("log")
+    ax[0].set_ylabel("bandwidth (Mbit/s)")
+    ax[0].legend(loc="upper right")
+    for name in ("adaptive", "oracle", "static"):
+        if name in runs:
+            ax[1].step(x, runs[name].device_atoms, where="post", label=name)
+    ax[1].set_ylabel("atoms on the device")
+    ax[1].legend(loc="upper right")
+    for name, r in runs.items():
+        ax[2].plot(x, r.latency_ms, label=f"{name} (mean {r.mean:.0f} ms)")
+    ax[2].set_yscale("log")
+    ax[2].set_ylabel("latency (ms)")
+    ax[2].set_xlabel("request")
+    ax[2].legend(loc="upper right", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
