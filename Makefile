@@ -17,12 +17,12 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	@if [ -f $(BUILD)/build.ninja ] && ls python/tessera/_core*.so >/dev/null 2>&1; then \
+	@if [ -f $(BUILD)/build.ninja ] && ls python/tessera/_core*.so >/dev/null 2>&1 && [ -f .venv/.tessera-editable ]; then \
 	  cmake --build $(BUILD) -j $(JOBS); \
 	else \
 	  echo "tessera: first build (editable install, CMake in $(BUILD)/)"; \
 	  TESSERA_CMAKE_BUILD_DIR=$(BUILD) TESSERA_BUILD_TESTS=1 TESSERA_JOBS=$(JOBS) \
-	    $(PY) -m pip install --no-build-isolation --no-index --no-deps -e . ; \
+	    $(PY) -m pip install --no-build-isolation --no-index --no-deps -e . && touch .venv/.tessera-editable; \
 	fi
 
 test: build
