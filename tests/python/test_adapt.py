@@ -1,0 +1,136 @@
+"""Adaptation: emulated link, monitor, re-planning between requests, with a real server process."""
+import math
+
+import pytest
+import torch
+
+import tessera as ts
+
+
+class SmallNet(torch.nn.Module):
+    """A small CNN whose input (48 KB) is much larger than its late activations."""
+
+    def __init__(self):
+        super().__init__()
+        self.f = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(32, 32, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.f(x)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    torch.manual_seed(0)
+    xs = (torch.randn(1, 3, 64, 64),)
+    m = ts.load(SmallNet().eval(), xs)
+    repo = tmp_path_factory.mktemp("repo")
+    m.save(repo / "small")
+    # Deterministic costs: the device is 50x slower than the server.
+    costs = {"device": [5.0] * m.num_atoms, "server": [0.1] * m.num_atoms}
+    return m, xs, repo, costs
+
+
+def test_link_follows_a_trace_and_reads_files(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("0\t10\n1\t20\n2\t0.5\n")
+    link = ts.Link(trace=f, rtt_ms=20, scale=2.0)
+    assert link.bandwidth_at(0.5) == 20 and link.bandwidth_at(1.5) == 40 and link.bandwidth_at(2.5) == 1.0
+    assert math.isclose(link.mean_bandwidth, (20 + 40 + 1) / 3)
+    link.set_time(1.2)
+    assert link.bandwidth_now == 40
+    with pytest.raises(ValueError, match="needs bandwidth_mbps or trace"):
+        ts.Link()
+    bad = tmp_path / "bad.txt"
+    bad.write_text("0 1\n0 2\n")
+    with pytest.raises(ValueError, match=r"bad.txt:2: time 0 does not increase"):
+        ts.Link(trace=bad)
+    with pytest.raises(FileNotFoundError):
+        ts.Link(trace=tmp_path / "missing.txt")
+
+
+def test_estimate_is_within_10_percent_on_a_constant_link(small, server_process):
+    m, xs, repo, costs = small
+    srv = server_process(repo)
+    link = ts.Link(bandwidth_mbps=20, rtt_ms=10)  # emulated for real: the deployment sleeps
+    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10)
+    for _ in range(8):
+        dep(xs)
+    est = dep.monitor.bandwidth_mbps
+    assert est is not None and abs(est - 20) / 20 < 0.10, est
+    assert any(a == 1 for a in dep.placement)  # offloads at 20 Mbit/s with a slow device
+
+
+def test_step_down_and_back_moves_the_cut_and_returns(small, server_process):
+    m, xs, repo, costs = small
+    srv = server_process(repo)
+    ref = m.run(xs)
+    # 50 Mbit/s, a drop to 0.05 Mbit/s at t = 10 s, back at t = 20 s; one request per second (virtual clock)
+    link = ts.Link(trace=[(0, 50.0), (10, 0.05), (20, 50.0)], rtt_ms=10)
+    link.set_time(0)
+    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, emulation="account")
+    on_device = []
+    for i in range(30):
+        link.set_time(i)
+        y = dep(xs)
+        assert torch.allclose(y, ref, rtol=1e-4, atol=1e-5), f"request {i}"
+        on_device.append(sum(1 for t in dep.placement if t == 0))
+    n = m.num_atoms
+    assert on_device[5] < n                 # offloading at 50 Mbit/s
+    assert on_device[15] == n               # everything local while the link is down
+    assert on_device[29] < n                # offloading again after the link came back
+    tl = dep.timeline
+    first_low = next(i for i in range(10, 20) if tl[i]["device_atoms"] == n)
+    assert first_low - 10 <= 3, f"took {first_low - 10} requests to react to the step down"
+    assert all(r["decide_us"] < 50_000 for r in tl[1:])
+
+
+def test_flapping_around_a_breakpoint_does_not_flap(small, server_process):
+    m, xs, repo, costs = small
+    srv = server_process(repo)
+    table = ts.plan.__module__ and __import__("tessera.plan", fromlist=["ParametricPlanner"]).ParametricPlanner(
+        m, costs, rtt_ms=10)
+    bps = [b for b in table.breakpoints() if 0.1 < b < 1000]
+    assert bps, "no breakpoint in range"
+    bp = bps[len(bps) // 2]
+    trace = [(i, bp * (1.08 if i % 2 else 0.92)) for i in range(40)]  # +-8% around the breakpoint, every second
+    link = ts.Link(trace=trace, rtt_ms=10)
+    link.set_time(0)
+    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, emulation="account",
+                                initial_bandwidth_mbps=bp)
+    for i in range(40):
+        link.set_time(i)
+        dep(xs)
+    switches = sum(r["switched"] for r in dep.timeline[1:])
+    assert switches <= 1, switches
+
+
+def test_memory_budget_change_replans(small, server_process):
+    m, xs, repo, costs = small
+    srv = server_process(repo)
+    link = ts.Link(bandwidth_mbps=0.2, rtt_ms=10)  # slow: everything would stay on the device
+    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, emulation="account",
+                                initial_bandwidth_mbps=0.2)
+    dep(xs)
+    params_on_device = lambda: sum(a.param_bytes for a, t in zip(m.atoms, dep.placement) if t == 0)
+    full = params_on_device()
+    assert full == sum(a.param_bytes for a in m.atoms)
+    budget_mb = full / 2 / 1e6
+    dep.set_memory_budget(budget_mb)
+    y = dep(xs)
+    assert torch.allclose(y, m.run(xs), rtol=1e-4, atol=1e-5)
+    assert params_on_device() <= budget_mb * 1e6
+    assert dep.timeline[-1]["switched"]
+
+
+def test_bad_adaptive_arguments(small):
+    m, xs, repo, costs = small
+    with pytest.raises(ValueError, match="unknown adaptive planner 'magic'"):
+        ts.AdaptiveDeployment(m, costs, server="", planner="magic")
+    with pytest.raises(ValueError, match="emulation must be"):
+        ts.AdaptiveDeployment(m, costs, server="", emulation="warp")
+    with pytest.raises(ValueError, match="device_slowdown"):
+        ts.AdaptiveDeployment(m, costs, server="", device_slowdown=0.5)
