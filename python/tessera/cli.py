@@ -6,6 +6,8 @@
     tessera profile MODEL [--threads N --repeats R]        measure every atom here (median, spread)
     tessera predictor collect|train|eval ...               latency predictors (samples CSV, train, accuracy)
     tessera serve REPOSITORY [--bind ENDPOINT]             edge server for a repository of atom stores
+    tessera run MODEL --server ENDPOINT [--plan mincut]     a split with a server, every output checked
+        [--adaptive --trace FILE]                           ... re-planning over a replayed bandwidth trace
     tessera keygen [--out PREFIX]                          CURVE key pair
 
 MODEL is a TorchScript file (give --input-shape, repeatable, for each input;

@@ -1,4 +1,4 @@
-"""Runtime sub-commands of the ``tessera`` CLI: serve, keygen."""
+"""Runtime sub-commands of the ``tessera`` CLI: serve, run, keygen."""
 from __future__ import annotations
 
 import signal
@@ -47,6 +47,7 @@ def cmd_keygen(args):
 
 
 def register(sub):
+    register_run(sub)
     sp = sub.add_parser("serve", help="serve a repository of atom stores to devices (ZeroMQ)")
     sp.add_argument("repository", help="directory of atom stores (or one atom store)")
     sp.add_argument("--bind", default="tcp://127.0.0.1:*", help="ZeroMQ endpoint (default tcp://127.0.0.1:*)")
@@ -59,3 +60,89 @@ def register(sub):
     sp = sub.add_parser("keygen", help="make a CURVE key pair")
     sp.add_argument("--out", help="write OUT.key (secret) and OUT.pub (public)")
     sp.set_defaults(func=cmd_keygen)
+
+
+def cmd_run(args):
+    import statistics
+
+    import torch
+
+    from . import experiment
+    from .adapt import AdaptiveDeployment, Link
+    from .cli import open_model
+    from .plan import plan as make_plan
+    from .profile import profile
+    from .runtime import Deployment
+
+    torch.set_num_threads(args.threads)
+    m, xs = open_model(args.model, args.shapes, args.dtype)
+    ct = profile(m, xs, threads=args.threads, repeats=5, warmup=2)
+    costs = experiment.costs_from_profile(ct, args.device_slowdown)
+    ref = m.run_flat(xs)
+    link = None
+    if args.trace:
+        link = Link(trace=args.trace, scale=args.scale, rtt_ms=args.rtt)
+        link.set_time(0)
+    elif args.emulate_link:
+        link = Link(bandwidth_mbps=args.bandwidth, rtt_ms=args.rtt)
+    emulation = args.emulation
+    if args.adaptive:
+        planner = args.plan if args.plan in ("parametric", "mincut", "chain", "gads", "compressed") else "parametric"
+        dep = AdaptiveDeployment(m, costs, server=args.server, planner=planner, link=link, rtt_ms=args.rtt,
+                                 device_slowdown=args.device_slowdown, emulation=emulation,
+                                 timeout_ms=args.timeout_ms, initial_bandwidth_mbps=0 if link else args.bandwidth)
+        core = dep._core
+    else:
+        p = make_plan(m, costs, bandwidth_mbps=args.bandwidth, rtt_ms=args.rtt, algorithm=args.plan)
+        print(p.explain())
+        dep = Deployment(m, p, server=args.server, link=link, device_slowdown=args.device_slowdown,
+                         emulation=emulation, timeout_ms=args.timeout_ms)
+        core = dep._core
+    lat, wrong, fallbacks = [], 0, 0
+    print(f"{'req':>4} {'true Mbit/s':>11} {'est Mbit/s':>10} {'on device':>9} {'latency ms':>10} {'device':>8} "
+          f"{'link':>8} {'server':>8}")
+    for i in range(args.requests):
+        if link is not None and args.trace:
+            link.set_time(i * args.period)
+        flat = core.run(list(xs))
+        wrong += not all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(flat, ref))
+        if args.adaptive:
+            r = core.timeline()[-1]
+            row = (r.true_bandwidth, r.est_bandwidth, r.device_atoms, r.total_ms, r.device_ms, r.transfer_ms,
+                   r.server_ms)
+            fallbacks += r.fallback
+        else:
+            tl = dep.last_timeline
+            row = (link.bandwidth_now if link else float("nan"), float("nan"),
+                   sum(1 for t in dep.placement if t == 0), tl.total_ms, tl.device_ms, tl.transfer_ms, tl.server_ms)
+            fallbacks += tl.fallback
+        lat.append(row[3])
+        print(f"{i:>4} {row[0]:>11.2f} {row[1]:>10.2f} {row[2]:>9} {row[3]:>10.1f} {row[4]:>8.1f} {row[5]:>8.1f} "
+              f"{row[6]:>8.1f}")
+    lat_sorted = sorted(lat)
+    p95 = lat_sorted[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+    print(f"{args.requests} requests: mean {statistics.fmean(lat):.1f} ms, p95 {p95:.1f} ms, "
+          f"{fallbacks} with fallback, {wrong} wrong outputs (each checked against the unsplit model)")
+    if wrong:
+        raise SystemExit(1)
+
+
+def register_run(sub):
+    from .cli import _add_model_args
+    sp = sub.add_parser("run", help="run a model split with a server, checking every output")
+    _add_model_args(sp)
+    sp.add_argument("--server", required=True, help="server endpoint (tcp://HOST:PORT)")
+    sp.add_argument("--plan", default="mincut", help="planner (mincut, chain, device_only, server_only, ...)")
+    sp.add_argument("--requests", type=int, default=20)
+    sp.add_argument("--bandwidth", type=float, default=5.85, help="Mbit/s for planning (and --emulate-link)")
+    sp.add_argument("--rtt", type=float, default=20.0, help="round-trip ms for planning and emulation")
+    sp.add_argument("--device-slowdown", type=float, default=1.0, help="emulate a device this many times slower")
+    sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("--timeout-ms", type=int, default=5000)
+    sp.add_argument("--emulate-link", action="store_true", help="pass traffic through an emulated link")
+    sp.add_argument("--adaptive", action="store_true", help="re-plan while running (monitor + parametric)")
+    sp.add_argument("--trace", help="bandwidth trace file (time_s Mbit/s per line) replayed on the link")
+    sp.add_argument("--scale", type=float, default=1.0, help="multiply the trace's bandwidth")
+    sp.add_argument("--period", type=float, default=1.0, help="trace seconds between requests")
+    sp.add_argument("--emulation", choices=["sleep", "account"], default="sleep")
+    sp.set_defaults(func=cmd_run)
