@@ -1,0 +1,139 @@
+"""The headline benchmark: adaptive deployment over real bandwidth traces vs static plans and the oracle.
+
+For each model and trace (norway-hsdpa 3G traces and FCC broadband traces from
+../shared/traces, each unscaled and scaled so its median is DADS's 3G / 4G / WiFi
+uplink: 1.1 / 5.85 / 18.88 Mbit/s), one request per trace second for --requests
+seconds, every policy of tessera.experiment on the same requests: device_only,
+server_only, static (min cut at the trace's mean bandwidth), chain (Neurosurgeon,
+re-planned every request from the monitor's estimate), adaptive (tessera), oracle
+(optimal plan for the true bandwidth of each request).
+
+Real: the server is `tessera serve` in another process on loopback; every block
+runs (device blocks here, 1 thread; server blocks there, 1 thread); every
+transfer crosses ZeroMQ; every output is checked. Emulated: the device is
+--device-slowdown times slower than this machine (its compute is accounted x
+slowdown); the link is the transport's emulator (token bucket over the trace +
+rtt/2 per message) in account mode (its time is added, not slept).
+
+    .venv/bin/python bench/bench_adaptive.py [--traces-dir ../shared/traces] [--per-set 5] [--requests 30]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tessera as ts  # noqa: E402
+from tessera import experiment, zoo  # noqa: E402
+
+from bench_e2e import start_server  # noqa: E402
+from common import RESULTS, smoke, table, write_csv  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALES = {"unscaled": None, "3G": 1.1, "4G": 5.85, "WiFi": 18.88}
+
+
+def reaction_requests(adaptive, oracle):
+    """Requests from each change of the oracle's plan to the first request where adaptive matches it."""
+    out = []
+    o, a = oracle.device_atoms, adaptive.device_atoms
+    for i in range(1, len(o)):
+        if o[i] != o[i - 1]:
+            for j in range(i, len(o)):
+                if a[j] == o[i]:
+                    out.append(j - i)
+                    break
+                if o[j] != o[i]:
+                    break
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--traces-dir", default=str(ROOT.parent / "shared" / "traces"))
+    ap.add_argument("--models", nargs="+", default=["resnet50", "googlenet"])
+    ap.add_argument("--per-set", type=int, default=5, help="traces per set (norway-hsdpa, fcc)")
+    ap.add_argument("--requests", type=int, default=30)
+    ap.add_argument("--scales", nargs="+", default=list(SCALES))
+    ap.add_argument("--device-slowdown", type=float, default=10.0)
+    ap.add_argument("--rtt", type=float, default=20.0)
+    args = ap.parse_args(argv)
+    if smoke():
+        args.models, args.per_set, args.requests, args.scales = ["squeezenet1_0"], 1, 6, ["4G"]
+    tdir = Path(args.traces_dir)
+    if not tdir.is_dir():
+        raise SystemExit(f"no trace directory {tdir}: pass --traces-dir")
+    traces = []
+    for sub in ("norway-hsdpa", "fcc"):
+        files = sorted((tdir / sub).glob("*.txt"))[: args.per_set]
+        traces += [(sub, f) for f in files]
+    torch.set_num_threads(1)
+    rows, detail = [], []
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = {}
+        for name in args.models:
+            path, xs = zoo.torchscript(name)
+            m = ts.load(str(path), xs)
+            m.save(Path(tmp) / name)
+            ct = ts.profile(m, xs, threads=1, repeats=5, warmup=2)
+            loaded[name] = (m, xs, experiment.costs_from_profile(ct, args.device_slowdown))
+        proc, endpoint = start_server(tmp)
+        try:
+            for name, (m, xs, costs) in loaded.items():
+                for sub, f in traces:
+                    samples = ts.read_trace(f)
+                    window = [bw for t, bw in samples if t < args.requests] or [samples[0][1]]
+                    med = statistics.median(window)
+                    for scale_name in args.scales:
+                        target = SCALES[scale_name]
+                        scale = 1.0 if target is None else target / max(med, 1e-3)
+                        link = {"trace": samples, "scale": scale, "rtt_ms": args.rtt}
+                        runs = experiment.replay(m, xs, costs, endpoint, link, requests=args.requests,
+                                                 device_slowdown=args.device_slowdown)
+                        best_static = min(runs[k].mean for k in ("device_only", "server_only", "static"))
+                        a, o = runs["adaptive"], runs["oracle"]
+                        react = reaction_requests(a, o)
+                        row = {"model": name, "trace": f"{sub}/{f.name[:28]}", "scale": scale_name,
+                               "median_Mbit/s": f"{med * scale:.2f}"}
+                        for k, r in runs.items():
+                            row[k] = f"{r.mean:.0f}"
+                        row["adaptive_p95"] = f"{a.p95:.0f}"
+                        row["oracle_p95"] = f"{o.p95:.0f}"
+                        row["adaptive/oracle"] = f"{a.mean / o.mean:.3f}"
+                        row["adaptive/best_static"] = f"{a.mean / best_static:.3f}"
+                        row["react_req"] = f"{statistics.median(react):.0f}" if react else "-"
+                        rows.append(row)
+                        detail.append({"model": name, "trace": str(f), "scale": scale, **{
+                            k: {"latency_ms": r.latency_ms, "device_atoms": r.device_atoms,
+                                "est_bandwidth": r.est_bandwidth, "true_bandwidth": r.true_bandwidth,
+                                "decide_us": r.decide_us} for k, r in runs.items()}})
+                        print(json.dumps(row), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(f"\n{len(rows)} trace runs in {time.perf_counter() - t_start:.0f} s; mean latency in ms per policy; "
+          f"device {args.device_slowdown:g}x slower than this machine (accounted), link emulated in the transport "
+          f"(account mode), rtt {args.rtt:g} ms, 1 request per trace second, {args.requests} requests per trace")
+    print(table(rows, list(rows[0])))
+    ratios_o = [float(r["adaptive/oracle"]) for r in rows]
+    ratios_s = [float(r["adaptive/best_static"]) for r in rows]
+    print(f"adaptive/oracle: worst {max(ratios_o):.3f}, mean {statistics.fmean(ratios_o):.3f}; "
+          f"within 10% on {sum(x <= 1.10 for x in ratios_o)}/{len(rows)}")
+    print(f"adaptive/best static: worst {max(ratios_s):.3f}, mean {statistics.fmean(ratios_s):.3f}; "
+          f"<= 1.02 on {sum(x <= 1.02 for x in ratios_s)}/{len(rows)}")
+    print("wrote", write_csv("bench_adaptive", rows))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_adaptive_detail.json").write_text(json.dumps(detail))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Every benchmark runs end to end in its smoke mode (tiny sizes, no claims, no timing asserted)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TRACES = ROOT.parent / "shared" / "traces"
+
+
+@pytest.mark.parametrize("script", ["bench_atoms.py", "bench_transport.py", "bench_e2e.py", "bench_adaptive.py"])
+def test_benchmark_smoke(script, tmp_path):
+    if script == "bench_adaptive.py" and not TRACES.is_dir():
+        pytest.skip(f"no bandwidth traces at {TRACES}")
+    env = dict(os.environ, TESSERA_BENCH_SMOKE="1", PYTHONPATH=str(ROOT / "python"))
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / script)], capture_output=True, text=True, env=env,
+                       timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "wrote" in r.stdout  # printed its table and wrote its CSV
