@@ -132,10 +132,14 @@ def summary_rows(runs: dict) -> list[dict]:
     return rows
 
 
-def plot(runs: dict, path, title: str = "") -> None:
-    """Bandwidth, device atoms (where the cut falls) and latency per request, for each policy."""
+def plot(runs: dict, path=None, title: str = ""):
+    """Bandwidth, device atoms (where the cut falls) and latency per request, for each policy.
+
+    Writes a PNG to ``path``; with no path, returns the matplotlib figure (notebooks).
+    """
     import matplotlib
-    matplotlib.use("Agg")
+    if path is not None:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
@@ -161,5 +165,8 @@ def plot(runs: dict, path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if path is None:
+        return fig
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    return None
