@@ -62,6 +62,37 @@ def test_cpp_example_builds_against_installed_prefix(tmp_path, zoo_path):
     assert "69 atoms" in r.stdout and "split == whole: yes" in r.stdout
 
 
+def test_cpp_device_talks_to_installed_server(tmp_path, zoo_model):
+    """examples/cpp/02_remote_split built against the prefix, against the installed tessera-server."""
+    import select
+    prefix = tmp_path / "prefix"
+    _run(["cmake", "--install", str(BUILD), "--prefix", str(prefix)])
+    server_bin = prefix / "bin" / "tessera-server"
+    assert server_bin.exists()
+    ex_build = tmp_path / "ex2"
+    _run(["cmake", "-S", str(ROOT / "examples" / "cpp" / "02_remote_split"), "-B", str(ex_build), "-G", "Ninja",
+          f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"],
+         env=_env())
+    _run(["cmake", "--build", str(ex_build)], env=_env())
+    m, _, _ = zoo_model("mobilenet_v2")
+    repo = tmp_path / "repo"
+    m.save(repo / "mnv2")
+    env = _env(LD_LIBRARY_PATH=str(prefix / "lib"))
+    srv = subprocess.Popen([str(server_bin), str(repo), "--bind", "tcp://127.0.0.1:*"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        ready, _, _ = select.select([srv.stdout], [], [], 60)
+        line = srv.stdout.readline() if ready else ""
+        assert "listening on" in line, line + srv.stderr.read()
+        endpoint = line.split("listening on ")[1].split()[0]
+        r = _run([str(ex_build / "02_remote_split"), str(repo / "mnv2"), endpoint, "60", "3"], env=env)
+        assert "3/3 correct" in r.stdout and "FALLBACK" not in r.stdout, r.stdout
+    finally:
+        srv.terminate()
+        out, _ = srv.communicate(timeout=30)
+    assert '"replies": 3' in out  # the server printed its counters on SIGTERM
+
+
 def test_core_builds_without_torch_and_python(tmp_path):
     b = tmp_path / "core"
     _run(["cmake", "-S", str(ROOT), "-B", str(b), "-G", "Ninja", "-DTESSERA_WITH_TORCH=OFF",
