@@ -4,6 +4,9 @@
     python bench/bench_planners.py                 # synthetic DAGs (~200 resnet-like, ~430 densenet-like, 1k, 10k)
     python bench/bench_planners.py --dag g.json    # an AtomDag from JSON (dag.h fields; optional "compute_ms")
     python bench/bench_planners.py --smoke         # a few repeats, for the test suite
+    python bench/bench_planners.py --zoo resnet50 googlenet inception_v3 densenet121 mobilenet_v2
+                                   [--zoo-costs profile|flops] [--device-slowdown 10]
+                                                   # real torchvision atom DAGs, then the synthetic ones
 
 What is timed: one call of Planner.plan(context) from Python on a planner whose
 graph is already built (the C++ re-plan: capacities updated, max flow, evaluate,
@@ -14,6 +17,14 @@ graph built once, capacities already set for the bandwidth. Calls are interleave
 the medians of the same run. Parametric lookup: C++ loop over 10^6 lookups
 (lookup_indices), so the Python call overhead is excluded, plus a Python call.
 Single thread. Results: bench/results/planners.{csv,json}.
+
+Real graphs (--zoo): the AtomDag of a torchvision model (tessera.zoo, random
+weights); server costs are the per-atom medians profiled here (ts.profile,
+1 thread, 5 repeats after 2 warm-up; --zoo-costs profile, the default) or a
+deterministic roofline from the atom's FLOPs and bytes (--zoo-costs flops:
+0.01 ms + FLOPs / 20 GFLOP/s + bytes moved / 5 GB/s); device = server x
+--device-slowdown (10: a phone-class device). gads runs under a device memory
+budget of 30% of the model's parameters.
 """
 from __future__ import annotations
 
@@ -112,6 +123,29 @@ def make_cost_model(n, values, rng, compute_ms=None):
         srv = [d / rng.uniform(5, 20) for d in dev]
         compute_ms = [dev, srv]
     return _core.CostModel(dag, compute_ms)
+
+
+def flop_costs_ms(model):
+    """Deterministic per-atom ms from FLOPs and bytes (a roofline: 20 GFLOP/s, 5 GB/s, 10 us per call)."""
+    names = list(_core.feature_names())
+    i_flops, i_in, i_out = names.index("flops"), names.index("in_bytes"), names.index("out_bytes")
+    from tessera import predict
+    return [0.01 + f.x[i_flops] / 20e9 * 1e3 + (f.x[i_in] + f.x[i_out]) / 5e9 * 1e3 for f in predict.features(model)]
+
+
+def zoo_cost_model(name, costs="profile", slowdown=10.0):
+    """(CostModel, description) of a zoo model's real atom DAG; see the module doc."""
+    import tessera as ts
+    from tessera import zoo
+    path, xs = zoo.torchscript(name)
+    m = ts.load(str(path), xs)
+    if costs == "profile":
+        srv = list(ts.profile(m, xs, threads=1, repeats=5, warmup=2).atom_ms)
+    elif costs == "flops":
+        srv = flop_costs_ms(m)
+    else:
+        raise SystemExit(f"--zoo-costs must be profile or flops, got {costs!r}")
+    return _core.CostModel(m.dag(), [[slowdown * c for c in srv], srv])
 
 
 def load_dag_json(path, rng):
@@ -268,16 +302,25 @@ def main(argv=None):
     ap.add_argument("--dag", action="append", default=[], help="AtomDag JSON file (repeatable)")
     ap.add_argument("--repeats", type=int, default=1000, help="re-plans per planner")
     ap.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
-    ap.add_argument("--write-dag", help="write the densenet-like synthetic DAG as JSON here and exit")
+    ap.add_argument("--zoo", nargs="+", default=[], metavar="NAME",
+                    help="real atom DAGs of zoo models (e.g. resnet50 densenet121), benchmarked before the synthetic ones")
+    ap.add_argument("--zoo-costs", default="profile", choices=["profile", "flops"],
+                    help="server costs of zoo models: profiled here (default) or FLOP-derived")
+    ap.add_argument("--device-slowdown", type=float, default=10.0, help="device ms = server ms x this (default 10)")
+    ap.add_argument("--no-synthetic", action="store_true", help="only the --zoo / --dag graphs")
+    ap.add_argument("--write-dag", help="write the densenet-like synthetic DAG (or the first graph) as JSON here and exit")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = ap.parse_args(argv)
     rng = random.Random(0)
     random.seed(0)
     graphs = []
-    if args.dag:
-        for path in args.dag:
-            graphs.append((os.path.basename(path), load_dag_json(path, rng)))
-    else:
+    for name in args.zoo:
+        t0 = time.perf_counter()
+        graphs.append((name, zoo_cost_model(name, args.zoo_costs, args.device_slowdown)))
+        print(f"{name}: atom DAG and {args.zoo_costs} costs in {time.perf_counter() - t0:.1f} s", flush=True)
+    for path in args.dag:
+        graphs.append((os.path.basename(path), load_dag_json(path, rng)))
+    if not args.dag and not args.no_synthetic:
         graphs.append(("resnet-like", make_cost_model(200, resnet_like(200, rng), rng)))
         n, vals = densenet_like(rng)
         graphs.append(("densenet-like", make_cost_model(n, vals, rng)))
@@ -285,7 +328,8 @@ def main(argv=None):
         if not args.smoke:
             graphs.append(("random-10k", make_cost_model(10000, random_dag(10000, rng), rng)))
     if args.write_dag:
-        dump_dag_json(graphs[1][1] if len(graphs) > 1 else graphs[0][1], args.write_dag)
+        named = dict(graphs)
+        dump_dag_json(named.get("densenet-like", graphs[0][1]), args.write_dag)
         return 0
     rows = []
     for name, cm in graphs:
