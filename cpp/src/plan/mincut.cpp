@@ -9,27 +9,181 @@
 #include <cmath>
 #include <limits>
 
-// Boost.Graph's BK instantiation trips a false -Wmaybe-uninitialized in g++ 12.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <boost/graph/adjacency_list.hpp>
-#include <boost/graph/boykov_kolmogorov_max_flow.hpp>
-
 #include "tessera/core/error.h"
 
 namespace tessera::plan {
 
 namespace {
 
-using Traits = boost::adjacency_list_traits<boost::vecS, boost::vecS, boost::directedS>;
-using Graph = boost::adjacency_list<
-    boost::vecS, boost::vecS, boost::directedS,
-    boost::property<boost::vertex_color_t, boost::default_color_type,
-                    boost::property<boost::vertex_distance_t, long,
-                                    boost::property<boost::vertex_predecessor_t, Traits::edge_descriptor>>>,
-    boost::property<boost::edge_capacity_t, double,
-                    boost::property<boost::edge_residual_capacity_t, double,
-                                    boost::property<boost::edge_reverse_t, Traits::edge_descriptor>>>>;
-using Edge = Traits::edge_descriptor;
+// Push-relabel max-flow (Goldberg and Tarjan 1988), FIFO selection with global
+// relabelling, first phase only (a maximum preflow is enough for a minimum cut),
+// on a static CSR residual graph: arc 2e is forward edge e, arc 2e+1 its reverse.
+// Why not augmenting paths (Boykov-Kolmogorov, Dinic): on the DADS graph of a
+// deep DAG at low bandwidth the flow leaves s through the model input and spreads
+// to every atom's sink edge along paths as long as the network is deep, so path
+// augmentation costs ~ atoms x depth; push-relabel moves each node's excess as a
+// whole, ~ edges. build() once; run() resets residuals from the capacities;
+// sink_side() then marks the nodes that still reach t in the residual graph.
+// Capacities are doubles: residuals and excesses <= eps count as zero.
+class PushRelabel {
+ public:
+  void build(int num_nodes, const std::vector<std::pair<int, int>>& edges) {
+    n_ = num_nodes;
+    const size_t m = edges.size();
+    head_.assign(static_cast<size_t>(n_) + 1, 0);
+    for (const auto& [u, v] : edges) ++head_[u + 1], ++head_[v + 1];
+    for (int i = 0; i < n_; ++i) head_[i + 1] += head_[i];
+    arcs_.assign(2 * m, 0);
+    to_.assign(2 * m, 0);
+    std::vector<int> fill(head_.begin(), head_.end() - 1);
+    for (size_t e = 0; e < m; ++e) {
+      const auto [u, v] = edges[e];
+      to_[2 * e] = v;
+      to_[2 * e + 1] = u;
+      arcs_[fill[u]++] = static_cast<int>(2 * e);
+      arcs_[fill[v]++] = static_cast<int>(2 * e + 1);
+    }
+    res_.assign(2 * m, 0.0);
+    excess_.assign(static_cast<size_t>(n_), 0.0);
+    height_.assign(static_cast<size_t>(n_), 0);
+    it_.assign(static_cast<size_t>(n_), 0);
+    queue_.assign(static_cast<size_t>(n_), 0);
+    active_.assign(static_cast<size_t>(n_), 0);
+  }
+
+  void run(const std::vector<double>& cap, int s, int t) {
+    double total_cap = 0;
+    for (size_t e = 0; e < cap.size(); ++e) {
+      res_[2 * e] = cap[e];
+      res_[2 * e + 1] = 0.0;
+      total_cap += cap[e];
+    }
+    eps_ = 1e-13 * std::max(total_cap, 1.0);
+    std::fill(excess_.begin(), excess_.end(), 0.0);
+    std::fill(active_.begin(), active_.end(), 0);
+    for (int i = head_[s]; i < head_[s + 1]; ++i) {  // saturate the source's arcs
+      const int a = arcs_[i];
+      const double f = res_[a];
+      if (f <= 0) continue;
+      res_[a] = 0;
+      res_[a ^ 1] += f;
+      excess_[to_[a]] += f;
+    }
+    s_ = s;
+    t_ = t;
+    fifo_.clear();
+    global_relabel();
+    size_t head = 0;
+    long work = 0;
+    const long relabel_every = 6L * n_ + static_cast<long>(arcs_.size());
+    while (head < fifo_.size()) {
+      const int u = fifo_[head++];
+      active_[u] = 0;
+      work += discharge(u);
+      if (work > relabel_every) {
+        work = 0;
+        global_relabel();
+        head = 0;
+      }
+      if (head > 4096 && head * 2 > fifo_.size()) {  // compact the queue
+        fifo_.erase(fifo_.begin(), fifo_.begin() + static_cast<long>(head));
+        head = 0;
+      }
+    }
+  }
+
+  // After run(): per node, true if it reaches t in the residual graph (sink side).
+  const std::vector<char>& sink_side() {
+    reach_.assign(static_cast<size_t>(n_), 0);
+    int qh = 0, qt = 0;
+    reach_[t_] = 1;
+    queue_[qt++] = t_;
+    while (qh < qt) {
+      const int v = queue_[qh++];
+      for (int i = head_[v]; i < head_[v + 1]; ++i) {
+        const int a = arcs_[i];  // v -> u; the residual arc u -> v is a ^ 1
+        const int u = to_[a];
+        if (!reach_[u] && res_[a ^ 1] > eps_) {
+          reach_[u] = 1;
+          queue_[qt++] = u;
+        }
+      }
+    }
+    return reach_;
+  }
+
+ private:
+  // Exact distances to t in the residual graph; nodes that cannot reach t get n
+  // (inactive for the first phase). Rebuilds the queue of active nodes.
+  void global_relabel() {
+    std::fill(height_.begin(), height_.end(), n_);
+    int qh = 0, qt = 0;
+    height_[t_] = 0;
+    queue_[qt++] = t_;
+    while (qh < qt) {
+      const int v = queue_[qh++];
+      for (int i = head_[v]; i < head_[v + 1]; ++i) {
+        const int a = arcs_[i];
+        const int u = to_[a];
+        if (height_[u] == n_ && u != s_ && res_[a ^ 1] > eps_) {
+          height_[u] = height_[v] + 1;
+          queue_[qt++] = u;
+        }
+      }
+    }
+    fifo_.clear();
+    for (int u = 0; u < n_; ++u) {
+      it_[u] = head_[u];
+      active_[u] = 0;
+      if (u != s_ && u != t_ && height_[u] < n_ && excess_[u] > eps_) {
+        active_[u] = 1;
+        fifo_.push_back(u);
+      }
+    }
+  }
+
+  // Pushes u's excess to admissible arcs, relabelling when none is left; returns work done.
+  long discharge(int u) {
+    long work = 0;
+    while (excess_[u] > eps_ && height_[u] < n_) {
+      if (it_[u] == head_[u + 1]) {  // relabel
+        int h = 2 * n_;
+        for (int i = head_[u]; i < head_[u + 1]; ++i) {
+          const int a = arcs_[i];
+          if (res_[a] > eps_) h = std::min(h, height_[to_[a]] + 1);
+        }
+        work += 12 + (head_[u + 1] - head_[u]);
+        height_[u] = std::min(h, n_);
+        it_[u] = head_[u];
+        continue;
+      }
+      const int a = arcs_[it_[u]];
+      const int v = to_[a];
+      if (res_[a] > eps_ && height_[u] == height_[v] + 1) {
+        const double d = std::min(excess_[u], res_[a]);
+        res_[a] -= d;
+        res_[a ^ 1] += d;
+        excess_[u] -= d;
+        excess_[v] += d;
+        ++work;
+        if (v != t_ && v != s_ && !active_[v] && height_[v] < n_) {
+          active_[v] = 1;
+          fifo_.push_back(v);
+        }
+        if (res_[a] <= eps_) ++it_[u];
+      } else {
+        ++it_[u];
+      }
+    }
+    return work;
+  }
+
+  int n_ = 0, s_ = 0, t_ = 0;
+  double eps_ = 0;
+  std::vector<int> head_, arcs_, to_, height_, it_, queue_, fifo_;
+  std::vector<char> active_, reach_;
+  std::vector<double> res_, excess_;
+};
 
 enum class Up { None, Unary, Edge };     // Edge covers both p -> c and p -> aux
 enum class Down { None, Unary, Edge };   // Unary: model output (s -> p)
@@ -63,8 +217,7 @@ struct CutSolver::Impl {
   std::vector<int> src_edge, sink_edge;        // per atom (kept)
   std::vector<int> inf_edges;
   int s = -1, t = -1, num_nodes = 0;
-  Graph g;
-  std::vector<Edge> fwd;
+  PushRelabel flow;
   // scratch
   std::vector<double> cap, unary, dp;
 
@@ -180,20 +333,7 @@ struct CutSolver::Impl {
     }
     for (Run& run : runs) run.edge = add(node_of_atom[run.p], node_of_atom[run.q]);
 
-    // The Boost graph, with reverse edges.
-    g = Graph(static_cast<size_t>(num_nodes));
-    auto capmap = get(boost::edge_capacity, g);
-    auto revmap = get(boost::edge_reverse, g);
-    fwd.reserve(edge_ends.size());
-    for (const auto& [from, to] : edge_ends) {
-      Edge e = boost::add_edge(static_cast<size_t>(from), static_cast<size_t>(to), g).first;
-      Edge r = boost::add_edge(static_cast<size_t>(to), static_cast<size_t>(from), g).first;
-      put(revmap, e, r);
-      put(revmap, r, e);
-      put(capmap, e, 0.0);
-      put(capmap, r, 0.0);
-      fwd.push_back(e);
-    }
+    flow.build(num_nodes, edge_ends);
     cap.assign(edge_ends.size(), 0.0);
     unary.assign(static_cast<size_t>(n), 0.0);
   }
@@ -278,13 +418,10 @@ struct CutSolver::Impl {
         if (pin[a] == 0) cap[src_edge[a]] += big;
         else if (pin[a] == 1) cap[sink_edge[a]] += big;
       }
-    auto capmap = get(boost::edge_capacity, g);
-    for (size_t e = 0; e < fwd.size(); ++e) put(capmap, fwd[e], cap[e]);
-    boost::boykov_kolmogorov_max_flow(g, static_cast<size_t>(s), static_cast<size_t>(t));
-    auto color = get(boost::vertex_color, g);
-    std::vector<int> x(static_cast<size_t>(n), 1);
-    for (int a : kept_atoms)
-      x[a] = get(color, static_cast<size_t>(node_of_atom[a])) == boost::black_color ? 0 : 1;
+    flow.run(cap, s, t);
+    const std::vector<char>& sink = flow.sink_side();  // the rest is a minimum cut's source side
+    std::vector<int> x(static_cast<size_t>(n), 0);
+    for (int a : kept_atoms) x[a] = sink[node_of_atom[a]] ? 1 : 0;
     for (const Run& run : runs) run_backtrack(run, c, pin, x[run.p], x[run.q], x);
     return x;
   }
