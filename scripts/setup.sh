@@ -18,7 +18,7 @@ PACKAGES=(
   libopenblas0-pthread
   python3-venv python3-pip python3-setuptools python3-wheel python3-pytest python3-numpy python3-zmq
   python3-networkx python3-matplotlib python3-tqdm python3-xgboost
-  python3-nbclient python3-nbformat python3-ipykernel
+  python3-nbclient python3-nbformat python3-ipykernel iproute2
 )
 
 # TESSERA_EXTRA_PACKAGES: more packages to require (tests use it to check the message).
