@@ -3,7 +3,7 @@
 For each model and trace (norway-hsdpa 3G traces and FCC broadband traces from
 ../shared/traces, each unscaled and scaled so its median is DADS's 3G / 4G / WiFi
 uplink: 1.1 / 5.85 / 18.88 Mbit/s), one request per trace second for --requests
-seconds, every policy of tessera.experiment on the same requests: device_only,
+seconds, every policy of tessera.experiment on the same requests, interleaved: device_only,
 server_only, static (min cut at the trace's mean bandwidth), chain (Neurosurgeon,
 re-planned every request from the monitor's estimate), adaptive (tessera), oracle
 (optimal plan for the true bandwidth of each request).
@@ -61,7 +61,8 @@ def main(argv=None):
     ap.add_argument("--traces-dir", default=str(ROOT.parent / "shared" / "traces"))
     ap.add_argument("--models", nargs="+", default=["resnet50", "googlenet"])
     ap.add_argument("--per-set", type=int, default=5, help="traces per set (norway-hsdpa, fcc)")
-    ap.add_argument("--requests", type=int, default=30)
+    ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--period", type=float, default=3.0, help="trace seconds between requests")
     ap.add_argument("--scales", nargs="+", default=list(SCALES))
     ap.add_argument("--device-slowdown", type=float, default=10.0)
     ap.add_argument("--rtt", type=float, default=20.0)
@@ -91,14 +92,14 @@ def main(argv=None):
             for name, (m, xs, costs) in loaded.items():
                 for sub, f in traces:
                     samples = ts.read_trace(f)
-                    window = [bw for t, bw in samples if t < args.requests] or [samples[0][1]]
+                    window = [bw for t, bw in samples if t < args.requests * args.period] or [samples[0][1]]
                     med = statistics.median(window)
                     for scale_name in args.scales:
                         target = SCALES[scale_name]
                         scale = 1.0 if target is None else target / max(med, 1e-3)
                         link = {"trace": samples, "scale": scale, "rtt_ms": args.rtt}
                         runs = experiment.replay(m, xs, costs, endpoint, link, requests=args.requests,
-                                                 device_slowdown=args.device_slowdown)
+                                                 period_s=args.period, device_slowdown=args.device_slowdown)
                         best_static = min(runs[k].mean for k in ("device_only", "server_only", "static"))
                         a, o = runs["adaptive"], runs["oracle"]
                         react = reaction_requests(a, o)
@@ -122,7 +123,8 @@ def main(argv=None):
             proc.wait(timeout=30)
     print(f"\n{len(rows)} trace runs in {time.perf_counter() - t_start:.0f} s; mean latency in ms per policy; "
           f"device {args.device_slowdown:g}x slower than this machine (accounted), link emulated in the transport "
-          f"(account mode), rtt {args.rtt:g} ms, 1 request per trace second, {args.requests} requests per trace")
+          f"(account mode), rtt {args.rtt:g} ms, 1 request per {args.period:g} trace seconds, {args.requests} requests per "
+          f"trace, policies interleaved request by request")
     print(table(rows, list(rows[0])))
     ratios_o = [float(r["adaptive/oracle"]) for r in rows]
     ratios_s = [float(r["adaptive/best_static"]) for r in rows]

@@ -1,8 +1,9 @@
 """Replay a bandwidth trace through the emulated link and compare policies side by side.
 
 Used by ``make demo``, ``bench/bench_adaptive.py`` and notebook 04. Every policy
-serves the same requests: request i happens at link time i * period_s (a fixed
-request rate on the trace's clock), runs for real (device blocks here, server
+serves the same requests, interleaved (request i of every policy, then i + 1):
+request i happens at link time i * period_s (a fixed request rate on the trace's
+clock), runs for real (device blocks here, server
 blocks on a real server in another process, real ZeroMQ transfers), and the
 emulated link adds its time (token bucket over the trace + rtt/2 each way) in
 "account" mode, so a 15-minute trace replays in seconds of compute.
@@ -72,29 +73,35 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
     static = make_plan(model, costs, bandwidth_mbps=mean_bw, rtt_ms=rtt, algorithm="mincut").placement
     n = model.num_atoms
     fixed = {"device_only": [0] * n, "server_only": [1] * n, "static": static}
-    out = {}
+    # Every policy gets its own link (its own bucket and clock) and deployment; requests
+    # are interleaved (request i of every policy, then request i + 1, ...) so that the
+    # machine's drift touches every policy alike.
+    links, deps, runs, last = {}, {}, {}, {}
     for name in policies:
         link = Link(**link_spec)
         link.set_time(0.0)
-        run = PolicyRun(name)
+        links[name] = link
+        runs[name] = PolicyRun(name)
+        last[name] = None
         if name in ("adaptive", "chain"):
-            dep = AdaptiveDeployment(model, costs, server=endpoint, planner="parametric" if name == "adaptive"
-                                     else "chain", link=link, rtt_ms=rtt, device_slowdown=device_slowdown,
-                                     emulation="account", timeout_ms=600000)
+            deps[name] = AdaptiveDeployment(model, costs, server=endpoint, planner="parametric" if name == "adaptive"
+                                            else "chain", link=link, rtt_ms=rtt, device_slowdown=device_slowdown,
+                                            emulation="account", timeout_ms=600000)
         else:
-            dep = Deployment(model, fixed.get(name, [0] * n), server=endpoint, link=link,
-                             device_slowdown=device_slowdown, emulation="account", timeout_ms=600000)
-        last = None
-        for i in range(requests):
-            t = i * period_s
+            deps[name] = Deployment(model, fixed.get(name, [0] * n), server=endpoint, link=link,
+                                    device_slowdown=device_slowdown, emulation="account", timeout_ms=600000)
+    for i in range(requests):
+        t = i * period_s
+        for name in policies:
+            dep, run, link = deps[name], runs[name], links[name]
             link.set_time(t)
             true_bw = link.bandwidth_at(t)
             if name == "oracle":
                 p = table.lookup_placement(true_bw)
-                if p != last:
+                if p != last[name]:
                     dep.set_plan(p)
-                    run.switches += last is not None
-                    last = p
+                    run.switches += last[name] is not None
+                    last[name] = p
             flat = dep._core.run(list(inputs))
             if check_outputs:
                 for a, b in zip(flat, ref):
@@ -117,8 +124,7 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
             run.true_bandwidth.append(true_bw)
             if progress:
                 progress(name, i)
-        out[name] = run
-    return out
+    return runs
 
 
 def summary_rows(runs: dict) -> list[dict]:

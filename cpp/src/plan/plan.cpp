@@ -98,11 +98,21 @@ std::vector<Block> schedule_blocks(const AtomDag& dag, const std::vector<int>& p
     TESSERA_CHECK(placement[a] >= 0, InvalidArgument, "placement[{}] = {} is negative", a, placement[a]);
     num_targets = std::max(num_targets, placement[a] + 1);
   }
-  Adjacency adj(dag);
-  std::vector<int> indeg(static_cast<size_t>(n), 0);
+  // Flat arrays (no per-atom vectors): this runs on every plan.
+  std::vector<int> indeg(static_cast<size_t>(n), 0), out_start(static_cast<size_t>(n) + 1, 0);
   for (const DagValue& val : dag.values)
-    if (val.producer != kModelInput)
+    if (val.producer != kModelInput) {
+      out_start[val.producer + 1] += static_cast<int>(val.consumers.size());
       for (int c : val.consumers) ++indeg[c];
+    }
+  for (int a = 0; a < n; ++a) out_start[a + 1] += out_start[a];
+  std::vector<int> out(static_cast<size_t>(out_start[n]));
+  {
+    std::vector<int> fill(out_start.begin(), out_start.end() - 1);
+    for (const DagValue& val : dag.values)
+      if (val.producer != kModelInput)
+        for (int c : val.consumers) out[fill[val.producer]++] = c;
+  }
   using MinHeap = std::priority_queue<int, std::vector<int>, std::greater<int>>;
   std::vector<MinHeap> ready(static_cast<size_t>(num_targets));
   for (int a = 0; a < n; ++a)
@@ -122,9 +132,8 @@ std::vector<Block> schedule_blocks(const AtomDag& dag, const std::vector<int>& p
       ready[cur].pop();
       block.atoms.push_back(a);
       ++done;
-      for (int v : adj.produces[a])
-        for (int c : dag.values[v].consumers)
-          if (--indeg[c] == 0) ready[placement[c]].push(c);
+      for (int i = out_start[a]; i < out_start[a + 1]; ++i)
+        if (--indeg[out[i]] == 0) ready[placement[out[i]]].push(out[i]);
     }
     blocks.push_back(std::move(block));
   }
