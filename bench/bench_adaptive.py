@@ -2,8 +2,8 @@
 
 For each model and trace (norway-hsdpa 3G traces and FCC broadband traces from
 ../shared/traces, each unscaled and scaled so its median is DADS's 3G / 4G / WiFi
-uplink: 1.1 / 5.85 / 18.88 Mbit/s), one request per trace second for --requests
-seconds, every policy of tessera.experiment on the same requests, interleaved: device_only,
+uplink: 1.1 / 5.85 / 18.88 Mbit/s), one request every --period trace seconds for
+--requests requests, every policy of tessera.experiment on the same requests, interleaved: device_only,
 server_only, static (min cut at the trace's mean bandwidth), chain (Neurosurgeon,
 re-planned every request from the monitor's estimate), adaptive (tessera), oracle
 (optimal plan for the true bandwidth of each request).
