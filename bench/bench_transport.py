@@ -6,7 +6,8 @@ the proxy and a REP worker), a plain ZeroMQ ROUTER echo (one raw frame, C++), an
 Python socket server that unpickles and re-pickles a torch tensor (what research
 code usually does). Rounds are interleaved (tessera, raw, pickle, ...); the
 tessera and raw loops are timed in C++. Throughput ratio = raw time / tessera time
-per round; median [q1-q3] over rounds.
+per round; median [q1-q3] over rounds. The order of tessera and raw alternates
+from round to round.
 
     .venv/bin/python bench/bench_transport.py [--sizes-mb 0.1 0.6 1 2 4] [--rounds 10] [--per-round 20]
 """
@@ -121,9 +122,14 @@ def main(argv=None):
                     _core._time_tessera_echo(dep._core, t, 3)
                     _core._time_raw_echo(raw_ep, nbytes, 3)
                     pk.roundtrip(t)
-                for _ in range(args.rounds):
-                    a = _core._time_tessera_echo(dep._core, t, args.per_round)
-                    b = _core._time_raw_echo(raw_ep, nbytes, args.per_round)
+                for r in range(args.rounds):
+                    # alternate which of the two goes first, so neither always follows pickle
+                    if r % 2 == 0:
+                        a = _core._time_tessera_echo(dep._core, t, args.per_round)
+                        b = _core._time_raw_echo(raw_ep, nbytes, args.per_round)
+                    else:
+                        b = _core._time_raw_echo(raw_ep, nbytes, args.per_round)
+                        a = _core._time_tessera_echo(dep._core, t, args.per_round)
                     c = [pk.roundtrip(t) for _ in range(args.per_round)]
                     tt += a
                     rr += b

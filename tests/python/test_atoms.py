@@ -167,6 +167,8 @@ def test_bad_inputs_are_named(zoo_model, zoo_path):
         ts.load(str(path), torch.randn(1, 5, 224, 224))
     with pytest.raises(ValueError, match="takes 1 inputs but 2"):
         ts.load(str(path), (xs[0], xs[0]))
+    with pytest.raises(ValueError, match=r"example inputs \(int64 1x3x224x224\)"):
+        ts.load(str(path), torch.zeros(1, 3, 224, 224, dtype=torch.int64))
 
 
 def test_store_roundtrip_and_partial_open(zoo_model, tmp_path):

@@ -9,11 +9,27 @@
 #include <cmath>
 #include <limits>
 
+// Boost.Graph's BK instantiation trips a false -Wmaybe-uninitialized in g++ 12.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/boykov_kolmogorov_max_flow.hpp>
+
 #include "tessera/core/error.h"
 
 namespace tessera::plan {
 
 namespace {
+
+using Traits = boost::adjacency_list_traits<boost::vecS, boost::vecS, boost::directedS>;
+using Graph = boost::adjacency_list<
+    boost::vecS, boost::vecS, boost::directedS,
+    boost::property<boost::vertex_color_t, boost::default_color_type,
+                    boost::property<boost::vertex_distance_t, long,
+                                    boost::property<boost::vertex_predecessor_t, Traits::edge_descriptor>>>,
+    boost::property<boost::edge_capacity_t, double,
+                    boost::property<boost::edge_residual_capacity_t, double,
+                                    boost::property<boost::edge_reverse_t, Traits::edge_descriptor>>>>;
+using Edge = Traits::edge_descriptor;
 
 // Push-relabel max-flow (Goldberg and Tarjan 1988), FIFO selection with global
 // relabelling, first phase only (a maximum preflow is enough for a minimum cut),
@@ -217,7 +233,13 @@ struct CutSolver::Impl {
   std::vector<int> src_edge, sink_edge;        // per atom (kept)
   std::vector<int> inf_edges;
   int s = -1, t = -1, num_nodes = 0;
+  // Max-flow: push-relabel on the plain DADS graph (deep, long paths); Boykov-
+  // Kolmogorov (Boost.Graph) on the compressed graph, where chains are already
+  // contracted and BK measured faster (gads / throughput / parametric use it).
+  bool use_bk = false;
   PushRelabel flow;
+  Graph g;
+  std::vector<Edge> fwd;
   // scratch
   std::vector<double> cap, unary, dp;
 
@@ -333,7 +355,24 @@ struct CutSolver::Impl {
     }
     for (Run& run : runs) run.edge = add(node_of_atom[run.p], node_of_atom[run.q]);
 
-    flow.build(num_nodes, edge_ends);
+    use_bk = compress;
+    if (use_bk) {
+      g = Graph(static_cast<size_t>(num_nodes));
+      auto capmap = get(boost::edge_capacity, g);
+      auto revmap = get(boost::edge_reverse, g);
+      fwd.reserve(edge_ends.size());
+      for (const auto& [from, to] : edge_ends) {
+        Edge e = boost::add_edge(static_cast<size_t>(from), static_cast<size_t>(to), g).first;
+        Edge r = boost::add_edge(static_cast<size_t>(to), static_cast<size_t>(from), g).first;
+        put(revmap, e, r);
+        put(revmap, r, e);
+        put(capmap, e, 0.0);
+        put(capmap, r, 0.0);
+        fwd.push_back(e);
+      }
+    } else {
+      flow.build(num_nodes, edge_ends);
+    }
     cap.assign(edge_ends.size(), 0.0);
     unary.assign(static_cast<size_t>(n), 0.0);
   }
@@ -418,10 +457,19 @@ struct CutSolver::Impl {
         if (pin[a] == 0) cap[src_edge[a]] += big;
         else if (pin[a] == 1) cap[sink_edge[a]] += big;
       }
-    flow.run(cap, s, t);
-    const std::vector<char>& sink = flow.sink_side();  // the rest is a minimum cut's source side
     std::vector<int> x(static_cast<size_t>(n), 0);
-    for (int a : kept_atoms) x[a] = sink[node_of_atom[a]] ? 1 : 0;
+    if (use_bk) {
+      auto capmap = get(boost::edge_capacity, g);
+      for (size_t e = 0; e < fwd.size(); ++e) put(capmap, fwd[e], cap[e]);
+      boost::boykov_kolmogorov_max_flow(g, static_cast<size_t>(s), static_cast<size_t>(t));
+      auto color = get(boost::vertex_color, g);
+      for (int a : kept_atoms)
+        x[a] = get(color, static_cast<size_t>(node_of_atom[a])) == boost::black_color ? 0 : 1;
+    } else {
+      flow.run(cap, s, t);
+      const std::vector<char>& sink = flow.sink_side();  // the rest is a minimum cut's source side
+      for (int a : kept_atoms) x[a] = sink[node_of_atom[a]] ? 1 : 0;
+    }
     for (const Run& run : runs) run_backtrack(run, c, pin, x[run.p], x[run.q], x);
     return x;
   }

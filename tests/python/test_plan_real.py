@@ -1,0 +1,98 @@
+"""Planners on the real atom DAGs of torchvision models (resnet50, googlenet,
+inception_v3, densenet121, mobilenet_v2): the C++ min cut against an independent
+networkx max-flow on the same DADS cost graph (integer capacities), and the
+contract checker on every planner's plan.
+
+Costs are synthetic but deterministic (no profiling, so the test is fast):
+device ms = 1e-6 x the atom's output bytes + 0.05, server ms = device ms / 10.
+"""
+import importlib
+
+import networkx as nx
+import pytest
+
+from tessera import _core
+
+tplan = importlib.import_module("tessera.plan")
+
+MODELS = ["resnet50", "googlenet", "inception_v3", "densenet121", "mobilenet_v2"]
+BANDWIDTHS = [0.13, 1.1, 5.85, 18.88, 100.0]  # Mbit/s (DADS's classes and a fast link)
+RTT_MS = 20.0
+SCALE = 10 ** 6  # networkx capacities: integer nanoseconds (ms x 1e6)
+
+
+def synthetic_costs(model):
+    dev = [1e-6 * a.output_bytes + 0.05 for a in model.atoms]
+    return {"device": dev, "server": [d / 10 for d in dev]}
+
+
+def networkx_dads_cut(dag, dev, srv, bw, rtt):
+    """The DADS graph built independently in Python, capacities rounded to integers
+    (units of 1/SCALE ms); missing capacity = infinite. s = device, t = server; one
+    'up' and one 'down' auxiliary node per value so a value is paid once per direction.
+    Returns (min-cut value in ms, number of finite edges)."""
+    g = nx.DiGraph()
+    g.add_nodes_from(["s", "t"])
+
+    def cap(x):
+        return int(round(x * SCALE))
+
+    for a in range(dag.num_atoms):
+        g.add_edge("s", a, capacity=cap(srv[a]))  # paid if a runs on the server
+        g.add_edge(a, "t", capacity=cap(dev[a]))  # paid if a runs on the device
+    finite = 2 * dag.num_atoms
+    for i, v in enumerate(dag.values):
+        w = cap(v.bytes * 8 / (bw * 1e6) * 1e3 + rtt / 2)
+        src = "s" if v.producer < 0 else v.producer
+        if v.consumers:
+            g.add_edge(src, ("up", i), capacity=w)
+            finite += 1
+            for c in v.consumers:
+                g.add_edge(("up", i), c)
+        if v.producer >= 0 and (v.consumers or v.is_output):
+            g.add_edge(("down", i), v.producer, capacity=w)
+            finite += 1
+            for c in v.consumers:
+                g.add_edge(c, ("down", i))
+            if v.is_output:
+                g.add_edge("s", ("down", i))
+    return nx.maximum_flow_value(g, "s", "t") / SCALE, finite
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_mincut_matches_networkx_on_real_graph(zoo_model, name):
+    m, _, _ = zoo_model(name)
+    dag = m.dag()
+    costs = synthetic_costs(m)
+    planner = tplan.Planner(dag, costs, "mincut")
+    for bw in BANDWIDTHS:
+        ours = planner.plan(bw, rtt_ms=RTT_MS)
+        assert ours.status == "optimal"
+        ref, finite = networkx_dads_cut(dag, costs["device"], costs["server"], bw, RTT_MS)
+        # rounding each finite capacity to 1/SCALE ms moves the optimum by at most finite / (2 SCALE)
+        assert ours.objective == pytest.approx(ref, abs=finite / (2 * SCALE) + 1e-9 * ref), (name, bw)
+        assert ours.latency_ms == pytest.approx(ours.objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_planner_valid_on_real_graph(zoo_model, name):
+    m, _, _ = zoo_model(name)
+    dag = m.dag()
+    costs = synthetic_costs(m)
+    budget = 0.3 * sum(dag.param_bytes)
+    for bw in (1.1, 18.88):
+        plans = tplan.plans(dag, costs, bandwidth_mbps=bw, rtt_ms=RTT_MS)
+        plans["gads"] = tplan.plan(dag, costs, bandwidth_mbps=bw, rtt_ms=RTT_MS, algorithm="gads",
+                                   constraints={"device_memory_bytes": budget})
+        assert set(plans) == set(tplan.planner_names())
+        for alg, p in plans.items():
+            assert p.problems() == [], (name, bw, alg, p.problems()[:3])
+            assert p.status in ("optimal", "feasible"), (name, bw, alg, p.status, p.reason)
+            assert len(p.placement) == dag.num_atoms
+        best = plans["mincut"].latency_ms
+        for alg in ("compressed", "parametric"):  # exact planners: the same optimum
+            assert plans[alg].latency_ms == pytest.approx(best, rel=1e-9), (name, bw, alg)
+        for alg in ("device_only", "server_only", "chain", "throughput"):  # nothing beats the exact cut
+            assert plans[alg].latency_ms >= best * (1 - 1e-9), (name, bw, alg)
+        assert plans["gads"].device_memory_bytes <= budget * (1 + 1e-9)
+        assert plans["gads"].latency_ms >= best * (1 - 1e-9)
