@@ -33,8 +33,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
 from tessera import experiment, zoo  # noqa: E402
+from tessera.runtime import spawn_server  # noqa: E402
 
-from bench_e2e import start_server  # noqa: E402
 from common import RESULTS, smoke, table, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def main(argv=None):
             m.save(Path(tmp) / name)
             ct = ts.profile(m, xs, threads=1, repeats=5, warmup=2)
             loaded[name] = (m, xs, experiment.costs_from_profile(ct, args.device_slowdown))
-        proc, endpoint = start_server(tmp)
+        proc, endpoint = spawn_server(tmp)
         try:
             for name, (m, xs, costs) in loaded.items():
                 for sub, f in traces:

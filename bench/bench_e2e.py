@@ -13,9 +13,6 @@ from profiling this machine (device = x slowdown). Per plan: median latency over
 from __future__ import annotations
 
 import argparse
-import os
-import select
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,22 +22,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
 from tessera import experiment, zoo  # noqa: E402
+from tessera.runtime import spawn_server  # noqa: E402
 
 from common import quantiles, smoke, table, write_csv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def start_server(repo):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
-    p = subprocess.Popen([sys.executable, "-m", "tessera", "serve", str(repo)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
-    ready, _, _ = select.select([p.stdout], [], [], 120)
-    line = p.stdout.readline() if ready else ""
-    if "listening on" not in line:
-        p.kill()
-        raise RuntimeError(f"server did not start: {line} {p.stderr.read()}")
-    return p, line.split("listening on ")[1].split()[0]
 
 
 def main(argv=None):
@@ -63,7 +48,7 @@ def main(argv=None):
             m.save(Path(tmp) / name)
             ct = ts.profile(m, xs, threads=1, repeats=5, warmup=2)
             loaded[name] = (m, xs, experiment.costs_from_profile(ct, args.device_slowdown))
-        proc, endpoint = start_server(tmp)
+        proc, endpoint = spawn_server(tmp)
         try:
             for name, (m, xs, costs) in loaded.items():
                 ref = m.run_flat(xs)

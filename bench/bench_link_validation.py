@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
 import subprocess
 import sys
 import tempfile
@@ -49,17 +48,6 @@ def sh(*cmd):
     subprocess.run(cmd, check=True, capture_output=True, text=True)
 
 
-def start_server(prefix, repo, env):
-    p = subprocess.Popen(prefix + [sys.executable, "-m", "tessera", "serve", str(repo)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
-    ready, _, _ = select.select([p.stdout], [], [], 120)
-    line = p.stdout.readline() if ready else ""
-    if "listening on" not in line:
-        p.kill()
-        raise RuntimeError(f"server did not start: {line} {p.stderr.read()}")
-    return p, line.split("listening on ")[1].split()[0]
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=20.0, help="Mbit/s")
@@ -73,6 +61,7 @@ def main(argv=None):
         return
     import torch
     import tessera as ts
+    from tessera.runtime import spawn_server
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     ns = f"tessera-val-{os.getpid()}"
     sizes = [k * 1024 for k in args.sizes_kb]
@@ -86,7 +75,7 @@ def main(argv=None):
             ts.load(torch.nn.Sequential(torch.nn.Linear(4, 4)).eval(), torch.randn(1, 4)).save(Path(tmp) / "tiny")
             results = {}
             for label, prefix, emulate in (("kernel", ["ip", "netns", "exec", ns], "0"), ("emulated", [], "1")):
-                srv, ep = start_server(prefix, tmp, env)
+                srv, ep = spawn_server(tmp, prefix=prefix)
                 procs.append(srv)
                 r = subprocess.run(prefix + [sys.executable, "-c", CLIENT, ep, json.dumps(sizes), str(args.repeats),
                                              str(args.rate), emulate], capture_output=True, text=True, env=env,

@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
 from tessera import _core  # noqa: E402
+from tessera.runtime import spawn_server  # noqa: E402
 
 from common import quantiles, smoke, table, write_csv  # noqa: E402
 
@@ -103,7 +104,7 @@ def main(argv=None):
         m = ts.load(torch.nn.Sequential(torch.nn.Linear(8, 8)).eval(), torch.randn(1, 8))
         m.save(Path(tmp) / "tiny")
         try:
-            p, ep = _start([sys.executable, "-m", "tessera", "serve", tmp], "listening on ", env)
+            p, ep = spawn_server(tmp)
             procs.append(p)
             p, raw_ep = _start([sys.executable, "-c", "import tessera; tessera._core._serve_raw_echo('tcp://127.0.0.1:*')"],
                                "listening on ", env)

@@ -15,9 +15,6 @@ x 10); the link follows the embedded trace below with a 20 ms RTT, in "account"
 mode (transfers over loopback are real, the emulated link's time is added).
 """
 import argparse
-import os
-import select
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,23 +24,12 @@ import torch
 
 import tessera as ts
 from tessera import experiment, zoo
+from tessera.runtime import spawn_server
 
 # An embedded trace (time s, Mbit/s): WiFi, then a drive through 4G, 3G and a
 # CAT1-class dead zone, and back (the uplink classes of DADS: 18.88 / 5.85 / 1.1 / 0.13).
 DEMO_TRACE = [(0, 30.0), (4, 38.0), (8, 18.9), (10, 5.9), (14, 6.4), (17, 4.8), (20, 1.1), (23, 0.9),
               (26, 0.13), (30, 0.2), (32, 1.3), (35, 5.2), (38, 18.9), (41, 35.0), (45, 40.0)]
-
-
-def start_server(store_root: Path):
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "python"))
-    p = subprocess.Popen([sys.executable, "-m", "tessera", "serve", str(store_root)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
-    ready, _, _ = select.select([p.stdout], [], [], 120)
-    line = p.stdout.readline() if ready else ""
-    if "listening on" not in line:
-        p.kill()
-        raise SystemExit(f"demo: the server did not start: {line} {p.stderr.read()}")
-    return p, line.split("listening on ")[1].split()[0]
 
 
 def main(argv=None):
@@ -66,7 +52,7 @@ def main(argv=None):
         print(f"3.   profiled: whole model {ct.model_ms:.1f} ms, sum of atoms {ct.sum_atom_ms:.1f} ms "
               f"(device = x{args.device_slowdown:g})")
         costs = experiment.costs_from_profile(ct, args.device_slowdown)
-        proc, endpoint = start_server(Path(tmp))
+        proc, endpoint = spawn_server(tmp)
         try:
             print(f"4.   edge server (another process) on {endpoint}")
             link = {"trace": DEMO_TRACE, "rtt_ms": 20.0, "label": "demo trace"}

@@ -52,13 +52,9 @@ print("split == unsplit, bitwise:", torch.equal(y_split, y))"""),
 `tessera serve` runs an edge server in another process on loopback; it serves the
 repository of atom stores we just wrote. The notebook is the device: it runs the first
 half and sends the cut tensor over ZeroMQ (raw bytes, no pickle)."""),
-    code("""import subprocess, sys, select, os
-server = subprocess.Popen([sys.executable, "-m", "tessera", "serve", str(repo)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-ready, _, _ = select.select([server.stdout], [], [], 120)
-line = server.stdout.readline()
-endpoint = line.split("listening on ")[1].split()[0]
-print(line.strip())"""),
+    code("""from tessera.runtime import spawn_server
+server, endpoint = spawn_server(repo)          # `tessera serve REPO` in another process
+print("edge server on", endpoint)"""),
     code("""dep = ts.Deployment(device, placement, server=endpoint, timeout_ms=5000)
 y_remote = dep(xs)
 print("remote split == whole model:", torch.allclose(y_remote, y, rtol=1e-4, atol=1e-5))

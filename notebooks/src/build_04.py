@@ -17,10 +17,11 @@ static plans and with an oracle that knows the true bandwidth of every request.
 Emulation: the device is 10x slower than this machine (compute accounted x10); the link is
 emulated in the transport (token bucket over the trace + rtt/2 per message), its time
 accounted rather than slept so the replay is quick. The server is a real process."""),
-    code("""import os, pathlib, statistics, subprocess, sys, select, tempfile
+    code("""import os, pathlib, statistics, tempfile
 import torch
 import tessera as ts
 from tessera import experiment, zoo
+from tessera.runtime import spawn_server
 
 SMOKE = os.environ.get("TESSERA_NOTEBOOK_SMOKE") == "1"
 torch.set_num_threads(1)
@@ -46,10 +47,7 @@ link = {"trace": samples, "scale": scale, "rtt_ms": 20.0}
 print(label, f"scaled x{scale:.2f}; mean {ts.Link(**link).mean_bandwidth:.2f} Mbit/s over the whole trace")"""),
     code("""repo = pathlib.Path(tempfile.mkdtemp())
 m.save(repo / name)
-server = subprocess.Popen([sys.executable, "-m", "tessera", "serve", str(repo)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-select.select([server.stdout], [], [], 120)
-endpoint = server.stdout.readline().split("listening on ")[1].split()[0]
+server, endpoint = spawn_server(repo)          # `tessera serve REPO` in another process
 runs = experiment.replay(m, xs, costs, endpoint, link, requests=requests, device_slowdown=10)
 server.terminate(); server.wait(timeout=30)
 for row in experiment.summary_rows(runs):

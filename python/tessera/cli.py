@@ -5,6 +5,7 @@
     tessera zoo NAME [DIR]                                 trace a torchvision/zoo model to TorchScript
     tessera profile MODEL [--threads N --repeats R]        measure every atom here (median, spread)
     tessera predictor collect|train|eval ...               latency predictors (samples CSV, train, accuracy)
+    tessera plan MODEL --bandwidth MBPS [--rtt MS]         every planner side by side (profiled costs)
     tessera serve REPOSITORY [--bind ENDPOINT]             edge server for a repository of atom stores
     tessera run MODEL --server ENDPOINT [--plan mincut]     a split with a server, every output checked
         [--adaptive --trace FILE]                           ... re-planning over a replayed bandwidth trace
@@ -134,6 +135,14 @@ def _register_runtime(sub):
 
 
 _EXTRA_COMMANDS.append(_register_runtime)
+
+
+def _register_plan(sub):  # tessera plan (plan layer)
+    from .plan_cli import register
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_plan)
 
 if __name__ == "__main__":
     sys.exit(main())

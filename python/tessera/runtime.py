@@ -19,7 +19,33 @@ from typing import Sequence
 from . import _core
 from .atoms import Model, _as_tuple, _rebuild
 
-__all__ = ["Server", "Deployment", "keygen"]
+__all__ = ["Server", "Deployment", "keygen", "spawn_server"]
+
+
+def spawn_server(repository, bind: str = "tcp://127.0.0.1:*", extra=(), prefix=(), timeout: float = 120):
+    """Start `tessera serve REPOSITORY` in another process; returns (Popen, endpoint).
+
+    The endpoint (with the real port) is read from the server's first line. ``prefix``
+    runs it under another command (e.g. ``ip netns exec NS``); ``extra`` adds options.
+    Stop it with ``proc.terminate()``: it prints its counters as JSON and exits.
+    """
+    import select
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ)
+    src = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(src)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    cmd = [*prefix, sys.executable, "-m", "tessera", "serve", os.fspath(repository), "--bind", bind, *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    if "listening on" not in line:
+        proc.kill()
+        raise _core.EngineError(f"tessera serve {os.fspath(repository)} did not start: {line.strip()!r} "
+                                f"{proc.stderr.read()[-2000:]}")
+    return proc, line.split("listening on ")[1].split()[0]
 
 
 def keygen() -> tuple[str, str]:

@@ -56,18 +56,8 @@ class ServerProcess:
     """`tessera serve` in another process; the endpoint is read from its first line."""
 
     def __init__(self, repository, bind="tcp://127.0.0.1:*", extra=(), timeout=120):
-        import select
-        import subprocess
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(ROOT / "python")
-        self.proc = subprocess.Popen([sys.executable, "-m", "tessera", "serve", str(repository), "--bind", bind,
-                                      *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else ""
-        if "listening on" not in line:
-            self.proc.kill()
-            raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()[-2000:]}")
-        self.endpoint = line.split("listening on ")[1].split()[0]
+        from tessera.runtime import spawn_server
+        self.proc, self.endpoint = spawn_server(repository, bind=bind, extra=extra, timeout=timeout)
 
     @property
     def port(self) -> int:

@@ -96,3 +96,36 @@ def test_every_planner_valid_on_real_graph(zoo_model, name):
             assert plans[alg].latency_ms >= best * (1 - 1e-9), (name, bw, alg)
         assert plans["gads"].device_memory_bytes <= budget * (1 + 1e-9)
         assert plans["gads"].latency_ms >= best * (1 - 1e-9)
+
+
+def test_cli_plan_side_by_side(tmp_path, repo_root):
+    """`tessera plan zoo:squeezenet1_0` prints every planner; cost tables replace profiling."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(repo_root / "python"))
+    cmd = [sys.executable, "-m", "tessera", "plan", "zoo:squeezenet1_0", "--bandwidth", "5.85", "--rtt", "20",
+           "--memory-mb", "1", "--explain", "mincut"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [ln for ln in out.stdout.splitlines() if " plan: " not in ln]  # table rows, not explain()
+    for name in tplan.planner_names():
+        row = [ln for ln in lines if ln.startswith(name + " ")]
+        assert len(row) == 1, (name, out.stdout)
+        assert any(s in row[0] for s in ("optimal", "feasible", "infeasible")), row[0]
+    assert "device_only  infeasible" in out.stdout  # 5 MB of weights over a 1 MB budget
+    assert "mincut plan: " in out.stdout and "lowest predicted latency:" in out.stdout
+
+    # Cost tables instead of profiling (the same table for both sides: a device as fast as the server).
+    import tessera as ts
+    path, xs = ts.zoo.torchscript("squeezenet1_0")
+    m = ts.load(str(path), xs)
+    ts.profile(m, xs, threads=1, repeats=1, warmup=0).save(tmp_path / "ct.json")
+    out = subprocess.run([sys.executable, "-m", "tessera", "plan", "zoo:squeezenet1_0", "--bandwidth", "1",
+                          "--costs-device", str(tmp_path / "ct.json"), "--costs-server", str(tmp_path / "ct.json")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "cost tables" in out.stdout
+    mincut_row = [ln for ln in out.stdout.splitlines() if ln.startswith("mincut ") and " plan: " not in ln][0]
+    assert "all on device" in mincut_row  # equal speeds: sending anything only costs time

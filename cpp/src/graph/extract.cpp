@@ -14,28 +14,13 @@
 #include <unordered_set>
 
 #include "../atoms/model_impl.h"
+#include "dtype.h"
 #include "tessera/core/error.h"
 
 namespace tessera {
 namespace jit = torch::jit;
 
 namespace {
-
-std::string dtype_name(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kLong: return "int64";
-    case at::kInt: return "int32";
-    case at::kShort: return "int16";
-    case at::kChar: return "int8";
-    case at::kByte: return "uint8";
-    case at::kBool: return "bool";
-    default: return c10::toString(t);
-  }
-}
 
 std::string signature(const std::vector<at::Tensor>& xs) {
   std::string s;

@@ -1,46 +1,19 @@
 #include "tensor_msg.h"
 
+#include "../graph/dtype.h"
 #include "tessera/core/error.h"
 
 namespace tessera::runtime {
 
 namespace {
-std::string dtype_of(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kLong: return "int64";
-    case at::kInt: return "int32";
-    case at::kShort: return "int16";
-    case at::kChar: return "int8";
-    case at::kByte: return "uint8";
-    case at::kBool: return "bool";
-    default: TESSERA_THROW(InvalidArgument, "tensors of dtype {} cannot be sent", c10::toString(t.scalar_type()));
-  }
-}
-
-at::ScalarType scalar_of(const std::string& d) {
-  if (d == "float32") return at::kFloat;
-  if (d == "float64") return at::kDouble;
-  if (d == "float16") return at::kHalf;
-  if (d == "bfloat16") return at::kBFloat16;
-  if (d == "int64") return at::kLong;
-  if (d == "int32") return at::kInt;
-  if (d == "int16") return at::kShort;
-  if (d == "int8") return at::kChar;
-  if (d == "uint8") return at::kByte;
-  if (d == "bool") return at::kBool;
-  TESSERA_THROW(InvalidArgument, "unknown dtype {}", d);
-}
-
 void release_tensor(void*, void* hint) { delete static_cast<at::Tensor*>(hint); }
 }  // namespace
 
 TensorDesc describe(const at::Tensor& t) {
   TensorDesc d;
-  d.dtype = dtype_code(dtype_of(t));
+  TESSERA_CHECK(has_dtype_name(t.scalar_type()), InvalidArgument, "tensors of dtype {} cannot be sent",
+                c10::toString(t.scalar_type()));
+  d.dtype = dtype_code(dtype_name(t.scalar_type()));
   d.dims.assign(t.sizes().begin(), t.sizes().end());
   d.nbytes = t.nbytes();
   return d;
@@ -55,7 +28,7 @@ zmq::message_t tensor_frame(const at::Tensor& t) {
 at::Tensor frame_tensor(zmq::message_t&& frame, const TensorDesc& d) {
   TESSERA_CHECK(frame.size() == d.nbytes, InvalidArgument, "tensor frame has {} bytes, its descriptor says {}",
                 frame.size(), d.nbytes);
-  auto opts = at::TensorOptions().dtype(scalar_of(dtype_from_code(d.dtype)));
+  auto opts = at::TensorOptions().dtype(scalar_type_of(dtype_from_code(d.dtype)));
   if (d.nbytes == 0) return at::empty(d.dims, opts);
   auto* owned = new zmq::message_t(std::move(frame));
   return at::from_blob(owned->data(), d.dims, [owned](void*) { delete owned; }, opts);
