@@ -48,7 +48,7 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 def write_csv(name: str, rows: list[dict]) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.csv"
+    path = RESULTS / (f"{name}.smoke.csv" if smoke() else f"{name}.csv")  # smoke runs never overwrite results
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
