@@ -1,7 +1,8 @@
 // mincut.cpp -- exact two-target placement by minimum s-t cut on the DADS graph
 // (Hu et al., INFOCOM 2019), optionally on a graph reduced first by contracting
-// series chains (CIC / QDMP, Zhang et al. 2021). Max-flow: Boykov-Kolmogorov
-// (Boost.Graph). The graph is built once; solve() rewrites capacities only.
+// series chains (CIC / QDMP, Zhang et al. 2021). Max-flow: push-relabel
+// (Goldberg and Tarjan 1988) on the plain graph, Boykov-Kolmogorov (Boost.Graph)
+// on the compressed one. The graph is built once; solve() rewrites capacities only.
 // See tessera/plan/mincut.h for the construction.
 #include "tessera/plan/mincut.h"
 

@@ -11,7 +11,7 @@
 //           |C| = 1: c -> p (down[v]); |C| > 1: c -> w_v (inf), w_v -> p (down[v]).
 //   pins: s -> a (inf) keeps a on the device, a -> t (inf) on the server.
 // Every cut of this graph costs exactly cut_value() of its placement, so the
-// minimum cut (Boykov-Kolmogorov max-flow, Boost.Graph) is the exact optimum of
+// minimum cut is the exact optimum of
 // any additive objective (latency, energy, weighted mixes) over all 2^n placements.
 //
 // With compress = true the graph is first reduced as in CIC / QDMP (Zhang et al.
@@ -21,6 +21,11 @@
 // g(x_p, x_q) = min over the inner atoms (a dynamic programme) is submodular and
 // is represented exactly; the inner atoms are recovered by back-tracking. Same
 // optimum, smaller flow problem.
+//
+// Max-flow: push-relabel (Goldberg-Tarjan, FIFO with global relabelling, first
+// phase only) on the plain DADS graph, whose long source-to-sink paths make
+// augmenting-path methods pay atoms x depth; Boykov-Kolmogorov (Boost.Graph) on
+// the compressed graph, where it measured faster.
 //
 // The flow graph is built once (per DAG); solve() only rewrites capacities.
 #pragma once
