@@ -13,10 +13,10 @@ class SmallNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.f = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(16, 32, 3, stride=2, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(32, 32, 3, stride=2, padding=1), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 10))
+            torch.nn.Conv2d(3, 64, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(64, 128, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(128, 128, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(128, 10))
 
     def forward(self, x):
         return self.f(x)
@@ -29,8 +29,10 @@ def small(tmp_path_factory):
     m = ts.load(SmallNet().eval(), xs)
     repo = tmp_path_factory.mktemp("repo")
     m.save(repo / "small")
-    # Deterministic costs: the device is 50x slower than the server.
-    costs = {"device": [5.0] * m.num_atoms, "server": [0.1] * m.num_atoms}
+    # Server costs measured here (the monitor learns the server's load from real replies, so
+    # they must be real); the device is 100x slower than this machine.
+    ct = ts.profile(m, xs, threads=1, repeats=5, warmup=2)
+    costs = {"device": [100 * c for c in ct.atom_ms], "server": list(ct.atom_ms)}
     return m, xs, repo, costs
 
 
@@ -65,6 +67,7 @@ def test_estimate_is_within_10_percent_on_a_constant_link(small, server_process)
 
 
 def test_step_down_and_back_moves_the_cut_and_returns(small, server_process):
+    from tessera.plan import ParametricPlanner
     m, xs, repo, costs = small
     srv = server_process(repo)
     ref = m.run(xs)
@@ -72,20 +75,21 @@ def test_step_down_and_back_moves_the_cut_and_returns(small, server_process):
     link = ts.Link(trace=[(0, 50.0), (10, 0.05), (20, 50.0)], rtt_ms=10)
     link.set_time(0)
     dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, emulation="account")
-    on_device = []
+    placements = []
     for i in range(30):
         link.set_time(i)
         y = dep(xs)
         assert torch.allclose(y, ref, rtol=1e-4, atol=1e-5), f"request {i}"
-        on_device.append(sum(1 for t in dep.placement if t == 0))
-    n = m.num_atoms
-    assert on_device[5] < n                 # offloading at 50 Mbit/s
-    assert on_device[15] == n               # everything local while the link is down
-    assert on_device[29] < n                # offloading again after the link came back
-    tl = dep.timeline
-    first_low = next(i for i in range(10, 20) if tl[i]["device_atoms"] == n)
+        placements.append(dep.placement)
+    table = ParametricPlanner(m, costs, rtt_ms=10)
+    high, low = table.lookup_placement(50.0), table.lookup_placement(0.05)
+    assert high != low
+    assert placements[5] == high      # the optimal plan for 50 Mbit/s
+    assert placements[15] == low      # moved its cut when the link dropped
+    assert placements[29] == high     # and came back
+    first_low = next(i for i in range(10, 20) if placements[i] == low)
     assert first_low - 10 <= 3, f"took {first_low - 10} requests to react to the step down"
-    assert all(r["decide_us"] < 50_000 for r in tl[1:])
+    assert all(r["decide_us"] < 50_000 for r in dep.timeline[1:])
 
 
 def test_flapping_around_a_breakpoint_does_not_flap(small, server_process):
@@ -111,14 +115,14 @@ def test_flapping_around_a_breakpoint_does_not_flap(small, server_process):
 def test_memory_budget_change_replans(small, server_process):
     m, xs, repo, costs = small
     srv = server_process(repo)
-    link = ts.Link(bandwidth_mbps=0.2, rtt_ms=10)  # slow: everything would stay on the device
+    link = ts.Link(bandwidth_mbps=0.2, rtt_ms=10)  # slow: most atoms stay on the device
     dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, emulation="account",
                                 initial_bandwidth_mbps=0.2)
     dep(xs)
     params_on_device = lambda: sum(a.param_bytes for a, t in zip(m.atoms, dep.placement) if t == 0)
-    full = params_on_device()
-    assert full == sum(a.param_bytes for a in m.atoms)
-    budget_mb = full / 2 / 1e6
+    before = params_on_device()
+    assert before > 0
+    budget_mb = before / 2 / 1e6
     dep.set_memory_budget(budget_mb)
     y = dep(xs)
     assert torch.allclose(y, m.run(xs), rtol=1e-4, atol=1e-5)

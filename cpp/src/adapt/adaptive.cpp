@@ -95,7 +95,13 @@ struct AdaptiveDeployment::Impl {
     plan::Constraints cons;
     cons.device_memory_bytes = memory_budget;
     if (opt.planner == "parametric") {
-      if (!table || std::abs(monitor.server_load() - table_load) > opt.load_tolerance * table_load) build_table();
+      if (!table || std::abs(monitor.server_load() - table_load) > opt.load_tolerance * table_load) {
+        build_table();
+        // keep hysteresis across a rebuild: the plan in use, if the new table has it
+        const auto& segs = table->segments();
+        for (size_t i = 0; i < segs.size(); ++i)
+          if (segs[i].placement == dep.placement()) segment = static_cast<int>(i);
+      }
       bool keep = false;
       if (segment >= 0 && !replan_now) {
         const auto& s = table->segments()[static_cast<size_t>(segment)];
