@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
-from tessera import experiment, zoo  # noqa: E402
+from tessera import experiment  # noqa: E402
 from tessera.runtime import spawn_server  # noqa: E402
 
 from common import quantiles, smoke, table, write_csv  # noqa: E402
@@ -41,13 +41,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        loaded = {}
-        for name in args.models:
-            path, xs = zoo.torchscript(name)
-            m = ts.load(str(path), xs)
-            m.save(Path(tmp) / name)
-            ct = ts.profile(m, xs, threads=1, repeats=5, warmup=2)
-            loaded[name] = (m, xs, experiment.costs_from_profile(ct, args.device_slowdown))
+        loaded = experiment.prepare(args.models, tmp, args.device_slowdown)
         proc, endpoint = spawn_server(tmp)
         try:
             for name, (m, xs, costs) in loaded.items():

@@ -58,6 +58,27 @@ def costs_from_profile(cost_table, device_slowdown: float) -> dict:
     return {"device": [device_slowdown * c for c in ms], "server": ms}
 
 
+def prepare(names, repository, device_slowdown: float, repeats: int = 5) -> dict:
+    """For each zoo model: load it, save its atom store into `repository`, profile it here.
+
+    Returns name -> (Model, example inputs, costs) with costs from costs_from_profile.
+    """
+    from pathlib import Path
+
+    from . import zoo
+    from .atoms import load
+    from .profile import profile
+
+    out = {}
+    for name in names:
+        path, xs = zoo.torchscript(name)
+        m = load(str(path), xs)
+        m.save(Path(repository) / name)
+        ct = profile(m, xs, threads=1, repeats=repeats, warmup=2)
+        out[name] = (m, xs, costs_from_profile(ct, device_slowdown))
+    return out
+
+
 def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, period_s: float = 1.0,
            device_slowdown: float = 1.0, policies=POLICIES, check_outputs: bool = True, progress=None,
            rtt_ms: float | None = None) -> dict:
