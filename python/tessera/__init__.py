@@ -21,18 +21,10 @@ from ._core import (  # noqa: F401
     UnsupportedError,
 )
 from .atoms import Block, Model, load  # noqa: F401
+from .plan import plan, plans  # noqa: F401
+from .profile import CostTable, profile  # noqa: F401
+from . import predict  # noqa: F401
 from .runtime import Deployment, Server, keygen  # noqa: F401
 from .adapt import AdaptiveDeployment, Link, read_trace  # noqa: F401
 
 __version__ = "0.1.0"
-
-try:  # the plan layer's facade (torch-free)
-    from .plan import plan, plans  # noqa: F401
-except ImportError:  # pragma: no cover - only while the plan layer is being built
-    pass
-
-try:  # the profile and predict layers' facades
-    from .profile import CostTable, profile  # noqa: F401
-    from . import predict  # noqa: F401
-except ImportError:  # pragma: no cover - only while these layers are being built
-    pass
