@@ -13,6 +13,7 @@ namespace tessera::adapt {
 using Clock = std::chrono::steady_clock;
 
 struct AdaptiveDeployment::Impl {
+  std::shared_ptr<Link> link;  // the deployment's emulated link (true bandwidth for the timeline), may be null
   plan::CostModel cm;
   AdaptiveOptions opt;
   runtime::Deployment dep;
@@ -31,7 +32,8 @@ struct AdaptiveDeployment::Impl {
   std::vector<double> server_pred;  // per atom, server ms at load 1
 
   Impl(Model model, plan::CostModel cost_model, runtime::DeploymentOptions o, AdaptiveOptions a)
-      : cm(std::move(cost_model)),
+      : link(o.link),
+        cm(std::move(cost_model)),
         opt(std::move(a)),
         dep(model, std::vector<int>(model.num_atoms(), 0), std::move(o)),
         monitor(opt.monitor),
@@ -132,7 +134,6 @@ struct AdaptiveDeployment::Impl {
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) {
     RequestRecord r;
     r.index = static_cast<int>(records.size());
-    const auto& link = dep_link();
     if (link) {
       r.link_time_s = link->now_s();
       r.true_bandwidth = link->bandwidth_now();
@@ -187,16 +188,12 @@ struct AdaptiveDeployment::Impl {
     return out;
   }
 
-  const std::shared_ptr<Link>& dep_link() const { return link_; }
-  std::shared_ptr<Link> link_;
 };
 
 AdaptiveDeployment::AdaptiveDeployment(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
-                                       AdaptiveOptions adaptive) {
-  auto link = options.link;
-  impl_ = std::make_unique<Impl>(std::move(model), std::move(cost_model), std::move(options), std::move(adaptive));
-  impl_->link_ = std::move(link);
-}
+                                       AdaptiveOptions adaptive)
+    : impl_(std::make_unique<Impl>(std::move(model), std::move(cost_model), std::move(options),
+                                   std::move(adaptive))) {}
 AdaptiveDeployment::~AdaptiveDeployment() = default;
 
 std::vector<at::Tensor> AdaptiveDeployment::run(const std::vector<at::Tensor>& inputs) { return impl_->run(inputs); }

@@ -165,9 +165,6 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
     OpNode on;
     on.id = static_cast<int>(meta.nodes.size());
     on.kind = n->kind().toQualString();
-    if (auto sr = n->sourceRange().source()) {
-      (void)sr;
-    }
     if (n->scope()) on.scope = n->scope()->namesFromRoot();
     nid[n] = on.id;
     meta.nodes.push_back(on);
