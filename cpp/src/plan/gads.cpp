@@ -1,6 +1,5 @@
 // gads.cpp -- the gads planner: constrained re-planning as in CAS / GADS
-// (Liang et al. 2023), and the incremental move evaluator shared with the
-// throughput planner (local_search.h).
+// (Liang et al. 2023); its local search is local_search.h's.
 //
 // gads minimises the Context's additive objective J subject to device memory
 // (parameter bytes on the device), latency and energy limits and pins:
@@ -32,85 +31,6 @@
 #include "tessera/plan/planners.h"
 
 namespace tessera::plan {
-
-// ---- MoveEvaluator -----------------------------------------------------------
-
-MoveEvaluator::MoveEvaluator(const AtomDag& dag)
-    : dag_(&dag),
-      touching_(static_cast<size_t>(dag.num_atoms)),
-      neighbours_(static_cast<size_t>(dag.num_atoms)),
-      stamp_(dag.values.size(), 0),
-      old_target_(static_cast<size_t>(dag.num_atoms), 0) {
-  for (size_t v = 0; v < dag.values.size(); ++v) {
-    const DagValue& val = dag.values[v];
-    if (!val.is_output && val.consumers.empty()) continue;
-    if (val.producer != kModelInput) touching_[val.producer].push_back(static_cast<int>(v));
-    for (int c : val.consumers) {
-      touching_[c].push_back(static_cast<int>(v));
-      if (val.producer != kModelInput) {
-        neighbours_[val.producer].push_back(c);
-        neighbours_[c].push_back(val.producer);
-      }
-    }
-  }
-  for (auto& nb : neighbours_) {
-    std::sort(nb.begin(), nb.end());
-    nb.erase(std::unique(nb.begin(), nb.end()), nb.end());
-  }
-}
-
-namespace {
-// Which transfers value v needs under x: bit 0 = up (0 -> 1), bit 1 = down (1 -> 0).
-inline int value_pattern(const DagValue& val, const std::vector<int>& x) {
-  const int p = val.producer == kModelInput ? 0 : x[val.producer];
-  bool to0 = val.is_output, to1 = false;
-  for (int c : val.consumers) (x[c] == 0 ? to0 : to1) = true;
-  return (p == 0 && to1 ? 1 : 0) | (p == 1 && to0 ? 2 : 0);
-}
-inline double pattern_cost(const CutCosts& c, int v, int pat) {
-  return ((pat & 1) ? c.up[v] : 0.0) + ((pat & 2) ? c.down[v] : 0.0);
-}
-}  // namespace
-
-void MoveEvaluator::group_deltas(const std::vector<const CutCosts*>& costs, std::vector<int>& x,
-                                 const std::vector<int>& group, int target, std::vector<double>& deltas) const {
-  const size_t k = costs.size();
-  deltas.assign(k, 0.0);
-  if (++epoch_ == 0) {
-    std::fill(stamp_.begin(), stamp_.end(), 0);
-    epoch_ = 1;
-  }
-  // Collect the touched values (once each) with their current patterns.
-  thread_local std::vector<std::pair<int, int>> touched;
-  touched.clear();
-  for (int a : group)
-    for (int v : touching_[a])
-      if (stamp_[v] != epoch_) {
-        stamp_[v] = epoch_;
-        touched.emplace_back(v, value_pattern(dag_->values[v], x));
-      }
-  for (int a : group) {
-    old_target_[a] = x[a];
-    if (x[a] != target)
-      for (size_t i = 0; i < k; ++i)
-        deltas[i] += target == 0 ? costs[i]->device[a] - costs[i]->server[a]
-                                 : costs[i]->server[a] - costs[i]->device[a];
-    x[a] = target;
-  }
-  for (const auto& [v, before] : touched) {
-    const int after = value_pattern(dag_->values[v], x);
-    if (after == before) continue;
-    for (size_t i = 0; i < k; ++i) deltas[i] += pattern_cost(*costs[i], v, after) - pattern_cost(*costs[i], v, before);
-  }
-  for (int a : group) x[a] = old_target_[a];
-}
-
-double MoveEvaluator::group_delta(const CutCosts& costs, std::vector<int>& x, const std::vector<int>& group,
-                                  int target) const {
-  std::vector<double> d;
-  group_deltas({&costs}, x, group, target, d);
-  return d[0];
-}
 
 // ---- the gads planner --------------------------------------------------------
 
@@ -150,7 +70,11 @@ class GadsPlanner : public Planner {
     w.latency = 0;
     w.energy = 1;
     cut_costs(*cm_, ctx, w, cg_[2]);
-    all_ = {&cj_, &cg_[0], &cg_[1], &cg_[2]};
+    // Only the objective and the constraints with a finite limit are evaluated.
+    all_ = {&cj_};
+    slot_ = {0};
+    for (int k = 0; k < 3; ++k)
+      if (std::isfinite(limit_[k])) all_.push_back(&cg_[k]), slot_.push_back(k + 1);
 
     // 1. Each constraint alone.
     double pinned_params = 0;
@@ -184,7 +108,7 @@ class GadsPlanner : public Planner {
     if (feasible(metrics(xj))) return finish(ctx, cons, xj, true);
 
     // 3. Lagrangian relaxation at the root (candidates + lower bound).
-    Node root = bound(pin_);
+    Node root = bound(pin_, &xj);
     const double root_lb = root.lb;
 
     // 4. The current plan, repaired if needed, and local search from the candidates.
@@ -200,10 +124,12 @@ class GadsPlanner : public Planner {
       std::vector<int> x = xj;
       if (repair(x)) starts.push_back(x);
     }
-    for (auto& x : starts) {
-      local_search(x);
-      consider(x, metrics(x));
+    for (size_t i = 0; i < starts.size(); ++i) {
+      if (i > 0 && starts[i] == starts[0]) continue;  // the current plan is often the best candidate
+      local_search(starts[i]);
+      consider(starts[i], metrics(starts[i]));
     }
+    polished_ = best_x_;
 
     // 5. Branch and bound over pins, pruned by the Lagrangian bound to a relative
     //    gap of kGap, within a budget of min cuts.
@@ -214,9 +140,11 @@ class GadsPlanner : public Planner {
                                    "(each alone can be met)"
                                  : "no placement found that meets device_memory_bytes, max_latency_ms and max_energy_mj "
                                    "together within the search budget (each alone can be met)");
-    std::vector<int> x = best_x_;
-    local_search(x);
-    consider(x, metrics(x));
+    if (best_x_ != polished_) {  // branch and bound found a better plan: polish it too
+      std::vector<int> x = best_x_;
+      local_search(x);
+      consider(x, metrics(x));
+    }
     const bool proven = best_j_ <= root_lb + 1e-9 * std::max(std::abs(root_lb), 1e-12);
     Plan p = finish(ctx, cons, best_x_, proven);
     if (p.status == PlanStatus::Feasible)
@@ -235,7 +163,7 @@ class GadsPlanner : public Planner {
 
   Metrics metrics(const std::vector<int>& x) const {
     Metrics m;
-    for (int i = 0; i < 4; ++i) m.v[i] = cut_value(cm_->dag, *all_[i], x);
+    for (size_t i = 0; i < all_.size(); ++i) m.v[slot_[i]] = cut_value(cm_->dag, *all_[i], x);
     return m;
   }
   bool violates(const Metrics& m, int k) const { return m.v[k + 1] > limit_[k] * (1 + kTol); }
@@ -288,19 +216,35 @@ class GadsPlanner : public Planner {
     std::vector<int> x_viol, x_ok; // solutions on both sides of the multiplier
   };
 
-  // Lagrangian bound of the placements meeting `pins`: multipliers multiplied by 4
-  // until feasible, then bisected; every solve is also a primal candidate.
-  Node bound(const std::vector<int>& pins) {
+  // Lagrangian bound of the placements meeting `pins`. `x0` is the relaxation at
+  // lambda = 0 when the caller already has it. With one finite limit the dual
+  // is maximised exactly by the cutting-plane (Newton) iteration on the two
+  // lines that bracket the limit (a handful of cuts); with several, multipliers
+  // are multiplied by 4 until feasible, then bisected. Every solve is also a
+  // primal candidate. The multipliers that met the limits are remembered and
+  // tried first at the next bound (the next node, or the next re-plan).
+  Node bound(const std::vector<int>& pins, const std::vector<int>* x0 = nullptr) {
     Node node;
     node.pins = pins;
     Metrics m;
     double dual = 0;
-    node.x_viol = lagrangian({0, 0, 0}, pins, &m, &dual);
+    if (x0 != nullptr) {
+      node.x_viol = *x0;
+      m = metrics(*x0);
+      dual = m.v[0];  // the relaxation's optimum at lambda = 0
+    } else {
+      node.x_viol = lagrangian({0, 0, 0}, pins, &m, &dual);
+    }
     node.lb = dual;
     if (feasible(m)) {
       node.solved = true;
       return node;
     }
+    int finite = 0, only = -1;
+    for (int k = 0; k < 3; ++k)
+      if (std::isfinite(limit_[k])) ++finite, only = k;
+    if (finite == 1) return newton(std::move(node), m, only);
+
     std::array<double, 3> lam_lo{0, 0, 0}, lam_hi{0, 0, 0};
     const double j0 = std::max(std::abs(m.v[0]), 1e-12);
     bool found = false;
@@ -333,6 +277,61 @@ class GadsPlanner : public Planner {
     return node;
   }
 
+  // One constraint k: the dual L(lam) = min_x J(x) + lam (g_k(x) - limit) is concave
+  // and piecewise linear, one line per placement. Keep a violating placement (lo)
+  // and a feasible one (hi); the next multiplier is where their two lines cross;
+  // if the cut there is no lower than the crossing, that multiplier maximises L.
+  Node newton(Node node, Metrics m_lo, int k) {
+    const std::vector<int>& pins = node.pins;
+    const double c = limit_[k];
+    auto slack = [&](const Metrics& m) { return m.v[k + 1] - c; };
+    Metrics m, m_hi;
+    double dual = 0;
+    // Bracket: the remembered multiplier first, then x4 steps.
+    double lam = warm_[k] > 0 ? warm_[k] : 0.05 * std::max(std::abs(m_lo.v[0]), 1e-12) / std::max(m_lo.v[k + 1], 1e-300);
+    bool found = false;
+    for (int it = 0; it < 48; ++it) {
+      std::array<double, 3> l{0, 0, 0};
+      l[k] = lam;
+      std::vector<int> x = lagrangian(l, pins, &m, &dual);
+      node.lb = std::max(node.lb, dual);
+      if (feasible(m)) {
+        node.x_ok = std::move(x);
+        m_hi = m;
+        found = true;
+        break;
+      }
+      node.x_viol = std::move(x);
+      m_lo = m;
+      lam *= 4;
+    }
+    if (!found) {
+      node.lb = std::numeric_limits<double>::infinity();
+      return node;
+    }
+    for (int it = 0; it < 16; ++it) {
+      const double s_lo = slack(m_lo), s_hi = slack(m_hi);  // s_lo > 0 >= s_hi
+      if (s_lo - s_hi <= 0) break;
+      const double cross = (m_hi.v[0] - m_lo.v[0]) / (s_lo - s_hi);
+      if (!(cross > 0) || !std::isfinite(cross)) break;
+      const double line = m_lo.v[0] + cross * s_lo;
+      std::array<double, 3> l{0, 0, 0};
+      l[k] = cross;
+      std::vector<int> x = lagrangian(l, pins, &m, &dual);
+      node.lb = std::max(node.lb, dual);
+      warm_[k] = cross;
+      if (dual >= line - 1e-9 * std::max(std::abs(line), 1e-12)) break;  // cross maximises the dual
+      if (feasible(m)) {
+        node.x_ok = std::move(x);
+        m_hi = m;
+      } else {
+        node.x_viol = std::move(x);
+        m_lo = m;
+      }
+    }
+    return node;
+  }
+
   bool pruned(const Node& node) const {
     return node.solved || node.lb >= best_j_ / (1 + kGap) - 1e-12 * std::abs(best_j_);
   }
@@ -340,7 +339,7 @@ class GadsPlanner : public Planner {
   // Depth-first branch and bound; true if it finished within the budget.
   bool branch_and_bound(Node root) {
     const int n = cm_->num_atoms();
-    const int budget = std::max(24, 8000 / std::max(n, 1));
+    const int budget = std::max(6, 4000 / std::max(n, 1));
     std::vector<Node> stack;
     stack.push_back(std::move(root));
     while (!stack.empty()) {
@@ -378,16 +377,17 @@ class GadsPlanner : public Planner {
   bool repair(std::vector<int>& x) {
     Metrics m = metrics(x);
     const int n = cm_->num_atoms();
+    moves_.reset(x);
+    std::vector<int> one(1);
     for (int step = 0; step < std::max(64, n) && !feasible(m); ++step) {
       double best_score = violation(m.v), best_dj = 0;
       int best_a = -1;
-      std::vector<int> one(1);
       for (int a = 0; a < n; ++a) {
         if (!movable(a)) continue;
         one[0] = a;
-        moves_.group_deltas(all_, x, one, 1 - x[a], deltas_);
-        std::array<double, 4> v;
-        for (int i = 0; i < 4; ++i) v[i] = m.v[i] + deltas_[i];
+        moves_.group_deltas(all_, one, 1 - x[a], deltas_);
+        std::array<double, 4> v = m.v;
+        for (size_t i = 0; i < all_.size(); ++i) v[slot_[i]] += deltas_[i];
         const double score = violation(v);
         if (score < best_score - 1e-15 || (best_a >= 0 && score <= best_score && deltas_[0] < best_dj)) {
           best_score = score;
@@ -396,45 +396,27 @@ class GadsPlanner : public Planner {
         }
       }
       if (best_a < 0) return false;
+      one[0] = best_a;
+      moves_.apply(one, 1 - x[best_a]);
       x[best_a] = 1 - x[best_a];
       m = metrics(x);
     }
     return feasible(m);
   }
 
+  // Neighbour-effect local search: a move is taken if it lowers J and stays feasible.
   void local_search(std::vector<int>& x) {
     Metrics m = metrics(x);
-    const int n = cm_->num_atoms();
-    std::vector<int> group;
-    for (int pass = 0; pass < 20; ++pass) {
-      bool improved = false;
-      for (int a = 0; a < n; ++a) {
-        if (!movable(a)) continue;
-        for (int kind = 0; kind < 3; ++kind) {
-          group.clear();
-          int target;
-          if (kind == 0) {
-            group.push_back(a);
-            target = 1 - x[a];
-          } else {
-            target = kind - 1;
-            if (x[a] != target) group.push_back(a);
-            for (int b : moves_.neighbours(a))
-              if (movable(b) && x[b] != target) group.push_back(b);
-            if (group.size() < 2) continue;
-          }
-          moves_.group_deltas(all_, x, group, target, deltas_);
-          if (deltas_[0] >= -1e-12 * std::max(std::abs(m.v[0]), 1e-12)) continue;
-          Metrics next;
-          for (int i = 0; i < 4; ++i) next.v[i] = m.v[i] + deltas_[i];
-          if (!feasible(next)) continue;
-          for (int b : group) x[b] = target;
-          m = metrics(x);  // re-sum to avoid drift
-          improved = true;
-        }
-      }
-      if (!improved) break;
-    }
+    moves_.reset(x);
+    moves_.search(all_, pin_, 20, [&](const std::vector<double>& d) {
+      if (d[0] >= -1e-12 * std::max(std::abs(m.v[0]), 1e-12)) return false;
+      Metrics next = m;
+      for (size_t i = 0; i < all_.size(); ++i) next.v[slot_[i]] += d[i];
+      if (!feasible(next)) return false;
+      m = next;
+      return true;
+    });
+    x = moves_.placement();
   }
 
   Plan finish(const Context& ctx, const Constraints& cons, const std::vector<int>& x, bool optimal) {
@@ -463,11 +445,13 @@ class GadsPlanner : public Planner {
   std::array<double, 3> limit_{};
   CutCosts cj_, comb_;
   std::array<CutCosts, 3> cg_;  // memory, latency, energy
-  std::vector<const CutCosts*> all_;
+  std::vector<const CutCosts*> all_;  // the objective, then the constrained metrics
+  std::vector<int> slot_;             // index in Metrics::v of each entry of all_
   std::vector<double> deltas_;
-  std::vector<int> best_x_;
+  std::vector<int> best_x_, polished_;
   double best_j_ = 0;
   int cuts_ = 0;
+  std::array<double, 3> warm_{0, 0, 0};  // multipliers that met the limits at the last bound
 };
 
 }  // namespace

@@ -401,11 +401,15 @@ struct CutSolver::Impl {
         dp[2 * k + y] = unary_cost(c, pin, run.atoms[k], y) + best;
       }
   }
-  double run_table(const Run& run, const CutCosts& c, const std::vector<int>& pin, int xp, int xq) {
+  // The run's cost for a fixed x_p and both x_q: {g(x_p, 0), g(x_p, 1)} (one forward pass).
+  std::pair<double, double> run_table(const Run& run, const CutCosts& c, const std::vector<int>& pin, int xp) {
     run_forward(run, c, pin, xp);
     const size_t m = run.atoms.size();
     const int v = run.values[m];
-    return std::min(dp[2 * (m - 1)] + pair_cost(c, v, 0, xq), dp[2 * (m - 1) + 1] + pair_cost(c, v, 1, xq));
+    auto to = [&](int xq) {
+      return std::min(dp[2 * (m - 1)] + pair_cost(c, v, 0, xq), dp[2 * (m - 1) + 1] + pair_cost(c, v, 1, xq));
+    };
+    return {to(0), to(1)};
   }
   void run_backtrack(const Run& run, const CutCosts& c, const std::vector<int>& pin, int xp, int xq,
                      std::vector<int>& x) {
@@ -439,8 +443,8 @@ struct CutSolver::Impl {
       else if (sp.down == Down::Edge) cap[sp.down_edge] += c.down[v];
     }
     for (const Run& run : runs) {
-      const double A = run_table(run, c, pin, 0, 0), B = run_table(run, c, pin, 0, 1);
-      const double C = run_table(run, c, pin, 1, 0), D = run_table(run, c, pin, 1, 1);
+      const auto [A, B] = run_table(run, c, pin, 0);
+      const auto [C, D] = run_table(run, c, pin, 1);
       unary[run.p] += C - A;
       unary[run.q] += D - C;
       cap[run.edge] += std::max(0.0, B + C - A - D);

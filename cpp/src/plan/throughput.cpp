@@ -59,8 +59,12 @@ class ThroughputPlanner : public Planner {
 
     best_ = std::numeric_limits<double>::infinity();
     double lower = 0;
+    // Iteration 0 uses equal weights (the 3x guarantee); the next ones continue
+    // from the weights the previous re-plan ended with, so a re-plan after a
+    // small context change starts near its multipliers.
     std::array<double, 3> wt{1.0 / 3, 1.0 / 3, 1.0 / 3};
     for (int it = 0; it < kIterations; ++it) {
+      if (it == 1 && warm_[0] + warm_[1] + warm_[2] > 0) wt = warm_;
       comb_ = st_[0];
       for (size_t i = 0; i < comb_.device.size(); ++i) {
         comb_.device[i] = wt[0] * st_[0].device[i] + wt[2] * st_[2].device[i];
@@ -80,6 +84,7 @@ class ThroughputPlanner : public Planner {
       double sum = 0;
       for (int k = 0; k < 3; ++k) sum += (wt[k] *= std::exp(1.5 * s[k] / mx));
       for (int k = 0; k < 3; ++k) wt[k] /= sum;
+      if (it > 0) warm_ = wt;
     }
     for (int side = 0; side < 2; ++side) {  // the two baselines, when pins allow them
       std::vector<int> x(static_cast<size_t>(n), side);
@@ -101,46 +106,28 @@ class ThroughputPlanner : public Planner {
   }
 
  private:
-  static constexpr int kIterations = 12;
+  static constexpr int kIterations = 6;
 
   std::array<double, 3> stages(const std::vector<int>& x) const {
     return {cut_value(cm_->dag, st_[0], x), cut_value(cm_->dag, st_[1], x), cut_value(cm_->dag, st_[2], x)};
   }
 
+  // Neighbour-effect local search: a move is taken if it lowers the slowest stage.
   void local_search(std::vector<int>& x) {
     auto s = stages(x);
     double mx = std::max({s[0], s[1], s[2]});
-    const int n = cm_->num_atoms();
-    std::vector<int> group;
-    for (int pass = 0; pass < 10; ++pass) {
-      bool improved = false;
-      for (int a = 0; a < n; ++a) {
-        if (!pin_.empty() && pin_[a] >= 0) continue;
-        for (int kind = 0; kind < 3; ++kind) {
-          group.clear();
-          int target;
-          if (kind == 0) {
-            group.push_back(a);
-            target = 1 - x[a];
-          } else {
-            target = kind - 1;
-            if (x[a] != target) group.push_back(a);
-            for (int b : moves_.neighbours(a))
-              if ((pin_.empty() || pin_[b] < 0) && x[b] != target) group.push_back(b);
-            if (group.size() < 2) continue;
-          }
-          moves_.group_deltas(all_, x, group, target, deltas_);
-          const double next = std::max({s[0] + deltas_[0], s[1] + deltas_[1], s[2] + deltas_[2]});
-          if (next >= mx - 1e-12 * std::max(mx, 1e-12)) continue;
-          for (int b : group) x[b] = target;
-          s = stages(x);
-          mx = std::max({s[0], s[1], s[2]});
-          improved = true;
-        }
-      }
-      if (!improved) break;
-    }
-    best_ = mx;
+    moves_.reset(x);
+    moves_.search(all_, pin_, 10, [&](const std::vector<double>& d) {
+      const std::array<double, 3> next{s[0] + d[0], s[1] + d[1], s[2] + d[2]};
+      const double nmx = std::max({next[0], next[1], next[2]});
+      if (nmx >= mx - 1e-12 * std::max(mx, 1e-12)) return false;
+      s = next;
+      mx = nmx;
+      return true;
+    });
+    x = moves_.placement();
+    s = stages(x);  // re-sum against drift
+    best_ = std::max({s[0], s[1], s[2]});
   }
 
   CutSolver solver_;
@@ -149,9 +136,9 @@ class ThroughputPlanner : public Planner {
   std::array<CutCosts, 3> st_;  // device, link, server stages
   CutCosts comb_;
   std::vector<const CutCosts*> all_;
-  std::vector<double> deltas_;
   std::vector<int> best_x_;
   double best_ = 0;
+  std::array<double, 3> warm_{0, 0, 0};  // stage weights at the end of the last re-plan
 };
 
 }  // namespace
