@@ -7,9 +7,13 @@
 //      (pinned parameters for memory, a min cut for latency / energy); a
 //      constraint nobody can meet gives status Infeasible with that reason;
 //   2. Lagrangian relaxation: min cuts of J + sum_k lambda_k g_k (all terms are
-//      additive, so each is exact; DADS graph, Hu et al. INFOCOM 2019), with the
-//      multipliers doubled until feasible and then bisected; every solve also
-//      gives the dual lower bound min_x L(x, lambda) <= OPT;
+//      additive, so each is exact; DADS graph, Hu et al. INFOCOM 2019). With one
+//      constraint (the common case: a memory budget) the dual is maximised
+//      exactly by cutting planes: the next multiplier is where the lines of the
+//      best violating and the best feasible placement cross, starting from the
+//      multiplier of the previous bound or re-plan (3-5 cuts on densenet121);
+//      with several, multipliers are multiplied by 4 until feasible and then
+//      bisected. Every solve also gives the dual bound min_x L(x, lambda) <= OPT;
 //   3. the current plan, repaired to feasibility by greedy moves if it is not;
 //   4. local search from the best feasible candidates with moves guided by the
 //      neighbour effect: an atom alone, or an atom with all its neighbours,
@@ -17,7 +21,8 @@
 //   5. depth-first branch and bound over pins (branching on the heaviest atom
 //      where the two sides of the multiplier disagree), pruned by the
 //      Lagrangian bound of each node to a relative gap of kGap (2%), within a
-//      budget of max(24, 8000 / atoms) min cuts; then a last local search.
+//      budget of max(6, 4000 / atoms) min cuts; then a last local search if it
+//      found a better plan.
 // Status Optimal when the unconstrained optimum is feasible or the best plan
 // meets the root dual bound; Feasible otherwise (the reason says whether the
 // branch and bound completed, i.e. the plan is within 2% of the optimum).
