@@ -4,12 +4,12 @@ Three servers run in other processes on loopback (tcp://127.0.0.1): `tessera ser
 (Echo messages: header + descriptors + zero-copy tensor frames, through the ROUTER,
 the proxy and a REP worker), a plain ZeroMQ ROUTER echo (one raw frame, C++), and a
 Python socket server that unpickles and re-pickles a torch tensor (what research
-code usually does). Rounds are interleaved (tessera, raw, pickle, ...); the
-tessera and raw loops are timed in C++. Throughput ratio = raw time / tessera time
-per round; median [q1-q3] over rounds. The order of tessera and raw alternates
-from round to round.
+code usually does). Each round interleaves tessera and raw message by message
+(tessera-raw, raw-tessera, ...; timed in C++, so that the machine's drift hits
+both alike), then runs the pickle round trips. Throughput ratio = raw time /
+tessera time, from the medians of each round; median [q1-q3] over rounds.
 
-    .venv/bin/python bench/bench_transport.py [--sizes-mb 0.1 0.6 1 2 4] [--rounds 10] [--per-round 20]
+    .venv/bin/python bench/bench_transport.py [--sizes-mb 0.1 0.6 1 2 4] [--rounds 30] [--per-round 30]
 """
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ class PickleClient:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes-mb", type=float, nargs="+", default=[0.1, 0.602112, 1, 2, 4])
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--per-round", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--per-round", type=int, default=30)
     args = ap.parse_args(argv)
     if smoke():
         args.sizes_mb, args.rounds, args.per_round = [0.602112], 2, 3
@@ -124,13 +124,8 @@ def main(argv=None):
                     _core._time_raw_echo(raw_ep, nbytes, 3)
                     pk.roundtrip(t)
                 for r in range(args.rounds):
-                    # alternate which of the two goes first, so neither always follows pickle
-                    if r % 2 == 0:
-                        a = _core._time_tessera_echo(dep._core, t, args.per_round)
-                        b = _core._time_raw_echo(raw_ep, nbytes, args.per_round)
-                    else:
-                        b = _core._time_raw_echo(raw_ep, nbytes, args.per_round)
-                        a = _core._time_tessera_echo(dep._core, t, args.per_round)
+                    # tessera and raw interleaved message by message (order alternating), then pickle
+                    a, b = _core._time_echo_pairs(dep._core, raw_ep, t, args.per_round)
                     c = [pk.roundtrip(t) for _ in range(args.per_round)]
                     tt += a
                     rr += b

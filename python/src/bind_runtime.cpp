@@ -87,6 +87,8 @@ void bind_runtime(py::module_& m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("_time_raw_echo", &time_raw_echo, py::arg("endpoint"), py::arg("bytes"), py::arg("repeats"),
         py::call_guard<py::gil_scoped_release>());
+  m.def("_time_echo_pairs", &time_echo_pairs, py::arg("deployment"), py::arg("raw_endpoint"), py::arg("tensor"),
+        py::arg("pairs"), py::call_guard<py::gil_scoped_release>());
   m.def("_serve_raw_echo", &serve_raw_echo, py::arg("bind"), py::arg("max_messages") = -1,
         py::call_guard<py::gil_scoped_release>());
 }
