@@ -37,15 +37,18 @@ void bind_adapt(py::module_& m) {
       .def(py::init<>())
       .def_readwrite("window", &MonitorOptions::window)
       .def_readwrite("min_bytes", &MonitorOptions::min_bytes)
-      .def_readwrite("load_alpha", &MonitorOptions::load_alpha);
+      .def_readwrite("load_alpha", &MonitorOptions::load_alpha)
+      .def_readwrite("min_device_ms", &MonitorOptions::min_device_ms);
   py::class_<Monitor>(m, "Monitor")
       .def(py::init<MonitorOptions>(), py::arg("options") = MonitorOptions{})
       .def("observe_transfer", &Monitor::observe_transfer, py::arg("bytes"), py::arg("transfer_ms"))
       .def("observe_rtt", &Monitor::observe_rtt, py::arg("rtt_ms"))
       .def("observe_server", &Monitor::observe_server, py::arg("server_ms"), py::arg("predicted_ms"))
+      .def("observe_device", &Monitor::observe_device, py::arg("device_ms"), py::arg("predicted_ms"))
       .def_property_readonly("bandwidth_mbps", &Monitor::bandwidth_mbps)
       .def_property_readonly("rtt_ms", &Monitor::rtt_ms)
       .def_property_readonly("server_load", &Monitor::server_load)
+      .def_property_readonly("device_load", &Monitor::device_load)
       .def_property_readonly("samples", &Monitor::samples)
       .def_static("free_memory_bytes", &Monitor::free_memory_bytes);
   py::class_<AdaptiveOptions>(m, "AdaptiveOptions")
@@ -75,7 +78,8 @@ void bind_adapt(py::module_& m) {
       .def_readonly("predicted_ms", &RequestRecord::predicted_ms)
       .def_readonly("fallback", &RequestRecord::fallback)
       .def_readonly("probed", &RequestRecord::probed)
-      .def_readonly("est_load", &RequestRecord::est_load);
+      .def_readonly("est_load", &RequestRecord::est_load)
+      .def_readonly("est_device_load", &RequestRecord::est_device_load);
   py::class_<AdaptiveDeployment>(m, "AdaptiveDeployment")
       .def(py::init<Model, plan::CostModel, runtime::DeploymentOptions, AdaptiveOptions>(), py::arg("model"),
            py::arg("cost_model"), py::arg("options"), py::arg("adaptive"), py::call_guard<py::gil_scoped_release>())

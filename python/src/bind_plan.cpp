@@ -84,11 +84,13 @@ void bind_plan(py::module_& m) {
       .def("validate", &CostModel::validate);
 
   py::class_<Context>(m, "Context", "Run-time context: bandwidth (Mbit/s), rtt (ms), server load, memory, objective.")
-      .def(py::init([](double bw, double rtt, double load, double mem, double ew, const std::string& objective) {
+      .def(py::init([](double bw, double rtt, double load, double mem, double ew, const std::string& objective,
+                       double device_load) {
              Context c;
              c.bandwidth_mbps = bw;
              c.rtt_ms = rtt;
              c.server_load = load;
+             c.device_load = device_load;
              c.device_memory_budget_bytes = mem;
              c.energy_weight = ew;
              c.objective = parse_objective(objective);
@@ -96,10 +98,11 @@ void bind_plan(py::module_& m) {
            }),
            py::arg("bandwidth_mbps"), py::arg("rtt_ms") = 0.0, py::arg("server_load") = 1.0,
            py::arg("device_memory_budget_bytes") = kUnlimited, py::arg("energy_weight") = 0.0,
-           py::arg("objective") = "latency")
+           py::arg("objective") = "latency", py::arg("device_load") = 1.0)
       .def_readwrite("bandwidth_mbps", &Context::bandwidth_mbps)
       .def_readwrite("rtt_ms", &Context::rtt_ms)
       .def_readwrite("server_load", &Context::server_load)
+      .def_readwrite("device_load", &Context::device_load)
       .def_readwrite("device_memory_budget_bytes", &Context::device_memory_budget_bytes)
       .def_readwrite("energy_weight", &Context::energy_weight)
       .def_property(

@@ -90,10 +90,11 @@ def make_cost_model(model, costs: Mapping[str, Any]) -> "_core.CostModel":
 
 
 def make_context(bandwidth_mbps: float, rtt_ms: float = 0.0, server_load: float = 1.0, objective: str = "latency",
-            energy_weight: float = 0.0, device_memory_budget_bytes: float = math.inf) -> "_core.Context":
+            energy_weight: float = 0.0, device_memory_budget_bytes: float = math.inf,
+            device_load: float = 1.0) -> "_core.Context":
     return _core.Context(bandwidth_mbps=float(bandwidth_mbps), rtt_ms=float(rtt_ms), server_load=float(server_load),
                          device_memory_budget_bytes=float(device_memory_budget_bytes),
-                         energy_weight=float(energy_weight), objective=objective)
+                         energy_weight=float(energy_weight), objective=objective, device_load=float(device_load))
 
 
 def make_constraints(spec=None) -> "_core.Constraints":
@@ -163,19 +164,21 @@ def _placement(current) -> list:
 
 
 def plan(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, algorithm: str = "mincut",
-         objective: str = "latency", constraints=None, server_load: float = 1.0, current=None) -> Plan:
+         objective: str = "latency", constraints=None, server_load: float = 1.0, current=None,
+         device_load: float = 1.0) -> Plan:
     """Plan ``model`` with one algorithm for one context (see module doc)."""
     cm = make_cost_model(model, costs)
-    ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective)
+    ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective, device_load=device_load)
     core = _core.make_plan(algorithm, cm, ctx, make_constraints(constraints), _placement(current))
     return Plan(core, cm)
 
 
 def plans(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency", constraints=None,
-          server_load: float = 1.0, current=None, algorithms: Optional[Iterable[str]] = None) -> Dict[str, Plan]:
+          server_load: float = 1.0, current=None, algorithms: Optional[Iterable[str]] = None,
+          device_load: float = 1.0) -> Dict[str, Plan]:
     """Every algorithm (or those named) on the same inputs: name -> Plan, side by side."""
     cm = make_cost_model(model, costs)
-    ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective)
+    ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective, device_load=device_load)
     cons = make_constraints(constraints)
     cur = _placement(current)
     names = planner_names() if algorithms is None else list(algorithms)
@@ -194,8 +197,8 @@ class Planner:
         return self._core.name
 
     def plan(self, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency", constraints=None,
-             server_load: float = 1.0, current=None) -> Plan:
-        ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective)
+             server_load: float = 1.0, current=None, device_load: float = 1.0) -> Plan:
+        ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective, device_load=device_load)
         return Plan(self._core.plan(ctx, make_constraints(constraints), _placement(current)), self._cm)
 
 

@@ -58,7 +58,7 @@ def test_estimate_is_within_10_percent_on_a_constant_link(small, server_process)
     m, xs, repo, costs = small
     srv = server_process(repo)
     link = ts.Link(bandwidth_mbps=20, rtt_ms=10)  # emulated for real: the deployment sleeps
-    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10)
+    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, device_slowdown=100)
     for _ in range(8):
         dep(xs)
     est = dep.monitor.bandwidth_mbps
@@ -74,7 +74,8 @@ def test_step_down_and_back_moves_the_cut_and_returns(small, server_process):
     # 50 Mbit/s, a drop to 0.05 Mbit/s at t = 10 s, back at t = 20 s; one request per second (virtual clock)
     link = ts.Link(trace=[(0, 50.0), (10, 0.05), (20, 50.0)], rtt_ms=10)
     link.set_time(0)
-    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, emulation="account")
+    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, emulation="account",
+                                device_slowdown=100)  # the device the cost model describes
     placements = []
     for i in range(30):
         link.set_time(i)
@@ -104,7 +105,7 @@ def test_flapping_around_a_breakpoint_does_not_flap(small, server_process):
     link = ts.Link(trace=trace, rtt_ms=10)
     link.set_time(0)
     dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, emulation="account",
-                                initial_bandwidth_mbps=bp)
+                                initial_bandwidth_mbps=bp, device_slowdown=100)
     for i in range(40):
         link.set_time(i)
         dep(xs)
@@ -112,12 +113,45 @@ def test_flapping_around_a_breakpoint_does_not_flap(small, server_process):
     assert switches <= 1, switches
 
 
+def test_device_slower_than_profiled_moves_the_cut(small, server_process):
+    """The cost model says the device is 10x slower than this machine, but it is 100x
+    slower: the monitor measures the device's load (~10) from the blocks it runs and the
+    adapter moves to the plan that is optimal for the device as it is."""
+    from tessera.plan import ParametricPlanner
+    m, xs, repo, costs = small
+    srv = server_process(repo)
+    believed = {"device": [c / 10 for c in costs["device"]], "server": costs["server"]}  # 10x
+    t_believed = ParametricPlanner(m, believed, rtt_ms=10)
+    t_true = ParametricPlanner(m, costs, rtt_ms=10)
+    grid = [0.05 * 1.15 ** k for k in range(80)]
+    # a bandwidth where the two differ and the believed plan keeps work on the device (so
+    # the device is observed), away from the true table's breakpoints
+    cands = [b for b in grid if t_believed.lookup_placement(b) != t_true.lookup_placement(b)
+             and 0 in t_believed.lookup_placement(b)
+             and t_true.lookup_placement(b / 1.3) == t_true.lookup_placement(b * 1.3)]
+    assert cands, "no bandwidth separates the two device speeds"
+    bw = cands[len(cands) // 2]
+    link = ts.Link(bandwidth_mbps=bw, rtt_ms=10)
+    dep = ts.AdaptiveDeployment(m, believed, server=srv.endpoint, link=link, rtt_ms=10, emulation="account",
+                                initial_bandwidth_mbps=bw, device_slowdown=100)
+    ref = m.run(xs)
+    first = None
+    for i in range(10):
+        y = dep(xs)
+        assert torch.allclose(y, ref, rtol=1e-4, atol=1e-5), f"request {i}"
+        first = dep.placement if first is None else first
+    assert first == t_believed.lookup_placement(bw)  # started from what the profile said
+    load = dep.timeline[-1]["est_device_load"]
+    assert 5 < load < 20, load                          # ~10: measured, not assumed
+    assert dep.placement == t_true.lookup_placement(bw)
+
+
 def test_memory_budget_change_replans(small, server_process):
     m, xs, repo, costs = small
     srv = server_process(repo)
     link = ts.Link(bandwidth_mbps=0.2, rtt_ms=10)  # slow: most atoms stay on the device
     dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, rtt_ms=10, emulation="account",
-                                initial_bandwidth_mbps=0.2)
+                                initial_bandwidth_mbps=0.2, device_slowdown=100)
     dep(xs)
     params_on_device = lambda: sum(a.param_bytes for a, t in zip(m.atoms, dep.placement) if t == 0)
     before = params_on_device()

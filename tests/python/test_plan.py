@@ -213,10 +213,21 @@ def test_validate_rejects_broken_plan():
 
 # ---- errors -----------------------------------------------------------------------
 
+def test_device_load_scales_device_compute_and_moves_the_cut():
+    dag, costs = small_case()
+    one = tessera.plan(dag, costs, bandwidth_mbps=1.0, algorithm="device_only")
+    two = tessera.plan(dag, costs, bandwidth_mbps=1.0, algorithm="device_only", device_load=2.0)
+    assert two.latency_ms == pytest.approx(one.latency_ms + sum(costs["device"]))
+    # a busier device never keeps more atoms at home, and some load moves work away
+    at = [tessera.plan(dag, costs, bandwidth_mbps=5.0, device_load=x).placement.count(0) for x in (0.2, 1, 5, 50)]
+    assert at == sorted(at, reverse=True) and at[0] > at[-1], at
+
+
 @pytest.mark.parametrize("call,field", [
     (lambda d, c: tessera.plan(d, c, bandwidth_mbps=0.0), "bandwidth_mbps"),
     (lambda d, c: tessera.plan(d, c, bandwidth_mbps=float("nan")), "bandwidth_mbps"),
     (lambda d, c: tessera.plan(d, c, bandwidth_mbps=1.0, rtt_ms=-1), "rtt_ms"),
+    (lambda d, c: tessera.plan(d, c, bandwidth_mbps=1.0, device_load=0), "device_load"),
     (lambda d, c: tessera.plan(d, c, bandwidth_mbps=1.0, algorithm="magic"), "algorithm 'magic'"),
     (lambda d, c: tessera.plan(d, c, bandwidth_mbps=1.0, objective="speed"), "objective 'speed'"),
     (lambda d, c: tessera.plan(d, {"device": c["device"][:-1], "server": c["server"]}, 1.0), "compute_ms[0]"),

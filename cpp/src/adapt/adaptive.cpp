@@ -19,7 +19,7 @@ struct AdaptiveDeployment::Impl {
   runtime::Deployment dep;
   Monitor monitor;
   std::unique_ptr<plan::ParametricPlanner> table;
-  double table_load = 1.0;
+  double table_load = 1.0, table_device_load = 1.0;
   std::unique_ptr<plan::Planner> planner;  // non-parametric planners, and gads under a budget
   std::unique_ptr<plan::Planner> gads;
   int segment = -1;
@@ -30,6 +30,7 @@ struct AdaptiveDeployment::Impl {
   bool confirmed_once = false;
   std::vector<RequestRecord> records;
   std::vector<double> server_pred;  // per atom, server ms at load 1
+  std::vector<double> device_pred;  // per atom, device ms at load 1
 
   Impl(Model model, plan::CostModel cost_model, runtime::DeploymentOptions o, AdaptiveOptions a)
       : link(o.link),
@@ -48,6 +49,7 @@ struct AdaptiveDeployment::Impl {
                   InvalidArgument, "unknown adaptive planner '{}' (parametric, mincut, compressed, chain, gads)",
                   opt.planner);
     server_pred = cm.compute_ms.at(1);
+    device_pred = cm.compute_ms.at(0);
     if (opt.planner != "parametric") planner = plan::make_planner(opt.planner, cm);
     gads = plan::make_planner("gads", cm);
     // The first exchange also sets the connection up: never measure with it.
@@ -68,12 +70,14 @@ struct AdaptiveDeployment::Impl {
     c.bandwidth_mbps = bw;
     c.rtt_ms = monitor.rtt_ms();
     c.server_load = monitor.server_load();
+    c.device_load = monitor.device_load();
     return c;
   }
 
   void build_table() {
     table = std::make_unique<plan::ParametricPlanner>(cm, context(1.0));
     table_load = monitor.server_load();
+    table_device_load = monitor.device_load();
     segment = -1;
   }
 
@@ -97,7 +101,8 @@ struct AdaptiveDeployment::Impl {
     plan::Constraints cons;
     cons.device_memory_bytes = memory_budget;
     if (opt.planner == "parametric") {
-      if (!table || std::abs(monitor.server_load() - table_load) > opt.load_tolerance * table_load) {
+      if (!table || std::abs(monitor.server_load() - table_load) > opt.load_tolerance * table_load ||
+          std::abs(monitor.device_load() - table_device_load) > opt.load_tolerance * table_device_load) {
         build_table();
         // keep hysteresis across a rebuild: the plan in use, if the new table has it
         const auto& segs = table->segments();
@@ -154,6 +159,11 @@ struct AdaptiveDeployment::Impl {
     auto out = dep.run(inputs);
     const auto& tl = dep.last_timeline();
     bool transferred = false;
+    double device_pred_ms = 0;
+    for (const auto& b : tl.blocks)
+      if (!b.remote)
+        for (int a : b.atoms) device_pred_ms += device_pred[a];
+    monitor.observe_device(tl.device_ms, device_pred_ms);
     for (const auto& b : tl.blocks) {
       if (!b.remote) continue;
       transferred = true;
@@ -184,6 +194,7 @@ struct AdaptiveDeployment::Impl {
     r.server_ms = tl.server_ms;
     r.fallback = tl.fallback;
     r.est_load = monitor.server_load();
+    r.est_device_load = monitor.device_load();
     records.push_back(r);
     return out;
   }

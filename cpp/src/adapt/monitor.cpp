@@ -37,6 +37,12 @@ void Monitor::observe_server(double server_ms, double predicted_ms) {
   load_ = (1 - o_.load_alpha) * load_ + o_.load_alpha * (server_ms / predicted_ms);
 }
 
+void Monitor::observe_device(double device_ms, double predicted_ms) {
+  if (!(predicted_ms >= o_.min_device_ms) || !(device_ms > 0) || !std::isfinite(device_ms)) return;
+  const double x = device_ms / predicted_ms;
+  device_load_ = device_samples_++ == 0 ? x : (1 - o_.load_alpha) * device_load_ + o_.load_alpha * x;
+}
+
 std::optional<double> Monitor::bandwidth_mbps() const {
   if (window_.empty()) return std::nullopt;
   std::vector<double> v(window_.begin(), window_.end());

@@ -130,6 +130,8 @@ void Context::validate() const {
                 "Context.rtt_ms must be finite and >= 0, got {}", rtt_ms);
   TESSERA_CHECK(std::isfinite(server_load) && server_load > 0, InvalidArgument,
                 "Context.server_load must be finite and > 0, got {}", server_load);
+  TESSERA_CHECK(std::isfinite(device_load) && device_load > 0, InvalidArgument,
+                "Context.device_load must be finite and > 0, got {}", device_load);
   TESSERA_CHECK(!std::isnan(device_memory_budget_bytes) && device_memory_budget_bytes >= 0,
                 InvalidArgument, "Context.device_memory_budget_bytes must be >= 0, got {}",
                 device_memory_budget_bytes);
@@ -189,7 +191,7 @@ void cut_costs(const CostModel& cm, const Context& ctx, const CostWeights& w, Cu
   const bool has_e0 = !cm.energy_mj.empty() && !cm.energy_mj[0].empty();
   const bool has_e1 = cm.energy_mj.size() > 1 && !cm.energy_mj[1].empty();
   const bool has_params = !cm.dag.param_bytes.empty();
-  const double dev_w = w.latency + w.device_compute;
+  const double dev_w = (w.latency + w.device_compute) * ctx.device_load;
   const double srv_w = (w.latency + w.server_compute) * ctx.server_load;
   for (int a = 0; a < n; ++a) {
     double d = dev_w * cm.compute_ms[0][a];

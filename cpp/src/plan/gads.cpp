@@ -262,8 +262,10 @@ class GadsPlanner : public Planner {
       if ((found = feasible(m))) node.x_ok = std::move(x);
       else node.x_viol = std::move(x);
     }
-    if (!found) {  // even the heaviest multipliers cannot meet the constraints under these pins
-      node.lb = std::numeric_limits<double>::infinity();
+    if (!found) {
+      // No relaxation met every limit at once. With several constraints that
+      // proves nothing (the relaxation can miss feasible points): keep the dual
+      // bound and let branch and bound split this node further.
       return node;
     }
     for (int it = 0; it < 8; ++it) {
@@ -355,16 +357,17 @@ class GadsPlanner : public Planner {
       // Branch on a free atom where the two sides of the multiplier disagree,
       // the heaviest in parameters first (the neighbour effect decides the rest
       // through the min cut of each child).
+      // (No feasible relaxation at this node: any free atom, the heaviest first.)
       int branch = -1;
       double weight = -1;
       for (int a = 0; a < n; ++a) {
         if (node.pins.size() == static_cast<size_t>(n) && node.pins[a] >= 0) continue;
-        if (node.x_ok.empty() || node.x_ok[a] == node.x_viol[a]) continue;
+        if (!node.x_ok.empty() && node.x_ok[a] == node.x_viol[a]) continue;
         const double w = cm_->dag.param_bytes.empty() ? 0.0 : cm_->dag.param_bytes[a];
         if (w > weight) weight = w, branch = a;
       }
-      if (branch < 0) continue;
-      const int preferred = node.x_ok[branch];
+      if (branch < 0) continue;  // every atom pinned: the relaxation was this placement
+      const int preferred = node.x_ok.empty() ? 1 - node.x_viol[branch] : node.x_ok[branch];
       for (int side : {1 - preferred, preferred}) {  // preferred is pushed last: explored first
         std::vector<int> pins = node.pins;
         if (pins.empty()) pins.assign(static_cast<size_t>(n), -1);

@@ -158,7 +158,7 @@ Plan evaluate(const CostModel& cm, const Context& ctx, const std::vector<int>& p
   plan.target_ms.assign(static_cast<size_t>(T), 0.0);
   for (int a = 0; a < n; ++a) {
     const int t = placement[a];
-    plan.target_ms[t] += cm.compute_ms[t][a] * (t >= 1 ? ctx.server_load : 1.0);
+    plan.target_ms[t] += cm.compute_ms[t][a] * (t >= 1 ? ctx.server_load : ctx.device_load);
     if (t < static_cast<int>(cm.energy_mj.size()) && !cm.energy_mj[t].empty())
       plan.energy_mj += cm.energy_mj[t][a];
     if (t == 0 && !dag.param_bytes.empty()) plan.device_memory_bytes += dag.param_bytes[a];

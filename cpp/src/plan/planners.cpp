@@ -163,6 +163,7 @@ class ParametricWrapper : public Planner {
     detail::check_inputs(*cm_, ctx, cons);
     if (auto bad = reject_far_pins(*cm_, ctx, cons, name_)) return *bad;
     const bool same = built_ && ctx.rtt_ms == ctx_.rtt_ms && ctx.server_load == ctx_.server_load &&
+                      ctx.device_load == ctx_.device_load &&
                       ctx.objective == ctx_.objective && ctx.energy_weight == ctx_.energy_weight &&
                       cons.pin == pin_;
     if (!same) {

@@ -80,6 +80,7 @@ Context random_context(std::mt19937& rng) {
   ctx.bandwidth_mbps = std::pow(10.0, uniform(rng, -1, 2));
   ctx.rtt_ms = uniform(rng, 0, 50);
   ctx.server_load = uniform(rng, 1, 3);
+  ctx.device_load = chance(rng, 0.5) ? 1.0 : uniform(rng, 0.5, 3);
   const double r = uniform(rng, 0, 1);
   if (r < 0.25) {
     ctx.objective = Objective::Energy;
@@ -100,7 +101,7 @@ Ref reference(const CostModel& cm, const Context& ctx, const std::vector<int>& x
   Ref r;
   for (int a = 0; a < cm.dag.num_atoms; ++a) {
     if (x[a] == 0) {
-      r.dev += cm.compute_ms[0][a];
+      r.dev += cm.compute_ms[0][a] * ctx.device_load;
       r.memory += cm.dag.param_bytes[a];
       if (!cm.energy_mj.empty()) r.energy += cm.energy_mj[0][a];
     } else {

@@ -10,8 +10,9 @@
 // its validity interval widened by the hysteresis factor, and replaced by a
 // lookup (nanoseconds) when it leaves it. Other planners ("mincut", "chain",
 // "gads") re-plan on every request. A memory budget (set_memory_budget) that the
-// chosen plan breaks hands over to gads under that constraint; a server load
-// that moves beyond load_tolerance rebuilds the parametric table. Plans switch
+// chosen plan breaks hands over to gads under that constraint; a server or
+// device load (measured compute over the cost model's, see Monitor) that moves
+// beyond load_tolerance rebuilds the parametric table. Plans switch
 // between requests only. When the plan sends nothing for probe_every requests,
 // a small Echo probes the link so a device-only plan notices a better link.
 #pragma once
@@ -35,7 +36,7 @@ struct AdaptiveOptions {
   int probe_every = 2;                 // requests without a transfer between probes
   double probe_ms = 30;                // probe size: about this long at the current estimate
   double device_memory_bytes = std::numeric_limits<double>::infinity();
-  double load_tolerance = 0.25;        // relative server-load change that rebuilds the table
+  double load_tolerance = 0.05;        // relative server- or device-load change that rebuilds the table
   MonitorOptions monitor;
 };
 
@@ -53,7 +54,8 @@ struct RequestRecord {
   double predicted_ms = 0;    // the plan's predicted latency at the estimate
   bool fallback = false;
   bool probed = false;
-  double est_load = 1;
+  double est_load = 1;         // server load estimate after the request
+  double est_device_load = 1;  // device load estimate after the request
 };
 
 class AdaptiveDeployment {

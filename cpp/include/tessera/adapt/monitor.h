@@ -6,7 +6,9 @@
 // estimate is the median of the last `window` samples, so one outlier never
 // moves it. RTT: the smallest ping round trip seen. Server load: the ratio of
 // the server's reported compute to the cost model's prediction, smoothed
-// (EWMA). torch-free.
+// (EWMA). Device load: the same for the blocks that ran on the device (other
+// apps, thermal throttling, or simply a profile taken at another moment).
+// torch-free.
 #pragma once
 
 #include <deque>
@@ -17,7 +19,8 @@ namespace tessera::adapt {
 struct MonitorOptions {
   int window = 3;              // samples in the median (3: one outlier never moves it)
   double min_bytes = 2048;     // smaller transfers say little about bandwidth
-  double load_alpha = 0.3;     // EWMA weight of a new load sample
+  double load_alpha = 0.3;     // EWMA weight of a new load sample (server and device)
+  double min_device_ms = 1.0;  // device samples predicted shorter than this are ignored
 };
 
 class Monitor {
@@ -28,9 +31,14 @@ class Monitor {
   void observe_rtt(double rtt_ms);
   // Server's reported ms for a block vs what the cost model predicts at load 1.
   void observe_server(double server_ms, double predicted_ms);
+  // Device compute of one request (ms) vs what the cost model predicts at load 1;
+  // ignored below min_device_ms of prediction (too short to say anything). The
+  // first sample sets the device load, later ones are smoothed (EWMA).
+  void observe_device(double device_ms, double predicted_ms);
   std::optional<double> bandwidth_mbps() const;  // empty until a sample
   double rtt_ms() const { return rtt_ms_; }
   double server_load() const { return load_; }
+  double device_load() const { return device_load_; }
   int samples() const { return samples_; }
   double last_sample_mbps() const { return last_; }
   // Free memory of this machine (MemAvailable of /proc/meminfo), bytes; 0 if unknown.
@@ -42,6 +50,8 @@ class Monitor {
   double rtt_ms_ = 0;
   bool have_rtt_ = false;
   double load_ = 1.0;
+  double device_load_ = 1.0;
+  int device_samples_ = 0;
   int samples_ = 0;
   double last_ = 0;
 };

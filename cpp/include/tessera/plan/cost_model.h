@@ -9,7 +9,7 @@
 // ---------------------------------------------------------
 // Execution is sequential (one request at a time, no overlap):
 //
-//   latency_ms = sum_a compute_ms[t(a)][a] * (t(a) >= 1 ? server_load : 1)
+//   latency_ms = sum_a compute_ms[t(a)][a] * (t(a) >= 1 ? server_load : device_load)
 //              + sum_{transfers} ( bytes * 8 / (bandwidth_mbps * 1e6) * 1e3 + rtt_ms / 2 )
 //
 // A value (tensor) lives on the target of its producer (model inputs live on
@@ -84,6 +84,7 @@ struct Context {
   double bandwidth_mbps = 0;  // device<->server bandwidth, Mbit/s, > 0
   double rtt_ms = 0;          // device<->server round trip, ms, >= 0
   double server_load = 1;     // > 0; multiplies the compute time of targets >= 1 (2 = twice slower)
+  double device_load = 1;     // > 0; multiplies the compute time of target 0 (the device is busier, throttled)
   double device_memory_budget_bytes = kUnlimited;  // free device memory for parameters
   double energy_weight = 0;   // Latency objective: minimise latency_ms + energy_weight * energy_mj
   Objective objective = Objective::Latency;
