@@ -1,7 +1,7 @@
 """The headline benchmark: adaptive deployment over real bandwidth traces vs static plans and the oracle.
 
 For each model and trace (norway-hsdpa 3G traces and FCC broadband traces from
-../shared/traces, each unscaled and scaled so its median is DADS's 3G / 4G / WiFi
+../shared/traces, --per-set of each spread evenly over the sorted file list, each unscaled and scaled so its median is DADS's 3G / 4G / WiFi
 uplink: 1.1 / 5.85 / 18.88 Mbit/s), one request every --period trace seconds for
 --requests requests, every policy of tessera.experiment on the same requests, interleaved: device_only,
 server_only, static (min cut at the trace's mean bandwidth), chain (Neurosurgeon,
@@ -37,7 +37,23 @@ from tessera.runtime import spawn_server  # noqa: E402
 from common import RESULTS, smoke, table, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SCALES = {"unscaled": None, "3G": 1.1, "4G": 5.85, "WiFi": 18.88}
+SCALES = {"unscaled": None, "3G": 1.1, "4G": 5.85, "WiFi": 18.88, "breakpoint": "breakpoint"}
+DEFAULT_SCALES = ["unscaled", "3G", "4G", "WiFi"]
+
+
+def breakpoint_mbps(m, costs, rtt_ms):
+    """The bandwidth where the model's optimal plan changes most (the largest change in the
+    number of atoms on the device), from the parametric table of its cost model."""
+    from tessera.plan import ParametricPlanner
+    table = ParametricPlanner(m, costs, rtt_ms=rtt_ms)
+    best, where = -1, None
+    for b in table.breakpoints():
+        if not 0.05 < b < 200:
+            continue
+        moved = abs(table.lookup_placement(b / 1.01).count(0) - table.lookup_placement(b * 1.01).count(0))
+        if moved > best:
+            best, where = moved, b
+    return where
 
 
 def reaction_requests(adaptive, oracle):
@@ -62,7 +78,9 @@ def main(argv=None):
     ap.add_argument("--per-set", type=int, default=5, help="traces per set (norway-hsdpa, fcc)")
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--period", type=float, default=3.0, help="trace seconds between requests")
-    ap.add_argument("--scales", nargs="+", default=list(SCALES))
+    ap.add_argument("--scales", nargs="+", default=DEFAULT_SCALES, choices=list(SCALES),
+                    help="trace scalings: unscaled, DADS's 3G / 4G / WiFi medians, and breakpoint (median at the "
+                         "bandwidth where the model's optimal plan changes most: where adaptation matters)")
     ap.add_argument("--device-slowdown", type=float, default=10.0)
     ap.add_argument("--rtt", type=float, default=20.0)
     args = ap.parse_args(argv)
@@ -73,8 +91,11 @@ def main(argv=None):
         raise SystemExit(f"no trace directory {tdir}: pass --traces-dir")
     traces = []
     for sub in ("norway-hsdpa", "fcc"):
-        files = sorted((tdir / sub).glob("*.txt"))[: args.per_set]
-        traces += [(sub, f) for f in files]
+        files = sorted((tdir / sub).glob("*.txt"))
+        # evenly spread over the sorted list: norway-hsdpa is named by route (bus, car, ferry,
+        # metro, train, tram), so the first few files would all be one bus route
+        pick = sorted({int(i * len(files) / args.per_set) for i in range(args.per_set)})
+        traces += [(sub, files[i]) for i in pick if i < len(files)]
     torch.set_num_threads(1)
     rows, detail = [], []
     t_start = time.perf_counter()
@@ -89,6 +110,10 @@ def main(argv=None):
                     med = statistics.median(window)
                     for scale_name in args.scales:
                         target = SCALES[scale_name]
+                        if target == "breakpoint":
+                            target = breakpoint_mbps(m, costs, args.rtt)
+                            if target is None:
+                                continue
                         scale = 1.0 if target is None else target / max(med, 1e-3)
                         link = {"trace": samples, "scale": scale, "rtt_ms": args.rtt}
                         runs = experiment.replay(m, xs, costs, endpoint, link, requests=args.requests,

@@ -107,7 +107,7 @@ class AdaptiveDeployment:
     def __init__(self, model: Model, costs, server: str, planner: str = "parametric", link: Link | None = None,
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
                  device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.2,
-                 initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 2,
+                 initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
                  window: int = 3):
         self.model = model
         self.cost_model = make_cost_model(model, costs)

@@ -90,6 +90,10 @@ def test_step_down_and_back_moves_the_cut_and_returns(small, server_process):
     assert placements[29] == high     # and came back
     first_low = next(i for i in range(10, 20) if placements[i] == low)
     assert first_low - 10 <= 3, f"took {first_low - 10} requests to react to the step down"
+    # back up: the device-only plan probes after every request and confirms a disagreeing
+    # probe at once, so the first request after the step already sees the new estimate
+    first_high = next(i for i in range(20, 30) if placements[i] == high)
+    assert first_high - 20 <= 1, f"took {first_high - 20} requests to react to the step up"
     assert all(r["decide_us"] < 50_000 for r in dep.timeline[1:])
 
 

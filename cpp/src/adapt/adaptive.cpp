@@ -26,8 +26,6 @@ struct AdaptiveDeployment::Impl {
   double memory_budget;
   bool replan_now = true;
   int since_transfer = 0;
-  int confirm = 0;             // confirmation probes still to send
-  bool confirmed_once = false;
   std::vector<RequestRecord> records;
   std::vector<double> server_pred;  // per atom, server ms at load 1
   std::vector<double> device_pred;  // per atom, device ms at load 1
@@ -173,18 +171,15 @@ struct AdaptiveDeployment::Impl {
       monitor.observe_server(b.server_ms, pred);
     }
     since_transfer = transferred ? 0 : since_transfer + 1;
-    if (transferred) confirm = 0;
-    if ((since_transfer >= opt.probe_every || confirm > 0) && dep.server_available()) {
-      // A probe that disagrees with the estimate is confirmed by the next
-      // requests' probes, so a real change moves the median within a few requests.
+    if (since_transfer >= opt.probe_every && dep.server_available()) {
+      // The plan sent nothing for probe_every requests: probe the link. A probe
+      // that disagrees with the estimate by more than the hysteresis is confirmed
+      // at once by window / 2 more probes, so a real change moves the median
+      // before the next request and a single outlier never does.
       const double before = estimate();
       const double sample = probe();
-      confirm = confirm > 0 ? confirm - 1 : 0;
-      if (sample > 0 && std::abs(sample - before) > opt.hysteresis * before && confirm == 0 && !confirmed_once) {
-        confirm = opt.monitor.window / 2;
-        confirmed_once = true;
-      }
-      if (confirm == 0 && since_transfer >= opt.probe_every) confirmed_once = false;
+      if (sample > 0 && std::abs(sample - before) > opt.hysteresis * before)
+        for (int k = 0; k < opt.monitor.window / 2 && dep.server_available(); ++k) probe();
       since_transfer = 0;
       r.probed = true;
     }

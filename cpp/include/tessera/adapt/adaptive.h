@@ -14,7 +14,8 @@
 // device load (measured compute over the cost model's, see Monitor) that moves
 // beyond load_tolerance rebuilds the parametric table. Plans switch
 // between requests only. When the plan sends nothing for probe_every requests,
-// a small Echo probes the link so a device-only plan notices a better link.
+// a small Echo probes the link after the request so a device-only plan notices
+// a better link; a probe that disagrees is confirmed at once by another.
 #pragma once
 
 #include <limits>
@@ -33,7 +34,7 @@ struct AdaptiveOptions {
   double hysteresis = 0.2;             // stay while est in [lo / (1+h), hi * (1+h)]
   double initial_bandwidth_mbps = 0;   // 0: probe the link before the first request
   double rtt_ms = -1;                  // < 0: measure with small probes
-  int probe_every = 2;                 // requests without a transfer between probes
+  int probe_every = 1;                 // requests without a transfer between probes
   double probe_ms = 30;                // probe size: about this long at the current estimate
   double device_memory_bytes = std::numeric_limits<double>::infinity();
   double load_tolerance = 0.05;        // relative server- or device-load change that rebuilds the table
