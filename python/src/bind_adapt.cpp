@@ -59,6 +59,7 @@ void bind_adapt(py::module_& m) {
       .def_readwrite("rtt_ms", &AdaptiveOptions::rtt_ms)
       .def_readwrite("probe_every", &AdaptiveOptions::probe_every)
       .def_readwrite("probe_ms", &AdaptiveOptions::probe_ms)
+      .def_readwrite("react_to_drops", &AdaptiveOptions::react_to_drops)
       .def_readwrite("device_memory_bytes", &AdaptiveOptions::device_memory_bytes)
       .def_readwrite("load_tolerance", &AdaptiveOptions::load_tolerance)
       .def_readwrite("monitor", &AdaptiveOptions::monitor);

@@ -108,7 +108,7 @@ class AdaptiveDeployment:
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
                  device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.2,
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
-                 window: int = 3):
+                 window: int = 3, react_to_drops: bool = True):
         self.model = model
         self.cost_model = make_cost_model(model, costs)
         a = _core.AdaptiveOptions()
@@ -117,6 +117,7 @@ class AdaptiveDeployment:
         a.initial_bandwidth_mbps = float(initial_bandwidth_mbps)
         a.rtt_ms = -1.0 if rtt_ms is None else float(rtt_ms)
         a.probe_every = int(probe_every)
+        a.react_to_drops = bool(react_to_drops)
         a.device_memory_bytes = math.inf if memory_budget_mb is None else float(memory_budget_mb) * 1e6
         mo = _core.MonitorOptions()
         mo.window = int(window)

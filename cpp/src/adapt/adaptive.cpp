@@ -90,8 +90,16 @@ struct AdaptiveDeployment::Impl {
     return monitor.samples() > before ? monitor.last_sample_mbps() : -1;
   }
 
+  // The median of the monitor's window; but a last sample below it by more than the
+  // hysteresis is taken at once: staying offloaded through a drop costs up to
+  // bytes / bandwidth (unbounded), staying on the device through a rise only the
+  // difference of two bounded plans, so drops are believed before rises.
   double estimate() const {
-    return monitor.bandwidth_mbps().value_or(opt.initial_bandwidth_mbps > 0 ? opt.initial_bandwidth_mbps : 1.0);
+    const auto med = monitor.bandwidth_mbps();
+    if (!med) return opt.initial_bandwidth_mbps > 0 ? opt.initial_bandwidth_mbps : 1.0;
+    const double last = monitor.last_sample_mbps();
+    if (opt.react_to_drops && last > 0 && last < *med / (1 + opt.hysteresis)) return last;
+    return *med;
   }
 
   // Returns the placement for the next request (and the plan id).

@@ -4,7 +4,9 @@
 //   for (...) y = dep.run({frame});
 //   dep.timeline();   // per request: estimated and true bandwidth, plan, latency parts
 //
-// Before each request the adapter reads the Monitor's bandwidth estimate. With
+// Before each request the adapter reads the Monitor's bandwidth estimate (the
+// median of its window, or the last sample if that fell by more than the
+// hysteresis: drops are believed at once, rises after confirmation). With
 // the parametric planner (the default) every optimal plan over the bandwidth
 // range is precomputed; the current plan is kept while the estimate stays in
 // its validity interval widened by the hysteresis factor, and replaced by a
@@ -36,6 +38,7 @@ struct AdaptiveOptions {
   double rtt_ms = -1;                  // < 0: measure with small probes
   int probe_every = 1;                 // requests without a transfer between probes
   double probe_ms = 30;                // probe size: about this long at the current estimate
+  bool react_to_drops = true;          // a last sample below the median by > hysteresis is used at once
   double device_memory_bytes = std::numeric_limits<double>::infinity();
   double load_tolerance = 0.05;        // relative server- or device-load change that rebuilds the table
   MonitorOptions monitor;
