@@ -27,8 +27,6 @@ struct AdaptiveDeployment::Impl {
   bool replan_now = true;
   int since_transfer = 0;
   std::vector<RequestRecord> records;
-  std::vector<double> server_pred;  // per atom, server ms at load 1
-  std::vector<double> device_pred;  // per atom, device ms at load 1
 
   Impl(Model model, plan::CostModel cost_model, runtime::DeploymentOptions o, AdaptiveOptions a)
       : link(o.link),
@@ -46,8 +44,6 @@ struct AdaptiveDeployment::Impl {
                       opt.planner == "gads" || opt.planner == "compressed",
                   InvalidArgument, "unknown adaptive planner '{}' (parametric, mincut, compressed, chain, gads)",
                   opt.planner);
-    server_pred = cm.compute_ms.at(1);
-    device_pred = cm.compute_ms.at(0);
     if (opt.planner != "parametric") planner = plan::make_planner(opt.planner, cm);
     gads = plan::make_planner("gads", cm);
     // The first exchange also sets the connection up: never measure with it.
@@ -165,19 +161,19 @@ struct AdaptiveDeployment::Impl {
     auto out = dep.run(inputs);
     const auto& tl = dep.last_timeline();
     bool transferred = false;
-    double device_pred_ms = 0;
-    for (const auto& b : tl.blocks)
-      if (!b.remote)
-        for (int a : b.atoms) device_pred_ms += device_pred[a];
-    monitor.observe_device(tl.device_ms, device_pred_ms);
+    double device_pred_ms = 0;  // the cost model's device ms (load 1) of what ran here
     for (const auto& b : tl.blocks) {
-      if (!b.remote) continue;
+      double pred = 0;
+      for (int a : b.atoms) pred += cm.compute_ms[b.remote ? 1 : 0][a];
+      if (!b.remote) {
+        device_pred_ms += pred;
+        continue;
+      }
       transferred = true;
       monitor.observe_transfer(static_cast<double>(b.bytes_up + b.bytes_down), b.transfer_ms);
-      double pred = 0;
-      for (int a : b.atoms) pred += server_pred[a];
       monitor.observe_server(b.server_ms, pred);
     }
+    monitor.observe_device(tl.device_ms, device_pred_ms);
     since_transfer = transferred ? 0 : since_transfer + 1;
     if (since_transfer >= opt.probe_every && dep.server_available()) {
       // The plan sent nothing for probe_every requests: probe the link. A probe

@@ -251,12 +251,12 @@ class GadsPlanner : public Planner {
     if (finite == 1) return newton(std::move(node), m, only);
 
     std::array<double, 3> lam_lo{0, 0, 0}, lam_hi{0, 0, 0};
-    const double j0 = std::max(std::abs(m.v[0]), 1e-12);
+    const double j0 = m.v[0];
     bool found = false;
     for (int it = 0; it < 48 && !found; ++it) {
       lam_lo = lam_hi;
       for (int k = 0; k < 3; ++k)
-        if (violates(m, k)) lam_hi[k] = lam_hi[k] == 0 ? 0.05 * j0 / std::max(m.v[k + 1], 1e-300) : lam_hi[k] * 4;
+        if (violates(m, k)) lam_hi[k] = lam_hi[k] == 0 ? first_multiplier(j0, m.v[k + 1]) : lam_hi[k] * 4;
       std::vector<int> x = lagrangian(lam_hi, pins, &m, &dual);
       node.lb = std::max(node.lb, dual);
       if ((found = feasible(m))) node.x_ok = std::move(x);
@@ -284,6 +284,9 @@ class GadsPlanner : public Planner {
     return node;
   }
 
+  // A first multiplier for a violated constraint: its term worth 5% of objective j.
+  static double first_multiplier(double j, double g) { return 0.05 * std::max(std::abs(j), 1e-12) / std::max(g, 1e-300); }
+
   // One constraint k: the dual L(lam) = min_x J(x) + lam (g_k(x) - limit) is concave
   // and piecewise linear, one line per placement. Keep a violating placement (lo)
   // and a feasible one (hi); the next multiplier is where their two lines cross;
@@ -295,7 +298,7 @@ class GadsPlanner : public Planner {
     Metrics m, m_hi;
     double dual = 0;
     // Bracket: the remembered multiplier first, then x4 steps.
-    double lam = warm_[k] > 0 ? warm_[k] : 0.05 * std::max(std::abs(m_lo.v[0]), 1e-12) / std::max(m_lo.v[k + 1], 1e-300);
+    double lam = warm_[k] > 0 ? warm_[k] : first_multiplier(m_lo.v[0], m_lo.v[k + 1]);
     bool found = false;
     for (int it = 0; it < 48; ++it) {
       std::array<double, 3> l{0, 0, 0};
