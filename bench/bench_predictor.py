@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402,F401
 from tessera import predict as tp  # noqa: E402
 
-from common import smoke, table, write_csv  # noqa: E402
+from common import RESULTS, smoke, table, write_csv  # noqa: E402
 
 TRAIN = ["alexnet", "vgg11", "resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v2", "squeezenet1_0"]
 TEST = ["vgg16", "resnet152", "inception_v3", "mobilenet_v3_small", "efficientnet_b0"]
@@ -72,6 +72,8 @@ def main(argv=None):
     ap.add_argument("--loads", nargs="+", type=float, default=[0.0, 0.5])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=0.2,
+                    help="labels from the machine's reference state (canary tolerance; 0 = off)")
     ap.add_argument("--csv", default=None, help="also write the training samples here")
     args = ap.parse_args(argv)
     if smoke():
@@ -83,11 +85,28 @@ def main(argv=None):
           f"5 ms duty cycle), {args.repeats} timed rounds after {args.warmup} warm-up per profile, batch 1")
     t0 = time.perf_counter()
     train_tables, test_tables, again_tables = [], [], []
-    kw = dict(threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup, progress=True)
+    kw = dict(threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup, progress=True,
+              settle=args.settle)
     train = tp.collect(args.train, tables=train_tables, csv=args.csv, **kw)
     test = tp.collect(args.test, tables=test_tables, **kw)
     again = tp.collect(args.test, tables=again_tables, **kw)
     t_collect = time.perf_counter() - t0
+    all_tables = train_tables + test_tables + again_tables
+    if args.settle > 0:
+        disc = sum(t.rounds_discarded for _, t in all_tables)
+        print(f"machine state: {disc} rounds discarded over {len(all_tables)} profiles "
+              f"({100 * disc / (disc + args.repeats * len(all_tables)):.1f}% of rounds); "
+              f"{sum(not t.settled for _, t in all_tables)} profiles did not reach the reference state")
+    if not smoke():  # the raw samples, for analysis offline (tp.read_samples)
+        RESULTS.mkdir(exist_ok=True)
+        for name, ss in (("train", train), ("test", test), ("again", again)):
+            tp.write_samples(RESULTS / f"predictor_samples_{name}.csv", ss)
+        write_csv("predictor_whole", [{"set": name, "label": lbl, "threads": t.threads, "load": t.load,
+                                       "model_ms": t.model_ms, "sum_atom_ms": t.sum_atom_ms,
+                                       "canary_ms": t.canary_ms, "canary_reference_ms": t.canary_reference_ms,
+                                       "rounds_discarded": t.rounds_discarded, "settled": t.settled}
+                                      for name, tabs in (("train", train_tables), ("test", test_tables),
+                                                         ("again", again_tables)) for lbl, t in tabs])
 
     predictors = {}
     t0 = time.perf_counter()

@@ -10,10 +10,15 @@ using profile::ProfileOptions;
 
 void bind_profile(py::module_& m) {
   py::class_<ProfileOptions>(m, "ProfileOptions")
-      .def(py::init([](int threads, int repeats, int warmup, double load) {
-             return ProfileOptions{threads, repeats, warmup, load};
+      .def(py::init([](int threads, int repeats, int warmup, double load, double settle, double reference_ms,
+                       int max_discarded) {
+             return ProfileOptions{threads, repeats, warmup, load, settle, reference_ms, max_discarded};
            }),
-           py::arg("threads") = 0, py::arg("repeats") = 20, py::arg("warmup") = 3, py::arg("load") = 0.0)
+           py::arg("threads") = 0, py::arg("repeats") = 20, py::arg("warmup") = 3, py::arg("load") = 0.0,
+           py::arg("settle") = 0.0, py::arg("reference_ms") = 0.0, py::arg("max_discarded") = -1)
+      .def_readwrite("settle", &ProfileOptions::settle)
+      .def_readwrite("reference_ms", &ProfileOptions::reference_ms)
+      .def_readwrite("max_discarded", &ProfileOptions::max_discarded)
       .def_readwrite("threads", &ProfileOptions::threads)
       .def_readwrite("repeats", &ProfileOptions::repeats)
       .def_readwrite("warmup", &ProfileOptions::warmup)
@@ -34,6 +39,10 @@ void bind_profile(py::module_& m) {
       .def_readonly("model_ms", &CostTable::model_ms)
       .def_readonly("model_q1_ms", &CostTable::model_q1_ms)
       .def_readonly("model_q3_ms", &CostTable::model_q3_ms)
+      .def_readonly("canary_reference_ms", &CostTable::canary_reference_ms)
+      .def_readonly("canary_ms", &CostTable::canary_ms)
+      .def_readonly("rounds_discarded", &CostTable::rounds_discarded)
+      .def_readonly("settled", &CostTable::settled)
       .def_property_readonly("num_atoms", &CostTable::num_atoms)
       .def("sum_atom_ms", &CostTable::sum_atom_ms)
       .def("summary", &CostTable::summary, py::arg("atoms") = std::vector<Atom>{}, py::arg("top") = -1)
@@ -41,6 +50,13 @@ void bind_profile(py::module_& m) {
       .def_static("from_json", &CostTable::from_json, py::arg("text"))
       .def("write", &CostTable::write, py::arg("path"))
       .def_static("read", &CostTable::read, py::arg("path"));
+  m.def(
+      "canary_ms",
+      [](int runs) {
+        py::gil_scoped_release release;
+        return profile::canary_ms(runs);
+      },
+      py::arg("runs") = 5);
   m.def(
       "profile",
       [](const Model& model, const std::vector<at::Tensor>& inputs, const ProfileOptions& o, py::object progress) {

@@ -74,7 +74,7 @@ def prepare(names, repository, device_slowdown: float, repeats: int = 5) -> dict
         path, xs = zoo.torchscript(name)
         m = load(str(path), xs)
         m.save(Path(repository) / name)
-        ct = profile(m, xs, threads=1, repeats=repeats, warmup=2)
+        ct = profile(m, xs, threads=1, repeats=repeats, warmup=2, settle=0.2)  # the machine's reference state
         out[name] = (m, xs, costs_from_profile(ct, device_slowdown))
     return out
 

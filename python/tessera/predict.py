@@ -126,14 +126,18 @@ def _open(spec):
 
 
 def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[float] = (0.0,), repeats: int = 20,
-            warmup: int = 3, csv=None, progress: Optional[bool] = None, tables: Optional[list] = None) -> list:
+            warmup: int = 3, csv=None, progress: Optional[bool] = None, tables: Optional[list] = None,
+            settle: float = 0.2) -> list:
     """Profile every model under every (threads, load) and return the samples.
 
     models: zoo names ("resnet18") or (label, tessera.Model, inputs) tuples; not empty.
     threads, loads: the contexts (load = cores kept busy by :class:`BackgroundLoad`).
     csv: also write the samples there. tables: a list that receives (label, CostTable).
+    settle: labels from the machine's reference state (see :func:`tessera.profile`): rounds
+        count only while the canary is within (1 + settle) x the fastest canary measured so far
+        beside the same background load; 0 = off.
     """
-    from .profile import profile, progress_bar
+    from .profile import canary_ms, profile, progress_bar
 
     models = list(models)
     threads, loads = [int(t) for t in threads], [float(x) for x in loads]
@@ -147,9 +151,12 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
     for t in threads:
         if t < 1 or t > ncpu:
             raise _core.InvalidArgumentError(f"threads = {t}: this machine has {ncpu} cores")
+    if not (settle >= 0 and math.isfinite(settle)):
+        raise _core.InvalidArgumentError(f"settle = {settle}: a tolerance >= 0 (0 = off)")
     runs = len(models) * len(threads) * len(loads)
     bar = progress_bar(runs, "collect", progress)
     out = []
+    reference = {}  # load -> fastest canary seen beside that load
     try:
         for spec in models:
             label, m, xs = _open(spec)
@@ -158,8 +165,12 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
                     if bar is not None:
                         bar.set_postfix_str(f"{label} threads={t} load={level}")
                     with BackgroundLoad(level):
+                        ref = 0.0
+                        if settle > 0:  # the canary runs at 1 thread, beside this context's load
+                            ref = min([reference.get(level, math.inf)] + [canary_ms() for _ in range(3)])
+                            reference[level] = ref
                         table = profile(m, xs, threads=t, repeats=repeats, warmup=warmup, load=level,
-                                        progress=False, label=label)
+                                        progress=False, label=label, settle=settle, reference_ms=ref)
                     if tables is not None:
                         tables.append((label, table))
                     out.extend(samples_of(m, table, label=label))
@@ -323,6 +334,8 @@ def _add_sample_args(sp, need_models: bool):
     sp.add_argument("--loads", nargs="+", type=float, default=[0.0], help="background load levels (default 0)")
     sp.add_argument("--repeats", type=int, default=20)
     sp.add_argument("--warmup", type=int, default=3)
+    sp.add_argument("--settle", type=float, default=0.2,
+                    help="profile in the machine's reference state: canary tolerance (default 0.2; 0 = off)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -332,14 +345,14 @@ def _cli_samples(args):
     if not args.models:
         raise _core.InvalidArgumentError("give --samples CSV or --models NAME ... (the model list is empty)")
     return collect(args.models, threads=args.threads, loads=args.loads, repeats=args.repeats,
-                   warmup=args.warmup, progress=not args.quiet)
+                   warmup=args.warmup, progress=not args.quiet, settle=args.settle)
 
 
 def cmd_collect(args):
     if not args.models:
         raise _core.InvalidArgumentError("give --models NAME ... (the model list is empty)")
     s = collect(args.models, threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup,
-                csv=args.out, progress=not args.quiet)
+                csv=args.out, progress=not args.quiet, settle=args.settle)
     print(f"wrote {len(s)} samples to {args.out}")
 
 

@@ -22,7 +22,7 @@ import torch
 
 from . import _core
 
-__all__ = ["CostTable", "profile", "progress_bar"]
+__all__ = ["CostTable", "canary_ms", "profile", "progress_bar"]
 
 
 class CostTable:
@@ -45,6 +45,12 @@ class CostTable:
     model_ms = property(lambda self: self._core.model_ms, doc="median ms of the whole model (one block)")
     model_q1_ms = property(lambda self: self._core.model_q1_ms)
     model_q3_ms = property(lambda self: self._core.model_q3_ms)
+    canary_reference_ms = property(lambda self: self._core.canary_reference_ms,
+                                   doc="machine-state canary reference (settle > 0; else 0)")
+    canary_ms = property(lambda self: self._core.canary_ms, doc="median canary over the counted rounds")
+    rounds_discarded = property(lambda self: self._core.rounds_discarded,
+                                doc="rounds run again because the machine was not in its reference state")
+    settled = property(lambda self: self._core.settled, doc="False if the reference state was not reached")
     threads = property(lambda self: self._core.threads)
     load = property(lambda self: self._core.load)
     repeats = property(lambda self: self._core.repeats)
@@ -94,8 +100,15 @@ def progress_bar(total: int, desc: str, enable: Optional[bool] = None):
     return tqdm(total=total, desc=desc, leave=False)
 
 
+def canary_ms(runs: int = 5) -> float:
+    """Median ms of ``runs`` runs of the machine-state canary (a fixed small CNN of depthwise and
+    pointwise convolutions, ~1 ms) at one intra-op thread: how fast this machine is now."""
+    return _core.canary_ms(int(runs))
+
+
 def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, warmup: int = 3, load: float = 0.0,
-            progress: Optional[bool] = None, label: str = "") -> CostTable:
+            progress: Optional[bool] = None, label: str = "", settle: float = 0.0, reference_ms: float = 0.0,
+            max_discarded: int = -1) -> CostTable:
     """Measure every atom of ``model`` (a :class:`tessera.Model`) on ``inputs``.
 
     threads: intra-op threads for the run (None: torch's current setting); restored after.
@@ -103,6 +116,11 @@ def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, war
     load: a label recorded in the table: the background load the caller keeps up
         during the run (cores busy elsewhere; see :class:`tessera.predict.BackgroundLoad`).
     progress: a progress bar (None: only when stderr is a terminal).
+    settle: > 0 counts only rounds taken while the machine is in its reference state: the
+        canary (:func:`canary_ms`) on both sides of a round within (1 + settle) x
+        ``reference_ms`` (0: the fastest of 5 canaries measured first); other rounds run
+        again, at most ``max_discarded`` (-1: 4 x repeats) times. For shared / virtual
+        machines whose speed flips for seconds to minutes (see docs/ARCHITECTURE.md).
     Errors (``InvalidArgumentError``): repeats < 1, warmup < 0, threads < 1 or more
     than the machine has, inputs that do not match the model.
     """
@@ -113,7 +131,8 @@ def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, war
     if threads is not None and int(threads) < 1:
         raise _core.InvalidArgumentError(f"threads = {threads}: at least 1")
     opts = _core.ProfileOptions(threads=0 if threads is None else int(threads), repeats=int(repeats),
-                                warmup=int(warmup), load=float(load))
+                                warmup=int(warmup), load=float(load), settle=float(settle),
+                                reference_ms=float(reference_ms), max_discarded=int(max_discarded))
     bar = progress_bar(int(repeats) + int(warmup), label or "profile", progress) if repeats >= 1 else None
     cb = None
     if bar is not None:
@@ -135,7 +154,7 @@ def cmd_profile(args):
 
     m, xs = open_model(args.model, args.shapes, args.dtype)
     t = profile(m, xs, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
-                progress=not args.quiet, label=os.path.basename(args.model))
+                progress=not args.quiet, label=os.path.basename(args.model), settle=args.settle)
     print(t.summary(top=args.top))
     if args.json:
         t.save(args.json)
@@ -150,6 +169,9 @@ def add_cli(sub) -> None:
     sp.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     sp.add_argument("--repeats", type=int, default=20, help="timed rounds (default 20)")
     sp.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
+    sp.add_argument("--settle", type=float, default=0.0,
+                    help="count only rounds taken in the machine's reference state (canary within this "
+                         "tolerance, e.g. 0.1; default 0 = off)")
     sp.add_argument("--top", type=int, default=20, help="show the N slowest atoms (-1: all, in order)")
     sp.add_argument("--json", help="write the cost table to this JSON file")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")

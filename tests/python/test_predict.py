@@ -104,6 +104,21 @@ def test_python_predictor_plugs_in(samples, zoo_model, tmp_path):
         tp.costs(m, Broken())
 
 
+def test_collect_settles_on_the_machine_state(zoo_path):
+    """collect profiles in the machine's reference state by default: every table carries the
+    canary reference of its context; settle=0 turns the canary off."""
+    zoo_path("squeezenet1_0")
+    tables = []
+    tp.collect(["squeezenet1_0"], threads=(1,), loads=(0.0, 0.5), repeats=1, warmup=0, progress=False,
+               tables=tables)
+    assert len(tables) == 2 and all(t.canary_reference_ms > 0 and t.canary_ms > 0 for _, t in tables)
+    tables = []
+    tp.collect(["squeezenet1_0"], repeats=1, warmup=0, progress=False, tables=tables, settle=0)
+    assert tables[0][1].canary_reference_ms == 0
+    with pytest.raises(ts.InvalidArgumentError, match="settle = -0.1"):
+        tp.collect(["squeezenet1_0"], settle=-0.1)
+
+
 def test_bad_input(samples, tmp_path):
     with pytest.raises(ts.InvalidArgumentError, match="model list is empty"):
         tp.collect([])

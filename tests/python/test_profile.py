@@ -82,3 +82,19 @@ def test_cli_profile(zoo_path, tmp_path, repo_root):
     r = subprocess.run([sys.executable, "-m", "tessera", "profile", str(path), "--input-shape", "1x3x224x224",
                         "--repeats", "0"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 1 and "repeats = 0" in r.stderr
+
+
+def test_profile_settle(zoo_model):
+    """settle: rounds outside the canary's reference state run again, capped; off by default."""
+    m, xs, _ = zoo_model("squeezenet1_0")
+    assert ts.canary_ms() > 0
+    t = ts.profile(m, xs, threads=1, repeats=2, warmup=0, settle=0.1, reference_ms=1e-9, max_discarded=3)
+    assert (t.rounds_discarded, t.settled) == (3, False)
+    assert t.canary_ms > 0 and t.canary_reference_ms == 1e-9
+    assert "NOT reached" in t.summary(top=1)
+    t = ts.profile(m, xs, threads=1, repeats=2, warmup=0, settle=0.1, reference_ms=1e9)
+    assert (t.rounds_discarded, t.settled) == (0, True)
+    t = ts.profile(m, xs, threads=1, repeats=1, warmup=0)
+    assert (t.canary_ms, t.canary_reference_ms) == (0, 0)
+    with pytest.raises(ts.InvalidArgumentError, match="settle = -1"):
+        ts.profile(m, xs, repeats=1, settle=-1)

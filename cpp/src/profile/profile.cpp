@@ -3,6 +3,8 @@
 // Method (see profile.h): rounds interleave the model run as a chain of one-atom
 // blocks (each block timed on the tensors the previous blocks just produced) with
 // the model run as one block; warm-up rounds are dropped; medians and quartiles.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 #include <nlohmann/json.hpp>
@@ -55,7 +57,61 @@ class ThreadsGuard {
   int before_;
 };
 
+// The canary's fixed network: (depthwise 3x3, pointwise 1x1) blocks, weights from a
+// private generator (seed 0) so every process builds the same one.
+struct Canary {
+  struct Block {
+    at::Tensor dw, dw_bias, pw, pw_bias;
+    int64_t stride;
+  };
+  at::Tensor input;
+  std::vector<Block> blocks;
+  Canary() {
+    auto gen = at::detail::createCPUGenerator(0);
+    auto randn = [&](at::IntArrayRef shape, double scale) { return at::randn(shape, gen) * scale; };
+    input = randn({1, 16, 112, 112}, 1.0);
+    const int64_t plan[10][2] = {{24, 2}, {24, 1}, {40, 2}, {40, 1}, {80, 2}, {80, 1}, {112, 1}, {160, 2}, {160, 1},
+                                 {320, 1}};
+    int64_t c = 16;
+    for (const auto& [out, stride] : plan) {
+      blocks.push_back({randn({c, 1, 3, 3}, 0.3), randn({c}, 0.1), randn({out, c, 1, 1}, 1.0 / std::sqrt(double(c))),
+                        randn({out}, 0.1), stride});
+      c = out;
+    }
+  }
+  void run() const {
+    at::Tensor x = input;
+    for (const auto& b : blocks) {
+      x = at::hardswish(at::conv2d(x, b.dw, b.dw_bias, {b.stride, b.stride}, {1, 1}, {1, 1}, b.dw.size(0)));
+      x = at::relu(at::conv2d(x, b.pw, b.pw_bias));
+    }
+  }
+};
+
+const Canary& canary() {
+  static const Canary c;  // built once, thread-safe
+  return c;
+}
+
 }  // namespace
+
+double canary_ms(int runs) {
+  TESSERA_CHECK(runs >= 1, InvalidArgument, "canary runs = {}: at least 1", runs);
+  c10::NoGradGuard no_grad;
+  // One intra-op thread whatever the caller's setting: at two threads on this 2-vCPU VM
+  // the canary itself was unstable (1.3-2 ms, and 16-24 ms for seconds after a large
+  // model's rounds), so it would measure the thread pool rather than the machine.
+  ThreadsGuard one_thread(1);
+  const Canary& c = canary();
+  c.run();  // warm
+  std::vector<double> ms(runs);
+  for (auto& v : ms) {
+    auto t0 = Clock::now();
+    c.run();
+    v = ms_since(t0);
+  }
+  return quartiles(ms)[1];
+}
 
 double CostTable::sum_atom_ms() const { return std::accumulate(atom_ms.begin(), atom_ms.end(), 0.0); }
 
@@ -79,6 +135,9 @@ std::string CostTable::summary(const std::vector<Atom>& atoms, int top) const {
                      "[{:.3f} - {:.3f}], sum of atoms {:.3f} ms ({:+.1f}%)",
                      atom_ms.size(), threads, load, repeats, warmup, model_ms, model_q1_ms, model_q3_ms,
                      sum_atom_ms(), model_ms > 0 ? 100.0 * (sum_atom_ms() / model_ms - 1) : 0.0);
+  if (canary_reference_ms > 0)
+    out += fmt::format("; machine state: canary {:.3f} ms (reference {:.3f}), {} rounds discarded{}", canary_ms,
+                       canary_reference_ms, rounds_discarded, settled ? "" : " - the reference state was NOT reached");
   return out;
 }
 
@@ -99,6 +158,10 @@ std::string CostTable::to_json() const {
   j["model_ms"] = model_ms;
   j["model_q1_ms"] = model_q1_ms;
   j["model_q3_ms"] = model_q3_ms;
+  j["canary_reference_ms"] = canary_reference_ms;
+  j["canary_ms"] = canary_ms;
+  j["rounds_discarded"] = rounds_discarded;
+  j["settled"] = settled;
   return j.dump(1);
 }
 
@@ -128,6 +191,10 @@ CostTable CostTable::from_json(const std::string& text) {
     t.model_ms = j.at("model_ms").get<double>();
     t.model_q1_ms = j.at("model_q1_ms").get<double>();
     t.model_q3_ms = j.at("model_q3_ms").get<double>();
+    t.canary_reference_ms = j.value("canary_reference_ms", 0.0);  // absent in tables written before settle
+    t.canary_ms = j.value("canary_ms", 0.0);
+    t.rounds_discarded = j.value("rounds_discarded", 0);
+    t.settled = j.value("settled", true);
   } catch (const nlohmann::json::exception& e) {
     TESSERA_THROW(InvalidArgument, "cost table: missing or mistyped field: {}", e.what());
   }
@@ -164,6 +231,12 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
   TESSERA_CHECK(o.threads >= 0 && o.threads <= hw, InvalidArgument,
                 "threads = {}: this machine has {} hardware threads (0 keeps the current setting)", o.threads, hw);
   TESSERA_CHECK(std::isfinite(o.load) && o.load >= 0, InvalidArgument, "load = {} must be >= 0", o.load);
+  TESSERA_CHECK(std::isfinite(o.settle) && o.settle >= 0, InvalidArgument,
+                "settle = {}: a tolerance >= 0 (0 = off, 0.1 = canary within 10% of its reference)", o.settle);
+  TESSERA_CHECK(std::isfinite(o.reference_ms) && o.reference_ms >= 0, InvalidArgument,
+                "reference_ms = {} must be >= 0 (0 = measure it)", o.reference_ms);
+  TESSERA_CHECK(o.max_discarded >= -1, InvalidArgument, "max_discarded = {}: -1 (4 x repeats) or >= 0",
+                o.max_discarded);
   const ModelImpl& m = *model.impl();
   m.check_inputs(inputs);
   const int A = static_cast<int>(m.atoms.size());
@@ -199,8 +272,21 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
     whole_args.push_back(inputs[it - m.graph.inputs.begin()]);
   }
   const int total = o.warmup + o.repeats;
-  for (int round = 0; round < total; ++round) {
+  const bool settle = o.settle > 0;
+  const int cap = o.max_discarded >= 0 ? o.max_discarded : 4 * o.repeats;
+  double before = 0, limit = 0;
+  std::vector<double> canaries;
+  if (settle) {
+    t.canary_reference_ms = o.reference_ms;
+    if (t.canary_reference_ms <= 0) {
+      t.canary_reference_ms = canary_ms();
+      for (int i = 0; i < 4; ++i) t.canary_reference_ms = std::min(t.canary_reference_ms, canary_ms());
+    }
+    limit = (1 + o.settle) * t.canary_reference_ms;
+  }
+  for (int round = 0; round < total;) {
     const bool timed = round >= o.warmup;
+    if (settle && timed && before == 0) before = canary_ms();
     // (a) one-atom blocks in topological order, each timed on fresh inputs
     for (size_t i = 0; i < inputs.size(); ++i) env[m.graph.inputs[i]] = inputs[i];
     for (int a = 0; a < A; ++a) {
@@ -220,8 +306,25 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
     { auto outs = whole->run(whole_args); }
     double ms = ms_since(t0);
     if (timed) whole_samples.push_back(ms);
-    if (progress) progress(round + 1, total);
+    if (settle && timed) {
+      const double after = canary_ms();
+      const double worst = std::max(before, after);
+      before = after;
+      if (worst > limit) {
+        if (t.rounds_discarded < cap) {  // not the reference state: run the round again
+          ++t.rounds_discarded;
+          for (auto& s : samples) s.pop_back();
+          whole_samples.pop_back();
+          continue;
+        }
+        t.settled = false;
+      }
+      canaries.push_back(worst);
+    }
+    ++round;
+    if (progress) progress(round, total);
   }
+  if (settle) t.canary_ms = quartiles(canaries)[1];
   t.atom_ms.resize(A), t.atom_q1_ms.resize(A), t.atom_q3_ms.resize(A);
   for (int a = 0; a < A; ++a) {
     auto q = quartiles(samples[a]);

@@ -106,3 +106,56 @@ TEST(Profile, FeedsThePredictors) {
   EXPECT_EQ(feats[0].op_class, "conv");
   EXPECT_DOUBLE_EQ(feats[0].x[pr::kFlops], 2.0 * 16 * 32 * 32 * 27);
 }
+
+// Machine-state gating: rounds outside the canary's reference state are run again
+// (up to the cap, then the table says so); inside it nothing is discarded.
+TEST(Profile, SettleDiscardsRoundsOutsideTheReferenceState) {
+  at::Tensor x;
+  auto m = small_net(x);
+  namespace pf = tessera::profile;
+  const int threads_before = at::get_num_threads();
+  const double c = pf::canary_ms(3);
+  EXPECT_GT(c, 0);
+  EXPECT_EQ(at::get_num_threads(), threads_before);  // runs at 1 thread, restores the caller's
+  EXPECT_THROW(pf::canary_ms(0), tessera::Error);
+  // a reference no machine meets: every timed round is discarded until the cap
+  pf::ProfileOptions never{1, 4, 1, 0.0, 0.1, 1e-9, 5};
+  int last_done = 0;
+  auto t = pf::profile(m, {x}, never, [&](int done, int) { last_done = done; });
+  EXPECT_EQ(t.rounds_discarded, 5);
+  EXPECT_FALSE(t.settled);
+  EXPECT_EQ(last_done, 5);  // warmup + repeats counted rounds, discarded ones not reported
+  EXPECT_GT(t.canary_ms, 0);
+  EXPECT_DOUBLE_EQ(t.canary_reference_ms, 1e-9);
+  for (double ms : t.atom_ms) EXPECT_GT(ms, 0);
+  EXPECT_NE(t.summary().find("NOT reached"), std::string::npos);
+  // a reference every machine meets: nothing discarded
+  auto u = pf::profile(m, {x}, {1, 4, 1, 0.0, 0.1, 1e9, 5});
+  EXPECT_EQ(u.rounds_discarded, 0);
+  EXPECT_TRUE(u.settled);
+  // reference measured here (fastest of 5 canaries) when none is given
+  auto v = pf::profile(m, {x}, {1, 2, 0, 0.0, 10.0});
+  EXPECT_GT(v.canary_reference_ms, 0);
+  EXPECT_EQ(v.rounds_discarded, 0);  // canary within 11x its own best
+  // off: no canary at all
+  auto w = pf::profile(m, {x}, {1, 2, 0, 0.0});
+  EXPECT_EQ(w.canary_reference_ms, 0);
+  EXPECT_EQ(w.canary_ms, 0);
+  // the state survives JSON
+  auto back = pf::CostTable::from_json(t.to_json());
+  EXPECT_EQ(back.rounds_discarded, 5);
+  EXPECT_FALSE(back.settled);
+  EXPECT_DOUBLE_EQ(back.canary_ms, t.canary_ms);
+  // bad settle options are named
+  auto message = [&](pf::ProfileOptions o) {
+    try {
+      pf::profile(m, {x}, o);
+    } catch (const tessera::Error& e) {
+      return e.message();
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({1, 1, 0, 0.0, -0.5}).find("settle = -0.5"), std::string::npos);
+  EXPECT_NE(message({1, 1, 0, 0.0, 0.1, -1}).find("reference_ms = -1"), std::string::npos);
+  EXPECT_NE(message({1, 1, 0, 0.0, 0.1, 0, -2}).find("max_discarded = -2"), std::string::npos);
+}

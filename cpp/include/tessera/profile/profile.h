@@ -20,6 +20,21 @@
 // A one-atom block pays one TorchScript call (~5-15 us) that the fused whole
 // model does not: sum_atom_ms() - model_ms shows it, per model.
 //
+// A steady machine (ProfileOptions::settle > 0)
+// ---------------------------------------------
+// Shared and virtual machines change speed under a running profile: on the 2-vCPU
+// VM this was built on, a fixed small CNN flips between ~1.15 and ~1.65 ms for
+// seconds to minutes at a time, nothing in the process changing, and models of
+// many small operators follow it (mobilenet_v3_small x1.45, resnet50 x1.2; vgg16's
+// large convolutions barely move). A profile taken in one state does not repeat in
+// the other. With settle > 0 a canary (canary_ms(): that small CNN, depthwise and
+// pointwise convolutions, ~1 ms) runs between timed rounds, and a round counts only
+// if the canary on both sides of it was within (1 + settle) x the reference (the
+// caller's, or the fastest of 5 canary measurements taken first); other rounds are
+// discarded and run again, up to max_discarded, after which rounds count anyway and
+// the table says settled = false. The table records the reference, the median canary
+// of the counted rounds and how many rounds were discarded.
+//
 // Intra-op threads are set with at::set_num_threads(threads) for the run and
 // restored afterwards. torch-free header (model.h brings only ATen's Tensor).
 #pragma once
@@ -38,7 +53,15 @@ struct ProfileOptions {
   int repeats = 20;  // timed rounds, >= 1
   int warmup = 3;    // untimed rounds before them, >= 0
   double load = 0;   // label only: background load during the run (cores busy elsewhere), >= 0
+  double settle = 0;        // > 0: count only rounds taken in the reference machine state (see above)
+  double reference_ms = 0;  // canary reference for settle; 0 = measure it first (fastest of 5)
+  int max_discarded = -1;   // cap on discarded rounds; -1 = 4 x repeats
 };
+
+// The machine-state canary: median ms of `runs` runs of a fixed small CNN
+// (1x16x112x112 input, ten depthwise 3x3 + pointwise 1x1 blocks, fixed weights) at
+// one intra-op thread (the caller's setting is restored). runs >= 1.
+double canary_ms(int runs = 5);
 
 // What a profile measured. Per-atom arrays have num_atoms entries; per-value
 // arrays follow OpGraph value ids.
@@ -55,6 +78,11 @@ struct CostTable {
   std::vector<int64_t> value_bytes; // per value id: tensor bytes (0 for non-tensors)
   double model_ms = 0;              // median latency of the whole model (one block), ms
   double model_q1_ms = 0, model_q3_ms = 0;
+  // Machine state (settle > 0; zeros otherwise): canary reference and median over the
+  // counted rounds, rounds discarded, and whether the reference state was reached.
+  double canary_reference_ms = 0, canary_ms = 0;
+  int rounds_discarded = 0;
+  bool settled = true;
 
   int num_atoms() const { return static_cast<int>(atom_ms.size()); }
   double sum_atom_ms() const;
