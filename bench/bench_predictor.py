@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import csv
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from tessera import predict as tp  # noqa: E402
 
 from common import RESULTS, smoke, table, write_csv  # noqa: E402
 
+Prof = collections.namedtuple("Prof", "set label threads load model_ms settled rounds_discarded")
 TRAIN = ["alexnet", "vgg11", "resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v2", "squeezenet1_0"]
 TEST = ["vgg16", "resnet152", "inception_v3", "mobilenet_v3_small", "efficientnet_b0"]
 
@@ -74,6 +76,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--settle", type=float, default=0.2,
                     help="labels from the machine's reference state (canary tolerance; 0 = off)")
+    ap.add_argument("--rescore", metavar="DIR", help="score the samples an earlier run saved in DIR "
+                    "(bench/results) again, without profiling")
     ap.add_argument("--csv", default=None, help="also write the training samples here")
     args = ap.parse_args(argv)
     if smoke():
@@ -84,42 +88,61 @@ def main(argv=None):
           f"threads {args.threads}, background load {args.loads} cores (one busy-loop process per core, "
           f"5 ms duty cycle), {args.repeats} timed rounds after {args.warmup} warm-up per profile, batch 1")
     t0 = time.perf_counter()
-    train_tables, test_tables, again_tables = [], [], []
-    kw = dict(threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup, progress=True,
-              settle=args.settle)
-    train = tp.collect(args.train, tables=train_tables, csv=args.csv, **kw)
-    test = tp.collect(args.test, tables=test_tables, **kw)
-    again = tp.collect(args.test, tables=again_tables, **kw)
+    if args.rescore:  # the samples and machine states of an earlier run: score again, no profiling
+        d = Path(args.rescore)
+        train, test, again = (tp.read_samples(d / f"predictor_samples_{n}.csv") for n in ("train", "test", "again"))
+        with open(d / "predictor_whole.csv") as f:
+            profs = [Prof(r["set"], r["label"], int(r["threads"]), float(r["load"]), float(r["model_ms"]),
+                          r["settled"] == "True", int(r["rounds_discarded"])) for r in csv.DictReader(f)]
+    else:
+        tabs = {"train": [], "test": [], "again": []}
+        kw = dict(threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup, progress=True,
+                  settle=args.settle)
+        train = tp.collect(args.train, tables=tabs["train"], csv=args.csv, **kw)
+        test = tp.collect(args.test, tables=tabs["test"], **kw)
+        again = tp.collect(args.test, tables=tabs["again"], **kw)
+        profs = [Prof(name, lbl, t.threads, t.load, t.model_ms, t.settled, t.rounds_discarded)
+                 for name, ts_ in tabs.items() for lbl, t in ts_]
+        if not smoke():  # the raw samples and machine states, to score again offline (--rescore)
+            RESULTS.mkdir(exist_ok=True)
+            for name, ss in (("train", train), ("test", test), ("again", again)):
+                tp.write_samples(RESULTS / f"predictor_samples_{name}.csv", ss)
+            write_csv("predictor_whole", [{"set": name, "label": lbl, "threads": t.threads, "load": t.load,
+                                           "model_ms": t.model_ms, "sum_atom_ms": t.sum_atom_ms,
+                                           "canary_ms": t.canary_ms, "canary_reference_ms": t.canary_reference_ms,
+                                           "rounds_discarded": t.rounds_discarded, "settled": t.settled}
+                                          for name, ts_ in tabs.items() for lbl, t in ts_])
     t_collect = time.perf_counter() - t0
-    all_tables = train_tables + test_tables + again_tables
-    if args.settle > 0:
-        disc = sum(t.rounds_discarded for _, t in all_tables)
-        print(f"machine state: {disc} rounds discarded over {len(all_tables)} profiles "
-              f"({100 * disc / (disc + args.repeats * len(all_tables)):.1f}% of rounds); "
-              f"{sum(not t.settled for _, t in all_tables)} profiles did not reach the reference state")
-    if not smoke():  # the raw samples, for analysis offline (tp.read_samples)
-        RESULTS.mkdir(exist_ok=True)
-        for name, ss in (("train", train), ("test", test), ("again", again)):
-            tp.write_samples(RESULTS / f"predictor_samples_{name}.csv", ss)
-        write_csv("predictor_whole", [{"set": name, "label": lbl, "threads": t.threads, "load": t.load,
-                                       "model_ms": t.model_ms, "sum_atom_ms": t.sum_atom_ms,
-                                       "canary_ms": t.canary_ms, "canary_reference_ms": t.canary_reference_ms,
-                                       "rounds_discarded": t.rounds_discarded, "settled": t.settled}
-                                      for name, tabs in (("train", train_tables), ("test", test_tables),
-                                                         ("again", again_tables)) for lbl, t in tabs])
+    disc = sum(p.rounds_discarded for p in profs)
+    print(f"machine state: {disc} rounds re-run outside the reference state over {len(profs)} profiles; "
+          f"{sum(not p.settled for p in profs)} profiles did not reach it (settle {args.settle:g})")
+    tables = {name: [(p.label, p) for p in profs if p.set == name] for name in ("train", "test", "again")}
+    settled = {name: {(p.label, p.threads, p.load) for p in profs if p.set == name and p.settled}
+               for name in ("train", "test", "again")}
 
-    predictors = {}
-    t0 = time.perf_counter()
-    predictors["analytic"] = tp.train(train, kind="analytic")
-    predictors["xgboost"] = tp.train(train, kind="xgboost")
-    t_train = time.perf_counter() - t0
+    def only_settled(samples, *names):
+        return [s for s in samples if all((s.label, s.ctx.threads, s.ctx.load) in settled[n] for n in names)]
+
     rows = []
-    ref = {(s.label, s.f.atom, s.ctx.threads, s.ctx.load): s.ms for s in again}
-    results = {"remeasure": score([ref[(s.label, s.f.atom, s.ctx.threads, s.ctx.load)] for s in test], test,
-                                  test_tables)}
+    results = {}
+    key = lambda s: (s.label, s.f.atom, s.ctx.threads, s.ctx.load)  # noqa: E731
+    ref = {key(s): s.ms for s in again}
+    t0 = time.perf_counter()
+    predictors = {kind: tp.train(train, kind=kind) for kind in ("analytic", "xgboost")}
+    t_train = time.perf_counter() - t0
+    results["remeasure"] = score([ref[key(s)] for s in test], test, tables["test"])
     for name, p in predictors.items():
-        results[name] = score(list(p.predict(test).ms), test, test_tables)
-    results["xgboost (train set)"] = score(list(predictors["xgboost"].predict(train).ms), train, train_tables)
+        results[name] = score(list(p.predict(test).ms), test, tables["test"])
+    results["xgboost (train set)"] = score(list(predictors["xgboost"].predict(train).ms), train, tables["train"])
+    # the same on profiles taken in the reference machine state only (train, test and remeasure settled)
+    s_train, s_test = only_settled(train, "train"), only_settled(test, "test")
+    s_both = only_settled(test, "test", "again")
+    if s_both:
+        results["remeasure (settled)"] = score([ref[key(s)] for s in s_both], s_both, tables["test"])
+    if s_train and s_test:
+        for kind in ("analytic", "xgboost"):
+            p = tp.train(s_train, kind=kind)
+            results[f"{kind} (settled)"] = score(list(p.predict(s_test).ms), s_test, tables["test"])
     for name, per_ctx in results.items():
         for (t, load), r in per_ctx.items():
             rows.append({"predictor": name, "threads": t, "load": load, **r})
