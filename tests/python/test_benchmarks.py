@@ -11,7 +11,7 @@ TRACES = ROOT.parent / "shared" / "traces"
 
 
 @pytest.mark.parametrize("script", ["bench_atoms.py", "bench_transport.py", "bench_e2e.py", "bench_adaptive.py",
-                                    "bench_link_validation.py"])
+                                    "bench_link_validation.py", "bench_predictor.py"])
 def test_benchmark_smoke(script, tmp_path):
     if script == "bench_adaptive.py" and not TRACES.is_dir():
         pytest.skip(f"no bandwidth traces at {TRACES}")
