@@ -34,7 +34,7 @@ from tessera import predict as tp  # noqa: E402
 
 from common import RESULTS, smoke, table, write_csv  # noqa: E402
 
-Prof = collections.namedtuple("Prof", "set label threads load model_ms settled rounds_discarded")
+Prof = collections.namedtuple("Prof", "set label threads load model_ms settled rounds_discarded waited_s")
 TRAIN = ["alexnet", "vgg11", "resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v2", "squeezenet1_0"]
 TEST = ["vgg16", "resnet152", "inception_v3", "mobilenet_v3_small", "efficientnet_b0"]
 
@@ -76,6 +76,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--settle", type=float, default=0.2,
                     help="labels from the machine's reference state (canary tolerance; 0 = off)")
+    ap.add_argument("--max-wait", type=float, default=20.0,
+                    help="per profile, the longest wait (s) for the reference state (default 20)")
     ap.add_argument("--rescore", metavar="DIR", help="score the samples an earlier run saved in DIR "
                     "(bench/results) again, without profiling")
     ap.add_argument("--csv", default=None, help="also write the training samples here")
@@ -93,15 +95,16 @@ def main(argv=None):
         train, test, again = (tp.read_samples(d / f"predictor_samples_{n}.csv") for n in ("train", "test", "again"))
         with open(d / "predictor_whole.csv") as f:
             profs = [Prof(r["set"], r["label"], int(r["threads"]), float(r["load"]), float(r["model_ms"]),
-                          r["settled"] == "True", int(r["rounds_discarded"])) for r in csv.DictReader(f)]
+                          r["settled"] == "True", int(r["rounds_discarded"]), float(r.get("waited_s") or 0))
+                     for r in csv.DictReader(f)]
     else:
         tabs = {"train": [], "test": [], "again": []}
         kw = dict(threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup, progress=True,
-                  settle=args.settle)
+                  settle=args.settle, max_wait_s=args.max_wait)
         train = tp.collect(args.train, tables=tabs["train"], csv=args.csv, **kw)
         test = tp.collect(args.test, tables=tabs["test"], **kw)
         again = tp.collect(args.test, tables=tabs["again"], **kw)
-        profs = [Prof(name, lbl, t.threads, t.load, t.model_ms, t.settled, t.rounds_discarded)
+        profs = [Prof(name, lbl, t.threads, t.load, t.model_ms, t.settled, t.rounds_discarded, t.waited_ms / 1e3)
                  for name, ts_ in tabs.items() for lbl, t in ts_]
         if not smoke():  # the raw samples and machine states, to score again offline (--rescore)
             RESULTS.mkdir(exist_ok=True)
@@ -110,11 +113,13 @@ def main(argv=None):
             write_csv("predictor_whole", [{"set": name, "label": lbl, "threads": t.threads, "load": t.load,
                                            "model_ms": t.model_ms, "sum_atom_ms": t.sum_atom_ms,
                                            "canary_ms": t.canary_ms, "canary_reference_ms": t.canary_reference_ms,
-                                           "rounds_discarded": t.rounds_discarded, "settled": t.settled}
+                                           "rounds_discarded": t.rounds_discarded, "settled": t.settled,
+                                           "waited_s": round(t.waited_ms / 1e3, 2)}
                                           for name, ts_ in tabs.items() for lbl, t in ts_])
     t_collect = time.perf_counter() - t0
     disc = sum(p.rounds_discarded for p in profs)
-    print(f"machine state: {disc} rounds re-run outside the reference state over {len(profs)} profiles; "
+    print(f"machine state: {disc} rounds re-run outside the reference state over {len(profs)} profiles, "
+          f"{sum(p.waited_s for p in profs):.0f} s waited for it; "
           f"{sum(not p.settled for p in profs)} profiles did not reach it (settle {args.settle:g})")
     tables = {name: [(p.label, p) for p in profs if p.set == name] for name in ("train", "test", "again")}
     settled = {name: {(p.label, p.threads, p.load) for p in profs if p.set == name and p.settled}

@@ -11,11 +11,13 @@ using profile::ProfileOptions;
 void bind_profile(py::module_& m) {
   py::class_<ProfileOptions>(m, "ProfileOptions")
       .def(py::init([](int threads, int repeats, int warmup, double load, double settle, double reference_ms,
-                       int max_discarded) {
-             return ProfileOptions{threads, repeats, warmup, load, settle, reference_ms, max_discarded};
+                       int max_discarded, double max_wait_ms) {
+             return ProfileOptions{threads, repeats, warmup, load, settle, reference_ms, max_discarded, max_wait_ms};
            }),
            py::arg("threads") = 0, py::arg("repeats") = 20, py::arg("warmup") = 3, py::arg("load") = 0.0,
-           py::arg("settle") = 0.0, py::arg("reference_ms") = 0.0, py::arg("max_discarded") = -1)
+           py::arg("settle") = 0.0, py::arg("reference_ms") = 0.0, py::arg("max_discarded") = -1,
+           py::arg("max_wait_ms") = 30000.0)
+      .def_readwrite("max_wait_ms", &ProfileOptions::max_wait_ms)
       .def_readwrite("settle", &ProfileOptions::settle)
       .def_readwrite("reference_ms", &ProfileOptions::reference_ms)
       .def_readwrite("max_discarded", &ProfileOptions::max_discarded)
@@ -43,6 +45,7 @@ void bind_profile(py::module_& m) {
       .def_readonly("canary_ms", &CostTable::canary_ms)
       .def_readonly("rounds_discarded", &CostTable::rounds_discarded)
       .def_readonly("settled", &CostTable::settled)
+      .def_readonly("waited_ms", &CostTable::waited_ms)
       .def_property_readonly("num_atoms", &CostTable::num_atoms)
       .def("sum_atom_ms", &CostTable::sum_atom_ms)
       .def("summary", &CostTable::summary, py::arg("atoms") = std::vector<Atom>{}, py::arg("top") = -1)

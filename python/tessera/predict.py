@@ -127,7 +127,7 @@ def _open(spec):
 
 def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[float] = (0.0,), repeats: int = 20,
             warmup: int = 3, csv=None, progress: Optional[bool] = None, tables: Optional[list] = None,
-            settle: float = 0.2) -> list:
+            settle: float = 0.2, max_wait_s: float = 10.0) -> list:
     """Profile every model under every (threads, load) and return the samples.
 
     models: zoo names ("resnet18") or (label, tessera.Model, inputs) tuples; not empty.
@@ -135,7 +135,8 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
     csv: also write the samples there. tables: a list that receives (label, CostTable).
     settle: labels from the machine's reference state (see :func:`tessera.profile`): rounds
         count only while the canary is within (1 + settle) x the fastest canary measured so far
-        beside the same background load; 0 = off.
+        beside the same background load; 0 = off. max_wait_s: per profile, the longest wait for
+        that state after a round outside it (then rounds are re-run, at most 4 x repeats).
     """
     from .profile import canary_ms, profile, progress_bar
 
@@ -170,7 +171,8 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
                             ref = min([reference.get(level, math.inf)] + [canary_ms() for _ in range(3)])
                             reference[level] = ref
                         table = profile(m, xs, threads=t, repeats=repeats, warmup=warmup, load=level,
-                                        progress=False, label=label, settle=settle, reference_ms=ref)
+                                        progress=False, label=label, settle=settle, reference_ms=ref,
+                                        max_wait_s=max_wait_s)
                     if tables is not None:
                         tables.append((label, table))
                     out.extend(samples_of(m, table, label=label))

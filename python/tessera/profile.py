@@ -51,6 +51,7 @@ class CostTable:
     rounds_discarded = property(lambda self: self._core.rounds_discarded,
                                 doc="rounds run again because the machine was not in its reference state")
     settled = property(lambda self: self._core.settled, doc="False if the reference state was not reached")
+    waited_ms = property(lambda self: self._core.waited_ms, doc="time spent waiting for the reference state")
     threads = property(lambda self: self._core.threads)
     load = property(lambda self: self._core.load)
     repeats = property(lambda self: self._core.repeats)
@@ -108,7 +109,7 @@ def canary_ms(runs: int = 5) -> float:
 
 def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, warmup: int = 3, load: float = 0.0,
             progress: Optional[bool] = None, label: str = "", settle: float = 0.0, reference_ms: float = 0.0,
-            max_discarded: int = -1) -> CostTable:
+            max_discarded: int = -1, max_wait_s: float = 30.0) -> CostTable:
     """Measure every atom of ``model`` (a :class:`tessera.Model`) on ``inputs``.
 
     threads: intra-op threads for the run (None: torch's current setting); restored after.
@@ -119,7 +120,8 @@ def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, war
     settle: > 0 counts only rounds taken while the machine is in its reference state: the
         canary (:func:`canary_ms`) on both sides of a round within (1 + settle) x
         ``reference_ms`` (0: the fastest of 5 canaries measured first); other rounds run
-        again, at most ``max_discarded`` (-1: 4 x repeats) times. For shared / virtual
+        again once the canary is back (polled every 100 ms, at most ``max_wait_s`` of waiting
+        in all), at most ``max_discarded`` (-1: 4 x repeats) times. For shared / virtual
         machines whose speed flips for seconds to minutes (see docs/ARCHITECTURE.md).
     Errors (``InvalidArgumentError``): repeats < 1, warmup < 0, threads < 1 or more
     than the machine has, inputs that do not match the model.
@@ -132,7 +134,8 @@ def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, war
         raise _core.InvalidArgumentError(f"threads = {threads}: at least 1")
     opts = _core.ProfileOptions(threads=0 if threads is None else int(threads), repeats=int(repeats),
                                 warmup=int(warmup), load=float(load), settle=float(settle),
-                                reference_ms=float(reference_ms), max_discarded=int(max_discarded))
+                                reference_ms=float(reference_ms), max_discarded=int(max_discarded),
+                                max_wait_ms=1e3 * float(max_wait_s))
     bar = progress_bar(int(repeats) + int(warmup), label or "profile", progress) if repeats >= 1 else None
     cb = None
     if bar is not None:

@@ -88,8 +88,10 @@ def test_profile_settle(zoo_model):
     """settle: rounds outside the canary's reference state run again, capped; off by default."""
     m, xs, _ = zoo_model("squeezenet1_0")
     assert ts.canary_ms() > 0
-    t = ts.profile(m, xs, threads=1, repeats=2, warmup=0, settle=0.1, reference_ms=1e-9, max_discarded=3)
+    t = ts.profile(m, xs, threads=1, repeats=2, warmup=0, settle=0.1, reference_ms=1e-9, max_discarded=3,
+                   max_wait_s=0.2)
     assert (t.rounds_discarded, t.settled) == (3, False)
+    assert t.waited_ms >= 200  # waited for the state, within the budget
     assert t.canary_ms > 0 and t.canary_reference_ms == 1e-9
     assert "NOT reached" in t.summary(top=1)
     t = ts.profile(m, xs, threads=1, repeats=2, warmup=0, settle=0.1, reference_ms=1e9)

@@ -136,8 +136,9 @@ std::string CostTable::summary(const std::vector<Atom>& atoms, int top) const {
                      atom_ms.size(), threads, load, repeats, warmup, model_ms, model_q1_ms, model_q3_ms,
                      sum_atom_ms(), model_ms > 0 ? 100.0 * (sum_atom_ms() / model_ms - 1) : 0.0);
   if (canary_reference_ms > 0)
-    out += fmt::format("; machine state: canary {:.3f} ms (reference {:.3f}), {} rounds discarded{}", canary_ms,
-                       canary_reference_ms, rounds_discarded, settled ? "" : " - the reference state was NOT reached");
+    out += fmt::format("; machine state: canary {:.3f} ms (reference {:.3f}), {} rounds discarded, waited {:.1f} s{}",
+                       canary_ms, canary_reference_ms, rounds_discarded, waited_ms / 1e3,
+                       settled ? "" : " - the reference state was NOT reached");
   return out;
 }
 
@@ -162,6 +163,7 @@ std::string CostTable::to_json() const {
   j["canary_ms"] = canary_ms;
   j["rounds_discarded"] = rounds_discarded;
   j["settled"] = settled;
+  j["waited_ms"] = waited_ms;
   return j.dump(1);
 }
 
@@ -195,6 +197,7 @@ CostTable CostTable::from_json(const std::string& text) {
     t.canary_ms = j.value("canary_ms", 0.0);
     t.rounds_discarded = j.value("rounds_discarded", 0);
     t.settled = j.value("settled", true);
+    t.waited_ms = j.value("waited_ms", 0.0);
   } catch (const nlohmann::json::exception& e) {
     TESSERA_THROW(InvalidArgument, "cost table: missing or mistyped field: {}", e.what());
   }
@@ -235,6 +238,8 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
                 "settle = {}: a tolerance >= 0 (0 = off, 0.1 = canary within 10% of its reference)", o.settle);
   TESSERA_CHECK(std::isfinite(o.reference_ms) && o.reference_ms >= 0, InvalidArgument,
                 "reference_ms = {} must be >= 0 (0 = measure it)", o.reference_ms);
+  TESSERA_CHECK(std::isfinite(o.max_wait_ms) && o.max_wait_ms >= 0, InvalidArgument,
+                "max_wait_ms = {} must be >= 0", o.max_wait_ms);
   TESSERA_CHECK(o.max_discarded >= -1, InvalidArgument, "max_discarded = {}: -1 (4 x repeats) or >= 0",
                 o.max_discarded);
   const ModelImpl& m = *model.impl();
@@ -315,6 +320,15 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
           ++t.rounds_discarded;
           for (auto& s : samples) s.pop_back();
           whole_samples.pop_back();
+          // Wait for the state to come back rather than burn rounds in the other one: poll
+          // the canary every 100 ms (the machine stays almost idle), within the wait budget.
+          const double waited_before = t.waited_ms;
+          const auto wait_start = Clock::now();
+          while (before > limit && t.waited_ms < o.max_wait_ms) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            before = canary_ms();
+            t.waited_ms = waited_before + ms_since(wait_start);
+          }
           continue;
         }
         t.settled = false;

@@ -119,7 +119,7 @@ TEST(Profile, SettleDiscardsRoundsOutsideTheReferenceState) {
   EXPECT_EQ(at::get_num_threads(), threads_before);  // runs at 1 thread, restores the caller's
   EXPECT_THROW(pf::canary_ms(0), tessera::Error);
   // a reference no machine meets: every timed round is discarded until the cap
-  pf::ProfileOptions never{1, 4, 1, 0.0, 0.1, 1e-9, 5};
+  pf::ProfileOptions never{1, 4, 1, 0.0, 0.1, 1e-9, 5, 300};  // waits at most 0.3 s in all
   int last_done = 0;
   auto t = pf::profile(m, {x}, never, [&](int done, int) { last_done = done; });
   EXPECT_EQ(t.rounds_discarded, 5);
@@ -127,6 +127,8 @@ TEST(Profile, SettleDiscardsRoundsOutsideTheReferenceState) {
   EXPECT_EQ(last_done, 5);  // warmup + repeats counted rounds, discarded ones not reported
   EXPECT_GT(t.canary_ms, 0);
   EXPECT_DOUBLE_EQ(t.canary_reference_ms, 1e-9);
+  EXPECT_GE(t.waited_ms, 300);  // polled until the wait budget ran out
+  EXPECT_LT(t.waited_ms, 300 + 1000);
   for (double ms : t.atom_ms) EXPECT_GT(ms, 0);
   EXPECT_NE(t.summary().find("NOT reached"), std::string::npos);
   // a reference every machine meets: nothing discarded
@@ -144,6 +146,7 @@ TEST(Profile, SettleDiscardsRoundsOutsideTheReferenceState) {
   // the state survives JSON
   auto back = pf::CostTable::from_json(t.to_json());
   EXPECT_EQ(back.rounds_discarded, 5);
+  EXPECT_DOUBLE_EQ(back.waited_ms, t.waited_ms);
   EXPECT_FALSE(back.settled);
   EXPECT_DOUBLE_EQ(back.canary_ms, t.canary_ms);
   // bad settle options are named
@@ -158,4 +161,5 @@ TEST(Profile, SettleDiscardsRoundsOutsideTheReferenceState) {
   EXPECT_NE(message({1, 1, 0, 0.0, -0.5}).find("settle = -0.5"), std::string::npos);
   EXPECT_NE(message({1, 1, 0, 0.0, 0.1, -1}).find("reference_ms = -1"), std::string::npos);
   EXPECT_NE(message({1, 1, 0, 0.0, 0.1, 0, -2}).find("max_discarded = -2"), std::string::npos);
+  EXPECT_NE(message({1, 1, 0, 0.0, 0.1, 0, -1, -5}).find("max_wait_ms = -5"), std::string::npos);
 }

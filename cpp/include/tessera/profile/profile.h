@@ -31,8 +31,9 @@
 // pointwise convolutions, ~1 ms) runs between timed rounds, and a round counts only
 // if the canary on both sides of it was within (1 + settle) x the reference (the
 // caller's, or the fastest of 5 canary measurements taken first); other rounds are
-// discarded and run again, up to max_discarded, after which rounds count anyway and
-// the table says settled = false. The table records the reference, the median canary
+// discarded and run again once the canary is back within the tolerance (polled every
+// 100 ms, at most max_wait_ms in all), up to max_discarded, after which rounds count
+// anyway and the table says settled = false. The table records the reference, the median canary
 // of the counted rounds and how many rounds were discarded.
 //
 // Intra-op threads are set with at::set_num_threads(threads) for the run and
@@ -56,6 +57,8 @@ struct ProfileOptions {
   double settle = 0;        // > 0: count only rounds taken in the reference machine state (see above)
   double reference_ms = 0;  // canary reference for settle; 0 = measure it first (fastest of 5)
   int max_discarded = -1;   // cap on discarded rounds; -1 = 4 x repeats
+  double max_wait_ms = 30000;  // after a discarded round, wait (canary every 100 ms) for the reference
+                               // state to return, at most this long in all per profile
 };
 
 // The machine-state canary: median ms of `runs` runs of a fixed small CNN
@@ -82,6 +85,7 @@ struct CostTable {
   // counted rounds, rounds discarded, and whether the reference state was reached.
   double canary_reference_ms = 0, canary_ms = 0;
   int rounds_discarded = 0;
+  double waited_ms = 0;  // time spent waiting for the reference state
   bool settled = true;
 
   int num_atoms() const { return static_cast<int>(atom_ms.size()); }
