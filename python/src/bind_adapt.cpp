@@ -85,10 +85,11 @@ void bind_adapt(py::module_& m) {
       .def(py::init<Model, plan::CostModel, runtime::DeploymentOptions, AdaptiveOptions>(), py::arg("model"),
            py::arg("cost_model"), py::arg("options"), py::arg("adaptive"), py::call_guard<py::gil_scoped_release>())
       .def("run", &AdaptiveDeployment::run, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
-      .def("set_memory_budget", &AdaptiveDeployment::set_memory_budget, py::arg("bytes"))
-      .def("timeline", &AdaptiveDeployment::timeline, py::return_value_policy::copy)
-      .def_property_readonly("placement", &AdaptiveDeployment::placement)
-      .def("monitor", &AdaptiveDeployment::monitor, py::return_value_policy::reference_internal)
+      // accessors wait for a run() in progress (its lock): without the GIL
+      .def("set_memory_budget", &AdaptiveDeployment::set_memory_budget, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
+      .def("timeline", &AdaptiveDeployment::timeline, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("placement", py::cpp_function(&AdaptiveDeployment::placement, py::call_guard<py::gil_scoped_release>()))
+      .def("monitor", &AdaptiveDeployment::monitor, "a copy of the monitor's state", py::call_guard<py::gil_scoped_release>())
       .def("deployment", &AdaptiveDeployment::deployment, py::return_value_policy::reference_internal)
-      .def("breakpoints", &AdaptiveDeployment::breakpoints);
+      .def("breakpoints", &AdaptiveDeployment::breakpoints, py::call_guard<py::gil_scoped_release>());
 }

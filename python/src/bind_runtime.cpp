@@ -76,13 +76,15 @@ void bind_runtime(py::module_& m) {
       .def(py::init<Model, std::vector<int>, DeploymentOptions>(), py::arg("model"), py::arg("placement"),
            py::arg("options"))
       .def("run", &Deployment::run, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
-      .def("set_placement", &Deployment::set_placement, py::arg("placement"))
-      .def_property_readonly("placement", &Deployment::placement)
-      .def("last_timeline", &Deployment::last_timeline, py::return_value_policy::copy)
+      // accessors wait for a request in progress (its lock): without the GIL
+      .def("set_placement", &Deployment::set_placement, py::arg("placement"), py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("placement", py::cpp_function(&Deployment::placement, py::call_guard<py::gil_scoped_release>()))
+      .def("last_timeline", &Deployment::last_timeline, py::call_guard<py::gil_scoped_release>())
       .def("ping", &Deployment::ping, py::arg("timeout_ms") = 500, py::call_guard<py::gil_scoped_release>())
       .def("echo", &Deployment::echo, py::arg("tensors"), py::call_guard<py::gil_scoped_release>())
       .def("probe", &Deployment::probe, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
-      .def_property_readonly("server_available", &Deployment::server_available);
+      .def_property_readonly("server_available",
+                             py::cpp_function(&Deployment::server_available, py::call_guard<py::gil_scoped_release>()));
   m.def("_time_tessera_echo", &time_tessera_echo, py::arg("deployment"), py::arg("tensor"), py::arg("repeats"),
         py::call_guard<py::gil_scoped_release>());
   m.def("_time_raw_echo", &time_raw_echo, py::arg("endpoint"), py::arg("bytes"), py::arg("repeats"),

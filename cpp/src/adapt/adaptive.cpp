@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <mutex>
 
 #include "tessera/core/error.h"
 #include "tessera/plan/parametric.h"
@@ -27,6 +28,7 @@ struct AdaptiveDeployment::Impl {
   bool replan_now = true;
   int since_transfer = 0;
   std::vector<RequestRecord> records;
+  mutable std::mutex mu;  // run() against the accessors and set_memory_budget from other threads
 
   Impl(Model model, plan::CostModel cost_model, runtime::DeploymentOptions o, AdaptiveOptions a)
       : link(o.link),
@@ -39,7 +41,13 @@ struct AdaptiveDeployment::Impl {
     TESSERA_CHECK(cm.num_atoms() == model.num_atoms(), InvalidArgument,
                   "cost model has {} atoms, the model has {}", cm.num_atoms(), model.num_atoms());
     TESSERA_CHECK(opt.hysteresis >= 0, InvalidArgument, "hysteresis must be >= 0, got {}", opt.hysteresis);
-    TESSERA_CHECK(opt.probe_every >= 1, InvalidArgument, "probe_every must be >= 1");
+    TESSERA_CHECK(opt.probe_every >= 1, InvalidArgument, "probe_every must be >= 1, got {}", opt.probe_every);
+    TESSERA_CHECK(std::isfinite(opt.initial_bandwidth_mbps) && opt.initial_bandwidth_mbps >= 0, InvalidArgument,
+                  "initial_bandwidth_mbps must be >= 0 (0: probe first), got {}", opt.initial_bandwidth_mbps);
+    TESSERA_CHECK(opt.rtt_ms == -1 || (std::isfinite(opt.rtt_ms) && opt.rtt_ms >= 0), InvalidArgument,
+                  "rtt_ms must be >= 0 (or -1: measure it), got {}", opt.rtt_ms);
+    TESSERA_CHECK(!(opt.device_memory_bytes < 0), InvalidArgument, "device_memory_bytes must be >= 0, got {}",
+                  opt.device_memory_bytes);
     TESSERA_CHECK(opt.planner == "parametric" || opt.planner == "mincut" || opt.planner == "chain" ||
                       opt.planner == "gads" || opt.planner == "compressed",
                   InvalidArgument, "unknown adaptive planner '{}' (parametric, mincut, compressed, chain, gads)",
@@ -139,6 +147,7 @@ struct AdaptiveDeployment::Impl {
   }
 
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) {
+    std::lock_guard<std::mutex> lock(mu);
     RequestRecord r;
     r.index = static_cast<int>(records.size());
     if (link) {
@@ -159,7 +168,7 @@ struct AdaptiveDeployment::Impl {
     r.predicted_ms = predicted;
     for (int t : placement) r.device_atoms += t == 0;
     auto out = dep.run(inputs);
-    const auto& tl = dep.last_timeline();
+    const auto tl = dep.last_timeline();
     bool transferred = false;
     double device_pred_ms = 0;  // the cost model's device ms (load 1) of what ran here
     for (const auto& b : tl.blocks) {
@@ -210,15 +219,23 @@ std::vector<at::Tensor> AdaptiveDeployment::run(const std::vector<at::Tensor>& i
 
 void AdaptiveDeployment::set_memory_budget(double bytes) {
   TESSERA_CHECK(bytes >= 0, InvalidArgument, "memory budget must be >= 0 bytes, got {}", bytes);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->memory_budget = bytes;
   impl_->replan_now = true;
 }
 
-const std::vector<RequestRecord>& AdaptiveDeployment::timeline() const { return impl_->records; }
-const std::vector<int>& AdaptiveDeployment::placement() const { return impl_->dep.placement(); }
-const Monitor& AdaptiveDeployment::monitor() const { return impl_->monitor; }
+std::vector<RequestRecord> AdaptiveDeployment::timeline() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->records;
+}
+std::vector<int> AdaptiveDeployment::placement() const { return impl_->dep.placement(); }
+Monitor AdaptiveDeployment::monitor() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->monitor;
+}
 runtime::Deployment& AdaptiveDeployment::deployment() { return impl_->dep; }
 std::vector<double> AdaptiveDeployment::breakpoints() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->table ? impl_->table->breakpoints() : std::vector<double>{};
 }
 

@@ -43,7 +43,7 @@ Link::Link(LinkSpec spec) : spec_(std::move(spec)), start_(std::chrono::steady_c
   TESSERA_CHECK(spec_.rtt_ms >= 0 && std::isfinite(spec_.rtt_ms), InvalidArgument, "rtt_ms must be >= 0, got {}",
                 spec_.rtt_ms);
   TESSERA_CHECK(spec_.time_scale > 0, InvalidArgument, "time_scale must be > 0, got {}", spec_.time_scale);
-  TESSERA_CHECK(spec_.burst_bytes >= 0, InvalidArgument, "burst_bytes must be >= 0");
+  TESSERA_CHECK(spec_.burst_bytes >= 0, InvalidArgument, "burst_bytes must be >= 0, got {}", spec_.burst_bytes);
   TESSERA_CHECK(spec_.min_bandwidth_mbps > 0, InvalidArgument, "min_bandwidth_mbps must be > 0");
   for (size_t i = 1; i < spec_.trace.size(); ++i)
     TESSERA_CHECK(spec_.trace[i].first > spec_.trace[i - 1].first, InvalidArgument,
@@ -52,14 +52,15 @@ Link::Link(LinkSpec spec) : spec_(std::move(spec)), start_(std::chrono::steady_c
 }
 
 double Link::now_s() const {
-  if (virtual_) return virtual_t_;
+  if (virtual_.load(std::memory_order_acquire)) return virtual_t_.load(std::memory_order_relaxed);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() * spec_.time_scale;
 }
 
 void Link::set_virtual_time(double t_s) {
+  TESSERA_CHECK(std::isfinite(t_s) && t_s >= 0, InvalidArgument, "link time must be >= 0 s, got {}", t_s);
   std::lock_guard<std::mutex> lock(mu_);
-  virtual_ = true;
-  virtual_t_ = t_s;
+  virtual_t_.store(t_s, std::memory_order_relaxed);
+  virtual_.store(true, std::memory_order_release);
 }
 
 void Link::use_wall_clock() {

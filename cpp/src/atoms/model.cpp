@@ -109,8 +109,7 @@ std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids) const 
     TESSERA_CHECK(a >= 0 && a < A, InvalidArgument, "atom id {} out of range: the model has {} atoms", a, A);
   {
     std::lock_guard<std::mutex> lock(block_mu);
-    auto it = blocks.find(ids);
-    if (it != blocks.end()) return it->second;
+    if (auto* hit = blocks.find(ids)) return *hit;
   }
   // Convexity: no path leaves the set and comes back. Walk forward from the
   // set through atoms outside it (ids are topological, so stop at max id).
@@ -200,7 +199,7 @@ std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids) const 
   impl->fn = std::make_unique<jit::GraphFunction>(
       c10::QualifiedName(fmt::format("tessera.block_{}_{}", ids.front(), ids.size())), packed, nullptr);
   std::lock_guard<std::mutex> lock(block_mu);
-  return blocks.emplace(ids, impl).first->second;
+  return blocks.put(ids, impl);
 }
 
 // Blocks of a placement come from the plan layer (plan::schedule_blocks: greedy
@@ -213,14 +212,13 @@ std::shared_ptr<const std::vector<ModelImpl::Step>> ModelImpl::schedule(const st
     TESSERA_CHECK(placement[a] >= 0, InvalidArgument, "placement[{}] = {} is not a target index", a, placement[a]);
   {
     std::lock_guard<std::mutex> lock(block_mu);
-    auto it = schedules.find(placement);
-    if (it != schedules.end()) return it->second;
+    if (auto* hit = schedules.find(placement)) return *hit;
   }
   std::vector<std::vector<int>> groups;
   for (auto& b : plan::schedule_blocks(dag, placement)) groups.push_back(std::move(b.atoms));
   auto steps = make_steps(groups);
   std::lock_guard<std::mutex> lock(block_mu);
-  return schedules.emplace(placement, steps).first->second;
+  return schedules.put(placement, steps);
 }
 
 std::shared_ptr<const std::vector<ModelImpl::Step>> ModelImpl::make_steps(
@@ -360,13 +358,12 @@ std::vector<at::Tensor> Model::run_blocks(const std::vector<at::Tensor>& inputs,
   std::shared_ptr<const std::vector<ModelImpl::Step>> steps;
   {
     std::lock_guard<std::mutex> lock(impl_->block_mu);
-    auto it = impl_->explicit_schedules.find(blocks);
-    if (it != impl_->explicit_schedules.end()) steps = it->second;
+    if (auto* hit = impl_->explicit_schedules.find(blocks)) steps = *hit;
   }
   if (!steps) {
     steps = impl_->make_steps(blocks);
     std::lock_guard<std::mutex> lock(impl_->block_mu);
-    impl_->explicit_schedules.emplace(blocks, steps);
+    steps = impl_->explicit_schedules.put(blocks, steps);
   }
   return impl_->run_steps(inputs, *steps);
 }

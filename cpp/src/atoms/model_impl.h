@@ -51,6 +51,37 @@ class BlockImpl {
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& in) const;
 };
 
+// A map that keeps at most `capacity` entries, dropping the least recently used
+// (an O(n) scan, only when full). Callers hold the lock that guards it.
+template <class K, class V>
+class BoundedCache {
+ public:
+  explicit BoundedCache(size_t capacity) : capacity_(capacity) {}
+  const V* find(const K& key) {
+    auto it = map_.find(key);
+    if (it == map_.end()) return nullptr;
+    it->second.second = ++tick_;
+    return &it->second.first;
+  }
+  // Inserts (or returns the entry another thread inserted first).
+  V put(const K& key, V value) {
+    auto [it, fresh] = map_.emplace(key, std::make_pair(std::move(value), ++tick_));
+    if (fresh && map_.size() > capacity_) {
+      auto victim = map_.end();
+      for (auto j = map_.begin(); j != map_.end(); ++j)
+        if (j != it && (victim == map_.end() || j->second.second < victim->second.second)) victim = j;
+      map_.erase(victim);
+    }
+    return it->second.first;
+  }
+  size_t size() const { return map_.size(); }
+
+ private:
+  std::map<K, std::pair<V, uint64_t>> map_;
+  size_t capacity_;
+  uint64_t tick_ = 0;
+};
+
 class ModelImpl {
  public:
   OpGraph graph;
@@ -72,17 +103,22 @@ class ModelImpl {
 
   mutable std::mutex graph_mu, block_mu;
   mutable std::vector<std::shared_ptr<torch::jit::Graph>> graphs;  // per atom, null = not loaded
-  mutable std::map<std::vector<int>, std::shared_ptr<const BlockImpl>> blocks;
+  // Compiled blocks and schedules, bounded (a server asked for ever new atom sets,
+  // or a device sweeping plans, must not grow without limit): least recently used
+  // entries go first; whoever still holds one keeps it alive.
+  static constexpr size_t kMaxCachedBlocks = 1024, kMaxCachedSchedules = 256;
+  mutable BoundedCache<std::vector<int>, std::shared_ptr<const BlockImpl>> blocks{kMaxCachedBlocks};
 
   struct Step {
     std::shared_ptr<const BlockImpl> block;
     std::vector<int> free_after;  // value ids whose last use is this step
   };
-  mutable std::map<std::vector<int>, std::shared_ptr<const std::vector<Step>>> schedules;
+  mutable BoundedCache<std::vector<int>, std::shared_ptr<const std::vector<Step>>> schedules{kMaxCachedSchedules};
   std::shared_ptr<const std::vector<Step>> schedule(const std::vector<int>& placement) const;
   std::shared_ptr<const std::vector<Step>> make_steps(const std::vector<std::vector<int>>& groups) const;
   std::vector<at::Tensor> run_steps(const std::vector<at::Tensor>& inputs, const std::vector<Step>& steps) const;
-  mutable std::map<std::vector<std::vector<int>>, std::shared_ptr<const std::vector<Step>>> explicit_schedules;
+  mutable BoundedCache<std::vector<std::vector<int>>, std::shared_ptr<const std::vector<Step>>> explicit_schedules{
+      kMaxCachedSchedules};
 };
 
 }  // namespace tessera

@@ -7,6 +7,8 @@
 #include "tessera/runtime/deployment.h"
 
 #include <chrono>
+#include <cmath>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -32,6 +34,9 @@ struct Deployment::Impl {
   std::array<uint8_t, 32> hash{};
   Clock::time_point down_until{};
   Timeline last;
+  // One request at a time: run, ping, probe and echo share one socket (ZeroMQ sockets
+  // are not thread-safe), and accessors copy under the lock.
+  mutable std::mutex mu;
 
   Impl(Model m, std::vector<int> p, DeploymentOptions o) : model(std::move(m)), opt(std::move(o)) {
     TESSERA_CHECK(opt.timeout_ms > 0, InvalidArgument, "timeout_ms must be > 0, got {}", opt.timeout_ms);
@@ -55,6 +60,9 @@ struct Deployment::Impl {
   void set_placement(std::vector<int> p) {
     TESSERA_CHECK(static_cast<int>(p.size()) == model.num_atoms(), InvalidArgument,
                   "placement has {} entries, the model has {} atoms", p.size(), model.num_atoms());
+    for (size_t a = 0; a < p.size(); ++a)
+      TESSERA_CHECK(p[a] == 0 || p[a] == 1, InvalidArgument,
+                    "placement[{}] = {}: a deployment has two targets, 0 (this device) and 1 (the server)", a, p[a]);
     model.impl()->schedule(p);  // validates and caches the blocks now, not on the first request
     placement = std::move(p);
   }
@@ -107,11 +115,22 @@ struct Deployment::Impl {
                               double* link_ms = nullptr) {
     double lm = 0;
     if (opt.link) lm += emulate(opt.link->transmit(static_cast<double>(message_bytes(body, tensors))));
-    if (h.type == MsgType::Request) h.deadline_us = now_us() + int64_t{timeout_ms} * 1000;
+    if (h.type == MsgType::Request) h.budget_us = int64_t{timeout_ms} * 1000;
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     h.request_id = next_id++;
     h.model_hash = hash;
     auto& s = socket();
+    try {
+      return exchange(s, h, body, tensors, timeout_ms, deadline, err, up, down, lm, link_ms);
+    } catch (const zmq::error_t& e) {  // EINTR, a closed context, ...: the caller falls back
+      err = fmt::format("ZeroMQ error talking to {}: {}", opt.server, e.what());
+      return std::nullopt;
+    }
+  }
+
+  std::optional<Message> exchange(zmq::socket_t& s, const Header& h, const std::string& body,
+                                  const std::vector<at::Tensor>& tensors, int timeout_ms, Clock::time_point deadline,
+                                  std::string& err, size_t* up, size_t* down, double lm, double* link_ms) {
     if (!send_message(s, h, body, tensors, /*delimiter=*/true, false, up)) {
       err = fmt::format("server {} not reachable within {} ms", opt.server, timeout_ms);
       return std::nullopt;
@@ -142,7 +161,31 @@ struct Deployment::Impl {
     return std::nullopt;
   }
 
+  // "" if a Reply carries what the block produces (count, dtypes, shapes, a finite
+  // non-negative server time); else what is wrong, naming the output and the atoms.
+  std::string check_reply(const Message& rep, const BlockImpl& blk) const {
+    const auto& vals = model.graph().values;
+    if (rep.tensors.size() != blk.outputs.size())
+      return fmt::format("reply for atoms [{}] carries {} tensors, the block has {} outputs", fmt::join(blk.atoms, ", "),
+                         rep.tensors.size(), blk.outputs.size());
+    if (!std::isfinite(rep.header.server_ms) || rep.header.server_ms < 0)
+      return fmt::format("reply for atoms [{}] reports server_ms = {}", fmt::join(blk.atoms, ", "),
+                         rep.header.server_ms);
+    for (size_t i = 0; i < rep.tensors.size(); ++i) {
+      const auto& want = vals[blk.outputs[i]].info;
+      const auto& t = rep.tensors[i];
+      const std::string got = dtype_from_code(describe(t).dtype);
+      std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+      if (got != want.dtype || shape != want.shape)
+        return fmt::format("reply output {} (value '{}') of atoms [{}] is {} [{}], expected {} {}", i,
+                           vals[blk.outputs[i]].name, fmt::join(blk.atoms, ", "), got, fmt::join(shape, ", "),
+                           want.dtype, want.shape_str());
+    }
+    return "";
+  }
+
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) {
+    std::lock_guard<std::mutex> lock(mu);
     model.check_inputs(inputs);
     const auto& G = model.graph();
     auto steps = model.impl()->schedule(placement);
@@ -176,7 +219,8 @@ struct Deployment::Impl {
           }
           bt.round_trip_ms = ms_since(t0) + (opt.emulation == adapt::Emulation::Account ? link_ms : 0.0);
           bt.link_ms = link_ms;
-          if (rep && rep->header.type == MsgType::Reply && rep->tensors.size() == blk.outputs.size()) {
+          if (rep && rep->header.type == MsgType::Reply) err = check_reply(*rep, blk);
+          if (rep && rep->header.type == MsgType::Reply && err.empty()) {
             outs = std::move(rep->tensors);
             bt.remote = true;
             bt.server_ms = rep->header.server_ms;
@@ -185,8 +229,7 @@ struct Deployment::Impl {
             bt.bytes_down = down;
           } else {
             if (rep && rep->header.type == MsgType::Error) err = "server error: " + rep->body;
-            else if (rep) err = fmt::format("unexpected {} reply with {} tensors", msg_type_name(rep->header.type),
-                                            rep->tensors.size());
+            else if (rep && err.empty()) err = fmt::format("unexpected {} reply", msg_type_name(rep->header.type));
             bt.error = err;
             mark_down();
           }
@@ -231,14 +274,27 @@ Deployment::Deployment(Deployment&&) noexcept = default;
 Deployment& Deployment::operator=(Deployment&&) noexcept = default;
 
 std::vector<at::Tensor> Deployment::run(const std::vector<at::Tensor>& inputs) { return impl_->run(inputs); }
-void Deployment::set_placement(std::vector<int> placement) { impl_->set_placement(std::move(placement)); }
-const std::vector<int>& Deployment::placement() const { return impl_->placement; }
-const Timeline& Deployment::last_timeline() const { return impl_->last; }
-bool Deployment::server_available() const { return impl_->available(); }
+void Deployment::set_placement(std::vector<int> placement) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->set_placement(std::move(placement));
+}
+std::vector<int> Deployment::placement() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->placement;
+}
+Timeline Deployment::last_timeline() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->last;
+}
+bool Deployment::server_available() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->available();
+}
 const Model& Deployment::model() const { return impl_->model; }
 
 std::string Deployment::ping(int timeout_ms) {
   TESSERA_CHECK(!impl_->opt.server.empty(), InvalidArgument, "no server configured");
+  std::lock_guard<std::mutex> lock(impl_->mu);
   Header h;
   h.type = MsgType::Ping;
   std::string err;
@@ -251,6 +307,7 @@ std::string Deployment::ping(int timeout_ms) {
 }
 
 double Deployment::probe(size_t bytes) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->opt.server.empty() || !impl_->available()) return -1;
   Header h;
   h.type = MsgType::Echo;
@@ -268,6 +325,7 @@ double Deployment::probe(size_t bytes) {
 
 std::vector<at::Tensor> Deployment::echo(const std::vector<at::Tensor>& tensors) {
   TESSERA_CHECK(!impl_->opt.server.empty(), InvalidArgument, "no server configured");
+  std::lock_guard<std::mutex> lock(impl_->mu);
   Header h;
   h.type = MsgType::Echo;
   std::string err;

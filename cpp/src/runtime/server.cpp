@@ -10,6 +10,7 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -73,9 +74,16 @@ struct Server::Impl {
   }
 
   void zap_loop(std::promise<void>& ready) {
-    zmq::socket_t zap(*ctx, zmq::socket_type::rep);
-    zap.set(zmq::sockopt::linger, 0);
-    zap.bind("inproc://zeromq.zap.01");
+    zmq::socket_t zap;
+    try {
+      zap = zmq::socket_t(*ctx, zmq::socket_type::rep);
+      zap.set(zmq::sockopt::linger, 0);
+      zap.bind("inproc://zeromq.zap.01");
+    } catch (const zmq::error_t& e) {
+      ready.set_exception(std::make_exception_ptr(
+          Error(ErrorKind::Runtime, fmt::format("cannot start the CURVE authenticator: {}", e.what()), "Server::start")));
+      return;
+    }
     ready.set_value();
     std::vector<std::array<uint8_t, 32>> allowed;
     for (const auto& k : opt.allowed_client_keys) {
@@ -86,7 +94,8 @@ struct Server::Impl {
       std::vector<zmq::message_t> f;
       try {
         if (!zmq::recv_multipart(zap, std::back_inserter(f))) continue;
-      } catch (const zmq::error_t&) {
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
         break;
       }
       bool ok = false;
@@ -101,15 +110,18 @@ struct Server::Impl {
                                                 zmq::str_buffer(""), zmq::str_buffer("")};
       try {
         zmq::send_multipart(zap, reply);
-      } catch (const zmq::error_t&) {
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
         break;
       }
     }
   }
 
   void proxy_loop(std::promise<std::string>& bound) {
-    zmq::socket_t front(*ctx, zmq::socket_type::router), back(*ctx, zmq::socket_type::dealer);
+    zmq::socket_t front, back;
     try {
+      front = zmq::socket_t(*ctx, zmq::socket_type::router);
+      back = zmq::socket_t(*ctx, zmq::socket_type::dealer);
       front.set(zmq::sockopt::linger, 0);
       back.set(zmq::sockopt::linger, 0);
       front.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(opt.max_message_bytes + (1 << 20)));
@@ -130,10 +142,13 @@ struct Server::Impl {
       direct_loop(front);
       return;
     }
-    try {
-      zmq::proxy(front, back);
-    } catch (const zmq::error_t&) {
-      // context shut down
+    while (true) {
+      try {
+        zmq::proxy(front, back);
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;  // a signal: go on proxying
+        break;                           // ETERM: the context shut down
+      }
     }
   }
 
@@ -198,11 +213,14 @@ struct Server::Impl {
           for (int a : atoms)
             TESSERA_CHECK(a >= 0 && a < model.num_atoms(), InvalidArgument,
                           "atom id {} out of range: model {} has {} atoms", a, hex.substr(0, 16), model.num_atoms());
-          if (m.header.deadline_us > 0) {
-            const int64_t now = now_us();
-            TESSERA_CHECK(now <= m.header.deadline_us, Timeout, "deadline passed {:.1f} ms before the block started",
-                          (now - m.header.deadline_us) / 1e3);
-          }
+          const auto spent_us = [&] {
+            return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+                .count();
+          };
+          if (m.header.budget_us > 0)
+            TESSERA_CHECK(spent_us() <= m.header.budget_us, Timeout,
+                          "the device's budget of {:.1f} ms for atoms [{}] was spent before the block started",
+                          m.header.budget_us / 1e3, fmt::join(atoms, ", "));
           Block block = model.combine(atoms);
           const auto& vals = model.graph().values;
           TESSERA_CHECK(m.tensors.size() == block.inputs().size(), InvalidArgument,
@@ -218,8 +236,13 @@ struct Server::Impl {
                           got_dtype, fmt::join(got_shape, ", "), want.dtype, want.shape_str());
           }
           auto outputs = block(m.tensors);
+          for (size_t i = 0; i < outputs.size(); ++i)  // every output can go on the wire, before any frame is sent
+            TESSERA_CHECK(outputs[i].defined() && has_wire_dtype(outputs[i]), InvalidArgument,
+                          "output {} (value '{}') of atoms [{}] cannot be sent: dtype {}", i,
+                          vals[block.outputs()[i]].name, fmt::join(atoms, ", "),
+                          outputs[i].defined() ? c10::toString(outputs[i].scalar_type()) : "undefined");
           const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-          if (m.header.deadline_us > 0 && now_us() > m.header.deadline_us) ++late;
+          if (m.header.budget_us > 0 && spent_us() > m.header.budget_us) ++late;
           h.type = MsgType::Reply;
           h.server_ms = ms;
           send_envelope(s, env);
@@ -235,6 +258,8 @@ struct Server::Impl {
       reply_error(s, env, rid, e.message());
     } catch (const zmq::error_t&) {
       throw;
+    } catch (const c10::Error& e) {  // LibTorch's message without its C++ backtrace
+      reply_error(s, env, rid, std::string("internal error: ") + e.what_without_backtrace());
     } catch (const std::exception& e) {
       reply_error(s, env, rid, std::string("internal error: ") + e.what());
     }
@@ -259,23 +284,27 @@ struct Server::Impl {
   }
 
   void worker_loop() {
-    zmq::socket_t s(*ctx, zmq::socket_type::rep);
-    s.set(zmq::sockopt::linger, 0);
+    zmq::socket_t s;
     try {
+      s = zmq::socket_t(*ctx, zmq::socket_type::rep);
+      s.set(zmq::sockopt::linger, 0);
       s.connect(backend);
-    } catch (const zmq::error_t&) {
+    } catch (const zmq::error_t& e) {
+      if (e.num() != ETERM) std::fprintf(stderr, "tessera-server: a worker could not start: %s\n", e.what());
       return;
     }
     while (true) {
       std::vector<zmq::message_t> frames;
       try {
         if (!zmq::recv_multipart(s, std::back_inserter(frames))) continue;
-      } catch (const zmq::error_t&) {
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
         break;  // ETERM: stopping
       }
       try {
         handle(s, frames, 0);
-      } catch (const zmq::error_t&) {
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
         break;
       }
     }
@@ -287,7 +316,8 @@ struct Server::Impl {
       std::vector<zmq::message_t> frames;
       try {
         if (!zmq::recv_multipart(front, std::back_inserter(frames))) continue;
-      } catch (const zmq::error_t&) {
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
         break;
       }
       size_t first = 0;  // after the identity frame(s) and the empty delimiter
@@ -296,7 +326,8 @@ struct Server::Impl {
       ++first;
       try {
         handle(front, frames, first);
-      } catch (const zmq::error_t&) {
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
         break;
       }
     }
@@ -307,6 +338,8 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   TESSERA_CHECK(options.workers >= 1, InvalidArgument, "workers must be >= 1, got {}", options.workers);
   TESSERA_CHECK(options.intra_op_threads >= 1, InvalidArgument, "intra_op_threads must be >= 1, got {}",
                 options.intra_op_threads);
+  TESSERA_CHECK(options.max_message_bytes >= 1, InvalidArgument, "max_message_bytes must be >= 1, got {}",
+                options.max_message_bytes);
   TESSERA_CHECK(options.curve_secret_key.empty() || !options.allowed_client_keys.empty(), InvalidArgument,
                 "CURVE is on but no client key is allowed (allowed_client_keys is empty)");
   for (const auto& k : options.allowed_client_keys) {
@@ -351,8 +384,7 @@ void Server::start() {
 
 void Server::stop() {
   auto& d = *impl_;
-  if (!d.running) return;
-  d.running = false;
+  if (!d.running.exchange(false)) return;  // one caller stops; a concurrent second returns
   if (d.ctx) d.ctx->shutdown();
   for (auto& t : d.threads)
     if (t.joinable()) t.join();

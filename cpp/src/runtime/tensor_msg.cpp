@@ -1,5 +1,8 @@
 #include "tensor_msg.h"
 
+#include <cstdint>
+#include <cstring>
+
 #include "../graph/dtype.h"
 #include "tessera/core/error.h"
 
@@ -19,6 +22,8 @@ TensorDesc describe(const at::Tensor& t) {
   return d;
 }
 
+bool has_wire_dtype(const at::Tensor& t) { return has_dtype_name(t.scalar_type()); }
+
 zmq::message_t tensor_frame(const at::Tensor& t) {
   if (t.nbytes() == 0) return zmq::message_t();
   auto* keep = new at::Tensor(t);
@@ -30,6 +35,14 @@ at::Tensor frame_tensor(zmq::message_t&& frame, const TensorDesc& d) {
                 frame.size(), d.nbytes);
   auto opts = at::TensorOptions().dtype(scalar_type_of(dtype_from_code(d.dtype)));
   if (d.nbytes == 0) return at::empty(d.dims, opts);
+  // libzmq keeps small frames inside its shared receive buffer at whatever offset
+  // they landed: wrapping a misaligned address is undefined behaviour (and faults on
+  // strict-alignment CPUs), so such a frame is copied once; aligned frames are wrapped.
+  if (reinterpret_cast<uintptr_t>(frame.data()) % kTensorAlignment != 0) {
+    auto t = at::empty(d.dims, opts);
+    std::memcpy(t.data_ptr(), frame.data(), d.nbytes);
+    return t;
+  }
   auto* owned = new zmq::message_t(std::move(frame));
   return at::from_blob(owned->data(), d.dims, [owned](void*) { delete owned; }, opts);
 }

@@ -13,10 +13,14 @@
 namespace tessera::runtime {
 
 TensorDesc describe(const at::Tensor& t);  // t must be contiguous
+bool has_wire_dtype(const at::Tensor& t);  // describe() accepts its dtype
 // A frame that points at the tensor's memory and keeps the storage alive until
 // ZeroMQ is done with it.
 zmq::message_t tensor_frame(const at::Tensor& contiguous);
-// A tensor that points at the frame's memory and owns the frame.
+// A tensor that points at the frame's memory and owns the frame; a frame whose data
+// is not kTensorAlignment-aligned (libzmq packs small frames into a shared buffer)
+// is copied into a fresh tensor instead.
+inline constexpr size_t kTensorAlignment = 16;
 at::Tensor frame_tensor(zmq::message_t&& frame, const TensorDesc& d);
 
 struct Message {

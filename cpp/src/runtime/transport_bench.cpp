@@ -14,7 +14,7 @@ namespace {
 // A DEALER connected to a raw echo server, with a payload sent zero-copy.
 class RawEcho {
  public:
-  RawEcho(const std::string& endpoint, size_t bytes) : s_(ctx_, zmq::socket_type::dealer), payload_(bytes, 1) {
+  RawEcho(const std::string& endpoint, size_t bytes) : payload_(bytes, 1), s_(ctx_, zmq::socket_type::dealer) {
     s_.set(zmq::sockopt::linger, 0);
     s_.set(zmq::sockopt::rcvtimeo, 10000);
     s_.connect(endpoint);
@@ -33,9 +33,11 @@ class RawEcho {
   }
 
  private:
+  // Declared first, destroyed last: ZeroMQ may still read it (zero-copy) until the
+  // socket and the context are gone.
+  std::vector<char> payload_;
   zmq::context_t ctx_;
   zmq::socket_t s_;
-  std::vector<char> payload_;
   std::string endpoint_;
 };
 

@@ -54,7 +54,7 @@ const std::string& dtype_from_code(uint8_t code) {
 }
 
 // Layout (offsets): 0 magic u32, 4 version u16, 6 type u16, 8 request_id u64,
-// 16 model_hash[32], 48 atom_count u32, 52 tensor_count u32, 56 deadline_us i64,
+// 16 model_hash[32], 48 atom_count u32, 52 tensor_count u32, 56 budget_us i64,
 // 64 server_ms f64, 72 queue_ms f64, 80 flags u32, 84 reserved u32, 88..95 zero.
 std::string encode_header(const Header& h) {
   std::string s(kHeaderBytes, '\0');
@@ -65,7 +65,7 @@ std::string encode_header(const Header& h) {
   std::memcpy(&s[16], h.model_hash.data(), 32);
   put(s, 48, h.atom_count);
   put(s, 52, h.tensor_count);
-  put(s, 56, h.deadline_us);
+  put(s, 56, h.budget_us);
   put(s, 64, h.server_ms);
   put(s, 72, h.queue_ms);
   put(s, 80, h.flags);
@@ -90,7 +90,7 @@ Header decode_header(const void* data, size_t size) {
   std::memcpy(h.model_hash.data(), p + 16, 32);
   h.atom_count = get<uint32_t>(p, 48);
   h.tensor_count = get<uint32_t>(p, 52);
-  h.deadline_us = get<int64_t>(p, 56);
+  h.budget_us = get<int64_t>(p, 56);
   h.server_ms = get<double>(p, 64);
   h.queue_ms = get<double>(p, 72);
   h.flags = get<uint32_t>(p, 80);

@@ -1,12 +1,18 @@
 // Runtime in C++: wire codec checks, a real server on loopback, a device
 // deployment whose split runs equal the whole model, fallback when the server
-// goes away, malformed messages answered with errors.
+// goes away, malformed messages answered with errors, aligned zero-copy tensors,
+// time budgets, thread safety, signals.
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <sstream>
+#include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -163,4 +169,152 @@ TEST_F(Fixture, MalformedRequestsGetErrorReplies) {
   Deployment dep(*model, std::vector<int>(model->num_atoms(), 1), o);
   EXPECT_TRUE(torch::equal(dep.run({x})[0], model->run({x})[0]));
   EXPECT_GE(srv.stats().errors, 3u);
+}
+
+// Small frames land inside libzmq's shared receive buffer (or inside the message
+// itself) at any offset: received tensors must still be aligned for their dtype.
+TEST_F(Fixture, ReceivedTensorsAreAligned) {
+  Server srv(options());
+  srv.start();
+  DeploymentOptions o;
+  o.server = srv.endpoint();
+  Deployment dep(*model, std::vector<int>(model->num_atoms(), 0), o);
+  std::vector<at::Tensor> sent = {torch::arange(5, torch::kUInt8),     torch::randn({3}, torch::kFloat64),
+                                  torch::randn({7}),                   torch::arange(3, torch::kInt64),
+                                  torch::randn({100}),                 torch::randn({3, 5}, torch::kFloat64),
+                                  torch::arange(1001, torch::kUInt8),  torch::randn({2000})};
+  for (int round = 0; round < 3; ++round) {
+    auto back = dep.echo(sent);
+    ASSERT_EQ(back.size(), sent.size());
+    for (size_t i = 0; i < sent.size(); ++i) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(back[i].data_ptr()) % 16, 0u)
+          << "tensor " << i << " (" << sent[i].nbytes() << " bytes) at a misaligned address";
+      EXPECT_TRUE(torch::equal(back[i], sent[i])) << "tensor " << i;
+    }
+  }
+}
+
+// The request carries a time budget, not a time of day: the server counts it from its
+// own receipt, so a device whose clock disagrees with the server's is still served.
+TEST_F(Fixture, BudgetIsCountedFromTheServersReceipt) {
+  Server srv(options());
+  srv.start();
+  zmq::context_t ctx;
+  zmq::socket_t s(ctx, zmq::socket_type::req);
+  s.set(zmq::sockopt::rcvtimeo, 10000);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(srv.endpoint());
+  std::vector<int> all(model->num_atoms());
+  for (int a = 0; a < model->num_atoms(); ++a) all[a] = a;
+  auto x_c = x.contiguous();
+  TensorDesc d;
+  d.dtype = dtype_code("float32");
+  d.dims.assign(x_c.sizes().begin(), x_c.sizes().end());
+  d.nbytes = x_c.nbytes();
+  auto ask = [&](int64_t budget_us) {
+    Header h;
+    h.type = MsgType::Request;
+    h.model_hash = hash_from_hex(model->hash());
+    h.atom_count = static_cast<uint32_t>(all.size());
+    h.tensor_count = 1;
+    h.budget_us = budget_us;
+    std::string hb = encode_header(h), ab = encode_atoms(all), db = encode_descs({d});
+    std::array<zmq::const_buffer, 4> frames = {zmq::buffer(hb), zmq::buffer(ab), zmq::buffer(db),
+                                               zmq::buffer(x_c.data_ptr(), x_c.nbytes())};
+    zmq::send_multipart(s, frames);
+    std::vector<zmq::message_t> reply;
+    EXPECT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
+    auto rh = decode_header(reply.at(0).data(), reply.at(0).size());
+    return std::make_pair(rh.type, reply.at(1).to_string());
+  };
+  // 10 s: as a wall-clock deadline this would be 1970 and long past
+  auto [t1, m1] = ask(10'000'000);
+  EXPECT_EQ(t1, MsgType::Reply) << m1;
+  auto [t2, m2] = ask(0);  // no budget
+  EXPECT_EQ(t2, MsgType::Reply) << m2;
+  EXPECT_EQ(srv.stats().late, 0u);
+  EXPECT_EQ(srv.stats().errors, 0u);
+}
+
+// One Deployment shared by threads: requests take turns on its one socket, and
+// the accessors read consistent copies while requests run.
+TEST_F(Fixture, DeploymentIsSafeAcrossThreads) {
+  Server srv(options());
+  srv.start();
+  DeploymentOptions o;
+  o.server = srv.endpoint();
+  o.timeout_ms = 10000;
+  const int A = model->num_atoms();
+  std::vector<int> split(A, 1);
+  for (int a = 0; a < A / 2; ++a) split[a] = 0;
+  Deployment dep(*model, split, o);
+  const auto want = model->run({x})[0];
+  std::atomic<int> wrong{0}, fallbacks{0}, done{0};
+  auto worker = [&] {
+    for (int i = 0; i < 15; ++i) {
+      auto y = dep.run({x})[0];
+      wrong += !torch::allclose(y, want, 1e-5, 1e-6);
+    }
+    ++done;
+  };
+  std::thread t1(worker), t2(worker);
+  while (done < 2) {
+    auto tl = dep.last_timeline();
+    fallbacks += tl.fallback;
+    EXPECT_EQ(dep.placement().size(), static_cast<size_t>(A));
+    (void)dep.server_available();
+  }
+  t1.join();
+  t2.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(fallbacks.load(), 0);
+  EXPECT_EQ(srv.stats().replies, 30u);
+  EXPECT_THROW(dep.set_placement(std::vector<int>(A, 2)), Error);  // two targets only: 0 and 1
+}
+
+namespace {
+void on_usr1(int) {}
+
+// SIGUSR1 to every other thread of this process (the server's among them; libzmq's
+// own threads block all signals, so it stays pending there).
+void signal_other_threads() {
+  const pid_t self = static_cast<pid_t>(::syscall(SYS_gettid));
+  for (const auto& e : fs::directory_iterator("/proc/self/task")) {
+    const pid_t tid = static_cast<pid_t>(std::stol(e.path().filename().string()));
+    if (tid != self) ::syscall(SYS_tgkill, ::getpid(), tid, SIGUSR1);
+  }
+}
+}  // namespace
+
+// A signal landing on a server thread interrupts its blocking receive (EINTR): the
+// server must go on serving, not lose the thread. And two stop() calls at once are safe.
+TEST_F(Fixture, ServerSurvivesSignalsAndConcurrentStops) {
+  struct sigaction sa {}, old {};
+  sa.sa_handler = on_usr1;  // no SA_RESTART: blocking calls return EINTR
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  for (int workers : {1, 2}) {
+    auto opt = options();
+    opt.workers = workers;
+    Server srv(opt);
+    srv.start();
+    for (int i = 0; i < 5; ++i) {
+      signal_other_threads();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    DeploymentOptions o;
+    o.server = srv.endpoint();
+    o.timeout_ms = 5000;
+    Deployment dep(*model, std::vector<int>(model->num_atoms(), 1), o);
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_TRUE(torch::allclose(dep.run({x})[0], model->run({x})[0], 1e-5, 1e-6));
+      EXPECT_FALSE(dep.last_timeline().fallback) << "workers=" << workers << ": "
+                                                 << dep.last_timeline().blocks.back().error;
+    }
+    std::thread a([&] { srv.stop(); }), b([&] { srv.stop(); });
+    a.join();
+    b.join();
+    EXPECT_FALSE(srv.running());
+  }
+  sigaction(SIGUSR1, &old, nullptr);
 }

@@ -70,10 +70,11 @@ class AdaptiveDeployment {
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
   // The app's memory shrank (or grew): re-plan under this budget before the next request.
   void set_memory_budget(double device_memory_bytes);
-  const std::vector<RequestRecord>& timeline() const;
-  const std::vector<int>& placement() const;
-  const Monitor& monitor() const;
-  runtime::Deployment& deployment();
+  // Thread-safe (run() from one thread, these from others): they return copies.
+  std::vector<RequestRecord> timeline() const;
+  std::vector<int> placement() const;
+  Monitor monitor() const;
+  runtime::Deployment& deployment();  // the underlying deployment (its own calls are thread-safe)
   // Breakpoints (Mbit/s) of the parametric table in use (empty for other planners).
   std::vector<double> breakpoints() const;
 

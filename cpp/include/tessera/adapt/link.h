@@ -12,6 +12,7 @@
 // construction (times time_scale) or a virtual time the caller sets. torch-free.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <string>
@@ -60,8 +61,8 @@ class Link {
  private:
   LinkSpec spec_;
   std::chrono::steady_clock::time_point start_;
-  bool virtual_ = false;
-  double virtual_t_ = 0;
+  std::atomic<bool> virtual_{false};  // read without the lock by now_s()
+  std::atomic<double> virtual_t_{0};
   double tokens_ = 0;       // bytes available in the bucket
   double last_refill_ = 0;  // link time of the last refill
   mutable std::mutex mu_;

@@ -71,8 +71,10 @@ class Deployment {
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
   // Swap the plan between requests (takes effect at the next run()).
   void set_placement(std::vector<int> placement);
-  const std::vector<int>& placement() const;
-  const Timeline& last_timeline() const;
+  // Thread-safe: calls from several threads take turns (one request at a time on
+  // the one socket); the accessors return copies.
+  std::vector<int> placement() const;
+  Timeline last_timeline() const;
   // Round trip of a Ping; returns the server's counters (JSON) or "" on timeout.
   std::string ping(int timeout_ms = 500);
   // Round trip of tensors through the server and back (transport benchmark).

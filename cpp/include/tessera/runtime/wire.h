@@ -49,9 +49,12 @@ struct Header {
   std::array<uint8_t, 32> model_hash{};  // sha256 of the atomized model (raw bytes)
   uint32_t atom_count = 0;               // Request: number of atom ids in frame 1
   uint32_t tensor_count = 0;             // number of tensor frames
-  int64_t deadline_us = 0;               // Request: wall-clock deadline (us since epoch), 0 = none
-  double server_ms = 0;                  // Reply: time the server spent on the block
-  double queue_ms = 0;                   // Reply: time the request waited for a worker
+  // Request: how long the device waits for the reply, from when it sent the request
+  // (us; 0 = no limit). A budget, not a time of day: the server counts it from its own
+  // receipt of the request, so the two machines' clocks never meet.
+  int64_t budget_us = 0;
+  double server_ms = 0;                  // Reply: time the server spent on the block, from its receipt
+  double queue_ms = 0;                   // reserved (0): queueing before a worker takes the request is not measured
   uint32_t flags = 0;                    // reserved, 0
   uint32_t reserved = 0;
 };
