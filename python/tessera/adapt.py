@@ -40,6 +40,10 @@ class Link:
     def __init__(self, bandwidth_mbps: float | None = None, rtt_ms: float = 0.0, trace=None, scale: float = 1.0,
                  burst_bytes: float = 0.0, time_scale: float = 1.0, label: str = ""):
         spec = _core.LinkSpec()
+        if trace is not None and bandwidth_mbps is not None:
+            raise _core.InvalidArgumentError("Link takes bandwidth_mbps or trace, not both")
+        if not (scale > 0 and math.isfinite(scale)):
+            raise _core.InvalidArgumentError(f"scale = {scale} must be a finite number > 0")
         if trace is not None:
             samples = read_trace(trace) if isinstance(trace, (str, os.PathLike)) else [tuple(map(float, s))
                                                                                        for s in trace]
@@ -57,13 +61,18 @@ class Link:
         self._core = _core.EmulatedLink(spec)
 
     def bandwidth_at(self, t_s: float) -> float:
+        """The link's bandwidth (Mbit/s) at t_s seconds (a trace repeats after its end)."""
+        if not (t_s >= 0 and math.isfinite(t_s)):
+            raise _core.InvalidArgumentError(f"t_s = {t_s} must be a finite time >= 0")
         return self._core.bandwidth_at(t_s)
 
     @property
     def bandwidth_now(self) -> float:
+        """The bandwidth (Mbit/s) at the link's current time."""
         return self._core.bandwidth_now()
 
     def now(self) -> float:
+        """The link's clock (s): wall time since creation, or the time set_time() gave."""
         return self._core.now_s()
 
     def set_time(self, t_s: float) -> None:
@@ -72,14 +81,17 @@ class Link:
 
     @property
     def mean_bandwidth(self) -> float:
+        """Time-weighted mean bandwidth of the trace (or the constant rate), Mbit/s."""
         return self._core.mean_bandwidth()
 
     @property
     def duration_s(self) -> float:
+        """Length of the trace in seconds (0 for a constant link)."""
         return self._core.duration_s()
 
     @property
     def rtt_ms(self) -> float:
+        """Round-trip time of the link, ms."""
         return self._core.spec.rtt_ms
 
     def __repr__(self):
@@ -102,13 +114,32 @@ def deployment_options(server: str, timeout_ms: int, retry_ms: int, link: Link |
 
 
 class AdaptiveDeployment:
-    """A deployment that watches its transfers and switches plans between requests."""
+    """A deployment that watches its transfers and switches plans between requests.
+
+    model, costs: the model and per-atom costs ({"device": [...], "server": [...]}, as for
+    :func:`tessera.plan`). server: the edge server's endpoint. planner: "parametric" (the
+    precomputed envelope over bandwidth, default), "mincut", "compressed", "chain" or "gads".
+    link: a :class:`Link` every message passes through (emulation). rtt_ms: the round trip to
+    plan with; None measures it with probes. timeout_ms / retry_ms: a reply later than
+    timeout_ms falls back to the device, and the server is retried after retry_ms.
+    device_slowdown, emulation: as for :class:`tessera.Deployment`. hysteresis: keep the plan
+    while the estimate stays within its validity interval widened by this fraction (0.2).
+    initial_bandwidth_mbps: the estimate before any transfer (0: probe first).
+    memory_budget_mb: device memory for weights (None: unlimited; gads plans under it).
+    probe_every: probe the link after this many requests that sent nothing. window: the
+    bandwidth estimate is the median of this many samples. react_to_drops: believe a drop
+    below the median at once (rises need confirmation).
+    """
 
     def __init__(self, model: Model, costs, server: str, planner: str = "parametric", link: Link | None = None,
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
                  device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.2,
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
                  window: int = 3, react_to_drops: bool = True):
+        if rtt_ms is not None and not (rtt_ms >= 0 and math.isfinite(rtt_ms)):
+            raise _core.InvalidArgumentError(f"rtt_ms = {rtt_ms} must be >= 0 (or None: measure it)")
+        if memory_budget_mb is not None and not memory_budget_mb >= 0:
+            raise _core.InvalidArgumentError(f"memory_budget_mb = {memory_budget_mb} must be >= 0 (or None)")
         self.model = model
         self.cost_model = make_cost_model(model, costs)
         a = _core.AdaptiveOptions()

@@ -40,6 +40,10 @@ def open_model(spec: str, shapes=None, dtype: str = "float32"):
     import tessera as ts
     from tessera import zoo
 
+    if spec.startswith("zoo:") or Path(spec).is_dir():
+        if shapes or dtype != "float32":  # their inputs are known: say so rather than ignore the flags
+            print(f"tessera: {spec}: --input-shape/--dtype ignored (the model's own example inputs are used)",
+                  file=sys.stderr)
     if spec.startswith("zoo:"):
         path, xs = zoo.torchscript(spec[4:])
         return ts.load(str(path), xs), xs
@@ -55,11 +59,42 @@ def open_model(spec: str, shapes=None, dtype: str = "float32"):
     return ts.load(str(p), xs), xs
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
+    if not (v > 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    return v
+
+
+def _dtype(text: str) -> str:
+    import torch
+
+    if not isinstance(getattr(torch, text, None), torch.dtype):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a torch dtype (float32, float16, int64, ...)")
+    return text
+
+
 def _add_model_args(sp):
     sp.add_argument("model", help="TorchScript file, atom store directory, or zoo:NAME")
     sp.add_argument("--input-shape", type=_shape, action="append", dest="shapes",
                     help="example input shape, e.g. 1x3x224x224 (repeat for several inputs)")
-    sp.add_argument("--dtype", default="float32", help="dtype of the example inputs (default float32)")
+    sp.add_argument("--dtype", default="float32", type=_dtype,
+                    help="dtype of the example inputs of a TorchScript file (default float32)")
 
 
 def cmd_inspect(args):
@@ -97,8 +132,8 @@ def main(argv=None):
     sp.add_argument("--overwrite", action="store_true", help="replace an existing store")
     sp.set_defaults(func=cmd_atomize)
     sp = sub.add_parser("zoo", help="trace a zoo model to TorchScript (random weights, offline)")
-    sp.add_argument("name")
-    sp.add_argument("dir", nargs="?", default=None)
+    sp.add_argument("name", help="zoo model name (resnet50, googlenet, mobilenet_v2, transformer, ...)")
+    sp.add_argument("dir", nargs="?", default=None, help="directory for NAME.pt (default: the model cache)")
     sp.set_defaults(func=cmd_zoo)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
@@ -106,8 +141,13 @@ def main(argv=None):
     import tessera as ts
     try:
         args.func(args)
-    except ts.TesseraError as e:
-        print(f"tessera {args.command}: error: {e}", file=sys.stderr)
+    except (ts.TesseraError, OSError, ValueError, KeyError) as e:
+        # One line that names what was wrong, never a traceback, for every error a
+        # user's input can cause (a missing file, an unknown name, a bad value).
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if isinstance(e, OSError) and e.filename and str(e.filename) not in str(e):
+            msg = f"{e.filename}: {e}"
+        print(f"tessera {args.command}: error: {msg}", file=sys.stderr)
         return 1
     return 0
 

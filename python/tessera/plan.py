@@ -76,6 +76,10 @@ def make_cost_model(model, costs: Mapping[str, Any]) -> "_core.CostModel":
     for key in ("device", "server"):
         if key not in costs:
             raise _core.InvalidArgumentError(f"costs['{key}'] is missing (per-atom ms on the {key})")
+        table_hash, model_hash = getattr(costs[key], "model_hash", ""), getattr(model, "hash", "")
+        if table_hash and model_hash and table_hash != model_hash:  # a CostTable of another model
+            raise _core.InvalidArgumentError(f"costs['{key}'] is a cost table of model {table_hash[:16]}, "
+                                             f"not of this model ({model_hash[:16]})")
     compute = [_per_atom(costs["device"], "costs['device']"), _per_atom(costs["server"], "costs['server']")]
     energy = []
     if costs.get("energy") is not None:

@@ -5,7 +5,7 @@
 
 Costs come from profiling this machine (``ts.profile``, 1 thread, 5 repeats):
 server = the measured medians, device = server x --device-slowdown; or from two
-cost-table JSON files (``ts.CostTable.save`` / ``tessera profile --out``).
+cost-table JSON files (``ts.CostTable.save`` / ``tessera profile --json FILE``).
 gads plans under --memory-mb (device parameter budget); the other planners
 ignore it and report ``infeasible`` when they break it.
 """
@@ -67,10 +67,18 @@ def cmd_plan(args):
 
     if (args.costs_device is None) != (args.costs_server is None):
         raise SystemExit("tessera plan: give both --costs-device and --costs-server, or neither (profile here)")
+    if args.explain is not None and args.explain not in tplan.planner_names():
+        raise SystemExit(f"tessera plan: --explain {args.explain}: not a planner; "
+                         f"one of {', '.join(tplan.planner_names())}")
     m, xs = open_model(args.model, args.shapes, args.dtype)
     if args.costs_device:
-        dev = ts.CostTable.read(args.costs_device).atom_ms
-        srv = ts.CostTable.read(args.costs_server).atom_ms
+        tables = {}
+        for role, path in (("device", args.costs_device), ("server", args.costs_server)):
+            t = tables[role] = ts.CostTable.read(path)
+            if t.model_hash and t.model_hash != m.hash:  # a table of another model: refuse, name both
+                raise ts.InvalidArgumentError(f"{path} ({role} costs) was profiled on model {t.model_hash[:16]}, "
+                                              f"not on {args.model} ({m.hash[:16]})")
+        dev, srv = tables["device"].atom_ms, tables["server"].atom_ms
         origin = f"cost tables {args.costs_device} (device), {args.costs_server} (server)"
     else:
         t0 = time.perf_counter()
@@ -101,7 +109,7 @@ def cmd_plan(args):
 
 
 def register(sub):
-    from .cli import _add_model_args
+    from .cli import _add_model_args, positive_int
     sp = sub.add_parser("plan", help="every planner's placement, latency, throughput side by side")
     _add_model_args(sp)
     sp.add_argument("--bandwidth", type=float, required=True, help="uplink bandwidth, Mbit/s")
@@ -112,8 +120,8 @@ def register(sub):
     sp.add_argument("--memory-mb", type=float, default=None, help="device memory budget for parameters, MB (gads)")
     sp.add_argument("--costs-device", default=None, help="cost table JSON of the device (instead of profiling)")
     sp.add_argument("--costs-server", default=None, help="cost table JSON of the server (instead of profiling)")
-    sp.add_argument("--threads", type=int, default=1, help="profiling threads (default 1)")
-    sp.add_argument("--repeats", type=int, default=5, help="profiling repeats (default 5)")
+    sp.add_argument("--threads", type=positive_int, default=1, help="profiling threads (default 1)")
+    sp.add_argument("--repeats", type=positive_int, default=5, help="profiling repeats (default 5)")
     sp.add_argument("--explain", default=None, metavar="PLANNER", help="also print this planner's explanation")
     sp.set_defaults(func=cmd_plan)
 

@@ -69,6 +69,8 @@ class BackgroundLoad:
             raise _core.InvalidArgumentError(f"load = {level} must be a finite number >= 0")
         if level > (os.cpu_count() or 1):
             raise _core.InvalidArgumentError(f"load = {level}: this machine has {os.cpu_count()} cores")
+        if not (period_ms > 0 and math.isfinite(period_ms)):
+            raise _core.InvalidArgumentError(f"period_ms = {period_ms} must be a finite number > 0")
         self.level = float(level)
         self.period_s = period_ms / 1e3
         self._procs = []
@@ -154,6 +156,13 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
             raise _core.InvalidArgumentError(f"threads = {t}: this machine has {ncpu} cores")
     if not (settle >= 0 and math.isfinite(settle)):
         raise _core.InvalidArgumentError(f"settle = {settle}: a tolerance >= 0 (0 = off)")
+    # every input checked before the first (minutes-long) profile, not when its turn comes
+    from . import zoo
+    for spec in models:
+        if isinstance(spec, str) and spec not in zoo.NAMES:
+            raise _core.InvalidArgumentError(f"unknown zoo model '{spec}'; known: {', '.join(zoo.NAMES)}")
+    for level in loads:
+        BackgroundLoad(level)  # raises for a bad level
     runs = len(models) * len(threads) * len(loads)
     bar = progress_bar(runs, "collect", progress)
     out = []
@@ -225,6 +234,10 @@ def evaluate(predictor, samples, min_ms: float = 0.1, tolerance: float = 0.10) -
     samples = _samples(samples)
     if not samples:
         raise _core.InvalidArgumentError("evaluate() needs samples (the list is empty)")
+    if not (tolerance > 0 and math.isfinite(tolerance)):
+        raise _core.InvalidArgumentError(f"tolerance = {tolerance} must be a finite number > 0 (0.1 = +-10%)")
+    if not (min_ms >= 0 and math.isfinite(min_ms)):
+        raise _core.InvalidArgumentError(f"min_ms = {min_ms} must be a finite number >= 0")
     pred = predictor.predict(samples)
     if not isinstance(pred, _core.Prediction):
         pred = _core.Prediction([float(v) for v in pred])
@@ -330,19 +343,21 @@ class TorchScriptPredictor(PythonPredictor):
 
 # ---- command line: tessera predictor collect|train|eval ---------------------------------------------
 def _add_sample_args(sp, need_models: bool):
-    sp.add_argument("--samples", help="samples CSV (from `tessera predictor collect`)")
+    from .cli import positive_int
+    if not need_models:  # collect always profiles; train and eval can read an earlier collection
+        sp.add_argument("--samples", help="samples CSV (from `tessera predictor collect`)")
     sp.add_argument("--models", nargs="+", default=[], help="zoo model names to profile now")
-    sp.add_argument("--threads", nargs="+", type=int, default=[1], help="thread counts (default 1)")
+    sp.add_argument("--threads", nargs="+", type=positive_int, default=[1], help="thread counts (default 1)")
     sp.add_argument("--loads", nargs="+", type=float, default=[0.0], help="background load levels (default 0)")
-    sp.add_argument("--repeats", type=int, default=20)
-    sp.add_argument("--warmup", type=int, default=3)
+    sp.add_argument("--repeats", type=positive_int, default=20, help="timed rounds per profile (default 20)")
+    sp.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     sp.add_argument("--settle", type=float, default=0.2,
                     help="profile in the machine's reference state: canary tolerance (default 0.2; 0 = off)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _cli_samples(args):
-    if args.samples:
+    if getattr(args, "samples", None):
         return read_samples(args.samples)
     if not args.models:
         raise _core.InvalidArgumentError("give --samples CSV or --models NAME ... (the model list is empty)")

@@ -59,6 +59,8 @@ class Server:
     def __init__(self, repository: str | os.PathLike, bind: str = "tcp://127.0.0.1:*", workers: int = 1,
                  threads: int = 1, curve_secret_key: str = "", allowed_client_keys: Sequence[str] = (),
                  max_message_mb: int = 1024, verbose: bool = False):
+        if int(max_message_mb) < 1:
+            raise _core.InvalidArgumentError(f"max_message_mb = {max_message_mb} must be >= 1")
         o = _core.ServerOptions()
         o.repository = os.fspath(repository)
         o.bind = bind

@@ -25,7 +25,8 @@ def cmd_serve(args):
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     srv = Server(args.repository, bind=args.bind, workers=args.workers, threads=args.threads,
-                 curve_secret_key=secret, allowed_client_keys=allowed, verbose=args.verbose).start()
+                 curve_secret_key=secret, allowed_client_keys=allowed, max_message_mb=args.max_message_mb,
+                 verbose=args.verbose).start()
     print(f"tessera-server listening on {srv.endpoint} ({len(srv.models())} models, {args.workers} workers)",
           flush=True)
     signal.sigwait(stop)
@@ -47,19 +48,25 @@ def cmd_keygen(args):
 
 
 def register(sub):
+    from .cli import positive_int
     register_run(sub)
     sp = sub.add_parser("serve", help="serve a repository of atom stores to devices (ZeroMQ)")
     sp.add_argument("repository", help="directory of atom stores (or one atom store)")
     sp.add_argument("--bind", default="tcp://127.0.0.1:*", help="ZeroMQ endpoint (default tcp://127.0.0.1:*)")
-    sp.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
-    sp.add_argument("--threads", type=int, default=1, help="LibTorch intra-op threads (default 1)")
+    sp.add_argument("--workers", type=positive_int, default=1, help="worker threads (default 1)")
+    sp.add_argument("--threads", type=positive_int, default=1, help="LibTorch intra-op threads (default 1)")
+    sp.add_argument("--max-message-mb", type=positive_int, default=1024,
+                    help="refuse requests larger than this many MiB (default 1024)")
     sp.add_argument("--curve-secret-key-file", help="turn CURVE on with this server secret key file")
     sp.add_argument("--allow-keys-file", action="append", help="file of allowed client public keys (one per line)")
-    sp.add_argument("--verbose", action="store_true")
+    sp.add_argument("--verbose", action="store_true", help="log every request to stderr")
     sp.set_defaults(func=cmd_serve)
     sp = sub.add_parser("keygen", help="make a CURVE key pair")
     sp.add_argument("--out", help="write OUT.key (secret) and OUT.pub (public)")
     sp.set_defaults(func=cmd_keygen)
+
+
+ADAPTIVE_PLANNERS = ("parametric", "mincut", "chain", "gads", "compressed")
 
 
 def cmd_run(args):
@@ -74,6 +81,9 @@ def cmd_run(args):
     from .profile import profile
     from .runtime import Deployment
 
+    if args.adaptive and args.plan is not None and args.plan not in ADAPTIVE_PLANNERS:
+        raise SystemExit(f"tessera run: --adaptive re-plans with one of {', '.join(ADAPTIVE_PLANNERS)}; "
+                         f"got --plan {args.plan}")
     torch.set_num_threads(args.threads)
     m, xs = open_model(args.model, args.shapes, args.dtype)
     ct = profile(m, xs, threads=args.threads, repeats=5, warmup=2)
@@ -87,13 +97,13 @@ def cmd_run(args):
         link = Link(bandwidth_mbps=args.bandwidth, rtt_ms=args.rtt)
     emulation = args.emulation
     if args.adaptive:
-        planner = args.plan if args.plan in ("parametric", "mincut", "chain", "gads", "compressed") else "parametric"
+        planner = "parametric" if args.plan is None else args.plan
         dep = AdaptiveDeployment(m, costs, server=args.server, planner=planner, link=link, rtt_ms=args.rtt,
                                  device_slowdown=args.device_slowdown, emulation=emulation,
                                  timeout_ms=args.timeout_ms, initial_bandwidth_mbps=0 if link else args.bandwidth)
         core = dep._core
     else:
-        p = make_plan(m, costs, bandwidth_mbps=args.bandwidth, rtt_ms=args.rtt, algorithm=args.plan)
+        p = make_plan(m, costs, bandwidth_mbps=args.bandwidth, rtt_ms=args.rtt, algorithm=args.plan or "mincut")
         print(p.explain())
         dep = Deployment(m, p, server=args.server, link=link, device_slowdown=args.device_slowdown,
                          emulation=emulation, timeout_ms=args.timeout_ms)
@@ -128,21 +138,27 @@ def cmd_run(args):
 
 
 def register_run(sub):
-    from .cli import _add_model_args
+    from .cli import _add_model_args, positive_float, positive_int
     sp = sub.add_parser("run", help="run a model split with a server, checking every output")
     _add_model_args(sp)
     sp.add_argument("--server", required=True, help="server endpoint (tcp://HOST:PORT)")
-    sp.add_argument("--plan", default="mincut", help="planner (mincut, chain, device_only, server_only, ...)")
-    sp.add_argument("--requests", type=int, default=20)
-    sp.add_argument("--bandwidth", type=float, default=5.85, help="Mbit/s for planning (and --emulate-link)")
+    sp.add_argument("--plan", default=None, help="planner (default mincut; with --adaptive parametric, or one of "
+                    f"{', '.join(ADAPTIVE_PLANNERS)})")
+    sp.add_argument("--requests", type=positive_int, default=20, help="requests to run (default 20)")
+    sp.add_argument("--bandwidth", type=positive_float, default=5.85,
+                    help="Mbit/s for planning (and --emulate-link)")
     sp.add_argument("--rtt", type=float, default=20.0, help="round-trip ms for planning and emulation")
-    sp.add_argument("--device-slowdown", type=float, default=1.0, help="emulate a device this many times slower")
-    sp.add_argument("--threads", type=int, default=1)
-    sp.add_argument("--timeout-ms", type=int, default=5000)
+    sp.add_argument("--device-slowdown", type=positive_float, default=1.0,
+                    help="emulate a device this many times slower (default 1: this machine is the device; "
+                    "on one machine, 10 makes offloading worth it)")
+    sp.add_argument("--threads", type=positive_int, default=1, help="LibTorch intra-op threads (default 1)")
+    sp.add_argument("--timeout-ms", type=positive_int, default=5000,
+                    help="a reply later than this falls back to the device (default 5000)")
     sp.add_argument("--emulate-link", action="store_true", help="pass traffic through an emulated link")
     sp.add_argument("--adaptive", action="store_true", help="re-plan while running (monitor + parametric)")
     sp.add_argument("--trace", help="bandwidth trace file (time_s Mbit/s per line) replayed on the link")
-    sp.add_argument("--scale", type=float, default=1.0, help="multiply the trace's bandwidth")
-    sp.add_argument("--period", type=float, default=1.0, help="trace seconds between requests")
-    sp.add_argument("--emulation", choices=["sleep", "account"], default="sleep")
+    sp.add_argument("--scale", type=positive_float, default=1.0, help="multiply the trace's bandwidth")
+    sp.add_argument("--period", type=positive_float, default=1.0, help="trace seconds between requests")
+    sp.add_argument("--emulation", choices=["sleep", "account"], default="sleep",
+                    help="sleep: the link really waits; account: delays are added to the timeline only")
     sp.set_defaults(func=cmd_run)

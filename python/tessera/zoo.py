@@ -66,7 +66,9 @@ def build(name: str, seed: int = 0):
         return TransformerModel().eval(), (torch.randn(1, 32, 128),)
     if name == "lstm":
         return LSTMModel().eval(), (torch.randn(1, 16, 32),)
-    raise ValueError(f"unknown zoo model '{name}'; known: {', '.join(NAMES)}")
+    from ._core import InvalidArgumentError  # a ValueError
+
+    raise InvalidArgumentError(f"unknown zoo model '{name}'; known: {', '.join(NAMES)}")
 
 
 def cache_dir() -> Path:

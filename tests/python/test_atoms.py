@@ -189,6 +189,17 @@ def test_store_roundtrip_and_partial_open(zoo_model, tmp_path):
         m.save(store)
     m.save(store, overwrite=True)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
+    # overwrite replaces atom stores and empty directories only, never other data
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not an atom store"):
+        m.save(other, overwrite=True)
+    assert (other / "notes.txt").read_text() == "keep me" and len(list(other.iterdir())) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    m.save(empty, overwrite=True)
+    assert (empty / "manifest.json").exists()
 
 
 def test_store_refuses_tampered_files(zoo_model, tmp_path):

@@ -183,7 +183,19 @@ void save_store(const ModelImpl& m, const std::string& dir, bool overwrite) {
   if (target.has_filename() == false) target = target.parent_path();
   std::error_code ec;
   TESSERA_CHECK(overwrite || !fs::exists(target, ec), InvalidArgument,
-                "atom store {} exists already (pass overwrite=true to replace it)", target.string());
+                "atom store {} exists already (overwrite it: Model.save(..., overwrite=True), "
+                "tessera atomize --overwrite)",
+                target.string());
+  if (overwrite && fs::exists(target, ec)) {
+    // Overwriting replaces the whole directory: only ever an atom store (or an empty
+    // directory), never a directory that happens to be named by mistake.
+    const bool is_store = fs::is_directory(target, ec) && fs::exists(target / "manifest.json", ec);
+    const bool empty = fs::is_directory(target, ec) && fs::is_empty(target, ec);
+    TESSERA_CHECK(is_store || empty, InvalidArgument,
+                  "will not overwrite {}: it is not an atom store (no manifest.json) and not an empty "
+                  "directory; nothing was changed",
+                  target.string());
+  }
   fs::create_directories(target.parent_path(), ec);
   std::random_device rd;
   fs::path tmp = target.parent_path() / fmt::format(".{}.tmp-{:08x}", target.filename().string(), rd());
