@@ -22,7 +22,7 @@ from ._core import (  # noqa: F401
 )
 from .atoms import Block, Model, load  # noqa: F401
 from .plan import plan, plans  # noqa: F401
-from .profile import CostTable, canary_ms, profile  # noqa: F401
+from .profile import CostTable, canary_ms, machine_check, profile  # noqa: F401
 from . import predict  # noqa: F401
 from .runtime import Deployment, Server, keygen  # noqa: F401
 from .adapt import AdaptiveDeployment, Link, read_trace  # noqa: F401

@@ -4,6 +4,7 @@
     tessera atomize MODEL DIR [--input-shape ...]          write an atom store
     tessera zoo NAME [DIR]                                 trace a torchvision/zoo model to TorchScript
     tessera profile MODEL [--threads N --repeats R]        measure every atom here (median, spread)
+    tessera machine [--seconds 10 --sibling]               is this machine steady enough to profile on?
     tessera predictor collect|train|eval ...               latency predictors (samples CSV, train, accuracy)
     tessera plan MODEL --bandwidth MBPS [--rtt MS]         every planner side by side (profiled costs)
     tessera serve REPOSITORY [--bind ENDPOINT]             edge server for a repository of atom stores

@@ -96,6 +96,8 @@ def make_cost_model(model, costs: Mapping[str, Any]) -> "_core.CostModel":
 def make_context(bandwidth_mbps: float, rtt_ms: float = 0.0, server_load: float = 1.0, objective: str = "latency",
             energy_weight: float = 0.0, device_memory_budget_bytes: float = math.inf,
             device_load: float = 1.0) -> "_core.Context":
+    """The planning context: link (Mbit/s, round trip ms), load multipliers of the server's and
+    the device's compute, the objective ("latency", "energy", "weighted", "throughput")."""
     return _core.Context(bandwidth_mbps=float(bandwidth_mbps), rtt_ms=float(rtt_ms), server_load=float(server_load),
                          device_memory_budget_bytes=float(device_memory_budget_bytes),
                          energy_weight=float(energy_weight), objective=objective, device_load=float(device_load))
@@ -146,6 +148,7 @@ class Plan:
         return self._core.ok()
 
     def explain(self) -> str:
+        """A paragraph a person reads: where the cut is, what crosses it, what each part costs."""
         return self._core.explain(self._cm)
 
     def problems(self) -> list:
@@ -202,6 +205,8 @@ class Planner:
 
     def plan(self, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency", constraints=None,
              server_load: float = 1.0, current=None, device_load: float = 1.0) -> Plan:
+        """Re-plan in this context (the graph is built once); ``current``: the placement in use,
+        which incremental planners start from."""
         ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective, device_load=device_load)
         return Plan(self._core.plan(ctx, make_constraints(constraints), _placement(current)), self._cm)
 
@@ -216,9 +221,11 @@ class ParametricPlanner:
         self._core = _core.ParametricPlanner(self._cm, ctx, make_constraints(constraints))
 
     def lookup(self, bandwidth_mbps: float) -> Plan:
+        """The optimal plan at this bandwidth, from the precomputed envelope (a binary search)."""
         return Plan(self._core.lookup(float(bandwidth_mbps)), self._cm)
 
     def lookup_placement(self, bandwidth_mbps: float) -> list:
+        """Only the placement of :meth:`lookup` (no Plan object: the fastest path)."""
         return self._core.lookup_placement(float(bandwidth_mbps))
 
     def breakpoints(self) -> list:

@@ -196,10 +196,12 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
 
 
 def write_samples(path, samples) -> None:
+    """Write samples (features, context, measured ms) as CSV, the format `tessera predictor` reads."""
     _core.write_samples_csv(os.fspath(path), list(samples))
 
 
 def read_samples(path) -> list:
+    """Samples from a CSV written by :func:`write_samples` or ``collect(csv=...)``."""
     return list(_core.read_samples_csv(os.fspath(path)))
 
 

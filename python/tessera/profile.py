@@ -22,7 +22,7 @@ import torch
 
 from . import _core
 
-__all__ = ["CostTable", "canary_ms", "profile", "progress_bar"]
+__all__ = ["CostTable", "MachineCheck", "canary_ms", "machine_check", "profile", "progress_bar"]
 
 
 class CostTable:
@@ -107,6 +107,115 @@ def canary_ms(runs: int = 5) -> float:
     return _core.canary_ms(int(runs))
 
 
+def _spin_idle(cpu: int, stop) -> None:  # pragma: no cover - runs in a child process
+    """Spin on ``cpu`` at idle priority (SCHED_IDLE): it yields to any other task there."""
+    os.sched_setaffinity(0, {cpu})
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    while not stop.is_set():
+        pass
+
+
+class MachineCheck:
+    """What :func:`machine_check` measured: the canary's ms in windows over time, and (with
+    ``sibling``) the same with the other CPU kept busy."""
+
+    def __init__(self, windows_ms, window_s, sibling_windows_ms=None):
+        import statistics
+        self.windows_ms = list(windows_ms)          # median canary ms per window
+        self.window_s = window_s
+        self.sibling_windows_ms = list(sibling_windows_ms or [])
+        self.canary_ms = statistics.median(self.windows_ms)
+        lo = min(self.windows_ms)
+        self.spread = max(self.windows_ms) / lo      # slowest window / fastest window
+        self.slow_windows = sum(w > 1.2 * lo for w in self.windows_ms)  # windows >20% over the fastest
+        self.sibling_slowdown = (statistics.median(self.sibling_windows_ms) / self.canary_ms
+                                 if self.sibling_windows_ms else None)
+
+    @property
+    def steady(self) -> bool:
+        """No window more than 20% slower than the fastest: profiles here repeat."""
+        return self.slow_windows == 0
+
+    def report(self) -> str:
+        n = len(self.windows_ms)
+        lines = [f"canary (a fixed ~1 ms CNN at 1 thread): median {self.canary_ms:.3f} ms over {n} windows of "
+                 f"{self.window_s:g} s; slowest/fastest window {self.spread:.2f}"]
+        if self.steady:
+            lines.append("steady: every window within 20% of the fastest - profiles taken now should repeat")
+        else:
+            lines.append(f"NOT steady: {self.slow_windows}/{n} windows more than 20% slower than the fastest - "
+                         "the machine changes speed under a profile; profile with settle=0.2 "
+                         "(tessera profile --settle 0.2) or on a quieter machine")
+        if self.sibling_slowdown is not None:
+            s = self.sibling_slowdown
+            if s > 1.2:
+                verdict = (" - the CPUs share a physical core at times (hyper-threads, or a VM host packing its "
+                           "vCPUs): two intra-op threads or a busy neighbour slow every atom")
+            elif s < 0.8:
+                verdict = " - faster: other work is running on this machine, the comparison says little"
+            else:
+                verdict = " - the CPUs do not slow each other"
+            lines.append(f"with the other CPU busy (an idle-priority spin loop pinned there): x{s:.2f}{verdict}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"MachineCheck(canary {self.canary_ms:.3f} ms, spread {self.spread:.2f}, steady={self.steady})"
+
+
+def machine_check(seconds: float = 10.0, window_s: float = 1.0, sibling: bool = False,
+                  progress: Optional[bool] = None) -> MachineCheck:
+    """Is this machine steady enough to profile on? Times the canary (:func:`canary_ms`)
+    back to back for ``seconds``, in windows of ``window_s``, and reports how far the window
+    medians move. sibling=True then does the same for as long again while an idle-priority
+    spin loop keeps another CPU busy (this process pinned to the first CPU): on a machine
+    whose CPUs share a core (hyper-threads, a VM host packing its vCPUs) the canary slows.
+    """
+    import multiprocessing as mp
+    import statistics
+    import time
+
+    if not (seconds > 0 and window_s > 0 and window_s <= seconds):
+        raise _core.InvalidArgumentError(f"seconds = {seconds}, window_s = {window_s}: need 0 < window_s <= seconds")
+    cpus = sorted(os.sched_getaffinity(0))
+    if sibling and len(cpus) < 2:
+        raise _core.InvalidArgumentError(f"sibling=True needs two CPUs; this process may use {len(cpus)}")
+    bar = progress_bar(int(round(seconds * (2 if sibling else 1) / window_s)), "machine check", progress)
+
+    def windows():
+        out, t_end = [], time.perf_counter() + seconds
+        while time.perf_counter() < t_end:
+            w, t_w = [], time.perf_counter() + window_s
+            while time.perf_counter() < t_w:
+                w.append(canary_ms(1))
+            out.append(statistics.median(w))
+            if bar is not None:
+                bar.update(1)
+        return out
+
+    try:
+        base = windows()
+        busy = None
+        if sibling:
+            ctx = mp.get_context("fork")
+            stop = ctx.Event()
+            spinner = ctx.Process(target=_spin_idle, args=(cpus[1], stop), daemon=True)
+            os.sched_setaffinity(0, {cpus[0]})
+            spinner.start()
+            try:
+                time.sleep(0.05)
+                busy = windows()
+            finally:
+                stop.set()
+                spinner.join(timeout=2)
+                if spinner.is_alive():
+                    spinner.terminate()
+                os.sched_setaffinity(0, set(cpus))
+    finally:
+        if bar is not None:
+            bar.close()
+    return MachineCheck(base, window_s, busy)
+
+
 def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, warmup: int = 3, load: float = 0.0,
             progress: Optional[bool] = None, label: str = "", settle: float = 0.0, reference_ms: float = 0.0,
             max_discarded: int = -1, max_wait_s: float = 30.0) -> CostTable:
@@ -156,12 +265,23 @@ def cmd_profile(args):
     from .cli import open_model
 
     m, xs = open_model(args.model, args.shapes, args.dtype)
+    before = canary_ms(5)
     t = profile(m, xs, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
                 progress=not args.quiet, label=os.path.basename(args.model), settle=args.settle)
+    after = canary_ms(5)
     print(t.summary(top=args.top))
+    change = max(before, after) / min(before, after)
+    print(f"machine state: canary {before:.3f} ms before, {after:.3f} ms after the profile" +
+          (f" - CHANGED x{change:.2f}: the machine changed speed during the profile; check it with "
+           "`tessera machine`, profile with --settle 0.2" if change > 1.25 else " (steady)"))
     if args.json:
         t.save(args.json)
         print(f"wrote {args.json}")
+
+
+def cmd_machine(args):
+    r = machine_check(args.seconds, args.window, sibling=args.sibling, progress=not args.quiet)
+    print(r.report())
 
 
 def add_cli(sub) -> None:
@@ -179,3 +299,10 @@ def add_cli(sub) -> None:
     sp.add_argument("--json", help="write the cost table to this JSON file")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_profile)
+    mp_ = sub.add_parser("machine", help="is this machine steady enough to profile on? (the canary over time)")
+    mp_.add_argument("--seconds", type=float, default=10.0, help="how long to watch (default 10)")
+    mp_.add_argument("--window", type=float, default=1.0, help="seconds per window (default 1)")
+    mp_.add_argument("--sibling", action="store_true",
+                     help="also watch with the other CPU busy (do the CPUs share a core?)")
+    mp_.add_argument("--quiet", action="store_true", help="no progress bar")
+    mp_.set_defaults(func=cmd_machine)

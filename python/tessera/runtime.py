@@ -54,7 +54,16 @@ def keygen() -> tuple[str, str]:
 
 
 class Server:
-    """An edge server serving a repository of atom stores (C++ threads in this process)."""
+    """An edge server serving a repository of atom stores (C++ threads in this process).
+
+    repository: a directory of atom stores (or one store). bind: ZeroMQ endpoint ("tcp://
+    127.0.0.1:*" picks a free port; read ``endpoint`` after ``start()``). workers: request
+    threads (1 answers on the socket directly, more sit behind a proxy). threads: LibTorch
+    intra-op threads. curve_secret_key + allowed_client_keys: CURVE encryption and an allow
+    list of client public keys (see :func:`keygen`). max_message_mb: larger requests are
+    refused. verbose: log every request to stderr. ``start()`` returns the server; ``stop()``
+    (or leaving a ``with`` block) ends it.
+    """
 
     def __init__(self, repository: str | os.PathLike, bind: str = "tcp://127.0.0.1:*", workers: int = 1,
                  threads: int = 1, curve_secret_key: str = "", allowed_client_keys: Sequence[str] = (),
@@ -149,13 +158,16 @@ class Deployment:
         return self._core.last_timeline()
 
     def ping(self, timeout_ms: int = 500) -> dict | None:
+        """The server's counters (requests, replies, errors, bytes, ...) or None on timeout."""
         import json
         body = self._core.ping(timeout_ms)
         return json.loads(body) if body else None
 
     def echo(self, tensors):
+        """Send tensors to the server and back (transport tests); raises on timeout."""
         return self._core.echo(list(_as_tuple(tensors)))
 
     @property
     def server_available(self) -> bool:
+        """False while the deployment waits out retry_ms after a failed exchange."""
         return self._core.server_available

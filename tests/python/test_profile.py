@@ -79,6 +79,7 @@ def test_cli_profile(zoo_path, tmp_path, repo_root):
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "whole model" in r.stdout and out.exists()
+    assert "machine state: canary" in r.stdout  # the canary before and after the profile
     r = subprocess.run([sys.executable, "-m", "tessera", "profile", str(path), "--input-shape", "1x3x224x224",
                         "--repeats", "0"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 1 and "repeats = 0" in r.stderr
@@ -100,3 +101,25 @@ def test_profile_settle(zoo_model):
     assert (t.canary_ms, t.canary_reference_ms) == (0, 0)
     with pytest.raises(ts.InvalidArgumentError, match="settle = -1"):
         ts.profile(m, xs, repeats=1, settle=-1)
+
+
+def test_machine_check(capsys):
+    """The machine check watches the canary in windows (and beside a busy sibling CPU); it
+    reports, it does not judge a test: no timing is asserted."""
+    import os
+
+    r = ts.machine_check(seconds=0.4, window_s=0.1, progress=False)
+    assert len(r.windows_ms) >= 3 and all(w > 0 for w in r.windows_ms)
+    assert r.spread >= 1.0 and r.canary_ms > 0 and r.sibling_slowdown is None
+    assert "canary" in r.report() and ("steady" in r.report())
+    if len(os.sched_getaffinity(0)) >= 2:
+        before = os.sched_getaffinity(0)
+        r = ts.machine_check(seconds=0.3, window_s=0.1, sibling=True, progress=False)
+        assert r.sibling_slowdown > 0 and "other CPU busy" in r.report()
+        assert os.sched_getaffinity(0) == before  # the pinning is undone
+    for bad in (dict(seconds=0), dict(seconds=1, window_s=2), dict(seconds=-1)):
+        with pytest.raises(ValueError, match="window_s"):
+            ts.machine_check(**bad)
+    from tessera import cli
+    assert cli.main(["machine", "--seconds", "0.3", "--window", "0.1", "--quiet"]) == 0
+    assert "canary" in capsys.readouterr().out

@@ -136,39 +136,44 @@ TEST_F(Fixture, FallsBackWhenTheServerStops) {
 }
 
 TEST_F(Fixture, MalformedRequestsGetErrorReplies) {
-  Server srv(options());
-  srv.start();
-  zmq::context_t ctx;
-  zmq::socket_t s(ctx, zmq::socket_type::req);
-  s.set(zmq::sockopt::rcvtimeo, 5000);
-  s.connect(srv.endpoint());
-  auto ask = [&](std::vector<std::string> frames) {
-    std::vector<zmq::const_buffer> bufs;
-    for (auto& f : frames) bufs.push_back(zmq::buffer(f));
-    zmq::send_multipart(s, bufs);
-    std::vector<zmq::message_t> reply;
-    EXPECT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
-    auto h = decode_header(reply.at(0).data(), reply.at(0).size());
-    return std::make_pair(h.type, reply.at(1).to_string());
-  };
-  auto [t1, m1] = ask({"short"});
-  EXPECT_EQ(t1, MsgType::Error);
-  EXPECT_NE(m1.find("header frame has 5 bytes"), std::string::npos) << m1;
-  Header h;
-  h.type = MsgType::Request;
-  h.model_hash = hash_from_hex(std::string(64, 'a'));
-  h.atom_count = 1;
-  auto [t2, m2] = ask({encode_header(h), encode_atoms({0}), ""});
-  EXPECT_NE(m2.find("unknown model"), std::string::npos) << m2;
-  h.model_hash = hash_from_hex(model->hash());
-  auto [t3, m3] = ask({encode_header(h), encode_atoms({9999}), ""});
-  EXPECT_NE(m3.find("atom id 9999 out of range"), std::string::npos) << m3;
-  // the server still serves a well-behaved device
-  DeploymentOptions o;
-  o.server = srv.endpoint();
-  Deployment dep(*model, std::vector<int>(model->num_atoms(), 1), o);
-  EXPECT_TRUE(torch::equal(dep.run({x})[0], model->run({x})[0]));
-  EXPECT_GE(srv.stats().errors, 3u);
+  for (int workers : {1, 2}) {  // the direct ROUTER loop, and REP workers behind the proxy
+    SCOPED_TRACE(fmt::format("workers={}", workers));
+    auto opt = options();
+    opt.workers = workers;
+    Server srv(opt);
+    srv.start();
+    zmq::context_t ctx;
+    zmq::socket_t s(ctx, zmq::socket_type::req);
+    s.set(zmq::sockopt::rcvtimeo, 5000);
+    s.connect(srv.endpoint());
+    auto ask = [&](std::vector<std::string> frames) {
+      std::vector<zmq::const_buffer> bufs;
+      for (auto& f : frames) bufs.push_back(zmq::buffer(f));
+      zmq::send_multipart(s, bufs);
+      std::vector<zmq::message_t> reply;
+      EXPECT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
+      auto h = decode_header(reply.at(0).data(), reply.at(0).size());
+      return std::make_pair(h.type, reply.at(1).to_string());
+    };
+    auto [t1, m1] = ask({"short"});
+    EXPECT_EQ(t1, MsgType::Error);
+    EXPECT_NE(m1.find("header frame has 5 bytes"), std::string::npos) << m1;
+    Header h;
+    h.type = MsgType::Request;
+    h.model_hash = hash_from_hex(std::string(64, 'a'));
+    h.atom_count = 1;
+    auto [t2, m2] = ask({encode_header(h), encode_atoms({0}), ""});
+    EXPECT_NE(m2.find("unknown model"), std::string::npos) << m2;
+    h.model_hash = hash_from_hex(model->hash());
+    auto [t3, m3] = ask({encode_header(h), encode_atoms({9999}), ""});
+    EXPECT_NE(m3.find("atom id 9999 out of range"), std::string::npos) << m3;
+    // the server still serves a well-behaved device
+    DeploymentOptions o;
+    o.server = srv.endpoint();
+    Deployment dep(*model, std::vector<int>(model->num_atoms(), 1), o);
+    EXPECT_TRUE(torch::equal(dep.run({x})[0], model->run({x})[0]));
+    EXPECT_GE(srv.stats().errors, 3u);
+  }
 }
 
 // Small frames land inside libzmq's shared receive buffer (or inside the message
@@ -317,4 +322,32 @@ TEST_F(Fixture, ServerSurvivesSignalsAndConcurrentStops) {
     EXPECT_FALSE(srv.running());
   }
   sigaction(SIGUSR1, &old, nullptr);
+}
+
+// Empty and rank-0 tensors cross the wire; a stopped server starts again on request.
+TEST_F(Fixture, EdgeTensorsAndRestart) {
+  Server srv(options());
+  srv.start();
+  DeploymentOptions o;
+  o.server = srv.endpoint();
+  {
+    Deployment dep(*model, std::vector<int>(model->num_atoms(), 0), o);
+    std::vector<at::Tensor> sent = {torch::zeros({0}), torch::zeros({2, 0, 3}, torch::kInt64),
+                                    torch::scalar_tensor(3.5), torch::scalar_tensor(7, torch::kInt64)};
+    auto back = dep.echo(sent);
+    ASSERT_EQ(back.size(), sent.size());
+    for (size_t i = 0; i < sent.size(); ++i) {
+      EXPECT_EQ(back[i].sizes(), sent[i].sizes()) << i;
+      EXPECT_EQ(back[i].scalar_type(), sent[i].scalar_type()) << i;
+      EXPECT_TRUE(torch::equal(back[i], sent[i])) << i;
+    }
+  }
+  srv.stop();
+  EXPECT_FALSE(srv.running());
+  srv.start();  // binds a fresh ephemeral port
+  ASSERT_TRUE(srv.running());
+  o.server = srv.endpoint();
+  Deployment dep(*model, std::vector<int>(model->num_atoms(), 1), o);
+  EXPECT_TRUE(torch::equal(dep.run({x})[0], model->run({x})[0]));
+  EXPECT_FALSE(dep.last_timeline().fallback) << dep.last_timeline().blocks.back().error;
 }
