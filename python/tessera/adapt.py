@@ -47,6 +47,8 @@ class Link:
         if trace is not None:
             samples = read_trace(trace) if isinstance(trace, (str, os.PathLike)) else [tuple(map(float, s))
                                                                                        for s in trace]
+            if not samples:
+                raise _core.InvalidArgumentError("trace has no samples (expected [(time_s, Mbit/s), ...])")
             spec.trace = [(t, bw * float(scale)) for t, bw in samples]
             label = label or (os.path.basename(os.fspath(trace)) if isinstance(trace, (str, os.PathLike))
                               else "trace")

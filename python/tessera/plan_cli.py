@@ -109,13 +109,13 @@ def cmd_plan(args):
 
 
 def register(sub):
-    from .cli import _add_model_args, positive_int
+    from .cli import _add_model_args, positive_float, positive_int
     sp = sub.add_parser("plan", help="every planner's placement, latency, throughput side by side")
     _add_model_args(sp)
-    sp.add_argument("--bandwidth", type=float, required=True, help="uplink bandwidth, Mbit/s")
+    sp.add_argument("--bandwidth", type=positive_float, required=True, help="uplink bandwidth, Mbit/s")
     sp.add_argument("--rtt", type=float, default=0.0, help="round-trip time, ms (default 0)")
-    sp.add_argument("--server-load", type=float, default=1.0, help="server slowdown factor (default 1)")
-    sp.add_argument("--device-slowdown", type=float, default=10.0,
+    sp.add_argument("--server-load", type=positive_float, default=1.0, help="server slowdown factor (default 1)")
+    sp.add_argument("--device-slowdown", type=positive_float, default=10.0,
                     help="device ms = profiled ms x this (default 10: a phone-class device)")
     sp.add_argument("--memory-mb", type=float, default=None, help="device memory budget for parameters, MB (gads)")
     sp.add_argument("--costs-device", default=None, help="cost table JSON of the device (instead of profiling)")

@@ -30,6 +30,8 @@ def run_cli(capsys, *argv):
     (["run", "zoo:squeezenet1_0", "--server", "tcp://127.0.0.1:9", "--adaptive", "--plan", "throughput"], 1,
      "got --plan throughput"),
     (["plan", "zoo:squeezenet1_0", "--bandwidth", "5", "--explain", "nosuch"], 1, "--explain nosuch: not a planner"),
+    (["plan", "zoo:squeezenet1_0", "--bandwidth", "5", "--device-slowdown", "-2"], 2,
+     "-2 must be a finite number > 0"),
     (["serve", "/nonexistent/repository"], 1, "/nonexistent/repository"),
     (["predictor", "collect", "--models", "nosuch", "--out", "x.csv"], 1, "unknown zoo model 'nosuch'"),
 ])
@@ -47,6 +49,8 @@ def test_cli_missing_directory_is_named(capsys, tmp_path):
 def test_api_rejects_meaningless_values(zoo_model, tmp_path):
     with pytest.raises(ValueError, match="scale = 0"):
         ts.Link(trace=[(0, 1.0), (1, 2.0)], scale=0)
+    with pytest.raises(ValueError, match="trace has no samples"):
+        ts.Link(trace=[])
     with pytest.raises(ValueError, match="not both"):
         ts.Link(bandwidth_mbps=5, trace=[(0, 1.0), (1, 2.0)])
     link = ts.Link(bandwidth_mbps=5)
