@@ -76,6 +76,7 @@ void bind_adapt(py::module_& m) {
       .def_readonly("device_ms", &RequestRecord::device_ms)
       .def_readonly("transfer_ms", &RequestRecord::transfer_ms)
       .def_readonly("server_ms", &RequestRecord::server_ms)
+      .def_readonly("queue_ms", &RequestRecord::queue_ms)
       .def_readonly("predicted_ms", &RequestRecord::predicted_ms)
       .def_readonly("fallback", &RequestRecord::fallback)
       .def_readonly("probed", &RequestRecord::probed)

@@ -60,6 +60,7 @@ void bind_runtime(py::module_& m) {
       .def_readonly("compute_ms", &BlockTiming::compute_ms)
       .def_readonly("round_trip_ms", &BlockTiming::round_trip_ms)
       .def_readonly("server_ms", &BlockTiming::server_ms)
+      .def_readonly("queue_ms", &BlockTiming::queue_ms)
       .def_readonly("transfer_ms", &BlockTiming::transfer_ms)
       .def_readonly("link_ms", &BlockTiming::link_ms)
       .def_readonly("bytes_up", &BlockTiming::bytes_up)
@@ -71,6 +72,7 @@ void bind_runtime(py::module_& m) {
       .def_readonly("device_ms", &Timeline::device_ms)
       .def_readonly("transfer_ms", &Timeline::transfer_ms)
       .def_readonly("server_ms", &Timeline::server_ms)
+      .def_readonly("queue_ms", &Timeline::queue_ms)
       .def_readonly("fallback", &Timeline::fallback);
   py::class_<Deployment>(m, "Deployment")
       .def(py::init<Model, std::vector<int>, DeploymentOptions>(), py::arg("model"), py::arg("placement"),

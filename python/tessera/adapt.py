@@ -178,7 +178,7 @@ class AdaptiveDeployment:
     def timeline(self) -> list[dict]:
         """One dict per request (estimated and true bandwidth, plan, latency parts in ms)."""
         keys = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_id", "device_atoms", "switched",
-                "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "predicted_ms", "fallback",
+                "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "queue_ms", "predicted_ms", "fallback",
                 "probed", "est_load", "est_device_load")
         return [{k: getattr(r, k) for k in keys} for r in self._core.timeline()]
 

@@ -180,7 +180,7 @@ struct AdaptiveDeployment::Impl {
       }
       transferred = true;
       monitor.observe_transfer(static_cast<double>(b.bytes_up + b.bytes_down), b.transfer_ms);
-      monitor.observe_server(b.server_ms, pred);
+      monitor.observe_server(b.server_ms + b.queue_ms, pred);  // waiting for a worker is server load too
     }
     monitor.observe_device(tl.device_ms, device_pred_ms);
     since_transfer = transferred ? 0 : since_transfer + 1;
@@ -200,6 +200,7 @@ struct AdaptiveDeployment::Impl {
     r.device_ms = tl.device_ms;
     r.transfer_ms = tl.transfer_ms;
     r.server_ms = tl.server_ms;
+    r.queue_ms = tl.queue_ms;
     r.fallback = tl.fallback;
     r.est_load = monitor.server_load();
     r.est_device_load = monitor.device_load();

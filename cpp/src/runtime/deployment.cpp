@@ -168,9 +168,10 @@ struct Deployment::Impl {
     if (rep.tensors.size() != blk.outputs.size())
       return fmt::format("reply for atoms [{}] carries {} tensors, the block has {} outputs", fmt::join(blk.atoms, ", "),
                          rep.tensors.size(), blk.outputs.size());
-    if (!std::isfinite(rep.header.server_ms) || rep.header.server_ms < 0)
-      return fmt::format("reply for atoms [{}] reports server_ms = {}", fmt::join(blk.atoms, ", "),
-                         rep.header.server_ms);
+    for (double v : {rep.header.server_ms, rep.header.queue_ms})
+      if (!std::isfinite(v) || v < 0)
+        return fmt::format("reply for atoms [{}] reports server_ms = {}, queue_ms = {}", fmt::join(blk.atoms, ", "),
+                           rep.header.server_ms, rep.header.queue_ms);
     for (size_t i = 0; i < rep.tensors.size(); ++i) {
       const auto& want = vals[blk.outputs[i]].info;
       const auto& t = rep.tensors[i];
@@ -224,7 +225,8 @@ struct Deployment::Impl {
             outs = std::move(rep->tensors);
             bt.remote = true;
             bt.server_ms = rep->header.server_ms;
-            bt.transfer_ms = std::max(0.0, bt.round_trip_ms - bt.server_ms);
+            bt.queue_ms = rep->header.queue_ms;
+            bt.transfer_ms = std::max(0.0, bt.round_trip_ms - bt.server_ms - bt.queue_ms);
             bt.bytes_up = up;
             bt.bytes_down = down;
           } else {
@@ -250,6 +252,7 @@ struct Deployment::Impl {
       tl.device_ms += bt.compute_ms;
       tl.transfer_ms += bt.transfer_ms;
       tl.server_ms += bt.server_ms;
+      tl.queue_ms += bt.queue_ms;
       tl.fallback |= bt.fallback;
       tl.blocks.push_back(std::move(bt));
     }
@@ -320,7 +323,9 @@ double Deployment::probe(size_t bytes) {
     impl_->mark_down();
     return -1;
   }
-  return ms_since(t0) + (impl_->opt.emulation == adapt::Emulation::Account ? link_ms : 0.0);
+  // the link's round trip: without the wait for a server worker
+  const double queued = std::isfinite(rep->header.queue_ms) ? std::max(0.0, rep->header.queue_ms) : 0.0;
+  return std::max(0.0, ms_since(t0) - queued) + (impl_->opt.emulation == adapt::Emulation::Account ? link_ms : 0.0);
 }
 
 std::vector<at::Tensor> Deployment::echo(const std::vector<at::Tensor>& tensors) {

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -142,9 +143,34 @@ struct Server::Impl {
       direct_loop(front);
       return;
     }
+    stamping_proxy(front, back);
+  }
+
+  // ZeroMQ's proxy, plus a receipt stamp: each request from a device gets a frame with
+  // the steady-clock time (ns) it left the network, right after the routing envelope,
+  // so a worker can tell how long it waited (queue_ms) and count the budget from there.
+  void stamping_proxy(zmq::socket_t& front, zmq::socket_t& back) {
+    zmq::pollitem_t items[] = {{static_cast<void*>(front), 0, ZMQ_POLLIN, 0},
+                               {static_cast<void*>(back), 0, ZMQ_POLLIN, 0}};
     while (true) {
       try {
-        zmq::proxy(front, back);
+        zmq::poll(items, 2, std::chrono::milliseconds(-1));
+        std::vector<zmq::message_t> frames;
+        if (items[0].revents & ZMQ_POLLIN) {
+          const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+          if (zmq::recv_multipart(front, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+            size_t d = 0;  // the empty delimiter ends the envelope
+            while (d < frames.size() && frames[d].size() != 0) ++d;
+            if (d < frames.size()) {  // no delimiter: not a REQ/DEALER envelope; drop as REP would
+              frames.insert(frames.begin() + static_cast<std::ptrdiff_t>(d) + 1, zmq::message_t(&now, sizeof now));
+              zmq::send_multipart(back, frames);
+            }
+          }
+        }
+        frames.clear();
+        if ((items[1].revents & ZMQ_POLLIN) &&
+            zmq::recv_multipart(back, std::back_inserter(frames), zmq::recv_flags::dontwait))
+          zmq::send_multipart(front, frames);
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;  // a signal: go on proxying
         break;                           // ETERM: the context shut down
@@ -169,8 +195,14 @@ struct Server::Impl {
   }
 
   // frames[first..] is the message; frames[0..first) its routing envelope (ROUTER mode).
-  void handle(zmq::socket_t& s, std::vector<zmq::message_t>& frames, size_t first) {
+  // `received`: when the server took the request off the network (the proxy's stamp
+  // with several workers; now with one): the budget counts from there, and the time
+  // until a worker starts on it is reported as queue_ms.
+  void handle(zmq::socket_t& s, std::vector<zmq::message_t>& frames, size_t first,
+              std::optional<std::chrono::steady_clock::time_point> stamp = std::nullopt) {
     const auto t0 = std::chrono::steady_clock::now();
+    const auto received = stamp ? std::min(*stamp, t0) : t0;
+    const double queue_ms = std::max(0.0, std::chrono::duration<double, std::milli>(t0 - received).count());
     std::vector<zmq::message_t> env_frames;
     for (size_t i = 0; i < first; ++i) env_frames.push_back(std::move(frames[i]));
     std::vector<zmq::message_t>* env = first ? &env_frames : nullptr;
@@ -197,6 +229,7 @@ struct Server::Impl {
         case MsgType::Echo: {
           ++echoes;
           h.type = MsgType::Echo;
+          h.queue_ms = queue_ms;  // probes measure the link: the device subtracts the wait
           send_envelope(s, env);
           send_message(s, h, "", m.tensors, false, false, &out);
           break;
@@ -214,7 +247,8 @@ struct Server::Impl {
             TESSERA_CHECK(a >= 0 && a < model.num_atoms(), InvalidArgument,
                           "atom id {} out of range: model {} has {} atoms", a, hex.substr(0, 16), model.num_atoms());
           const auto spent_us = [&] {
-            return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                         received)
                 .count();
           };
           if (m.header.budget_us > 0)
@@ -245,6 +279,7 @@ struct Server::Impl {
           if (m.header.budget_us > 0 && spent_us() > m.header.budget_us) ++late;
           h.type = MsgType::Reply;
           h.server_ms = ms;
+          h.queue_ms = queue_ms;
           send_envelope(s, env);
           send_message(s, h, "", outputs, false, false, &out);
           ++replies;
@@ -301,8 +336,16 @@ struct Server::Impl {
         if (e.num() == EINTR) continue;
         break;  // ETERM: stopping
       }
+      // the proxy's receipt stamp comes first (a stamp of the wrong size: now)
+      std::optional<std::chrono::steady_clock::time_point> received;
+      if (!frames.empty() && frames.front().size() == sizeof(int64_t)) {
+        int64_t ns = 0;
+        std::memcpy(&ns, frames.front().data(), sizeof ns);
+        received = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(ns));
+      }
+      if (!frames.empty()) frames.erase(frames.begin());
       try {
-        handle(s, frames, 0);
+        handle(s, frames, 0, received);
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         break;

@@ -351,3 +351,52 @@ TEST_F(Fixture, EdgeTensorsAndRestart) {
   EXPECT_TRUE(torch::equal(dep.run({x})[0], model->run({x})[0]));
   EXPECT_FALSE(dep.last_timeline().fallback) << dep.last_timeline().blocks.back().error;
 }
+
+// With several workers the proxy stamps each request on receipt: six requests sent at
+// once to two workers make at least three wait, and their replies say for how long
+// (a device subtracts it from the link time). One worker cannot observe its queue: 0.
+TEST_F(Fixture, RepliesReportTheWaitForAWorker) {
+  std::vector<int> all(model->num_atoms());
+  for (int a = 0; a < model->num_atoms(); ++a) all[a] = a;
+  auto x_c = x.contiguous();
+  TensorDesc d;
+  d.dtype = dtype_code("float32");
+  d.dims.assign(x_c.sizes().begin(), x_c.sizes().end());
+  d.nbytes = x_c.nbytes();
+  for (int workers : {1, 2}) {
+    SCOPED_TRACE(fmt::format("workers={}", workers));
+    auto opt = options();
+    opt.workers = workers;
+    Server srv(opt);
+    srv.start();
+    zmq::context_t ctx;
+    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::rcvtimeo, 10000);
+    s.set(zmq::sockopt::linger, 0);
+    s.connect(srv.endpoint());
+    const int n = 6;
+    for (int i = 0; i < n; ++i) {
+      Header h;
+      h.type = MsgType::Request;
+      h.request_id = static_cast<uint64_t>(i + 1);
+      h.model_hash = hash_from_hex(model->hash());
+      h.atom_count = static_cast<uint32_t>(all.size());
+      h.tensor_count = 1;
+      std::string hb = encode_header(h), ab = encode_atoms(all), db = encode_descs({d});
+      std::array<zmq::const_buffer, 5> frames = {zmq::const_buffer(nullptr, 0), zmq::buffer(hb), zmq::buffer(ab),
+                                                 zmq::buffer(db), zmq::buffer(x_c.data_ptr(), x_c.nbytes())};
+      zmq::send_multipart(s, frames);
+    }
+    int waited = 0;
+    for (int i = 0; i < n; ++i) {
+      std::vector<zmq::message_t> reply;
+      ASSERT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
+      auto h = decode_header(reply.at(1).data(), reply.at(1).size());
+      ASSERT_EQ(h.type, MsgType::Reply) << reply.at(2).to_string();
+      EXPECT_TRUE(std::isfinite(h.queue_ms) && h.queue_ms >= 0) << h.queue_ms;
+      waited += h.queue_ms > 0;
+    }
+    if (workers == 1) EXPECT_EQ(waited, 0);
+    else EXPECT_GE(waited, n - workers - 1);
+  }
+}

@@ -55,6 +55,7 @@ struct RequestRecord {
   bool switched = false;      // the plan changed before this request
   double decide_us = 0;       // time spent deciding
   double total_ms = 0, device_ms = 0, transfer_ms = 0, server_ms = 0;
+  double queue_ms = 0;        // waits for a server worker (counted as server load)
   double predicted_ms = 0;    // the plan's predicted latency at the estimate
   bool fallback = false;
   bool probed = false;

@@ -46,7 +46,8 @@ struct BlockTiming {
   double compute_ms = 0;        // local compute (target 0 or fallback)
   double round_trip_ms = 0;     // send to reply received (remote)
   double server_ms = 0;         // server's compute as reported in the reply
-  double transfer_ms = 0;       // round_trip_ms - server_ms: time on the link
+  double queue_ms = 0;          // time the request waited in the server for a worker (reply)
+  double transfer_ms = 0;       // round_trip_ms - server_ms - queue_ms: time on the link
   double link_ms = 0;           // of which the emulated link (0 without a Link)
   uint64_t bytes_up = 0, bytes_down = 0;
   std::string error;            // why it fell back
@@ -58,6 +59,7 @@ struct Timeline {
   double device_ms = 0;         // sum of local compute
   double transfer_ms = 0;       // sum of link time
   double server_ms = 0;         // sum of server compute
+  double queue_ms = 0;          // sum of waits for a server worker
   bool fallback = false;
 };
 

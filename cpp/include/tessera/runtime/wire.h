@@ -54,7 +54,9 @@ struct Header {
   // receipt of the request, so the two machines' clocks never meet.
   int64_t budget_us = 0;
   double server_ms = 0;                  // Reply: time the server spent on the block, from its receipt
-  double queue_ms = 0;                   // reserved (0): queueing before a worker takes the request is not measured
+  // Reply/Echo: time from the server's receipt to a worker starting on it (several workers;
+  // 0 with one worker, whose socket queue is not observable)
+  double queue_ms = 0;
   uint32_t flags = 0;                    // reserved, 0
   uint32_t reserved = 0;
 };
