@@ -1,6 +1,7 @@
 """Atoms: the graph, atomization, combination and split runs on real models."""
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -238,3 +239,106 @@ def test_failed_save_leaves_nothing(zoo_model, tmp_path):
     with pytest.raises(Exception):
         m.save(blocker / "store")  # parent is a file: cannot be created
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def _all_placements_match(mm, xs, ref):
+    """Every 0/1 placement of mm's atoms gives the unsplit reference outputs."""
+    import itertools
+    for p in itertools.product([0, 1], repeat=mm.num_atoms):
+        got = mm.run(list(xs), list(p))
+        assert all(torch.equal(a, b) for a, b in zip(got, ref)), (p, got, ref)
+
+
+def test_inplace_write_inside_an_if_is_kept_with_its_readers():
+    """`if c: y.add_(1)` writes to an outside y through a nested block: the write must stay
+    ordered before y's readers in every split."""
+    from tessera import _core
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            y = x * 2
+            if bool(x.sum() > 0):
+                y.add_(1)
+            return y + 1, y
+
+    m = torch.jit.script(M())
+    x = torch.ones(3)
+    mm = _core.Model.load_script_module(m._c, [x])
+    _all_placements_match(mm, [x], list(m(x)))
+
+
+def test_a_list_that_is_appended_to_is_not_copied_per_atom():
+    from tessera import _core
+    from typing import List
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            shape: List[int] = [2]
+            shape.append(x.size(1) * 3)
+            return x.repeat(1, 3).view(shape)
+
+    m = torch.jit.script(M())
+    x = torch.randn(2, 4)
+    mm = _core.Model.load_script_module(m._c, [x])
+    _all_placements_match(mm, [x], [m(x)])
+
+
+def test_a_returned_buffer_is_produced_by_an_atom():
+    from tessera import _core
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("b", torch.arange(3.0))
+
+        def forward(self, x):
+            return x * 2, self.b
+
+    m = torch.jit.script(M().eval())
+    x = torch.randn(3)
+    mm = _core.Model.load_script_module(m._c, [x])
+    _all_placements_match(mm, [x], list(m(x)))
+
+
+def test_weights_inside_list_constants_are_hashed_and_counted():
+    """A frozen LSTM keeps its weights in one Tensor[] constant: two LSTMs with different
+    weights must get different hashes (a server keys models by hash), and the atom holding
+    them counts their bytes."""
+    from tessera import _core
+
+    class L(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = torch.nn.LSTM(16, 32, batch_first=True)
+
+        def forward(self, x):
+            return self.l(x)[0]
+
+    x = torch.randn(1, 5, 16)
+    torch.manual_seed(0)
+    a = _core.Model.load_script_module(torch.jit.script(L().eval())._c, [x])
+    torch.manual_seed(1)
+    b = _core.Model.load_script_module(torch.jit.script(L().eval())._c, [x])
+    assert a.hash != b.hash
+    weights = sum(p.numel() * 4 for p in L().parameters())
+    assert sum(at.param_bytes for at in a.atoms) == weights
+
+
+@pytest.mark.parametrize("edit, words", [
+    ('j["outputs"] = [10**8]', "outputs names value 100000000"),
+    ('j["inputs"] = [-1]', "inputs names value -1"),
+    ('j["nodes"][5]["atom"] = 10**6', "nodes[5] is in atom 1000000"),
+    ('j["values"][4]["consumers"] = [10**8]', "values[4] has consumer 100000000"),
+    ('j["nodes"][2]["inputs"] = [-4]', "nodes[2].inputs names value -4"),
+    ('j["atoms"][0]["nodes"] = [10**7]', "atoms[0] lists node 10000000"),
+    ('del j["values"]', "field 'values' is missing"),
+])
+def test_corrupt_manifest_is_named_not_a_crash(zoo_model, tmp_path, edit, words):
+    m, xs, _ = zoo_model("squeezenet1_0")
+    store = tmp_path / "sq"
+    m.save(store)
+    j = json.loads((store / "manifest.json").read_text())
+    exec(edit, {"j": j})
+    (store / "manifest.json").write_text(json.dumps(j))
+    with pytest.raises(ValueError, match=re.escape(words)):
+        ts.Model.open(store)

@@ -103,8 +103,11 @@ Atomized atomize(Extracted& ex) {
     for (int n = 0; n < N; ++n) {
       if (!is_compute(n)) continue;
       jit::Node* node = ex.node_ptr[n];
-      if (!db.isMutable(node)) continue;
-      for (auto* in : node->inputs()) {
+      // G's inputs of a node include the free values its nested blocks read, and the
+      // alias DB's writes include those of nested nodes: an `if` whose body does
+      // y.add_(1) on an outside y writes to y (node->inputs() is only the condition).
+      for (int vin : G.nodes[n].inputs) {
+        jit::Value* in = ex.value_ptr[vin];
         if (!db.writesToAlias(node, {in})) continue;
         for (const auto& v : G.values) {
           if (!v.is_tensor || !db.mayAlias(ex.value_ptr[v.id], in)) continue;
@@ -229,8 +232,7 @@ Atomized atomize(Extracted& ex) {
         c->outputs()[i]->copyMetadata(p->outputs()[i]);
         env[p->outputs()[i]] = c->outputs()[i];
       }
-      if (p->kind() == c10::prim::Constant && p->output()->type()->kind() == c10::TypeKind::TensorType)
-        weights.insert(p);
+      if (constant_tensor_bytes(p) > 0) weights.insert(p);  // a tensor, or a list of them (LSTM)
       return env.at(v);
     };
     for (int n : atom.nodes) {
@@ -243,7 +245,7 @@ Atomized atomize(Extracted& ex) {
       }
     }
     for (int v : atom.outputs) g->registerOutput(env.at(ex.value_ptr[v]));
-    for (auto* w : weights) atom.param_bytes += jit::toIValue(w->output())->toTensor().nbytes();
+    for (auto* w : weights) atom.param_bytes += constant_tensor_bytes(w);
     out.graphs[atom.id] = g;
   }
   return out;

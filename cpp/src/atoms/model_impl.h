@@ -3,6 +3,7 @@
 
 #include <torch/script.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -127,6 +128,11 @@ namespace tessera {
 void save_store(const ModelImpl& m, const std::string& dir, bool overwrite);
 std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optional<std::vector<int>>& atoms);
 TensorInfo tensor_info(const at::Tensor& t);
+// Every tensor a constant holds: itself, or those inside its lists, tuples and dicts
+// (frozen LSTM/GRU weights are one Tensor[] constant).
+void for_each_tensor(const c10::IValue& v, const std::function<void(const at::Tensor&)>& f);
+// The tensors of a prim::Constant node's value (none for other nodes).
+int64_t constant_tensor_bytes(const torch::jit::Node* n);
 // A debug name TorchScript accepts for a new value ("" for purely numeric names).
 inline std::string usable_name(const std::string& s) {
   if (s.empty() || s.find_first_not_of("0123456789") == std::string::npos) return "";

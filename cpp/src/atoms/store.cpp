@@ -234,6 +234,37 @@ void save_store(const ModelImpl& m, const std::string& dir, bool overwrite) {
   }
 }
 
+// Every id in a manifest refers to something that exists: a hand-edited or corrupt
+// manifest is an error naming the field, never an out-of-range access later.
+static void check_ids(const ModelImpl& m, const std::string& mpath) {
+  const int nv = static_cast<int>(m.graph.values.size()), nn = static_cast<int>(m.graph.nodes.size());
+  const int na = static_cast<int>(m.atoms.size());
+  auto value = [&](int v, const std::string& where) {
+    TESSERA_CHECK(v >= 0 && v < nv, InvalidArgument, "{}: {} names value {}, the graph has {} values", mpath, where, v,
+                  nv);
+  };
+  for (int v : m.graph.inputs) value(v, "inputs");
+  for (int v : m.graph.outputs) value(v, "outputs");
+  for (const auto& v : m.graph.values) {
+    TESSERA_CHECK(v.producer >= -1 && v.producer < nn, InvalidArgument,
+                  "{}: values[{}] has producer {}, the graph has {} nodes", mpath, v.id, v.producer, nn);
+    for (int c : v.consumers)
+      TESSERA_CHECK(c >= 0 && c < nn, InvalidArgument, "{}: values[{}] has consumer {}, the graph has {} nodes",
+                    mpath, v.id, c, nn);
+  }
+  for (const auto& n : m.graph.nodes) {
+    for (int v : n.inputs) value(v, fmt::format("nodes[{}].inputs", n.id));
+    for (int v : n.outputs) value(v, fmt::format("nodes[{}].outputs", n.id));
+    TESSERA_CHECK(n.atom >= -1 && n.atom < na, InvalidArgument, "{}: nodes[{}] is in atom {}, the store has {} atoms",
+                  mpath, n.id, n.atom, na);
+  }
+  for (const auto& a : m.atoms)
+    for (int n : a.nodes)
+      TESSERA_CHECK(n >= 0 && n < nn && m.graph.nodes[n].atom == a.id, InvalidArgument,
+                    "{}: atoms[{}] lists node {}, which is not one of its nodes ({} nodes in the graph)", mpath, a.id,
+                    n, nn);
+}
+
 std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optional<std::vector<int>>& atoms) {
   std::error_code ec;
   TESSERA_CHECK(fs::is_directory(dir, ec), NotFound, "no atom store at {} (not a directory)", dir);
@@ -253,6 +284,9 @@ std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optiona
   m->graph.inputs = get<std::vector<int>>(j, "inputs", mpath);
   m->graph.outputs = get<std::vector<int>>(j, "outputs", mpath);
   m->graph.output_structure = get<std::string>(j, "output_structure", mpath);
+  for (const char* key : {"values", "nodes", "atoms"})
+    TESSERA_CHECK(j.contains(key) && j.at(key).is_array(), InvalidArgument, "{}: field '{}' is missing or not a list",
+                  mpath, key);
   const auto& vals = j.at("values");
   for (size_t i = 0; i < vals.size(); ++i) {
     const auto& jv = vals[i];
@@ -265,6 +299,8 @@ std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optiona
     v.producer = get<int>(jv, "producer", w);
     v.consumers = get<std::vector<int>>(jv, "consumers", w);
     if (v.is_tensor) {
+      TESSERA_CHECK(jv.contains("tensor") && jv.at("tensor").is_object(), InvalidArgument,
+                    "{}: a tensor value without its 'tensor' field", w);
       const auto& t = jv.at("tensor");
       v.info.shape = get<std::vector<int64_t>>(t, "shape", w);
       v.info.dtype = get<std::string>(t, "dtype", w);
@@ -309,6 +345,7 @@ std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optiona
                   a.id, a.file);
     m->atoms.push_back(std::move(a));
   }
+  check_ids(*m, mpath);
   m->finish();
   if (atoms) {
     for (int a : *atoms) {

@@ -6,6 +6,7 @@
 // input, turn in-place ops into functional ones where provably safe
 // (RemoveTensorMutation), dead-code elimination; then run a copy of the graph
 // that returns every top-level tensor to record its shape and dtype.
+#include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/remove_mutation.h>
 
@@ -63,6 +64,29 @@ bool is_helper_kind(const jit::Node* n) {
 }
 
 }  // namespace
+
+void for_each_tensor(const c10::IValue& v, const std::function<void(const at::Tensor&)>& f) {
+  if (v.isTensor()) {
+    if (v.toTensor().defined()) f(v.toTensor());
+  } else if (v.isList()) {
+    for (const auto& e : v.toListRef()) for_each_tensor(e, f);
+  } else if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) for_each_tensor(e, f);
+  } else if (v.isGenericDict()) {
+    for (const auto& kv : v.toGenericDict()) {
+      for_each_tensor(kv.key(), f);
+      for_each_tensor(kv.value(), f);
+    }
+  }
+}
+
+int64_t constant_tensor_bytes(const jit::Node* n) {
+  if (n->kind() != c10::prim::Constant || n->outputs().size() != 1) return 0;
+  auto iv = jit::toIValue(n->output());
+  int64_t bytes = 0;
+  if (iv) for_each_tensor(*iv, [&](const at::Tensor& t) { bytes += static_cast<int64_t>(t.nbytes()); });
+  return bytes;
+}
 
 TensorInfo tensor_info(const at::Tensor& t) {
   TensorInfo info;
@@ -194,9 +218,13 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
     on.inputs.erase(std::unique(on.inputs.begin(), on.inputs.end()), on.inputs.end());
     for (int v : on.inputs) meta.values[v].consumers.push_back(on.id);
   }
-  // Helpers: constant-derived nodes, duplicated into each atom that uses them.
+  // Helpers: constant-derived nodes, duplicated into each atom that uses them - but not
+  // a container something writes to (l.append(...) must act on the one list its readers see).
+  jit::AliasDb aliases(g);
   for (auto* n : g->nodes()) {
     bool helper = is_helper_kind(n);
+    for (auto* o : n->outputs())
+      if (helper && n->kind() != c10::prim::Constant && aliases.hasWriters(o)) helper = false;
     for (int v : meta.nodes[nid[n]].inputs) {
       int p = meta.values[v].producer;
       if (p < 0 || !meta.nodes[p].helper) helper = false;
@@ -235,14 +263,24 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
   ex.structural.assign(structural.begin(), structural.end());
   std::sort(ex.structural.begin(), ex.structural.end());
   for (int s : ex.structural) meta.nodes[s].helper = false;
+  // A constant returned as a model output (a buffer: `return x * 2, self.b`) must be
+  // produced by an atom, or no block would ever produce that output.
+  for (int v : meta.outputs) {
+    const int p = meta.values[v].producer;
+    if (p >= 0 && meta.nodes[p].helper) meta.nodes[p].helper = false;
+  }
 
   // Hash: the graph's IR, the example signature and every weight's bytes.
   std::string h = g->toString(false) + signature(example_inputs);
+  // (tensors inside list/tuple constants too: two LSTMs differ only there)
   for (auto* n : g->nodes()) {
-    if (n->kind() == c10::prim::Constant && n->output()->type()->kind() == c10::TypeKind::TensorType) {
-      auto t = jit::toIValue(n->output())->toTensor().contiguous();
-      h += fmt::format("{:016x}", fast_hash64(t.data_ptr(), t.nbytes()));
-    }
+    if (n->kind() != c10::prim::Constant || n->outputs().size() != 1) continue;
+    auto iv = jit::toIValue(n->output());
+    if (!iv) continue;
+    for_each_tensor(*iv, [&](const at::Tensor& t) {
+      auto c = t.contiguous();
+      h += fmt::format("{:016x}", fast_hash64(c.data_ptr(), c.nbytes()));
+    });
   }
   ex.hash = sha256_hex(h.data(), h.size());
   ex.graph = g;
