@@ -19,6 +19,7 @@ void bind_atoms(py::module_& m) {
       .def_readonly("id", &OpNode::id)
       .def_readonly("kind", &OpNode::kind)
       .def_readonly("inputs", &OpNode::inputs)
+      .def_readonly("args", &OpNode::args)
       .def_readonly("outputs", &OpNode::outputs)
       .def_readonly("helper", &OpNode::helper)
       .def_readonly("atom", &OpNode::atom)

@@ -32,6 +32,45 @@ def test_features_from_the_graph(zoo_model):
     assert x.shape == (m.num_atoms, len(names))
 
 
+def test_flops_follow_argument_order_and_transposed_convolutions():
+    """K of a matmul is the left operand's last dim, whichever value was made first; a
+    transposed convolution's weight is [C_in, C_out / groups, k...]."""
+
+    class Attn(torch.nn.Module):
+        def forward(self, x):                  # x: [1, 197, 64]
+            v = x * 2                          # made before a: a lower value id
+            a = torch.softmax(x @ x.transpose(1, 2), -1)  # [1, 197, 197]
+            return a @ v                       # K = 197
+
+    class ConstLeft(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(8, 16))
+
+        def forward(self, x):                  # x: [16, 5]
+            return torch.relu(self.w @ x)      # [8, 5], K = 16
+
+    class Up(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = torch.nn.ConvTranspose2d(4, 6, 3, stride=2)
+
+        def forward(self, x):                  # [1, 4, 5, 5] -> [1, 6, 11, 11]
+            return torch.relu(self.up(x))
+
+    def op_flops(model, xs, kind):
+        m = ts.load(torch.jit.script(model.eval()), xs)
+        f = [a for a in tp.features(m) if a.main_kind == kind]
+        return [a["main_flops"] for a in f]
+
+    assert op_flops(Attn(), (torch.randn(1, 197, 64),), "aten::matmul")[-1] == 2 * 197 * 64 * 197
+    assert op_flops(ConstLeft(), (torch.randn(16, 5),), "aten::matmul") == [2 * 8 * 5 * 16]
+    up = [a for a in tp.features(ts.load(torch.jit.script(Up().eval()), (torch.randn(1, 4, 5, 5),)))
+          if a.op_class == "conv"]
+    assert len(up) == 1 and up[0]["main_flops"] == 2 * (4 * 5 * 5) * 6 * 9 + 6 * 11 * 11  # + bias
+    assert (up[0]["kernel"], up[0]["groups"], up[0]["stride"]) == (9, 1, 2)
+
+
 def test_collect_train_evaluate(samples, tmp_path, zoo_model):
     assert len(samples) == 2 * 65
     assert {s.ctx.load for s in samples} == {0.0, 0.5}

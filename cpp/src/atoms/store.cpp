@@ -155,7 +155,7 @@ json manifest_json(const ModelImpl& m) {
   j["values"] = std::move(vals);
   json nodes = json::array();
   for (const auto& n : m.graph.nodes)
-    nodes.push_back({{"kind", n.kind}, {"inputs", n.inputs}, {"outputs", n.outputs}, {"helper", n.helper},
+    nodes.push_back({{"kind", n.kind}, {"inputs", n.inputs}, {"args", n.args}, {"outputs", n.outputs}, {"helper", n.helper},
                      {"atom", n.atom}, {"scope", n.scope}});
   j["nodes"] = std::move(nodes);
   json atoms = json::array();
@@ -254,6 +254,7 @@ static void check_ids(const ModelImpl& m, const std::string& mpath) {
   }
   for (const auto& n : m.graph.nodes) {
     for (int v : n.inputs) value(v, fmt::format("nodes[{}].inputs", n.id));
+    for (int v : n.args) value(v, fmt::format("nodes[{}].args", n.id));
     for (int v : n.outputs) value(v, fmt::format("nodes[{}].outputs", n.id));
     TESSERA_CHECK(n.atom >= -1 && n.atom < na, InvalidArgument, "{}: nodes[{}] is in atom {}, the store has {} atoms",
                   mpath, n.id, n.atom, na);
@@ -315,6 +316,7 @@ std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optiona
     n.id = static_cast<int>(i);
     n.kind = get<std::string>(nodes[i], "kind", w);
     n.inputs = get<std::vector<int>>(nodes[i], "inputs", w);
+    n.args = nodes[i].contains("args") ? get<std::vector<int>>(nodes[i], "args", w) : n.inputs;  // older stores
     n.outputs = get<std::vector<int>>(nodes[i], "outputs", w);
     n.helper = get<bool>(nodes[i], "helper", w);
     n.atom = get<int>(nodes[i], "atom", w);

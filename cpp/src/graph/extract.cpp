@@ -213,6 +213,7 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
   for (auto* n : g->nodes()) {
     auto& on = meta.nodes[nid[n]];
     for (auto* v : n->inputs()) on.inputs.push_back(vid.at(v));
+    on.args = on.inputs;  // argument order, before sorting (a @ b is not b @ a)
     for (auto* sub : n->blocks()) free_vars(sub, on.inputs);
     std::sort(on.inputs.begin(), on.inputs.end());
     on.inputs.erase(std::unique(on.inputs.begin(), on.inputs.end()), on.inputs.end());

@@ -39,12 +39,13 @@ struct OpInfo {
 
 OpInfo op_info(const OpGraph& g, const OpNode& n) {
   OpInfo r;
-  std::vector<const TensorInfo*> data, weights;
-  for (int v : n.inputs) {
+  std::vector<const TensorInfo*> data, weights, args;  // args: tensor arguments in argument order
+  for (int v : n.args.empty() ? n.inputs : n.args) {
     const auto& val = g.values[v];
     if (!val.is_tensor) continue;
     bool weight = val.producer >= 0 && g.nodes[val.producer].helper;
     (weight ? weights : data).push_back(&val.info);
+    args.push_back(&val.info);
   }
   const TensorInfo* out = nullptr;
   for (int v : n.outputs)
@@ -72,7 +73,23 @@ OpInfo op_info(const OpGraph& g, const OpNode& n) {
   };
   const std::string cls = op_class(n.kind);
   const std::string k = strip(n.kind);
-  if (cls == "conv") {
+  if (cls == "conv" && starts_with(k, "conv_transpose")) {
+    // weight [C_in, C_out / groups, k...]: every input element meets C_out / groups x k taps
+    const TensorInfo* w = args.size() >= 2 && args[1]->shape.size() >= 3 ? args[1] : nullptr;
+    if (w) {
+      double kk = 1;
+      for (size_t i = 2; i < w->shape.size(); ++i) kk *= static_cast<double>(w->shape[i]);
+      const double cout_g = static_cast<double>(w->shape[1]);
+      r.kernel = kk;
+      r.groups = cout_g > 0 && r.cout > 0 ? std::max(1.0, std::round(r.cout / cout_g)) : 1;
+      r.flops = 2 * r.in_numel * cout_g * kk + (args.size() >= 3 ? r.out_numel : 0);
+    } else {
+      r.flops = 2 * r.out_numel;
+    }
+    r.stride = in_shape.size() >= 3 && in_shape[2] > 0 && out_shape.size() >= 3
+                   ? std::max(1.0, std::round(static_cast<double>(out_shape[2]) / static_cast<double>(in_shape[2])))
+                   : 1.0;
+  } else if (cls == "conv") {
     const TensorInfo* w = nullptr;
     for (auto* t : weights)
       if (t->shape.size() >= 3) w = t;
@@ -103,17 +120,11 @@ OpInfo op_info(const OpGraph& g, const OpNode& n) {
     r.cout = out_shape.empty() ? 0 : static_cast<double>(out_shape.back());
     r.spatial = out_shape.empty() ? 0 : r.out_numel / std::max(1.0, r.cout);
   } else if (cls == "matmul") {
-    std::vector<const TensorInfo*> ops = data;
-    ops.insert(ops.end(), weights.begin(), weights.end());
+    // K is the last dim of the left operand: argument 0 (matmul, mm, bmm, einsum's
+    // first tensor), argument 1 for addmm / baddbmm / addbmm (bias, a, b)
     double kdim = 1;
-    if (k == "addmm" || k == "baddbmm") {  // (bias, a, b): K is the last dim of a
-      const TensorInfo* a = nullptr;
-      for (auto* t : ops)
-        if (t->shape.size() >= 2 && (!a || t != ops[0])) { a = t; break; }
-      if (a) kdim = static_cast<double>(a->shape.back());
-    } else if (!ops.empty() && !ops[0]->shape.empty()) {
-      kdim = static_cast<double>(ops[0]->shape.back());
-    }
+    const size_t left = (k == "addmm" || k == "baddbmm" || k == "addbmm") ? 1 : 0;
+    if (args.size() > left && !args[left]->shape.empty()) kdim = static_cast<double>(args[left]->shape.back());
     r.flops = 2 * r.out_numel * kdim;
     r.cin = kdim;
   } else if (cls == "rnn") {

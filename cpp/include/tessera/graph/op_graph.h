@@ -25,7 +25,8 @@ struct TensorInfo {
 struct OpNode {
   int id = 0;
   std::string kind;           // "aten::conv2d", "prim::Constant", ...
-  std::vector<int> inputs;    // value ids
+  std::vector<int> inputs;    // value ids read: its arguments and what nested blocks read, sorted
+  std::vector<int> args;      // value ids of its own arguments, in argument order (repeats kept)
   std::vector<int> outputs;   // value ids
   bool helper = false;        // constant-derived: duplicated into each atom that uses it
   int atom = -1;              // atom that runs it (-1 for helpers)
