@@ -239,3 +239,27 @@ def test_bench_smoke(repo_root):
                        text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "atoms<=10%" in r.stdout and "learning curve" in r.stdout
+
+
+def test_a_loaded_xgboost_predictor_keeps_learning(samples, tmp_path):
+    """Every update of a predictor loaded from a file adds trees to the loaded ones (its
+    training samples are not in the file: retraining from scratch would forget them)."""
+    import json
+
+    def trees(path):
+        model = json.loads(json.loads(path.read_text())["xgboost"]["model"])
+        return int(model["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_trees"])
+
+    p = tp.train(samples, kind="xgboost")
+    p.save(tmp_path / "a.json")
+    first = trees(tmp_path / "a.json")
+    q = tp.load(tmp_path / "a.json")
+    q.update(samples[:40])
+    q.update(samples[40:80])
+    q.save(tmp_path / "b.json")
+    added = trees(tmp_path / "b.json") - first
+    assert added > 0  # a retrain from scratch would have as many trees as the first
+    r = tp.load(tmp_path / "a.json")
+    r.update(samples[:40])
+    r.save(tmp_path / "c.json")
+    assert trees(tmp_path / "b.json") - first == 2 * (trees(tmp_path / "c.json") - first)  # two updates, two shares

@@ -83,11 +83,13 @@ class XGBoostPredictor : public Predictor {
                     samples[i].f.atom, samples[i].ms);
     }
     TESSERA_CHECK(!samples.empty(), InvalidArgument, "no samples to train the xgboost predictor on");
-    // A predictor loaded from a file keeps its trees and adds rounds on the new
-    // samples (adapting to a new machine); otherwise train from scratch on all held.
-    const bool continue_training = booster_ != nullptr && held_.empty();
+    // A predictor loaded from a file keeps its trees, and the analytic baseline they
+    // correct, and adds rounds on the new samples at every update (adapting to a new
+    // machine; its training samples are not in the file, so retraining from scratch would
+    // forget them); otherwise train from scratch on all samples held.
+    const bool continue_training = booster_ != nullptr && loaded_;
     held_.insert(held_.end(), samples.begin(), samples.end());
-    analytic_.fit(held_);
+    if (!continue_training) analytic_.fit(held_);
     const auto& train = continue_training ? samples : held_;
     std::vector<double> base(train.size());
     for (size_t i = 0; i < train.size(); ++i) base[i] = analytic_.predict(train[i]);
@@ -148,6 +150,7 @@ class XGBoostPredictor : public Predictor {
   AnalyticModel analytic_;
   std::vector<Sample> held_;
   std::set<std::string> seen_;
+  bool loaded_ = false;  // trees from a file: updates continue them
   BoosterHandle booster_ = nullptr;
   mutable std::mutex mu_;
 };
@@ -191,6 +194,7 @@ std::unique_ptr<Predictor> xgboost_from_json(const nlohmann::json& j, const std:
         TESSERA_THROW(InvalidArgument, "predictor file '{}': the XGBoost model is corrupt: {}", path,
                       XGBGetLastError());
       p->o_.nthread = o.nthread;
+      p->loaded_ = true;
       TESSERA_XGB(XGBoosterSetParam(p->booster_, "nthread", std::to_string(o.nthread).c_str()));
     }
   } catch (const nlohmann::json::exception& e) {
