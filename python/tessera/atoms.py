@@ -158,7 +158,8 @@ class Model:
         return self._core.run(xs, [int(p) for p in placement])
 
     def run_blocks(self, inputs, blocks: Sequence[Sequence[int]]) -> list[torch.Tensor]:
-        """Run explicit blocks (sets of atom ids) in order; returns the flattened outputs."""
+        """Run explicit blocks (sets of atom ids; every atom in exactly one) in order; returns the
+        flattened outputs. An atom missing or repeated is an InvalidArgumentError naming it."""
         return self._core.run_blocks(list(_as_tuple(inputs)), [[int(a) for a in b] for b in blocks])
 
     def run(self, inputs, placement: Sequence[int] | None = None):

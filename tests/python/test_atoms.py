@@ -342,3 +342,14 @@ def test_corrupt_manifest_is_named_not_a_crash(zoo_model, tmp_path, edit, words)
     (store / "manifest.json").write_text(json.dumps(j))
     with pytest.raises(ValueError, match=re.escape(words)):
         ts.Model.open(store)
+
+
+def test_run_blocks_runs_every_atom_once(zoo_model):
+    m, xs, ref = zoo_model("squeezenet1_0")
+    A = m.num_atoms
+    y = m.run_blocks(xs, [list(range(A // 2)), list(range(A // 2, A))])
+    assert torch.equal(y[0], m.run_blocks(xs, [list(range(A))])[0])
+    with pytest.raises(ValueError, match="atom 0 is in block 0 and in block 1"):
+        m.run_blocks(xs, [[0], [0, 1]] + [[a] for a in range(2, A)])
+    with pytest.raises(ValueError, match=f"atom {A - 1} is in no block"):
+        m.run_blocks(xs, [list(range(A - 1))])

@@ -361,6 +361,18 @@ std::vector<at::Tensor> Model::run_blocks(const std::vector<at::Tensor>& inputs,
     if (auto* hit = impl_->explicit_schedules.find(blocks)) steps = *hit;
   }
   if (!steps) {
+    // every atom exactly once (the documented contract), checked before anything runs
+    const int A = num_atoms();
+    std::vector<int> seen(A, -1);
+    for (size_t b = 0; b < blocks.size(); ++b)
+      for (int a : blocks[b]) {
+        TESSERA_CHECK(a >= 0 && a < A, InvalidArgument, "block {} names atom {}: the model has {} atoms", b, a, A);
+        TESSERA_CHECK(seen[a] < 0, InvalidArgument, "atom {} is in block {} and in block {}: each atom runs once", a,
+                      seen[a], b);
+        seen[a] = static_cast<int>(b);
+      }
+    for (int a = 0; a < A; ++a)
+      TESSERA_CHECK(seen[a] >= 0, InvalidArgument, "atom {} is in no block: every atom must run once", a);
     steps = impl_->make_steps(blocks);
     std::lock_guard<std::mutex> lock(impl_->block_mu);
     steps = impl_->explicit_schedules.put(blocks, steps);

@@ -356,14 +356,20 @@ std::vector<Sample> read_samples_csv(const std::string& path) {
                       name, s);
       }
     };
+    auto whole = [&](const std::string& name) {  // an integer column: no NaN, no fraction, in range
+      const double v = num(name);
+      TESSERA_CHECK(std::isfinite(v) && v == std::floor(v) && std::abs(v) < 1e9, InvalidArgument,
+                    "samples CSV '{}' line {}: column '{}' = {} is not a whole number", path, lineno, name, v);
+      return static_cast<int>(v);
+    };
     Sample s;
     s.f.model = cells[col["model"]];
     s.label = cells[col["label"]];
-    s.f.atom = static_cast<int>(num("atom"));
+    s.f.atom = whole("atom");
     s.f.main_kind = cells[col["main_kind"]];
     s.f.op_class = cells[col["op_class"]];
     s.f.kinds = cells[col["kinds"]];
-    s.ctx.threads = static_cast<int>(num("threads"));
+    s.ctx.threads = whole("threads");
     s.ctx.load = num("load");
     s.ms = num("ms");
     for (int i = 0; i < kNumFeatures; ++i) s.f.x[i] = num(feature_names()[i]);

@@ -174,9 +174,10 @@ CostTable CostTable::from_json(const std::string& text) {
   } catch (const std::exception& e) {
     TESSERA_THROW(InvalidArgument, "cost table is not valid JSON: {}", e.what());
   }
-  TESSERA_CHECK(j.is_object() && j.value("format", "") == "tessera-cost-table/1", InvalidArgument,
-                "not a tessera cost table (format '{}', expected 'tessera-cost-table/1')",
-                j.is_object() ? j.value("format", "") : "");
+  const std::string format =
+      j.is_object() && j.contains("format") && j.at("format").is_string() ? j.at("format").get<std::string>() : "";
+  TESSERA_CHECK(format == "tessera-cost-table/1", InvalidArgument,
+                "not a tessera cost table (format '{}', expected 'tessera-cost-table/1')", format);
   CostTable t;
   try {
     t.model_hash = j.at("model_hash").get<std::string>();
