@@ -63,6 +63,24 @@ struct Fixture : ::testing::Test {
     o.bind = "tcp://127.0.0.1:*";
     return o;
   }
+  // A raw Request of the whole model on x, as the wire has it: header, atom ids,
+  // descriptors (send the tensor x itself as the last frame).
+  std::array<std::string, 3> whole_model_request(uint64_t id, int64_t budget_us) const {
+    std::vector<int> all(model->num_atoms());
+    for (int a = 0; a < model->num_atoms(); ++a) all[a] = a;
+    TensorDesc d;
+    d.dtype = dtype_code("float32");
+    d.dims.assign(x.sizes().begin(), x.sizes().end());
+    d.nbytes = x.nbytes();
+    Header h;
+    h.type = MsgType::Request;
+    h.request_id = id;
+    h.model_hash = hash_from_hex(model->hash());
+    h.atom_count = static_cast<uint32_t>(all.size());
+    h.tensor_count = 1;
+    h.budget_us = budget_us;
+    return {encode_header(h), encode_atoms(all), encode_descs({d})};
+  }
 };
 
 }  // namespace
@@ -209,23 +227,10 @@ TEST_F(Fixture, BudgetIsCountedFromTheServersReceipt) {
   s.set(zmq::sockopt::rcvtimeo, 10000);
   s.set(zmq::sockopt::linger, 0);
   s.connect(srv.endpoint());
-  std::vector<int> all(model->num_atoms());
-  for (int a = 0; a < model->num_atoms(); ++a) all[a] = a;
-  auto x_c = x.contiguous();
-  TensorDesc d;
-  d.dtype = dtype_code("float32");
-  d.dims.assign(x_c.sizes().begin(), x_c.sizes().end());
-  d.nbytes = x_c.nbytes();
   auto ask = [&](int64_t budget_us) {
-    Header h;
-    h.type = MsgType::Request;
-    h.model_hash = hash_from_hex(model->hash());
-    h.atom_count = static_cast<uint32_t>(all.size());
-    h.tensor_count = 1;
-    h.budget_us = budget_us;
-    std::string hb = encode_header(h), ab = encode_atoms(all), db = encode_descs({d});
-    std::array<zmq::const_buffer, 4> frames = {zmq::buffer(hb), zmq::buffer(ab), zmq::buffer(db),
-                                               zmq::buffer(x_c.data_ptr(), x_c.nbytes())};
+    auto f = whole_model_request(1, budget_us);
+    std::array<zmq::const_buffer, 4> frames = {zmq::buffer(f[0]), zmq::buffer(f[1]), zmq::buffer(f[2]),
+                                               zmq::buffer(x.data_ptr(), x.nbytes())};
     zmq::send_multipart(s, frames);
     std::vector<zmq::message_t> reply;
     EXPECT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
@@ -356,13 +361,6 @@ TEST_F(Fixture, EdgeTensorsAndRestart) {
 // once to two workers make at least three wait, and their replies say for how long
 // (a device subtracts it from the link time). One worker cannot observe its queue: 0.
 TEST_F(Fixture, RepliesReportTheWaitForAWorker) {
-  std::vector<int> all(model->num_atoms());
-  for (int a = 0; a < model->num_atoms(); ++a) all[a] = a;
-  auto x_c = x.contiguous();
-  TensorDesc d;
-  d.dtype = dtype_code("float32");
-  d.dims.assign(x_c.sizes().begin(), x_c.sizes().end());
-  d.nbytes = x_c.nbytes();
   for (int workers : {1, 2}) {
     SCOPED_TRACE(fmt::format("workers={}", workers));
     auto opt = options();
@@ -376,15 +374,9 @@ TEST_F(Fixture, RepliesReportTheWaitForAWorker) {
     s.connect(srv.endpoint());
     const int n = 6;
     for (int i = 0; i < n; ++i) {
-      Header h;
-      h.type = MsgType::Request;
-      h.request_id = static_cast<uint64_t>(i + 1);
-      h.model_hash = hash_from_hex(model->hash());
-      h.atom_count = static_cast<uint32_t>(all.size());
-      h.tensor_count = 1;
-      std::string hb = encode_header(h), ab = encode_atoms(all), db = encode_descs({d});
-      std::array<zmq::const_buffer, 5> frames = {zmq::const_buffer(nullptr, 0), zmq::buffer(hb), zmq::buffer(ab),
-                                                 zmq::buffer(db), zmq::buffer(x_c.data_ptr(), x_c.nbytes())};
+      auto f = whole_model_request(static_cast<uint64_t>(i + 1), 0);
+      std::array<zmq::const_buffer, 5> frames = {zmq::const_buffer(nullptr, 0), zmq::buffer(f[0]), zmq::buffer(f[1]),
+                                                 zmq::buffer(f[2]), zmq::buffer(x.data_ptr(), x.nbytes())};
       zmq::send_multipart(s, frames);
     }
     int waited = 0;
