@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
 from tessera import experiment  # noqa: E402
-from tessera.runtime import spawn_server  # noqa: E402
+from tessera.runtime import spawn_server, stop_server  # noqa: E402
 
 from common import RESULTS, smoke, table, write_csv  # noqa: E402
 
@@ -137,8 +137,7 @@ def main(argv=None):
                                 "decide_us": r.decide_us} for k, r in runs.items()}})
                         print(json.dumps(row), flush=True)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(proc)
     print(f"\n{len(rows)} trace runs in {time.perf_counter() - t_start:.0f} s; mean latency in ms per policy; "
           f"device {args.device_slowdown:g}x slower than this machine (accounted), link emulated in the transport "
           f"(account mode), rtt {args.rtt:g} ms, 1 request per {args.period:g} trace seconds, {args.requests} requests per "

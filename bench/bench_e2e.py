@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
 from tessera import experiment  # noqa: E402
-from tessera.runtime import spawn_server  # noqa: E402
+from tessera.runtime import spawn_server, stop_server  # noqa: E402
 
 from common import quantiles, smoke, table, write_csv  # noqa: E402
 
@@ -67,8 +67,7 @@ def main(argv=None):
                                      "measured/predicted": f"{med / p.latency_ms:.3f}"})
                         print(rows[-1], flush=True)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(proc)
     print(f"server: tessera serve in another process, loopback, 1 worker, 1 thread; device: this process, 1 thread, "
           f"emulated {args.device_slowdown:g}x slower (sleep); link: emulated in the transport (token bucket + "
           f"rtt/2 = {args.rtt / 2:g} ms per message, slept); {args.requests} requests per plan after 1 warm-up")

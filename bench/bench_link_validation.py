@@ -61,7 +61,7 @@ def main(argv=None):
         return
     import torch
     import tessera as ts
-    from tessera.runtime import spawn_server
+    from tessera.runtime import spawn_server, stop_server
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     ns = f"tessera-val-{os.getpid()}"
     sizes = [k * 1024 for k in args.sizes_kb]
@@ -83,8 +83,7 @@ def main(argv=None):
                 if r.returncode:
                     raise RuntimeError(r.stderr[-2000:])
                 results[label] = {int(k): v for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items()}
-                srv.terminate()
-                srv.wait(timeout=30)
+                stop_server(srv)
     finally:
         for p in procs:
             if p.poll() is None:

@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
 from tessera import _core  # noqa: E402
-from tessera.runtime import spawn_server  # noqa: E402
+from tessera.runtime import spawn_server, stop_server  # noqa: E402
 
 from common import quantiles, smoke, table, write_csv  # noqa: E402
 
@@ -143,7 +143,7 @@ def main(argv=None):
                 })
         finally:
             for p in procs:
-                p.kill()
+                stop_server(p)
     print(f"loopback TCP (tcp://127.0.0.1), servers in other processes, 1 worker; {args.rounds} interleaved rounds "
           f"of {args.per_round} round trips per size; medians")
     print(table(rows, list(rows[0])))

@@ -39,6 +39,8 @@ def interleave(variants: dict, repeats: int, warmup: int = 3):
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "(no rows)"
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
     lines = ["  ".join(c.rjust(widths[c]) for c in columns)]
     for r in rows:
@@ -49,10 +51,14 @@ def table(rows: list[dict], columns: list[str]) -> str:
 def write_csv(name: str, rows: list[dict]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / (f"{name}.smoke.csv" if smoke() else f"{name}.csv")  # smoke runs never overwrite results
-    with open(path, "w", newline="") as f:
+    if not rows:
+        raise ValueError(f"{name}: no rows to write (every configuration was skipped?)")
+    tmp = path.with_suffix(f".tmp{os.getpid()}")  # a failed write never leaves half a results file
+    with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    os.replace(tmp, path)
     return path
 
 

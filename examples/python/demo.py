@@ -24,7 +24,8 @@ import torch
 
 import tessera as ts
 from tessera import experiment, zoo
-from tessera.runtime import spawn_server
+from tessera.cli import positive_int
+from tessera.runtime import spawn_server, stop_server
 
 # An embedded trace (time s, Mbit/s): WiFi, then a drive through 4G, 3G and a
 # CAT1-class dead zone, and back (the uplink classes of DADS: 18.88 / 5.85 / 1.1 / 0.13).
@@ -35,7 +36,7 @@ DEMO_TRACE = [(0, 30.0), (4, 38.0), (8, 18.9), (10, 5.9), (14, 6.4), (17, 4.8), 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="tessera demo: adaptive split inference on a bandwidth trace")
     ap.add_argument("--model", default="resnet18")
-    ap.add_argument("--requests", type=int, default=48, help="one request per second of trace")
+    ap.add_argument("--requests", type=positive_int, default=48, help="one request per second of trace")
     ap.add_argument("--device-slowdown", type=float, default=10.0)
     ap.add_argument("--plot", default="demo_adaptive.png")
     args = ap.parse_args(argv)
@@ -59,8 +60,7 @@ def main(argv=None):
             runs = experiment.replay(m, xs, costs, endpoint, link, requests=args.requests,
                                      device_slowdown=args.device_slowdown)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(proc)
     print(f"5.   {args.requests} requests over the embedded trace (0.13-40 Mbit/s, RTT 20 ms), every output "
           f"checked against the unsplit model:")
     from bench_table import table

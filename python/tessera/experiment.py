@@ -81,12 +81,21 @@ def prepare(names, repository, device_slowdown: float, repeats: int = 5) -> dict
 
 def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, period_s: float = 1.0,
            device_slowdown: float = 1.0, policies=POLICIES, check_outputs: bool = True, progress=None,
-           rtt_ms: float | None = None) -> dict:
+           rtt_ms: float | None = None, timeout_ms: int = 60000, strict: bool = True) -> dict:
     """Run every policy over the same request sequence; returns name -> PolicyRun.
 
     link_spec: keyword arguments of tessera.Link (trace=..., scale=..., rtt_ms=...) or
-    bandwidth_mbps=... for a constant link.
+    bandwidth_mbps=... for a constant link. timeout_ms: a reply later than this falls back
+    (link delays are accounted, not slept, so only real compute counts). strict: the
+    experiment assumes a live server - the first fallback raises EngineError naming the
+    policy, the request and why (False: count fallbacks and go on).
     """
+    from ._core import EngineError, InvalidArgumentError
+    from .atoms import _as_tuple
+
+    if int(requests) < 1 or not (period_s > 0):
+        raise InvalidArgumentError(f"requests = {requests} must be >= 1 and period_s = {period_s} > 0")
+    inputs = tuple(_as_tuple(inputs))
     ref = model.run_flat(inputs) if check_outputs else None
     rtt = link_spec.get("rtt_ms", 0.0) if rtt_ms is None else rtt_ms
     mean_bw = Link(**link_spec).mean_bandwidth
@@ -107,10 +116,10 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
         if name in ("adaptive", "chain"):
             deps[name] = AdaptiveDeployment(model, costs, server=endpoint, planner="parametric" if name == "adaptive"
                                             else "chain", link=link, rtt_ms=rtt, device_slowdown=device_slowdown,
-                                            emulation="account", timeout_ms=600000)
+                                            emulation="account", timeout_ms=timeout_ms)
         else:
             deps[name] = Deployment(model, fixed.get(name, [0] * n), server=endpoint, link=link,
-                                    device_slowdown=device_slowdown, emulation="account", timeout_ms=600000)
+                                    device_slowdown=device_slowdown, emulation="account", timeout_ms=timeout_ms)
     for i in range(requests):
         t = i * period_s
         for name in policies:
@@ -125,6 +134,8 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
                     last[name] = p
             flat = dep._core.run(list(inputs))
             if check_outputs:
+                if len(flat) != len(ref):
+                    raise AssertionError(f"{name}: request {i} returned {len(flat)} outputs, the model has {len(ref)}")
                 for a, b in zip(flat, ref):
                     if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
                         raise AssertionError(f"{name}: request {i} returned a wrong output")
@@ -136,12 +147,19 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
                 run.switches += rec.switched and i > 0
                 run.fallbacks += rec.fallback
                 run.decide_us.append(rec.decide_us)
+                fell_back = rec.fallback
             else:
                 tl = dep.last_timeline
                 run.latency_ms.append(tl.total_ms)
                 run.device_atoms.append(sum(1 for a in dep.placement if a == 0))
                 run.est_bandwidth.append(float("nan"))
                 run.fallbacks += tl.fallback
+                fell_back = tl.fallback
+            if strict and fell_back:
+                errors = [b.error for b in dep._core.deployment().last_timeline().blocks if b.error] \
+                    if isinstance(dep, AdaptiveDeployment) else [b.error for b in dep.last_timeline.blocks if b.error]
+                raise EngineError(f"{name}: request {i} fell back to the device ({'; '.join(errors) or 'no reply'}); "
+                                  f"the replay needs a live server at {endpoint}")
             run.true_bandwidth.append(true_bw)
             if progress:
                 progress(name, i)
@@ -194,6 +212,8 @@ def plot(runs: dict, path=None, title: str = ""):
     fig.tight_layout()
     if path is None:
         return fig
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=90)
+    finally:
+        plt.close(fig)
     return None

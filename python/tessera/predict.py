@@ -46,9 +46,15 @@ def kinds() -> list:
 
 
 # ---- background load --------------------------------------------------------------------------
-def _busy(duty: float, period_s: float, stop) -> None:  # pragma: no cover - runs in a child process
+def _busy(duty: float, period_s: float, stop, parent: int) -> None:  # pragma: no cover - a child process
+    import signal
+
+    from ._proc import die_with_parent, parent_alive
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    die_with_parent(signal.SIGKILL)
     on = duty * period_s
-    while not stop.is_set():
+    while not stop.is_set() and parent_alive(parent):
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < on:
             pass
@@ -81,11 +87,16 @@ class BackgroundLoad:
         ctx = mp.get_context("fork")
         self._stop = ctx.Event()
         n = math.ceil(self.level)
-        for _ in range(n):
-            p = ctx.Process(target=_busy, args=(self.level / n, self.period_s, self._stop), daemon=True)
-            p.start()
-            self._procs.append(p)
-        time.sleep(0.05)
+        try:
+            for _ in range(n):
+                p = ctx.Process(target=_busy, args=(self.level / n, self.period_s, self._stop, os.getpid()),
+                                daemon=True)
+                p.start()
+                self._procs.append(p)
+            time.sleep(0.05)
+        except BaseException:  # a failed start or Ctrl-C: stop what was started
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
@@ -95,6 +106,7 @@ class BackgroundLoad:
                 p.join(timeout=2)
                 if p.is_alive():
                     p.terminate()
+                    p.join(timeout=2)
             self._procs = []
         return False
 
@@ -163,6 +175,10 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
             raise _core.InvalidArgumentError(f"unknown zoo model '{spec}'; known: {', '.join(zoo.NAMES)}")
     for level in loads:
         BackgroundLoad(level)  # raises for a bad level
+    if csv is not None:  # where the samples go, checked now rather than after the profiling
+        parent = os.path.dirname(os.path.abspath(os.fspath(csv)))
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            raise _core.InvalidArgumentError(f"csv = {os.fspath(csv)}: cannot write in {parent}")
     runs = len(models) * len(threads) * len(loads)
     bar = progress_bar(runs, "collect", progress)
     out = []

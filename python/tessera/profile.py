@@ -107,12 +107,21 @@ def canary_ms(runs: int = 5) -> float:
     return _core.canary_ms(int(runs))
 
 
-def _spin_idle(cpu: int, stop) -> None:  # pragma: no cover - runs in a child process
+def _spin_idle(cpu: int, stop, parent: int) -> None:  # pragma: no cover - runs in a child process
     """Spin on ``cpu`` at idle priority (SCHED_IDLE): it yields to any other task there."""
+    import signal
+
+    from ._proc import die_with_parent, parent_alive
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(signal.SIGKILL)
     os.sched_setaffinity(0, {cpu})
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    n = 0
     while not stop.is_set():
-        pass
+        n += 1
+        if n % 100000 == 0 and not parent_alive(parent):
+            break
 
 
 class MachineCheck:
@@ -198,7 +207,7 @@ def machine_check(seconds: float = 10.0, window_s: float = 1.0, sibling: bool = 
         if sibling:
             ctx = mp.get_context("fork")
             stop = ctx.Event()
-            spinner = ctx.Process(target=_spin_idle, args=(cpus[1], stop), daemon=True)
+            spinner = ctx.Process(target=_spin_idle, args=(cpus[1], stop, os.getpid()), daemon=True)
             os.sched_setaffinity(0, {cpus[0]})
             spinner.start()
             try:
@@ -209,6 +218,7 @@ def machine_check(seconds: float = 10.0, window_s: float = 1.0, sibling: bool = 
                 spinner.join(timeout=2)
                 if spinner.is_alive():
                     spinner.terminate()
+                    spinner.join(timeout=2)
                 os.sched_setaffinity(0, set(cpus))
     finally:
         if bar is not None:

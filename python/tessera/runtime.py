@@ -19,7 +19,7 @@ from typing import Sequence
 from . import _core
 from .atoms import Model, _as_tuple, _rebuild
 
-__all__ = ["Server", "Deployment", "keygen", "spawn_server"]
+__all__ = ["Server", "Deployment", "keygen", "spawn_server", "stop_server"]
 
 
 def spawn_server(repository, bind: str = "tcp://127.0.0.1:*", extra=(), prefix=(), timeout: float = 120):
@@ -27,25 +27,45 @@ def spawn_server(repository, bind: str = "tcp://127.0.0.1:*", extra=(), prefix=(
 
     The endpoint (with the real port) is read from the server's first line. ``prefix``
     runs it under another command (e.g. ``ip netns exec NS``); ``extra`` adds options.
-    Stop it with ``proc.terminate()``: it prints its counters as JSON and exits.
+    Stop it with :func:`stop_server` (SIGTERM: it prints its counters as JSON and exits).
+    The server is stopped by the kernel if this process dies first (Linux), and its
+    stderr goes to a temporary file (read when it fails to start), never to a pipe
+    nobody drains.
     """
     import select
     import subprocess
     import sys
+    import tempfile
     from pathlib import Path
+
+    from ._proc import die_with_parent
 
     env = dict(os.environ)
     src = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = os.pathsep.join([str(src)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     cmd = [*prefix, sys.executable, "-m", "tessera", "serve", os.fspath(repository), "--bind", bind, *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    err = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+                            preexec_fn=die_with_parent)
+    proc.stderr_file = err  # the server's log, if any
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     line = proc.stdout.readline() if ready else ""
     if "listening on" not in line:
         proc.kill()
-        raise _core.EngineError(f"tessera serve {os.fspath(repository)} did not start: {line.strip()!r} "
-                                f"{proc.stderr.read()[-2000:]}")
+        code = proc.wait()
+        err.seek(0)
+        why = f"exited with code {code}" if ready else f"no endpoint within {timeout:g} s"
+        raise _core.EngineError(f"tessera serve {os.fspath(repository)} did not start ({why}): {line.strip()!r} "
+                                f"{err.read()[-2000:]}")
     return proc, line.split("listening on ")[1].split()[0]
+
+
+def stop_server(proc, timeout: float = 30.0) -> None:
+    """Stop a server started by :func:`spawn_server` (SIGTERM, then SIGKILL after ``timeout``
+    seconds) and reap it."""
+    from ._proc import stop_process
+
+    stop_process(proc, timeout)
 
 
 def keygen() -> tuple[str, str]:

@@ -92,6 +92,9 @@ def torchscript(name: str, directory: str | os.PathLike | None = None):
         # fused fast path and the whole layer becomes one opaque operator.
         traced = torch.jit.trace(model, inputs, check_trace=False)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.jit.save(traced, str(tmp))
-        os.replace(tmp, path)
+        try:
+            torch.jit.save(traced, str(tmp))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # only left when the save failed
     return path, inputs

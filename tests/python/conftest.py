@@ -68,14 +68,8 @@ class ServerProcess:
         self.proc.wait(timeout=30)
 
     def stop(self):
-        import signal
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+        from tessera.runtime import stop_server
+        stop_server(self.proc)
 
 
 @pytest.fixture

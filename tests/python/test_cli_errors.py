@@ -78,3 +78,8 @@ def test_plan_refuses_a_cost_table_of_another_model(zoo_model):
     ct = ts.profile(other, oxs, threads=1, repeats=1, warmup=0)
     with pytest.raises(ValueError, match="cost table of model"):
         ts.plan(m, {"device": ct, "server": ct}, bandwidth_mbps=5)
+
+
+def test_collect_checks_its_csv_path_first(tmp_path):
+    with pytest.raises(ValueError, match="cannot write in"):
+        tp.collect(["squeezenet1_0"], repeats=1, csv=tmp_path / "missing" / "s.csv")

@@ -217,3 +217,64 @@ def test_several_clients_at_once(repository, zoo_model, server_process):
     assert not errors, errors
     stats = ts.Deployment(m, [1] * n, server=srv.endpoint).ping()
     assert stats["replies"] >= 30
+
+
+def _gone(pid: int, within_s: float) -> bool:
+    """True once process pid no longer exists (or is a zombie), polling up to within_s."""
+    import time
+    t_end = time.time() + within_s
+    while time.time() < t_end:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(") ")[1].startswith("Z"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("what", ["server", "background_load"])
+def test_children_do_not_outlive_a_killed_parent(what, repository, repo_root):
+    """A parent killed outright (SIGKILL: no finally, no atexit) takes its server process
+    or its background-load spinners with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = {
+        "server": f"from tessera.runtime import spawn_server\np, ep = spawn_server({str(repository)!r})\n"
+                  "print(p.pid, flush=True)\n",
+        "background_load": "import os\nfrom tessera.predict import BackgroundLoad\nb = BackgroundLoad(0.5).__enter__()\n"
+                           "print(' '.join(str(p.pid) for p in b._procs), flush=True)\n",
+    }[what]
+    env = dict(os.environ, PYTHONPATH=str(repo_root / "python"))
+    parent = subprocess.Popen([sys.executable, "-c", "import torch, tessera\n" + code + "import time\ntime.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        children = [int(p) for p in parent.stdout.readline().split()]
+        assert children, "the parent printed no child pid"
+        assert all(not _gone(c, 0.2) for c in children)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+    for c in children:
+        assert _gone(c, 30), f"{what} child {c} outlived its killed parent"
+
+
+def test_replay_stops_at_a_dead_server(zoo_model, repository):
+    """The experiment assumes a live server: the first fallback is an error naming the
+    policy and the request, not hours of silent device-only latencies."""
+    from tessera import experiment
+
+    m, xs, _ = zoo_model("squeezenet1_0")
+    srv = ts.Server(repository).start()
+    endpoint = srv.endpoint
+    srv.stop()
+    costs = {"device": [1.0] * m.num_atoms, "server": [0.1] * m.num_atoms}
+    with pytest.raises(ts.EngineError, match=r"server_only: request 0 fell back to the device"):
+        experiment.replay(m, xs, costs, endpoint, {"bandwidth_mbps": 10.0}, requests=2, timeout_ms=2000,
+                          policies=("server_only",))
+    with pytest.raises(ValueError, match="requests = 0"):
+        experiment.replay(m, xs, costs, endpoint, {"bandwidth_mbps": 10.0}, requests=0)

@@ -321,7 +321,8 @@ void write_samples_csv(const std::string& path, const std::vector<Sample>& sampl
     for (double x : s.f.x) f << ',' << fmt::format("{}", x);
     f << '\n';
   }
-  TESSERA_CHECK(f.good(), Runtime, "failed writing samples CSV '{}'", path);
+  f.close();  // a failed final flush (disk full) must not pass for a complete file
+  TESSERA_CHECK(!f.fail(), Runtime, "failed writing samples CSV '{}'", path);
 }
 
 std::vector<Sample> read_samples_csv(const std::string& path) {
