@@ -6,6 +6,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <vector>
+
+#include "tessera/core/error.h"
 #include "tessera/plan/cost_model.h"
 #include "tessera/plan/dag.h"
 #include "tessera/plan/mincut.h"
@@ -15,6 +19,20 @@
 
 namespace py = pybind11;
 using namespace tessera::plan;
+
+namespace {
+void check_bandwidth(double bw) {
+  TESSERA_CHECK(std::isfinite(bw) && bw > 0, InvalidArgument, "bandwidth_mbps must be finite and > 0, got {}", bw);
+}
+// targets < 0: any target index >= 0
+void check_placement(const std::vector<int>& placement, int num_atoms, int targets) {
+  TESSERA_CHECK(static_cast<int>(placement.size()) == num_atoms, InvalidArgument,
+                "placement has {} entries, the model has {} atoms", placement.size(), num_atoms);
+  for (size_t a = 0; a < placement.size(); ++a)
+    TESSERA_CHECK(placement[a] >= 0 && (targets < 0 || placement[a] < targets), InvalidArgument,
+                  "placement[{}] = {} is not a target index", a, placement[a]);
+}
+}  // namespace
 
 void bind_plan(py::module_& m) {
   m.attr("MODEL_INPUT") = kModelInput;
@@ -172,7 +190,15 @@ void bind_plan(py::module_& m) {
       .def_readwrite("blocks", &Plan::blocks)
       .def_readwrite("transfers", &Plan::transfers)
       .def("ok", &Plan::ok)
-      .def("explain", &Plan::explain, py::arg("cost_model"));
+      .def(
+          "explain",
+          [](const Plan& p, const CostModel& cm) {
+            cm.validate();
+            TESSERA_CHECK(static_cast<int>(p.placement.size()) == cm.num_atoms(), InvalidArgument,
+                          "plan has {} atoms, the cost model {}", p.placement.size(), cm.num_atoms());
+            return p.explain(cm);
+          },
+          py::arg("cost_model"));
 
   py::class_<ParametricSegment>(m, "ParametricSegment")
       .def_readonly("bw_lo_mbps", &ParametricSegment::bw_lo_mbps)
@@ -189,9 +215,20 @@ void bind_plan(py::module_& m) {
            py::call_guard<py::gil_scoped_release>())
       .def("lookup", &ParametricPlanner::plan_at, py::arg("bandwidth_mbps"),
            "The evaluated Plan optimal at this bandwidth.")
-      .def("lookup_index", &ParametricPlanner::lookup_index, py::arg("bandwidth_mbps"))
-      .def("lookup_placement",
-           [](const ParametricPlanner& p, double bw) { return p.lookup(bw).placement; }, py::arg("bandwidth_mbps"))
+      .def(
+          "lookup_index",
+          [](const ParametricPlanner& p, double bw) {
+            check_bandwidth(bw);
+            return p.lookup_index(bw);
+          },
+          py::arg("bandwidth_mbps"))
+      .def(
+          "lookup_placement",
+          [](const ParametricPlanner& p, double bw) {
+            check_bandwidth(bw);
+            return p.lookup(bw).placement;
+          },
+          py::arg("bandwidth_mbps"))
       .def("lookup_indices", &ParametricPlanner::lookup_indices, py::arg("bandwidths_mbps"),
            py::call_guard<py::gil_scoped_release>())
       .def("breakpoints", &ParametricPlanner::breakpoints)
@@ -214,11 +251,33 @@ void bind_plan(py::module_& m) {
   m.def("make_plan", &make_plan, py::arg("algorithm"), py::arg("cost_model"), py::arg("context"),
         py::arg("constraints") = Constraints{}, py::arg("current") = std::vector<int>{},
         py::call_guard<py::gil_scoped_release>());
-  m.def("evaluate", &evaluate, py::arg("cost_model"), py::arg("context"), py::arg("placement"),
-        py::call_guard<py::gil_scoped_release>());
-  m.def("validate_plan", &validate, py::arg("plan"), py::arg("cost_model"),
-        "Problems of a plan (every atom placed, blocks convex and executable in order, outputs back on the device).");
-  m.def("schedule_blocks", &schedule_blocks, py::arg("dag"), py::arg("placement"));
+  // The low-level entry points check their inputs first: a malformed DAG or cost model
+  // from Python is an InvalidArgumentError naming the field, never an out-of-range read.
+  m.def(
+      "evaluate",
+      [](const CostModel& cm, const Context& ctx, const std::vector<int>& placement) {
+        cm.validate();
+        ctx.validate();
+        check_placement(placement, cm.num_atoms(), cm.num_targets());
+        return evaluate(cm, ctx, placement);
+      },
+      py::arg("cost_model"), py::arg("context"), py::arg("placement"), py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "validate_plan",
+      [](const Plan& p, const CostModel& cm) {
+        cm.validate();
+        return validate(p, cm);
+      },
+      py::arg("plan"), py::arg("cost_model"),
+      "Problems of a plan (every atom placed, blocks convex and executable in order, outputs back on the device).");
+  m.def(
+      "schedule_blocks",
+      [](const AtomDag& dag, const std::vector<int>& placement) {
+        dag.validate();
+        check_placement(placement, dag.num_atoms, -1);
+        return schedule_blocks(dag, placement);
+      },
+      py::arg("dag"), py::arg("placement"));
   m.def("constraint_violation", &constraint_violation, py::arg("plan"), py::arg("context"),
         py::arg("constraints") = Constraints{});
 }

@@ -61,7 +61,7 @@ def _dag_of(model) -> "_core.AtomDag":
 def _per_atom(x, field: str) -> list:
     if hasattr(x, "atom_ms"):
         x = x.atom_ms
-    if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
+    if isinstance(x, (str, bytes, Mapping)) or not hasattr(x, "__iter__"):
         raise _core.InvalidArgumentError(f"{field} must be a sequence of per-atom values or have .atom_ms, "
                                          f"got {type(x).__name__}")
     return [float(v) for v in x]
@@ -73,6 +73,10 @@ def make_cost_model(model, costs: Mapping[str, Any]) -> "_core.CostModel":
         return costs
     if not isinstance(costs, Mapping):
         raise _core.InvalidArgumentError(f"costs must be a dict with 'device' and 'server', got {type(costs).__name__}")
+    unknown = set(costs) - {"device", "server", "energy", "energy_mj_per_byte"}
+    if unknown:
+        raise _core.InvalidArgumentError(f"costs has unknown keys {sorted(unknown)} (device, server, energy, "
+                                         "energy_mj_per_byte)")
     for key in ("device", "server"):
         if key not in costs:
             raise _core.InvalidArgumentError(f"costs['{key}'] is missing (per-atom ms on the {key})")

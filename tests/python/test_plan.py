@@ -244,3 +244,39 @@ def test_errors_are_value_errors_naming_the_field(call, field):
         call(dag, costs)
     assert isinstance(info.value, tessera.InvalidArgumentError)
     assert field in str(info.value)
+
+
+def test_edge_inputs_are_named_not_crashes():
+    """Inputs whose sums overflow, malformed low-level DAGs and NaN lookups: errors that name
+    the value, never a segfault, a hang or an 'optimal' plan with inf latency."""
+    import sys
+
+    import torch
+
+    ts = tessera
+    tplan = sys.modules["tessera.plan"]
+    m = ts.load(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                    torch.nn.Linear(8 * 30 * 30, 10)).eval(), torch.randn(1, 3, 32, 32))
+    n = m.num_atoms
+    costs = {"device": [5.0] * n, "server": [0.5] * n}
+    with pytest.raises(ValueError, match=r"must be in \[0, 1e12\] ms"):
+        ts.plan(m, {"device": [1e308] * n, "server": [1e308] * n}, bandwidth_mbps=5, algorithm="throughput")
+    with pytest.raises(ValueError, match="bandwidth_mbps must be in"):
+        ts.plan(m, costs, bandwidth_mbps=5e-324, algorithm="throughput")
+    with pytest.raises(ValueError, match="device_load must be in"):
+        ts.plan(m, costs, bandwidth_mbps=5, device_load=1e308)
+    with pytest.raises(ValueError, match="costs has unknown keys"):
+        ts.plan(m, {**costs, "energy_per_byte": 1e-3}, bandwidth_mbps=5)
+    with pytest.raises(ValueError, match="sequence of per-atom values"):
+        ts.plan(m, {"device": {i: 1.0 for i in range(n)}, "server": costs["server"]}, bandwidth_mbps=5)
+    table = tplan.ParametricPlanner(m, costs)
+    for bad in (float("nan"), 0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="bandwidth_mbps must be finite and > 0"):
+            table.lookup_placement(bad)
+    V = _core.DagValue
+    dag = _core.AtomDag(2, [V(-1, [0], 1.0, False), V(0, [7], 1.0, False), V(1, [], 1.0, True)])
+    with pytest.raises(ValueError, match=r"consumers\[0\] = 7 is out of range"):
+        _core.schedule_blocks(dag, [0, 1])
+    cm = _core.CostModel(m.dag(), [[1.0], [1.0]])
+    with pytest.raises(ValueError, match="compute_ms"):
+        _core.evaluate(cm, tplan.make_context(5.0), [0] * n)

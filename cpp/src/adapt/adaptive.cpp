@@ -1,6 +1,7 @@
 // adapt/adaptive.cpp -- monitor, re-plan, swap between requests (see tessera/adapt/adaptive.h).
 #include "tessera/adapt/adaptive.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <mutex>
@@ -68,11 +69,13 @@ struct AdaptiveDeployment::Impl {
   }
 
   plan::Context context(double bw) const {
+    // Estimates are measurements: keep them inside what a planning context accepts
+    // (a loopback transfer can look near-infinitely fast, a stalled one near zero).
     plan::Context c;
-    c.bandwidth_mbps = bw;
-    c.rtt_ms = monitor.rtt_ms();
-    c.server_load = monitor.server_load();
-    c.device_load = monitor.device_load();
+    c.bandwidth_mbps = std::clamp(bw, 1e-3, 1e6);
+    c.rtt_ms = std::clamp(monitor.rtt_ms(), 0.0, 1e6);
+    c.server_load = std::clamp(monitor.server_load(), 1e-3, 1e3);
+    c.device_load = std::clamp(monitor.device_load(), 1e-3, 1e3);
     return c;
   }
 

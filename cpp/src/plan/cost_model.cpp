@@ -12,6 +12,9 @@ namespace tessera::plan {
 
 namespace {
 bool finite_nonneg(double x) { return std::isfinite(x) && x >= 0; }
+// Bounds that keep every sum a plan makes finite (no inf, no 0 x inf = NaN): 1e12 ms is
+// 31 years, 1e18 bytes an exabyte, loads within 1e6 either way, 1 bit/s to 1 Pbit/s.
+constexpr double kMaxMs = 1e12, kMaxBytes = 1e18, kMaxLoad = 1e6, kMinBw = 1e-6, kMaxBw = 1e9;
 }  // namespace
 
 void AtomDag::validate() const {
@@ -30,8 +33,8 @@ void AtomDag::validate() const {
     TESSERA_CHECK(val.producer == kModelInput || (val.producer >= 0 && val.producer < num_atoms),
                   InvalidArgument, "AtomDag.values[{}].producer = {} is out of range [-1, {})", v,
                   val.producer, num_atoms);
-    TESSERA_CHECK(finite_nonneg(val.bytes), InvalidArgument,
-                  "AtomDag.values[{}].bytes must be finite and >= 0, got {}", v, val.bytes);
+    TESSERA_CHECK(finite_nonneg(val.bytes) && val.bytes <= kMaxBytes, InvalidArgument,
+                  "AtomDag.values[{}].bytes must be in [0, 1e18], got {}", v, val.bytes);
     for (size_t i = 0; i < val.consumers.size(); ++i) {
       int c = val.consumers[i];
       TESSERA_CHECK(c >= 0 && c < num_atoms, InvalidArgument,
@@ -62,8 +65,8 @@ void CostModel::validate() const {
                   "CostModel.compute_ms[{}] has {} entries, expected num_atoms = {}", t,
                   compute_ms[t].size(), n);
     for (int a = 0; a < n; ++a)
-      TESSERA_CHECK(finite_nonneg(compute_ms[t][a]), InvalidArgument,
-                    "CostModel.compute_ms[{}][{}] ({}) must be finite and >= 0, got {}", t, a,
+      TESSERA_CHECK(finite_nonneg(compute_ms[t][a]) && compute_ms[t][a] <= kMaxMs, InvalidArgument,
+                    "CostModel.compute_ms[{}][{}] ({}) must be in [0, 1e12] ms, got {}", t, a,
                     atom_label(a), compute_ms[t][a]);
   }
   TESSERA_CHECK(static_cast<int>(energy_mj.size()) <= T, InvalidArgument,
@@ -73,8 +76,8 @@ void CostModel::validate() const {
                   InvalidArgument, "CostModel.energy_mj[{}] has {} entries, expected num_atoms = {}",
                   t, energy_mj[t].size(), n);
     for (size_t a = 0; a < energy_mj[t].size(); ++a)
-      TESSERA_CHECK(finite_nonneg(energy_mj[t][a]), InvalidArgument,
-                    "CostModel.energy_mj[{}][{}] must be finite and >= 0, got {}", t, a,
+      TESSERA_CHECK(finite_nonneg(energy_mj[t][a]) && energy_mj[t][a] <= kMaxMs, InvalidArgument,
+                    "CostModel.energy_mj[{}][{}] must be in [0, 1e12], got {}", t, a,
                     energy_mj[t][a]);
   }
   if (!links.empty()) {
@@ -124,14 +127,14 @@ Objective parse_objective(const std::string& name) {
 }
 
 void Context::validate() const {
-  TESSERA_CHECK(std::isfinite(bandwidth_mbps) && bandwidth_mbps > 0, InvalidArgument,
-                "Context.bandwidth_mbps must be finite and > 0, got {}", bandwidth_mbps);
-  TESSERA_CHECK(finite_nonneg(rtt_ms), InvalidArgument,
-                "Context.rtt_ms must be finite and >= 0, got {}", rtt_ms);
-  TESSERA_CHECK(std::isfinite(server_load) && server_load > 0, InvalidArgument,
-                "Context.server_load must be finite and > 0, got {}", server_load);
-  TESSERA_CHECK(std::isfinite(device_load) && device_load > 0, InvalidArgument,
-                "Context.device_load must be finite and > 0, got {}", device_load);
+  TESSERA_CHECK(bandwidth_mbps >= kMinBw && bandwidth_mbps <= kMaxBw, InvalidArgument,
+                "Context.bandwidth_mbps must be in [1e-6, 1e9] Mbit/s, got {}", bandwidth_mbps);
+  TESSERA_CHECK(finite_nonneg(rtt_ms) && rtt_ms <= kMaxMs, InvalidArgument,
+                "Context.rtt_ms must be in [0, 1e12], got {}", rtt_ms);
+  TESSERA_CHECK(server_load >= 1 / kMaxLoad && server_load <= kMaxLoad, InvalidArgument,
+                "Context.server_load must be in [1e-6, 1e6], got {}", server_load);
+  TESSERA_CHECK(device_load >= 1 / kMaxLoad && device_load <= kMaxLoad, InvalidArgument,
+                "Context.device_load must be in [1e-6, 1e6], got {}", device_load);
   TESSERA_CHECK(!std::isnan(device_memory_budget_bytes) && device_memory_budget_bytes >= 0,
                 InvalidArgument, "Context.device_memory_budget_bytes must be >= 0, got {}",
                 device_memory_budget_bytes);
