@@ -280,9 +280,9 @@ struct Server::Impl {
           h.type = MsgType::Reply;
           h.server_ms = ms;
           h.queue_ms = queue_ms;
+          ++replies;  // counted before the reply leaves: a client that got it sees it counted
           send_envelope(s, env);
           send_message(s, h, "", outputs, false, false, &out);
-          ++replies;
           break;
         }
         default:
