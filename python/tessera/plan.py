@@ -101,7 +101,8 @@ def make_context(bandwidth_mbps: float, rtt_ms: float = 0.0, server_load: float 
             energy_weight: float = 0.0, device_memory_budget_bytes: float = math.inf,
             device_load: float = 1.0) -> "_core.Context":
     """The planning context: link (Mbit/s, round trip ms), load multipliers of the server's and
-    the device's compute, the objective ("latency", "energy", "weighted", "throughput")."""
+    the device's compute, the objective ("latency" - plus energy_weight x energy when > 0 -,
+    "energy", "throughput")."""
     return _core.Context(bandwidth_mbps=float(bandwidth_mbps), rtt_ms=float(rtt_ms), server_load=float(server_load),
                          device_memory_budget_bytes=float(device_memory_budget_bytes),
                          energy_weight=float(energy_weight), objective=objective, device_load=float(device_load))
@@ -192,7 +193,7 @@ def plans(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: s
     ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective, device_load=device_load)
     cons = make_constraints(constraints)
     cur = _placement(current)
-    names = planner_names() if algorithms is None else list(algorithms)
+    names = planner_names() if algorithms is None else [algorithms] if isinstance(algorithms, str) else list(algorithms)
     return {name: Plan(_core.make_plan(name, cm, ctx, cons, cur), cm) for name in names}
 
 

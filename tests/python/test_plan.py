@@ -269,6 +269,7 @@ def test_edge_inputs_are_named_not_crashes():
         ts.plan(m, {**costs, "energy_per_byte": 1e-3}, bandwidth_mbps=5)
     with pytest.raises(ValueError, match="sequence of per-atom values"):
         ts.plan(m, {"device": {i: 1.0 for i in range(n)}, "server": costs["server"]}, bandwidth_mbps=5)
+    assert list(tplan.plans(m, costs, bandwidth_mbps=5, algorithms="mincut")) == ["mincut"]  # a name, not letters
     table = tplan.ParametricPlanner(m, costs)
     for bad in (float("nan"), 0.0, -1.0, float("inf")):
         with pytest.raises(ValueError, match="bandwidth_mbps must be finite and > 0"):
