@@ -26,6 +26,13 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         pass
 
 
+def become_helper_child() -> None:
+    """First thing in a helper child (a spinner): Ctrl-C is the parent's to handle, and the
+    kernel kills the child when the parent dies (watch ``parent_alive`` too)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(signal.SIGKILL)
+
+
 def parent_alive(parent_pid: int) -> bool:
     """False once this process was re-parented (its parent died)."""
     return os.getppid() == parent_pid

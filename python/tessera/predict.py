@@ -47,12 +47,9 @@ def kinds() -> list:
 
 # ---- background load --------------------------------------------------------------------------
 def _busy(duty: float, period_s: float, stop, parent: int) -> None:  # pragma: no cover - a child process
-    import signal
+    from ._proc import become_helper_child, parent_alive
 
-    from ._proc import die_with_parent, parent_alive
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    die_with_parent(signal.SIGKILL)
+    become_helper_child()
     on = duty * period_s
     while not stop.is_set() and parent_alive(parent):
         t0 = time.perf_counter()

@@ -109,12 +109,9 @@ def canary_ms(runs: int = 5) -> float:
 
 def _spin_idle(cpu: int, stop, parent: int) -> None:  # pragma: no cover - runs in a child process
     """Spin on ``cpu`` at idle priority (SCHED_IDLE): it yields to any other task there."""
-    import signal
+    from ._proc import become_helper_child, parent_alive
 
-    from ._proc import die_with_parent, parent_alive
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent(signal.SIGKILL)
+    become_helper_child()
     os.sched_setaffinity(0, {cpu})
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     n = 0

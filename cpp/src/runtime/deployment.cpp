@@ -173,14 +173,10 @@ struct Deployment::Impl {
         return fmt::format("reply for atoms [{}] reports server_ms = {}, queue_ms = {}", fmt::join(blk.atoms, ", "),
                            rep.header.server_ms, rep.header.queue_ms);
     for (size_t i = 0; i < rep.tensors.size(); ++i) {
-      const auto& want = vals[blk.outputs[i]].info;
-      const auto& t = rep.tensors[i];
-      const std::string got = dtype_from_code(describe(t).dtype);
-      std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
-      if (got != want.dtype || shape != want.shape)
-        return fmt::format("reply output {} (value '{}') of atoms [{}] is {} [{}], expected {} {}", i,
-                           vals[blk.outputs[i]].name, fmt::join(blk.atoms, ", "), got, fmt::join(shape, ", "),
-                           want.dtype, want.shape_str());
+      const std::string bad = tensor_mismatch(rep.tensors[i], vals[blk.outputs[i]].info);
+      if (!bad.empty())
+        return fmt::format("reply output {} (value '{}') of atoms [{}] is {}", i, vals[blk.outputs[i]].name,
+                           fmt::join(blk.atoms, ", "), bad);
     }
     return "";
   }

@@ -261,13 +261,9 @@ struct Server::Impl {
                         "block of atoms [{}] takes {} tensors, the request carries {}", fmt::join(block.atoms(), ", "),
                         block.inputs().size(), m.tensors.size());
           for (size_t i = 0; i < m.tensors.size(); ++i) {
-            const auto& want = vals[block.inputs()[i]].info;
-            const auto& t = m.tensors[i];
-            const std::string got_dtype = dtype_from_code(describe(t).dtype);
-            std::vector<int64_t> got_shape(t.sizes().begin(), t.sizes().end());
-            TESSERA_CHECK(got_dtype == want.dtype && got_shape == want.shape, InvalidArgument,
-                          "block input {} (value '{}') is {} [{}], expected {} {}", i, vals[block.inputs()[i]].name,
-                          got_dtype, fmt::join(got_shape, ", "), want.dtype, want.shape_str());
+            const std::string bad = tensor_mismatch(m.tensors[i], vals[block.inputs()[i]].info);
+            TESSERA_CHECK(bad.empty(), InvalidArgument, "block input {} (value '{}') is {}", i,
+                          vals[block.inputs()[i]].name, bad);
           }
           auto outputs = block(m.tensors);
           for (size_t i = 0; i < outputs.size(); ++i)  // every output can go on the wire, before any frame is sent

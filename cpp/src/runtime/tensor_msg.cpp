@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../atoms/model_impl.h"  // tensor_info
 #include "../graph/dtype.h"
 #include "tessera/core/error.h"
 
@@ -23,6 +24,12 @@ TensorDesc describe(const at::Tensor& t) {
 }
 
 bool has_wire_dtype(const at::Tensor& t) { return has_dtype_name(t.scalar_type()); }
+
+std::string tensor_mismatch(const at::Tensor& t, const TensorInfo& want) {
+  const TensorInfo got = tensor_info(t);
+  if (got.dtype == want.dtype && got.shape == want.shape) return "";
+  return fmt::format("{} {}, expected {} {}", got.dtype, got.shape_str(), want.dtype, want.shape_str());
+}
 
 zmq::message_t tensor_frame(const at::Tensor& t) {
   if (t.nbytes() == 0) return zmq::message_t();

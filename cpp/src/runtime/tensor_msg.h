@@ -8,12 +8,15 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "tessera/graph/op_graph.h"
 #include "tessera/runtime/wire.h"
 
 namespace tessera::runtime {
 
 TensorDesc describe(const at::Tensor& t);  // t must be contiguous
 bool has_wire_dtype(const at::Tensor& t);  // describe() accepts its dtype
+// "" if t has want's dtype and shape; else "float32 [1, 8], expected float32 [1, 4]".
+std::string tensor_mismatch(const at::Tensor& t, const TensorInfo& want);
 // A frame that points at the tensor's memory and keeps the storage alive until
 // ZeroMQ is done with it.
 zmq::message_t tensor_frame(const at::Tensor& contiguous);
