@@ -37,13 +37,9 @@ import statistics
 import sys
 import time
 
-import networkx as nx
-
-try:
-    import tessera  # noqa: F401  (imports torch first, then _core)
-    from tessera import _core
-except ImportError:  # allow running against a bare _core build (PYTHONPATH pointing at it)
-    import _core  # type: ignore
+import tessera  # noqa: F401  (imports torch first, then _core)
+from tessera import _core
+from tessera.testing import NetworkxDads, random_dag
 
 BANDWIDTHS = [0.13, 1.1, 5.85, 18.88, 0.5, 3.0, 50.0, 200.0]
 
@@ -103,21 +99,19 @@ def densenet_like(rng, layers=(6, 12, 24, 16)):
     return atom, values
 
 
-def random_dag(n, rng):
-    """Random layered DAG with fan-out, skip edges, multi-consumer values."""
-    values = [_value(-1, [0], 602112, name="input")]
-    for a in range(n):
-        consumers = {a + 1} if a + 1 < n else set()
-        for _ in range(rng.choice([0, 0, 1, 2])):
-            if a + 2 < n:
-                consumers.add(rng.randint(a + 2, min(n - 1, a + 40)))
-        values.append(_value(a, consumers, rng.randint(10_000, 1_000_000), a == n - 1, f"a{a}"))
-    return values
+# tessera.testing.random_dag as a random layered graph: a chain with ~0.8 skip edges per atom to
+# one of the next 40 atoms (fan-out, multi-consumer values), one output; O(n) to draw.
+RANDOM_DAG = dict(skip=0.1, window=40, chain=1.0, two_outputs=0.0, input_fanout=0.0, extra_outputs=0.0,
+                  value_bytes=(10_000, 1_000_000), param_bytes=(0, 2_000_000))
 
 
-def make_cost_model(n, values, rng, compute_ms=None):
-    dag = _core.AtomDag(num_atoms=n, values=values, param_bytes=[float(rng.randint(0, 2_000_000)) for _ in range(n)],
-                        atom_names=[f"atom{a}" for a in range(n)])
+def atom_dag(n, values, rng):
+    return _core.AtomDag(num_atoms=n, values=values, param_bytes=[float(rng.randint(0, 2_000_000)) for _ in range(n)],
+                         atom_names=[f"atom{a}" for a in range(n)])
+
+
+def make_cost_model(dag, rng, compute_ms=None):
+    n = dag.num_atoms
     if compute_ms is None:
         dev = [rng.uniform(0.05, 3.0) for _ in range(n)]
         srv = [d / rng.uniform(5, 20) for d in dev]
@@ -154,7 +148,7 @@ def load_dag_json(path, rng):
     values = [_value(v.get("producer", -1), v.get("consumers", []), v.get("bytes", 0), v.get("is_output", False),
                      v.get("name", "")) for v in d["values"]]
     n = int(d["num_atoms"])
-    cm = make_cost_model(n, values, rng, d.get("compute_ms"))
+    cm = make_cost_model(atom_dag(n, values, rng), rng, d.get("compute_ms"))
     if d.get("param_bytes"):
         dag = cm.dag
         dag.param_bytes = [float(x) for x in d["param_bytes"]]
@@ -171,60 +165,6 @@ def dump_dag_json(cm, path):
                    "atom_names": list(dag.atom_names), "compute_ms": [list(r) for r in cm.compute_ms],
                    "values": [{"producer": v.producer, "consumers": list(v.consumers), "bytes": v.bytes,
                                "is_output": v.is_output, "name": v.name} for v in dag.values]}, f)
-
-
-# ---- networkx: the same DADS graph ---------------------------------------------------
-
-class NxDads:
-    """The DADS graph in networkx (aux nodes for multi-consumer values), built once;
-    set(bw) rewrites the capacities, cut() runs nx.minimum_cut."""
-
-    def __init__(self, cm, rtt_ms):
-        dag = cm.dag
-        self.dev, self.srv = list(cm.compute_ms[0]), list(cm.compute_ms[1])
-        self.g = nx.DiGraph()
-        self.rtt = rtt_ms
-        self.vedges = []  # (u, v, bytes)
-        n = dag.num_atoms
-        for a in range(n):
-            self.g.add_edge("s", a, capacity=0.0)
-            self.g.add_edge(a, "t", capacity=0.0)
-        for i, v in enumerate(dag.values):
-            src = "s" if v.producer < 0 else v.producer
-            if len(v.consumers) == 1:
-                self.vedges.append((src, v.consumers[0], v.bytes))
-            elif len(v.consumers) > 1:
-                self.vedges.append((src, ("up", i), v.bytes))
-                for c in v.consumers:
-                    self.g.add_edge(("up", i), c)  # infinite
-            if v.producer >= 0:
-                if v.is_output:  # s -> out (infinite) -> p (return cost): paid if p is on the server
-                    self.g.add_edge("s", ("out", i))
-                    self.vedges.append((("out", i), v.producer, v.bytes))
-                elif len(v.consumers) == 1:
-                    self.vedges.append((v.consumers[0], v.producer, v.bytes))
-                elif len(v.consumers) > 1:
-                    self.vedges.append((("down", i), v.producer, v.bytes))
-                    for c in v.consumers:
-                        self.g.add_edge(c, ("down", i))
-        for u, w, _ in self.vedges:
-            if not self.g.has_edge(u, w):
-                self.g.add_edge(u, w, capacity=0.0)
-        self.n = n
-
-    def set(self, bw):
-        g = self.g
-        for u, w, _ in self.vedges:  # (s, c) of a model input may coincide with a unary edge
-            g[u][w]["capacity"] = 0.0
-        for a in range(self.n):
-            g["s"][a]["capacity"] = self.srv[a]
-            g[a]["t"]["capacity"] = self.dev[a]
-        for u, w, b in self.vedges:
-            g[u][w]["capacity"] += b * 8e-3 / bw + self.rtt / 2
-
-    def cut(self):
-        value, _ = nx.minimum_cut(self.g, "s", "t")
-        return value
 
 
 # ---- timing --------------------------------------------------------------------------
@@ -253,7 +193,7 @@ def bench_graph(name, cm, repeats, nx_repeats, rtt=10.0):
     for alg, p in planners.items():  # warm-up (parametric builds its envelope here)
         for c in ctxs[:2]:
             current[alg] = list(p.plan(c, cons[alg], current[alg]).placement) if alg == "gads" else []
-    nxg = NxDads(cm, rtt) if nx_repeats > 0 else None
+    nxg = NetworkxDads(cm.dag, cm.compute_ms[0], cm.compute_ms[1], rtt_ms=rtt) if nx_repeats > 0 else None
     samples = {alg: [] for alg in planners}
     nx_samples = []
     agree = True
@@ -265,11 +205,11 @@ def bench_graph(name, cm, repeats, nx_repeats, rtt=10.0):
             if alg == "gads":
                 current[alg] = list(plan.placement)
         if nxg is not None and r < nx_repeats:
-            nxg.set(ctx.bandwidth_mbps)
-            dt, value = timed(nxg.cut)
+            nxg.set_bandwidth(ctx.bandwidth_mbps)
+            dt, cut = timed(nxg.cut)
             nx_samples.append(dt)
             ours = planners["mincut"].plan(ctx).latency_ms
-            agree &= abs(value - ours) <= 1e-6 * max(1.0, ours)
+            agree &= abs(cut.value_ms - ours) <= 1e-6 * max(1.0, ours)
     nx_med = statistics.median(nx_samples) if nx_samples else None
     print(f"{'planner':<12} {'median us':>11} {'min-max us':>21}  {'vs networkx':>12}")
     for alg in planners:
@@ -321,12 +261,12 @@ def main(argv=None):
     for path in args.dag:
         graphs.append((os.path.basename(path), load_dag_json(path, rng)))
     if not args.dag and not args.no_synthetic:
-        graphs.append(("resnet-like", make_cost_model(200, resnet_like(200, rng), rng)))
+        graphs.append(("resnet-like", make_cost_model(atom_dag(200, resnet_like(200, rng), rng), rng)))
         n, vals = densenet_like(rng)
-        graphs.append(("densenet-like", make_cost_model(n, vals, rng)))
-        graphs.append(("random-1k", make_cost_model(1000, random_dag(1000, rng), rng)))
+        graphs.append(("densenet-like", make_cost_model(atom_dag(n, vals, rng), rng)))
+        graphs.append(("random-1k", make_cost_model(random_dag(rng, 1000, **RANDOM_DAG), rng)))
         if not args.smoke:
-            graphs.append(("random-10k", make_cost_model(10000, random_dag(10000, rng), rng)))
+            graphs.append(("random-10k", make_cost_model(random_dag(rng, 10000, **RANDOM_DAG), rng)))
     if args.write_dag:
         named = dict(graphs)
         dump_dag_json(named.get("densenet-like", graphs[0][1]), args.write_dag)

@@ -14,6 +14,7 @@ tessera time, from the medians of each round; median [q1-q3] over rounds.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import select
@@ -28,12 +29,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
-from tessera import _core  # noqa: E402
 from tessera.runtime import spawn_server, stop_server  # noqa: E402
 
 from common import quantiles, smoke, table, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_binary() -> str:
+    """The C++ loops (bench/cpp/transport_bench.cpp), built beside the library in build/."""
+    build = Path(os.environ.get("TESSERA_BUILD_DIR", ROOT / "build"))
+    exe = build / "tessera-bench-transport"
+    if not exe.exists():
+        raise SystemExit(f"bench_transport: {exe} not found; build it with "
+                         f"`cmake --build {build} --target tessera-bench-transport` (make build does)")
+    return str(exe)
 
 PICKLE_SERVER = r"""
 import pickle, socket, struct, sys, torch
@@ -57,7 +67,9 @@ while True:
 
 
 def _start(cmd, marker, env=None):
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    from tessera._proc import die_with_parent
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=die_with_parent)
     ready, _, _ = select.select([p.stdout], [], [], 120)
     line = p.stdout.readline() if ready else ""
     if marker not in line:
@@ -106,12 +118,11 @@ def main(argv=None):
         try:
             p, ep = spawn_server(tmp)
             procs.append(p)
-            p, raw_ep = _start([sys.executable, "-c", "import tessera; tessera._core._serve_raw_echo('tcp://127.0.0.1:*')"],
-                               "listening on ", env)
+            exe = bench_binary()
+            p, raw_ep = _start([exe, "serve-raw", "tcp://127.0.0.1:*"], "listening on ", env)
             procs.append(p)
             p, port = _start([sys.executable, "-c", PICKLE_SERVER], "listening on ", env)
             procs.append(p)
-            dep = ts.Deployment(m, [0] * m.num_atoms, server=ep, timeout_ms=30000)
             pk = PickleClient(port)
             rows = []
             for mb in args.sizes_mb:
@@ -120,17 +131,21 @@ def main(argv=None):
                 nbytes = n * 4
                 tt, rr, pp, ratios = [], [], [], []
                 for _ in range(2):  # warm-up
-                    _core._time_tessera_echo(dep._core, t, 3)
-                    _core._time_raw_echo(raw_ep, nbytes, 3)
                     pk.roundtrip(t)
-                for r in range(args.rounds):
-                    # tessera and raw interleaved message by message (order alternating), then pickle
-                    a, b = _core._time_echo_pairs(dep._core, raw_ep, t, args.per_round)
-                    c = [pk.roundtrip(t) for _ in range(args.per_round)]
+                # tessera and raw interleaved message by message (order alternating), timed in C++
+                # by the benchmark binary (which warms up both first), then pickle from here
+                out = subprocess.run([exe, "pairs", str(Path(tmp) / "tiny"), ep, raw_ep, str(nbytes), str(args.rounds),
+                                      str(args.per_round)], capture_output=True, text=True, timeout=1800)
+                if out.returncode != 0:
+                    raise SystemExit(f"bench_transport: {exe} pairs failed: {out.stderr.strip()}")
+                for line in out.stdout.splitlines():
+                    rnd = json.loads(line)
+                    a, b = rnd["tessera"], rnd["raw"]
                     tt += a
                     rr += b
-                    pp += c
                     ratios.append(quantiles(b)[0] / quantiles(a)[0])
+                for r in range(args.rounds):
+                    pp += [pk.roundtrip(t) for _ in range(args.per_round)]
                 rq, r1, r3 = quantiles(ratios)
                 rows.append({
                     "MB": f"{nbytes / 1e6:.2f}",

@@ -2,12 +2,17 @@
 #include <torch/extension.h>
 
 #include "tessera/adapt/adaptive.h"
-#include "tessera/adapt/link.h"
 #include "tessera/adapt/monitor.h"
+#include "tessera/adapt/policy.h"
+#include "tessera/transport/link.h"
 
 namespace py = pybind11;
 using namespace tessera;
 using namespace tessera::adapt;
+using tessera::transport::Emulation;
+using tessera::transport::Link;
+using tessera::transport::LinkSpec;
+using tessera::transport::read_trace;
 
 void bind_adapt(py::module_& m) {
   py::enum_<Emulation>(m, "Emulation").value("Sleep", Emulation::Sleep).value("Account", Emulation::Account);
@@ -82,15 +87,46 @@ void bind_adapt(py::module_& m) {
       .def_readonly("probed", &RequestRecord::probed)
       .def_readonly("est_load", &RequestRecord::est_load)
       .def_readonly("est_device_load", &RequestRecord::est_device_load);
-  py::class_<AdaptiveDeployment>(m, "AdaptiveDeployment")
-      .def(py::init<Model, plan::CostModel, runtime::DeploymentOptions, AdaptiveOptions>(), py::arg("model"),
-           py::arg("cost_model"), py::arg("options"), py::arg("adaptive"), py::call_guard<py::gil_scoped_release>())
-      .def("run", &AdaptiveDeployment::run, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
+  py::class_<Observation>(m, "Observation")
+      .def(py::init<>())
+      .def_readwrite("index", &Observation::index)
+      .def_readwrite("link_time_s", &Observation::link_time_s)
+      .def_readwrite("true_bandwidth", &Observation::true_bandwidth)
+      .def_readwrite("est_bandwidth", &Observation::est_bandwidth)
+      .def_readwrite("rtt_ms", &Observation::rtt_ms)
+      .def_readwrite("server_load", &Observation::server_load)
+      .def_readwrite("device_load", &Observation::device_load)
+      .def_readwrite("memory_budget_bytes", &Observation::memory_budget_bytes)
+      .def_readwrite("replan", &Observation::replan)
+      .def_readwrite("current", &Observation::current);
+  py::class_<Decision>(m, "Decision")
+      .def_readonly("placement", &Decision::placement)
+      .def_readonly("plan_id", &Decision::plan_id)
+      .def_readonly("predicted_ms", &Decision::predicted_ms);
+  py::class_<Policy, std::shared_ptr<Policy>>(m, "Policy")
+      .def_property_readonly("name", &Policy::name)
+      .def("decide", &Policy::decide, py::arg("observation"))
+      .def_property_readonly("uses_estimates", &Policy::uses_estimates)
+      .def("breakpoints", &Policy::breakpoints);
+  m.def("static_policy", &make_static_policy, py::arg("name"), py::arg("placement"));
+  m.def("oracle_policy", &make_oracle_policy, py::arg("cost_model"), py::arg("rtt_ms"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("adaptive_policy", &make_adaptive_policy, py::arg("cost_model"), py::arg("options"),
+        py::call_guard<py::gil_scoped_release>());
+  py::class_<Controller>(m, "Controller")
+      .def(py::init<Model, plan::CostModel, runtime::DeploymentOptions, std::shared_ptr<Policy>, AdaptiveOptions>(),
+           py::arg("model"), py::arg("cost_model"), py::arg("options"), py::arg("policy"), py::arg("adaptive"),
+           py::call_guard<py::gil_scoped_release>())
+      .def("run", &Controller::run, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
       // accessors wait for a run() in progress (its lock): without the GIL
-      .def("set_memory_budget", &AdaptiveDeployment::set_memory_budget, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
-      .def("timeline", &AdaptiveDeployment::timeline, py::call_guard<py::gil_scoped_release>())
-      .def_property_readonly("placement", py::cpp_function(&AdaptiveDeployment::placement, py::call_guard<py::gil_scoped_release>()))
-      .def("monitor", &AdaptiveDeployment::monitor, "a copy of the monitor's state", py::call_guard<py::gil_scoped_release>())
-      .def("deployment", &AdaptiveDeployment::deployment, py::return_value_policy::reference_internal)
-      .def("breakpoints", &AdaptiveDeployment::breakpoints, py::call_guard<py::gil_scoped_release>());
+      .def("set_memory_budget", &Controller::set_memory_budget, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
+      .def("timeline", &Controller::timeline, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("placement", py::cpp_function(&Controller::placement, py::call_guard<py::gil_scoped_release>()))
+      .def("monitor", &Controller::monitor, "a copy of the monitor's state", py::call_guard<py::gil_scoped_release>())
+      .def("deployment", &Controller::deployment, py::return_value_policy::reference_internal)
+      .def("policy", &Controller::policy, py::return_value_policy::reference_internal)
+      .def("breakpoints", &Controller::breakpoints, py::call_guard<py::gil_scoped_release>());
+  py::class_<AdaptiveDeployment, Controller>(m, "AdaptiveDeployment")
+      .def(py::init<Model, plan::CostModel, runtime::DeploymentOptions, AdaptiveOptions>(), py::arg("model"),
+           py::arg("cost_model"), py::arg("options"), py::arg("adaptive"), py::call_guard<py::gil_scoped_release>());
 }

@@ -24,14 +24,6 @@ namespace {
 void check_bandwidth(double bw) {
   TESSERA_CHECK(std::isfinite(bw) && bw > 0, InvalidArgument, "bandwidth_mbps must be finite and > 0, got {}", bw);
 }
-// targets < 0: any target index >= 0
-void check_placement(const std::vector<int>& placement, int num_atoms, int targets) {
-  TESSERA_CHECK(static_cast<int>(placement.size()) == num_atoms, InvalidArgument,
-                "placement has {} entries, the model has {} atoms", placement.size(), num_atoms);
-  for (size_t a = 0; a < placement.size(); ++a)
-    TESSERA_CHECK(placement[a] >= 0 && (targets < 0 || placement[a] < targets), InvalidArgument,
-                  "placement[{}] = {} is not a target index", a, placement[a]);
-}
 }  // namespace
 
 void bind_plan(py::module_& m) {
@@ -258,7 +250,6 @@ void bind_plan(py::module_& m) {
       [](const CostModel& cm, const Context& ctx, const std::vector<int>& placement) {
         cm.validate();
         ctx.validate();
-        check_placement(placement, cm.num_atoms(), cm.num_targets());
         return evaluate(cm, ctx, placement);
       },
       py::arg("cost_model"), py::arg("context"), py::arg("placement"), py::call_guard<py::gil_scoped_release>());
@@ -271,10 +262,26 @@ void bind_plan(py::module_& m) {
       py::arg("plan"), py::arg("cost_model"),
       "Problems of a plan (every atom placed, blocks convex and executable in order, outputs back on the device).");
   m.def(
+      "validate_plan_on",
+      [](const Plan& p, const AtomDag& dag, int num_targets) {
+        dag.validate();
+        return validate(p, dag, num_targets);
+      },
+      py::arg("plan"), py::arg("dag"), py::arg("num_targets") = 2,
+      "Problems of a plan over an atom DAG alone (what a Deployment checks when it is handed a plan).");
+  m.def(
+      "plan_from_placement",
+      [](const AtomDag& dag, const std::vector<int>& placement, int num_targets) {
+        dag.validate();
+        return from_placement(dag, placement, num_targets);
+      },
+      py::arg("dag"), py::arg("placement"), py::arg("num_targets") = 2,
+      "A plan (blocks and transfers, no costs) from a placement, checked.");
+  m.def(
       "schedule_blocks",
       [](const AtomDag& dag, const std::vector<int>& placement) {
         dag.validate();
-        check_placement(placement, dag.num_atoms, -1);
+        tessera::check_placement(dag, placement, -1);
         return schedule_blocks(dag, placement);
       },
       py::arg("dag"), py::arg("placement"));

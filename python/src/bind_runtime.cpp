@@ -3,7 +3,6 @@
 
 #include "tessera/runtime/deployment.h"
 #include "tessera/runtime/server.h"
-#include "tessera/runtime/transport_bench.h"
 
 namespace py = pybind11;
 using namespace tessera;
@@ -75,11 +74,15 @@ void bind_runtime(py::module_& m) {
       .def_readonly("queue_ms", &Timeline::queue_ms)
       .def_readonly("fallback", &Timeline::fallback);
   py::class_<Deployment>(m, "Deployment")
+      .def(py::init<Model, tessera::plan::Plan, DeploymentOptions>(), py::arg("model"), py::arg("plan"),
+           py::arg("options"))
       .def(py::init<Model, std::vector<int>, DeploymentOptions>(), py::arg("model"), py::arg("placement"),
            py::arg("options"))
       .def("run", &Deployment::run, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
       // accessors wait for a request in progress (its lock): without the GIL
       .def("set_placement", &Deployment::set_placement, py::arg("placement"), py::call_guard<py::gil_scoped_release>())
+      .def("set_plan", &Deployment::set_plan, py::arg("plan"), py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("plan", py::cpp_function(&Deployment::plan, py::call_guard<py::gil_scoped_release>()))
       .def_property_readonly("placement", py::cpp_function(&Deployment::placement, py::call_guard<py::gil_scoped_release>()))
       .def("last_timeline", &Deployment::last_timeline, py::call_guard<py::gil_scoped_release>())
       .def("ping", &Deployment::ping, py::arg("timeout_ms") = 500, py::call_guard<py::gil_scoped_release>())
@@ -87,12 +90,4 @@ void bind_runtime(py::module_& m) {
       .def("probe", &Deployment::probe, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("server_available",
                              py::cpp_function(&Deployment::server_available, py::call_guard<py::gil_scoped_release>()));
-  m.def("_time_tessera_echo", &time_tessera_echo, py::arg("deployment"), py::arg("tensor"), py::arg("repeats"),
-        py::call_guard<py::gil_scoped_release>());
-  m.def("_time_raw_echo", &time_raw_echo, py::arg("endpoint"), py::arg("bytes"), py::arg("repeats"),
-        py::call_guard<py::gil_scoped_release>());
-  m.def("_time_echo_pairs", &time_echo_pairs, py::arg("deployment"), py::arg("raw_endpoint"), py::arg("tensor"),
-        py::arg("pairs"), py::call_guard<py::gil_scoped_release>());
-  m.def("_serve_raw_echo", &serve_raw_echo, py::arg("bind"), py::arg("max_messages") = -1,
-        py::call_guard<py::gil_scoped_release>());
 }

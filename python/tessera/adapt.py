@@ -5,7 +5,10 @@
     for frame in stream: y = dep(frame)
     dep.timeline      # per request: estimated and true bandwidth, plan in use, latency parts
 
-The link is emulated in user space inside the transport (token bucket over a
+Policies (C++, one interface): ``static_policy`` (a fixed plan), ``oracle_policy`` (the
+optimal plan for the link's true bandwidth), ``adaptive_policy`` (tessera's, or any
+planner re-planned per request); a :class:`Controller` runs any of them over a real
+deployment and records the same request record for each. The link is emulated in user space inside the transport (token bucket over a
 constant rate or a replayed trace, plus rtt/2 each way): deterministic, no root.
 ``emulation="sleep"`` waits for real; ``"account"`` only adds the emulated link
 time to the measured latency (for long trace replays).
@@ -19,103 +22,126 @@ from typing import Sequence
 from . import _core
 from .atoms import Model, _as_tuple, _rebuild
 from .plan import make_cost_model
+from .transport import Link, deployment_options, read_trace  # noqa: F401 (the link is re-exported here)
 
-__all__ = ["Link", "AdaptiveDeployment", "read_trace"]
-
-
-def read_trace(path) -> list[tuple[float, float]]:
-    """A bandwidth trace file: lines "time_s Mbit/s" -> [(t, bw), ...] starting at t = 0."""
-    return [tuple(x) for x in _core.read_trace(os.fspath(path))]
+__all__ = ["Link", "AdaptiveDeployment", "Controller", "read_trace", "static_policy", "oracle_policy",
+           "adaptive_policy", "RECORD_KEYS"]
 
 
-class Link:
-    """An emulated network link between the device and the server.
+RECORD_KEYS = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_id", "device_atoms", "switched",
+               "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "queue_ms", "predicted_ms", "fallback",
+               "probed", "est_load", "est_device_load")
 
-    bandwidth_mbps: constant rate; or trace: a trace file path or [(t_s, Mbit/s), ...].
-    scale: multiplies every trace sample (e.g. to move a trace into the 4G range).
-    rtt_ms: round-trip time; each message waits rtt/2. time_scale: trace seconds per
-    wall second. The clock is wall time since creation unless set_time() is used.
+
+def record_dict(r) -> dict:
+    """A C++ RequestRecord as a dict (RECORD_KEYS)."""
+    return {k: getattr(r, k) for k in RECORD_KEYS}
+
+
+def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, hysteresis: float = 0.2,
+                      initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None,
+                      probe_every: int = 1, window: int = 3, react_to_drops: bool = True) -> "_core.AdaptiveOptions":
+    if rtt_ms is not None and not (rtt_ms >= 0 and math.isfinite(rtt_ms)):
+        raise _core.InvalidArgumentError(f"rtt_ms = {rtt_ms} must be >= 0 (or None: measure it)")
+    if memory_budget_mb is not None and not memory_budget_mb >= 0:
+        raise _core.InvalidArgumentError(f"memory_budget_mb = {memory_budget_mb} must be >= 0 (or None)")
+    a = _core.AdaptiveOptions()
+    a.planner = planner
+    a.hysteresis = float(hysteresis)
+    a.initial_bandwidth_mbps = float(initial_bandwidth_mbps)
+    a.rtt_ms = -1.0 if rtt_ms is None else float(rtt_ms)
+    a.probe_every = int(probe_every)
+    a.react_to_drops = bool(react_to_drops)
+    a.device_memory_bytes = math.inf if memory_budget_mb is None else float(memory_budget_mb) * 1e6
+    mo = _core.MonitorOptions()
+    mo.window = int(window)
+    a.monitor = mo
+    return a
+
+
+def static_policy(name: str, plan) -> "_core.Policy":
+    """The same plan (a Plan or a placement) for every request."""
+    return _core.static_policy(name, [int(t) for t in getattr(plan, "placement", plan)])
+
+
+def oracle_policy(model: Model, costs, rtt_ms: float = 0.0) -> "_core.Policy":
+    """The optimal parametric plan for the link's TRUE bandwidth at each request (needs an emulated link)."""
+    return _core.oracle_policy(make_cost_model(model, costs), float(rtt_ms))
+
+
+def adaptive_policy(model: Model, costs, planner: str = "parametric", **options) -> "_core.Policy":
+    """tessera's adaptive policy (parametric table + hysteresis), or any planner re-planned per request
+    ("chain" is Neurosurgeon's). options: as for :class:`AdaptiveDeployment`."""
+    return _core.adaptive_policy(make_cost_model(model, costs), _adaptive_options(planner, **options))
+
+
+class Controller:
+    """Runs a policy over a real deployment: observe, decide, swap the plan, run, learn.
+
+    model, costs: the model and per-atom costs ({"device": [...], "server": [...]}). server: the
+    edge server's endpoint. policy: a C++ policy (:func:`static_policy`, :func:`oracle_policy`,
+    :func:`adaptive_policy`). link, timeout_ms, retry_ms, device_slowdown, emulation: as for
+    :class:`tessera.Deployment`. The other keywords set how the link is estimated (rtt_ms,
+    initial_bandwidth_mbps, probe_every, window, react_to_drops, hysteresis) and the memory budget;
+    probes are sent only for policies that plan on estimates. Every request leaves one record
+    (:attr:`timeline`), the same for every policy.
     """
 
-    def __init__(self, bandwidth_mbps: float | None = None, rtt_ms: float = 0.0, trace=None, scale: float = 1.0,
-                 burst_bytes: float = 0.0, time_scale: float = 1.0, label: str = ""):
-        spec = _core.LinkSpec()
-        if trace is not None and bandwidth_mbps is not None:
-            raise _core.InvalidArgumentError("Link takes bandwidth_mbps or trace, not both")
-        if not (scale > 0 and math.isfinite(scale)):
-            raise _core.InvalidArgumentError(f"scale = {scale} must be a finite number > 0")
-        if trace is not None:
-            samples = read_trace(trace) if isinstance(trace, (str, os.PathLike)) else [tuple(map(float, s))
-                                                                                       for s in trace]
-            if not samples:
-                raise _core.InvalidArgumentError("trace has no samples (expected [(time_s, Mbit/s), ...])")
-            spec.trace = [(t, bw * float(scale)) for t, bw in samples]
-            label = label or (os.path.basename(os.fspath(trace)) if isinstance(trace, (str, os.PathLike))
-                              else "trace")
-        elif bandwidth_mbps is None:
-            raise _core.InvalidArgumentError("Link needs bandwidth_mbps or trace")
-        else:
-            spec.bandwidth_mbps = float(bandwidth_mbps)
-        spec.rtt_ms = float(rtt_ms)
-        spec.burst_bytes = float(burst_bytes)
-        spec.time_scale = float(time_scale)
-        spec.label = label or f"{bandwidth_mbps} Mbit/s"
-        self._core = _core.EmulatedLink(spec)
+    def __init__(self, model: Model, costs, server: str, policy, link: Link | None = None, timeout_ms: int = 2000,
+                 retry_ms: int = 1000, device_slowdown: float = 1.0, emulation: str = "sleep", **options):
+        self.model = model
+        self.cost_model = make_cost_model(model, costs)
+        self.link = link
+        self.policy = policy
+        opts = _adaptive_options(**options)
+        o = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation)
+        self._core = self._make(model, o, opts)
 
-    def bandwidth_at(self, t_s: float) -> float:
-        """The link's bandwidth (Mbit/s) at t_s seconds (a trace repeats after its end)."""
-        if not (t_s >= 0 and math.isfinite(t_s)):
-            raise _core.InvalidArgumentError(f"t_s = {t_s} must be a finite time >= 0")
-        return self._core.bandwidth_at(t_s)
+    def _make(self, model, o, opts):
+        return _core.Controller(model._core, self.cost_model, o, self.policy, opts)
+
+    def __call__(self, inputs):
+        return _rebuild(self.model.graph.output_structure, self.run_flat(inputs))
+
+    run = __call__
+
+    def run_flat(self, inputs) -> list:
+        """Runs one request; the model's outputs as a flat list of tensors."""
+        return self._core.run(list(_as_tuple(inputs)))
+
+    def set_memory_budget(self, mb: float) -> None:
+        """The app's free memory changed: re-plan under this budget (MB of weights) next request."""
+        self._core.set_memory_budget(float(mb) * 1e6)
 
     @property
-    def bandwidth_now(self) -> float:
-        """The bandwidth (Mbit/s) at the link's current time."""
-        return self._core.bandwidth_now()
-
-    def now(self) -> float:
-        """The link's clock (s): wall time since creation, or the time set_time() gave."""
-        return self._core.now_s()
-
-    def set_time(self, t_s: float) -> None:
-        """Drive the link clock yourself (a virtual time, e.g. request i at i / rate)."""
-        self._core.set_virtual_time(float(t_s))
+    def placement(self) -> list[int]:
+        return list(self._core.placement)
 
     @property
-    def mean_bandwidth(self) -> float:
-        """Time-weighted mean bandwidth of the trace (or the constant rate), Mbit/s."""
-        return self._core.mean_bandwidth()
+    def timeline(self) -> list[dict]:
+        """One dict per request (estimated and true bandwidth, plan, latency parts in ms)."""
+        return [record_dict(r) for r in self._core.timeline()]
 
     @property
-    def duration_s(self) -> float:
-        """Length of the trace in seconds (0 for a constant link)."""
-        return self._core.duration_s()
+    def last_record(self):
+        """The C++ RequestRecord of the last request."""
+        return self._core.timeline()[-1]
 
     @property
-    def rtt_ms(self) -> float:
-        """Round-trip time of the link, ms."""
-        return self._core.spec.rtt_ms
+    def last_blocks(self):
+        """Per block of the last request: where it ran, timings, bytes, and why it fell back."""
+        return self._core.deployment().last_timeline().blocks
 
-    def __repr__(self):
-        return f"tessera.Link({self._core.spec.label}, rtt {self.rtt_ms} ms)"
+    @property
+    def monitor(self):
+        return self._core.monitor()
 
-
-def deployment_options(server: str, timeout_ms: int, retry_ms: int, link: Link | None, device_slowdown: float,
-                       emulation: str) -> "_core.DeploymentOptions":
-    o = _core.DeploymentOptions()
-    o.server = server
-    o.timeout_ms = int(timeout_ms)
-    o.retry_ms = int(retry_ms)
-    if link is not None:
-        o.link = link._core
-    o.device_slowdown = float(device_slowdown)
-    if emulation not in ("sleep", "account"):
-        raise _core.InvalidArgumentError(f"emulation must be 'sleep' or 'account', got '{emulation}'")
-    o.emulation = _core.Emulation.Sleep if emulation == "sleep" else _core.Emulation.Account
-    return o
+    @property
+    def breakpoints(self) -> list[float]:
+        return list(self._core.breakpoints())
 
 
-class AdaptiveDeployment:
+class AdaptiveDeployment(Controller):
     """A deployment that watches its transfers and switches plans between requests.
 
     model, costs: the model and per-atom costs ({"device": [...], "server": [...]}, as for
@@ -138,54 +164,13 @@ class AdaptiveDeployment:
                  device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.2,
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
                  window: int = 3, react_to_drops: bool = True):
-        if rtt_ms is not None and not (rtt_ms >= 0 and math.isfinite(rtt_ms)):
-            raise _core.InvalidArgumentError(f"rtt_ms = {rtt_ms} must be >= 0 (or None: measure it)")
-        if memory_budget_mb is not None and not memory_budget_mb >= 0:
-            raise _core.InvalidArgumentError(f"memory_budget_mb = {memory_budget_mb} must be >= 0 (or None)")
-        self.model = model
-        self.cost_model = make_cost_model(model, costs)
-        a = _core.AdaptiveOptions()
-        a.planner = planner
-        a.hysteresis = float(hysteresis)
-        a.initial_bandwidth_mbps = float(initial_bandwidth_mbps)
-        a.rtt_ms = -1.0 if rtt_ms is None else float(rtt_ms)
-        a.probe_every = int(probe_every)
-        a.react_to_drops = bool(react_to_drops)
-        a.device_memory_bytes = math.inf if memory_budget_mb is None else float(memory_budget_mb) * 1e6
-        mo = _core.MonitorOptions()
-        mo.window = int(window)
-        a.monitor = mo
-        self.link = link
-        self._core = _core.AdaptiveDeployment(
-            model._core, self.cost_model,
-            deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation), a)
+        super().__init__(model, costs, server, None, link=link, timeout_ms=timeout_ms, retry_ms=retry_ms,
+                         device_slowdown=device_slowdown, emulation=emulation, planner=planner, rtt_ms=rtt_ms,
+                         hysteresis=hysteresis, initial_bandwidth_mbps=initial_bandwidth_mbps,
+                         memory_budget_mb=memory_budget_mb, probe_every=probe_every, window=window,
+                         react_to_drops=react_to_drops)
 
-    def __call__(self, inputs):
-        flat = self._core.run(list(_as_tuple(inputs)))
-        return _rebuild(self.model.graph.output_structure, flat)
-
-    run = __call__
-
-    def set_memory_budget(self, mb: float) -> None:
-        """The app's free memory changed: re-plan under this budget (MB of weights) next request."""
-        self._core.set_memory_budget(float(mb) * 1e6)
-
-    @property
-    def placement(self) -> list[int]:
-        return list(self._core.placement)
-
-    @property
-    def timeline(self) -> list[dict]:
-        """One dict per request (estimated and true bandwidth, plan, latency parts in ms)."""
-        keys = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_id", "device_atoms", "switched",
-                "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "queue_ms", "predicted_ms", "fallback",
-                "probed", "est_load", "est_device_load")
-        return [{k: getattr(r, k) for k in keys} for r in self._core.timeline()]
-
-    @property
-    def monitor(self):
-        return self._core.monitor()
-
-    @property
-    def breakpoints(self) -> list[float]:
-        return list(self._core.breakpoints())
+    def _make(self, model, o, opts):
+        core = _core.AdaptiveDeployment(model._core, self.cost_model, o, opts)
+        self.policy = core.policy()
+        return core

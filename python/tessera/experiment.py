@@ -8,7 +8,9 @@ blocks on a real server in another process, real ZeroMQ transfers), and the
 emulated link adds its time (token bucket over the trace + rtt/2 each way) in
 "account" mode, so a 15-minute trace replays in seconds of compute.
 
-Policies:
+Every policy is a C++ policy (tessera.adapt: static_policy, oracle_policy,
+adaptive_policy) run by its own Controller, so every request leaves the same record
+whatever the policy. Policies:
   device_only, server_only   everything on one side
   static                     the min-cut plan at the trace's mean bandwidth, kept all along
   chain                      Neurosurgeon: best single split, re-planned every request from
@@ -23,10 +25,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import _core
-from .adapt import AdaptiveDeployment, Link
-from .plan import ParametricPlanner, plan as make_plan
-from .runtime import Deployment
+from .adapt import Controller, adaptive_policy, oracle_policy, static_policy
+from .plan import plan as make_plan
+from .transport import Link
 
 POLICIES = ("device_only", "server_only", "static", "chain", "adaptive", "oracle")
 
@@ -79,6 +80,26 @@ def prepare(names, repository, device_slowdown: float, repeats: int = 5) -> dict
     return out
 
 
+def make_policy(name: str, model, costs, mean_bandwidth_mbps: float, rtt_ms: float):
+    """The C++ policy behind each name of POLICIES."""
+    n = model.num_atoms
+    if name == "device_only":
+        return static_policy(name, [0] * n)
+    if name == "server_only":
+        return static_policy(name, [1] * n)
+    if name == "static":
+        return static_policy(name, make_plan(model, costs, bandwidth_mbps=mean_bandwidth_mbps, rtt_ms=rtt_ms,
+                                             algorithm="mincut"))
+    if name == "oracle":
+        return oracle_policy(model, costs, rtt_ms)
+    if name == "adaptive":
+        return adaptive_policy(model, costs, "parametric", rtt_ms=rtt_ms)
+    if name == "chain":
+        return adaptive_policy(model, costs, "chain", rtt_ms=rtt_ms)
+    from ._core import InvalidArgumentError
+    raise InvalidArgumentError(f"unknown policy '{name}' (one of {', '.join(POLICIES)})")
+
+
 def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, period_s: float = 1.0,
            device_slowdown: float = 1.0, policies=POLICIES, check_outputs: bool = True, progress=None,
            rtt_ms: float | None = None, timeout_ms: int = 60000, strict: bool = True) -> dict:
@@ -99,68 +120,42 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
     ref = model.run_flat(inputs) if check_outputs else None
     rtt = link_spec.get("rtt_ms", 0.0) if rtt_ms is None else rtt_ms
     mean_bw = Link(**link_spec).mean_bandwidth
-    table = ParametricPlanner(model, costs, rtt_ms=rtt)
-    static = make_plan(model, costs, bandwidth_mbps=mean_bw, rtt_ms=rtt, algorithm="mincut").placement
-    n = model.num_atoms
-    fixed = {"device_only": [0] * n, "server_only": [1] * n, "static": static}
-    # Every policy gets its own link (its own bucket and clock) and deployment; requests
+    # Every policy gets its own link (its own bucket and clock) and controller; requests
     # are interleaved (request i of every policy, then request i + 1, ...) so that the
     # machine's drift touches every policy alike.
-    links, deps, runs, last = {}, {}, {}, {}
+    links, ctls, runs = {}, {}, {}
     for name in policies:
         link = Link(**link_spec)
         link.set_time(0.0)
         links[name] = link
         runs[name] = PolicyRun(name)
-        last[name] = None
-        if name in ("adaptive", "chain"):
-            deps[name] = AdaptiveDeployment(model, costs, server=endpoint, planner="parametric" if name == "adaptive"
-                                            else "chain", link=link, rtt_ms=rtt, device_slowdown=device_slowdown,
-                                            emulation="account", timeout_ms=timeout_ms)
-        else:
-            deps[name] = Deployment(model, fixed.get(name, [0] * n), server=endpoint, link=link,
-                                    device_slowdown=device_slowdown, emulation="account", timeout_ms=timeout_ms)
+        ctls[name] = Controller(model, costs, endpoint, make_policy(name, model, costs, mean_bw, rtt), link=link,
+                                rtt_ms=rtt, device_slowdown=device_slowdown, emulation="account",
+                                timeout_ms=timeout_ms)
     for i in range(requests):
         t = i * period_s
         for name in policies:
-            dep, run, link = deps[name], runs[name], links[name]
+            ctl, run, link = ctls[name], runs[name], links[name]
             link.set_time(t)
-            true_bw = link.bandwidth_at(t)
-            if name == "oracle":
-                p = table.lookup_placement(true_bw)
-                if p != last[name]:
-                    dep.set_plan(p)
-                    run.switches += last[name] is not None
-                    last[name] = p
-            flat = dep._core.run(list(inputs))
+            flat = ctl.run_flat(inputs)
             if check_outputs:
                 if len(flat) != len(ref):
                     raise AssertionError(f"{name}: request {i} returned {len(flat)} outputs, the model has {len(ref)}")
                 for a, b in zip(flat, ref):
                     if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
                         raise AssertionError(f"{name}: request {i} returned a wrong output")
-            if isinstance(dep, AdaptiveDeployment):
-                rec = dep._core.timeline()[-1]
-                run.latency_ms.append(rec.total_ms)
-                run.device_atoms.append(rec.device_atoms)
-                run.est_bandwidth.append(rec.est_bandwidth)
-                run.switches += rec.switched and i > 0
-                run.fallbacks += rec.fallback
-                run.decide_us.append(rec.decide_us)
-                fell_back = rec.fallback
-            else:
-                tl = dep.last_timeline
-                run.latency_ms.append(tl.total_ms)
-                run.device_atoms.append(sum(1 for a in dep.placement if a == 0))
-                run.est_bandwidth.append(float("nan"))
-                run.fallbacks += tl.fallback
-                fell_back = tl.fallback
-            if strict and fell_back:
-                errors = [b.error for b in dep._core.deployment().last_timeline().blocks if b.error] \
-                    if isinstance(dep, AdaptiveDeployment) else [b.error for b in dep.last_timeline.blocks if b.error]
+            rec = ctl.last_record
+            run.latency_ms.append(rec.total_ms)
+            run.device_atoms.append(rec.device_atoms)
+            run.est_bandwidth.append(rec.est_bandwidth)
+            run.true_bandwidth.append(rec.true_bandwidth)
+            run.switches += rec.switched and i > 0
+            run.fallbacks += rec.fallback
+            run.decide_us.append(rec.decide_us)
+            if strict and rec.fallback:
+                errors = [b.error for b in ctl.last_blocks if b.error]
                 raise EngineError(f"{name}: request {i} fell back to the device ({'; '.join(errors) or 'no reply'}); "
                                   f"the replay needs a live server at {endpoint}")
-            run.true_bandwidth.append(true_bw)
             if progress:
                 progress(name, i)
     return runs

@@ -132,23 +132,32 @@ class Server:
         return f"tessera.Server({self.endpoint or 'not started'}, {len(self.models())} models)"
 
 
-def _placement_of(plan, num_atoms: int) -> list[int]:
-    p = getattr(plan, "placement", plan)
-    p = [int(t) for t in p]
-    if len(p) != num_atoms:
-        raise _core.InvalidArgumentError(f"placement has {len(p)} entries, the model has {num_atoms} atoms")
-    return p
+def _checked_plan(plan):
+    """What a Deployment runs: a tessera Plan (its C++ plan, checked by the deployment on
+    receipt with plan::validate) or a placement (one target per atom, made into a plan and
+    checked the same way)."""
+    core = getattr(plan, "core", plan)
+    if isinstance(core, _core.Plan):
+        return core
+    return [int(t) for t in getattr(plan, "placement", plan)]
 
 
 class Deployment:
-    """Runs a plan for real: target-0 blocks here, the others on the server."""
+    """Runs a plan for real: target-0 blocks here, the others on the server.
+
+    plan: a :class:`tessera.Plan` (from a planner) or a placement (one target per atom,
+    0 = this device, 1 = the server). The deployment checks it when it receives it
+    (every atom placed, blocks convex and executable in order, outputs back on the
+    device) and runs the plan's blocks in the plan's order; a bad plan is refused with
+    every problem named.
+    """
 
     def __init__(self, model: Model, plan, server: str = "", timeout_ms: int = 1000, retry_ms: int = 1000,
                  curve_server_key: str = "", curve_keys: tuple[str, str] | None = None, link=None,
                  device_slowdown: float = 1.0, emulation: str = "sleep"):
         """link: a tessera.Link every message passes through; device_slowdown: stretch local
         compute (a device that many times slower); emulation: "sleep" or "account"."""
-        from .adapt import deployment_options
+        from .transport import deployment_options
         o = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation)
         if curve_server_key or curve_keys:
             if not (curve_server_key and curve_keys):
@@ -156,7 +165,7 @@ class Deployment:
             o.curve_server_key = curve_server_key
             o.curve_public_key, o.curve_secret_key = curve_keys
         self.model = model
-        self._core = _core.Deployment(model._core, _placement_of(plan, model.num_atoms), o)
+        self._core = _core.Deployment(model._core, _checked_plan(plan), o)
 
     def __call__(self, inputs):
         flat = self._core.run(list(_as_tuple(inputs)))
@@ -169,8 +178,12 @@ class Deployment:
         return list(self._core.placement)
 
     def set_plan(self, plan) -> None:
-        """Swap the plan; takes effect at the next request."""
-        self._core.set_placement(_placement_of(plan, self.model.num_atoms))
+        """Swap the plan (a Plan or a placement); checked now, takes effect at the next request."""
+        p = _checked_plan(plan)
+        if isinstance(p, list):
+            self._core.set_placement(p)
+        else:
+            self._core.set_plan(p)
 
     @property
     def last_timeline(self):

@@ -75,11 +75,11 @@ def cmd_run(args):
     import torch
 
     from . import experiment
-    from .adapt import AdaptiveDeployment, Link
+    from .adapt import Controller, adaptive_policy, static_policy
     from .cli import open_model
     from .plan import plan as make_plan
     from .profile import profile
-    from .runtime import Deployment
+    from .transport import Link
 
     if args.adaptive and args.plan is not None and args.plan not in ADAPTIVE_PLANNERS:
         raise SystemExit(f"tessera run: --adaptive re-plans with one of {', '.join(ADAPTIVE_PLANNERS)}; "
@@ -95,37 +95,28 @@ def cmd_run(args):
         link.set_time(0)
     elif args.emulate_link:
         link = Link(bandwidth_mbps=args.bandwidth, rtt_ms=args.rtt)
-    emulation = args.emulation
+    # One loop for every policy: a C++ policy under a Controller, one record per request.
     if args.adaptive:
-        planner = "parametric" if args.plan is None else args.plan
-        dep = AdaptiveDeployment(m, costs, server=args.server, planner=planner, link=link, rtt_ms=args.rtt,
-                                 device_slowdown=args.device_slowdown, emulation=emulation,
-                                 timeout_ms=args.timeout_ms, initial_bandwidth_mbps=0 if link else args.bandwidth)
-        core = dep._core
+        policy = adaptive_policy(m, costs, "parametric" if args.plan is None else args.plan, rtt_ms=args.rtt)
     else:
         p = make_plan(m, costs, bandwidth_mbps=args.bandwidth, rtt_ms=args.rtt, algorithm=args.plan or "mincut")
         print(p.explain())
-        dep = Deployment(m, p, server=args.server, link=link, device_slowdown=args.device_slowdown,
-                         emulation=emulation, timeout_ms=args.timeout_ms)
-        core = dep._core
+        policy = static_policy("static", p)
+    ctl = Controller(m, costs, args.server, policy, link=link, rtt_ms=args.rtt, device_slowdown=args.device_slowdown,
+                     emulation=args.emulation, timeout_ms=args.timeout_ms,
+                     initial_bandwidth_mbps=0 if link else args.bandwidth)
     lat, wrong, fallbacks = [], 0, 0
     print(f"{'req':>4} {'true Mbit/s':>11} {'est Mbit/s':>10} {'on device':>9} {'latency ms':>10} {'device':>8} "
           f"{'link':>8} {'server':>8}")
     for i in range(args.requests):
         if link is not None and args.trace:
             link.set_time(i * args.period)
-        flat = core.run(list(xs))
+        flat = ctl.run_flat(xs)
         wrong += not all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(flat, ref))
-        if args.adaptive:
-            r = core.timeline()[-1]
-            row = (r.true_bandwidth, r.est_bandwidth, r.device_atoms, r.total_ms, r.device_ms, r.transfer_ms,
-                   r.server_ms)
-            fallbacks += r.fallback
-        else:
-            tl = dep.last_timeline
-            row = (link.bandwidth_now if link else float("nan"), float("nan"),
-                   sum(1 for t in dep.placement if t == 0), tl.total_ms, tl.device_ms, tl.transfer_ms, tl.server_ms)
-            fallbacks += tl.fallback
+        r = ctl.last_record
+        row = (r.true_bandwidth if link else float("nan"), r.est_bandwidth, r.device_atoms, r.total_ms, r.device_ms,
+               r.transfer_ms, r.server_ms)
+        fallbacks += r.fallback
         lat.append(row[3])
         print(f"{i:>4} {row[0]:>11.2f} {row[1]:>10.2f} {row[2]:>9} {row[3]:>10.1f} {row[4]:>8.1f} {row[5]:>8.1f} "
               f"{row[6]:>8.1f}")

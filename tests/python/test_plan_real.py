@@ -8,10 +8,9 @@ device ms = 1e-6 x the atom's output bytes + 0.05, server ms = device ms / 10.
 """
 import importlib
 
-import networkx as nx
 import pytest
 
-from tessera import _core
+from tessera.testing import NetworkxDads
 
 tplan = importlib.import_module("tessera.plan")
 
@@ -26,49 +25,19 @@ def synthetic_costs(model):
     return {"device": dev, "server": [d / 10 for d in dev]}
 
 
-def networkx_dads_cut(dag, dev, srv, bw, rtt):
-    """The DADS graph built independently in Python, capacities rounded to integers
-    (units of 1/SCALE ms); missing capacity = infinite. s = device, t = server; one
-    'up' and one 'down' auxiliary node per value so a value is paid once per direction.
-    Returns (min-cut value in ms, number of finite edges)."""
-    g = nx.DiGraph()
-    g.add_nodes_from(["s", "t"])
-
-    def cap(x):
-        return int(round(x * SCALE))
-
-    for a in range(dag.num_atoms):
-        g.add_edge("s", a, capacity=cap(srv[a]))  # paid if a runs on the server
-        g.add_edge(a, "t", capacity=cap(dev[a]))  # paid if a runs on the device
-    finite = 2 * dag.num_atoms
-    for i, v in enumerate(dag.values):
-        w = cap(v.bytes * 8 / (bw * 1e6) * 1e3 + rtt / 2)
-        src = "s" if v.producer < 0 else v.producer
-        if v.consumers:
-            g.add_edge(src, ("up", i), capacity=w)
-            finite += 1
-            for c in v.consumers:
-                g.add_edge(("up", i), c)
-        if v.producer >= 0 and (v.consumers or v.is_output):
-            g.add_edge(("down", i), v.producer, capacity=w)
-            finite += 1
-            for c in v.consumers:
-                g.add_edge(c, ("down", i))
-            if v.is_output:
-                g.add_edge("s", ("down", i))
-    return nx.maximum_flow_value(g, "s", "t") / SCALE, finite
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_mincut_matches_networkx_on_real_graph(zoo_model, name):
     m, _, _ = zoo_model(name)
     dag = m.dag()
     costs = synthetic_costs(m)
     planner = tplan.Planner(dag, costs, "mincut")
+    oracle = NetworkxDads(dag, costs["device"], costs["server"], RTT_MS, scale=SCALE)
     for bw in BANDWIDTHS:
         ours = planner.plan(bw, rtt_ms=RTT_MS)
         assert ours.status == "optimal"
-        ref, finite = networkx_dads_cut(dag, costs["device"], costs["server"], bw, RTT_MS)
+        oracle.set_bandwidth(bw)
+        cut = oracle.cut()
+        ref, finite = cut.value_ms, cut.finite_edges
         # rounding each finite capacity to 1/SCALE ms moves the optimum by at most finite / (2 SCALE)
         assert ours.objective == pytest.approx(ref, abs=finite / (2 * SCALE) + 1e-9 * ref), (name, bw)
         assert ours.latency_ms == pytest.approx(ours.objective, rel=1e-12)

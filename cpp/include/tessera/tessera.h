@@ -3,7 +3,10 @@
 
 #include "tessera/atoms/atom.h"
 #include "tessera/atoms/model.h"
+#include "tessera/core/dag.h"
+#include "tessera/core/dtype.h"
 #include "tessera/core/error.h"
+#include "tessera/core/tensor_info.h"
 #include "tessera/graph/op_graph.h"
 #include "tessera/plan/cost_model.h"
 #include "tessera/plan/dag.h"

@@ -1,4 +1,5 @@
-// adapt/adaptive.cpp -- monitor, re-plan, swap between requests (see tessera/adapt/adaptive.h).
+// adapt/adaptive.cpp -- the Controller: observe, ask the policy, swap, run, learn
+// (see tessera/adapt/adaptive.h).
 #include "tessera/adapt/adaptive.h"
 
 #include <algorithm>
@@ -7,37 +8,34 @@
 #include <mutex>
 
 #include "tessera/core/error.h"
-#include "tessera/plan/parametric.h"
-#include "tessera/plan/planners.h"
 
 namespace tessera::adapt {
 
 using Clock = std::chrono::steady_clock;
 
-struct AdaptiveDeployment::Impl {
-  std::shared_ptr<Link> link;  // the deployment's emulated link (true bandwidth for the timeline), may be null
+struct Controller::Impl {
+  std::shared_ptr<transport::Link> link;  // the deployment's emulated link (true bandwidth), may be null
   plan::CostModel cm;
   AdaptiveOptions opt;
+  std::shared_ptr<Policy> policy;
   runtime::Deployment dep;
   Monitor monitor;
-  std::unique_ptr<plan::ParametricPlanner> table;
-  double table_load = 1.0, table_device_load = 1.0;
-  std::unique_ptr<plan::Planner> planner;  // non-parametric planners, and gads under a budget
-  std::unique_ptr<plan::Planner> gads;
-  int segment = -1;
   double memory_budget;
   bool replan_now = true;
   int since_transfer = 0;
   std::vector<RequestRecord> records;
   mutable std::mutex mu;  // run() against the accessors and set_memory_budget from other threads
 
-  Impl(Model model, plan::CostModel cost_model, runtime::DeploymentOptions o, AdaptiveOptions a)
+  Impl(Model model, plan::CostModel cost_model, runtime::DeploymentOptions o, std::shared_ptr<Policy> p,
+       AdaptiveOptions a)
       : link(o.link),
         cm(std::move(cost_model)),
         opt(std::move(a)),
+        policy(std::move(p)),
         dep(model, std::vector<int>(model.num_atoms(), 0), std::move(o)),
         monitor(opt.monitor),
         memory_budget(opt.device_memory_bytes) {
+    TESSERA_CHECK(policy != nullptr, InvalidArgument, "a controller needs a policy");
     cm.validate();
     TESSERA_CHECK(cm.num_atoms() == model.num_atoms(), InvalidArgument,
                   "cost model has {} atoms, the model has {}", cm.num_atoms(), model.num_atoms());
@@ -49,41 +47,17 @@ struct AdaptiveDeployment::Impl {
                   "rtt_ms must be >= 0 (or -1: measure it), got {}", opt.rtt_ms);
     TESSERA_CHECK(!(opt.device_memory_bytes < 0), InvalidArgument, "device_memory_bytes must be >= 0, got {}",
                   opt.device_memory_bytes);
-    TESSERA_CHECK(opt.planner == "parametric" || opt.planner == "mincut" || opt.planner == "chain" ||
-                      opt.planner == "gads" || opt.planner == "compressed",
-                  InvalidArgument, "unknown adaptive planner '{}' (parametric, mincut, compressed, chain, gads)",
-                  opt.planner);
-    if (opt.planner != "parametric") planner = plan::make_planner(opt.planner, cm);
-    gads = plan::make_planner("gads", cm);
+    if (opt.rtt_ms >= 0) monitor.observe_rtt(opt.rtt_ms);
+    if (!policy->uses_estimates()) return;  // static plans and oracles: no probes
     // The first exchange also sets the connection up: never measure with it.
     const double warm = dep.probe(64);
-    if (opt.rtt_ms >= 0) {
-      monitor.observe_rtt(opt.rtt_ms);
-    } else if (warm >= 0) {
+    if (opt.rtt_ms < 0 && warm >= 0) {
       for (int i = 0; i < 3; ++i) {
         const double rt = dep.probe(64);
         if (rt >= 0) monitor.observe_rtt(rt);
       }
     }
     if (opt.initial_bandwidth_mbps <= 0 && warm >= 0) probe(16384);
-  }
-
-  plan::Context context(double bw) const {
-    // Estimates are measurements: keep them inside what a planning context accepts
-    // (a loopback transfer can look near-infinitely fast, a stalled one near zero).
-    plan::Context c;
-    c.bandwidth_mbps = std::clamp(bw, 1e-3, 1e6);
-    c.rtt_ms = std::clamp(monitor.rtt_ms(), 0.0, 1e6);
-    c.server_load = std::clamp(monitor.server_load(), 1e-3, 1e3);
-    c.device_load = std::clamp(monitor.device_load(), 1e-3, 1e3);
-    return c;
-  }
-
-  void build_table() {
-    table = std::make_unique<plan::ParametricPlanner>(cm, context(1.0));
-    table_load = monitor.server_load();
-    table_device_load = monitor.device_load();
-    segment = -1;
   }
 
   // An Echo of about probe_ms at the current estimate (or `bytes`). Returns the
@@ -109,46 +83,6 @@ struct AdaptiveDeployment::Impl {
     return *med;
   }
 
-  // Returns the placement for the next request (and the plan id).
-  std::vector<int> decide(double est, int& plan_id, double& predicted) {
-    plan::Constraints cons;
-    cons.device_memory_bytes = memory_budget;
-    if (opt.planner == "parametric") {
-      if (!table || std::abs(monitor.server_load() - table_load) > opt.load_tolerance * table_load ||
-          std::abs(monitor.device_load() - table_device_load) > opt.load_tolerance * table_device_load) {
-        build_table();
-        // keep hysteresis across a rebuild: the plan in use, if the new table has it
-        const auto& segs = table->segments();
-        for (size_t i = 0; i < segs.size(); ++i)
-          if (segs[i].placement == dep.placement()) segment = static_cast<int>(i);
-      }
-      bool keep = false;
-      if (segment >= 0 && !replan_now) {
-        const auto& s = table->segments()[static_cast<size_t>(segment)];
-        keep = est >= s.bw_lo_mbps / (1 + opt.hysteresis) && est <= s.bw_hi_mbps * (1 + opt.hysteresis);
-      }
-      if (!keep) segment = table->lookup_index(est);
-      const auto& s = table->segments()[static_cast<size_t>(segment)];
-      plan_id = segment;
-      double mem = 0;
-      for (int a = 0; a < cm.num_atoms(); ++a)
-        if (s.placement[a] == 0) mem += cm.dag.param_bytes.empty() ? 0 : cm.dag.param_bytes[a];
-      if (mem <= memory_budget) {
-        predicted = s.intercept + s.slope / est;
-        return s.placement;
-      }
-      plan_id = -1;  // the budget binds: constrained re-plan
-      auto p = gads->plan(context(est), cons, dep.placement());
-      predicted = p.latency_ms;
-      return p.ok() ? p.placement : std::vector<int>(cm.num_atoms(), 1);
-    }
-    auto p = (memory_budget < plan::kUnlimited && opt.planner != "gads" ? gads : planner)
-                 ->plan(context(est), cons, dep.placement());
-    plan_id = -1;
-    predicted = p.latency_ms;
-    return p.ok() ? p.placement : std::vector<int>(cm.num_atoms(), 1);
-  }
-
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) {
     std::lock_guard<std::mutex> lock(mu);
     RequestRecord r;
@@ -158,18 +92,26 @@ struct AdaptiveDeployment::Impl {
       r.true_bandwidth = link->bandwidth_now();
     }
     const auto t0 = Clock::now();
-    const double est = estimate();
-    int plan_id = -1;
-    double predicted = 0;
-    auto placement = decide(est, plan_id, predicted);
-    r.switched = placement != dep.placement();
-    if (r.switched) dep.set_placement(placement);  // schedules are cached per placement
+    Observation obs;
+    obs.index = r.index;
+    obs.link_time_s = r.link_time_s;
+    obs.true_bandwidth = r.true_bandwidth;
+    obs.est_bandwidth = estimate();
+    obs.rtt_ms = monitor.rtt_ms();
+    obs.server_load = monitor.server_load();
+    obs.device_load = monitor.device_load();
+    obs.memory_budget_bytes = memory_budget;
+    obs.replan = replan_now;
+    obs.current = dep.placement();
+    const Decision d = policy->decide(obs);
+    r.switched = d.placement != obs.current;
+    if (r.switched) dep.set_placement(d.placement);  // checked plans are cached per placement
     replan_now = false;
     r.decide_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-    r.est_bandwidth = est;
-    r.plan_id = plan_id;
-    r.predicted_ms = predicted;
-    for (int t : placement) r.device_atoms += t == 0;
+    r.est_bandwidth = policy->uses_estimates() ? obs.est_bandwidth : std::nan("");
+    r.plan_id = d.plan_id;
+    r.predicted_ms = d.predicted_ms;
+    for (int t : d.placement) r.device_atoms += t == 0;
     auto out = dep.run(inputs);
     const auto tl = dep.last_timeline();
     bool transferred = false;
@@ -187,7 +129,7 @@ struct AdaptiveDeployment::Impl {
     }
     monitor.observe_device(tl.device_ms, device_pred_ms);
     since_transfer = transferred ? 0 : since_transfer + 1;
-    if (since_transfer >= opt.probe_every && dep.server_available()) {
+    if (policy->uses_estimates() && since_transfer >= opt.probe_every && dep.server_available()) {
       // The plan sent nothing for probe_every requests: probe the link. A probe
       // that disagrees with the estimate by more than the hysteresis is confirmed
       // at once by window / 2 more probes, so a real change moves the median
@@ -210,37 +152,42 @@ struct AdaptiveDeployment::Impl {
     records.push_back(r);
     return out;
   }
-
 };
 
-AdaptiveDeployment::AdaptiveDeployment(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
-                                       AdaptiveOptions adaptive)
-    : impl_(std::make_unique<Impl>(std::move(model), std::move(cost_model), std::move(options),
+Controller::Controller(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
+                       std::shared_ptr<Policy> policy, AdaptiveOptions adaptive)
+    : impl_(std::make_unique<Impl>(std::move(model), std::move(cost_model), std::move(options), std::move(policy),
                                    std::move(adaptive))) {}
-AdaptiveDeployment::~AdaptiveDeployment() = default;
+Controller::~Controller() = default;
 
-std::vector<at::Tensor> AdaptiveDeployment::run(const std::vector<at::Tensor>& inputs) { return impl_->run(inputs); }
+std::vector<at::Tensor> Controller::run(const std::vector<at::Tensor>& inputs) { return impl_->run(inputs); }
 
-void AdaptiveDeployment::set_memory_budget(double bytes) {
+void Controller::set_memory_budget(double bytes) {
   TESSERA_CHECK(bytes >= 0, InvalidArgument, "memory budget must be >= 0 bytes, got {}", bytes);
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->memory_budget = bytes;
   impl_->replan_now = true;
 }
 
-std::vector<RequestRecord> AdaptiveDeployment::timeline() const {
+std::vector<RequestRecord> Controller::timeline() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->records;
 }
-std::vector<int> AdaptiveDeployment::placement() const { return impl_->dep.placement(); }
-Monitor AdaptiveDeployment::monitor() const {
+std::vector<int> Controller::placement() const { return impl_->dep.placement(); }
+Monitor Controller::monitor() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->monitor;
 }
-runtime::Deployment& AdaptiveDeployment::deployment() { return impl_->dep; }
-std::vector<double> AdaptiveDeployment::breakpoints() const {
+runtime::Deployment& Controller::deployment() { return impl_->dep; }
+std::vector<double> Controller::breakpoints() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->table ? impl_->table->breakpoints() : std::vector<double>{};
+  return impl_->policy->breakpoints();
 }
+Policy& Controller::policy() { return *impl_->policy; }
+
+AdaptiveDeployment::AdaptiveDeployment(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
+                                       AdaptiveOptions adaptive)
+    : Controller(std::move(model), cost_model, std::move(options), make_adaptive_policy(cost_model, adaptive),
+                 adaptive) {}
 
 }  // namespace tessera::adapt

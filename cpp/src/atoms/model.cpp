@@ -12,7 +12,6 @@
 #include <set>
 
 #include "model_impl.h"
-#include "tessera/plan/plan.h"
 #include "tessera/core/error.h"
 
 namespace tessera {
@@ -40,15 +39,15 @@ std::vector<at::Tensor> Block::operator()(const std::vector<at::Tensor>& inputs)
 std::string Block::graph_str() const { return impl_ ? impl_->graph->toString() : ""; }
 
 // ---- ModelImpl -----------------------------------------------------------------------
-plan::AtomDag ModelImpl::build_dag() const {
+AtomDag ModelImpl::build_dag() const {
   const auto& g = graph;
-  plan::AtomDag d;
+  AtomDag d;
   d.num_atoms = static_cast<int>(atoms.size());
   std::vector<int> vmap(g.values.size(), -1);
   auto add = [&](int v) {
     if (vmap[v] >= 0) return;
     vmap[v] = static_cast<int>(d.values.size());
-    plan::DagValue dv;
+    DagValue dv;
     dv.producer = value_atom[v];
     dv.bytes = static_cast<double>(g.values[v].info.bytes);
     dv.name = g.values[v].name;
@@ -202,20 +201,16 @@ std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids) const 
   return blocks.put(ids, impl);
 }
 
-// Blocks of a placement come from the plan layer (plan::schedule_blocks: greedy
+// Blocks of a placement come from core (schedule_blocks: greedy
 // over the topological order, every block convex and runnable in order).
 std::shared_ptr<const std::vector<ModelImpl::Step>> ModelImpl::schedule(const std::vector<int>& placement) const {
-  const int A = static_cast<int>(atoms.size());
-  TESSERA_CHECK(static_cast<int>(placement.size()) == A, InvalidArgument,
-                "placement has {} entries, the model has {} atoms", placement.size(), A);
-  for (int a = 0; a < A; ++a)
-    TESSERA_CHECK(placement[a] >= 0, InvalidArgument, "placement[{}] = {} is not a target index", a, placement[a]);
+  check_placement(dag, placement, -1);
   {
     std::lock_guard<std::mutex> lock(block_mu);
     if (auto* hit = schedules.find(placement)) return *hit;
   }
   std::vector<std::vector<int>> groups;
-  for (auto& b : plan::schedule_blocks(dag, placement)) groups.push_back(std::move(b.atoms));
+  for (auto& b : schedule_blocks(dag, placement)) groups.push_back(std::move(b.atoms));
   auto steps = make_steps(groups);
   std::lock_guard<std::mutex> lock(block_mu);
   return schedules.put(placement, steps);
@@ -324,7 +319,7 @@ const std::vector<Atom>& Model::atoms() const { return impl_->atoms; }
 int Model::num_atoms() const { return static_cast<int>(impl_->atoms.size()); }
 const std::string& Model::hash() const { return impl_->hash; }
 
-plan::AtomDag Model::dag() const { return impl_->dag; }
+AtomDag Model::dag() const { return impl_->dag; }
 
 std::vector<int> Model::loaded_atoms() const {
   std::lock_guard<std::mutex> lock(impl_->graph_mu);
@@ -352,33 +347,46 @@ std::vector<at::Tensor> Model::run(const std::vector<at::Tensor>& inputs) const 
   return impl_->run(inputs, std::vector<int>(impl_->atoms.size(), 0));
 }
 
-std::vector<at::Tensor> Model::run_blocks(const std::vector<at::Tensor>& inputs,
-                                          const std::vector<std::vector<int>>& blocks) const {
-  impl_->check_inputs(inputs);
-  std::shared_ptr<const std::vector<ModelImpl::Step>> steps;
+Schedule Model::schedule(const std::vector<int>& placement) const { return Schedule(impl_->schedule(placement), impl_.get()); }
+
+Schedule Model::schedule(const std::vector<std::vector<int>>& blocks) const {
   {
     std::lock_guard<std::mutex> lock(impl_->block_mu);
-    if (auto* hit = impl_->explicit_schedules.find(blocks)) steps = *hit;
+    if (auto* hit = impl_->explicit_schedules.find(blocks)) return Schedule(*hit, impl_.get());
   }
-  if (!steps) {
-    // every atom exactly once (the documented contract), checked before anything runs
-    const int A = num_atoms();
-    std::vector<int> seen(A, -1);
-    for (size_t b = 0; b < blocks.size(); ++b)
-      for (int a : blocks[b]) {
-        TESSERA_CHECK(a >= 0 && a < A, InvalidArgument, "block {} names atom {}: the model has {} atoms", b, a, A);
-        TESSERA_CHECK(seen[a] < 0, InvalidArgument, "atom {} is in block {} and in block {}: each atom runs once", a,
-                      seen[a], b);
-        seen[a] = static_cast<int>(b);
-      }
-    for (int a = 0; a < A; ++a)
-      TESSERA_CHECK(seen[a] >= 0, InvalidArgument, "atom {} is in no block: every atom must run once", a);
-    steps = impl_->make_steps(blocks);
-    std::lock_guard<std::mutex> lock(impl_->block_mu);
-    steps = impl_->explicit_schedules.put(blocks, steps);
-  }
-  return impl_->run_steps(inputs, *steps);
+  // every atom exactly once (the documented contract), checked before anything runs
+  const int A = num_atoms();
+  std::vector<int> seen(A, -1);
+  for (size_t b = 0; b < blocks.size(); ++b)
+    for (int a : blocks[b]) {
+      TESSERA_CHECK(a >= 0 && a < A, InvalidArgument, "block {} names atom {}: the model has {} atoms", b, a, A);
+      TESSERA_CHECK(seen[a] < 0, InvalidArgument, "atom {} is in block {} and in block {}: each atom runs once", a,
+                    seen[a], b);
+      seen[a] = static_cast<int>(b);
+    }
+  for (int a = 0; a < A; ++a)
+    TESSERA_CHECK(seen[a] >= 0, InvalidArgument, "atom {} is in no block: every atom must run once", a);
+  auto steps = impl_->make_steps(blocks);
+  std::lock_guard<std::mutex> lock(impl_->block_mu);
+  return Schedule(impl_->explicit_schedules.put(blocks, steps), impl_.get());
 }
+
+std::vector<at::Tensor> Model::run(const std::vector<at::Tensor>& inputs, const Schedule& schedule) const {
+  TESSERA_CHECK(schedule.valid(), InvalidArgument, "empty Schedule");
+  TESSERA_CHECK(schedule.owner_ == impl_.get(), InvalidArgument,
+                "the schedule was made by another model (this one: {})", impl_->hash.substr(0, 12));
+  impl_->check_inputs(inputs);
+  return impl_->run_steps(inputs, *schedule.steps_);
+}
+
+std::vector<at::Tensor> Model::run_blocks(const std::vector<at::Tensor>& inputs,
+                                          const std::vector<std::vector<int>>& blocks) const {
+  return run(inputs, schedule(blocks));
+}
+
+size_t Schedule::size() const { return steps_ ? steps_->size() : 0; }
+Block Schedule::block(size_t i) const { return Block(steps_->at(i).block); }
+const std::vector<int>& Schedule::free_after(size_t i) const { return steps_->at(i).free_after; }
 
 void Model::check_inputs(const std::vector<at::Tensor>& inputs) const { impl_->check_inputs(inputs); }
 

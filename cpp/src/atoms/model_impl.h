@@ -11,22 +11,11 @@
 #include <vector>
 
 #include "tessera/atoms/model.h"
+#include "tessera/core/files.h"
+#include "tessera/graph/extract.h"
+#include "tessera/graph/tensor.h"
 
 namespace tessera {
-
-// Result of graph extraction (graph/extract.cpp): the frozen graph with `self`
-// removed, in-place ops made functional where provably safe, and its metadata.
-struct Extracted {
-  std::shared_ptr<torch::jit::Graph> graph;
-  OpGraph meta;
-  std::vector<torch::jit::Value*> value_ptr;  // value id -> Value* in graph
-  std::vector<torch::jit::Node*> node_ptr;    // node id -> Node* in graph
-  std::vector<int> structural;                // node ids only packing outputs (tuples)
-  std::string hash;
-};
-
-Extracted extract_graph(torch::jit::Module module, const std::vector<at::Tensor>& example_inputs,
-                        const LoadOptions& options, const std::string& label);
 
 // Groups compute nodes into atoms (atoms/atomize.cpp) and builds one standalone
 // graph per atom: inputs follow Atom::inputs, outputs follow Atom::outputs.
@@ -37,8 +26,6 @@ struct Atomized {
 Atomized atomize(Extracted& ex);
 
 // Store I/O (atoms/store.cpp).
-std::string sha256_hex(const void* data, size_t size);
-std::string read_file(const std::string& path);
 // Wraps an atom graph as a TorchScript module (forward(self, inputs...) -> tuple).
 torch::jit::Module atom_module(const torch::jit::Graph& atom_graph, int atom_id);
 // Reverse of atom_module: the standalone graph of a loaded atom module.
@@ -83,6 +70,11 @@ class BoundedCache {
   uint64_t tick_ = 0;
 };
 
+struct ScheduleStep {
+  std::shared_ptr<const BlockImpl> block;
+  std::vector<int> free_after;  // value ids whose last use is this step
+};
+
 class ModelImpl {
  public:
   OpGraph graph;
@@ -92,8 +84,8 @@ class ModelImpl {
 
   // value id -> producing atom (-1 for model inputs); value ids of each atom's inputs
   std::vector<int> value_atom;
-  plan::AtomDag dag;  // what planners and the scheduler read
-  plan::AtomDag build_dag() const;
+  AtomDag dag;  // what planners and the scheduler read
+  AtomDag build_dag() const;
 
   std::shared_ptr<torch::jit::Graph> atom_graph(int atom) const;  // loads on demand
   std::shared_ptr<const BlockImpl> combine(std::vector<int> atom_ids) const;
@@ -110,10 +102,7 @@ class ModelImpl {
   static constexpr size_t kMaxCachedBlocks = 1024, kMaxCachedSchedules = 256;
   mutable BoundedCache<std::vector<int>, std::shared_ptr<const BlockImpl>> blocks{kMaxCachedBlocks};
 
-  struct Step {
-    std::shared_ptr<const BlockImpl> block;
-    std::vector<int> free_after;  // value ids whose last use is this step
-  };
+  using Step = ScheduleStep;
   mutable BoundedCache<std::vector<int>, std::shared_ptr<const std::vector<Step>>> schedules{kMaxCachedSchedules};
   std::shared_ptr<const std::vector<Step>> schedule(const std::vector<int>& placement) const;
   std::shared_ptr<const std::vector<Step>> make_steps(const std::vector<std::vector<int>>& groups) const;
@@ -127,15 +116,4 @@ class ModelImpl {
 namespace tessera {
 void save_store(const ModelImpl& m, const std::string& dir, bool overwrite);
 std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optional<std::vector<int>>& atoms);
-TensorInfo tensor_info(const at::Tensor& t);
-// Every tensor a constant holds: itself, or those inside its lists, tuples and dicts
-// (frozen LSTM/GRU weights are one Tensor[] constant).
-void for_each_tensor(const c10::IValue& v, const std::function<void(const at::Tensor&)>& f);
-// The tensors of a prim::Constant node's value (none for other nodes).
-int64_t constant_tensor_bytes(const torch::jit::Node* n);
-// A debug name TorchScript accepts for a new value ("" for purely numeric names).
-inline std::string usable_name(const std::string& s) {
-  if (s.empty() || s.find_first_not_of("0123456789") == std::string::npos) return "";
-  return s;
-}
 }  // namespace tessera

@@ -14,9 +14,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "../atoms/model_impl.h"
-#include "dtype.h"
 #include "tessera/core/error.h"
+#include "tessera/core/files.h"
+#include "tessera/graph/extract.h"
+#include "tessera/graph/tensor.h"
 
 namespace tessera {
 namespace jit = torch::jit;
@@ -86,15 +87,6 @@ int64_t constant_tensor_bytes(const jit::Node* n) {
   int64_t bytes = 0;
   if (iv) for_each_tensor(*iv, [&](const at::Tensor& t) { bytes += static_cast<int64_t>(t.nbytes()); });
   return bytes;
-}
-
-TensorInfo tensor_info(const at::Tensor& t) {
-  TensorInfo info;
-  if (!t.defined()) return info;
-  info.shape.assign(t.sizes().begin(), t.sizes().end());
-  info.dtype = dtype_name(t.scalar_type());
-  info.bytes = static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
-  return info;
 }
 
 Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& example_inputs,

@@ -6,8 +6,6 @@
 
 namespace tessera {
 
-std::string TensorInfo::shape_str() const { return fmt::format("[{}]", fmt::join(shape, ", ")); }
-
 int OpGraph::num_compute_nodes() const {
   int n = 0;
   for (const auto& node : nodes) n += node.atom >= 0;
@@ -36,14 +34,6 @@ std::string OpGraph::summary(int max_rows) const {
     s += fmt::format("{:>5}  {:<28} {:>6}  {:<22} {:>12}\n", n.id, n.kind, n.atom, shape, bytes);
   }
   return s;
-}
-
-int dtype_size(const std::string& dtype) {
-  if (dtype == "float32" || dtype == "int32") return 4;
-  if (dtype == "float64" || dtype == "int64") return 8;
-  if (dtype == "float16" || dtype == "bfloat16" || dtype == "int16") return 2;
-  if (dtype == "int8" || dtype == "uint8" || dtype == "bool") return 1;
-  TESSERA_THROW(InvalidArgument, "unknown dtype '{}'", dtype);
 }
 
 }  // namespace tessera

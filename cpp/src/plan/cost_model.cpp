@@ -17,42 +17,7 @@ bool finite_nonneg(double x) { return std::isfinite(x) && x >= 0; }
 constexpr double kMaxMs = 1e12, kMaxBytes = 1e18, kMaxLoad = 1e6, kMinBw = 1e-6, kMaxBw = 1e9;
 }  // namespace
 
-void AtomDag::validate() const {
-  TESSERA_CHECK(num_atoms >= 0, InvalidArgument, "AtomDag.num_atoms must be >= 0, got {}", num_atoms);
-  TESSERA_CHECK(param_bytes.empty() || static_cast<int>(param_bytes.size()) == num_atoms,
-                InvalidArgument, "AtomDag.param_bytes has {} entries, expected num_atoms = {} (or none)",
-                param_bytes.size(), num_atoms);
-  for (size_t a = 0; a < param_bytes.size(); ++a)
-    TESSERA_CHECK(finite_nonneg(param_bytes[a]), InvalidArgument,
-                  "AtomDag.param_bytes[{}] must be finite and >= 0, got {}", a, param_bytes[a]);
-  TESSERA_CHECK(atom_names.empty() || static_cast<int>(atom_names.size()) == num_atoms,
-                InvalidArgument, "AtomDag.atom_names has {} entries, expected num_atoms = {} (or none)",
-                atom_names.size(), num_atoms);
-  for (size_t v = 0; v < values.size(); ++v) {
-    const DagValue& val = values[v];
-    TESSERA_CHECK(val.producer == kModelInput || (val.producer >= 0 && val.producer < num_atoms),
-                  InvalidArgument, "AtomDag.values[{}].producer = {} is out of range [-1, {})", v,
-                  val.producer, num_atoms);
-    TESSERA_CHECK(finite_nonneg(val.bytes) && val.bytes <= kMaxBytes, InvalidArgument,
-                  "AtomDag.values[{}].bytes must be in [0, 1e18], got {}", v, val.bytes);
-    for (size_t i = 0; i < val.consumers.size(); ++i) {
-      int c = val.consumers[i];
-      TESSERA_CHECK(c >= 0 && c < num_atoms, InvalidArgument,
-                    "AtomDag.values[{}].consumers[{}] = {} is out of range [0, {})", v, i, c, num_atoms);
-      TESSERA_CHECK(c > val.producer, InvalidArgument,
-                    "AtomDag.values[{}].consumers[{}] = {} is not after its producer {} "
-                    "(atoms must be numbered in topological order)", v, i, c, val.producer);
-      TESSERA_CHECK(i == 0 || val.consumers[i - 1] < c, InvalidArgument,
-                    "AtomDag.values[{}].consumers must be sorted and unique (entry {} = {})", v, i, c);
-    }
-  }
-}
-
-std::string CostModel::atom_label(int atom) const {
-  if (atom >= 0 && atom < static_cast<int>(dag.atom_names.size()) && !dag.atom_names[atom].empty())
-    return dag.atom_names[atom];
-  return fmt::format("atom {}", atom);
-}
+std::string CostModel::atom_label(int atom) const { return dag.atom_label(atom); }
 
 void CostModel::validate() const {
   dag.validate();

@@ -52,11 +52,10 @@ class GadsPlanner : public Planner {
   Plan plan(const Context& ctx, const Constraints& cons, const std::vector<int>& current) override {
     detail::check_inputs(*cm_, ctx, cons);
     const int n = cm_->num_atoms();
-    TESSERA_CHECK(current.empty() || static_cast<int>(current.size()) == n, InvalidArgument,
-                  "current placement has {} entries, expected num_atoms = {}", current.size(), n);
-    for (size_t a = 0; a < current.size(); ++a)
-      TESSERA_CHECK(current[a] == 0 || current[a] == 1, InvalidArgument,
-                    "current[{}] = {}: gads re-plans on targets 0 and 1 only", a, current[a]);
+    if (!current.empty()) {  // gads re-plans on targets 0 and 1
+      const std::string problem = placement_problem(cm_->dag, current, 2);
+      TESSERA_CHECK(problem.empty(), InvalidArgument, "current {}", problem);
+    }
     for (size_t a = 0; a < cons.pin.size(); ++a)
       if (cons.pin[a] >= 2) return bad(ctx, fmt::format("pin[{}] = {}: gads places on targets 0 and 1 only", a, cons.pin[a]));
     pin_ = cons.pin;

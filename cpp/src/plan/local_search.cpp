@@ -42,8 +42,7 @@ MoveEvaluator::MoveEvaluator(const AtomDag& dag)
 }
 
 void MoveEvaluator::reset(const std::vector<int>& x) {
-  TESSERA_CHECK(static_cast<int>(x.size()) == dag_->num_atoms, InvalidArgument,
-                "placement has {} entries, expected num_atoms = {}", x.size(), dag_->num_atoms);
+  check_placement(*dag_, x, 2);
   x_ = x;
   for (auto& c : count_) c = {0, 0};
   for (size_t a = 0; a < x_.size(); ++a)

@@ -46,29 +46,6 @@ struct Adjacency {
   }
 };
 
-void fill_block_io(const AtomDag& dag, std::vector<Block>& blocks) {
-  std::vector<int> block_of(static_cast<size_t>(dag.num_atoms), -1);
-  for (size_t b = 0; b < blocks.size(); ++b)
-    for (int a : blocks[b].atoms) block_of[a] = static_cast<int>(b);
-  for (size_t v = 0; v < dag.values.size(); ++v) {
-    const DagValue& val = dag.values[v];
-    const int pb = val.producer == kModelInput ? -1 : block_of[val.producer];
-    bool leaves = val.is_output;
-    int last = -2;
-    for (int c : val.consumers) {
-      const int cb = block_of[c];
-      if (cb == pb) continue;
-      leaves = true;
-      if (cb != last) {
-        auto& in = blocks[cb].inputs;
-        if (in.empty() || in.back() != static_cast<int>(v)) in.push_back(static_cast<int>(v));
-        last = cb;
-      }
-    }
-    if (leaves && pb >= 0) blocks[pb].outputs.push_back(static_cast<int>(v));
-  }
-}
-
 std::string atom_ranges(const std::vector<int>& atoms) {
   std::string out;
   size_t i = 0;
@@ -89,68 +66,11 @@ std::string atom_ranges(const std::vector<int>& atoms) {
 
 }  // namespace
 
-std::vector<Block> schedule_blocks(const AtomDag& dag, const std::vector<int>& placement) {
-  const int n = dag.num_atoms;
-  TESSERA_CHECK(static_cast<int>(placement.size()) == n, InvalidArgument,
-                "placement has {} entries, expected num_atoms = {}", placement.size(), n);
-  int num_targets = 0;
-  for (int a = 0; a < n; ++a) {
-    TESSERA_CHECK(placement[a] >= 0, InvalidArgument, "placement[{}] = {} is negative", a, placement[a]);
-    num_targets = std::max(num_targets, placement[a] + 1);
-  }
-  // Flat arrays (no per-atom vectors): this runs on every plan.
-  std::vector<int> indeg(static_cast<size_t>(n), 0), out_start(static_cast<size_t>(n) + 1, 0);
-  for (const DagValue& val : dag.values)
-    if (val.producer != kModelInput) {
-      out_start[val.producer + 1] += static_cast<int>(val.consumers.size());
-      for (int c : val.consumers) ++indeg[c];
-    }
-  for (int a = 0; a < n; ++a) out_start[a + 1] += out_start[a];
-  std::vector<int> out(static_cast<size_t>(out_start[n]));
-  {
-    std::vector<int> fill(out_start.begin(), out_start.end() - 1);
-    for (const DagValue& val : dag.values)
-      if (val.producer != kModelInput)
-        for (int c : val.consumers) out[fill[val.producer]++] = c;
-  }
-  using MinHeap = std::priority_queue<int, std::vector<int>, std::greater<int>>;
-  std::vector<MinHeap> ready(static_cast<size_t>(num_targets));
-  for (int a = 0; a < n; ++a)
-    if (indeg[a] == 0) ready[placement[a]].push(a);
-
-  std::vector<Block> blocks;
-  int done = 0;
-  while (done < n) {
-    int cur = -1, best = n;
-    for (int t = 0; t < num_targets; ++t)
-      if (!ready[t].empty() && ready[t].top() < best) best = ready[t].top(), cur = t;
-    TESSERA_CHECK(cur >= 0, InvalidArgument, "AtomDag has a cycle or inconsistent values");
-    Block block;
-    block.target = cur;
-    while (!ready[cur].empty()) {
-      const int a = ready[cur].top();
-      ready[cur].pop();
-      block.atoms.push_back(a);
-      ++done;
-      for (int i = out_start[a]; i < out_start[a + 1]; ++i)
-        if (--indeg[out[i]] == 0) ready[placement[out[i]]].push(out[i]);
-    }
-    blocks.push_back(std::move(block));
-  }
-  fill_block_io(dag, blocks);
-  return blocks;
-}
-
 Plan evaluate(const CostModel& cm, const Context& ctx, const std::vector<int>& placement) {
   const AtomDag& dag = cm.dag;
   const int n = dag.num_atoms;
   const int T = cm.num_targets();
-  TESSERA_CHECK(static_cast<int>(placement.size()) == n, InvalidArgument,
-                "placement has {} entries, expected num_atoms = {}", placement.size(), n);
-  for (int a = 0; a < n; ++a)
-    TESSERA_CHECK(placement[a] >= 0 && placement[a] < T, InvalidArgument,
-                  "placement[{}] ({}) = {} is not a target in [0, {})", a, cm.atom_label(a),
-                  placement[a], T);
+  check_placement(dag, placement, T);
   Plan plan;
   plan.placement = placement;
   plan.bandwidth_mbps = ctx.bandwidth_mbps;
@@ -217,23 +137,17 @@ std::string constraint_violation(const Plan& plan, const Context& ctx, const Con
 }
 
 std::vector<std::string> validate(const Plan& plan, const CostModel& cm) {
+  return validate(plan, cm.dag, cm.num_targets());
+}
+
+std::vector<std::string> validate(const Plan& plan, const AtomDag& dag, int T) {
   std::vector<std::string> problems;
-  const AtomDag& dag = cm.dag;
   const int n = dag.num_atoms;
-  const int T = cm.num_targets();
-  if (static_cast<int>(plan.placement.size()) != n) {
-    problems.push_back(fmt::format("placement has {} entries, expected one per atom ({})",
-                                   plan.placement.size(), n));
+  const std::string placement_bad = placement_problem(dag, plan.placement, T);
+  if (!placement_bad.empty()) {
+    problems.push_back(placement_bad);
     return problems;
   }
-  bool targets_ok = true;
-  for (int a = 0; a < n; ++a)
-    if (plan.placement[a] < 0 || plan.placement[a] >= T) {
-      problems.push_back(fmt::format("placement[{}] ({}) = {} is not a target in [0, {})", a,
-                                     cm.atom_label(a), plan.placement[a], T));
-      targets_ok = false;
-    }
-  if (!targets_ok) return problems;
 
   // Blocks: a partition of the atoms, one target each, executable in order.
   std::vector<int> block_of(static_cast<size_t>(n), -1);
@@ -249,19 +163,19 @@ std::vector<std::string> validate(const Plan& plan, const CostModel& cm) {
       }
       if (block_of[a] >= 0) {
         problems.push_back(fmt::format("atom {} ({}) is in block {} and again in block {}", a,
-                                       cm.atom_label(a), block_of[a], b));
+                                       dag.atom_label(a), block_of[a], b));
         partition_ok = false;
       }
       block_of[a] = static_cast<int>(b);
       if (plan.placement[a] != blk.target)
         problems.push_back(fmt::format("block {} runs on target {} but its atom {} ({}) is placed on target {}",
-                                       b, blk.target, a, cm.atom_label(a), plan.placement[a]));
+                                       b, blk.target, a, dag.atom_label(a), plan.placement[a]));
     }
   }
   for (int a = 0; a < n; ++a)
     if (block_of[a] < 0) {
       problems.push_back(fmt::format("atom {} ({}) is in no block: every atom must be scheduled", a,
-                                     cm.atom_label(a)));
+                                     dag.atom_label(a)));
       partition_ok = false;
     }
   if (partition_ok) {
@@ -274,7 +188,7 @@ std::vector<std::string> validate(const Plan& plan, const CostModel& cm) {
           if (p != kModelInput && !done[p])
             problems.push_back(fmt::format(
                 "block {} is not executable in order: atom {} ({}) needs value {} from atom {} ({}), "
-                "which runs later (block {})", b, a, cm.atom_label(a), v, p, cm.atom_label(p), block_of[p]));
+                "which runs later (block {})", b, a, dag.atom_label(a), v, p, dag.atom_label(p), block_of[p]));
         }
         done[a] = 1;
       }
@@ -302,7 +216,7 @@ std::vector<std::string> validate(const Plan& plan, const CostModel& cm) {
         if (mark[a] == 3 && block_of[a] != static_cast<int>(b)) {
           problems.push_back(fmt::format(
               "block {} is not convex: atom {} ({}) outside it lies on a path that leaves and re-enters it",
-              b, a, cm.atom_label(a)));
+              b, a, dag.atom_label(a)));
           break;
         }
     }
@@ -335,12 +249,48 @@ std::vector<std::string> validate(const Plan& plan, const CostModel& cm) {
       const int t = plan.placement[c];
       if (t != p && !have[v][t]) {
         problems.push_back(fmt::format("{} is produced on target {} but atom {} ({}) on target {} receives no transfer of it",
-                                       vname, p, c, cm.atom_label(c), t));
+                                       vname, p, c, dag.atom_label(c), t));
         have[v][t] = 1;  // report once per target
       }
     }
   }
   return problems;
+}
+
+void check(const Plan& plan, const AtomDag& dag, int num_targets) {
+  const auto problems = validate(plan, dag, num_targets);
+  if (problems.empty()) return;
+  std::string text;
+  for (size_t i = 0; i < problems.size() && i < 5; ++i) text += (i ? "; " : "") + problems[i];
+  if (problems.size() > 5) text += fmt::format("; ... {} more", problems.size() - 5);
+  TESSERA_THROW(InvalidArgument, "invalid {} plan: {}", plan.algorithm.empty() ? "hand-made" : plan.algorithm, text);
+}
+
+Plan from_placement(const AtomDag& dag, const std::vector<int>& placement, int num_targets) {
+  TESSERA_CHECK(num_targets >= 1, InvalidArgument, "num_targets = {} must be >= 1", num_targets);
+  check_placement(dag, placement, num_targets);
+  Plan plan;
+  plan.algorithm = "placement";
+  plan.placement = placement;
+  plan.status = PlanStatus::Feasible;
+  plan.target_ms.assign(static_cast<size_t>(num_targets), 0.0);
+  std::vector<char> dest(static_cast<size_t>(num_targets), 0);
+  for (size_t v = 0; v < dag.values.size(); ++v) {
+    const DagValue& val = dag.values[v];
+    const int p = val.producer == kModelInput ? 0 : placement[val.producer];
+    std::fill(dest.begin(), dest.end(), 0);
+    if (val.is_output) dest[0] = 1;
+    for (int c : val.consumers) dest[placement[c]] = 1;
+    for (int d = 0; d < num_targets; ++d)
+      if (dest[d] && d != p) {
+        plan.transfers.push_back(Transfer{static_cast<int>(v), p, d, val.bytes, 0.0});
+        plan.transfer_bytes += val.bytes;
+      }
+  }
+  for (int a = 0; a < dag.num_atoms; ++a)
+    if (placement[a] == 0 && !dag.param_bytes.empty()) plan.device_memory_bytes += dag.param_bytes[a];
+  plan.blocks = schedule_blocks(dag, placement);
+  return plan;
 }
 
 std::string Plan::explain(const CostModel& cm) const {

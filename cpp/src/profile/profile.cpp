@@ -18,7 +18,6 @@
 #include <sstream>
 #include <thread>
 
-#include "../atoms/model_impl.h"
 #include "tessera/core/error.h"
 #include "tessera/profile/profile.h"
 
@@ -243,9 +242,10 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
                 "max_wait_ms = {} must be >= 0", o.max_wait_ms);
   TESSERA_CHECK(o.max_discarded >= -1, InvalidArgument, "max_discarded = {}: -1 (4 x repeats) or >= 0",
                 o.max_discarded);
-  const ModelImpl& m = *model.impl();
-  m.check_inputs(inputs);
-  const int A = static_cast<int>(m.atoms.size());
+  model.check_inputs(inputs);
+  const OpGraph& graph = model.graph();
+  const auto& atoms = model.atoms();
+  const int A = model.num_atoms();
 
   ThreadsGuard threads_guard(o.threads);
   c10::NoGradGuard no_grad;
@@ -253,29 +253,31 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
   std::vector<std::vector<int>> singles(A);
   std::vector<int> all(A);
   for (int a = 0; a < A; ++a) singles[a] = {a}, all[a] = a;
-  auto steps = m.make_steps(singles);
-  auto whole = m.combine(all);
+  const Schedule steps = model.schedule(singles);
+  std::vector<Block> step_blocks;
+  for (size_t i = 0; i < steps.size(); ++i) step_blocks.push_back(steps.block(i));
+  const Block whole = model.combine(all);
 
   CostTable t;
-  t.model_hash = m.hash;
+  t.model_hash = model.hash();
   t.threads = at::get_num_threads();
   t.repeats = o.repeats;
   t.warmup = o.warmup;
   t.load = o.load;
   t.param_bytes.resize(A);
-  for (int a = 0; a < A; ++a) t.param_bytes[a] = m.atoms[a].param_bytes;
-  t.value_bytes.resize(m.graph.values.size());
-  for (const auto& v : m.graph.values) t.value_bytes[v.id] = v.is_tensor ? v.info.bytes : 0;
+  for (int a = 0; a < A; ++a) t.param_bytes[a] = atoms[a].param_bytes;
+  t.value_bytes.resize(graph.values.size());
+  for (const auto& v : graph.values) t.value_bytes[v.id] = v.is_tensor ? v.info.bytes : 0;
 
   std::vector<std::vector<double>> samples(A);
   std::vector<double> whole_samples;
   for (auto& s : samples) s.reserve(o.repeats);
-  std::vector<at::Tensor> env(m.graph.values.size());
+  std::vector<at::Tensor> env(graph.values.size());
   std::vector<at::Tensor> args;
   std::vector<at::Tensor> whole_args;
-  for (int v : whole->inputs) {
-    auto it = std::find(m.graph.inputs.begin(), m.graph.inputs.end(), v);
-    whole_args.push_back(inputs[it - m.graph.inputs.begin()]);
+  for (int v : whole.inputs()) {
+    auto it = std::find(graph.inputs.begin(), graph.inputs.end(), v);
+    whole_args.push_back(inputs[it - graph.inputs.begin()]);
   }
   const int total = o.warmup + o.repeats;
   const bool settle = o.settle > 0;
@@ -294,22 +296,22 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
     const bool timed = round >= o.warmup;
     if (settle && timed && before == 0) before = canary_ms();
     // (a) one-atom blocks in topological order, each timed on fresh inputs
-    for (size_t i = 0; i < inputs.size(); ++i) env[m.graph.inputs[i]] = inputs[i];
+    for (size_t i = 0; i < inputs.size(); ++i) env[graph.inputs[i]] = inputs[i];
     for (int a = 0; a < A; ++a) {
-      const auto& st = (*steps)[a];
+      const Block& blk = step_blocks[a];
       args.clear();
-      for (int v : st.block->inputs) args.push_back(env[v]);
+      for (int v : blk.inputs()) args.push_back(env[v]);
       auto t0 = Clock::now();
-      auto outs = st.block->run(args);
+      auto outs = blk(args);
       double ms = ms_since(t0);
       if (timed) samples[a].push_back(ms);
-      for (size_t i = 0; i < outs.size(); ++i) env[st.block->outputs[i]] = std::move(outs[i]);
-      for (int v : st.free_after) env[v].reset();
+      for (size_t i = 0; i < outs.size(); ++i) env[blk.outputs()[i]] = std::move(outs[i]);
+      for (int v : steps.free_after(a)) env[v].reset();
     }
     for (auto& x : env) x.reset();
     // (b) the whole model as one block
     auto t0 = Clock::now();
-    { auto outs = whole->run(whole_args); }
+    { auto outs = whole(whole_args); }
     double ms = ms_since(t0);
     if (timed) whole_samples.push_back(ms);
     if (settle && timed) {

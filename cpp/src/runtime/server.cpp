@@ -4,7 +4,9 @@
 // With more, one proxy thread owns the ROUTER (devices) and an inproc DEALER
 // (workers), zmq::proxy between them; `workers` threads with REP sockets that
 // decode, check, run and answer; a ZAP thread when CURVE is on. stop() shuts the
-// context down, which wakes every blocking call with ETERM.
+// context down, which wakes every blocking call with ETERM. What is not request
+// handling lives elsewhere: the repository (repository.h), the ZAP allow-list
+// (transport/security.h), the stamping proxy and envelopes (transport/proxy.h).
 #include "tessera/runtime/server.h"
 
 #include <ATen/Parallel.h>
@@ -20,12 +22,16 @@
 #include <mutex>
 #include <thread>
 
-#include "tensor_msg.h"
+#include "repository.h"
 #include "tessera/atoms/model.h"
 #include "tessera/core/error.h"
+#include "tessera/graph/tensor.h"
+#include "tessera/transport/message.h"
+#include "tessera/transport/proxy.h"
+#include "tessera/transport/security.h"
 
 namespace tessera::runtime {
-namespace fs = std::filesystem;
+using namespace transport;
 
 std::string ServerStats::to_json() const {
   return fmt::format(
@@ -34,15 +40,11 @@ std::string ServerStats::to_json() const {
       requests, replies, errors, late, pings, echoes, bytes_in, bytes_out, busy_ms);
 }
 
-std::pair<std::string, std::string> curve_keypair() {
-  char pub[41] = {0}, sec[41] = {0};
-  TESSERA_CHECK(zmq_curve_keypair(pub, sec) == 0, NotImplemented, "this libzmq has no CURVE support");
-  return {pub, sec};
-}
+std::pair<std::string, std::string> curve_keypair() { return transport::curve_keypair(); }
 
 struct Server::Impl {
   ServerOptions opt;
-  std::map<std::string, Model> models;  // hex hash -> model (atoms load on demand)
+  Repository models;  // hex hash -> model (atoms load on demand)
   std::unique_ptr<zmq::context_t> ctx;
   std::vector<std::thread> threads;
   std::string endpoint;
@@ -50,73 +52,6 @@ struct Server::Impl {
   std::atomic<bool> running{false};
   std::atomic<uint64_t> requests{0}, replies{0}, errors{0}, late{0}, pings{0}, echoes{0}, bytes_in{0}, bytes_out{0};
   std::atomic<uint64_t> busy_us{0};
-
-  void load_repository() {
-    const fs::path root(opt.repository);
-    std::error_code ec;
-    TESSERA_CHECK(fs::is_directory(root, ec), NotFound, "model repository {} is not a directory", opt.repository);
-    std::vector<fs::path> stores;
-    if (fs::exists(root / "manifest.json")) {
-      stores.push_back(root);
-    } else {
-      for (const auto& e : fs::directory_iterator(root))
-        if (e.is_directory() && fs::exists(e.path() / "manifest.json")) stores.push_back(e.path());
-    }
-    std::sort(stores.begin(), stores.end());
-    TESSERA_CHECK(!stores.empty(), InvalidArgument, "model repository {} holds no atom store (no manifest.json)",
-                  opt.repository);
-    for (const auto& p : stores) {
-      auto m = Model::open(p.string(), std::vector<int>{});
-      if (opt.verbose)
-        std::fprintf(stderr, "tessera-server: serving %s (%s, %d atoms)\n", m.hash().substr(0, 12).c_str(),
-                     p.filename().c_str(), m.num_atoms());
-      models.emplace(m.hash(), std::move(m));
-    }
-  }
-
-  void zap_loop(std::promise<void>& ready) {
-    zmq::socket_t zap;
-    try {
-      zap = zmq::socket_t(*ctx, zmq::socket_type::rep);
-      zap.set(zmq::sockopt::linger, 0);
-      zap.bind("inproc://zeromq.zap.01");
-    } catch (const zmq::error_t& e) {
-      ready.set_exception(std::make_exception_ptr(
-          Error(ErrorKind::Runtime, fmt::format("cannot start the CURVE authenticator: {}", e.what()), "Server::start")));
-      return;
-    }
-    ready.set_value();
-    std::vector<std::array<uint8_t, 32>> allowed;
-    for (const auto& k : opt.allowed_client_keys) {
-      std::array<uint8_t, 32> raw{};
-      if (k.size() == 40 && zmq_z85_decode(raw.data(), k.c_str())) allowed.push_back(raw);  // checked in the constructor
-    }
-    while (true) {
-      std::vector<zmq::message_t> f;
-      try {
-        if (!zmq::recv_multipart(zap, std::back_inserter(f))) continue;
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;
-        break;
-      }
-      bool ok = false;
-      if (f.size() >= 7 && f[5].to_string() == "CURVE" && f[6].size() == 32) {
-        for (const auto& a : allowed) ok |= std::memcmp(a.data(), f[6].data(), 32) == 0;
-      }
-      std::string version = f.size() > 0 ? f[0].to_string() : "1.0";
-      std::string rid = f.size() > 1 ? f[1].to_string() : "";
-      std::array<zmq::const_buffer, 6> reply = {zmq::buffer(version), zmq::buffer(rid),
-                                                zmq::str_buffer(ok ? "200" : "400"),
-                                                ok ? zmq::str_buffer("OK") : zmq::str_buffer("client key not allowed"),
-                                                zmq::str_buffer(""), zmq::str_buffer("")};
-      try {
-        zmq::send_multipart(zap, reply);
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;
-        break;
-      }
-    }
-  }
 
   void proxy_loop(std::promise<std::string>& bound) {
     zmq::socket_t front, back;
@@ -143,39 +78,7 @@ struct Server::Impl {
       direct_loop(front);
       return;
     }
-    stamping_proxy(front, back);
-  }
-
-  // ZeroMQ's proxy, plus a receipt stamp: each request from a device gets a frame with
-  // the steady-clock time (ns) it left the network, right after the routing envelope,
-  // so a worker can tell how long it waited (queue_ms) and count the budget from there.
-  void stamping_proxy(zmq::socket_t& front, zmq::socket_t& back) {
-    zmq::pollitem_t items[] = {{static_cast<void*>(front), 0, ZMQ_POLLIN, 0},
-                               {static_cast<void*>(back), 0, ZMQ_POLLIN, 0}};
-    while (true) {
-      try {
-        zmq::poll(items, 2, std::chrono::milliseconds(-1));
-        std::vector<zmq::message_t> frames;
-        if (items[0].revents & ZMQ_POLLIN) {
-          const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
-          if (zmq::recv_multipart(front, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
-            size_t d = 0;  // the empty delimiter ends the envelope
-            while (d < frames.size() && frames[d].size() != 0) ++d;
-            if (d < frames.size()) {  // no delimiter: not a REQ/DEALER envelope; drop as REP would
-              frames.insert(frames.begin() + static_cast<std::ptrdiff_t>(d) + 1, zmq::message_t(&now, sizeof now));
-              zmq::send_multipart(back, frames);
-            }
-          }
-        }
-        frames.clear();
-        if ((items[1].revents & ZMQ_POLLIN) &&
-            zmq::recv_multipart(back, std::back_inserter(frames), zmq::recv_flags::dontwait))
-          zmq::send_multipart(front, frames);
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;  // a signal: go on proxying
-        break;                           // ETERM: the context shut down
-      }
-    }
+    run_stamping_proxy(front, back);
   }
 
   // Routing frames (identity + empty delimiter) when a worker owns the ROUTER itself.
@@ -237,12 +140,12 @@ struct Server::Impl {
         case MsgType::Request: {
           ++requests;
           const std::string hex = hash_to_hex(m.header.model_hash);
-          auto it = models.find(hex);
-          TESSERA_CHECK(it != models.end(), InvalidArgument, "unknown model {}: this server serves {} model(s)",
+          const Model* found = models.find(hex);
+          TESSERA_CHECK(found, InvalidArgument, "unknown model {}: this server serves {} model(s)",
                         hex.substr(0, 16), models.size());
           TESSERA_CHECK(m.header.atom_count > 0, InvalidArgument, "request names no atoms");
           auto atoms = decode_atoms(m.body.data(), m.body.size(), m.header.atom_count);
-          const Model& model = it->second;
+          const Model& model = *found;
           for (int a : atoms)
             TESSERA_CHECK(a >= 0 && a < model.num_atoms(), InvalidArgument,
                           "atom id {} out of range: model {} has {} atoms", a, hex.substr(0, 16), model.num_atoms());
@@ -333,13 +236,7 @@ struct Server::Impl {
         break;  // ETERM: stopping
       }
       // the proxy's receipt stamp comes first (a stamp of the wrong size: now)
-      std::optional<std::chrono::steady_clock::time_point> received;
-      if (!frames.empty() && frames.front().size() == sizeof(int64_t)) {
-        int64_t ns = 0;
-        std::memcpy(&ns, frames.front().data(), sizeof ns);
-        received = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(ns));
-      }
-      if (!frames.empty()) frames.erase(frames.begin());
+      const auto received = take_stamp(frames);
       try {
         handle(s, frames, 0, received);
       } catch (const zmq::error_t& e) {
@@ -359,10 +256,8 @@ struct Server::Impl {
         if (e.num() == EINTR) continue;
         break;
       }
-      size_t first = 0;  // after the identity frame(s) and the empty delimiter
-      while (first < frames.size() && frames[first].size() != 0) ++first;
-      if (first >= frames.size()) continue;  // no delimiter: not a REQ/DEALER envelope; drop as REP would
-      ++first;
+      const size_t first = envelope_end(frames);  // after the identity frame(s) and the empty delimiter
+      if (first == 0) continue;  // no delimiter: not a REQ/DEALER envelope; drop as REP would
       try {
         handle(front, frames, first);
       } catch (const zmq::error_t& e) {
@@ -381,11 +276,8 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
                 options.max_message_bytes);
   TESSERA_CHECK(options.curve_secret_key.empty() || !options.allowed_client_keys.empty(), InvalidArgument,
                 "CURVE is on but no client key is allowed (allowed_client_keys is empty)");
-  for (const auto& k : options.allowed_client_keys) {
-    std::array<uint8_t, 32> raw{};
-    TESSERA_CHECK(k.size() == 40 && zmq_z85_decode(raw.data(), k.c_str()), InvalidArgument,
-                  "allowed client key '{}' is not a 40-character Z85 key", k);
-  }
+  for (const auto& k : options.allowed_client_keys)
+    TESSERA_CHECK(is_z85_key(k), InvalidArgument, "allowed client key '{}' is not a 40-character Z85 key", k);
   TESSERA_CHECK(options.curve_secret_key.empty() || options.curve_secret_key.size() == 40, InvalidArgument,
                 "curve_secret_key must be a 40-character Z85 key");
   impl_->opt = std::move(options);
@@ -396,14 +288,14 @@ Server::~Server() { stop(); }
 void Server::start() {
   auto& d = *impl_;
   TESSERA_CHECK(!d.running, InvalidArgument, "server already running on {}", d.endpoint);
-  if (d.models.empty()) d.load_repository();
+  if (d.models.empty()) d.models.load(d.opt.repository, d.opt.verbose);
   at::set_num_threads(d.opt.intra_op_threads);
   d.ctx = std::make_unique<zmq::context_t>(1);
   d.backend = fmt::format("inproc://tessera-workers-{}", static_cast<const void*>(impl_.get()));
   if (!d.opt.curve_secret_key.empty()) {
     std::promise<void> zap_ready;
     auto f = zap_ready.get_future();
-    d.threads.emplace_back([&d, &zap_ready] { d.zap_loop(zap_ready); });
+    d.threads.emplace_back([&d, &zap_ready] { run_zap_handler(*d.ctx, d.opt.allowed_client_keys, zap_ready); });
     f.get();
   }
   std::promise<std::string> bound;
@@ -436,9 +328,7 @@ bool Server::running() const { return impl_->running; }
 std::string Server::endpoint() const { return impl_->endpoint; }
 ServerStats Server::stats() const { return impl_->snapshot(); }
 std::vector<std::string> Server::models() const {
-  std::vector<std::string> out;
-  for (const auto& [h, _] : impl_->models) out.push_back(h);
-  return out;
+  return impl_->models.hashes();
 }
 
 }  // namespace tessera::runtime

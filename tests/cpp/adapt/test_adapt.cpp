@@ -4,11 +4,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "tessera/adapt/link.h"
+#include "tessera/transport/link.h"
 #include "tessera/adapt/monitor.h"
 #include "tessera/core/error.h"
 
 using namespace tessera::adapt;
+using namespace tessera::transport;
 
 TEST(Link, ConstantRateAndDelay) {
   LinkSpec s;

@@ -18,12 +18,13 @@
 
 #include "tessera/runtime/deployment.h"
 #include "tessera/runtime/server.h"
-#include "tessera/runtime/wire.h"
+#include "tessera/transport/wire.h"
 #include "tessera/tessera.h"
 
 namespace fs = std::filesystem;
 using namespace tessera;
 using namespace tessera::runtime;
+using namespace tessera::transport;
 
 namespace {
 

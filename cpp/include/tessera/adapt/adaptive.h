@@ -26,25 +26,13 @@
 #include <vector>
 
 #include "tessera/adapt/monitor.h"
+#include "tessera/adapt/policy.h"
 #include "tessera/plan/cost_model.h"
 #include "tessera/runtime/deployment.h"
 
 namespace tessera::adapt {
 
-struct AdaptiveOptions {
-  std::string planner = "parametric";  // parametric | mincut | chain | gads
-  double hysteresis = 0.2;             // stay while est in [lo / (1+h), hi * (1+h)]
-  double initial_bandwidth_mbps = 0;   // 0: probe the link before the first request
-  double rtt_ms = -1;                  // < 0: measure with small probes
-  int probe_every = 1;                 // requests without a transfer between probes
-  double probe_ms = 30;                // probe size: about this long at the current estimate
-  bool react_to_drops = true;          // a last sample below the median by > hysteresis is used at once
-  double device_memory_bytes = std::numeric_limits<double>::infinity();
-  double load_tolerance = 0.05;        // relative server- or device-load change that rebuilds the table
-  MonitorOptions monitor;
-};
-
-// One request as the adapter saw it.
+// One request as the controller saw it: the same record for every policy.
 struct RequestRecord {
   int index = 0;
   double link_time_s = 0;     // link clock at the request (trace time)
@@ -63,11 +51,17 @@ struct RequestRecord {
   double est_device_load = 1;  // device load estimate after the request
 };
 
-class AdaptiveDeployment {
+// Runs a Policy over a real deployment: before each request it observes (monitor
+// estimates, the link's true bandwidth when emulated), asks the policy, swaps the plan
+// (checked by the deployment), runs, and feeds the timings back to the monitor; probes
+// the link when the policy plans on estimates and the plan sent nothing. `adaptive`
+// gives the estimation and probing settings (initial bandwidth, rtt, probes, window,
+// react_to_drops, hysteresis of the drop rule).
+class Controller {
  public:
-  AdaptiveDeployment(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
-                     AdaptiveOptions adaptive = {});
-  ~AdaptiveDeployment();
+  Controller(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
+             std::shared_ptr<Policy> policy, AdaptiveOptions adaptive = {});
+  ~Controller();
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
   // The app's memory shrank (or grew): re-plan under this budget before the next request.
   void set_memory_budget(double device_memory_bytes);
@@ -78,10 +72,18 @@ class AdaptiveDeployment {
   runtime::Deployment& deployment();  // the underlying deployment (its own calls are thread-safe)
   // Breakpoints (Mbit/s) of the parametric table in use (empty for other planners).
   std::vector<double> breakpoints() const;
+  Policy& policy();
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// The adaptive policy (make_adaptive_policy) under a Controller: tessera's adaptive deployment.
+class AdaptiveDeployment : public Controller {
+ public:
+  AdaptiveDeployment(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
+                     AdaptiveOptions adaptive = {});
 };
 
 }  // namespace tessera::adapt

@@ -22,18 +22,13 @@
 
 #include "tessera/atoms/atom.h"
 #include "tessera/graph/op_graph.h"
-#include "tessera/plan/dag.h"
+#include "tessera/core/dag.h"
 
 namespace tessera {
 
-struct LoadOptions {
-  // Fold conv+batch-norm and similar when freezing. Off by default: tessera then
-  // computes exactly what the original model computes.
-  bool optimize_numerics = false;
-};
-
 class ModelImpl;
 class BlockImpl;
+struct ScheduleStep;  // internal
 
 // A convex set of atoms spliced into one executable TorchScript function.
 class Block {
@@ -51,8 +46,29 @@ class Block {
  private:
   friend class ModelImpl;
   friend class Model;
+  friend class Schedule;
   explicit Block(std::shared_ptr<const BlockImpl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const BlockImpl> impl_;
+};
+
+// An executable order of blocks, each with the values whose last use it is: what
+// Model::run and the runtime execute. Built once per placement (or block list),
+// cached by the model, cheap to copy.
+class Schedule {
+ public:
+  Schedule() = default;
+  size_t size() const;
+  Block block(size_t i) const;
+  // Value ids whose last use is block i (a runner frees them after it).
+  const std::vector<int>& free_after(size_t i) const;
+  bool valid() const { return steps_ != nullptr; }
+
+ private:
+  friend class Model;
+  Schedule(std::shared_ptr<const std::vector<ScheduleStep>> steps, const ModelImpl* owner)
+      : steps_(std::move(steps)), owner_(owner) {}
+  std::shared_ptr<const std::vector<ScheduleStep>> steps_;
+  const ModelImpl* owner_ = nullptr;
 };
 
 class Model {
@@ -79,7 +95,7 @@ class Model {
   // sha256 identifying the atomized model (the frozen graph and the example signature).
   const std::string& hash() const;
   // The atom DAG for planners (values crossing atom boundaries, bytes, params).
-  plan::AtomDag dag() const;
+  AtomDag dag() const;
   // Atoms whose executable graph is in memory now.
   std::vector<int> loaded_atoms() const;
   // Bytes of weights held in memory by loaded atoms.
@@ -92,6 +108,16 @@ class Model {
 
   // One block from a convex set of atom ids (any order). Cached per set.
   Block combine(std::vector<int> atom_ids) const;
+
+  // The blocks of a placement (core's schedule_blocks: greedy over the topological
+  // order, every block convex and runnable in order), combined. Cached per placement.
+  Schedule schedule(const std::vector<int>& placement) const;
+  // The given blocks (sets of atom ids) in the given order, combined: every atom
+  // exactly once, each block reading only values earlier blocks produce (else
+  // InvalidArgument naming the block and value). Cached per block list.
+  Schedule schedule(const std::vector<std::vector<int>>& blocks) const;
+  // Runs a schedule of this model here.
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, const Schedule& schedule) const;
 
   // Runs the model with placement[i] = target of atom i (all blocks run here,
   // in an executable order). Returns the flattened outputs (graph().outputs).
@@ -107,9 +133,6 @@ class Model {
   // Checks inputs against the recorded signature (count, dtype, shape);
   // throws InvalidArgument naming the input.
   void check_inputs(const std::vector<at::Tensor>& inputs) const;
-
-  // Internal: the implementation (used by the runtime layers).
-  const std::shared_ptr<ModelImpl>& impl() const { return impl_; }
 
  private:
   explicit Model(std::shared_ptr<ModelImpl> impl) : impl_(std::move(impl)) {}

@@ -10,16 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "tessera/core/dtype.h"
+#include "tessera/core/tensor_info.h"
+
 namespace tessera {
-
-// A tensor's static description, recorded from the example run.
-struct TensorInfo {
-  std::vector<int64_t> shape;  // sizes per dimension
-  std::string dtype;           // "float32", "int64", ... (see graph/dtype names)
-  int64_t bytes = 0;           // numel * element size
-
-  std::string shape_str() const;  // "[1, 3, 224, 224]"
-};
 
 // One operator of the frozen graph (top level; control flow stays one node).
 struct OpNode {
@@ -58,7 +52,11 @@ struct OpGraph {
   std::string summary(int max_rows = -1) const;
 };
 
-// Element size in bytes of a dtype name; throws InvalidArgument for unknown names.
-int dtype_size(const std::string& dtype);
+// Options of graph extraction (graph/extract.h; Model::load).
+struct LoadOptions {
+  // Fold conv+batch-norm and similar when freezing. Off by default: tessera then
+  // computes exactly what the original model computes.
+  bool optimize_numerics = false;
+};
 
 }  // namespace tessera

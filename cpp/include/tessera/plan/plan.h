@@ -23,13 +23,7 @@ enum class PlanStatus {
 };
 const char* status_name(PlanStatus status);  // "optimal" | "feasible" | "infeasible" | "bad_input"
 
-// A convex set of atoms, all on one target, executed as one unit.
-struct Block {
-  int target = 0;
-  std::vector<int> atoms;    // in execution (topological) order
-  std::vector<int> inputs;   // values consumed by the block and produced outside it (or model inputs)
-  std::vector<int> outputs;  // values produced in the block and needed outside it (or model outputs)
-};
+// Blocks are tessera::ScheduledBlock (core/dag.h), named plan::Block here.
 
 // One value sent once from one target to another.
 struct Transfer {
@@ -64,13 +58,7 @@ struct Plan {
   std::string explain(const CostModel& cm) const;
 };
 
-// Groups the atoms into maximal blocks of same-target atoms, greedily over a
-// topological order: the current block grows while some ready atom (all inputs
-// available) is on its target; then the next block takes the target of the
-// smallest ready atom id. Blocks are contiguous segments of one topological order,
-// hence convex, and executable in order (each block's inputs are model inputs or
-// outputs of earlier blocks). placement must hold a target per atom.
-std::vector<Block> schedule_blocks(const AtomDag& dag, const std::vector<int>& placement);
+// schedule_blocks(dag, placement): core/dag.h.
 
 // Computes every metric of `placement` (one target per atom) under `ctx`, with its
 // blocks and transfers. Status Feasible, reason empty; throws InvalidArgument if
@@ -87,5 +75,15 @@ std::string constraint_violation(const Plan& plan, const Context& ctx, const Con
 // every value to every target that needs it (model outputs back to the device).
 // Returns one readable problem per violation (empty = valid).
 std::vector<std::string> validate(const Plan& plan, const CostModel& cm);
+// The same without costs: over `num_targets` targets of `dag`. This is what the
+// runtime checks when a plan is handed to it (runtime::Deployment).
+std::vector<std::string> validate(const Plan& plan, const AtomDag& dag, int num_targets);
+// Throws InvalidArgument listing every problem validate() finds (at most 5 shown).
+void check(const Plan& plan, const AtomDag& dag, int num_targets);
+
+// A plan from a placement alone, without costs: its blocks (schedule_blocks) and
+// transfers (bytes; ms 0), algorithm "placement", status Feasible. Checks the
+// placement against num_targets (one wording, core/dag.h).
+Plan from_placement(const AtomDag& dag, const std::vector<int>& placement, int num_targets = 2);
 
 }  // namespace tessera::plan

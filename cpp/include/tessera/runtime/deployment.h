@@ -1,7 +1,8 @@
 // tessera/runtime/deployment.h -- the device side of a split: run a plan for real.
 //
 //   DeploymentOptions o;  o.server = "tcp://127.0.0.1:41234";  o.timeout_ms = 500;
-//   Deployment dep(model, placement, o);
+//   Deployment dep(model, planner->plan(ctx), o);   // or a placement: plan::from_placement
+//   dep.run({x});
 //   auto y = dep.run({x});          // same outputs as model.run({x})
 //   dep.last_timeline();            // per block: where, compute, transfer, server time
 //
@@ -9,16 +10,21 @@
 // to the server (wire protocol v1) and their outputs come back. When the server
 // misses the deadline, answers with an error, or cannot be reached, the block
 // and the rest run here (atoms load on demand) and the caller still gets the
-// correct output; the server is tried again after retry_ms. Not thread-safe:
-// one Deployment per calling thread.
+// correct output; the server is tried again after retry_ms.
+//
+// What runs is a checked plan: every plan handed over (constructor, set_plan,
+// set_placement) is checked with plan::validate against the model's atom DAG on two
+// targets (0 = this device, 1 = the server) before it is used, and its blocks are
+// what run, in its order. Thread-safe (calls take turns on the one channel).
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "tessera/adapt/link.h"
 #include "tessera/atoms/model.h"
+#include "tessera/plan/plan.h"
+#include "tessera/transport/link.h"
 
 namespace tessera::runtime {
 
@@ -32,9 +38,9 @@ struct DeploymentOptions {
   // passes through `link`; local compute is stretched by `device_slowdown` (a
   // device that many times slower than this machine). Sleep waits for real;
   // Account only adds the emulated time to the timeline.
-  std::shared_ptr<adapt::Link> link;
+  std::shared_ptr<transport::Link> link;
   double device_slowdown = 1.0;
-  adapt::Emulation emulation = adapt::Emulation::Sleep;
+  transport::Emulation emulation = transport::Emulation::Sleep;
 };
 
 // What one block of one request cost.
@@ -65,17 +71,23 @@ struct Timeline {
 
 class Deployment {
  public:
+  // Throws InvalidArgument listing the plan's problems (plan::validate) if it is not valid.
+  Deployment(Model model, plan::Plan plan, DeploymentOptions options);
+  // The same for a placement (one target per atom): plan::from_placement.
   Deployment(Model model, std::vector<int> placement, DeploymentOptions options);
   ~Deployment();
   Deployment(Deployment&&) noexcept;
   Deployment& operator=(Deployment&&) noexcept;
 
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
-  // Swap the plan between requests (takes effect at the next run()).
-  void set_placement(std::vector<int> placement);
+  // Swap the plan between requests (takes effect at the next run()); checked as above.
+  // Plans already checked are remembered (per placement), so a switch back costs a lookup.
+  void set_plan(plan::Plan plan);
+  void set_placement(const std::vector<int>& placement);
   // Thread-safe: calls from several threads take turns (one request at a time on
   // the one socket); the accessors return copies.
   std::vector<int> placement() const;
+  plan::Plan plan() const;
   Timeline last_timeline() const;
   // Round trip of a Ping; returns the server's counters (JSON) or "" on timeout.
   std::string ping(int timeout_ms = 500);

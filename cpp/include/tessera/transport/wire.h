@@ -1,4 +1,4 @@
-// tessera/runtime/wire.h -- wire protocol v1 between a device and an edge server.
+// tessera/transport/wire.h -- wire protocol v1 between a device and an edge server.
 //
 // Every message is a ZeroMQ multipart message (see docs/wire-protocol.md):
 //
@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-namespace tessera::runtime {
+namespace tessera::transport {
 
 inline constexpr uint32_t kMagic = 0x41525354;  // "TSRA" little-endian
 inline constexpr uint16_t kVersion = 1;
@@ -69,7 +69,7 @@ struct TensorDesc {
   uint64_t nbytes = 0;
 };
 
-// Dtype names of graph/op_graph.h <-> wire codes; unknown -> InvalidArgument.
+// Dtype names <-> wire codes (the wire_code column of core/dtype.h); unknown -> InvalidArgument.
 uint8_t dtype_code(const std::string& dtype);
 const std::string& dtype_from_code(uint8_t code);
 
@@ -88,4 +88,4 @@ std::string hash_to_hex(const std::array<uint8_t, 32>& raw);
 
 int64_t now_us();  // wall clock, microseconds since the epoch
 
-}  // namespace tessera::runtime
+}  // namespace tessera::transport

@@ -1,21 +1,15 @@
-// runtime/wire.cpp -- encoding and checked decoding of wire protocol v1 (torch-free).
-#include "tessera/runtime/wire.h"
+// transport/wire.cpp -- encoding and checked decoding of wire protocol v1 (torch-free).
+#include "tessera/transport/wire.h"
 
 #include <chrono>
 #include <cstring>
 
 #include "tessera/core/error.h"
-#include "tessera/graph/op_graph.h"
+#include "tessera/core/dtype.h"
 
-namespace tessera::runtime {
+namespace tessera::transport {
 
 namespace {
-const std::vector<std::string>& dtype_names() {
-  static const std::vector<std::string> names = {"float32", "float64", "float16", "bfloat16", "int64",
-                                                 "int32",   "int16",   "int8",    "uint8",    "bool"};
-  return names;
-}
-
 template <class T>
 void put(std::string& s, size_t off, T v) {
   std::memcpy(&s[off], &v, sizeof(T));
@@ -41,16 +35,19 @@ const char* msg_type_name(MsgType t) {
 }
 
 uint8_t dtype_code(const std::string& dtype) {
-  const auto& n = dtype_names();
-  for (size_t i = 0; i < n.size(); ++i)
-    if (n[i] == dtype) return static_cast<uint8_t>(i + 1);
-  TESSERA_THROW(InvalidArgument, "dtype '{}' cannot be sent on the wire", dtype);
+  const DtypeInfo* d = find_dtype(dtype);
+  TESSERA_CHECK(d, InvalidArgument, "dtype '{}' cannot be sent on the wire", dtype);
+  return d->wire_code;
 }
 
 const std::string& dtype_from_code(uint8_t code) {
-  const auto& n = dtype_names();
-  TESSERA_CHECK(code >= 1 && code <= n.size(), InvalidArgument, "unknown dtype code {} on the wire", code);
-  return n[code - 1];
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n(256);
+    for (const auto& d : dtypes()) n[d.wire_code] = d.name;
+    return n;
+  }();
+  TESSERA_CHECK(!names[code].empty(), InvalidArgument, "unknown dtype code {} on the wire", code);
+  return names[code];
 }
 
 // Layout (offsets): 0 magic u32, 4 version u16, 6 type u16, 8 request_id u64,
@@ -196,4 +193,4 @@ int64_t now_us() {
       .count();
 }
 
-}  // namespace tessera::runtime
+}  // namespace tessera::transport

@@ -1,13 +1,15 @@
-#include "tensor_msg.h"
+// transport/message.cpp -- tensors <-> ZeroMQ frames without copies (see tessera/transport/message.h).
+#include "tessera/transport/message.h"
+
+#include <ATen/ATen.h>
 
 #include <cstdint>
 #include <cstring>
 
-#include "../atoms/model_impl.h"  // tensor_info
-#include "../graph/dtype.h"
+#include "tessera/graph/tensor.h"
 #include "tessera/core/error.h"
 
-namespace tessera::runtime {
+namespace tessera::transport {
 
 namespace {
 void release_tensor(void*, void* hint) { delete static_cast<at::Tensor*>(hint); }
@@ -15,21 +17,15 @@ void release_tensor(void*, void* hint) { delete static_cast<at::Tensor*>(hint); 
 
 TensorDesc describe(const at::Tensor& t) {
   TensorDesc d;
-  TESSERA_CHECK(has_dtype_name(t.scalar_type()), InvalidArgument, "tensors of dtype {} cannot be sent",
-                c10::toString(t.scalar_type()));
-  d.dtype = dtype_code(dtype_name(t.scalar_type()));
+  const DtypeInfo* dt = find_dtype(t.scalar_type());
+  TESSERA_CHECK(dt, InvalidArgument, "tensors of dtype {} cannot be sent", c10::toString(t.scalar_type()));
+  d.dtype = dt->wire_code;
   d.dims.assign(t.sizes().begin(), t.sizes().end());
   d.nbytes = t.nbytes();
   return d;
 }
 
 bool has_wire_dtype(const at::Tensor& t) { return has_dtype_name(t.scalar_type()); }
-
-std::string tensor_mismatch(const at::Tensor& t, const TensorInfo& want) {
-  const TensorInfo got = tensor_info(t);
-  if (got.dtype == want.dtype && got.shape == want.shape) return "";
-  return fmt::format("{} {}, expected {} {}", got.dtype, got.shape_str(), want.dtype, want.shape_str());
-}
 
 zmq::message_t tensor_frame(const at::Tensor& t) {
   if (t.nbytes() == 0) return zmq::message_t();
@@ -107,4 +103,10 @@ Message decode_message(std::vector<zmq::message_t>& frames, size_t first, uint64
   return m;
 }
 
-}  // namespace tessera::runtime
+size_t message_bytes(const std::string& body, const std::vector<at::Tensor>& tensors) {
+  size_t n = kHeaderBytes + body.size();
+  for (const auto& t : tensors) n += t.nbytes() + 8 + 8 * static_cast<size_t>(t.dim()) + 8;
+  return n;
+}
+
+}  // namespace tessera::transport

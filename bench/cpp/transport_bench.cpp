@@ -1,4 +1,17 @@
-#include "tessera/runtime/transport_bench.h"
+// bench/cpp/transport_bench.cpp -- the transport benchmark's timed loops (run by
+// bench/bench_transport.py), in C++ so that no Python overhead enters either side of
+// the comparison. Not part of the library.
+//
+//   tessera-bench-transport serve-raw BIND
+//       a plain ZeroMQ ROUTER echo; prints "raw-echo listening on ENDPOINT"
+//   tessera-bench-transport pairs STORE SERVER RAW BYTES ROUNDS PER_ROUND
+//       per round, PER_ROUND round trips of BYTES through a tessera server (Echo
+//       messages of a Deployment of the atom store STORE) and through the raw echo,
+//       interleaved message by message (tessera first on even pairs, raw first on odd
+//       ones) so that drift in the machine's speed hits both sides alike; one JSON line
+//       per round: {"tessera": [ms, ...], "raw": [ms, ...]}
+#include <ATen/ATen.h>
+#include <fmt/format.h>
 
 #include <chrono>
 #include <cstdio>
@@ -6,11 +19,13 @@
 #include <zmq_addon.hpp>
 
 #include "tessera/core/error.h"
-
-namespace tessera::runtime {
-using Clock = std::chrono::steady_clock;
+#include "tessera/runtime/deployment.h"
 
 namespace {
+using namespace tessera;
+using namespace tessera::runtime;
+using Clock = std::chrono::steady_clock;
+
 // A DEALER connected to a raw echo server, with a payload sent zero-copy.
 class RawEcho {
  public:
@@ -48,7 +63,6 @@ double tessera_round_trip_ms(Deployment& dep, const at::Tensor& t) {
   TESSERA_CHECK(back.size() == 1 && back[0].nbytes() == t.nbytes(), Runtime, "echo returned the wrong tensor");
   return ms;
 }
-}  // namespace
 
 std::vector<double> time_tessera_echo(Deployment& dep, const at::Tensor& t, int repeats) {
   std::vector<double> out;
@@ -93,4 +107,43 @@ void serve_raw_echo(const std::string& bind, long max_messages) {
   }
 }
 
-}  // namespace tessera::runtime
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const std::string cmd = argc > 1 ? argv[1] : "";
+    if (cmd == "serve-raw" && argc == 3) {
+      serve_raw_echo(argv[2], -1);
+      return 0;
+    }
+    if (cmd == "pairs" && argc == 8) {
+      const Model model = Model::open(argv[2], std::vector<int>{});
+      DeploymentOptions o;
+      o.server = argv[3];
+      o.timeout_ms = 30000;
+      Deployment dep(model, std::vector<int>(model.num_atoms(), 0), o);
+      const std::string raw = argv[4];
+      const auto bytes = static_cast<int64_t>(std::stoll(argv[5]));
+      const int rounds = std::stoi(argv[6]), per_round = std::stoi(argv[7]);
+      TESSERA_CHECK(bytes >= 4 && rounds >= 1 && per_round >= 1, InvalidArgument,
+                    "bytes >= 4, rounds >= 1 and per_round >= 1 needed");
+      const at::Tensor t = at::randn({bytes / 4});
+      for (int w = 0; w < 2; ++w) {  // warm-up
+        time_tessera_echo(dep, t, 3);
+        time_raw_echo(raw, static_cast<size_t>(t.nbytes()), 3);
+      }
+      for (int r = 0; r < rounds; ++r) {
+        const auto [a, b] = time_echo_pairs(dep, raw, t, per_round);
+        std::printf("{\"tessera\": [%s], \"raw\": [%s]}\n", fmt::format("{}", fmt::join(a, ", ")).c_str(),
+                    fmt::format("{}", fmt::join(b, ", ")).c_str());
+        std::fflush(stdout);
+      }
+      return 0;
+    }
+    std::fprintf(stderr, "usage: %s serve-raw BIND | pairs STORE SERVER RAW BYTES ROUNDS PER_ROUND\n", argv[0]);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tessera-bench-transport: %s\n", e.what());
+    return 1;
+  }
+}

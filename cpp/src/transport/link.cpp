@@ -1,5 +1,5 @@
-// adapt/link.cpp -- the emulated link (see tessera/adapt/link.h).
-#include "tessera/adapt/link.h"
+// transport/link.cpp -- the emulated link (see tessera/transport/link.h).
+#include "tessera/transport/link.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 
 #include "tessera/core/error.h"
 
-namespace tessera::adapt {
+namespace tessera::transport {
 
 std::vector<std::pair<double, double>> read_trace(const std::string& path) {
   std::ifstream in(path);
@@ -137,4 +137,4 @@ double Link::mean_bandwidth() const {
   return sum / static_cast<double>(spec_.trace.size());
 }
 
-}  // namespace tessera::adapt
+}  // namespace tessera::transport

@@ -1,6 +1,7 @@
-// tessera/adapt/link.h -- an emulated uplink/downlink, in user space.
+// tessera/transport/link.h -- an emulated uplink/downlink, in user space.
 //
-// A token bucket whose rate follows a constant or a replayed bandwidth trace
+// Link emulation is part of the transport: an EmulatedChannel (channel.h) passes
+// every message through a Link. A token bucket whose rate follows a constant or a replayed bandwidth trace
 // (one "time_s<TAB>Mbit/s" sample per line; the rate holds until the next
 // sample; the trace loops), plus a fixed one-way delay (rtt/2). A Deployment
 // with a Link passes every message it sends and receives through transmit(),
@@ -19,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-namespace tessera::adapt {
+namespace tessera::transport {
 
 struct LinkSpec {
   double bandwidth_mbps = 0;                        // constant rate (used when trace is empty)
@@ -68,4 +69,4 @@ class Link {
   mutable std::mutex mu_;
 };
 
-}  // namespace tessera::adapt
+}  // namespace tessera::transport

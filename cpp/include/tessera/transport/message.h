@@ -1,22 +1,20 @@
-// Internal: tensors <-> ZeroMQ frames without copies, and whole messages.
+// tessera/transport/message.h -- tensors <-> ZeroMQ frames without copies, and whole
+// messages of wire protocol v1 (wire.h). Includes ATen and cppzmq.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <string>
 #include <vector>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "tessera/graph/op_graph.h"
-#include "tessera/runtime/wire.h"
+#include "tessera/transport/wire.h"
 
-namespace tessera::runtime {
+namespace tessera::transport {
 
 TensorDesc describe(const at::Tensor& t);  // t must be contiguous
 bool has_wire_dtype(const at::Tensor& t);  // describe() accepts its dtype
-// "" if t has want's dtype and shape; else "float32 [1, 8], expected float32 [1, 4]".
-std::string tensor_mismatch(const at::Tensor& t, const TensorInfo& want);
 // A frame that points at the tensor's memory and keeps the storage alive until
 // ZeroMQ is done with it.
 zmq::message_t tensor_frame(const at::Tensor& contiguous);
@@ -40,5 +38,7 @@ bool send_message(zmq::socket_t& s, Header h, const std::string& body, const std
 // Decodes a received multipart message (frames after any delimiter), checking
 // every count and length. Throws InvalidArgument naming the problem.
 Message decode_message(std::vector<zmq::message_t>& frames, size_t first, uint64_t max_bytes);
+// Bytes a message of this body and these tensors takes on the wire (frames and descriptors).
+size_t message_bytes(const std::string& body, const std::vector<at::Tensor>& tensors);
 
-}  // namespace tessera::runtime
+}  // namespace tessera::transport

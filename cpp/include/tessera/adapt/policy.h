@@ -1,0 +1,86 @@
+// tessera/adapt/policy.h -- one interface for every way of choosing a plan per request.
+//
+//   auto policy = adapt::make_adaptive_policy(cost_model, {.planner = "parametric"});
+//   adapt::Controller c(model, cost_model, deployment_options, policy);
+//   for (...) y = c.run({frame});       // decide -> swap the plan -> run -> observe
+//   c.timeline();                       // one RequestRecord per request, same for every policy
+//
+// A Policy sees an Observation before each request (the monitor's estimates, and
+// for oracles the link's true bandwidth) and returns a Decision: the placement to run,
+// the plan's id and predicted latency. Policies are plain C++ over the cost model:
+// the live Controller runs them over a real deployment; a simulator can run the same
+// objects over the cost model alone. Static plans, the oracle (the parametric plan for
+// the true bandwidth), re-planning with any planner (Neurosurgeon's chain, min-cut,
+// gads) and tessera's adaptive policy (parametric table + hysteresis) are policies;
+// energy and variant controllers are meant to be more.
+#pragma once
+
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/adapt/monitor.h"
+#include "tessera/plan/cost_model.h"
+#include "tessera/plan/plan.h"
+
+namespace tessera::adapt {
+
+struct AdaptiveOptions {
+  std::string planner = "parametric";  // parametric | mincut | compressed | chain | gads
+  double hysteresis = 0.2;             // stay while est in [lo / (1+h), hi * (1+h)]
+  double initial_bandwidth_mbps = 0;   // 0: probe the link before the first request
+  double rtt_ms = -1;                  // < 0: measure with small probes
+  int probe_every = 1;                 // requests without a transfer between probes
+  double probe_ms = 30;                // probe size: about this long at the current estimate
+  bool react_to_drops = true;          // a last sample below the median by > hysteresis is used at once
+  double device_memory_bytes = std::numeric_limits<double>::infinity();
+  double load_tolerance = 0.05;        // relative server- or device-load change that rebuilds the table
+  MonitorOptions monitor;
+};
+
+// What a policy sees before request `index`.
+struct Observation {
+  int index = 0;
+  double link_time_s = 0;      // link clock (trace time); 0 without an emulated link
+  double true_bandwidth = 0;   // Mbit/s of the emulated link now (0 without one): for oracles only
+  double est_bandwidth = 0;    // the controller's estimate (Mbit/s)
+  double rtt_ms = 0;           // the monitor's round trip
+  double server_load = 1;      // measured / predicted server compute
+  double device_load = 1;      // measured / predicted device compute
+  double memory_budget_bytes = std::numeric_limits<double>::infinity();
+  bool replan = false;         // something outside the estimates changed (a new memory budget)
+  std::vector<int> current;    // the placement in use
+};
+
+struct Decision {
+  std::vector<int> placement;  // one target per atom (0 = device, 1 = server)
+  int plan_id = -1;            // a parametric segment, or -1
+  double predicted_ms = 0;     // the plan's predicted latency in the observed context
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  virtual std::string name() const = 0;
+  virtual Decision decide(const Observation& obs) = 0;
+  // True if the controller should measure the link for it (probes before the first
+  // request and after requests that sent nothing): policies that plan on estimates.
+  virtual bool uses_estimates() const { return false; }
+  // Breakpoints (Mbit/s) of a parametric table in use (empty otherwise).
+  virtual std::vector<double> breakpoints() const { return {}; }
+};
+
+// The same plan for every request ("device_only", "server_only", "static", ...).
+std::shared_ptr<Policy> make_static_policy(std::string name, std::vector<int> placement);
+// The optimal parametric plan for the link's TRUE bandwidth at each request (loads 1,
+// the given rtt): the best any policy planning on this cost model could do.
+std::shared_ptr<Policy> make_oracle_policy(const plan::CostModel& cm, double rtt_ms);
+// tessera's adaptive policy: with planner "parametric", every optimal plan over the
+// bandwidth range precomputed, the plan kept while the estimate stays in its validity
+// interval widened by the hysteresis, a lookup otherwise, the table rebuilt when a load
+// moves beyond load_tolerance; other planners re-plan on every request (chain =
+// Neurosurgeon). A memory budget the plan breaks hands over to gads under it.
+std::shared_ptr<Policy> make_adaptive_policy(const plan::CostModel& cm, const AdaptiveOptions& options);
+
+}  // namespace tessera::adapt

@@ -1,0 +1,45 @@
+// tessera/graph/extract.h -- from a TorchScript module to the frozen graph tessera
+// cuts, with its OpGraph (op_graph.h). Heavy: includes LibTorch's JIT headers; the
+// atoms layer reads it, products usually do not need it (Model::load does it all).
+#pragma once
+
+#include <torch/script.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/graph/op_graph.h"
+
+namespace tessera {
+
+// The frozen graph with `self` removed, in-place ops made functional where
+// provably safe, and its metadata.
+struct Extracted {
+  std::shared_ptr<torch::jit::Graph> graph;
+  OpGraph meta;
+  std::vector<torch::jit::Value*> value_ptr;  // value id -> Value* in graph
+  std::vector<torch::jit::Node*> node_ptr;    // node id -> Node* in graph
+  std::vector<int> structural;                // node ids only packing outputs (tuples)
+  std::string hash;                           // sha256 over the frozen IR, the example signature and the weights
+};
+
+// Freezes `module`, records every top-level tensor's shape and dtype on one run of
+// example_inputs, and numbers nodes and values. Throws InvalidArgument (inputs the
+// model rejects, non-tensor inputs) or NotImplemented (freezing failed), naming `label`.
+Extracted extract_graph(torch::jit::Module module, const std::vector<at::Tensor>& example_inputs,
+                        const LoadOptions& options, const std::string& label);
+
+// Every tensor a constant holds: itself, or those inside its lists, tuples and dicts
+// (frozen LSTM/GRU weights are one Tensor[] constant).
+void for_each_tensor(const c10::IValue& v, const std::function<void(const at::Tensor&)>& f);
+// The bytes of the tensors of a prim::Constant node's value (0 for other nodes).
+int64_t constant_tensor_bytes(const torch::jit::Node* n);
+// A debug name TorchScript accepts for a new value ("" for purely numeric names).
+inline std::string usable_name(const std::string& s) {
+  if (s.empty() || s.find_first_not_of("0123456789") == std::string::npos) return "";
+  return s;
+}
+
+}  // namespace tessera

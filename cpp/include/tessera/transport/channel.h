@@ -1,0 +1,66 @@
+// tessera/transport/channel.h -- request/reply with a server, as a value.
+//
+//   auto ch = connect_zmq({.endpoint = "tcp://127.0.0.1:41234"});
+//   ch = emulate(std::move(ch), link, Emulation::Account);   // optional: an emulated link
+//   Expected<Exchange> r = ch->call(header, body, tensors, /*timeout_ms=*/500);
+//   if (!r) log(r.error()); else use(r->reply, r->bytes_up, r->link_ms);
+//
+// A Channel sends one message and waits for the reply with the same request id
+// (it numbers requests itself). A timeout, an unreachable server, a ZeroMQ error
+// or a malformed reply is an Expected without a value, saying why; the channel
+// then drops its connection (reset) so a late reply can never be taken for a later
+// request's. Not thread-safe: one caller at a time (Deployment holds a lock).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/core/expected.h"
+#include "tessera/transport/link.h"
+#include "tessera/transport/message.h"
+
+namespace tessera::transport {
+
+// One request and its reply.
+struct Exchange {
+  Message reply;
+  size_t bytes_up = 0, bytes_down = 0;  // on the wire
+  double link_ms = 0;                   // emulated link time, both ways (0 without a Link)
+};
+
+class Channel {
+ public:
+  virtual ~Channel() = default;
+  // Sends `h` (its request_id is set here), body and tensors; waits up to timeout_ms
+  // for the reply. Expected outcomes are values; wrong input (an undefined tensor, a
+  // dtype the wire cannot carry) throws InvalidArgument.
+  virtual Expected<Exchange> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
+                                  int timeout_ms) = 0;
+  // Drops the connection; the next call connects again.
+  virtual void reset() = 0;
+  virtual const std::string& endpoint() const = 0;
+  // The emulated link under this channel, if any (nullptr otherwise).
+  virtual const Link* link() const { return nullptr; }
+  virtual Emulation emulation() const { return Emulation::Sleep; }
+};
+
+struct ZmqChannelOptions {
+  std::string endpoint;  // "tcp://127.0.0.1:41234"
+  // CURVE (all three or none): the server's public key, this client's key pair (Z85).
+  std::string curve_server_key, curve_public_key, curve_secret_key;
+  int send_timeout_ms = 1000;  // a send that cannot go out within this fails (ZMQ_SNDTIMEO)
+  uint64_t max_reply_bytes = 1ull << 34;
+};
+
+// A DEALER socket with ZMQ_IMMEDIATE (a dead server is noticed at send time).
+// Connects now: a malformed endpoint or bad keys throw InvalidArgument naming them.
+std::unique_ptr<Channel> connect_zmq(const ZmqChannelOptions& options);
+
+// Every message through `link` first: its time is slept (Sleep) or only added to
+// Exchange::link_ms (Account; the transfer itself stays real).
+std::unique_ptr<Channel> emulate(std::unique_ptr<Channel> inner, std::shared_ptr<Link> link, Emulation mode);
+
+}  // namespace tessera::transport

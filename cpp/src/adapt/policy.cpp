@@ -1,0 +1,149 @@
+// adapt/policy.cpp -- static, oracle and adaptive policies (see tessera/adapt/policy.h).
+#include "tessera/adapt/policy.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "tessera/core/error.h"
+#include "tessera/plan/parametric.h"
+#include "tessera/plan/planners.h"
+
+namespace tessera::adapt {
+
+namespace {
+
+// Estimates are measurements: keep them inside what a planning context accepts
+// (a loopback transfer can look near-infinitely fast, a stalled one near zero).
+plan::Context context_of(double bw, double rtt, double server_load, double device_load) {
+  plan::Context c;
+  c.bandwidth_mbps = std::clamp(bw, 1e-3, 1e6);
+  c.rtt_ms = std::clamp(rtt, 0.0, 1e6);
+  c.server_load = std::clamp(server_load, 1e-3, 1e3);
+  c.device_load = std::clamp(device_load, 1e-3, 1e3);
+  return c;
+}
+
+class StaticPolicy final : public Policy {
+ public:
+  StaticPolicy(std::string name, std::vector<int> placement) : name_(std::move(name)) {
+    d_.placement = std::move(placement);
+  }
+  std::string name() const override { return name_; }
+  Decision decide(const Observation&) override { return d_; }
+
+ private:
+  std::string name_;
+  Decision d_;
+};
+
+class OraclePolicy final : public Policy {
+ public:
+  OraclePolicy(const plan::CostModel& cm, double rtt_ms) : table_(cm, context_of(1.0, rtt_ms, 1.0, 1.0)) {}
+  std::string name() const override { return "oracle"; }
+  Decision decide(const Observation& obs) override {
+    TESSERA_CHECK(obs.true_bandwidth > 0, InvalidArgument,
+                  "the oracle policy needs the link's true bandwidth: run it over an emulated link");
+    Decision d;
+    d.plan_id = table_.lookup_index(obs.true_bandwidth);
+    const auto& s = table_.segments()[static_cast<size_t>(d.plan_id)];
+    d.placement = s.placement;
+    d.predicted_ms = s.intercept + s.slope / obs.true_bandwidth;
+    return d;
+  }
+  std::vector<double> breakpoints() const override { return table_.breakpoints(); }
+
+ private:
+  plan::ParametricPlanner table_;
+};
+
+class AdaptivePolicy final : public Policy {
+ public:
+  AdaptivePolicy(const plan::CostModel& cm, const AdaptiveOptions& o) : cm_(cm), opt_(o) {
+    cm_.validate();
+    TESSERA_CHECK(opt_.hysteresis >= 0, InvalidArgument, "hysteresis must be >= 0, got {}", opt_.hysteresis);
+    TESSERA_CHECK(!(opt_.device_memory_bytes < 0), InvalidArgument, "device_memory_bytes must be >= 0, got {}",
+                  opt_.device_memory_bytes);
+    TESSERA_CHECK(opt_.planner == "parametric" || opt_.planner == "mincut" || opt_.planner == "chain" ||
+                      opt_.planner == "gads" || opt_.planner == "compressed",
+                  InvalidArgument, "unknown adaptive planner '{}' (parametric, mincut, compressed, chain, gads)",
+                  opt_.planner);
+    if (opt_.planner != "parametric") planner_ = plan::make_planner(opt_.planner, cm_);
+    gads_ = plan::make_planner("gads", cm_);
+  }
+  std::string name() const override { return opt_.planner == "parametric" ? "adaptive" : opt_.planner; }
+  bool uses_estimates() const override { return true; }
+  std::vector<double> breakpoints() const override { return table_ ? table_->breakpoints() : std::vector<double>{}; }
+
+  Decision decide(const Observation& obs) override {
+    Decision d;
+    const double est = obs.est_bandwidth;
+    const plan::Context ctx = context_of(est, obs.rtt_ms, obs.server_load, obs.device_load);
+    plan::Constraints cons;
+    cons.device_memory_bytes = obs.memory_budget_bytes;
+    if (opt_.planner == "parametric") {
+      if (!table_ || std::abs(obs.server_load - table_load_) > opt_.load_tolerance * table_load_ ||
+          std::abs(obs.device_load - table_device_load_) > opt_.load_tolerance * table_device_load_) {
+        table_ = std::make_unique<plan::ParametricPlanner>(cm_, context_of(1.0, obs.rtt_ms, obs.server_load,
+                                                                              obs.device_load));
+        table_load_ = obs.server_load;
+        table_device_load_ = obs.device_load;
+        segment_ = -1;
+        // keep hysteresis across a rebuild: the plan in use, if the new table has it
+        const auto& segs = table_->segments();
+        for (size_t i = 0; i < segs.size(); ++i)
+          if (segs[i].placement == obs.current) segment_ = static_cast<int>(i);
+      }
+      bool keep = false;
+      if (segment_ >= 0 && !obs.replan) {
+        const auto& s = table_->segments()[static_cast<size_t>(segment_)];
+        keep = est >= s.bw_lo_mbps / (1 + opt_.hysteresis) && est <= s.bw_hi_mbps * (1 + opt_.hysteresis);
+      }
+      if (!keep) segment_ = table_->lookup_index(est);
+      const auto& s = table_->segments()[static_cast<size_t>(segment_)];
+      double mem = 0;
+      for (int a = 0; a < cm_.num_atoms(); ++a)
+        if (s.placement[a] == 0) mem += cm_.dag.param_bytes.empty() ? 0 : cm_.dag.param_bytes[a];
+      if (mem <= obs.memory_budget_bytes) {
+        d.plan_id = segment_;
+        d.placement = s.placement;
+        d.predicted_ms = s.intercept + s.slope / est;
+        return d;
+      }
+      return fallback(gads_->plan(ctx, cons, obs.current));  // the budget binds: constrained re-plan
+    }
+    return fallback((obs.memory_budget_bytes < plan::kUnlimited && opt_.planner != "gads" ? gads_ : planner_)
+                        ->plan(ctx, cons, obs.current));
+  }
+
+ private:
+  Decision fallback(const plan::Plan& p) const {
+    Decision d;
+    d.predicted_ms = p.latency_ms;
+    d.placement = p.ok() ? p.placement : std::vector<int>(cm_.num_atoms(), 1);
+    return d;
+  }
+
+  plan::CostModel cm_;
+  AdaptiveOptions opt_;
+  std::unique_ptr<plan::ParametricPlanner> table_;
+  double table_load_ = 1.0, table_device_load_ = 1.0;
+  std::unique_ptr<plan::Planner> planner_;  // non-parametric planners
+  std::unique_ptr<plan::Planner> gads_;     // under a memory budget
+  int segment_ = -1;
+};
+
+}  // namespace
+
+std::shared_ptr<Policy> make_static_policy(std::string name, std::vector<int> placement) {
+  return std::make_shared<StaticPolicy>(std::move(name), std::move(placement));
+}
+std::shared_ptr<Policy> make_oracle_policy(const plan::CostModel& cm, double rtt_ms) {
+  cm.validate();
+  TESSERA_CHECK(std::isfinite(rtt_ms) && rtt_ms >= 0, InvalidArgument, "rtt_ms must be >= 0, got {}", rtt_ms);
+  return std::make_shared<OraclePolicy>(cm, rtt_ms);
+}
+std::shared_ptr<Policy> make_adaptive_policy(const plan::CostModel& cm, const AdaptiveOptions& options) {
+  return std::make_shared<AdaptivePolicy>(cm, options);
+}
+
+}  // namespace tessera::adapt
