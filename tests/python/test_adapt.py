@@ -179,3 +179,55 @@ def test_bad_adaptive_arguments(small):
         ts.AdaptiveDeployment(m, costs, server="", emulation="warp")
     with pytest.raises(ValueError, match="device_slowdown"):
         ts.AdaptiveDeployment(m, costs, server="", device_slowdown=0.5)
+
+
+def test_every_policy_runs_through_one_controller(small, server_process):
+    """Static, oracle and adaptive policies are C++ policies under the same Controller: the
+    oracle follows the link's true bandwidth, a static plan never moves, only policies that
+    plan on estimates estimate and probe, and every request leaves the same record."""
+    from tessera.adapt import Controller, adaptive_policy, oracle_policy, static_policy
+    from tessera.plan import ParametricPlanner
+    m, xs, repo, costs = small
+    srv = server_process(repo)
+    ref = m.run(xs)
+    trace = [(0, 50.0), (3, 0.05), (6, 50.0)]
+    table = ParametricPlanner(m, costs, rtt_ms=10)
+    policies = {"static": static_policy("static", [0] * m.num_atoms), "oracle": oracle_policy(m, costs, 10),
+                "adaptive": adaptive_policy(m, costs, rtt_ms=10)}
+    assert [policies[k].name for k in policies] == ["static", "oracle", "adaptive"]
+    records = {}
+    for name, policy in policies.items():
+        link = ts.Link(trace=trace, rtt_ms=10)
+        link.set_time(0)
+        ctl = Controller(m, costs, srv.endpoint, policy, link=link, rtt_ms=10, emulation="account",
+                         device_slowdown=100)
+        for i in range(9):
+            link.set_time(i)
+            assert torch.allclose(ctl(xs), ref, rtol=1e-4, atol=1e-5), f"{name}: request {i}"
+        records[name] = ctl.timeline
+        if name == "static":
+            assert ctl.breakpoints == []
+    assert all(list(r) == list(records["static"][0]) for rs in records.values() for r in rs)  # one record kind
+    assert {r["device_atoms"] for r in records["static"]} == {m.num_atoms}
+    assert not any(r["probed"] for r in records["static"] + records["oracle"])
+    assert all(math.isnan(r["est_bandwidth"]) for r in records["static"] + records["oracle"])
+    for i, r in enumerate(records["oracle"]):
+        want = table.lookup_placement(r["true_bandwidth"])
+        assert r["device_atoms"] == sum(t == 0 for t in want), f"oracle request {i}"
+    assert not any(math.isnan(r["est_bandwidth"]) for r in records["adaptive"])
+
+
+def test_a_deployment_refuses_a_plan_it_cannot_run(small):
+    """A Deployment checks the plan it is handed (plan::validate): blocks out of order are named."""
+    m, xs, repo, costs = small
+    p = ts.plan(m, costs, bandwidth_mbps=5.0, algorithm="mincut")
+    dep = ts.Deployment(m, p)  # no server: runs here, the plan checked all the same
+    assert torch.allclose(dep(xs), m.run(xs))
+    from tessera import _core
+    bad = _core.plan_from_placement(m.dag(), [0] * (m.num_atoms - 1) + [1])  # two blocks: device, then server
+    assert len(bad.blocks) == 2
+    bad.blocks = list(reversed(bad.blocks))
+    with pytest.raises(ValueError, match="not executable in order"):
+        ts.Deployment(m, bad)
+    with pytest.raises(ValueError, match="placement has 2 entries, the model has"):
+        ts.Deployment(m, [0, 1])

@@ -46,6 +46,22 @@ struct Adjacency {
   }
 };
 
+// Calls f(value, from, to) once per transfer of `placement`: every value goes once from
+// its producer's target (model inputs: the device) to every other target that needs it.
+template <class F>
+void for_each_transfer(const AtomDag& dag, const std::vector<int>& placement, int num_targets, F&& f) {
+  std::vector<char> dest(static_cast<size_t>(num_targets), 0);
+  for (size_t v = 0; v < dag.values.size(); ++v) {
+    const DagValue& val = dag.values[v];
+    const int p = val.producer == kModelInput ? 0 : placement[val.producer];
+    std::fill(dest.begin(), dest.end(), 0);
+    if (val.is_output) dest[0] = 1;
+    for (int c : val.consumers) dest[placement[c]] = 1;
+    for (int d = 0; d < num_targets; ++d)
+      if (dest[d] && d != p) f(static_cast<int>(v), p, d);
+  }
+}
+
 std::string atom_ranges(const std::vector<int>& atoms) {
   std::string out;
   size_t i = 0;
@@ -83,26 +99,18 @@ Plan evaluate(const CostModel& cm, const Context& ctx, const std::vector<int>& p
       plan.energy_mj += cm.energy_mj[t][a];
     if (t == 0 && !dag.param_bytes.empty()) plan.device_memory_bytes += dag.param_bytes[a];
   }
-  std::vector<char> dest(static_cast<size_t>(T), 0);
   double transfer_ms = 0;
-  for (size_t v = 0; v < dag.values.size(); ++v) {
-    const DagValue& val = dag.values[v];
-    const int p = val.producer == kModelInput ? 0 : placement[val.producer];
-    std::fill(dest.begin(), dest.end(), 0);
-    if (val.is_output) dest[0] = 1;
-    for (int c : val.consumers) dest[placement[c]] = 1;
-    for (int d = 0; d < T; ++d) {
-      if (!dest[d] || d == p) continue;
-      const Link l = link_between(cm, ctx, p, d);
-      const double ser = val.bytes * 8e-3 / l.bandwidth_mbps;
-      Transfer tr{static_cast<int>(v), p, d, val.bytes, ser + l.rtt_ms / 2};
-      transfer_ms += tr.ms;
-      plan.link_ms += ser;
-      plan.transfer_bytes += val.bytes;
-      plan.energy_mj += val.bytes * l.energy_mj_per_byte;
-      plan.transfers.push_back(tr);
-    }
-  }
+  for_each_transfer(dag, placement, T, [&](int v, int p, int d) {
+    const double bytes = dag.values[v].bytes;
+    const Link l = link_between(cm, ctx, p, d);
+    const double ser = bytes * 8e-3 / l.bandwidth_mbps;
+    Transfer tr{v, p, d, bytes, ser + l.rtt_ms / 2};
+    transfer_ms += tr.ms;
+    plan.link_ms += ser;
+    plan.transfer_bytes += bytes;
+    plan.energy_mj += bytes * l.energy_mj_per_byte;
+    plan.transfers.push_back(tr);
+  });
   double compute = 0, bottleneck = plan.link_ms;
   for (double t : plan.target_ms) compute += t, bottleneck = std::max(bottleneck, t);
   plan.latency_ms = compute + transfer_ms;
@@ -274,19 +282,10 @@ Plan from_placement(const AtomDag& dag, const std::vector<int>& placement, int n
   plan.placement = placement;
   plan.status = PlanStatus::Feasible;
   plan.target_ms.assign(static_cast<size_t>(num_targets), 0.0);
-  std::vector<char> dest(static_cast<size_t>(num_targets), 0);
-  for (size_t v = 0; v < dag.values.size(); ++v) {
-    const DagValue& val = dag.values[v];
-    const int p = val.producer == kModelInput ? 0 : placement[val.producer];
-    std::fill(dest.begin(), dest.end(), 0);
-    if (val.is_output) dest[0] = 1;
-    for (int c : val.consumers) dest[placement[c]] = 1;
-    for (int d = 0; d < num_targets; ++d)
-      if (dest[d] && d != p) {
-        plan.transfers.push_back(Transfer{static_cast<int>(v), p, d, val.bytes, 0.0});
-        plan.transfer_bytes += val.bytes;
-      }
-  }
+  for_each_transfer(dag, placement, num_targets, [&](int v, int p, int d) {
+    plan.transfers.push_back(Transfer{v, p, d, dag.values[v].bytes, 0.0});
+    plan.transfer_bytes += dag.values[v].bytes;
+  });
   for (int a = 0; a < dag.num_atoms; ++a)
     if (placement[a] == 0 && !dag.param_bytes.empty()) plan.device_memory_bytes += dag.param_bytes[a];
   plan.blocks = schedule_blocks(dag, placement);

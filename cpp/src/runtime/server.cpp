@@ -229,12 +229,7 @@ struct Server::Impl {
     }
     while (true) {
       std::vector<zmq::message_t> frames;
-      try {
-        if (!zmq::recv_multipart(s, std::back_inserter(frames))) continue;
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;
-        break;  // ETERM: stopping
-      }
+      if (!receive(s, frames)) break;  // ETERM: stopping
       // the proxy's receipt stamp comes first (a stamp of the wrong size: now)
       const auto received = take_stamp(frames);
       try {
@@ -250,12 +245,7 @@ struct Server::Impl {
   void direct_loop(zmq::socket_t& front) {
     while (true) {
       std::vector<zmq::message_t> frames;
-      try {
-        if (!zmq::recv_multipart(front, std::back_inserter(frames))) continue;
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;
-        break;
-      }
+      if (!receive(front, frames)) break;  // ETERM: stopping
       const size_t first = envelope_end(frames);  // after the identity frame(s) and the empty delimiter
       if (first == 0) continue;  // no delimiter: not a REQ/DEALER envelope; drop as REP would
       try {

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 
@@ -101,6 +102,18 @@ Message decode_message(std::vector<zmq::message_t>& frames, size_t first, uint64
     m.tensors.push_back(frame_tensor(std::move(f), descs[i]));
   }
   return m;
+}
+
+bool receive(zmq::socket_t& s, std::vector<zmq::message_t>& frames) {
+  while (true) {
+    frames.clear();
+    try {
+      if (zmq::recv_multipart(s, std::back_inserter(frames))) return true;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;  // a signal: not a shutdown
+      return false;
+    }
+  }
 }
 
 size_t message_bytes(const std::string& body, const std::vector<at::Tensor>& tensors) {

@@ -7,6 +7,7 @@
 #include <zmq_addon.hpp>
 
 #include "tessera/core/error.h"
+#include "tessera/transport/message.h"
 
 namespace tessera::transport {
 
@@ -40,12 +41,7 @@ void run_zap_handler(zmq::context_t& ctx, const std::vector<std::string>& allowe
   }
   while (true) {
     std::vector<zmq::message_t> f;
-    try {
-      if (!zmq::recv_multipart(zap, std::back_inserter(f))) continue;
-    } catch (const zmq::error_t& e) {
-      if (e.num() == EINTR) continue;
-      break;
-    }
+    if (!receive(zap, f)) break;  // ETERM: stopping
     bool ok = false;
     if (f.size() >= 7 && f[5].to_string() == "CURVE" && f[6].size() == 32) {
       for (const auto& a : allowed) ok |= std::memcmp(a.data(), f[6].data(), 32) == 0;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tessera/adapt/policy.h"
 #include "tessera/transport/link.h"
 #include "tessera/adapt/monitor.h"
 #include "tessera/core/error.h"
@@ -64,4 +65,61 @@ TEST(Monitor, MedianIgnoresAnOutlier) {
   m.observe_server(20, 10);
   EXPECT_GT(m.server_load(), 1.0);
   EXPECT_GT(Monitor::free_memory_bytes(), 0);
+}
+
+// ---- policies: one interface, plain C++ over the cost model ----------------------------
+namespace {
+// input (1 MB) -> a0 -> a1 -> a2 -> output (4 bytes); the device is 10x slower.
+tessera::plan::CostModel chain_costs() {
+  tessera::plan::CostModel cm;
+  cm.dag.num_atoms = 3;
+  cm.dag.values = {{tessera::kModelInput, {0}, 1e6, false, "x"},
+                   {0, {1}, 1e5, false, ""},
+                   {1, {2}, 1e4, false, ""},
+                   {2, {}, 4, true, "y"}};
+  cm.compute_ms = {{100, 100, 100}, {10, 10, 10}};
+  return cm;
+}
+Observation at(double est, double truth, std::vector<int> current, int index = 1) {
+  Observation o;
+  o.index = index;
+  o.est_bandwidth = est;
+  o.true_bandwidth = truth;
+  o.current = std::move(current);
+  return o;
+}
+}  // namespace
+
+TEST(Policy, StaticOracleAndAdaptiveDecideFromTheirObservations) {
+  const auto cm = chain_costs();
+  auto fixed = make_static_policy("static", {0, 0, 1});
+  EXPECT_EQ(fixed->name(), "static");
+  EXPECT_FALSE(fixed->uses_estimates());
+  EXPECT_EQ(fixed->decide(at(1, 1, {0, 0, 0})).placement, (std::vector<int>{0, 0, 1}));
+
+  // the oracle follows the TRUE bandwidth, whatever the estimate says
+  auto oracle = make_oracle_policy(cm, 0.0);
+  const auto slow = oracle->decide(at(1000, 0.1, {0, 0, 0}));
+  const auto fast = oracle->decide(at(0.1, 1000, {0, 0, 0}));
+  EXPECT_EQ(slow.placement, (std::vector<int>{0, 0, 0}));  // 1 MB at 0.1 Mbit/s: stay on the device
+  EXPECT_EQ(fast.placement, (std::vector<int>{1, 1, 1}));  // 1 MB at 1 Gbit/s: 8 ms, then 30 ms on the server
+  EXPECT_NEAR(fast.predicted_ms, 30 + 8 + 4 * 8e-3 / 1000, 1e-6);
+  EXPECT_FALSE(oracle->breakpoints().empty());
+  EXPECT_THROW(oracle->decide(at(10, 0, {0, 0, 0})), tessera::Error);  // no link: no truth
+
+  // the adaptive policy follows the estimate, and keeps its plan inside the hysteresis band
+  AdaptiveOptions ao;
+  auto adaptive = make_adaptive_policy(cm, ao);
+  EXPECT_TRUE(adaptive->uses_estimates());
+  const auto bp = adaptive->decide(at(1000, 0, {0, 0, 0}, 0));
+  EXPECT_EQ(bp.placement, (std::vector<int>{1, 1, 1}));
+  const double lo = adaptive->breakpoints().back();  // the all-server plan holds above this
+  EXPECT_EQ(adaptive->decide(at(lo / 1.1, 0, bp.placement)).placement, bp.placement);  // within 20%: kept
+  EXPECT_NE(adaptive->decide(at(lo / 1.5, 0, bp.placement)).placement, bp.placement);  // beyond: switched
+  AdaptiveOptions chain = ao;
+  chain.planner = "chain";
+  EXPECT_EQ(make_adaptive_policy(cm, chain)->name(), "chain");
+  AdaptiveOptions bad = ao;
+  bad.planner = "magic";
+  EXPECT_THROW(make_adaptive_policy(cm, bad), tessera::Error);
 }

@@ -12,12 +12,15 @@
 #include <csignal>
 #include <filesystem>
 #include <sstream>
+#include <algorithm>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
 #include "tessera/runtime/deployment.h"
 #include "tessera/runtime/server.h"
+#include "tessera/plan/plan.h"
+#include "tessera/transport/channel.h"
 #include "tessera/transport/wire.h"
 #include "tessera/tessera.h"
 
@@ -392,4 +395,96 @@ TEST_F(Fixture, RepliesReportTheWaitForAWorker) {
     if (workers == 1) EXPECT_EQ(waited, 0);
     else EXPECT_GE(waited, n - workers - 1);
   }
+}
+
+// A deployment runs checked plans: a plan whose blocks are out of order, or that
+// leaves an atom out, is refused with the problems named, and the plan in use stays.
+TEST_F(Fixture, DeploymentRunsOnlyCheckedPlans) {
+  Server srv(options());
+  srv.start();
+  DeploymentOptions o;
+  o.server = srv.endpoint();
+  o.timeout_ms = 5000;
+  const int A = model->num_atoms();
+  ASSERT_GE(A, 3);
+  const AtomDag dag = model->dag();
+  std::vector<int> split(A, 0);
+  for (int a = A / 2; a < A; ++a) split[a] = 1;
+  const plan::Plan good = plan::from_placement(dag, split);
+  ASSERT_TRUE(plan::validate(good, dag, 2).empty());
+  Deployment dep(*model, good, o);
+  const auto whole = model->run({x});
+  EXPECT_TRUE(torch::equal(dep.run({x})[0], whole[0]));
+
+  plan::Plan reversed = good;
+  std::reverse(reversed.blocks.begin(), reversed.blocks.end());
+  try {
+    dep.set_plan(reversed);
+    FAIL() << "a plan whose blocks run out of order was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::InvalidArgument);
+    EXPECT_NE(e.message().find("not executable in order"), std::string::npos) << e.message();
+  }
+  plan::Plan missing = good;
+  missing.blocks.back().atoms.pop_back();
+  EXPECT_THROW(Deployment(*model, missing, o), Error);
+  plan::Plan three_targets = plan::from_placement(dag, std::vector<int>(A, 2), 3);
+  EXPECT_THROW(dep.set_plan(three_targets), Error);  // a deployment has targets 0 and 1
+  EXPECT_EQ(dep.placement(), split);                 // the checked plan stays in use
+  EXPECT_TRUE(torch::equal(dep.run({x})[0], whole[0]));
+}
+
+// What runs is the plan's blocks in the plan's order, not a schedule of its own: a plan
+// that cuts the device's atoms into three blocks runs as three blocks.
+TEST_F(Fixture, DeploymentRunsThePlansOwnBlocks) {
+  const int A = model->num_atoms();
+  ASSERT_GE(A, 3);
+  const AtomDag dag = model->dag();
+  plan::Plan p = plan::from_placement(dag, std::vector<int>(A, 0));
+  ASSERT_EQ(p.blocks.size(), 1u);
+  std::vector<std::vector<int>> parts = {{0}, {}, {}};
+  for (int a = 1; a < A; ++a) parts[a < A / 2 + 1 ? 1 : 2].push_back(a);
+  p.blocks.clear();
+  for (const auto& atoms : parts) p.blocks.push_back(plan::Block{0, atoms, {}, {}});
+  fill_block_io(dag, p.blocks);
+  ASSERT_TRUE(plan::validate(p, dag, 2).empty());
+  Deployment dep(*model, p, DeploymentOptions{});
+  EXPECT_TRUE(torch::equal(dep.run({x})[0], model->run({x})[0]));
+  const auto tl = dep.last_timeline();
+  ASSERT_EQ(tl.blocks.size(), 3u);
+  for (size_t b = 0; b < 3; ++b) EXPECT_EQ(tl.blocks[b].atoms, parts[b]);
+}
+
+// Channels answer with values: a server that is not there is an Expected without a
+// value naming the endpoint, not an exception; an emulated link adds its time.
+TEST_F(Fixture, ChannelsReturnOutcomesAsValues) {
+  transport::ZmqChannelOptions co;
+  co.endpoint = "tcp://127.0.0.1:1";  // nothing listens on port 1
+  co.send_timeout_ms = 100;
+  auto dead = transport::connect_zmq(co);
+  transport::Header h;
+  h.type = transport::MsgType::Ping;
+  auto r = dead->call(h, "", {}, 100);
+  EXPECT_FALSE(r);
+  EXPECT_NE(r.error().find("tcp://127.0.0.1:1"), std::string::npos) << r.error();
+
+  Server srv(options());
+  srv.start();
+  co.endpoint = srv.endpoint();
+  transport::LinkSpec spec;
+  spec.bandwidth_mbps = 8;  // 1 MB/s
+  spec.rtt_ms = 10;
+  auto link = std::make_shared<transport::Link>(spec);
+  auto ch = transport::emulate(transport::connect_zmq(co), link, transport::Emulation::Account);
+  h.type = transport::MsgType::Echo;
+  const auto t = torch::zeros({10000}, torch::kByte);
+  auto e = ch->call(h, "", {t}, 5000);
+  ASSERT_TRUE(e) << e.error();
+  EXPECT_EQ(e->reply.header.type, transport::MsgType::Echo);
+  EXPECT_GT(e->bytes_up, 10000u);
+  EXPECT_GT(e->bytes_down, 10000u);
+  // two 10 KB messages at 1 MB/s (~10 ms each) + rtt/2 each way (10 ms): ~30 ms accounted
+  EXPECT_GT(e->link_ms, 25.0);
+  EXPECT_LT(e->link_ms, 40.0);
+  EXPECT_THROW(connect_zmq(transport::ZmqChannelOptions{"not an endpoint"}), Error);
 }

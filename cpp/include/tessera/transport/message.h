@@ -38,6 +38,10 @@ bool send_message(zmq::socket_t& s, Header h, const std::string& body, const std
 // Decodes a received multipart message (frames after any delimiter), checking
 // every count and length. Throws InvalidArgument naming the problem.
 Message decode_message(std::vector<zmq::message_t>& frames, size_t first, uint64_t max_bytes);
+// Blocking receive of one multipart message into `frames` (cleared first), retried when
+// a signal interrupts it (EINTR). False when the socket's context is shutting down (ETERM)
+// or on another ZeroMQ error: the caller's loop ends.
+bool receive(zmq::socket_t& s, std::vector<zmq::message_t>& frames);
 // Bytes a message of this body and these tensors takes on the wire (frames and descriptors).
 size_t message_bytes(const std::string& body, const std::vector<at::Tensor>& tensors);
 
