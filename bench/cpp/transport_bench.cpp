@@ -11,6 +11,7 @@
 //       ones) so that drift in the machine's speed hits both sides alike; one JSON line
 //       per round: {"tessera": [ms, ...], "raw": [ms, ...]}
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -110,6 +111,9 @@ void serve_raw_echo(const std::string& bind, long max_messages) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // One intra-op thread, like the Python processes of the benchmark: an OpenMP pool left
+  // spinning after at::randn would compete with the servers for this machine's 2 cores.
+  at::set_num_threads(1);
   try {
     const std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "serve-raw" && argc == 3) {
