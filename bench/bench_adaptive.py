@@ -16,6 +16,14 @@ slowdown); the link is the transport's emulator (token bucket over the trace +
 rtt/2 per message) in account mode (its time is added, not slept).
 
     .venv/bin/python bench/bench_adaptive.py [--traces-dir ../shared/traces] [--per-set 5] [--requests 30]
+
+Simulated (--simulate): the same policy objects over the cost model instead of real
+execution (tessera.experiment.simulate): every trace of both sets (--per-set 0), each
+scaled so its median sits at each of the model's two main breakpoints (the bandwidths
+where the most atoms change side), deterministic, no server. Reports the oracle's gain
+(best static mean - oracle mean) and how much of it the adaptive policy captures.
+
+    .venv/bin/python bench/bench_adaptive.py --simulate [--models resnet50 googlenet mobilenet_v2 densenet121]
 """
 from __future__ import annotations
 
@@ -56,6 +64,80 @@ def breakpoint_mbps(m, costs, rtt_ms):
     return where
 
 
+def main_breakpoints(m, costs, rtt_ms, k=2):
+    """The k bandwidths (0.05-200 Mbit/s) where the model's optimal plan moves the most atoms."""
+    from tessera.plan import ParametricPlanner
+    table = ParametricPlanner(m, costs, rtt_ms=rtt_ms)
+    moves = []
+    for b in table.breakpoints():
+        if 0.05 < b < 200:
+            moved = abs(table.lookup_placement(b / 1.01).count(0) - table.lookup_placement(b * 1.01).count(0))
+            moves.append((moved, b))
+    return sorted(b for _, b in sorted(moves, reverse=True)[:k])
+
+
+def trace_files(tdir, per_set):
+    """(set, file) of both trace sets; per_set > 0 picks that many spread over each sorted list."""
+    out = []
+    for sub in ("norway-hsdpa", "fcc"):
+        files = sorted((tdir / sub).glob("*.txt"))
+        if per_set <= 0:
+            out += [(sub, f) for f in files]
+            continue
+        # evenly spread over the sorted list: norway-hsdpa is named by route (bus, car, ferry,
+        # metro, train, tram), so the first few files would all be one bus route
+        pick = sorted({int(i * len(files) / per_set) for i in range(per_set)})
+        out += [(sub, files[i]) for i in pick if i < len(files)]
+    return out
+
+
+def simulated(args, tdir):
+    """--simulate: every policy on every trace x breakpoint scaling, on the cost model alone."""
+    from tessera import zoo
+    from tessera.profile import profile
+    traces = trace_files(tdir, args.per_set)
+    rows = []
+    t_start = time.perf_counter()
+    for name in args.models:
+        path, xs = zoo.torchscript(name)
+        m = ts.load(str(path), xs)
+        ct = profile(m, xs, threads=1, repeats=5, warmup=2, settle=0.2)
+        costs = experiment.costs_from_profile(ct, args.device_slowdown)
+        bps = main_breakpoints(m, costs, args.rtt)
+        for sub, f in traces:
+            samples = ts.read_trace(f)
+            window = [bw for t, bw in samples if t < args.requests * args.period] or [samples[0][1]]
+            med = statistics.median(window)
+            for i, bp in enumerate(bps):
+                link = {"trace": samples, "scale": bp / max(med, 1e-3), "rtt_ms": args.rtt}
+                runs = experiment.simulate(m, costs, link, requests=args.requests, period_s=args.period,
+                                           rtt_ms=args.rtt, seed=args.seed)
+                best_static = min(runs[k].mean for k in ("device_only", "server_only", "static"))
+                a, o = runs["adaptive"], runs["oracle"]
+                gain = best_static - o.mean
+                rows.append({"model": name, "trace": f"{sub}/{f.name[:28]}", "breakpoint": f"{bp:.2f}",
+                             **{k: f"{r.mean:.1f}" for k, r in runs.items()},
+                             "oracle_gain": f"{gain / best_static:.3f}",
+                             "captured": f"{(best_static - a.mean) / gain:.2f}" if gain > 0 else "-",
+                             "adaptive/best_static": f"{a.mean / best_static:.3f}",
+                             "adaptive/oracle": f"{a.mean / o.mean:.3f}",
+                             "chain/best_static": f"{runs['chain'].mean / best_static:.3f}"})
+    elapsed = time.perf_counter() - t_start
+    print(f"simulated: {len(rows)} trace runs ({len(traces)} traces x models x 2 breakpoints), {args.requests} "
+          f"requests each, 1 per {args.period:g} trace s, device {args.device_slowdown:g}x, rtt {args.rtt:g} ms, "
+          f"{elapsed:.0f} s including profiling")
+    print(table(rows, list(rows[0])))
+    big = [r for r in rows if float(r["oracle_gain"]) >= 0.05]
+    s_ratio = [float(r["adaptive/best_static"]) for r in rows]
+    if big:
+        cap = [float(r["captured"]) for r in big]
+        print(f"traces with an oracle gain >= 5% of the best static mean: {len(big)}/{len(rows)}; adaptive captures "
+              f"{statistics.fmean(cap):.2f} of the gain on average (median {statistics.median(cap):.2f})")
+    print(f"adaptive <= 1.02 x best static on {sum(x <= 1.02 for x in s_ratio)}/{len(rows)} traces, <= 1.05 on "
+          f"{sum(x <= 1.05 for x in s_ratio)}/{len(rows)}; worst {max(s_ratio):.3f}")
+    print("wrote", write_csv("bench_adaptive_simulated", rows))
+
+
 def reaction_requests(adaptive, oracle):
     """Requests from each change of the oracle's plan to the first request where adaptive matches it."""
     out = []
@@ -83,19 +165,17 @@ def main(argv=None):
                          "bandwidth where the model's optimal plan changes most: where adaptation matters)")
     ap.add_argument("--device-slowdown", type=float, default=10.0)
     ap.add_argument("--rtt", type=float, default=20.0)
+    ap.add_argument("--simulate", action="store_true", help="policies over the cost model, no execution (see above)")
+    ap.add_argument("--seed", type=int, default=1, help="--simulate: seed of the injected noise (none by default)")
     args = ap.parse_args(argv)
     if smoke():
         args.models, args.per_set, args.requests, args.scales = ["squeezenet1_0"], 1, 6, ["4G"]
     tdir = Path(args.traces_dir)
     if not tdir.is_dir():
         raise SystemExit(f"no trace directory {tdir}: pass --traces-dir")
-    traces = []
-    for sub in ("norway-hsdpa", "fcc"):
-        files = sorted((tdir / sub).glob("*.txt"))
-        # evenly spread over the sorted list: norway-hsdpa is named by route (bus, car, ferry,
-        # metro, train, tram), so the first few files would all be one bus route
-        pick = sorted({int(i * len(files) / args.per_set) for i in range(args.per_set)})
-        traces += [(sub, files[i]) for i in pick if i < len(files)]
+    if args.simulate:
+        return simulated(args, tdir)
+    traces = trace_files(tdir, args.per_set)
     torch.set_num_threads(1)
     rows, detail = [], []
     t_start = time.perf_counter()

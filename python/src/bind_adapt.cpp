@@ -4,6 +4,7 @@
 #include "tessera/adapt/adaptive.h"
 #include "tessera/adapt/monitor.h"
 #include "tessera/adapt/policy.h"
+#include "tessera/adapt/simulate.h"
 #include "tessera/transport/link.h"
 
 namespace py = pybind11;
@@ -86,7 +87,9 @@ void bind_adapt(py::module_& m) {
       .def_readonly("fallback", &RequestRecord::fallback)
       .def_readonly("probed", &RequestRecord::probed)
       .def_readonly("est_load", &RequestRecord::est_load)
-      .def_readonly("est_device_load", &RequestRecord::est_device_load);
+      .def_readonly("est_device_load", &RequestRecord::est_device_load)
+      .def_readonly("estimate_device_atoms", &RequestRecord::estimate_device_atoms)
+      .def_readonly("why", &RequestRecord::why);
   py::class_<Observation>(m, "Observation")
       .def(py::init<>())
       .def_readwrite("index", &Observation::index)
@@ -102,7 +105,9 @@ void bind_adapt(py::module_& m) {
   py::class_<Decision>(m, "Decision")
       .def_readonly("placement", &Decision::placement)
       .def_readonly("plan_id", &Decision::plan_id)
-      .def_readonly("predicted_ms", &Decision::predicted_ms);
+      .def_readonly("predicted_ms", &Decision::predicted_ms)
+      .def_readonly("estimate_device_atoms", &Decision::estimate_device_atoms)
+      .def_readonly("why", &Decision::why);
   py::class_<Policy, std::shared_ptr<Policy>>(m, "Policy")
       .def_property_readonly("name", &Policy::name)
       .def("decide", &Policy::decide, py::arg("observation"))
@@ -112,6 +117,20 @@ void bind_adapt(py::module_& m) {
   m.def("oracle_policy", &make_oracle_policy, py::arg("cost_model"), py::arg("rtt_ms"),
         py::call_guard<py::gil_scoped_release>());
   m.def("adaptive_policy", &make_adaptive_policy, py::arg("cost_model"), py::arg("options"),
+        py::call_guard<py::gil_scoped_release>());
+  py::class_<SimulationOptions>(m, "SimulationOptions")
+      .def(py::init<>())
+      .def_readwrite("period_s", &SimulationOptions::period_s)
+      .def_readwrite("requests", &SimulationOptions::requests)
+      .def_readwrite("rtt_ms", &SimulationOptions::rtt_ms)
+      .def_readwrite("server_load", &SimulationOptions::server_load)
+      .def_readwrite("device_load", &SimulationOptions::device_load)
+      .def_readwrite("compute_jitter", &SimulationOptions::compute_jitter)
+      .def_readwrite("sample_noise", &SimulationOptions::sample_noise)
+      .def_readwrite("seed", &SimulationOptions::seed)
+      .def_readwrite("adaptive", &SimulationOptions::adaptive);
+  m.def("simulate", &simulate, py::arg("cost_model"), py::arg("link"), py::arg("policy"), py::arg("options"),
+        "One policy over a trace on the cost model alone (no execution): one RequestRecord per request.",
         py::call_guard<py::gil_scoped_release>());
   py::class_<Controller>(m, "Controller")
       .def(py::init<Model, plan::CostModel, runtime::DeploymentOptions, std::shared_ptr<Policy>, AdaptiveOptions>(),

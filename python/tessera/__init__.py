@@ -26,6 +26,7 @@ from .profile import CostTable, canary_ms, machine_check, profile  # noqa: F401
 from . import predict  # noqa: F401
 from .runtime import Deployment, Server, keygen  # noqa: F401
 from .adapt import AdaptiveDeployment, Controller  # noqa: F401
+from .experiment import simulate  # noqa: F401
 from .transport import Link, read_trace  # noqa: F401
 
 __version__ = "0.1.0"

@@ -30,7 +30,7 @@ __all__ = ["Link", "AdaptiveDeployment", "Controller", "read_trace", "static_pol
 
 RECORD_KEYS = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_id", "device_atoms", "switched",
                "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "queue_ms", "predicted_ms", "fallback",
-               "probed", "est_load", "est_device_load")
+               "probed", "est_load", "est_device_load", "estimate_device_atoms", "why")
 
 
 def record_dict(r) -> dict:

@@ -43,6 +43,16 @@ class PolicyRun:
     fallbacks: int = 0
     decide_us: list = field(default_factory=list)
 
+    def add(self, rec) -> None:
+        """One request's record (a C++ RequestRecord, live or simulated)."""
+        self.latency_ms.append(rec.total_ms)
+        self.device_atoms.append(rec.device_atoms)
+        self.est_bandwidth.append(rec.est_bandwidth)
+        self.true_bandwidth.append(rec.true_bandwidth)
+        self.switches += bool(rec.switched and rec.index > 0)
+        self.fallbacks += bool(rec.fallback)
+        self.decide_us.append(rec.decide_us)
+
     @property
     def mean(self) -> float:
         return statistics.fmean(self.latency_ms)
@@ -145,19 +155,51 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
                     if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
                         raise AssertionError(f"{name}: request {i} returned a wrong output")
             rec = ctl.last_record
-            run.latency_ms.append(rec.total_ms)
-            run.device_atoms.append(rec.device_atoms)
-            run.est_bandwidth.append(rec.est_bandwidth)
-            run.true_bandwidth.append(rec.true_bandwidth)
-            run.switches += rec.switched and i > 0
-            run.fallbacks += rec.fallback
-            run.decide_us.append(rec.decide_us)
+            run.add(rec)
             if strict and rec.fallback:
                 errors = [b.error for b in ctl.last_blocks if b.error]
                 raise EngineError(f"{name}: request {i} fell back to the device ({'; '.join(errors) or 'no reply'}); "
                                   f"the replay needs a live server at {endpoint}")
             if progress:
                 progress(name, i)
+    return runs
+
+
+def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float = 1.0, policies=POLICIES,
+             rtt_ms: float | None = None, compute_jitter: float = 0.0, sample_noise: float = 0.0, seed: int = 1,
+             **adaptive) -> dict:
+    """Every policy over the same trace on the cost model alone: name -> PolicyRun.
+
+    The same C++ policy objects as :func:`replay` (make_policy) and the same estimation
+    rule, driven by the cost model instead of real execution: request i at trace time
+    i * period_s costs the cost model's latency of the chosen plan at the link's true
+    bandwidth then. Deterministic (seed); compute_jitter and sample_noise (relative, uniform
+    +-) inject noise on purpose. requests 0: one trace length. adaptive: estimation and
+    probing settings (window, hysteresis, react_to_drops, probe_every, initial_bandwidth_mbps).
+    Thousands of requests per second: policy quality without the machine's noise.
+    """
+    from . import _core
+    from .adapt import _adaptive_options
+    from .plan import make_cost_model
+
+    rtt = link_spec.get("rtt_ms", 0.0) if rtt_ms is None else rtt_ms
+    link = Link(**link_spec)
+    cm = make_cost_model(model, costs)
+    o = _core.SimulationOptions()
+    o.period_s = float(period_s)
+    o.requests = int(requests)
+    o.rtt_ms = float(rtt)
+    o.compute_jitter = float(compute_jitter)
+    o.sample_noise = float(sample_noise)
+    o.seed = int(seed)
+    o.adaptive = _adaptive_options(rtt_ms=rtt, **adaptive)
+    runs = {}
+    for name in policies:
+        policy = make_policy(name, model, costs, link.mean_bandwidth, rtt)
+        run = PolicyRun(name)
+        for rec in _core.simulate(cm, link._core.spec, policy, o):
+            run.add(rec)
+        runs[name] = run
     return runs
 
 

@@ -231,3 +231,36 @@ def test_a_deployment_refuses_a_plan_it_cannot_run(small):
         ts.Deployment(m, bad)
     with pytest.raises(ValueError, match="placement has 2 entries, the model has"):
         ts.Deployment(m, [0, 1])
+
+
+def test_the_simulator_drives_the_same_policies_as_the_live_replay(small, server_process):
+    """experiment.simulate runs the replay's own policy objects on the cost model: a fixed plan
+    costs what the cost model says, and the oracle decides exactly as it does live."""
+    from tessera import experiment
+    from tessera.plan import ParametricPlanner
+    m, xs, repo, costs = small
+    trace = [(0, 50.0), (3, 0.05), (6, 5.0), (9, 50.0)]
+    link = {"trace": trace, "rtt_ms": 10}
+    sim = experiment.simulate(m, costs, link, requests=12, period_s=1.0)
+    assert set(sim) == set(experiment.POLICIES)
+    static = ts.plan(m, costs, bandwidth_mbps=ts.Link(trace=trace).mean_bandwidth, rtt_ms=10, algorithm="mincut")
+    table = ParametricPlanner(m, costs, rtt_ms=10)
+    for i, bw in enumerate(sim["oracle"].true_bandwidth):
+        want = ts.plan(m, costs, bandwidth_mbps=bw, rtt_ms=10, algorithm="mincut")
+        assert abs(sim["device_only"].latency_ms[i] - _latency(m, costs, bw, [0] * m.num_atoms)) < 1e-6
+        assert abs(sim["static"].latency_ms[i] - _latency(m, costs, bw, static.placement)) < 1e-6
+        assert sim["oracle"].latency_ms[i] <= want.latency_ms * (1 + 1e-9)  # optimal at every request
+        assert sim["oracle"].device_atoms[i] == table.lookup_placement(bw).count(0)
+    srv = server_process(repo)
+    live = experiment.replay(m, xs, costs, srv.endpoint, link, requests=12, period_s=1.0, device_slowdown=100,
+                             policies=("oracle", "static"))
+    assert live["oracle"].device_atoms == sim["oracle"].device_atoms
+    assert live["static"].device_atoms == sim["static"].device_atoms
+    again = experiment.simulate(m, costs, link, requests=12, period_s=1.0)
+    assert again["adaptive"].latency_ms == sim["adaptive"].latency_ms  # deterministic
+
+
+def _latency(m, costs, bw, placement):
+    from tessera import _core
+    from tessera.plan import make_cost_model
+    return _core.evaluate(make_cost_model(m, costs), _core.Context(bandwidth_mbps=bw, rtt_ms=10), placement).latency_ms

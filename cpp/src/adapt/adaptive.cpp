@@ -71,17 +71,7 @@ struct Controller::Impl {
     return monitor.samples() > before ? monitor.last_sample_mbps() : -1;
   }
 
-  // The median of the monitor's window; but a last sample below it by more than the
-  // hysteresis is taken at once: staying offloaded through a drop costs up to
-  // bytes / bandwidth (unbounded), staying on the device through a rise only the
-  // difference of two bounded plans, so drops are believed before rises.
-  double estimate() const {
-    const auto med = monitor.bandwidth_mbps();
-    if (!med) return opt.initial_bandwidth_mbps > 0 ? opt.initial_bandwidth_mbps : 1.0;
-    const double last = monitor.last_sample_mbps();
-    if (opt.react_to_drops && last > 0 && last < *med / (1 + opt.hysteresis)) return last;
-    return *med;
-  }
+  double estimate() const { return estimate_bandwidth(monitor, opt); }
 
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) {
     std::lock_guard<std::mutex> lock(mu);
@@ -111,6 +101,8 @@ struct Controller::Impl {
     r.est_bandwidth = policy->uses_estimates() ? obs.est_bandwidth : std::nan("");
     r.plan_id = d.plan_id;
     r.predicted_ms = d.predicted_ms;
+    r.estimate_device_atoms = d.estimate_device_atoms;
+    r.why = d.why;
     for (int t : d.placement) r.device_atoms += t == 0;
     auto out = dep.run(inputs);
     const auto tl = dep.last_timeline();

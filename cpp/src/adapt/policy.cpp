@@ -81,8 +81,9 @@ class AdaptivePolicy final : public Policy {
     plan::Constraints cons;
     cons.device_memory_bytes = obs.memory_budget_bytes;
     if (opt_.planner == "parametric") {
-      if (!table_ || std::abs(obs.server_load - table_load_) > opt_.load_tolerance * table_load_ ||
-          std::abs(obs.device_load - table_device_load_) > opt_.load_tolerance * table_device_load_) {
+      const bool rebuilt = !table_ || std::abs(obs.server_load - table_load_) > opt_.load_tolerance * table_load_ ||
+                           std::abs(obs.device_load - table_device_load_) > opt_.load_tolerance * table_device_load_;
+      if (rebuilt) {
         table_ = std::make_unique<plan::ParametricPlanner>(cm_, context_of(1.0, obs.rtt_ms, obs.server_load,
                                                                               obs.device_load));
         table_load_ = obs.server_load;
@@ -93,12 +94,20 @@ class AdaptivePolicy final : public Policy {
         for (size_t i = 0; i < segs.size(); ++i)
           if (segs[i].placement == obs.current) segment_ = static_cast<int>(i);
       }
+      const int fresh = table_->lookup_index(est);
+      d.estimate_device_atoms = device_atoms(table_->segments()[static_cast<size_t>(fresh)].placement);
       bool keep = false;
-      if (segment_ >= 0 && !obs.replan) {
+      if (segment_ >= 0 && !obs.replan && segment_ != fresh) {
         const auto& s = table_->segments()[static_cast<size_t>(segment_)];
         keep = est >= s.bw_lo_mbps / (1 + opt_.hysteresis) && est <= s.bw_hi_mbps * (1 + opt_.hysteresis);
+        if (keep)
+          d.why = fmt::format("hysteresis: {:.3g} Mbit/s is within [{:.3g}, {:.3g}] of the plan in use", est,
+                              s.bw_lo_mbps / (1 + opt_.hysteresis), s.bw_hi_mbps * (1 + opt_.hysteresis));
       }
-      if (!keep) segment_ = table_->lookup_index(est);
+      if (rebuilt && d.why.empty())
+        d.why = fmt::format("table rebuilt for server load {:.3g}, device load {:.3g}", obs.server_load,
+                            obs.device_load);
+      if (!keep) segment_ = fresh;
       const auto& s = table_->segments()[static_cast<size_t>(segment_)];
       double mem = 0;
       for (int a = 0; a < cm_.num_atoms(); ++a)
@@ -109,17 +118,31 @@ class AdaptivePolicy final : public Policy {
         d.predicted_ms = s.intercept + s.slope / est;
         return d;
       }
-      return fallback(gads_->plan(ctx, cons, obs.current));  // the budget binds: constrained re-plan
+      Decision g = fallback(gads_->plan(ctx, cons, obs.current));  // the budget binds: constrained re-plan
+      g.estimate_device_atoms = d.estimate_device_atoms;
+      g.why = fmt::format("memory budget {:.3g} MB: the table's plan keeps {:.3g} MB on the device, gads re-planned",
+                          obs.memory_budget_bytes / 1e6, mem / 1e6);
+      return g;
     }
-    return fallback((obs.memory_budget_bytes < plan::kUnlimited && opt_.planner != "gads" ? gads_ : planner_)
-                        ->plan(ctx, cons, obs.current));
+    const bool budget = obs.memory_budget_bytes < plan::kUnlimited && opt_.planner != "gads";
+    Decision r = fallback((budget ? gads_ : planner_)->plan(ctx, cons, obs.current));
+    if (budget) r.why = fmt::format("memory budget {:.3g} MB: gads re-planned", obs.memory_budget_bytes / 1e6);
+    return r;
   }
 
  private:
+  static int device_atoms(const std::vector<int>& placement) {
+    int n = 0;
+    for (int t : placement) n += t == 0;
+    return n;
+  }
+
   Decision fallback(const plan::Plan& p) const {
     Decision d;
     d.predicted_ms = p.latency_ms;
     d.placement = p.ok() ? p.placement : std::vector<int>(cm_.num_atoms(), 1);
+    d.estimate_device_atoms = device_atoms(d.placement);
+    if (!p.ok()) d.why = fmt::format("{} found no plan ({}): all on the server", p.algorithm, p.reason);
     return d;
   }
 
@@ -133,6 +156,14 @@ class AdaptivePolicy final : public Policy {
 };
 
 }  // namespace
+
+double estimate_bandwidth(const Monitor& monitor, const AdaptiveOptions& opt) {
+  const auto med = monitor.bandwidth_mbps();
+  if (!med) return opt.initial_bandwidth_mbps > 0 ? opt.initial_bandwidth_mbps : 1.0;
+  const double last = monitor.last_sample_mbps();
+  if (opt.react_to_drops && last > 0 && last < *med / (1 + opt.hysteresis)) return last;
+  return *med;
+}
 
 std::shared_ptr<Policy> make_static_policy(std::string name, std::vector<int> placement) {
   return std::make_shared<StaticPolicy>(std::move(name), std::move(placement));

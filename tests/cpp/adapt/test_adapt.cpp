@@ -3,8 +3,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 
 #include "tessera/adapt/policy.h"
+#include "tessera/adapt/simulate.h"
+#include "tessera/plan/plan.h"
 #include "tessera/transport/link.h"
 #include "tessera/adapt/monitor.h"
 #include "tessera/core/error.h"
@@ -114,7 +117,10 @@ TEST(Policy, StaticOracleAndAdaptiveDecideFromTheirObservations) {
   const auto bp = adaptive->decide(at(1000, 0, {0, 0, 0}, 0));
   EXPECT_EQ(bp.placement, (std::vector<int>{1, 1, 1}));
   const double lo = adaptive->breakpoints().back();  // the all-server plan holds above this
-  EXPECT_EQ(adaptive->decide(at(lo / 1.1, 0, bp.placement)).placement, bp.placement);  // within 20%: kept
+  const Decision kept = adaptive->decide(at(lo / 1.1, 0, bp.placement));
+  EXPECT_EQ(kept.placement, bp.placement);  // within 20%: kept, and the record says why
+  EXPECT_NE(kept.why.find("hysteresis"), std::string::npos) << kept.why;
+  EXPECT_NE(kept.estimate_device_atoms, 0);  // the estimate alone would have moved atoms to the device
   EXPECT_NE(adaptive->decide(at(lo / 1.5, 0, bp.placement)).placement, bp.placement);  // beyond: switched
   AdaptiveOptions chain = ao;
   chain.planner = "chain";
@@ -122,4 +128,74 @@ TEST(Policy, StaticOracleAndAdaptiveDecideFromTheirObservations) {
   AdaptiveOptions bad = ao;
   bad.planner = "magic";
   EXPECT_THROW(make_adaptive_policy(cm, bad), tessera::Error);
+}
+
+// ---- the simulator: the same policies over the cost model and a trace -----------------
+TEST(Simulate, AFixedPlanCostsWhatTheCostModelSays) {
+  const auto cm = chain_costs();
+  LinkSpec spec;
+  spec.trace = {{0, 5.0}, {4, 0.5}, {8, 50.0}};
+  SimulationOptions o;
+  o.period_s = 1;
+  o.requests = 12;
+  o.rtt_ms = 20;
+  auto fixed = make_static_policy("static", {0, 1, 1});
+  const auto recs = simulate(cm, spec, *fixed, o);
+  ASSERT_EQ(recs.size(), 12u);
+  Link link(spec);
+  for (const auto& r : recs) {
+    tessera::plan::Context c;
+    c.bandwidth_mbps = link.bandwidth_at(r.link_time_s);
+    c.rtt_ms = 20;
+    EXPECT_DOUBLE_EQ(r.total_ms, tessera::plan::evaluate(cm, c, {0, 1, 1}).latency_ms) << "request " << r.index;
+    EXPECT_EQ(r.true_bandwidth, c.bandwidth_mbps);
+    EXPECT_EQ(r.device_atoms, 1);
+    EXPECT_FALSE(r.probed);  // a static plan does not measure the link
+  }
+}
+
+TEST(Simulate, TheOracleIsTheBestPlanAtEveryRequest) {
+  const auto cm = chain_costs();
+  LinkSpec spec;
+  spec.trace = {{0, 0.2}, {3, 400.0}, {6, 2.0}, {9, 40.0}};
+  SimulationOptions o;
+  o.requests = 12;
+  o.rtt_ms = 5;
+  auto oracle = make_oracle_policy(cm, 5);
+  const auto recs = simulate(cm, spec, *oracle, o);
+  for (const auto& r : recs) {  // every placement of the chain: none beats the oracle's
+    tessera::plan::Context c;
+    c.bandwidth_mbps = r.true_bandwidth;
+    c.rtt_ms = 5;
+    double best = 1e300;
+    for (int mask = 0; mask < 8; ++mask)
+      best = std::min(best, tessera::plan::evaluate(cm, c, {mask & 1, (mask >> 1) & 1, (mask >> 2) & 1}).latency_ms);
+    EXPECT_NEAR(r.total_ms, best, 1e-9) << "request " << r.index;
+  }
+}
+
+TEST(Simulate, AdaptiveFollowsAStepWithinOneRequestAndIsDeterministic) {
+  const auto cm = chain_costs();
+  LinkSpec spec;
+  spec.trace = {{0, 400.0}, {10, 0.2}, {20, 400.0}};
+  SimulationOptions o;
+  o.requests = 30;
+  o.rtt_ms = 5;
+  auto adaptive = make_adaptive_policy(cm, o.adaptive);
+  const auto recs = simulate(cm, spec, *adaptive, o);
+  EXPECT_EQ(recs[5].device_atoms, 0);   // all on the server at 400 Mbit/s
+  EXPECT_EQ(recs[11].device_atoms, 3);  // the drop is believed at once: one request late at most
+  EXPECT_EQ(recs[21].device_atoms, 0);  // the device-only plan probes, and comes back at once
+  EXPECT_FALSE(std::isnan(recs[0].est_bandwidth));
+  auto again = make_adaptive_policy(cm, o.adaptive);
+  const auto recs2 = simulate(cm, spec, *again, o);
+  for (size_t i = 0; i < recs.size(); ++i) EXPECT_EQ(recs[i].total_ms, recs2[i].total_ms);
+  o.compute_jitter = 0.2;
+  auto noisy = make_adaptive_policy(cm, o.adaptive);
+  const auto recs3 = simulate(cm, spec, *noisy, o);
+  bool differs = false;
+  for (size_t i = 0; i < recs.size(); ++i) differs |= recs[i].total_ms != recs3[i].total_ms;
+  EXPECT_TRUE(differs);
+  o.period_s = 0;
+  EXPECT_THROW(simulate(cm, spec, *noisy, o), tessera::Error);
 }

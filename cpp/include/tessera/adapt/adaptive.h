@@ -32,25 +32,6 @@
 
 namespace tessera::adapt {
 
-// One request as the controller saw it: the same record for every policy.
-struct RequestRecord {
-  int index = 0;
-  double link_time_s = 0;     // link clock at the request (trace time)
-  double est_bandwidth = 0;   // Mbit/s used for the decision
-  double true_bandwidth = 0;  // Mbit/s of the emulated link at the request (0 without a link)
-  int plan_id = -1;           // parametric segment (or -1)
-  int device_atoms = 0;       // atoms on the device in the plan used
-  bool switched = false;      // the plan changed before this request
-  double decide_us = 0;       // time spent deciding
-  double total_ms = 0, device_ms = 0, transfer_ms = 0, server_ms = 0;
-  double queue_ms = 0;        // waits for a server worker (counted as server load)
-  double predicted_ms = 0;    // the plan's predicted latency at the estimate
-  bool fallback = false;
-  bool probed = false;
-  double est_load = 1;         // server load estimate after the request
-  double est_device_load = 1;  // device load estimate after the request
-};
-
 // Runs a Policy over a real deployment: before each request it observes (monitor
 // estimates, the link's true bandwidth when emulated), asks the policy, swaps the plan
 // (checked by the deployment), runs, and feeds the timings back to the monitor; probes

@@ -57,6 +57,32 @@ struct Decision {
   std::vector<int> placement;  // one target per atom (0 = device, 1 = server)
   int plan_id = -1;            // a parametric segment, or -1
   double predicted_ms = 0;     // the plan's predicted latency in the observed context
+  // Explanations: the device atoms of the plan the estimate alone would choose (-1: the
+  // policy does not plan on estimates), and why the chosen plan differs from it or
+  // changed ("" when it is that plan and nothing else happened).
+  int estimate_device_atoms = -1;
+  std::string why;
+};
+
+// One request as the controller saw it: the same record for every policy.
+struct RequestRecord {
+  int index = 0;
+  double link_time_s = 0;     // link clock at the request (trace time)
+  double est_bandwidth = 0;   // Mbit/s used for the decision
+  double true_bandwidth = 0;  // Mbit/s of the emulated link at the request (0 without a link)
+  int plan_id = -1;           // parametric segment (or -1)
+  int device_atoms = 0;       // atoms on the device in the plan used
+  bool switched = false;      // the plan changed before this request
+  double decide_us = 0;       // time spent deciding
+  double total_ms = 0, device_ms = 0, transfer_ms = 0, server_ms = 0;
+  double queue_ms = 0;        // waits for a server worker (counted as server load)
+  double predicted_ms = 0;    // the plan's predicted latency at the estimate
+  bool fallback = false;
+  bool probed = false;
+  double est_load = 1;         // server load estimate after the request
+  double est_device_load = 1;  // device load estimate after the request
+  int estimate_device_atoms = -1;  // device atoms of the plan the estimate alone would choose (-1: n/a)
+  std::string why;             // the policy's reason when its plan is not that one, or changed
 };
 
 class Policy {
@@ -82,5 +108,13 @@ std::shared_ptr<Policy> make_oracle_policy(const plan::CostModel& cm, double rtt
 // moves beyond load_tolerance; other planners re-plan on every request (chain =
 // Neurosurgeon). A memory budget the plan breaks hands over to gads under it.
 std::shared_ptr<Policy> make_adaptive_policy(const plan::CostModel& cm, const AdaptiveOptions& options);
+
+// The bandwidth estimate a controller plans with: the median of the monitor's window, but
+// a last sample below it by more than the hysteresis at once (react_to_drops): staying
+// offloaded through a drop costs up to bytes / bandwidth (unbounded), staying on the
+// device through a rise only the difference of two bounded plans, so drops are believed
+// before rises. initial_bandwidth_mbps (or 1) before any sample. Shared by the live
+// Controller and the simulator.
+double estimate_bandwidth(const Monitor& monitor, const AdaptiveOptions& options);
 
 }  // namespace tessera::adapt
