@@ -116,6 +116,8 @@ void bind_adapt(py::module_& m) {
   m.def("static_policy", &make_static_policy, py::arg("name"), py::arg("placement"));
   m.def("oracle_policy", &make_oracle_policy, py::arg("cost_model"), py::arg("rtt_ms"),
         py::call_guard<py::gil_scoped_release>());
+  m.def("lagged_oracle_policy", &make_lagged_oracle_policy, py::arg("cost_model"), py::arg("rtt_ms"), py::arg("link"),
+        py::arg("lag_s"), py::call_guard<py::gil_scoped_release>());
   m.def("adaptive_policy", &make_adaptive_policy, py::arg("cost_model"), py::arg("options"),
         py::call_guard<py::gil_scoped_release>());
   py::class_<SimulationOptions>(m, "SimulationOptions")

@@ -90,8 +90,11 @@ def prepare(names, repository, device_slowdown: float, repeats: int = 5) -> dict
     return out
 
 
-def make_policy(name: str, model, costs, mean_bandwidth_mbps: float, rtt_ms: float):
-    """The C++ policy behind each name of POLICIES."""
+def make_policy(name: str, model, costs, mean_bandwidth_mbps: float, rtt_ms: float, link=None,
+                period_s: float = 1.0, **adaptive):
+    """The C++ policy behind each name of POLICIES (and "oracle_prev": the oracle told the
+    previous request's true bandwidth, which needs the link). adaptive: options of the
+    adaptive and chain policies (hysteresis, ...)."""
     n = model.num_atoms
     if name == "device_only":
         return static_policy(name, [0] * n)
@@ -102,10 +105,15 @@ def make_policy(name: str, model, costs, mean_bandwidth_mbps: float, rtt_ms: flo
                                              algorithm="mincut"))
     if name == "oracle":
         return oracle_policy(model, costs, rtt_ms)
+    if name == "oracle_prev":
+        from . import _core
+        from .plan import make_cost_model
+        return _core.lagged_oracle_policy(make_cost_model(model, costs), float(rtt_ms), link._core.spec,
+                                          float(period_s))
     if name == "adaptive":
-        return adaptive_policy(model, costs, "parametric", rtt_ms=rtt_ms)
+        return adaptive_policy(model, costs, "parametric", rtt_ms=rtt_ms, **adaptive)
     if name == "chain":
-        return adaptive_policy(model, costs, "chain", rtt_ms=rtt_ms)
+        return adaptive_policy(model, costs, "chain", rtt_ms=rtt_ms, **adaptive)
     from ._core import InvalidArgumentError
     raise InvalidArgumentError(f"unknown policy '{name}' (one of {', '.join(POLICIES)})")
 
@@ -139,7 +147,8 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
         link.set_time(0.0)
         links[name] = link
         runs[name] = PolicyRun(name)
-        ctls[name] = Controller(model, costs, endpoint, make_policy(name, model, costs, mean_bw, rtt), link=link,
+        ctls[name] = Controller(model, costs, endpoint,
+                                make_policy(name, model, costs, mean_bw, rtt, link=link, period_s=period_s), link=link,
                                 rtt_ms=rtt, device_slowdown=device_slowdown, emulation="account",
                                 timeout_ms=timeout_ms)
     for i in range(requests):
@@ -195,7 +204,7 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     o.adaptive = _adaptive_options(rtt_ms=rtt, **adaptive)
     runs = {}
     for name in policies:
-        policy = make_policy(name, model, costs, link.mean_bandwidth, rtt)
+        policy = make_policy(name, model, costs, link.mean_bandwidth, rtt, link=link, period_s=period_s, **adaptive)
         run = PolicyRun(name)
         for rec in _core.simulate(cm, link._core.spec, policy, o):
             run.add(rec)

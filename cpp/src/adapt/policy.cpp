@@ -56,6 +56,27 @@ class OraclePolicy final : public Policy {
   plan::ParametricPlanner table_;
 };
 
+class LaggedOraclePolicy final : public Policy {
+ public:
+  LaggedOraclePolicy(const plan::CostModel& cm, double rtt_ms, const transport::LinkSpec& spec, double lag_s)
+      : table_(cm, context_of(1.0, rtt_ms, 1.0, 1.0)), link_(spec), lag_s_(lag_s) {}
+  std::string name() const override { return "oracle_prev"; }
+  Decision decide(const Observation& obs) override {
+    const double bw = link_.bandwidth_at(std::max(0.0, obs.link_time_s - lag_s_));
+    Decision d;
+    d.plan_id = table_.lookup_index(bw);
+    const auto& s = table_.segments()[static_cast<size_t>(d.plan_id)];
+    d.placement = s.placement;
+    d.predicted_ms = s.intercept + s.slope / bw;
+    return d;
+  }
+
+ private:
+  plan::ParametricPlanner table_;
+  transport::Link link_;
+  double lag_s_;
+};
+
 class AdaptivePolicy final : public Policy {
  public:
   AdaptivePolicy(const plan::CostModel& cm, const AdaptiveOptions& o) : cm_(cm), opt_(o) {
@@ -173,6 +194,14 @@ std::shared_ptr<Policy> make_oracle_policy(const plan::CostModel& cm, double rtt
   TESSERA_CHECK(std::isfinite(rtt_ms) && rtt_ms >= 0, InvalidArgument, "rtt_ms must be >= 0, got {}", rtt_ms);
   return std::make_shared<OraclePolicy>(cm, rtt_ms);
 }
+std::shared_ptr<Policy> make_lagged_oracle_policy(const plan::CostModel& cm, double rtt_ms,
+                                                  const transport::LinkSpec& link, double lag_s) {
+  cm.validate();
+  TESSERA_CHECK(std::isfinite(rtt_ms) && rtt_ms >= 0, InvalidArgument, "rtt_ms must be >= 0, got {}", rtt_ms);
+  TESSERA_CHECK(std::isfinite(lag_s) && lag_s >= 0, InvalidArgument, "lag_s must be >= 0, got {}", lag_s);
+  return std::make_shared<LaggedOraclePolicy>(cm, rtt_ms, link, lag_s);
+}
+
 std::shared_ptr<Policy> make_adaptive_policy(const plan::CostModel& cm, const AdaptiveOptions& options) {
   return std::make_shared<AdaptivePolicy>(cm, options);
 }

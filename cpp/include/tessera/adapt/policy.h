@@ -23,6 +23,7 @@
 #include "tessera/adapt/monitor.h"
 #include "tessera/plan/cost_model.h"
 #include "tessera/plan/plan.h"
+#include "tessera/transport/link.h"
 
 namespace tessera::adapt {
 
@@ -102,6 +103,11 @@ std::shared_ptr<Policy> make_static_policy(std::string name, std::vector<int> pl
 // The optimal parametric plan for the link's TRUE bandwidth at each request (loads 1,
 // the given rtt): the best any policy planning on this cost model could do.
 std::shared_ptr<Policy> make_oracle_policy(const plan::CostModel& cm, double rtt_ms);
+// The same oracle told the bandwidth `lag_s` earlier on the same trace (the link's bandwidth
+// at link_time_s - lag_s): what a policy that knew the previous request's bandwidth exactly
+// reaches, the ceiling of any policy planning on past measurements alone.
+std::shared_ptr<Policy> make_lagged_oracle_policy(const plan::CostModel& cm, double rtt_ms,
+                                                  const transport::LinkSpec& link, double lag_s);
 // tessera's adaptive policy: with planner "parametric", every optimal plan over the
 // bandwidth range precomputed, the plan kept while the estimate stays in its validity
 // interval widened by the hysteresis, a lookup otherwise, the table rebuilt when a load
