@@ -199,3 +199,19 @@ TEST(Simulate, AdaptiveFollowsAStepWithinOneRequestAndIsDeterministic) {
   o.period_s = 0;
   EXPECT_THROW(simulate(cm, spec, *noisy, o), tessera::Error);
 }
+
+TEST(Simulate, TheLaggedOracleDecidesAsTheOracleDidOneRequestEarlier) {
+  const auto cm = chain_costs();
+  LinkSpec spec;
+  spec.trace = {{0, 0.2}, {2, 400.0}, {4, 2.0}, {6, 40.0}, {8, 0.1}};
+  SimulationOptions o;
+  o.requests = 10;
+  o.rtt_ms = 5;
+  auto oracle = make_oracle_policy(cm, 5);
+  auto lagged = make_lagged_oracle_policy(cm, 5, spec, o.period_s);
+  EXPECT_EQ(lagged->name(), "oracle_prev");
+  const auto a = simulate(cm, spec, *oracle, o);
+  const auto b = simulate(cm, spec, *lagged, o);
+  for (size_t i = 1; i < a.size(); ++i) EXPECT_EQ(b[i].device_atoms, a[i - 1].device_atoms) << "request " << i;
+  EXPECT_THROW(make_lagged_oracle_policy(cm, 5, spec, -1), tessera::Error);
+}
