@@ -44,7 +44,11 @@ void bind_adapt(py::module_& m) {
       .def_readwrite("window", &MonitorOptions::window)
       .def_readwrite("min_bytes", &MonitorOptions::min_bytes)
       .def_readwrite("load_alpha", &MonitorOptions::load_alpha)
-      .def_readwrite("min_device_ms", &MonitorOptions::min_device_ms);
+      .def_readwrite("min_device_ms", &MonitorOptions::min_device_ms)
+      .def_readwrite("estimator", &MonitorOptions::estimator)
+      .def_readwrite("ewma_alpha", &MonitorOptions::ewma_alpha)
+      .def_readwrite("kalman_q", &MonitorOptions::kalman_q)
+      .def_readwrite("kalman_r", &MonitorOptions::kalman_r);
   py::class_<Monitor>(m, "Monitor")
       .def(py::init<MonitorOptions>(), py::arg("options") = MonitorOptions{})
       .def("observe_transfer", &Monitor::observe_transfer, py::arg("bytes"), py::arg("transfer_ms"))

@@ -40,7 +40,8 @@ def record_dict(r) -> dict:
 
 def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, hysteresis: float = 0.2,
                       initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None,
-                      probe_every: int = 1, window: int = 3, react_to_drops: bool = True) -> "_core.AdaptiveOptions":
+                      probe_every: int = 1, window: int = 3, react_to_drops: bool = True,
+                      estimator: str = "median") -> "_core.AdaptiveOptions":
     if rtt_ms is not None and not (rtt_ms >= 0 and math.isfinite(rtt_ms)):
         raise _core.InvalidArgumentError(f"rtt_ms = {rtt_ms} must be >= 0 (or None: measure it)")
     if memory_budget_mb is not None and not memory_budget_mb >= 0:
@@ -55,6 +56,7 @@ def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, 
     a.device_memory_bytes = math.inf if memory_budget_mb is None else float(memory_budget_mb) * 1e6
     mo = _core.MonitorOptions()
     mo.window = int(window)
+    mo.estimator = str(estimator)
     a.monitor = mo
     return a
 
@@ -156,19 +158,20 @@ class AdaptiveDeployment(Controller):
     memory_budget_mb: device memory for weights (None: unlimited; gads plans under it).
     probe_every: probe the link after this many requests that sent nothing. window: the
     bandwidth estimate is the median of this many samples. react_to_drops: believe a drop
-    below the median at once (rises need confirmation).
+    below the median at once (rises need confirmation). estimator: "median" (default), "harmonic"
+    (mean of the window), "ewma" or "kalman" (see MonitorOptions).
     """
 
     def __init__(self, model: Model, costs, server: str, planner: str = "parametric", link: Link | None = None,
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
                  device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.2,
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
-                 window: int = 3, react_to_drops: bool = True):
+                 window: int = 3, react_to_drops: bool = True, estimator: str = "median"):
         super().__init__(model, costs, server, None, link=link, timeout_ms=timeout_ms, retry_ms=retry_ms,
                          device_slowdown=device_slowdown, emulation=emulation, planner=planner, rtt_ms=rtt_ms,
                          hysteresis=hysteresis, initial_bandwidth_mbps=initial_bandwidth_mbps,
                          memory_budget_mb=memory_budget_mb, probe_every=probe_every, window=window,
-                         react_to_drops=react_to_drops)
+                         react_to_drops=react_to_drops, estimator=estimator)
 
     def _make(self, model, o, opts):
         core = _core.AdaptiveDeployment(model._core, self.cost_model, o, opts)

@@ -13,6 +13,13 @@ namespace tessera::adapt {
 Monitor::Monitor(MonitorOptions o) : o_(o) {
   TESSERA_CHECK(o_.window >= 1, InvalidArgument, "monitor window must be >= 1, got {}", o_.window);
   TESSERA_CHECK(o_.load_alpha > 0 && o_.load_alpha <= 1, InvalidArgument, "load_alpha must be in (0, 1]");
+  TESSERA_CHECK(o_.estimator == "median" || o_.estimator == "harmonic" || o_.estimator == "ewma" ||
+                    o_.estimator == "kalman",
+                InvalidArgument, "unknown bandwidth estimator '{}' (median, harmonic, ewma, kalman)", o_.estimator);
+  TESSERA_CHECK(o_.ewma_alpha > 0 && o_.ewma_alpha <= 1, InvalidArgument, "ewma_alpha must be in (0, 1], got {}",
+                o_.ewma_alpha);
+  TESSERA_CHECK(std::isfinite(o_.kalman_q) && o_.kalman_q >= 0 && std::isfinite(o_.kalman_r) && o_.kalman_r > 0,
+                InvalidArgument, "kalman_q must be >= 0 and kalman_r > 0, got {} and {}", o_.kalman_q, o_.kalman_r);
 }
 
 void Monitor::observe_rtt(double rtt_ms) {
@@ -29,6 +36,18 @@ void Monitor::observe_transfer(double bytes, double transfer_ms) {
   last_ = bytes * 8 / (wire_ms * 1e3);
   window_.push_back(last_);
   while (static_cast<int>(window_.size()) > o_.window) window_.pop_front();
+  const double x = std::log(last_);
+  if (samples_ == 0) {
+    ewma_ = last_;
+    kalman_mean_ = x;
+    kalman_var_ = o_.kalman_r;
+  } else {
+    ewma_ = (1 - o_.ewma_alpha) * ewma_ + o_.ewma_alpha * last_;
+    kalman_var_ += o_.kalman_q;
+    const double gain = kalman_var_ / (kalman_var_ + o_.kalman_r);
+    kalman_mean_ += gain * (x - kalman_mean_);
+    kalman_var_ *= 1 - gain;
+  }
   ++samples_;
 }
 
@@ -45,6 +64,13 @@ void Monitor::observe_device(double device_ms, double predicted_ms) {
 
 std::optional<double> Monitor::bandwidth_mbps() const {
   if (window_.empty()) return std::nullopt;
+  if (o_.estimator == "ewma") return ewma_;
+  if (o_.estimator == "kalman") return std::exp(kalman_mean_);
+  if (o_.estimator == "harmonic") {
+    double inv = 0;
+    for (double v : window_) inv += 1 / v;
+    return static_cast<double>(window_.size()) / inv;
+  }
   std::vector<double> v(window_.begin(), window_.end());
   std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
   if (v.size() % 2) return v[v.size() / 2];

@@ -215,3 +215,28 @@ TEST(Simulate, TheLaggedOracleDecidesAsTheOracleDidOneRequestEarlier) {
   for (size_t i = 1; i < a.size(); ++i) EXPECT_EQ(b[i].device_atoms, a[i - 1].device_atoms) << "request " << i;
   EXPECT_THROW(make_lagged_oracle_policy(cm, 5, spec, -1), tessera::Error);
 }
+
+TEST(Monitor, EstimatorsAreOptions) {
+  MonitorOptions o{3, 1000, 0.3};
+  auto feed = [](Monitor& m, std::initializer_list<double> mbps) {
+    for (double x : mbps) m.observe_transfer(1e6, 8e3 / x);  // 8 Mbit at x Mbit/s, rtt 0
+  };
+  o.estimator = "harmonic";
+  Monitor h(o);
+  feed(h, {1, 4, 4});
+  EXPECT_NEAR(*h.bandwidth_mbps(), 2.0, 1e-9);  // 3 / (1 + 1/4 + 1/4)
+  o.estimator = "ewma";
+  o.ewma_alpha = 0.5;
+  Monitor e(o);
+  feed(e, {8, 4});
+  EXPECT_NEAR(*e.bandwidth_mbps(), 6.0, 1e-9);
+  o.estimator = "kalman";
+  Monitor k(o);
+  feed(k, {10, 10, 10, 10, 10, 10});
+  EXPECT_NEAR(*k.bandwidth_mbps(), 10.0, 1e-6);
+  feed(k, {1});
+  EXPECT_LT(*k.bandwidth_mbps(), 10.0);  // moves toward a new sample, not all the way
+  EXPECT_GT(*k.bandwidth_mbps(), 1.0);
+  o.estimator = "psychic";
+  EXPECT_THROW(Monitor{o}, tessera::Error);
+}

@@ -13,14 +13,23 @@
 
 #include <deque>
 #include <optional>
+#include <string>
 
 namespace tessera::adapt {
 
 struct MonitorOptions {
-  int window = 3;              // samples in the median (3: one outlier never moves it)
+  int window = 3;              // samples in the median / harmonic mean (3: one outlier never moves the median)
   double min_bytes = 2048;     // smaller transfers say little about bandwidth
   double load_alpha = 0.3;     // EWMA weight of a new load sample (server and device)
   double min_device_ms = 1.0;  // device samples predicted shorter than this are ignored
+  // How samples become the estimate: "median" of the window; "harmonic" mean of the window
+  // (dominated by the low samples: conservative, as MPC video streaming uses it); "ewma"
+  // (ewma_alpha); "kalman" (a random walk of log-bandwidth, kalman_q per sample, measured with
+  // noise kalman_r, both in log units squared).
+  std::string estimator = "median";
+  double ewma_alpha = 0.5;
+  double kalman_q = 0.1;
+  double kalman_r = 0.05;
 };
 
 class Monitor {
@@ -35,7 +44,7 @@ class Monitor {
   // ignored below min_device_ms of prediction (too short to say anything). The
   // first sample sets the device load, later ones are smoothed (EWMA).
   void observe_device(double device_ms, double predicted_ms);
-  std::optional<double> bandwidth_mbps() const;  // empty until a sample
+  std::optional<double> bandwidth_mbps() const;  // the estimator's value; empty until a sample
   double rtt_ms() const { return rtt_ms_; }
   double server_load() const { return load_; }
   double device_load() const { return device_load_; }
@@ -47,6 +56,8 @@ class Monitor {
  private:
   MonitorOptions o_;
   std::deque<double> window_;
+  double ewma_ = 0;
+  double kalman_mean_ = 0, kalman_var_ = 0;  // of log-bandwidth
   double rtt_ms_ = 0;
   bool have_rtt_ = false;
   double load_ = 1.0;
