@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -96,7 +97,7 @@ def simulated(args, tdir):
     from tessera import zoo
     from tessera.profile import profile
     traces = trace_files(tdir, args.per_set)
-    rows = []
+    rows, cases = [], []
     t_start = time.perf_counter()
     for name in args.models:
         path, xs = zoo.torchscript(name)
@@ -110,6 +111,7 @@ def simulated(args, tdir):
             med = statistics.median(window)
             for i, bp in enumerate(bps):
                 link = {"trace": samples, "scale": bp / max(med, 1e-3), "rtt_ms": args.rtt}
+                cases.append((m, costs, link))
                 runs = experiment.simulate(m, costs, link, requests=args.requests, period_s=args.period,
                                            rtt_ms=args.rtt, seed=args.seed,
                                            policies=experiment.POLICIES + ("oracle_prev",))
@@ -142,6 +144,45 @@ def simulated(args, tdir):
     print(f"adaptive <= 1.02 x best static on {sum(x <= 1.02 for x in s_ratio)}/{len(rows)} traces, <= 1.05 on "
           f"{sum(x <= 1.05 for x in s_ratio)}/{len(rows)}; worst {max(s_ratio):.3f}")
     print("wrote", write_csv("bench_adaptive_simulated", rows))
+    if args.sweep:
+        sweep(args, cases)
+
+
+def sweep(args, cases):
+    """--sweep: the adaptive policy with every estimator x hysteresis on the same simulated cases,
+    beside the oracle and oracle_prev (the ceiling of planning on past measurements)."""
+    base = []
+    for m, costs, link in cases:
+        runs = experiment.simulate(m, costs, link, requests=args.requests, period_s=args.period, rtt_ms=args.rtt,
+                                   seed=args.seed, policies=("device_only", "server_only", "static", "oracle",
+                                                             "oracle_prev"))
+        base.append((min(runs[k].mean for k in ("device_only", "server_only", "static")), runs["oracle"].mean,
+                     runs["oracle_prev"].mean))
+    rows = []
+
+    def row(label, means):
+        cap, ratio = [], []
+        for (bs, o, _), a in zip(base, means):
+            ratio.append(a / bs)
+            if bs - o >= 0.05 * bs:
+                cap.append((bs - a) / (bs - o))
+        rows.append({"policy": label, "captured_median": f"{statistics.median(cap):.2f}" if cap else "-",
+                     "traces_with_gain": len(cap),
+                     "geomean_x_best_static": f"{math.exp(statistics.fmean(math.log(r) for r in ratio)):.3f}",
+                     "<=1.02": f"{sum(r <= 1.02 for r in ratio)}/{len(ratio)}",
+                     "<=1.05": f"{sum(r <= 1.05 for r in ratio)}/{len(ratio)}", "worst": f"{max(ratio):.2f}"})
+
+    row("oracle", [b[1] for b in base])
+    row("oracle_prev", [b[2] for b in base])
+    for est in ("median", "harmonic", "ewma", "kalman"):
+        for h in (0.1, 0.2, 0.4):
+            means = [experiment.simulate(m, costs, link, requests=args.requests, period_s=args.period,
+                                         rtt_ms=args.rtt, seed=args.seed, policies=("adaptive",), estimator=est,
+                                         hysteresis=h)["adaptive"].mean for m, costs, link in cases]
+            row(f"adaptive {est} h={h}", means)
+    print(f"\nestimators x hysteresis, simulated on the same {len(cases)} trace runs:")
+    print(table(rows, list(rows[0])))
+    print("wrote", write_csv("bench_adaptive_sweep", rows))
 
 
 def reaction_requests(adaptive, oracle):
@@ -173,6 +214,7 @@ def main(argv=None):
     ap.add_argument("--rtt", type=float, default=20.0)
     ap.add_argument("--simulate", action="store_true", help="policies over the cost model, no execution (see above)")
     ap.add_argument("--seed", type=int, default=1, help="--simulate: seed of the injected noise (none by default)")
+    ap.add_argument("--sweep", action="store_true", help="--simulate: also every estimator x hysteresis")
     args = ap.parse_args(argv)
     if smoke():
         args.models, args.per_set, args.requests, args.scales = ["squeezenet1_0"], 1, 6, ["4G"]
