@@ -96,8 +96,9 @@ def simulated(args, tdir):
     """--simulate: every policy on every trace x breakpoint scaling, on the cost model alone."""
     from tessera import zoo
     from tessera.profile import profile
+    torch.set_num_threads(1)
     traces = trace_files(tdir, args.per_set)
-    rows, cases = [], []
+    rows, cases, live_cases = [], [], []
     t_start = time.perf_counter()
     for name in args.models:
         path, xs = zoo.torchscript(name)
@@ -112,6 +113,7 @@ def simulated(args, tdir):
             for i, bp in enumerate(bps):
                 link = {"trace": samples, "scale": bp / max(med, 1e-3), "rtt_ms": args.rtt}
                 cases.append((m, costs, link))
+                live_cases.append((name, m, xs, costs, link, f"{sub}/{f.name[:28]}", bp))
                 runs = experiment.simulate(m, costs, link, requests=args.requests, period_s=args.period,
                                            rtt_ms=args.rtt, seed=args.seed,
                                            policies=experiment.POLICIES + ("oracle_prev",))
@@ -146,6 +148,43 @@ def simulated(args, tdir):
     print("wrote", write_csv("bench_adaptive_simulated", rows))
     if args.sweep:
         sweep(args, cases)
+    if args.live > 0:
+        live_check(args, live_cases, rows)
+
+
+def live_check(args, live_cases, rows):
+    """--live N: the N simulated trace runs with the largest oracle gain replayed for real (server
+    in another process, real compute and transfers, link accounted), adaptive/oracle side by side."""
+    order = sorted(range(len(rows)), key=lambda i: -float(rows[i]["oracle_gain"]))[:args.live]
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in {live_cases[i][0] for i in order}:
+            m = next(c[1] for c in live_cases if c[0] == name)
+            m.save(Path(tmp) / name)
+        proc, endpoint = spawn_server(tmp)
+        try:
+            for i in order:
+                name, m, xs, costs, link, trace, bp = live_cases[i]
+                live = experiment.replay(m, xs, costs, endpoint, link, requests=args.requests, period_s=args.period,
+                                         device_slowdown=args.device_slowdown)
+                sim = rows[i]
+                s_ratio = float(sim["adaptive/oracle"])
+                l_ratio = live["adaptive"].mean / live["oracle"].mean
+                out.append({"model": name, "trace": trace, "breakpoint": f"{bp:.2f}",
+                            "oracle_gain_sim": sim["oracle_gain"], "adaptive/oracle_sim": f"{s_ratio:.3f}",
+                            "adaptive/oracle_live": f"{l_ratio:.3f}", "live/sim": f"{l_ratio / s_ratio:.3f}",
+                            "oracle_live_ms": f"{live['oracle'].mean:.1f}", "oracle_sim_ms": sim["oracle"]})
+                print(json.dumps(out[-1]), flush=True)
+        finally:
+            stop_server(proc)
+    print(f"\nlive check: {len(out)} of the simulated runs with the largest oracle gain replayed for real "
+          f"(loopback server, device {args.device_slowdown:g}x accounted, link accounted)")
+    print(table(out, list(out[0])))
+    agree = [abs(float(r["live/sim"]) - 1) <= 0.05 for r in out]
+    live_r = [float(r["adaptive/oracle_live"]) for r in out]
+    print(f"adaptive/oracle live vs simulated within 5% on {sum(agree)}/{len(out)}; live adaptive/oracle mean "
+          f"{statistics.fmean(live_r):.3f}")
+    print("wrote", write_csv("bench_adaptive_live_check", out))
 
 
 def sweep(args, cases):
@@ -215,6 +254,8 @@ def main(argv=None):
     ap.add_argument("--simulate", action="store_true", help="policies over the cost model, no execution (see above)")
     ap.add_argument("--seed", type=int, default=1, help="--simulate: seed of the injected noise (none by default)")
     ap.add_argument("--sweep", action="store_true", help="--simulate: also every estimator x hysteresis")
+    ap.add_argument("--live", type=int, default=0, metavar="N",
+                    help="--simulate: replay the N runs with the largest oracle gain for real, beside the simulation")
     args = ap.parse_args(argv)
     if smoke():
         args.models, args.per_set, args.requests, args.scales = ["squeezenet1_0"], 1, 6, ["4G"]

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <array>
 #include <random>
 
 #include "tessera/core/error.h"
@@ -29,20 +30,20 @@ struct SimulatedDevice {
 
   double jitter(double spread) { return spread > 0 ? 1 + spread * unit(rng) : 1.0; }
 
-  // A transfer of `bytes` at the true bandwidth now, as the monitor sees it: bytes over
-  // the link time (serialisation + a round trip).
-  void transfer(double bytes, double bw) {
-    const double ms = bytes * 8e-3 / (bw * jitter(o.sample_noise)) + o.rtt_ms;
-    monitor.observe_transfer(bytes, ms);
+  // An exchange of `bytes` in two messages at trace time t, as the monitor sees it: bytes
+  // over the link time (each message serialised at the trace's rate from t, plus rtt/2).
+  void transfer(double bytes, double t) {
+    const double ser = link.serialization_ms(bytes / 2, t) * 2;
+    monitor.observe_transfer(bytes, ser / jitter(o.sample_noise) + o.rtt_ms);
   }
 
   // A probe: an Echo of about probe_ms at the estimate; returns the sample or -1.
-  double probe(double bw, double bytes = 0) {
+  double probe(double t, double bytes = 0) {
     if (bytes <= 0)
       bytes = std::clamp(estimate_bandwidth(monitor, o.adaptive) * 1e6 / 8 * o.adaptive.probe_ms / 1e3, 4096.0,
                          1048576.0);
     const int before = monitor.samples();
-    transfer(2 * (bytes + 128), bw);
+    transfer(2 * (bytes + 128), t);
     return monitor.samples() > before ? monitor.last_sample_mbps() : -1;
   }
 };
@@ -68,7 +69,7 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
                                : std::max(1, static_cast<int>(std::floor(dev.link.duration_s() / o.period_s)));
   const AdaptiveOptions& ao = o.adaptive;
   dev.monitor.observe_rtt(o.rtt_ms);
-  if (policy.uses_estimates() && ao.initial_bandwidth_mbps <= 0) dev.probe(dev.link.bandwidth_at(0), 16384);
+  if (policy.uses_estimates() && ao.initial_bandwidth_mbps <= 0) dev.probe(0.0, 16384);
 
   std::vector<RequestRecord> out;
   out.reserve(static_cast<size_t>(n));
@@ -104,42 +105,66 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     r.why = d.why;
     for (int x : current) r.device_atoms += x == 0;
 
-    // The request at the true context (loads, optional compute jitter).
-    plan::Context truth;
-    truth.bandwidth_mbps = bw;
-    truth.rtt_ms = o.rtt_ms;
-    truth.server_load = o.server_load * dev.jitter(o.compute_jitter);
-    truth.device_load = o.device_load * dev.jitter(o.compute_jitter);
-    const plan::Plan p = plan::evaluate(cm, truth, current);
-    r.total_ms = p.latency_ms;
-    r.device_ms = p.target_ms[0];
-    r.server_ms = p.target_ms[1];
-    for (const auto& tr : p.transfers) r.transfer_ms += tr.ms;
-
-    // What the device learns: per remote block its bytes and link time, and the compute.
+    // The request at the true context (loads, optional compute jitter), block by block: every
+    // transfer is serialised at the trace's rate from the request's time, integrated across
+    // the trace's samples (what the live link emulator does: the replay's virtual clock
+    // holds the request's time for the whole request), plus rtt/2; each value goes once to
+    // each target that needs it (the cost model's rule), so on a constant link this is
+    // exactly plan::evaluate's latency.
+    const double server_load = o.server_load * dev.jitter(o.compute_jitter);
+    const double device_load = o.device_load * dev.jitter(o.compute_jitter);
+    const plan::Plan p = plan::from_placement(cm.dag, current, 2);
+    const auto& vals = cm.dag.values;
+    std::vector<std::array<char, 2>> have(vals.size(), {0, 0});
+    for (size_t v = 0; v < vals.size(); ++v)
+      if (vals[v].producer == kModelInput) have[v][0] = 1;
+    std::vector<int> block_of(static_cast<size_t>(cm.num_atoms()), 0);
+    for (size_t b = 0; b < p.blocks.size(); ++b)
+      for (int a : p.blocks[b].atoms) block_of[a] = static_cast<int>(b);
+    std::vector<double> block_bytes(p.blocks.size(), 0), block_ser(p.blocks.size(), 0);  // per server block
+    auto send = [&](int v, int to, int charge_block) {
+      const double ser = dev.link.serialization_ms(vals[v].bytes, t);
+      const double ms = ser + o.rtt_ms / 2;
+      r.transfer_ms += ms;
+      have[v][to] = 1;
+      if (charge_block >= 0) block_bytes[charge_block] += vals[v].bytes, block_ser[charge_block] += ser;
+    };
+    auto producer_block = [&](int v) { return vals[v].producer == kModelInput ? -1 : block_of[vals[v].producer]; };
     bool transferred = false;
     double device_pred = 0;
-    for (const auto& b : p.blocks) {
+    for (size_t b = 0; b < p.blocks.size(); ++b) {
+      const auto& blk = p.blocks[b];
+      for (int v : blk.inputs)
+        if (!have[v][blk.target]) send(v, blk.target, blk.target == 1 ? static_cast<int>(b) : producer_block(v));
       double pred = 0;
-      for (int a : b.atoms) pred += cm.compute_ms[b.target][a];
-      if (b.target == 0) {
+      for (int a : blk.atoms) pred += cm.compute_ms[blk.target][a];
+      const double ms = pred * (blk.target == 0 ? device_load : server_load);
+      (blk.target == 0 ? r.device_ms : r.server_ms) += ms;
+      for (int v : blk.outputs) have[v][blk.target] = 1;
+      if (blk.target == 0) {
         device_pred += pred;
-        continue;
+      } else {
+        dev.monitor.observe_server(ms, pred);
+        transferred = true;
       }
-      double bytes = 0;
-      for (int v : b.inputs) bytes += cm.dag.values[v].bytes;
-      for (int v : b.outputs) bytes += cm.dag.values[v].bytes;
-      dev.transfer(bytes, bw);
-      dev.monitor.observe_server(pred * truth.server_load, pred);
-      transferred = true;
     }
-    dev.monitor.observe_device(device_pred * truth.device_load, device_pred);
+    for (size_t v = 0; v < vals.size(); ++v)  // results back on the device
+      if (vals[v].is_output && !have[v][0]) send(static_cast<int>(v), 0, producer_block(static_cast<int>(v)));
+    r.total_ms = r.device_ms + r.server_ms + r.transfer_ms;
+    // What the device learns: per server block, the bytes it sent and received over the
+    // time they took on the link (one round trip, as a live request/reply pays).
+    for (size_t b = 0; b < p.blocks.size(); ++b)
+      if (p.blocks[b].target == 1 && block_bytes[b] > 0) {
+        const double noisy = block_ser[b] / dev.jitter(o.sample_noise);
+        dev.monitor.observe_transfer(block_bytes[b], noisy + o.rtt_ms);
+      }
+    dev.monitor.observe_device(device_pred * device_load, device_pred);
     since_transfer = transferred ? 0 : since_transfer + 1;
     if (policy.uses_estimates() && since_transfer >= ao.probe_every) {
       const double before = estimate_bandwidth(dev.monitor, ao);
-      const double sample = dev.probe(bw);
+      const double sample = dev.probe(t);
       if (sample > 0 && std::abs(sample - before) > ao.hysteresis * before)
-        for (int k = 0; k < ao.monitor.window / 2; ++k) dev.probe(bw);
+        for (int k = 0; k < ao.monitor.window / 2; ++k) dev.probe(t);
       since_transfer = 0;
       r.probed = true;
     }

@@ -133,10 +133,10 @@ TEST(Policy, StaticOracleAndAdaptiveDecideFromTheirObservations) {
 // ---- the simulator: the same policies over the cost model and a trace -----------------
 TEST(Simulate, AFixedPlanCostsWhatTheCostModelSays) {
   const auto cm = chain_costs();
-  LinkSpec spec;
-  spec.trace = {{0, 5.0}, {4, 0.5}, {8, 50.0}};
+  LinkSpec spec;  // segments long enough that no transfer outlasts its segment
+  spec.trace = {{0, 5.0}, {40, 0.5}, {80, 50.0}};
   SimulationOptions o;
-  o.period_s = 1;
+  o.period_s = 10;
   o.requests = 12;
   o.rtt_ms = 20;
   auto fixed = make_static_policy("static", {0, 1, 1});
@@ -152,6 +152,16 @@ TEST(Simulate, AFixedPlanCostsWhatTheCostModelSays) {
     EXPECT_EQ(r.device_atoms, 1);
     EXPECT_FALSE(r.probed);  // a static plan does not measure the link
   }
+  // a transfer that outlasts its segment is integrated over the trace, as the live link does:
+  // 0.8 Mbit of the cut at 0.5 Mbit/s for 1 s, then the rest at 50 Mbit/s
+  spec.trace = {{0, 0.5}, {1, 50.0}, {100, 50.0}};
+  o.requests = 1;
+  const auto crossing = simulate(cm, spec, *fixed, o);
+  tessera::plan::Context slow;
+  slow.bandwidth_mbps = 0.5;
+  slow.rtt_ms = 20;
+  const double at_slow_rate = tessera::plan::evaluate(cm, slow, {0, 1, 1}).latency_ms;
+  EXPECT_NEAR(crossing[0].total_ms, at_slow_rate - 1600 + 1000 + 0.3e6 / 50e6 * 1e3, 1e-6);
 }
 
 TEST(Simulate, TheOracleIsTheBestPlanAtEveryRequest) {
