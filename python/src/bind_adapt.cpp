@@ -72,6 +72,8 @@ void bind_adapt(py::module_& m) {
       .def_readwrite("react_to_drops", &AdaptiveOptions::react_to_drops)
       .def_readwrite("device_memory_bytes", &AdaptiveOptions::device_memory_bytes)
       .def_readwrite("load_tolerance", &AdaptiveOptions::load_tolerance)
+      .def_readwrite("max_latency_ms", &AdaptiveOptions::max_latency_ms)
+      .def_readwrite("free_memory_fraction", &AdaptiveOptions::free_memory_fraction)
       .def_readwrite("monitor", &AdaptiveOptions::monitor);
   py::class_<RequestRecord>(m, "RequestRecord")
       .def_readonly("index", &RequestRecord::index)
@@ -134,6 +136,9 @@ void bind_adapt(py::module_& m) {
       .def_readwrite("compute_jitter", &SimulationOptions::compute_jitter)
       .def_readwrite("sample_noise", &SimulationOptions::sample_noise)
       .def_readwrite("seed", &SimulationOptions::seed)
+      .def_readwrite("server_load_trace", &SimulationOptions::server_load_trace)
+      .def_readwrite("device_load_trace", &SimulationOptions::device_load_trace)
+      .def_readwrite("memory_trace", &SimulationOptions::memory_trace)
       .def_readwrite("adaptive", &SimulationOptions::adaptive);
   m.def("simulate", &simulate, py::arg("cost_model"), py::arg("link"), py::arg("policy"), py::arg("options"),
         "One policy over a trace on the cost model alone (no execution): one RequestRecord per request.",

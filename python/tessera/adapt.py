@@ -41,7 +41,8 @@ def record_dict(r) -> dict:
 def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, hysteresis: float = 0.2,
                       initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None,
                       probe_every: int = 1, window: int = 3, react_to_drops: bool = True,
-                      estimator: str = "median") -> "_core.AdaptiveOptions":
+                      estimator: str = "median", deadline_ms: float | None = None,
+                      free_memory_fraction: float = 0.0) -> "_core.AdaptiveOptions":
     if rtt_ms is not None and not (rtt_ms >= 0 and math.isfinite(rtt_ms)):
         raise _core.InvalidArgumentError(f"rtt_ms = {rtt_ms} must be >= 0 (or None: measure it)")
     if memory_budget_mb is not None and not memory_budget_mb >= 0:
@@ -58,6 +59,10 @@ def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, 
     mo.window = int(window)
     mo.estimator = str(estimator)
     a.monitor = mo
+    if deadline_ms is not None and not (deadline_ms > 0):
+        raise _core.InvalidArgumentError(f"deadline_ms = {deadline_ms} must be > 0 (or None)")
+    a.max_latency_ms = math.inf if deadline_ms is None else float(deadline_ms)
+    a.free_memory_fraction = float(free_memory_fraction)
     return a
 
 
@@ -159,19 +164,24 @@ class AdaptiveDeployment(Controller):
     probe_every: probe the link after this many requests that sent nothing. window: the
     bandwidth estimate is the median of this many samples. react_to_drops: believe a drop
     below the median at once (rises need confirmation). estimator: "median" (default), "harmonic"
-    (mean of the window), "ewma" or "kalman" (see MonitorOptions).
+    (mean of the window), "ewma" or "kalman" (see MonitorOptions). deadline_ms: a latency requirement
+    the plans must meet (gads re-plans under it; when none can, the fastest runs and the record says
+    so). free_memory_fraction: > 0 reads the machine's free memory (cgroup-aware) before every request
+    and plans with this fraction of it as the device's budget for weights.
     """
 
     def __init__(self, model: Model, costs, server: str, planner: str = "parametric", link: Link | None = None,
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
                  device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.2,
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
-                 window: int = 3, react_to_drops: bool = True, estimator: str = "median"):
+                 window: int = 3, react_to_drops: bool = True, estimator: str = "median",
+                 deadline_ms: float | None = None, free_memory_fraction: float = 0.0):
         super().__init__(model, costs, server, None, link=link, timeout_ms=timeout_ms, retry_ms=retry_ms,
                          device_slowdown=device_slowdown, emulation=emulation, planner=planner, rtt_ms=rtt_ms,
                          hysteresis=hysteresis, initial_bandwidth_mbps=initial_bandwidth_mbps,
                          memory_budget_mb=memory_budget_mb, probe_every=probe_every, window=window,
-                         react_to_drops=react_to_drops, estimator=estimator)
+                         react_to_drops=react_to_drops, estimator=estimator, deadline_ms=deadline_ms,
+                         free_memory_fraction=free_memory_fraction)
 
     def _make(self, model, o, opts):
         core = _core.AdaptiveDeployment(model._core, self.cost_model, o, opts)

@@ -176,7 +176,7 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
 
 def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float = 1.0, policies=POLICIES,
              rtt_ms: float | None = None, compute_jitter: float = 0.0, sample_noise: float = 0.0, seed: int = 1,
-             **adaptive) -> dict:
+             server_load=None, device_load=None, memory_mb=None, **adaptive) -> dict:
     """Every policy over the same trace on the cost model alone: name -> PolicyRun.
 
     The same C++ policy objects as :func:`replay` (make_policy) and the same estimation
@@ -185,7 +185,9 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     bandwidth then. Deterministic (seed); compute_jitter and sample_noise (relative, uniform
     +-) inject noise on purpose. requests 0: one trace length. adaptive: estimation and
     probing settings (window, hysteresis, react_to_drops, probe_every, initial_bandwidth_mbps).
-    Thousands of requests per second: policy quality without the machine's noise.
+    server_load, device_load, memory_mb: contexts that move with the trace, [(time_s, value), ...]
+    piecewise constant (loads multiply the cost model's compute; memory is the device's budget for
+    weights in MB). Thousands of requests per second: policy quality without the machine's noise.
     """
     from . import _core
     from .adapt import _adaptive_options
@@ -202,6 +204,9 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     o.sample_noise = float(sample_noise)
     o.seed = int(seed)
     o.adaptive = _adaptive_options(rtt_ms=rtt, **adaptive)
+    o.server_load_trace = [(float(t), float(v)) for t, v in (server_load or [])]
+    o.device_load_trace = [(float(t), float(v)) for t, v in (device_load or [])]
+    o.memory_trace = [(float(t), float(v) * 1e6) for t, v in (memory_mb or [])]
     runs = {}
     for name in policies:
         policy = make_policy(name, model, costs, link.mean_bandwidth, rtt, link=link, period_s=period_s, **adaptive)

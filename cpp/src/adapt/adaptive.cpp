@@ -47,6 +47,9 @@ struct Controller::Impl {
                   "rtt_ms must be >= 0 (or -1: measure it), got {}", opt.rtt_ms);
     TESSERA_CHECK(!(opt.device_memory_bytes < 0), InvalidArgument, "device_memory_bytes must be >= 0, got {}",
                   opt.device_memory_bytes);
+    TESSERA_CHECK(std::isfinite(opt.free_memory_fraction) && opt.free_memory_fraction >= 0 &&
+                      opt.free_memory_fraction <= 1,
+                  InvalidArgument, "free_memory_fraction must be in [0, 1] (0: off), got {}", opt.free_memory_fraction);
     if (opt.rtt_ms >= 0) monitor.observe_rtt(opt.rtt_ms);
     if (!policy->uses_estimates()) return;  // static plans and oracles: no probes
     // The first exchange also sets the connection up: never measure with it.
@@ -91,6 +94,10 @@ struct Controller::Impl {
     obs.server_load = monitor.server_load();
     obs.device_load = monitor.device_load();
     obs.memory_budget_bytes = memory_budget;
+    if (opt.free_memory_fraction > 0) {  // what the machine has free now, read before every request
+      const double free = Monitor::free_memory_bytes();
+      if (free > 0) obs.memory_budget_bytes = std::min(memory_budget, opt.free_memory_fraction * free);
+    }
     obs.replan = replan_now;
     obs.current = dep.placement();
     const Decision d = policy->decide(obs);

@@ -79,14 +79,44 @@ std::optional<double> Monitor::bandwidth_mbps() const {
   return (lo + hi) / 2;
 }
 
+namespace {
+// A number from a one-line file; nullopt when absent or "max" (no limit).
+std::optional<double> read_number(const char* path) {
+  std::ifstream in(path);
+  std::string v;
+  if (!(in >> v) || v == "max") return std::nullopt;
+  try {
+    return std::stod(v);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+}  // namespace
+
 double Monitor::free_memory_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  double kb;
-  std::string unit;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return 0;
+  double free = 0;
+  {
+    std::ifstream in("/proc/meminfo");
+    std::string key, unit;
+    double kb;
+    while (in >> key >> kb >> unit)
+      if (key == "MemAvailable:") {
+        free = kb * 1024;
+        break;
+      }
+  }
+  // A container's limit can be lower than what the machine has free: cgroup v2, then v1.
+  for (const auto& [limit, usage] : {std::pair{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+                                     std::pair{"/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                               "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
+    const auto l = read_number(limit), u = read_number(usage);
+    if (l && u && *l < 1e18) {  // v1 reports "no limit" as a huge number
+      const double left = std::max(0.0, *l - *u);
+      free = free > 0 ? std::min(free, left) : left;
+      break;
+    }
+  }
+  return free;
 }
 
 }  // namespace tessera::adapt

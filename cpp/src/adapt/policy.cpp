@@ -84,6 +84,8 @@ class AdaptivePolicy final : public Policy {
     TESSERA_CHECK(opt_.hysteresis >= 0, InvalidArgument, "hysteresis must be >= 0, got {}", opt_.hysteresis);
     TESSERA_CHECK(!(opt_.device_memory_bytes < 0), InvalidArgument, "device_memory_bytes must be >= 0, got {}",
                   opt_.device_memory_bytes);
+    TESSERA_CHECK(opt_.max_latency_ms > 0, InvalidArgument, "max_latency_ms must be > 0 (inf: none), got {}",
+                  opt_.max_latency_ms);
     TESSERA_CHECK(opt_.planner == "parametric" || opt_.planner == "mincut" || opt_.planner == "chain" ||
                       opt_.planner == "gads" || opt_.planner == "compressed",
                   InvalidArgument, "unknown adaptive planner '{}' (parametric, mincut, compressed, chain, gads)",
@@ -101,6 +103,7 @@ class AdaptivePolicy final : public Policy {
     const plan::Context ctx = context_of(est, obs.rtt_ms, obs.server_load, obs.device_load);
     plan::Constraints cons;
     cons.device_memory_bytes = obs.memory_budget_bytes;
+    cons.max_latency_ms = opt_.max_latency_ms;
     if (opt_.planner == "parametric") {
       const bool rebuilt = !table_ || std::abs(obs.server_load - table_load_) > opt_.load_tolerance * table_load_ ||
                            std::abs(obs.device_load - table_device_load_) > opt_.load_tolerance * table_device_load_;
@@ -133,10 +136,27 @@ class AdaptivePolicy final : public Policy {
       double mem = 0;
       for (int a = 0; a < cm_.num_atoms(); ++a)
         if (s.placement[a] == 0) mem += cm_.dag.param_bytes.empty() ? 0 : cm_.dag.param_bytes[a];
-      if (mem <= obs.memory_budget_bytes) {
+      const double predicted = s.intercept + s.slope / est;
+      if (mem <= obs.memory_budget_bytes && predicted <= opt_.max_latency_ms) {
         d.plan_id = segment_;
         d.placement = s.placement;
-        d.predicted_ms = s.intercept + s.slope / est;
+        d.predicted_ms = predicted;
+        return d;
+      }
+      if (mem <= obs.memory_budget_bytes) {  // only the deadline binds
+        const plan::Plan p = gads_->plan(ctx, cons, obs.current);
+        if (p.ok()) {
+          Decision g = fallback(p);
+          g.estimate_device_atoms = d.estimate_device_atoms;
+          g.why = fmt::format("deadline {:.4g} ms: the table's plan predicts {:.4g} ms, gads re-planned",
+                              opt_.max_latency_ms, predicted);
+          return g;
+        }
+        d.plan_id = segment_;  // no plan meets the deadline: the fastest one runs
+        d.placement = s.placement;
+        d.predicted_ms = predicted;
+        d.why = fmt::format("deadline {:.4g} ms: no plan meets it at {:.3g} Mbit/s; the fastest ({:.4g} ms) runs",
+                            opt_.max_latency_ms, est, predicted);
         return d;
       }
       Decision g = fallback(gads_->plan(ctx, cons, obs.current));  // the budget binds: constrained re-plan
@@ -145,9 +165,11 @@ class AdaptivePolicy final : public Policy {
                           obs.memory_budget_bytes / 1e6, mem / 1e6);
       return g;
     }
-    const bool budget = obs.memory_budget_bytes < plan::kUnlimited && opt_.planner != "gads";
+    const bool budget = (obs.memory_budget_bytes < plan::kUnlimited || opt_.max_latency_ms < plan::kUnlimited) &&
+                        opt_.planner != "gads";
     Decision r = fallback((budget ? gads_ : planner_)->plan(ctx, cons, obs.current));
-    if (budget) r.why = fmt::format("memory budget {:.3g} MB: gads re-planned", obs.memory_budget_bytes / 1e6);
+    if (budget) r.why = fmt::format("constraints (memory {:.3g} MB, deadline {:.4g} ms): gads re-planned",
+                                    obs.memory_budget_bytes / 1e6, opt_.max_latency_ms);
     return r;
   }
 

@@ -48,6 +48,28 @@ struct SimulatedDevice {
   }
 };
 
+// A piecewise-constant (time, value) series at t: the last sample at or before t (the first
+// before it), or `otherwise` when empty.
+double value_at(const std::vector<std::pair<double, double>>& series, double t, double otherwise) {
+  if (series.empty()) return otherwise;
+  double v = series.front().second;
+  for (const auto& [ts, x] : series) {
+    if (ts > t) break;
+    v = x;
+  }
+  return v;
+}
+
+void check_series(const std::vector<std::pair<double, double>>& series, const char* what, bool positive) {
+  for (size_t i = 0; i < series.size(); ++i) {
+    const auto& [t, v] = series[i];
+    TESSERA_CHECK(std::isfinite(t) && (i == 0 || t > series[i - 1].first), InvalidArgument,
+                  "{}[{}]: times must increase, got {}", what, i, t);
+    TESSERA_CHECK(std::isfinite(v) && (positive ? v > 0 : v >= 0), InvalidArgument, "{}[{}] = {} must be {}", what,
+                  i, v, positive ? "> 0" : ">= 0");
+  }
+}
+
 }  // namespace
 
 std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::LinkSpec& spec, Policy& policy,
@@ -64,6 +86,9 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     TESSERA_CHECK(std::isfinite(s) && s >= 0 && s < 1, InvalidArgument, "jitter and noise must be in [0, 1), got {}", s);
   TESSERA_CHECK(o.adaptive.probe_every >= 1, InvalidArgument, "probe_every must be >= 1, got {}",
                 o.adaptive.probe_every);
+  check_series(o.server_load_trace, "server_load_trace", true);
+  check_series(o.device_load_trace, "device_load_trace", true);
+  check_series(o.memory_trace, "memory_trace", false);
   SimulatedDevice dev(cm, spec, o);
   const int n = o.requests > 0 ? o.requests
                                : std::max(1, static_cast<int>(std::floor(dev.link.duration_s() / o.period_s)));
@@ -90,8 +115,8 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     obs.rtt_ms = dev.monitor.rtt_ms();
     obs.server_load = dev.monitor.server_load();
     obs.device_load = dev.monitor.device_load();
-    obs.memory_budget_bytes = ao.device_memory_bytes;
-    obs.replan = i == 0;
+    obs.memory_budget_bytes = std::min(ao.device_memory_bytes, value_at(o.memory_trace, t, plan::kUnlimited));
+    obs.replan = i == 0 || (i > 0 && value_at(o.memory_trace, t, -1) != value_at(o.memory_trace, t - o.period_s, -1));
     obs.current = current;
     const auto t0 = Clock::now();
     const Decision d = policy.decide(obs);
@@ -111,8 +136,8 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     // holds the request's time for the whole request), plus rtt/2; each value goes once to
     // each target that needs it (the cost model's rule), so on a constant link this is
     // exactly plan::evaluate's latency.
-    const double server_load = o.server_load * dev.jitter(o.compute_jitter);
-    const double device_load = o.device_load * dev.jitter(o.compute_jitter);
+    const double server_load = o.server_load * value_at(o.server_load_trace, t, 1.0) * dev.jitter(o.compute_jitter);
+    const double device_load = o.device_load * value_at(o.device_load_trace, t, 1.0) * dev.jitter(o.compute_jitter);
     const plan::Plan p = plan::from_placement(cm.dag, current, 2);
     const auto& vals = cm.dag.values;
     std::vector<std::array<char, 2>> have(vals.size(), {0, 0});

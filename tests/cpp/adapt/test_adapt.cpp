@@ -250,3 +250,50 @@ TEST(Monitor, EstimatorsAreOptions) {
   o.estimator = "psychic";
   EXPECT_THROW(Monitor{o}, tessera::Error);
 }
+
+TEST(Policy, WithATrueEstimateAndNoLoadAdaptiveChoosesTheOraclesPlan) {
+  const auto cm = chain_costs();
+  AdaptiveOptions ao;
+  ao.hysteresis = 0;
+  auto adaptive = make_adaptive_policy(cm, ao);
+  auto oracle = make_oracle_policy(cm, 0.0);
+  std::vector<int> current = {0, 0, 0};
+  int index = 0;
+  for (double bw : {0.1, 5.0, 0.3, 80.0, 2.0, 1000.0, 0.05, 12.0}) {
+    const auto a = adaptive->decide(at(bw, bw, current, index++));
+    EXPECT_EQ(a.placement, oracle->decide(at(bw, bw, current)).placement) << bw << " Mbit/s";
+    current = a.placement;
+  }
+}
+
+TEST(Policy, ADeadlineIsAConstraint) {
+  const auto cm = chain_costs();
+  AdaptiveOptions ao;
+  ao.max_latency_ms = 1;  // nothing runs this chain in 1 ms
+  auto adaptive = make_adaptive_policy(cm, ao);
+  const auto d = adaptive->decide(at(1000, 0, {0, 0, 0}, 0));
+  EXPECT_NE(d.why.find("deadline"), std::string::npos) << d.why;
+  ao.max_latency_ms = 0;
+  EXPECT_THROW(make_adaptive_policy(cm, ao), tessera::Error);
+}
+
+TEST(Simulate, EveryContextMovesAtOnce) {
+  auto cm = chain_costs();
+  cm.dag.param_bytes = {1e6, 1e6, 1e6};
+  LinkSpec spec;
+  spec.bandwidth_mbps = 1000;  // the server is worth it: all three atoms go there at first
+  SimulationOptions o;
+  o.requests = 30;
+  o.rtt_ms = 5;
+  o.server_load_trace = {{0, 1.0}, {10, 200.0}};  // the server gets 200x slower at t = 10
+  o.memory_trace = {{0, 1e9}, {20, 0.0}};         // no memory for weights from t = 20
+  auto adaptive = make_adaptive_policy(cm, o.adaptive);
+  const auto r = simulate(cm, spec, *adaptive, o);
+  EXPECT_EQ(r[5].device_atoms, 0);
+  EXPECT_EQ(r[15].device_atoms, 3);  // the monitor learned the server's load: back on the device
+  EXPECT_GT(r[15].est_load, 50);
+  EXPECT_EQ(r[25].device_atoms, 0);  // no memory: nothing may stay on the device
+  EXPECT_NE(r[20].why.find("memory"), std::string::npos) << r[20].why;
+  o.memory_trace = {{5, 1.0}, {2, 1.0}};
+  EXPECT_THROW(simulate(cm, spec, *adaptive, o), tessera::Error);  // times must increase
+}

@@ -37,6 +37,13 @@ struct AdaptiveOptions {
   bool react_to_drops = true;          // a last sample below the median by > hysteresis is used at once
   double device_memory_bytes = std::numeric_limits<double>::infinity();
   double load_tolerance = 0.05;        // relative server- or device-load change that rebuilds the table
+  // A latency requirement (ms, the plan's predicted latency): a plan that breaks it hands over to
+  // gads under it; when no plan meets it, the fastest plan runs and the record says so.
+  double max_latency_ms = std::numeric_limits<double>::infinity();
+  // > 0: before each request the device memory budget is this fraction of the memory free on
+  // the machine (Monitor::free_memory_bytes: MemAvailable, or the cgroup's limit minus its use
+  // when lower), capped by device_memory_bytes and set_memory_budget.
+  double free_memory_fraction = 0;
   MonitorOptions monitor;
 };
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "tessera/adapt/policy.h"
@@ -28,6 +29,10 @@ struct SimulationOptions {
   double rtt_ms = 0;           // the link's round trip (each transfer pays rtt/2)
   double server_load = 1;      // true multipliers of the cost model's compute
   double device_load = 1;
+  // Contexts that move with time, piecewise constant (time s, value), holding their last value;
+  // empty = the constants above / no memory limit. Loads multiply the constants; memory is the
+  // device's budget for weights (bytes), as set_memory_budget gives it live.
+  std::vector<std::pair<double, double>> server_load_trace, device_load_trace, memory_trace;
   double compute_jitter = 0;   // relative spread of each request's compute (uniform +-), 0 = none
   double sample_noise = 0;     // relative spread of every bandwidth sample the monitor takes
   uint64_t seed = 1;
