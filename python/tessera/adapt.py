@@ -38,7 +38,7 @@ def record_dict(r) -> dict:
     return {k: getattr(r, k) for k in RECORD_KEYS}
 
 
-def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, hysteresis: float = 0.2,
+def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, hysteresis: float = 0.1,
                       initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None,
                       probe_every: int = 1, window: int = 3, react_to_drops: bool = True,
                       estimator: str = "median", deadline_ms: float | None = None,
@@ -158,13 +158,13 @@ class AdaptiveDeployment(Controller):
     plan with; None measures it with probes. timeout_ms / retry_ms: a reply later than
     timeout_ms falls back to the device, and the server is retried after retry_ms.
     device_slowdown, emulation: as for :class:`tessera.Deployment`. hysteresis: keep the plan
-    while the estimate stays within its validity interval widened by this fraction (0.2).
+    while the estimate stays within its validity interval widened by this fraction (0.1, chosen by the simulator).
     initial_bandwidth_mbps: the estimate before any transfer (0: probe first).
     memory_budget_mb: device memory for weights (None: unlimited; gads plans under it).
-    probe_every: probe the link after this many requests that sent nothing. window: the
-    bandwidth estimate is the median of this many samples. react_to_drops: believe a drop
-    below the median at once (rises need confirmation). estimator: "median" (default), "harmonic"
-    (mean of the window), "ewma" or "kalman" (see MonitorOptions). deadline_ms: a latency requirement
+    probe_every: probe the link after this many requests that sent nothing. window: samples of the
+    median and harmonic estimators. react_to_drops: believe a drop below the estimate at once (rises
+    need confirmation). estimator: "median" (default: one outlier never moves it), "ewma", "harmonic"
+    (mean of the window) or "kalman" (see MonitorOptions). deadline_ms: a latency requirement
     the plans must meet (gads re-plans under it; when none can, the fastest runs and the record says
     so). free_memory_fraction: > 0 reads the machine's free memory (cgroup-aware) before every request
     and plans with this fraction of it as the device's budget for weights.
@@ -172,7 +172,7 @@ class AdaptiveDeployment(Controller):
 
     def __init__(self, model: Model, costs, server: str, planner: str = "parametric", link: Link | None = None,
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
-                 device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.2,
+                 device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.1,
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
                  window: int = 3, react_to_drops: bool = True, estimator: str = "median",
                  deadline_ms: float | None = None, free_memory_fraction: float = 0.0):

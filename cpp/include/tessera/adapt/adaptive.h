@@ -5,7 +5,7 @@
 //   dep.timeline();   // per request: estimated and true bandwidth, plan, latency parts
 //
 // Before each request the adapter reads the Monitor's bandwidth estimate (the
-// median of its window, or the last sample if that fell by more than the
+// median of its window by default - see MonitorOptions::estimator -, or the last sample if that fell by more than the
 // hysteresis: drops are believed at once, rises after confirmation). With
 // the parametric planner (the default) every optimal plan over the bandwidth
 // range is precomputed; the current plan is kept while the estimate stays in

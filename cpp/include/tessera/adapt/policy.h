@@ -29,7 +29,7 @@ namespace tessera::adapt {
 
 struct AdaptiveOptions {
   std::string planner = "parametric";  // parametric | mincut | compressed | chain | gads
-  double hysteresis = 0.2;             // stay while est in [lo / (1+h), hi * (1+h)]
+  double hysteresis = 0.1;             // stay while est in [lo / (1+h), hi * (1+h)]; 0.1: chosen by the simulator
   double initial_bandwidth_mbps = 0;   // 0: probe the link before the first request
   double rtt_ms = -1;                  // < 0: measure with small probes
   int probe_every = 1;                 // requests without a transfer between probes
