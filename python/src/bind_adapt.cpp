@@ -82,6 +82,7 @@ void bind_adapt(py::module_& m) {
       .def_readonly("true_bandwidth", &RequestRecord::true_bandwidth)
       .def_readonly("plan_id", &RequestRecord::plan_id)
       .def_readonly("device_atoms", &RequestRecord::device_atoms)
+      .def_readonly("device_param_bytes", &RequestRecord::device_param_bytes)
       .def_readonly("switched", &RequestRecord::switched)
       .def_readonly("decide_us", &RequestRecord::decide_us)
       .def_readonly("total_ms", &RequestRecord::total_ms)

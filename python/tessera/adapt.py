@@ -28,7 +28,8 @@ __all__ = ["Link", "AdaptiveDeployment", "Controller", "read_trace", "static_pol
            "adaptive_policy", "RECORD_KEYS"]
 
 
-RECORD_KEYS = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_id", "device_atoms", "switched",
+RECORD_KEYS = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_id", "device_atoms",
+               "device_param_bytes", "switched",
                "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "queue_ms", "predicted_ms", "fallback",
                "probed", "est_load", "est_device_load", "estimate_device_atoms", "why")
 

@@ -37,6 +37,7 @@ class PolicyRun:
     name: str
     latency_ms: list = field(default_factory=list)
     device_atoms: list = field(default_factory=list)
+    device_mb: list = field(default_factory=list)  # weights the plan keeps on the device
     est_bandwidth: list = field(default_factory=list)
     true_bandwidth: list = field(default_factory=list)
     switches: int = 0
@@ -47,6 +48,7 @@ class PolicyRun:
         """One request's record (a C++ RequestRecord, live or simulated)."""
         self.latency_ms.append(rec.total_ms)
         self.device_atoms.append(rec.device_atoms)
+        self.device_mb.append(rec.device_param_bytes / 1e6)
         self.est_bandwidth.append(rec.est_bandwidth)
         self.true_bandwidth.append(rec.true_bandwidth)
         self.switches += bool(rec.switched and rec.index > 0)

@@ -110,7 +110,11 @@ struct Controller::Impl {
     r.predicted_ms = d.predicted_ms;
     r.estimate_device_atoms = d.estimate_device_atoms;
     r.why = d.why;
-    for (int t : d.placement) r.device_atoms += t == 0;
+    for (size_t a = 0; a < d.placement.size(); ++a)
+      if (d.placement[a] == 0) {
+        ++r.device_atoms;
+        if (!cm.dag.param_bytes.empty()) r.device_param_bytes += cm.dag.param_bytes[a];
+      }
     auto out = dep.run(inputs);
     const auto tl = dep.last_timeline();
     bool transferred = false;

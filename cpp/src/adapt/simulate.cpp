@@ -128,7 +128,11 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     r.predicted_ms = d.predicted_ms;
     r.estimate_device_atoms = d.estimate_device_atoms;
     r.why = d.why;
-    for (int x : current) r.device_atoms += x == 0;
+    for (size_t a = 0; a < current.size(); ++a)
+      if (current[a] == 0) {
+        ++r.device_atoms;
+        if (!cm.dag.param_bytes.empty()) r.device_param_bytes += cm.dag.param_bytes[a];
+      }
 
     // The request at the true context (loads, optional compute jitter), block by block: every
     // transfer is serialised at the trace's rate from the request's time, integrated across

@@ -80,6 +80,7 @@ struct RequestRecord {
   double true_bandwidth = 0;  // Mbit/s of the emulated link at the request (0 without a link)
   int plan_id = -1;           // parametric segment (or -1)
   int device_atoms = 0;       // atoms on the device in the plan used
+  double device_param_bytes = 0;  // weights the plan used keeps on the device
   bool switched = false;      // the plan changed before this request
   double decide_us = 0;       // time spent deciding
   double total_ms = 0, device_ms = 0, transfer_ms = 0, server_ms = 0;
