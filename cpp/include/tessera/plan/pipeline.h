@@ -1,0 +1,80 @@
+// tessera/plan/pipeline.h -- a model over N nodes in a pipeline (issue 14, the planner part).
+//
+// Nodes are machines in pipeline order candidates: node 0 is the device (it holds the
+// inputs; the results return to it), the others edge servers or a cloud. Each has a cost
+// per atom (ms) and a memory capacity for weights; links between nodes have a bandwidth
+// (0 = unreachable) and a round trip. A pipeline plan is an ordered list of stages, each a
+// contiguous segment of the atoms' topological order on one node; the values live across a
+// cut between two stages travel on the link between them (values a later stage needs are
+// forwarded stage to stage), and the model's outputs travel from their stage's node back to
+// node 0.
+//
+//   throughput: every stage busy at once on a stream of inputs; the bottleneck is the
+//               slowest of the stages' compute and the links' serialisation (DADS's
+//               heavy-load model, PipeEdge's objective); fps = 1000 / bottleneck ms
+//   latency:    one input alone: the sum of compute and transfers (serialisation + rtt/2)
+//
+// plan_pipeline_dp: exact for a given node order over the partitions it searches (every
+// split of the topological order into contiguous stages on a prefix of the order, the
+// device's own stage possibly empty): dp[k][q] = best objective with the first k stages
+// covering atoms [0, q); O(K n^2) transitions with prefix sums, K nodes, n atoms.
+// plan_pipeline_exhaustive: every order of every subset of the servers after the device,
+// DP inside (the test oracle and the best for small K). equal_layers: the naive baseline
+// (stages of equal compute on each node's costs). torch-free.
+#pragma once
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tessera/plan/cost_model.h"
+#include "tessera/plan/plan.h"
+
+namespace tessera::plan {
+
+struct PipelineNode {
+  std::string name;
+  std::vector<double> compute_ms;                                    // per atom
+  double memory_bytes = std::numeric_limits<double>::infinity();    // weights it may hold
+};
+
+struct PipelineNetwork {
+  std::vector<PipelineNode> nodes;                 // nodes[0] = the device
+  std::vector<std::vector<double>> bandwidth_mbps;  // K x K; 0 = unreachable (the diagonal is unused)
+  std::vector<std::vector<double>> rtt_ms;          // K x K (empty = 0)
+  // Throws InvalidArgument naming the node or pair: wrong sizes, costs, a node linked to itself...
+  void validate(const AtomDag& dag) const;
+  int index(const std::string& name) const;        // -1 if unknown
+};
+
+struct Stage {
+  int node = 0;
+  std::vector<int> atoms;  // contiguous in the topological order
+};
+
+struct PipelinePlan {
+  std::string algorithm;
+  PlanStatus status = PlanStatus::Feasible;
+  std::string reason;
+  std::vector<Stage> stages;            // in pipeline order; the first is on node 0
+  double throughput_fps = 0;
+  double latency_ms = 0;
+  double bottleneck_ms = 0;
+  std::string bottleneck;               // "stage 2 on edge-b" or "link edge-a -> edge-b"
+  std::vector<double> stage_ms;         // per stage: compute
+  std::vector<double> link_ms;          // per cut after stage i (and the last: results back): serialisation
+  bool ok() const { return status == PlanStatus::Optimal || status == PlanStatus::Feasible; }
+  std::string explain(const PipelineNetwork& net) const;
+};
+
+// Metrics of given stages (checked: contiguous, in order, every atom once, first on node 0,
+// reachable links, memory). A violated memory limit gives status Infeasible with the reason.
+PipelinePlan evaluate_pipeline(const AtomDag& dag, const PipelineNetwork& net, const std::vector<Stage>& stages);
+
+PipelinePlan plan_pipeline_dp(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
+                              Objective objective = Objective::Throughput);
+PipelinePlan plan_pipeline_exhaustive(const AtomDag& dag, const PipelineNetwork& net,
+                                      Objective objective = Objective::Throughput);
+PipelinePlan plan_pipeline_equal_layers(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order);
+
+}  // namespace tessera::plan

@@ -1,0 +1,312 @@
+// plan/pipeline.cpp -- N-node pipeline plans: metrics, DP, exhaustive, equal layers
+// (see tessera/plan/pipeline.h for the model and the DP's state and complexity).
+#include "tessera/plan/pipeline.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "tessera/core/error.h"
+
+namespace tessera::plan {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Per cut position and per atom, what every plan of this DAG reads.
+struct Prefix {
+  int n = 0;
+  std::vector<double> cross;                 // cross[p]: bytes live across the cut before atom p (0..n)
+  std::vector<double> out_bytes;             // per atom: bytes of model outputs it produces
+  std::vector<double> params;                // prefix sums of parameter bytes
+  std::vector<std::vector<double>> compute;  // per node: prefix sums of compute ms
+
+  Prefix(const AtomDag& dag, const PipelineNetwork& net) : n(dag.num_atoms) {
+    cross.assign(static_cast<size_t>(n) + 2, 0.0);
+    out_bytes.assign(static_cast<size_t>(n), 0.0);
+    for (const auto& v : dag.values) {
+      if (v.is_output && v.producer != kModelInput) out_bytes[v.producer] += v.bytes;
+      if (v.consumers.empty()) continue;
+      const int from = v.producer + 1, to = v.consumers.back();  // live for cuts p in [producer + 1, last consumer]
+      cross[from] += v.bytes;
+      cross[to + 1] -= v.bytes;
+    }
+    for (int p = 1; p <= n; ++p) cross[p] += cross[p - 1];
+    params.assign(static_cast<size_t>(n) + 1, 0.0);
+    for (int a = 0; a < n; ++a) params[a + 1] = params[a] + (dag.param_bytes.empty() ? 0.0 : dag.param_bytes[a]);
+    for (const auto& node : net.nodes) {
+      std::vector<double> c(static_cast<size_t>(n) + 1, 0.0);
+      for (int a = 0; a < n; ++a) c[a + 1] = c[a] + node.compute_ms[a];
+      compute.push_back(std::move(c));
+    }
+  }
+  double ret(int p, int q) const {
+    double b = 0;
+    for (int a = p; a < q; ++a) b += out_bytes[a];
+    return b;
+  }
+};
+
+double bw(const PipelineNetwork& net, int a, int b) { return net.bandwidth_mbps[a][b]; }
+double rtt(const PipelineNetwork& net, int a, int b) { return net.rtt_ms.empty() ? 0.0 : net.rtt_ms[a][b]; }
+double ser_ms(double bytes, double mbps) { return bytes <= 0 ? 0.0 : bytes * 8e-3 / mbps; }
+
+// The costs of one stage [p, q) on node u after a stage on node w (w < 0: the first stage).
+struct StageCost {
+  bool ok = false;
+  double compute = 0, in_link = 0, in_rtt = 0, ret_link = 0, ret_rtt = 0;
+};
+
+StageCost stage_cost(const Prefix& pf, const PipelineNetwork& net, int w, int u, int p, int q) {
+  StageCost c;
+  if (pf.params[q] - pf.params[p] > net.nodes[u].memory_bytes) return c;
+  if (w >= 0 && w != u) {
+    const double bytes = pf.cross[p];
+    if (bytes > 0) {
+      if (!(bw(net, w, u) > 0)) return c;
+      c.in_link = ser_ms(bytes, bw(net, w, u));
+      c.in_rtt = rtt(net, w, u) / 2;
+    }
+  }
+  const double back = u == 0 ? 0.0 : pf.ret(p, q);
+  if (back > 0) {
+    if (!(bw(net, u, 0) > 0)) return c;
+    c.ret_link = ser_ms(back, bw(net, u, 0));
+    c.ret_rtt = rtt(net, u, 0) / 2;
+  }
+  c.compute = pf.compute[u][q] - pf.compute[u][p];
+  c.ok = true;
+  return c;
+}
+
+double combine(Objective obj, double before, const StageCost& c) {
+  if (obj == Objective::Throughput) return std::max({before, c.compute, c.in_link, c.ret_link});
+  return before + c.compute + c.in_link + c.in_rtt + c.ret_link + c.ret_rtt;
+}
+
+PipelinePlan bad(std::string algorithm, PlanStatus status, std::string why) {
+  PipelinePlan p;
+  p.algorithm = std::move(algorithm);
+  p.status = status;
+  p.reason = std::move(why);
+  return p;
+}
+
+}  // namespace
+
+int PipelineNetwork::index(const std::string& name) const {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+void PipelineNetwork::validate(const AtomDag& dag) const {
+  dag.validate();
+  const size_t K = nodes.size();
+  TESSERA_CHECK(K >= 1, InvalidArgument, "a pipeline network needs at least the device (node 0)");
+  for (size_t i = 0; i < K; ++i) {
+    const auto& nd = nodes[i];
+    TESSERA_CHECK(static_cast<int>(nd.compute_ms.size()) == dag.num_atoms, InvalidArgument,
+                  "node {} ('{}') has {} atom costs, the model has {} atoms", i, nd.name, nd.compute_ms.size(),
+                  dag.num_atoms);
+    for (size_t a = 0; a < nd.compute_ms.size(); ++a)
+      TESSERA_CHECK(std::isfinite(nd.compute_ms[a]) && nd.compute_ms[a] >= 0, InvalidArgument,
+                    "node '{}': compute_ms[{}] = {} must be finite and >= 0", nd.name, a, nd.compute_ms[a]);
+    TESSERA_CHECK(nd.memory_bytes >= 0, InvalidArgument, "node '{}': memory must be >= 0", nd.name);
+    for (size_t j = 0; j < i; ++j)
+      TESSERA_CHECK(nodes[j].name.empty() || nodes[j].name != nd.name, InvalidArgument,
+                    "two nodes are named '{}'", nd.name);
+  }
+  TESSERA_CHECK(bandwidth_mbps.size() == K, InvalidArgument, "bandwidth_mbps has {} rows for {} nodes",
+                bandwidth_mbps.size(), K);
+  TESSERA_CHECK(rtt_ms.empty() || rtt_ms.size() == K, InvalidArgument, "rtt_ms has {} rows for {} nodes",
+                rtt_ms.size(), K);
+  for (size_t i = 0; i < K; ++i) {
+    TESSERA_CHECK(bandwidth_mbps[i].size() == K, InvalidArgument, "bandwidth_mbps[{}] has {} entries for {} nodes",
+                  i, bandwidth_mbps[i].size(), K);
+    TESSERA_CHECK(rtt_ms.empty() || rtt_ms[i].size() == K, InvalidArgument, "rtt_ms[{}] has {} entries", i,
+                  rtt_ms.empty() ? 0 : rtt_ms[i].size());
+    for (size_t j = 0; j < K; ++j) {
+      const double b = bandwidth_mbps[i][j];
+      TESSERA_CHECK(std::isfinite(b) && b >= 0 && b <= 1e9, InvalidArgument,
+                    "bandwidth from '{}' to '{}' = {} must be in [0, 1e9] Mbit/s (0: unreachable)", nodes[i].name,
+                    nodes[j].name, b);
+      TESSERA_CHECK(i != j || b == 0, InvalidArgument, "node '{}' has a link to itself", nodes[i].name);
+      if (!rtt_ms.empty())
+        TESSERA_CHECK(std::isfinite(rtt_ms[i][j]) && rtt_ms[i][j] >= 0, InvalidArgument,
+                      "rtt from '{}' to '{}' must be >= 0", nodes[i].name, nodes[j].name);
+    }
+  }
+}
+
+PipelinePlan evaluate_pipeline(const AtomDag& dag, const PipelineNetwork& net, const std::vector<Stage>& stages) {
+  net.validate(dag);
+  TESSERA_CHECK(!stages.empty() && stages.front().node == 0, InvalidArgument,
+                "a pipeline starts on node 0 (the device, which holds the inputs)");
+  const Prefix pf(dag, net);
+  PipelinePlan plan;
+  plan.algorithm = "evaluate";
+  plan.stages = stages;
+  int next = 0, prev = -1;
+  double lat = 0, neck = 0;
+  for (size_t k = 0; k < stages.size(); ++k) {
+    const auto& s = stages[k];
+    TESSERA_CHECK(s.node >= 0 && s.node < static_cast<int>(net.nodes.size()), InvalidArgument,
+                  "stage {} is on node {}: the network has {} nodes", k, s.node, net.nodes.size());
+    TESSERA_CHECK(k == 0 || !s.atoms.empty(), InvalidArgument, "stage {} is empty (only the device's may be)", k);
+    for (size_t i = 0; i < s.atoms.size(); ++i)
+      TESSERA_CHECK(s.atoms[i] == next + static_cast<int>(i), InvalidArgument,
+                    "stage {} is not the next contiguous run of the topological order (expected atom {}, got {})", k,
+                    next + static_cast<int>(i), s.atoms[i]);
+    const int p = next, q = next + static_cast<int>(s.atoms.size());
+    const StageCost c = stage_cost(pf, net, prev, s.node, p, q);
+    if (!c.ok) {
+      const bool mem = pf.params[q] - pf.params[p] > net.nodes[s.node].memory_bytes;
+      plan.status = mem ? PlanStatus::Infeasible : PlanStatus::BadInput;
+      plan.reason = mem ? fmt::format("node '{}' holds {:.0f} bytes of weights in stage {}, over its {:.0f}",
+                                      net.nodes[s.node].name, pf.params[q] - pf.params[p], k,
+                                      net.nodes[s.node].memory_bytes)
+                        : fmt::format("stage {} on '{}' cannot be reached (or cannot return its results)", k,
+                                      net.nodes[s.node].name);
+    }
+    plan.stage_ms.push_back(c.compute);
+    if (k > 0) plan.link_ms.push_back(c.in_link);
+    lat += c.compute + c.in_link + c.in_rtt + c.ret_link + c.ret_rtt;
+    const double here = std::max({c.compute, c.in_link, c.ret_link});
+    if (here > neck) {
+      neck = here;
+      plan.bottleneck = here == c.compute ? fmt::format("stage {} on {}", k, net.nodes[s.node].name)
+                        : here == c.in_link
+                            ? fmt::format("link {} -> {}", net.nodes[prev].name, net.nodes[s.node].name)
+                            : fmt::format("results {} -> {}", net.nodes[s.node].name, net.nodes[0].name);
+    }
+    prev = s.node;
+    next = q;
+  }
+  TESSERA_CHECK(next == dag.num_atoms, InvalidArgument, "the stages cover atoms [0, {}), the model has {}", next,
+                dag.num_atoms);
+  plan.latency_ms = lat;
+  plan.bottleneck_ms = neck;
+  plan.throughput_fps = neck > 0 ? 1000.0 / neck : kInf;
+  return plan;
+}
+
+PipelinePlan plan_pipeline_dp(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
+                              Objective objective) {
+  net.validate(dag);
+  TESSERA_CHECK(objective != Objective::Energy, NotImplemented, "pipeline plans optimise throughput or latency");
+  const int K = static_cast<int>(order.size());
+  TESSERA_CHECK(K >= 1 && order[0] == 0, InvalidArgument, "the node order starts with node 0 (the device)");
+  std::vector<char> seen(net.nodes.size(), 0);
+  for (int u : order) {
+    TESSERA_CHECK(u >= 0 && u < static_cast<int>(net.nodes.size()), InvalidArgument, "unknown node {} in the order", u);
+    TESSERA_CHECK(!seen[u], InvalidArgument, "node '{}' appears twice in the order", net.nodes[u].name);
+    seen[u] = 1;
+  }
+  const Prefix pf(dag, net);
+  const int n = dag.num_atoms;
+  // dp[k][q]: best objective with stages 0..k covering [0, q); from[k][q]: where stage k starts.
+  std::vector<std::vector<double>> dp(static_cast<size_t>(K), std::vector<double>(static_cast<size_t>(n) + 1, kInf));
+  std::vector<std::vector<int>> from(static_cast<size_t>(K), std::vector<int>(static_cast<size_t>(n) + 1, -1));
+  for (int q = 0; q <= n; ++q) {
+    const StageCost c = stage_cost(pf, net, -1, 0, 0, q);
+    if (c.ok) dp[0][q] = combine(objective, 0.0, c), from[0][q] = 0;
+  }
+  for (int k = 1; k < K; ++k)
+    for (int q = 1; q <= n; ++q)
+      for (int p = 0; p < q; ++p) {
+        if (dp[k - 1][p] == kInf) continue;
+        const StageCost c = stage_cost(pf, net, order[k - 1], order[k], p, q);
+        if (!c.ok) continue;
+        const double v = combine(objective, dp[k - 1][p], c);
+        if (v < dp[k][q]) dp[k][q] = v, from[k][q] = p;
+      }
+  int best_k = -1;
+  for (int k = 0; k < K; ++k)
+    if (dp[k][n] < kInf && (best_k < 0 || dp[k][n] < dp[best_k][n])) best_k = k;
+  if (best_k < 0)
+    return bad("dp", PlanStatus::Infeasible,
+               "no partition over this node order meets every node's memory and reaches every stage");
+  std::vector<Stage> stages(static_cast<size_t>(best_k) + 1);
+  for (int k = best_k, q = n; k >= 0; --k) {
+    const int p = from[k][q];
+    stages[k].node = order[k];
+    for (int a = p; a < q; ++a) stages[k].atoms.push_back(a);
+    q = p;
+  }
+  PipelinePlan plan = evaluate_pipeline(dag, net, stages);
+  plan.algorithm = "dp";
+  plan.status = PlanStatus::Optimal;
+  plan.reason = "optimal over contiguous stages for this node order";
+  return plan;
+}
+
+PipelinePlan plan_pipeline_exhaustive(const AtomDag& dag, const PipelineNetwork& net, Objective objective) {
+  net.validate(dag);
+  const int K = static_cast<int>(net.nodes.size());
+  TESSERA_CHECK(K <= 8, InvalidArgument, "exhaustive search over {} nodes would try too many orders (at most 8)", K);
+  PipelinePlan best = bad("exhaustive", PlanStatus::Infeasible, "no node order admits a plan");
+  auto value = [&](const PipelinePlan& p) { return objective == Objective::Throughput ? p.bottleneck_ms : p.latency_ms; };
+  std::vector<int> servers(static_cast<size_t>(K - 1));
+  std::iota(servers.begin(), servers.end(), 1);
+  for (int mask = 0; mask < (1 << (K - 1)); ++mask) {
+    std::vector<int> subset;
+    for (int i = 0; i < K - 1; ++i)
+      if (mask >> i & 1) subset.push_back(servers[i]);
+    do {
+      std::vector<int> order = {0};
+      order.insert(order.end(), subset.begin(), subset.end());
+      PipelinePlan p = plan_pipeline_dp(dag, net, order, objective);
+      if (p.ok() && (!best.ok() || value(p) < value(best))) best = std::move(p);
+    } while (std::next_permutation(subset.begin(), subset.end()));
+  }
+  if (best.ok()) {
+    best.algorithm = "exhaustive";
+    best.reason = "optimal over contiguous stages and every node order";
+  }
+  return best;
+}
+
+PipelinePlan plan_pipeline_equal_layers(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order) {
+  net.validate(dag);
+  TESSERA_CHECK(!order.empty() && order[0] == 0, InvalidArgument, "the node order starts with node 0 (the device)");
+  const int n = dag.num_atoms, K = static_cast<int>(order.size());
+  std::vector<Stage> stages;
+  int p = 0;
+  for (int k = 0; k < K; ++k) {
+    const auto& c = net.nodes[order[k]].compute_ms;
+    double total = 0;
+    for (int a = p; a < n; ++a) total += c[a];
+    const double share = total / (K - k);
+    Stage s;
+    s.node = order[k];
+    double acc = 0;
+    while (p < n && (k == K - 1 || acc + c[p] / 2 <= share || s.atoms.empty())) {
+      acc += c[p];
+      s.atoms.push_back(p++);
+    }
+    if (!s.atoms.empty() || k == 0) stages.push_back(std::move(s));
+  }
+  PipelinePlan plan = evaluate_pipeline(dag, net, stages);
+  plan.algorithm = "equal_layers";
+  return plan;
+}
+
+std::string PipelinePlan::explain(const PipelineNetwork& net) const {
+  std::string s = fmt::format("{} pipeline plan: {}", algorithm, status_name(status));
+  if (!reason.empty()) s += fmt::format(" ({})", reason);
+  s += fmt::format("\nthroughput {:.2f} fps (bottleneck {:.3f} ms: {}), latency {:.3f} ms\n", throughput_fps,
+                   bottleneck_ms, bottleneck, latency_ms);
+  for (size_t k = 0; k < stages.size(); ++k) {
+    const auto& st = stages[k];
+    s += fmt::format("stage {} on {}: {} atoms", k, net.nodes[st.node].name, st.atoms.size());
+    if (!st.atoms.empty()) s += fmt::format(" [{}-{}]", st.atoms.front(), st.atoms.back());
+    s += fmt::format(", {:.3f} ms", k < stage_ms.size() ? stage_ms[k] : 0.0);
+    if (k > 0 && k - 1 < link_ms.size()) s += fmt::format(" (link in {:.3f} ms)", link_ms[k - 1]);
+    s += "\n";
+  }
+  return s;
+}
+
+}  // namespace tessera::plan

@@ -1,0 +1,166 @@
+// N-node pipeline plans: DP against brute force over every partition it searches.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "tessera/core/error.h"
+#include "tessera/plan/pipeline.h"
+
+using namespace tessera;
+using namespace tessera::plan;
+
+namespace {
+
+AtomDag random_dag(std::mt19937& rng, int n) {
+  std::uniform_real_distribution<double> bytes(1e3, 1e6), params(0, 1e6), u(0, 1);
+  AtomDag d;
+  d.num_atoms = n;
+  d.values.push_back({kModelInput, {0}, bytes(rng), false, "x"});
+  for (int a = 0; a < n; ++a) {
+    std::vector<int> consumers;
+    if (a + 1 < n) consumers.push_back(a + 1);
+    if (a + 3 < n && u(rng) < 0.3) consumers.push_back(a + 3);  // a skip connection
+    d.values.push_back({a, consumers, bytes(rng), a + 1 == n || u(rng) < 0.05, ""});
+    d.param_bytes.push_back(params(rng));
+  }
+  return d;
+}
+
+PipelineNetwork random_net(std::mt19937& rng, int n, int K) {
+  std::uniform_real_distribution<double> ms(0.1, 10), bw(1, 200), u(0, 1), rtt(0, 5);
+  PipelineNetwork net;
+  for (int k = 0; k < K; ++k) {
+    PipelineNode node;
+    node.name = k == 0 ? "device" : "edge-" + std::to_string(k);
+    const double speed = k == 0 ? 10 : 1 + 3 * u(rng);
+    for (int a = 0; a < n; ++a) node.compute_ms.push_back(ms(rng) * speed);
+    if (u(rng) < 0.3) node.memory_bytes = 2e6 + 4e6 * u(rng);
+    net.nodes.push_back(node);
+  }
+  net.bandwidth_mbps.assign(K, std::vector<double>(K, 0));
+  net.rtt_ms.assign(K, std::vector<double>(K, 0));
+  for (int i = 0; i < K; ++i)
+    for (int j = 0; j < K; ++j)
+      if (i != j && u(rng) < 0.85) net.bandwidth_mbps[i][j] = bw(rng), net.rtt_ms[i][j] = rtt(rng);
+  return net;
+}
+
+double objective_of(const PipelinePlan& p, Objective o) {
+  return o == Objective::Throughput ? p.bottleneck_ms : p.latency_ms;
+}
+
+// Every split of the atoms into contiguous stages on a prefix of `order` (the device's stage may be empty).
+double brute_force(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order, Objective o) {
+  const int n = dag.num_atoms;
+  double best = std::numeric_limits<double>::infinity();
+  for (size_t m = 1; m <= order.size(); ++m) {
+    // cuts c_1 <= ... : stage 0 = [0, c1), stage k = [c_k, c_{k+1}) non-empty
+    std::vector<int> cuts(m + 1, 0);
+    cuts[m] = n;
+    std::function<void(size_t, int)> rec = [&](size_t k, int start) {
+      if (k == m) {
+        std::vector<Stage> stages(m);
+        for (size_t s = 0; s < m; ++s) {
+          stages[s].node = order[s];
+          for (int a = cuts[s]; a < cuts[s + 1]; ++a) stages[s].atoms.push_back(a);
+        }
+        for (size_t s = 1; s < m; ++s)
+          if (stages[s].atoms.empty()) return;
+        const auto p = evaluate_pipeline(dag, net, stages);
+        if (p.ok()) best = std::min(best, objective_of(p, o));
+        return;
+      }
+      for (int c = start; c <= n; ++c) {
+        cuts[k] = c;
+        rec(k + 1, k == 0 ? c : c + 1);
+      }
+    };
+    if (m == 1) {
+      rec(1, 0);
+    } else {
+      for (int c1 = 0; c1 <= n; ++c1) {
+        cuts[1] = c1;
+        std::function<void(size_t, int)> inner = [&](size_t k, int start) {
+          if (k == m) {
+            rec(m, 0);
+            return;
+          }
+          for (int c = start; c <= n; ++c) {
+            cuts[k] = c;
+            inner(k + 1, c + 1);
+          }
+        };
+        inner(2, c1 + 1);
+      }
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+TEST(Pipeline, DpEqualsBruteForceOverItsPartitions) {
+  std::mt19937 rng(7);
+  int checked = 0, infeasible = 0;
+  for (int inst = 0; inst < 500; ++inst) {
+    const int n = 2 + static_cast<int>(rng() % 8), K = 1 + static_cast<int>(rng() % 4);
+    const AtomDag dag = random_dag(rng, n);
+    const PipelineNetwork net = random_net(rng, n, K);
+    std::vector<int> order(K);
+    for (int k = 0; k < K; ++k) order[k] = k;
+    std::shuffle(order.begin() + 1, order.end(), rng);
+    for (Objective o : {Objective::Throughput, Objective::Latency}) {
+      const auto dp = plan_pipeline_dp(dag, net, order, o);
+      const double bf = brute_force(dag, net, order, o);
+      if (!dp.ok()) {
+        EXPECT_EQ(bf, std::numeric_limits<double>::infinity()) << "instance " << inst;
+        ++infeasible;
+        continue;
+      }
+      EXPECT_NEAR(objective_of(dp, o), bf, 1e-9 * std::max(1.0, bf)) << "instance " << inst;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 800);
+  EXPECT_LT(infeasible, 200);
+}
+
+TEST(Pipeline, ExhaustiveIsNeverWorseThanAGivenOrder) {
+  std::mt19937 rng(11);
+  for (int inst = 0; inst < 50; ++inst) {
+    const int n = 4 + static_cast<int>(rng() % 20), K = 2 + static_cast<int>(rng() % 3);
+    const AtomDag dag = random_dag(rng, n);
+    const PipelineNetwork net = random_net(rng, n, K);
+    std::vector<int> order(K);
+    for (int k = 0; k < K; ++k) order[k] = k;
+    const auto given = plan_pipeline_dp(dag, net, order);
+    const auto all = plan_pipeline_exhaustive(dag, net);
+    if (given.ok()) {
+      ASSERT_TRUE(all.ok());
+      EXPECT_LE(all.bottleneck_ms, given.bottleneck_ms * (1 + 1e-12));
+    }
+    const auto eq = plan_pipeline_equal_layers(dag, net, order);
+    if (eq.ok() && all.ok()) EXPECT_LE(all.bottleneck_ms, eq.bottleneck_ms * (1 + 1e-12));
+  }
+}
+
+TEST(Pipeline, BadNetworksAreNamed) {
+  std::mt19937 rng(3);
+  const AtomDag dag = random_dag(rng, 5);
+  PipelineNetwork net = random_net(rng, 5, 3);
+  net.bandwidth_mbps[1][1] = 10;
+  try {
+    plan_pipeline_dp(dag, net, {0, 1, 2});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("link to itself"), std::string::npos) << e.message();
+  }
+  net.bandwidth_mbps[1][1] = 0;
+  EXPECT_THROW(plan_pipeline_dp(dag, net, {1, 0}), Error);     // must start on the device
+  EXPECT_THROW(plan_pipeline_dp(dag, net, {0, 1, 1}), Error);  // a node twice
+  EXPECT_THROW(plan_pipeline_dp(dag, net, {0, 9}), Error);     // unknown node
+  for (auto& node : net.nodes) node.memory_bytes = 1;           // no node can hold any weights
+  const auto p = plan_pipeline_dp(dag, net, {0, 1, 2});
+  EXPECT_EQ(p.status, PlanStatus::Infeasible);
+  EXPECT_NE(p.reason.find("memory"), std::string::npos);
+}
