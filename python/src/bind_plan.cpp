@@ -15,6 +15,7 @@
 #include "tessera/plan/mincut.h"
 #include "tessera/plan/parametric.h"
 #include "tessera/plan/plan.h"
+#include "tessera/plan/pipeline.h"
 #include "tessera/plan/planners.h"
 
 namespace py = pybind11;
@@ -287,4 +288,49 @@ void bind_plan(py::module_& m) {
       py::arg("dag"), py::arg("placement"));
   m.def("constraint_violation", &constraint_violation, py::arg("plan"), py::arg("context"),
         py::arg("constraints") = Constraints{});
+
+  // ---- N-node pipelines (plan/pipeline.h) ----
+  py::class_<PipelineNode>(m, "PipelineNode")
+      .def(py::init<>())
+      .def_readwrite("name", &PipelineNode::name)
+      .def_readwrite("compute_ms", &PipelineNode::compute_ms)
+      .def_readwrite("memory_bytes", &PipelineNode::memory_bytes);
+  py::class_<PipelineNetwork>(m, "PipelineNetwork")
+      .def(py::init<>())
+      .def_readwrite("nodes", &PipelineNetwork::nodes)
+      .def_readwrite("bandwidth_mbps", &PipelineNetwork::bandwidth_mbps)
+      .def_readwrite("rtt_ms", &PipelineNetwork::rtt_ms)
+      .def("validate", &PipelineNetwork::validate, py::arg("dag"))
+      .def("index", &PipelineNetwork::index, py::arg("name"));
+  py::class_<Stage>(m, "Stage")
+      .def(py::init<>())
+      .def_readwrite("node", &Stage::node)
+      .def_readwrite("atoms", &Stage::atoms);
+  py::class_<PipelinePlan>(m, "PipelinePlan")
+      .def_readonly("algorithm", &PipelinePlan::algorithm)
+      .def_property_readonly("status", [](const PipelinePlan& p) { return std::string(status_name(p.status)); })
+      .def_readonly("reason", &PipelinePlan::reason)
+      .def_readonly("stages", &PipelinePlan::stages)
+      .def_readonly("throughput_fps", &PipelinePlan::throughput_fps)
+      .def_readonly("latency_ms", &PipelinePlan::latency_ms)
+      .def_readonly("bottleneck_ms", &PipelinePlan::bottleneck_ms)
+      .def_readonly("bottleneck", &PipelinePlan::bottleneck)
+      .def_readonly("stage_ms", &PipelinePlan::stage_ms)
+      .def_readonly("link_ms", &PipelinePlan::link_ms)
+      .def("ok", &PipelinePlan::ok)
+      .def("explain", &PipelinePlan::explain, py::arg("network"));
+  m.def("evaluate_pipeline", &evaluate_pipeline, py::arg("dag"), py::arg("network"), py::arg("stages"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "plan_pipeline",
+      [](const AtomDag& dag, const PipelineNetwork& net, const std::string& algorithm, const std::vector<int>& order,
+         const std::string& objective) {
+        const Objective o = parse_objective(objective);
+        if (algorithm == "dp") return plan_pipeline_dp(dag, net, order, o);
+        if (algorithm == "exhaustive") return plan_pipeline_exhaustive(dag, net, o);
+        if (algorithm == "equal_layers") return plan_pipeline_equal_layers(dag, net, order);
+        TESSERA_THROW(InvalidArgument, "unknown pipeline algorithm '{}' (dp, exhaustive, equal_layers)", algorithm);
+      },
+      py::arg("dag"), py::arg("network"), py::arg("algorithm"), py::arg("order"), py::arg("objective"),
+      py::call_guard<py::gil_scoped_release>());
 }
