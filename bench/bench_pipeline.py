@@ -3,7 +3,7 @@
 Models of the zoo profiled here (1 thread, server costs = this machine); nodes: the device 10x slower
 than this machine, then servers at 1x, 2x (twice as fast), 4x, 1x, 2x (as many as --nodes asks); links:
 device to every server at --device-link Mbit/s (rtt 20 ms), server to server 1 Gbit/s (rtt 1 ms).
-Per model and node count: the best two-party plan (the device and one server, dp), equal_layers and dp over the given order, exhaustive
+Per model and node count: the best two-party plan (the device and one server, dp), equal_layers and dp over the given order, pso_dp, exhaustive
 (every order of every subset) where it finishes; predicted frames per second from the cost model (the
 pipeline runtime is not built yet: nothing here is measured throughput), and planning time in C++
 called from Python (median of --repeats).
@@ -71,14 +71,16 @@ def main(argv=None):
                           for n in net.nodes), key=lambda p: p.throughput_fps)
             eq, _ = timed(lambda: ts.plan_pipeline(m, net, algorithm="equal_layers"), args.repeats)
             dp, dp_ms = timed(lambda: ts.plan_pipeline(m, net, algorithm="dp"), args.repeats)
+            pso, pso_ms = timed(lambda: ts.plan_pipeline(m, net, algorithm="pso_dp"), max(1, args.repeats // 4))
             ex, ex_ms = (timed(lambda: ts.plan_pipeline(m, net, algorithm="exhaustive"), max(1, args.repeats // 10))
                          if k <= 6 else (None, None))
             rows.append({"model": name, "atoms": m.num_atoms, "nodes": k,
                          "best_two_party_fps": f"{single.throughput_fps:.2f}",
                          "equal_layers_fps": f"{eq.throughput_fps:.2f}", "dp_fps": f"{dp.throughput_fps:.2f}",
+                         "pso_dp_fps": f"{pso.throughput_fps:.2f}",
                          "exhaustive_fps": f"{ex.throughput_fps:.2f}" if ex else "-",
                          "dp/best_two_party": f"{dp.throughput_fps / single.throughput_fps:.2f}",
-                         "dp_ms": f"{dp_ms:.2f}", "exhaustive_ms": f"{ex_ms:.1f}" if ex else "-",
+                         "dp_ms": f"{dp_ms:.2f}", "pso_dp_ms": f"{pso_ms:.1f}", "exhaustive_ms": f"{ex_ms:.1f}" if ex else "-",
                          "dp_stages": " | ".join(f"{n}:{len(a)}" for n, a in dp.stages)})
             print(rows[-1], flush=True)
     print(f"\npredicted by the cost model (1 thread profiles here; device 10x slower; servers 1x/2x/4x/1x/2x; device link "

@@ -328,8 +328,9 @@ void bind_plan(py::module_& m) {
         const Objective o = parse_objective(objective);
         if (algorithm == "dp") return plan_pipeline_dp(dag, net, order, o);
         if (algorithm == "exhaustive") return plan_pipeline_exhaustive(dag, net, o);
+        if (algorithm == "pso_dp") return plan_pipeline_pso_dp(dag, net, order, o);
         if (algorithm == "equal_layers") return plan_pipeline_equal_layers(dag, net, order);
-        TESSERA_THROW(InvalidArgument, "unknown pipeline algorithm '{}' (dp, exhaustive, equal_layers)", algorithm);
+        TESSERA_THROW(InvalidArgument, "unknown pipeline algorithm '{}' (dp, pso_dp, exhaustive, equal_layers)", algorithm);
       },
       py::arg("dag"), py::arg("network"), py::arg("algorithm"), py::arg("order"), py::arg("objective"),
       py::call_guard<py::gil_scoped_release>());

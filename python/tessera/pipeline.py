@@ -5,7 +5,7 @@
              ts.Node("edge-b", speed=0.5, reference=ct)]                   # costs from a reference profile
     net = ts.Network(nodes, links={("phone", "edge-a"): ts.Link(bandwidth_mbps=20, rtt_ms=10),
                                    ("edge-a", "edge-b"): ts.Link(bandwidth_mbps=1000, rtt_ms=1)})  # others: unreachable
-    plan = ts.plan_pipeline(m, net, objective="throughput", algorithm="dp")   # dp | exhaustive | equal_layers
+    plan = ts.plan_pipeline(m, net, objective="throughput", algorithm="dp")   # dp | pso_dp | exhaustive | equal_layers
     plan.stages          # [(node name, [atom ids])] in pipeline order
     plan.throughput_fps, plan.latency_ms, plan.bottleneck, plan.explain()
 
@@ -136,7 +136,8 @@ class PipelinePlan:
 def plan_pipeline(model, network: Network, objective: str = "throughput", algorithm: str = "dp",
                   order=None) -> PipelinePlan:
     """Place `model` over the network's nodes. algorithm: "dp" (exact for the node order: `order`, names,
-    default the network's order), "exhaustive" (every order of every subset of the servers) or
+    default the network's order), "pso_dp" (a particle swarm over which servers and in what order, dp
+    inside; never worse than dp over `order`), "exhaustive" (every order of every subset of the servers) or
     "equal_layers" (stages of equal compute, the naive baseline). objective: throughput or latency."""
     dag = model.dag() if hasattr(model, "dag") else model
     net = network.core(dag.num_atoms)

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
+#include <random>
 
 #include "tessera/core/error.h"
 
@@ -265,6 +267,133 @@ PipelinePlan plan_pipeline_exhaustive(const AtomDag& dag, const PipelineNetwork&
     best.algorithm = "exhaustive";
     best.reason = "optimal over contiguous stages and every node order";
   }
+  return best;
+}
+
+PipelinePlan plan_pipeline_pso_dp(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
+                                  Objective objective, const PsoOptions& o) {
+  net.validate(dag);
+  TESSERA_CHECK(o.particles >= 1 && o.iterations >= 0, InvalidArgument,
+                "pso_dp needs particles >= 1 and iterations >= 0, got {} and {}", o.particles, o.iterations);
+  TESSERA_CHECK(!order.empty() && order[0] == 0, InvalidArgument, "the node order starts with node 0 (the device)");
+  const int S = static_cast<int>(net.nodes.size()) - 1;  // servers 1..K-1, dimension s -> node s + 1
+  auto value = [&](const PipelinePlan& p) { return objective == Objective::Throughput ? p.bottleneck_ms : p.latency_ms; };
+  std::map<std::vector<int>, PipelinePlan> memo;
+  auto order_of = [&](const std::vector<double>& x) {
+    std::vector<int> servers;
+    for (int s = 0; s < S; ++s)
+      if (x[s] > 0.5) servers.push_back(s);
+    std::stable_sort(servers.begin(), servers.end(), [&](int a, int b) { return x[a] > x[b]; });
+    std::vector<int> ord = {0};
+    for (int s : servers) ord.push_back(s + 1);
+    return ord;
+  };
+  auto fitness = [&](const std::vector<double>& x) {
+    const auto ord = order_of(x);
+    auto it = memo.find(ord);
+    if (it == memo.end()) it = memo.emplace(ord, plan_pipeline_dp(dag, net, ord, objective)).first;
+    return it->second.ok() ? value(it->second) : kInf;
+  };
+  std::mt19937_64 rng(o.seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<std::vector<double>> x(o.particles, std::vector<double>(S)), v = x, pbest;
+  std::vector<double> pval(o.particles, kInf);
+  for (int i = 0; i < o.particles; ++i)
+    for (int s = 0; s < S; ++s) x[i][s] = u(rng), v[i][s] = 0.2 * (u(rng) - 0.5);
+  if (S > 0) {  // particle 0 is the given order: its servers above 0.5 by decreasing priority
+    std::fill(x[0].begin(), x[0].end(), 0.25);
+    for (size_t k = 1; k < order.size(); ++k) x[0][order[k] - 1] = 1.0 - 0.4 * k / order.size();
+  }
+  pbest = x;
+  std::vector<double> gbest = x[0];
+  double gval = kInf;
+  for (int i = 0; i < o.particles; ++i) {
+    pval[i] = fitness(x[i]);
+    if (pval[i] < gval) gval = pval[i], gbest = x[i];
+  }
+  for (int it = 0; it < o.iterations && S > 0; ++it)
+    for (int i = 0; i < o.particles; ++i) {
+      for (int s = 0; s < S; ++s) {
+        v[i][s] = 0.7 * v[i][s] + 1.5 * u(rng) * (pbest[i][s] - x[i][s]) + 1.5 * u(rng) * (gbest[s] - x[i][s]);
+        v[i][s] = std::clamp(v[i][s], -0.5, 0.5);
+        x[i][s] = std::clamp(x[i][s] + v[i][s], 0.0, 1.0);
+      }
+      const double f = fitness(x[i]);
+      if (f < pval[i]) pval[i] = f, pbest[i] = x[i];
+      if (f < gval) gval = f, gbest = x[i];
+    }
+  // Then a local search (swap two servers, move one, drop one, insert an unused one anywhere
+  // or in place of one in use, while that improves; every order's DP memoised)
+  auto eval = [&](const std::vector<int>& ord) {
+    auto it = memo.find(ord);
+    if (it == memo.end()) it = memo.emplace(ord, plan_pipeline_dp(dag, net, ord, objective)).first;
+    return it->second.ok() ? value(it->second) : kInf;
+  };
+  auto local_search = [&](std::vector<int> cur) {
+    double cur_val = eval(cur);
+    for (bool improved = true; improved;) {
+      improved = false;
+      std::vector<std::vector<int>> nbrs;
+      for (size_t i = 1; i < cur.size(); ++i) {
+        for (size_t j = i + 1; j < cur.size(); ++j) {
+          auto o2 = cur;
+          std::swap(o2[i], o2[j]);
+          nbrs.push_back(o2);
+        }
+        auto o3 = cur;
+        o3.erase(o3.begin() + static_cast<std::ptrdiff_t>(i));
+        nbrs.push_back(o3);
+      }
+      for (int u = 1; u <= S; ++u)
+        if (std::find(cur.begin(), cur.end(), u) == cur.end()) {
+          for (size_t at = 1; at <= cur.size(); ++at) {
+            auto o4 = cur;
+            o4.insert(o4.begin() + static_cast<std::ptrdiff_t>(at), u);
+            nbrs.push_back(o4);
+          }
+          for (size_t at = 1; at < cur.size(); ++at) {  // in place of a server in use
+            auto o5 = cur;
+            o5[at] = u;
+            nbrs.push_back(o5);
+          }
+        }
+      for (size_t i = 1; i < cur.size(); ++i)  // move one server elsewhere in the order
+        for (size_t j = 1; j < cur.size(); ++j)
+          if (i != j) {
+            auto o6 = cur;
+            const int x = o6[i];
+            o6.erase(o6.begin() + static_cast<std::ptrdiff_t>(i));
+            o6.insert(o6.begin() + static_cast<std::ptrdiff_t>(j), x);
+            nbrs.push_back(o6);
+          }
+      for (const auto& nb : nbrs) {
+        const double f = eval(nb);
+        if (f < cur_val) cur_val = f, cur = nb, improved = true;
+      }
+    }
+    return std::make_pair(cur_val, cur);
+  };
+  // from the swarm's best few distinct orders (the landscape over orders is rugged: one start
+  // gets trapped)
+  std::vector<std::pair<double, std::vector<int>>> starts;
+  for (int i = 0; i < o.particles; ++i) starts.emplace_back(pval[i], order_of(pbest[i]));
+  starts.emplace_back(gval, order_of(gbest));
+  std::sort(starts.begin(), starts.end());
+  starts.erase(std::unique(starts.begin(), starts.end(),
+                           [](const auto& a, const auto& b) { return a.second == b.second; }),
+               starts.end());
+  std::vector<int> cur = starts.front().second;
+  double cur_val = kInf;
+  for (size_t k = 0; k < starts.size() && k < 3; ++k) {
+    auto [v, ord] = local_search(starts[k].second);
+    if (v < cur_val) cur_val = v, cur = ord;
+  }
+  PipelinePlan best = memo.at(cur);
+  if (!best.ok()) return bad("pso_dp", PlanStatus::Infeasible, "no node order the swarm tried admits a plan");
+  best.algorithm = "pso_dp";
+  best.status = PlanStatus::Feasible;
+  best.reason = fmt::format("best of {} node orders the swarm and a local search tried (dp inside each)",
+                            memo.size());
   return best;
 }
 

@@ -164,3 +164,27 @@ TEST(Pipeline, BadNetworksAreNamed) {
   EXPECT_EQ(p.status, PlanStatus::Infeasible);
   EXPECT_NE(p.reason.find("memory"), std::string::npos);
 }
+
+TEST(Pipeline, PsoDpNearExhaustiveAndNeverWorseThanTheGivenOrder) {
+  std::mt19937 rng(23);
+  int within = 0, total = 0;
+  for (int inst = 0; inst < 200; ++inst) {
+    const int n = 4 + static_cast<int>(rng() % 20), K = 2 + static_cast<int>(rng() % 5);  // <= 6 nodes
+    const AtomDag dag = random_dag(rng, n);
+    const PipelineNetwork net = random_net(rng, n, K);
+    std::vector<int> order(K);
+    for (int k = 0; k < K; ++k) order[k] = k;
+    const auto given = plan_pipeline_dp(dag, net, order);
+    const auto pso = plan_pipeline_pso_dp(dag, net, order);
+    const auto all = plan_pipeline_exhaustive(dag, net);
+    if (given.ok()) {
+      ASSERT_TRUE(pso.ok()) << "instance " << inst;
+      EXPECT_LE(pso.bottleneck_ms, given.bottleneck_ms * (1 + 1e-12)) << "instance " << inst;
+    }
+    if (!all.ok()) continue;
+    ASSERT_TRUE(pso.ok()) << "instance " << inst;
+    ++total;
+    within += pso.bottleneck_ms <= all.bottleneck_ms * 1.02;
+  }
+  EXPECT_GE(within, total * 95 / 100) << within << " of " << total << " within 2% of exhaustive";
+}

@@ -23,6 +23,7 @@
 // (stages of equal compute on each node's costs). torch-free.
 #pragma once
 
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
@@ -75,6 +76,20 @@ PipelinePlan plan_pipeline_dp(const AtomDag& dag, const PipelineNetwork& net, co
                               Objective objective = Objective::Throughput);
 PipelinePlan plan_pipeline_exhaustive(const AtomDag& dag, const PipelineNetwork& net,
                                       Objective objective = Objective::Throughput);
+// The multi-device seed's approach: a particle swarm over which servers to use and in what
+// order (each particle a priority per server: the servers above 0.5, by decreasing priority,
+// follow the device), the DP inside; fitness memoised per order; then a local search from the
+// swarm's three best distinct orders (swap, move, drop, insert or substitute a server) while it
+// improves. One
+// particle starts at the given order, so the result is never worse than dp over it.
+// Deterministic for a seed.
+struct PsoOptions {
+  int particles = 24;
+  int iterations = 20;
+  uint64_t seed = 1;
+};
+PipelinePlan plan_pipeline_pso_dp(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
+                                  Objective objective = Objective::Throughput, const PsoOptions& options = {});
 PipelinePlan plan_pipeline_equal_layers(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order);
 
 }  // namespace tessera::plan
