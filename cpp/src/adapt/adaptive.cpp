@@ -106,15 +106,7 @@ struct Controller::Impl {
     replan_now = false;
     r.decide_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
     r.est_bandwidth = policy->uses_estimates() ? obs.est_bandwidth : std::nan("");
-    r.plan_id = d.plan_id;
-    r.predicted_ms = d.predicted_ms;
-    r.estimate_device_atoms = d.estimate_device_atoms;
-    r.why = d.why;
-    for (size_t a = 0; a < d.placement.size(); ++a)
-      if (d.placement[a] == 0) {
-        ++r.device_atoms;
-        if (!cm.dag.param_bytes.empty()) r.device_param_bytes += cm.dag.param_bytes[a];
-      }
+    record_decision(r, d, cm.dag);
     auto out = dep.run(inputs);
     const auto tl = dep.last_timeline();
     bool transferred = false;

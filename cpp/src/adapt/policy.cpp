@@ -200,6 +200,20 @@ class AdaptivePolicy final : public Policy {
 
 }  // namespace
 
+void record_decision(RequestRecord& r, const Decision& d, const AtomDag& dag) {
+  r.plan_id = d.plan_id;
+  r.predicted_ms = d.predicted_ms;
+  r.estimate_device_atoms = d.estimate_device_atoms;
+  r.why = d.why;
+  r.device_atoms = 0;
+  r.device_param_bytes = 0;
+  for (size_t a = 0; a < d.placement.size(); ++a)
+    if (d.placement[a] == 0) {
+      ++r.device_atoms;
+      if (!dag.param_bytes.empty()) r.device_param_bytes += dag.param_bytes[a];
+    }
+}
+
 double estimate_bandwidth(const Monitor& monitor, const AdaptiveOptions& opt) {
   const auto med = monitor.bandwidth_mbps();
   if (!med) return opt.initial_bandwidth_mbps > 0 ? opt.initial_bandwidth_mbps : 1.0;

@@ -124,15 +124,7 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     r.switched = d.placement != current;
     current = d.placement;
     r.est_bandwidth = policy.uses_estimates() ? obs.est_bandwidth : std::nan("");
-    r.plan_id = d.plan_id;
-    r.predicted_ms = d.predicted_ms;
-    r.estimate_device_atoms = d.estimate_device_atoms;
-    r.why = d.why;
-    for (size_t a = 0; a < current.size(); ++a)
-      if (current[a] == 0) {
-        ++r.device_atoms;
-        if (!cm.dag.param_bytes.empty()) r.device_param_bytes += cm.dag.param_bytes[a];
-      }
+    record_decision(r, d, cm.dag);
 
     // The request at the true context (loads, optional compute jitter), block by block: every
     // transfer is serialised at the trace's rate from the request's time, integrated across

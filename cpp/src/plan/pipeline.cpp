@@ -20,21 +20,21 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 struct Prefix {
   int n = 0;
   std::vector<double> cross;                 // cross[p]: bytes live across the cut before atom p (0..n)
-  std::vector<double> out_bytes;             // per atom: bytes of model outputs it produces
+  std::vector<double> out_bytes;             // prefix sums of the bytes of model outputs atoms produce
   std::vector<double> params;                // prefix sums of parameter bytes
   std::vector<std::vector<double>> compute;  // per node: prefix sums of compute ms
 
   Prefix(const AtomDag& dag, const PipelineNetwork& net) : n(dag.num_atoms) {
     cross.assign(static_cast<size_t>(n) + 2, 0.0);
-    out_bytes.assign(static_cast<size_t>(n), 0.0);
+    out_bytes.assign(static_cast<size_t>(n) + 1, 0.0);
     for (const auto& v : dag.values) {
-      if (v.is_output && v.producer != kModelInput) out_bytes[v.producer] += v.bytes;
+      if (v.is_output && v.producer != kModelInput) out_bytes[v.producer + 1] += v.bytes;
       if (v.consumers.empty()) continue;
       const int from = v.producer + 1, to = v.consumers.back();  // live for cuts p in [producer + 1, last consumer]
       cross[from] += v.bytes;
       cross[to + 1] -= v.bytes;
     }
-    for (int p = 1; p <= n; ++p) cross[p] += cross[p - 1];
+    for (int p = 1; p <= n; ++p) cross[p] += cross[p - 1], out_bytes[p] += out_bytes[p - 1];
     params.assign(static_cast<size_t>(n) + 1, 0.0);
     for (int a = 0; a < n; ++a) params[a + 1] = params[a] + (dag.param_bytes.empty() ? 0.0 : dag.param_bytes[a]);
     for (const auto& node : net.nodes) {
@@ -43,11 +43,7 @@ struct Prefix {
       compute.push_back(std::move(c));
     }
   }
-  double ret(int p, int q) const {
-    double b = 0;
-    for (int a = p; a < q; ++a) b += out_bytes[a];
-    return b;
-  }
+  double ret(int p, int q) const { return out_bytes[q] - out_bytes[p]; }
 };
 
 double bw(const PipelineNetwork& net, int a, int b) { return net.bandwidth_mbps[a][b]; }
@@ -288,12 +284,12 @@ PipelinePlan plan_pipeline_pso_dp(const AtomDag& dag, const PipelineNetwork& net
     for (int s : servers) ord.push_back(s + 1);
     return ord;
   };
-  auto fitness = [&](const std::vector<double>& x) {
-    const auto ord = order_of(x);
+  auto eval = [&](const std::vector<int>& ord) {  // the DP of an order, memoised
     auto it = memo.find(ord);
     if (it == memo.end()) it = memo.emplace(ord, plan_pipeline_dp(dag, net, ord, objective)).first;
     return it->second.ok() ? value(it->second) : kInf;
   };
+  auto fitness = [&](const std::vector<double>& x) { return eval(order_of(x)); };
   std::mt19937_64 rng(o.seed);
   std::uniform_real_distribution<double> u(0, 1);
   std::vector<std::vector<double>> x(o.particles, std::vector<double>(S)), v = x, pbest;
@@ -324,11 +320,6 @@ PipelinePlan plan_pipeline_pso_dp(const AtomDag& dag, const PipelineNetwork& net
     }
   // Then a local search (swap two servers, move one, drop one, insert an unused one anywhere
   // or in place of one in use, while that improves; every order's DP memoised)
-  auto eval = [&](const std::vector<int>& ord) {
-    auto it = memo.find(ord);
-    if (it == memo.end()) it = memo.emplace(ord, plan_pipeline_dp(dag, net, ord, objective)).first;
-    return it->second.ok() ? value(it->second) : kInf;
-  };
   auto local_search = [&](std::vector<int> cur) {
     double cur_val = eval(cur);
     for (bool improved = true; improved;) {

@@ -123,6 +123,10 @@ std::shared_ptr<Policy> make_lagged_oracle_policy(const plan::CostModel& cm, dou
 // Neurosurgeon). A memory budget the plan breaks hands over to gads under it.
 std::shared_ptr<Policy> make_adaptive_policy(const plan::CostModel& cm, const AdaptiveOptions& options);
 
+// Fills what a record says of a decision: plan id, prediction, explanation, and the device's
+// share of the placement (atoms, weights). Shared by the live Controller and the simulator.
+void record_decision(RequestRecord& r, const Decision& d, const AtomDag& dag);
+
 // The bandwidth estimate a controller plans with: the median of the monitor's window, but
 // a last sample below it by more than the hysteresis at once (react_to_drops): staying
 // offloaded through a drop costs up to bytes / bandwidth (unbounded), staying on the
