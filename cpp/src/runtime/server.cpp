@@ -20,7 +20,9 @@
 #include <map>
 #include <optional>
 #include <mutex>
+#include <set>
 #include <thread>
+#include <time.h>
 
 #include "repository.h"
 #include "tessera/atoms/model.h"
@@ -35,10 +37,72 @@ using namespace transport;
 
 std::string ServerStats::to_json() const {
   return fmt::format(
-      R"({{"requests": {}, "replies": {}, "errors": {}, "late": {}, "pings": {}, "echoes": {}, "bytes_in": {}, )"
-      R"("bytes_out": {}, "busy_ms": {:.3f}}})",
-      requests, replies, errors, late, pings, echoes, bytes_in, bytes_out, busy_ms);
+      R"({{"requests": {}, "replies": {}, "errors": {}, "late": {}, "pings": {}, "echoes": {}, "forwards": {}, )"
+      R"("forward_failures": {}, "bytes_in": {}, "bytes_out": {}, "busy_ms": {:.3f}}})",
+      requests, replies, errors, late, pings, echoes, forwards, forward_failures, bytes_in, bytes_out, busy_ms);
 }
+
+namespace {
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void sleep_ms(double ms) {
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+}
+
+// ms an emulated constant link holds a message of `bytes` (serialisation + rtt/2); 0 = not emulated.
+double link_hold_ms(double bytes, double mbps, double rtt_ms) {
+  return mbps > 0 ? bytes * 8e-3 / mbps + rtt_ms / 2 : 0.0;
+}
+
+// The outgoing DEALER sockets of one handling thread (sockets are not thread-safe):
+// to the next stages of routes and to devices' reply endpoints. ZMQ_IMMEDIATE and a
+// send timeout: a peer that is not there fails the send instead of queueing it. What
+// comes back on them (Acks, Errors of a next stage) is drained and dropped. A peer that
+// did not accept a message is not tried again for the same timeout (messages fail fast).
+class Outbox {
+ public:
+  Outbox(zmq::context_t& ctx, int timeout_ms) : ctx_(ctx), timeout_ms_(timeout_ms) {}
+  // "" on success, else why not.
+  std::string send(const std::string& endpoint, const Header& h, const std::string& body,
+                   const std::vector<at::Tensor>& tensors, size_t* bytes) {
+    const auto now = std::chrono::steady_clock::now();
+    auto down = down_until_.find(endpoint);
+    if (down != down_until_.end() && now < down->second)
+      return fmt::format("{} did not accept a message less than {} ms ago", endpoint, timeout_ms_);
+    try {
+      auto it = socks_.find(endpoint);
+      if (it == socks_.end()) {
+        zmq::socket_t s(ctx_, zmq::socket_type::dealer);
+        s.set(zmq::sockopt::linger, 0);
+        s.set(zmq::sockopt::immediate, 1);
+        s.set(zmq::sockopt::sndtimeo, timeout_ms_);
+        s.connect(endpoint);
+        it = socks_.emplace(endpoint, std::move(s)).first;
+      }
+      zmq::message_t m;
+      while (it->second.recv(m, zmq::recv_flags::dontwait)) {}
+      if (send_message(it->second, h, body, tensors, true, false, bytes)) return "";
+      socks_.erase(it);  // a fresh connection next time; until then, fail fast
+      down_until_[endpoint] = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+      return fmt::format("{} did not accept the message within {} ms", endpoint, timeout_ms_);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) throw;
+      socks_.erase(endpoint);
+      return fmt::format("cannot send to {}: {}", endpoint, e.what());
+    }
+  }
+
+ private:
+  zmq::context_t& ctx_;
+  int timeout_ms_;
+  std::map<std::string, zmq::socket_t> socks_;
+  std::map<std::string, std::chrono::steady_clock::time_point> down_until_;
+};
+}  // namespace
 
 std::pair<std::string, std::string> curve_keypair() { return transport::curve_keypair(); }
 
@@ -51,6 +115,7 @@ struct Server::Impl {
   std::string backend;
   std::atomic<bool> running{false};
   std::atomic<uint64_t> requests{0}, replies{0}, errors{0}, late{0}, pings{0}, echoes{0}, bytes_in{0}, bytes_out{0};
+  std::atomic<uint64_t> forwards{0}, forward_failures{0};
   std::atomic<uint64_t> busy_us{0};
 
   void proxy_loop(std::promise<std::string>& bound) {
@@ -101,7 +166,7 @@ struct Server::Impl {
   // `received`: when the server took the request off the network (the proxy's stamp
   // with several workers; now with one): the budget counts from there, and the time
   // until a worker starts on it is reported as queue_ms.
-  void handle(zmq::socket_t& s, std::vector<zmq::message_t>& frames, size_t first,
+  void handle(zmq::socket_t& s, std::vector<zmq::message_t>& frames, size_t first, Outbox& outbox,
               std::optional<std::chrono::steady_clock::time_point> stamp = std::nullopt) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto received = stamp ? std::min(*stamp, t0) : t0;
@@ -111,6 +176,7 @@ struct Server::Impl {
     std::vector<zmq::message_t>* env = first ? &env_frames : nullptr;
     uint64_t rid = 0;
     uint64_t in = 0;
+    bool answered = false;  // a Forward is acknowledged before its stage runs
     for (size_t i = first; i < frames.size(); ++i) in += frames[i].size();
     bytes_in += in;
     try {
@@ -184,21 +250,186 @@ struct Server::Impl {
           send_message(s, h, "", outputs, false, false, &out);
           break;
         }
+        case MsgType::Forward: {
+          Route route = decode_route(m.body.data(), m.body.size(), m.header.tensor_count);
+          TESSERA_CHECK(route.next < route.hops.size(), InvalidArgument,
+                        "a Forward for hop {} of a {}-hop route: nothing to run", route.next, route.hops.size());
+          TESSERA_CHECK(route.trace.size() == route.next, InvalidArgument,
+                        "a Forward for hop {} carries {} hop traces (one per hop before it)", route.next,
+                        route.trace.size());
+          ++forwards;
+          h.type = MsgType::Ack;  // the one answer on this socket; what follows goes elsewhere
+          send_envelope(s, env);
+          send_message(s, h, "", {}, false, false, &out);
+          answered = true;
+          bytes_out += out;
+          out = 0;
+          run_stage(m, std::move(route), queue_ms, outbox);
+          break;
+        }
         default:
           TESSERA_THROW(InvalidArgument, "a server does not accept {} messages", msg_type_name(m.header.type));
       }
       bytes_out += out;
     } catch (const Error& e) {
-      reply_error(s, env, rid, e.message());
+      if (!answered) reply_error(s, env, rid, e.message());
     } catch (const zmq::error_t&) {
       throw;
     } catch (const c10::Error& e) {  // LibTorch's message without its C++ backtrace
-      reply_error(s, env, rid, std::string("internal error: ") + e.what_without_backtrace());
+      if (!answered) reply_error(s, env, rid, std::string("internal error: ") + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      reply_error(s, env, rid, std::string("internal error: ") + e.what());
+      if (!answered) reply_error(s, env, rid, std::string("internal error: ") + e.what());
     }
     busy_us += static_cast<uint64_t>(
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  }
+
+  // One stage of a pipeline route (wire v2): run hop `route.next`'s atoms on the values it
+  // carries, send the live values on to the next hop and model outputs to the device. Never
+  // throws for a bad stage: the device gets a Result with kResultFailed and the values live
+  // before the stage (or before the next one, if that cannot be reached) and runs the rest.
+  void run_stage(Message& m, Route route, double queue_ms, Outbox& outbox) {
+    const uint32_t i = route.next;
+    const Hop hop = route.hops[i];
+    const bool last = i + 1 == route.hops.size();
+    Header h;
+    h.request_id = m.header.request_id;
+    h.model_hash = m.header.model_hash;
+    h.type = MsgType::Result;
+    auto to_device = [&](Route r, uint32_t flags, const std::vector<at::Tensor>& ts, double hold_mbps,
+                         double hold_rtt, HopTrace* tr) {
+      Header rh = h;
+      rh.flags = flags;
+      size_t bytes = 0;
+      const std::string body = encode_route(r);
+      if (route.sleep) {
+        const double ms = link_hold_ms(static_cast<double>(message_bytes(body, ts)), hold_mbps, hold_rtt);
+        sleep_ms(ms);
+        if (tr) tr->slept_ms += ms;
+      }
+      const std::string why = outbox.send(route.reply_to, rh, body, ts, &bytes);
+      bytes_out += bytes;
+      if (!why.empty() && opt.verbose)
+        std::fprintf(stderr, "tessera-server: request %llu: the device's result was not sent: %s\n",
+                     (unsigned long long)h.request_id, why.c_str());
+    };
+    auto fail = [&](uint32_t next, std::vector<int> ids, std::vector<at::Tensor> ts, const std::string& why) {
+      ++forward_failures;
+      ++errors;
+      if (opt.verbose)
+        std::fprintf(stderr, "tessera-server: request %llu: stage handed back: %s\n", (unsigned long long)h.request_id,
+                     why.c_str());
+      Route r = route;
+      r.next = next;
+      r.values = std::move(ids);
+      r.error = why;
+      to_device(std::move(r), kResultFailed | kResultFinal, ts, 0, 0, nullptr);
+    };
+    HopTrace tr;
+    tr.queue_ms = queue_ms;
+    std::vector<int> fwd_ids, res_ids;
+    std::vector<at::Tensor> fwd, res;
+    try {
+      const std::string hex = hash_to_hex(m.header.model_hash);
+      const Model* found = models.find(hex);
+      TESSERA_CHECK(found, InvalidArgument, "unknown model {}: this server serves {} model(s)", hex.substr(0, 16),
+                    models.size());
+      const Model& model = *found;
+      const auto& vals = model.graph().values;
+      for (size_t k = 0; k < route.hops.size(); ++k)
+        for (int a : route.hops[k].atoms)
+          TESSERA_CHECK(a < model.num_atoms(), InvalidArgument, "hop {} names atom {}: model {} has {} atoms", k, a,
+                        hex.substr(0, 16), model.num_atoms());
+      std::map<int, at::Tensor> avail;
+      for (size_t k = 0; k < route.values.size(); ++k) {
+        const int v = route.values[k];
+        TESSERA_CHECK(v < static_cast<int>(vals.size()), InvalidArgument, "value id {} out of range ({} values)", v,
+                      vals.size());
+        const std::string bad = tensor_mismatch(m.tensors[k], vals[v].info);
+        TESSERA_CHECK(bad.empty(), InvalidArgument, "carried value '{}' is {}", vals[v].name, bad);
+        avail[v] = m.tensors[k];
+      }
+      Block block = model.combine(hop.atoms);
+      std::vector<at::Tensor> args;
+      for (int v : block.inputs()) {
+        auto it = avail.find(v);
+        TESSERA_CHECK(it != avail.end(), InvalidArgument, "the stage's input '{}' (value {}) was not carried to it",
+                      vals[v].name, v);
+        args.push_back(it->second);
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      const double c0 = thread_cpu_ms();
+      auto outputs = block(args);
+      tr.cpu_ms = thread_cpu_ms() - c0;
+      tr.compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (route.sleep && hop.slowdown > 1) {
+        const double extra = tr.compute_ms * (hop.slowdown - 1);
+        sleep_ms(extra);
+        tr.slept_ms += extra;
+      }
+      for (size_t k = 0; k < outputs.size(); ++k) {
+        TESSERA_CHECK(outputs[k].defined() && has_wire_dtype(outputs[k]), InvalidArgument,
+                      "output '{}' of the stage cannot be sent", vals[block.outputs()[k]].name);
+        avail[block.outputs()[k]] = outputs[k];
+      }
+      std::set<int> later;  // values the hops after this one read
+      for (size_t k = i + 1; k < route.hops.size(); ++k)
+        for (int a : route.hops[k].atoms)
+          for (int v : model.atoms()[a].inputs) later.insert(v);
+      const auto& gout = model.graph().outputs;
+      const std::set<int> model_outputs(gout.begin(), gout.end());
+      for (auto& [v, t] : avail)
+        if (later.count(v)) fwd_ids.push_back(v), fwd.push_back(t);
+      for (size_t k = 0; k < outputs.size(); ++k)
+        if (model_outputs.count(block.outputs()[k])) res_ids.push_back(block.outputs()[k]), res.push_back(outputs[k]);
+    } catch (const zmq::error_t&) {
+      throw;
+    } catch (const Error& e) {
+      fail(i, route.values, m.tensors, fmt::format("hop {} ({}) failed: {}", i, hop.endpoint, e.message()));
+      return;
+    } catch (const c10::Error& e) {
+      fail(i, route.values, m.tensors,
+           fmt::format("hop {} ({}) failed: {}", i, hop.endpoint, e.what_without_backtrace()));
+      return;
+    } catch (const std::exception& e) {
+      fail(i, route.values, m.tensors, fmt::format("hop {} ({}) failed: {}", i, hop.endpoint, e.what()));
+      return;
+    }
+    // The messages' sizes do not depend on the trace's figures (fixed width): measure, then fill in.
+    Route fr = route, rr = route;
+    fr.next = i + 1, fr.values = fwd_ids;
+    rr.next = i + 1, rr.values = res_ids;
+    fr.trace.push_back(tr);
+    rr.trace.push_back(tr);
+    if (!last) tr.bytes_forward = message_bytes(encode_route(fr), fwd);
+    if (last || !res.empty()) tr.bytes_result = message_bytes(encode_route(rr), res);
+    fr.trace.back() = rr.trace.back() = tr;
+    if (!last) {
+      const std::string& next_ep = route.hops[i + 1].endpoint;
+      if (route.sleep) {
+        const double ms = link_hold_ms(static_cast<double>(tr.bytes_forward), hop.next_mbps, hop.next_rtt_ms);
+        sleep_ms(ms);
+        fr.trace.back().slept_ms += ms;
+      }
+      Header fh = h;
+      fh.type = MsgType::Forward;
+      fh.budget_us = m.header.budget_us;
+      size_t bytes = 0;
+      const std::string why = outbox.send(next_ep, fh, encode_route(fr), fwd, &bytes);
+      bytes_out += bytes;
+      if (!why.empty()) {  // the device gets everything live after this stage, and the outputs it made
+        Route r = fr;
+        std::vector<int> ids = fwd_ids;
+        std::vector<at::Tensor> ts = fwd;
+        for (size_t k = 0; k < res_ids.size(); ++k)
+          if (!std::count(ids.begin(), ids.end(), res_ids[k])) ids.push_back(res_ids[k]), ts.push_back(res[k]);
+        route = r;  // the failure carries this hop's trace
+        fail(i + 1, ids, ts, fmt::format("hop {} ({}) cannot be reached from hop {}: {}", i + 1, next_ep, i, why));
+        return;
+      }
+    }
+    if (last || !res.empty())
+      to_device(rr, kResultOutputs | (last ? kResultFinal : 0), res, hop.back_mbps, hop.back_rtt_ms, nullptr);
   }
 
   std::string stats_json() const { return snapshot().to_json(); }
@@ -211,6 +442,8 @@ struct Server::Impl {
     st.late = late;
     st.pings = pings;
     st.echoes = echoes;
+    st.forwards = forwards;
+    st.forward_failures = forward_failures;
     st.bytes_in = bytes_in;
     st.bytes_out = bytes_out;
     st.busy_ms = busy_us / 1e3;
@@ -227,13 +460,14 @@ struct Server::Impl {
       if (e.num() != ETERM) std::fprintf(stderr, "tessera-server: a worker could not start: %s\n", e.what());
       return;
     }
+    Outbox outbox(*ctx, opt.forward_timeout_ms);
     while (true) {
       std::vector<zmq::message_t> frames;
       if (!receive(s, frames)) break;  // ETERM: stopping
       // the proxy's receipt stamp comes first (a stamp of the wrong size: now)
       const auto received = take_stamp(frames);
       try {
-        handle(s, frames, 0, received);
+        handle(s, frames, 0, outbox, received);
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         break;
@@ -243,13 +477,14 @@ struct Server::Impl {
 
   // One worker: it owns the ROUTER and answers directly (no proxy hop).
   void direct_loop(zmq::socket_t& front) {
+    Outbox outbox(*ctx, opt.forward_timeout_ms);
     while (true) {
       std::vector<zmq::message_t> frames;
       if (!receive(front, frames)) break;  // ETERM: stopping
       const size_t first = envelope_end(frames);  // after the identity frame(s) and the empty delimiter
       if (first == 0) continue;  // no delimiter: not a REQ/DEALER envelope; drop as REP would
       try {
-        handle(front, frames, first);
+        handle(front, frames, first, outbox);
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         break;
@@ -262,6 +497,8 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   TESSERA_CHECK(options.workers >= 1, InvalidArgument, "workers must be >= 1, got {}", options.workers);
   TESSERA_CHECK(options.intra_op_threads >= 1, InvalidArgument, "intra_op_threads must be >= 1, got {}",
                 options.intra_op_threads);
+  TESSERA_CHECK(options.forward_timeout_ms >= 1, InvalidArgument, "forward_timeout_ms must be >= 1, got {}",
+                options.forward_timeout_ms);
   TESSERA_CHECK(options.max_message_bytes >= 1, InvalidArgument, "max_message_bytes must be >= 1, got {}",
                 options.max_message_bytes);
   TESSERA_CHECK(options.curve_secret_key.empty() || !options.allowed_client_keys.empty(), InvalidArgument,

@@ -1,7 +1,8 @@
-// transport/wire.cpp -- encoding and checked decoding of wire protocol v1 (torch-free).
+// transport/wire.cpp -- encoding and checked decoding of wire protocol v2 (torch-free).
 #include "tessera/transport/wire.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 
 #include "tessera/core/error.h"
@@ -30,6 +31,9 @@ const char* msg_type_name(MsgType t) {
     case MsgType::Ping: return "Ping";
     case MsgType::Pong: return "Pong";
     case MsgType::Echo: return "Echo";
+    case MsgType::Forward: return "Forward";
+    case MsgType::Result: return "Result";
+    case MsgType::Ack: return "Ack";
   }
   return "?";
 }
@@ -78,10 +82,12 @@ Header decode_header(const void* data, size_t size) {
   TESSERA_CHECK(h.magic == kMagic, InvalidArgument, "bad magic 0x{:08x} (expected 0x{:08x}): not a tessera message",
                 h.magic, kMagic);
   h.version = get<uint16_t>(p, 4);
-  TESSERA_CHECK(h.version == kVersion, InvalidArgument, "protocol version {} not supported (this side speaks {})",
-                h.version, kVersion);
+  TESSERA_CHECK(h.version == kVersion, InvalidArgument,
+                "the peer speaks wire protocol v{}, this side speaks v{} ({}): upgrade the {}", h.version, kVersion,
+                h.version < kVersion ? "the peer is an older tessera" : "the peer is a newer tessera",
+                h.version < kVersion ? "peer" : "this side");
   uint16_t type = get<uint16_t>(p, 6);
-  TESSERA_CHECK(type >= 1 && type <= 6, InvalidArgument, "unknown message type {}", type);
+  TESSERA_CHECK(type >= 1 && type <= kMaxMsgType, InvalidArgument, "unknown message type {}", type);
   h.type = static_cast<MsgType>(type);
   h.request_id = get<uint64_t>(p, 8);
   std::memcpy(h.model_hash.data(), p + 16, 32);
@@ -163,6 +169,155 @@ std::vector<int> decode_atoms(const void* data, size_t size, uint32_t count) {
   std::vector<int> out(count);
   for (uint32_t i = 0; i < count; ++i) out[i] = get<int32_t>(p, 4 * i);
   return out;
+}
+
+// ---- routes (Forward / Result bodies) ------------------------------------------
+// Layout: u32 next, u32 hop count, u8 sleep, 3 zero bytes, string reply_to; per hop:
+// string endpoint, u32 atom count, i32 atoms[], f64 slowdown, next_mbps, next_rtt_ms,
+// back_mbps, back_rtt_ms; u32 value count, i32 value ids[]; u32 trace count, per trace:
+// f64 queue_ms, compute_ms, cpu_ms, slept_ms, u64 bytes_forward, bytes_result; string
+// error. A string is u32 length + bytes.
+namespace {
+struct Writer {
+  std::string s;
+  template <class T>
+  void put(T v) {
+    const size_t off = s.size();
+    s.resize(off + sizeof(T));
+    std::memcpy(&s[off], &v, sizeof(T));
+  }
+  void str(const std::string& x) {
+    put(static_cast<uint32_t>(x.size()));
+    s += x;
+  }
+};
+
+struct Reader {
+  const uint8_t* p;
+  size_t size, off = 0;
+  template <class T>
+  T get(const char* what) {
+    TESSERA_CHECK(off + sizeof(T) <= size, InvalidArgument, "route truncated at byte {} reading {} ({} bytes)", off,
+                  what, size);
+    T v;
+    std::memcpy(&v, p + off, sizeof(T));
+    off += sizeof(T);
+    return v;
+  }
+  uint32_t count(const char* what, uint64_t limit) {
+    const uint32_t n = get<uint32_t>(what);
+    TESSERA_CHECK(n <= limit, InvalidArgument, "route: {} = {} exceeds the limit {}", what, n, limit);
+    TESSERA_CHECK(n <= (size - off), InvalidArgument, "route: {} = {} but only {} bytes follow", what, n, size - off);
+    return n;
+  }
+  std::string str(const char* what, size_t limit) {
+    const uint32_t n = count(what, limit);
+    std::string x(reinterpret_cast<const char*>(p + off), n);
+    off += n;
+    return x;
+  }
+  double figure(const char* what, const std::string& where) {
+    const double v = get<double>(what);
+    TESSERA_CHECK(std::isfinite(v) && v >= 0, InvalidArgument, "route: {} of {} = {} must be finite and >= 0", what,
+                  where, v);
+    return v;
+  }
+};
+
+bool printable(const std::string& x) {
+  for (unsigned char c : x)
+    if (c < 0x20 || c > 0x7e) return false;
+  return true;
+}
+}  // namespace
+
+std::string encode_route(const Route& r) {
+  Writer w;
+  w.put(r.next);
+  w.put(static_cast<uint32_t>(r.hops.size()));
+  w.put(static_cast<uint8_t>(r.sleep ? 1 : 0));
+  w.put(uint8_t{0});
+  w.put(uint16_t{0});
+  w.str(r.reply_to);
+  for (const auto& h : r.hops) {
+    w.str(h.endpoint);
+    w.put(static_cast<uint32_t>(h.atoms.size()));
+    for (int a : h.atoms) w.put(static_cast<int32_t>(a));
+    for (double x : {h.slowdown, h.next_mbps, h.next_rtt_ms, h.back_mbps, h.back_rtt_ms}) w.put(x);
+  }
+  w.put(static_cast<uint32_t>(r.values.size()));
+  for (int v : r.values) w.put(static_cast<int32_t>(v));
+  w.put(static_cast<uint32_t>(r.trace.size()));
+  for (const auto& t : r.trace) {
+    for (double x : {t.queue_ms, t.compute_ms, t.cpu_ms, t.slept_ms}) w.put(x);
+    w.put(t.bytes_forward);
+    w.put(t.bytes_result);
+  }
+  w.str(r.error);
+  return w.s;
+}
+
+Route decode_route(const void* data, size_t size, uint32_t tensor_count) {
+  Reader rd{static_cast<const uint8_t*>(data), size};
+  Route r;
+  r.next = rd.get<uint32_t>("next hop");
+  const uint32_t hops = rd.get<uint32_t>("hop count");
+  TESSERA_CHECK(hops >= 1 && hops <= kMaxHops, InvalidArgument, "route has {} hops (1 to {})", hops, kMaxHops);
+  TESSERA_CHECK(r.next <= hops, InvalidArgument, "route: next hop {} is past its {} hops", r.next, hops);
+  const uint8_t sleep = rd.get<uint8_t>("emulation");
+  TESSERA_CHECK(sleep <= 1, InvalidArgument, "route: emulation flag {} (0 or 1)", sleep);
+  r.sleep = sleep == 1;
+  TESSERA_CHECK(rd.get<uint8_t>("padding") == 0 && rd.get<uint16_t>("padding") == 0, InvalidArgument,
+                "route: padding bytes 9..11 must be zero");
+  r.reply_to = rd.str("reply endpoint length", kMaxEndpointBytes);
+  TESSERA_CHECK(!r.reply_to.empty() && printable(r.reply_to), InvalidArgument,
+                "route: the reply endpoint is empty or not printable ASCII");
+  for (uint32_t i = 0; i < hops; ++i) {
+    Hop h;
+    h.endpoint = rd.str("hop endpoint length", kMaxEndpointBytes);
+    TESSERA_CHECK(!h.endpoint.empty() && printable(h.endpoint), InvalidArgument,
+                  "route: hop {}'s endpoint is empty or not printable ASCII", i);
+    const uint32_t n = rd.count("hop atom count", kMaxAtoms);
+    TESSERA_CHECK(n >= 1, InvalidArgument, "route: hop {} ({}) has no atoms", i, h.endpoint);
+    for (uint32_t k = 0; k < n; ++k) {
+      const int32_t a = rd.get<int32_t>("atom id");
+      TESSERA_CHECK(a >= 0, InvalidArgument, "route: hop {} names atom {}", i, a);
+      h.atoms.push_back(a);
+    }
+    const std::string where = fmt::format("hop {}", i);
+    h.slowdown = rd.figure("slowdown", where);
+    h.next_mbps = rd.figure("next link Mbit/s", where);
+    h.next_rtt_ms = rd.figure("next link rtt", where);
+    h.back_mbps = rd.figure("return link Mbit/s", where);
+    h.back_rtt_ms = rd.figure("return link rtt", where);
+    TESSERA_CHECK(h.slowdown >= 1e-6 && h.slowdown <= 1e6, InvalidArgument, "route: hop {} slowdown {} not in [1e-6, 1e6]", i,
+                  h.slowdown);
+    r.hops.push_back(std::move(h));
+  }
+  const uint32_t nv = rd.count("value count", kMaxTensors);
+  TESSERA_CHECK(nv == tensor_count, InvalidArgument, "route names {} values, the message carries {} tensors", nv,
+                tensor_count);
+  for (uint32_t k = 0; k < nv; ++k) {
+    const int32_t v = rd.get<int32_t>("value id");
+    TESSERA_CHECK(v >= 0, InvalidArgument, "route: value id {} at position {}", v, k);
+    r.values.push_back(v);
+  }
+  const uint32_t nt = rd.get<uint32_t>("trace count");
+  TESSERA_CHECK(nt <= hops, InvalidArgument, "route: {} hop traces for {} hops", nt, hops);
+  for (uint32_t k = 0; k < nt; ++k) {
+    HopTrace t;
+    const std::string where = fmt::format("hop {}'s trace", k);
+    t.queue_ms = rd.figure("queue ms", where);
+    t.compute_ms = rd.figure("compute ms", where);
+    t.cpu_ms = rd.figure("cpu ms", where);
+    t.slept_ms = rd.figure("slept ms", where);
+    t.bytes_forward = rd.get<uint64_t>("bytes forwarded");
+    t.bytes_result = rd.get<uint64_t>("bytes returned");
+    r.trace.push_back(t);
+  }
+  r.error = rd.str("error length", 1 << 16);
+  TESSERA_CHECK(rd.off == size, InvalidArgument, "route has {} bytes after its end", size - rd.off);
+  return r;
 }
 
 std::array<uint8_t, 32> hash_from_hex(const std::string& hex) {

@@ -9,7 +9,11 @@
 // A ROUTER socket faces the devices; `workers` threads with REP sockets behind
 // ZeroMQ's own proxy run the blocks. Malformed requests, unknown models or
 // atoms, and wrong tensor signatures get an Error reply naming what was wrong;
-// the server goes on serving. Optional CURVE encryption with an allow-list of
+// the server goes on serving. Pipelines (wire v2): a Forward runs one stage of a
+// route and sends the live values straight on to the next stage's server; model
+// outputs go to the device's reply endpoint; a stage that fails, or a next stage that
+// cannot be reached within forward_timeout_ms, sends the device the values live at
+// that point so it can run the rest itself. Optional CURVE encryption with an allow-list of
 // client public keys (a ZAP handler refuses every other key). torch-free header.
 #pragma once
 
@@ -31,10 +35,15 @@ struct ServerOptions {
   // Z85 public keys of clients allowed in (required when CURVE is on).
   std::vector<std::string> allowed_client_keys;
   bool verbose = false;                   // one log line per request on stderr
+  // Pipelines: how long sending to the next stage (or to a device's reply endpoint)
+  // may wait for it to accept before the stage gives up and hands the rest to the device.
+  int forward_timeout_ms = 1000;
 };
 
 struct ServerStats {
   uint64_t requests = 0, replies = 0, errors = 0, late = 0, pings = 0, echoes = 0;
+  uint64_t forwards = 0;        // pipeline stages run (Forward messages taken)
+  uint64_t forward_failures = 0;// stages handed back to the device (failed, or the next stage unreachable)
   uint64_t bytes_in = 0, bytes_out = 0;
   double busy_ms = 0;
   std::string to_json() const;

@@ -1,15 +1,20 @@
-// tessera/transport/wire.h -- wire protocol v1 between a device and an edge server.
+// tessera/transport/wire.h -- wire protocol v2 between a device and edge servers.
 //
 // Every message is a ZeroMQ multipart message (see docs/wire-protocol.md):
 //
 //   frame 0   Header: 96 bytes, little-endian, fixed layout (below)
-//   frame 1   body: for Request, the block's atom ids (int32 each); for Error, the
-//             UTF-8 message; for Pong, a JSON object of counters; otherwise empty
+//   frame 1   body: for Request, the block's atom ids (int32 each); for Forward and
+//             Result, the route (below); for Error, the UTF-8 message; for Pong, a
+//             JSON object of counters; otherwise empty
 //   frame 2   tensor descriptors: tensor_count entries of
 //               u8 dtype code, u8 rank, u16 reserved, u32 reserved,
 //               i64 dims[rank], u64 byte length
 //   frame 3.. one raw frame per tensor (contiguous, native little-endian), sent
 //             and received without copies
+//
+// v2 adds pipelines (issue 14): a Forward runs one stage of a route and passes the live
+// values straight to the next stage's server; the stages' Results go to the device's
+// reply endpoint. A peer of another version is refused with both versions named.
 //
 // No pickle, no code, no file ever crosses the wire. decode() checks every
 // length and count against the frames received and the maximum message size,
@@ -25,7 +30,7 @@
 namespace tessera::transport {
 
 inline constexpr uint32_t kMagic = 0x41525354;  // "TSRA" little-endian
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;
 inline constexpr size_t kHeaderBytes = 96;
 inline constexpr int kMaxRank = 8;
 inline constexpr uint32_t kMaxTensors = 4096;
@@ -38,7 +43,11 @@ enum class MsgType : uint16_t {
   Ping = 4,     // health check
   Pong = 5,     // body = JSON counters
   Echo = 6,     // tensors sent back as they came (transport benchmarks)
+  Forward = 7,  // run the route's hop `next`, pass the live values on: body = Route, tensors = Route::values
+  Result = 8,   // server -> device's reply endpoint: body = Route (trace so far), tensors = Route::values
+  Ack = 9,      // a server took a Forward (sent back on the socket it came in on)
 };
+inline constexpr uint16_t kMaxMsgType = 9;
 const char* msg_type_name(MsgType t);
 
 struct Header {
@@ -61,6 +70,53 @@ struct Header {
   uint32_t reserved = 0;
 };
 static_assert(sizeof(double) == 8, "wire needs IEEE double");
+
+// Result flags (Header::flags).
+inline constexpr uint32_t kResultOutputs = 1;  // the tensors are model outputs
+inline constexpr uint32_t kResultFinal = 2;    // the last message the device gets for this request
+inline constexpr uint32_t kResultFailed = 4;   // hop `next` did not run (Route::error says why): the
+                                               // tensors are the values live before it; the device runs the rest
+
+// One server stage of a pipeline route.
+struct Hop {
+  std::string endpoint;            // where its server listens
+  std::vector<int> atoms;          // the stage's atom ids
+  // Emulation (Route::sleep only; 1 and 0 = none): this node's slowdown over the
+  // machine it runs on, the link it forwards on, the link its results return on.
+  double slowdown = 1;
+  double next_mbps = 0, next_rtt_ms = 0;
+  double back_mbps = 0, back_rtt_ms = 0;
+};
+
+// What one hop measured, carried along and returned to the device.
+struct HopTrace {
+  double queue_ms = 0;        // from the server's receipt to a worker starting on it
+  double compute_ms = 0;      // wall time of the stage's block
+  double cpu_ms = 0;          // CPU time of the thread that ran it
+  double slept_ms = 0;        // emulation sleeps (compute stretch and links)
+  uint64_t bytes_forward = 0; // the Forward it sent on (wire bytes; 0 for the last hop)
+  uint64_t bytes_result = 0;  // the Result it sent to the device (0 if none)
+};
+
+// The body of Forward and Result messages: the whole route, the hop the message is for,
+// the value ids of the tensors it carries (graph value ids, in tensor order), the hops' traces.
+struct Route {
+  std::string reply_to;         // the device's reply endpoint (a ROUTER it binds)
+  uint32_t next = 0;            // Forward: the hop to run; Result: the first hop not run
+  bool sleep = false;           // emulate node speeds and links by sleeping (Hop fields)
+  std::vector<Hop> hops;        // every server stage, in pipeline order
+  std::vector<int> values;      // value ids of the tensors, one per tensor frame
+  std::vector<HopTrace> trace;  // one per hop done (trace[k] = hops[k])
+  std::string error;            // Result with kResultFailed: why
+};
+inline constexpr uint32_t kMaxHops = 64;
+inline constexpr size_t kMaxEndpointBytes = 1024;
+
+std::string encode_route(const Route& r);
+// Checks every length, count and number against the bytes received (hops in [1, 64],
+// next <= hops, trace <= hops, printable endpoints, finite non-negative figures, value
+// count against the header's tensor count); throws InvalidArgument naming the field.
+Route decode_route(const void* data, size_t size, uint32_t tensor_count);
 
 // One tensor's description. dtype codes: see dtype_code().
 struct TensorDesc {
