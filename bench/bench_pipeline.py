@@ -1,20 +1,31 @@
-"""N-node pipeline planning (issue 14, the planner part): predicted throughput and planning time.
+"""N-node pipelines (issue 14): predicted and measured throughput, planning time.
 
 Models of the zoo profiled here (1 thread, server costs = this machine); nodes: the device 10x slower
 than this machine, then servers at 1x, 2x (twice as fast), 4x, 1x, 2x (as many as --nodes asks); links:
 device to every server at --device-link Mbit/s (rtt 20 ms), server to server 1 Gbit/s (rtt 1 ms).
-Per model and node count: the best two-party plan (the device and one server, dp), equal_layers and dp over the given order, pso_dp, exhaustive
-(every order of every subset) where it finishes; predicted frames per second from the cost model (the
-pipeline runtime is not built yet: nothing here is measured throughput), and planning time in C++
-called from Python (median of --repeats).
+Per model and node count: the best two-party plan (the device and one server, dp), equal_layers and dp
+over the given order, pso_dp, exhaustive (every order of every subset) where it finishes: predicted
+frames per second from the cost model, planning time in C++ called from Python (median of --repeats).
 
-    .venv/bin/python bench/bench_pipeline.py [--models resnet50 googlenet vgg16 densenet121] [--nodes 2 3 4 6]
+Measured (unless --no-measure): every plan but exhaustive streams --frames inputs through real
+`tessera serve` processes on loopback (one per server node, one worker, 1 intra-op thread), in_flight
+= 2 x stages. Emulation, said plainly: all nodes share this machine's 2 cores, so the *accounted*
+throughput is what the plan would do with every node and link on its own: each stage's thread CPU
+time x its node's slowdown (device 10, servers 1/speed) and each hop's wire bytes over its link; the
+*wall* throughput is what this machine did, every process competing for the same 2 cores. Also the
+headline configuration: vgg16, the device on an --device-link link to three equal (1x) servers joined
+at 1 Gbit/s, best single server against the pipeline. Writes bench_pipeline.csv, bench_pipeline_measured.csv
+and bench_pipeline.png (the stages of the headline plans, and accounted against predicted throughput).
+
+    .venv/bin/python bench/bench_pipeline.py [--models resnet50 googlenet vgg16 densenet121 transformer]
+                                             [--nodes 2 3 4 6] [--frames 12] [--no-measure]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
 from tessera import zoo  # noqa: E402
 
-from common import smoke, table, write_csv  # noqa: E402
+from common import RESULTS, smoke, table, write_csv  # noqa: E402
 
 SPEEDS = [1.0, 2.0, 4.0, 1.0, 2.0]
 
@@ -36,6 +47,97 @@ def network(ct, k, device_link):
         for b in nodes[i + 2:]:
             links[(a.name, b.name)] = (1000.0, 1.0)
     return ts.Network(nodes, links)
+
+
+def best_single(m, net, device_link, servers=None):
+    """The best plan on the device and at most one server (dp), as the two-party planners place it."""
+    dev = net.nodes[0]
+    cands = [ts.plan_pipeline(m, ts.Network([dev], {}), algorithm="dp")]
+    for n in net.nodes[1:]:
+        if servers is not None and n.name not in servers:
+            continue
+        sub = ts.Network([dev, n], {(dev.name, n.name): (device_link, 20.0)})
+        cands.append(ts.plan_pipeline(m, sub, algorithm="dp"))
+    return max(cands, key=lambda p: p.throughput_fps)
+
+
+class Servers:
+    """One `tessera serve` process per server node, on loopback, serving the model's atom store."""
+
+    def __init__(self, m, names):
+        from tessera.runtime import spawn_server
+        self.dir = tempfile.TemporaryDirectory(prefix="tessera-bench-pipeline-")
+        m.save(Path(self.dir.name) / "model")
+        self.procs, self.endpoints = [], {}
+        for name in names:
+            proc, ep = spawn_server(Path(self.dir.name) / "model", extra=["--threads", "1"])
+            self.procs.append(proc)
+            self.endpoints[name] = ep
+
+    def close(self):
+        from tessera.runtime import stop_server
+        for p in self.procs:
+            stop_server(p)
+        self.dir.cleanup()
+
+
+def measure(m, xs, plan, endpoints, frames):
+    """Streams `frames` inputs through the plan (after a warm-up that loads the atoms); returns stats."""
+    names = {n.name for n in plan.network.nodes}
+    eps = {k: v for k, v in endpoints.items() if k in names}
+    stages = len(plan.stages)
+    pipe = ts.Pipeline(m, plan, in_flight=2 * stages, endpoints=eps, emulation="account", timeout_ms=120000)
+    list(pipe.map([xs] * min(frames, 2 * stages)))  # first use: the servers load their atoms
+    ys = list(pipe.map([xs] * frames))
+    assert len(ys) == frames
+    return pipe.stats()
+
+
+def measured_row(model, config, algorithm, plan, st):
+    acc = st.accounted_fps
+    return {"model": model, "config": config, "algorithm": algorithm, "stages": len(plan.stages),
+            "predicted_fps": f"{plan.throughput_fps:.3f}", "accounted_fps": f"{acc:.3f}",
+            "accounted/predicted": f"{acc / plan.throughput_fps:.3f}" if plan.throughput_fps > 0 else "-",
+            "wall_fps": f"{st.wall_fps:.3f}", "fallbacks": st.fallbacks,
+            "predicted_bottleneck": plan.bottleneck, "accounted_bottleneck": st.bottleneck,
+            "stage_accounted_ms": " | ".join(f"{x.node}:{x.accounted_ms:.1f}" for x in st.stages),
+            "plan_stage_ms": " | ".join(f"{n}:{ms:.1f}" for (n, _), ms in zip(plan.stages, plan.stage_ms))}
+
+
+def plot(headline, measured, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 1 + len(headline), figsize=(5 + 5 * len(headline), 4.2))
+    ax = axes[0]
+    pred = [float(r["predicted_fps"]) for r in measured if r["accounted/predicted"] != "-"]
+    acc = [float(r["accounted_fps"]) for r in measured if r["accounted/predicted"] != "-"]
+    top = max(pred + acc) * 1.1
+    ax.plot([0, top], [0, top], "k-", lw=0.8)
+    ax.fill_between([0, top], [0, 0.9 * top], [0, 1.1 * top], color="0.9", label="within 10%")
+    ax.scatter(pred, acc, s=14)
+    ax.set_xlabel("predicted fps (cost model)")
+    ax.set_ylabel("accounted fps (measured)")
+    ax.set_title("every measured plan")
+    ax.legend(loc="upper left")
+    for ax, (label, plan, st) in zip(axes[1:], headline):
+        names = [f"{s.node}" for s in st.stages]
+        y = range(len(names))
+        ax.barh([i + 0.2 for i in y], [s.accounted_ms for s in st.stages], height=0.4, label="compute (accounted)")
+        ax.barh([i - 0.2 for i in y], [s.link_in_ms for s in st.stages], height=0.4, label="link in (accounted)")
+        ax.barh([i + 0.2 for i in y], list(plan.stage_ms), height=0.4, fill=False, edgecolor="k",
+                label="compute (predicted)")
+        ax.set_yticks(list(y))
+        ax.set_yticklabels([f"{i}: {n} ({len(a)} atoms)" for i, (n, (_, a)) in enumerate(zip(names, plan.stages))])
+        ax.invert_yaxis()
+        ax.set_xlabel("ms per frame")
+        ax.set_title(f"{label}: {st.accounted_fps:.2f} fps accounted, {plan.throughput_fps:.2f} predicted",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def timed(fn, repeats):
@@ -53,22 +155,23 @@ def main(argv=None):
     ap.add_argument("--nodes", type=int, nargs="+", default=[2, 3, 4, 6])
     ap.add_argument("--device-link", type=float, default=18.88, help="Mbit/s from the device to each server")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--frames", type=int, default=12, help="measured frames per plan")
+    ap.add_argument("--no-measure", action="store_true", help="predictions and planning times only")
     args = ap.parse_args(argv)
     if smoke():
-        args.models, args.nodes, args.repeats = ["squeezenet1_0"], [2, 3], 2
-    rows = []
+        args.models, args.nodes, args.repeats, args.frames = ["squeezenet1_0"], [2, 3], 2, 3
+    rows, measured, headline = [], [], []
     for name in args.models:
         path, xs = zoo.torchscript(name)
         m = ts.load(str(path), xs)
         ct = ts.profile(m, xs, threads=1, repeats=3, warmup=1)
+        servers = None
+        if not args.no_measure:
+            k_max = max(max(args.nodes), 4 if (name == "vgg16" or smoke()) else 0)  # the headline needs 3 servers
+            servers = Servers(m, [n.name for n in network(ct, k_max, args.device_link).nodes[1:]])
         for k in args.nodes:
             net = network(ct, k, args.device_link)
-            names = [n.name for n in net.nodes]
-            single = max((ts.plan_pipeline(m, ts.Network([net.nodes[0]] + ([n] if n is not net.nodes[0] else []),
-                                                         {("device", n.name): (args.device_link, 20.0)}
-                                                         if n is not net.nodes[0] else {}), algorithm="dp",
-                                           order=["device"] + ([n.name] if n is not net.nodes[0] else []))
-                          for n in net.nodes), key=lambda p: p.throughput_fps)
+            single = best_single(m, net, args.device_link)
             eq, _ = timed(lambda: ts.plan_pipeline(m, net, algorithm="equal_layers"), args.repeats)
             dp, dp_ms = timed(lambda: ts.plan_pipeline(m, net, algorithm="dp"), args.repeats)
             pso, pso_ms = timed(lambda: ts.plan_pipeline(m, net, algorithm="pso_dp"), max(1, args.repeats // 4))
@@ -83,11 +186,51 @@ def main(argv=None):
                          "dp_ms": f"{dp_ms:.2f}", "pso_dp_ms": f"{pso_ms:.1f}", "exhaustive_ms": f"{ex_ms:.1f}" if ex else "-",
                          "dp_stages": " | ".join(f"{n}:{len(a)}" for n, a in dp.stages)})
             print(rows[-1], flush=True)
+            if servers is not None:
+                for algo, plan in (("best_two_party", single), ("equal_layers", eq), ("dp", dp), ("pso_dp", pso)):
+                    st = measure(m, xs, plan, servers.endpoints, args.frames)
+                    measured.append(measured_row(name, f"{k} nodes", algo, plan, st))
+                    print(measured[-1], flush=True)
+        if servers is not None and (name == "vgg16" or smoke()):
+            # the headline: the device on one link to three equal servers joined at 1 Gbit/s
+            nodes = [ts.Node("device", speed=0.1, reference=ct)] + [ts.Node(f"equal{i}", speed=1.0, reference=ct)
+                                                                     for i in (1, 2, 3)]
+            links = {("device", f"equal{i}"): (args.device_link, 20.0) for i in (1, 2, 3)}
+            links.update({(f"equal{i}", f"equal{j}"): (1000.0, 1.0) for i in (1, 2, 3) for j in (1, 2, 3) if i < j})
+            net3 = ts.Network(nodes, links)
+            eps = dict(zip([f"equal{i}" for i in (1, 2, 3)], list(servers.endpoints.values())[:3]))
+            one = best_single(m, net3, args.device_link)
+            pipe3 = ts.plan_pipeline(m, net3, algorithm="pso_dp")
+            st1 = measure(m, xs, one, eps, args.frames)
+            st3 = measure(m, xs, pipe3, eps, args.frames)
+            measured.append(measured_row(name, "3 equal servers", "best_single_server", one, st1))
+            measured.append(measured_row(name, "3 equal servers", "pso_dp", pipe3, st3))
+            measured[-1]["vs_best_single_accounted"] = f"{st3.accounted_fps / st1.accounted_fps:.2f}"
+            measured[-1]["vs_best_single_wall"] = f"{st3.wall_fps / st1.wall_fps:.2f}"
+            print(measured[-2], measured[-1], sep="\n", flush=True)
+            headline = [(f"{name} best single server", one, st1), (f"{name} pipeline over 3 servers", pipe3, st3)]
+        if servers is not None:
+            servers.close()
     print(f"\npredicted by the cost model (1 thread profiles here; device 10x slower; servers 1x/2x/4x/1x/2x; device link "
           f"{args.device_link:g} Mbit/s rtt 20 ms, servers 1 Gbit/s rtt 1 ms); planning ms: median of {args.repeats} "
           f"calls from Python")
     print(table(rows, list(rows[0])))
     print("wrote", write_csv("bench_pipeline", rows))
+    if measured:
+        cols = list(dict.fromkeys(c for r in measured for c in r))
+        for r in measured:
+            for c in cols:
+                r.setdefault(c, "")
+        print(f"\nmeasured: {args.frames} frames per plan through `tessera serve` processes on loopback; accounted = "
+              f"stage CPU ms x node slowdown and wire bytes over each link (every node on its own machine); wall = "
+              f"this machine's 2 cores shared by all")
+        print(table(measured, [c for c in cols if c not in ("stage_accounted_ms", "plan_stage_ms")]))
+        print("wrote", write_csv("bench_pipeline_measured", measured))
+        ratios = [float(r["accounted/predicted"]) for r in measured if r["accounted/predicted"] not in ("-", "")]
+        print(f"accounted/predicted over {len(ratios)} plans: median {statistics.median(ratios):.3f}, min "
+              f"{min(ratios):.3f}, max {max(ratios):.3f}; within 10%: {sum(abs(x - 1) <= 0.1 for x in ratios)}")
+        if headline and not smoke():
+            print("wrote", plot(headline, measured, RESULTS / "bench_pipeline.png"))
 
 
 if __name__ == "__main__":

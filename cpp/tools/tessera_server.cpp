@@ -2,7 +2,7 @@
 //
 //   tessera-server REPOSITORY [--bind tcp://127.0.0.1:*] [--workers N] [--threads N]
 //                  [--max-message-mb N] [--curve-secret-key KEY --allow-key KEY ...]
-//                  [--allow-keys-file FILE] [--verbose]
+//                  [--allow-keys-file FILE] [--forward-timeout-ms N] [--verbose]
 //
 // Prints "tessera-server listening on ENDPOINT" (with the real port) on stdout
 // once it accepts requests; stops cleanly on SIGINT / SIGTERM and prints its
@@ -19,7 +19,8 @@
 namespace {
 void usage() {
   std::cerr << "usage: tessera-server REPOSITORY [--bind ENDPOINT] [--workers N] [--threads N] [--max-message-mb N]\n"
-               "                      [--curve-secret-key KEY] [--allow-key KEY]... [--allow-keys-file FILE] [--verbose]\n";
+               "                      [--curve-secret-key KEY] [--allow-key KEY]... [--allow-keys-file FILE]\n"
+               "                      [--forward-timeout-ms N] [--verbose]\n";
 }
 }  // namespace
 
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
       if (a == "--bind") o.bind = next();
       else if (a == "--workers") o.workers = std::stoi(next());
       else if (a == "--threads") o.intra_op_threads = std::stoi(next());
+      else if (a == "--forward-timeout-ms") o.forward_timeout_ms = std::stoi(next());
       else if (a == "--max-message-mb") o.max_message_bytes = std::stoull(next()) << 20;
       else if (a == "--curve-secret-key") o.curve_secret_key = next();
       else if (a == "--allow-key") o.allowed_client_keys.push_back(next());

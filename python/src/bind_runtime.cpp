@@ -2,6 +2,7 @@
 #include <torch/extension.h>
 
 #include "tessera/runtime/deployment.h"
+#include "tessera/runtime/pipeline.h"
 #include "tessera/runtime/server.h"
 
 namespace py = pybind11;
@@ -18,7 +19,8 @@ void bind_runtime(py::module_& m) {
       .def_readwrite("max_message_bytes", &ServerOptions::max_message_bytes)
       .def_readwrite("curve_secret_key", &ServerOptions::curve_secret_key)
       .def_readwrite("allowed_client_keys", &ServerOptions::allowed_client_keys)
-      .def_readwrite("verbose", &ServerOptions::verbose);
+      .def_readwrite("verbose", &ServerOptions::verbose)
+      .def_readwrite("forward_timeout_ms", &ServerOptions::forward_timeout_ms);
   py::class_<ServerStats>(m, "ServerStats")
       .def_readonly("requests", &ServerStats::requests)
       .def_readonly("replies", &ServerStats::replies)
@@ -29,6 +31,8 @@ void bind_runtime(py::module_& m) {
       .def_readonly("bytes_in", &ServerStats::bytes_in)
       .def_readonly("bytes_out", &ServerStats::bytes_out)
       .def_readonly("busy_ms", &ServerStats::busy_ms)
+      .def_readonly("forwards", &ServerStats::forwards)
+      .def_readonly("forward_failures", &ServerStats::forward_failures)
       .def("to_json", &ServerStats::to_json);
   py::class_<Server>(m, "Server")
       .def(py::init<ServerOptions>(), py::arg("options"))
@@ -90,4 +94,62 @@ void bind_runtime(py::module_& m) {
       .def("probe", &Deployment::probe, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("server_available",
                              py::cpp_function(&Deployment::server_available, py::call_guard<py::gil_scoped_release>()));
+
+  py::class_<PipelineOptions>(m, "PipelineOptions")
+      .def(py::init<>())
+      .def_readwrite("endpoints", &PipelineOptions::endpoints)
+      .def_readwrite("reply_bind", &PipelineOptions::reply_bind)
+      .def_readwrite("reply_advertise", &PipelineOptions::reply_advertise)
+      .def_readwrite("in_flight", &PipelineOptions::in_flight)
+      .def_readwrite("timeout_ms", &PipelineOptions::timeout_ms)
+      .def_readwrite("retry_ms", &PipelineOptions::retry_ms)
+      .def_readwrite("send_timeout_ms", &PipelineOptions::send_timeout_ms)
+      .def_readwrite("slowdown", &PipelineOptions::slowdown)
+      .def_readwrite("emulation", &PipelineOptions::emulation);
+  py::class_<StageRecord>(m, "StageRecord")
+      .def_readonly("node", &StageRecord::node)
+      .def_readonly("compute_ms", &StageRecord::compute_ms)
+      .def_readonly("cpu_ms", &StageRecord::cpu_ms)
+      .def_readonly("accounted_ms", &StageRecord::accounted_ms)
+      .def_readonly("queue_ms", &StageRecord::queue_ms)
+      .def_readonly("link_in_ms", &StageRecord::link_in_ms)
+      .def_readonly("link_back_ms", &StageRecord::link_back_ms)
+      .def_readonly("bytes_in", &StageRecord::bytes_in)
+      .def_readonly("bytes_back", &StageRecord::bytes_back)
+      .def_readonly("ran_remote", &StageRecord::ran_remote);
+  py::class_<FrameRecord>(m, "FrameRecord")
+      .def_readonly("request_id", &FrameRecord::request_id)
+      .def_readonly("total_ms", &FrameRecord::total_ms)
+      .def_readonly("fallback", &FrameRecord::fallback)
+      .def_readonly("error", &FrameRecord::error)
+      .def_readonly("stages", &FrameRecord::stages);
+  py::class_<PipelineStageStats>(m, "PipelineStageStats")
+      .def_readonly("node", &PipelineStageStats::node)
+      .def_readonly("frames", &PipelineStageStats::frames)
+      .def_readonly("compute_ms", &PipelineStageStats::compute_ms)
+      .def_readonly("cpu_ms", &PipelineStageStats::cpu_ms)
+      .def_readonly("accounted_ms", &PipelineStageStats::accounted_ms)
+      .def_readonly("queue_ms", &PipelineStageStats::queue_ms)
+      .def_readonly("link_in_ms", &PipelineStageStats::link_in_ms)
+      .def_readonly("link_back_ms", &PipelineStageStats::link_back_ms)
+      .def_readonly("bytes_in", &PipelineStageStats::bytes_in);
+  py::class_<PipelineStats>(m, "PipelineStats")
+      .def_readonly("frames", &PipelineStats::frames)
+      .def_readonly("fallbacks", &PipelineStats::fallbacks)
+      .def_readonly("late", &PipelineStats::late)
+      .def_readonly("stages", &PipelineStats::stages)
+      .def_readonly("wall_fps", &PipelineStats::wall_fps)
+      .def_readonly("accounted_fps", &PipelineStats::accounted_fps)
+      .def_readonly("accounted_bottleneck_ms", &PipelineStats::accounted_bottleneck_ms)
+      .def_readonly("bottleneck", &PipelineStats::bottleneck)
+      .def_readonly("latency_ms_median", &PipelineStats::latency_ms_median)
+      .def("to_json", &PipelineStats::to_json);
+  py::class_<Pipeline>(m, "Pipeline")
+      .def(py::init<Model, tessera::plan::PipelinePlan, tessera::plan::PipelineNetwork, PipelineOptions>(),
+           py::arg("model"), py::arg("plan"), py::arg("network"), py::arg("options"))
+      .def("run", &Pipeline::run, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
+      .def("map", &Pipeline::map, py::arg("frames"), py::call_guard<py::gil_scoped_release>())
+      .def("stats", &Pipeline::stats, py::call_guard<py::gil_scoped_release>())
+      .def("records", &Pipeline::records, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("reply_endpoint", &Pipeline::reply_endpoint);
 }

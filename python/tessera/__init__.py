@@ -28,6 +28,6 @@ from .runtime import Deployment, Server, keygen  # noqa: F401
 from .adapt import AdaptiveDeployment, Controller  # noqa: F401
 from .experiment import simulate  # noqa: F401
 from .transport import Link, read_trace  # noqa: F401
-from .pipeline import Network, Node, plan_pipeline  # noqa: F401
+from .pipeline import Network, Node, Pipeline, plan_pipeline  # noqa: F401
 
 __version__ = "0.1.0"

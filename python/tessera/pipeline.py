@@ -8,19 +8,27 @@
     plan = ts.plan_pipeline(m, net, objective="throughput", algorithm="dp")   # dp | pso_dp | exhaustive | equal_layers
     plan.stages          # [(node name, [atom ids])] in pipeline order
     plan.throughput_fps, plan.latency_ms, plan.bottleneck, plan.explain()
+    pipe = ts.Pipeline(m, plan, in_flight=4)   # servers at the nodes' endpoints
+    for y in pipe.map(frames): ...
+    pipe.stats()         # per stage: compute, queue, link ms; accounted and wall frames per second
 
 Stages are contiguous runs of the atoms' topological order; the values live across a cut travel on
 the link between the two stages' nodes, and the model's outputs go back to the first node. Links
-are symmetric unless ``symmetric=False``. The runtime for pipelines is not built yet.
+are symmetric unless ``symmetric=False``. At run time the device runs the first stage, each server
+runs its stage and forwards the live values straight to the next stage's server, and the model's
+outputs return to the device (wire protocol v2, docs/wire-protocol.md).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from . import _core
+from collections.abc import Iterable, Iterator
 
-__all__ = ["Node", "Network", "PipelinePlan", "plan_pipeline"]
+from . import _core
+from .atoms import _as_tuple, _rebuild
+
+__all__ = ["Node", "Network", "PipelinePlan", "Pipeline", "plan_pipeline"]
 
 
 @dataclass
@@ -117,8 +125,8 @@ class Network:
 class PipelinePlan:
     """A pipeline plan: stages [(node name, [atom ids])], throughput, latency, bottleneck."""
 
-    def __init__(self, core, net: "_core.PipelineNetwork"):
-        self._core, self._net = core, net
+    def __init__(self, core, net: "_core.PipelineNetwork", network: "Network | None" = None):
+        self._core, self._net, self.network = core, net, network
         names = [n.name for n in net.nodes]
         self.stages = [(names[s.node], list(s.atoms)) for s in core.stages]
 
@@ -149,4 +157,82 @@ def plan_pipeline(model, network: Network, objective: str = "throughput", algori
         if unknown:
             raise _core.InvalidArgumentError(f"unknown node(s) {unknown} in the order (nodes: {', '.join(names)})")
         idx = [names.index(o) for o in order]
-    return PipelinePlan(_core.plan_pipeline(dag, net, algorithm, idx, objective), net)
+    return PipelinePlan(_core.plan_pipeline(dag, net, algorithm, idx, objective), net, network)
+
+
+class Pipeline:
+    """Run a pipeline plan for real: the device (node 0) runs the first stage here, each server stage
+    runs at its node's endpoint and forwards the live values straight to the next stage, the model's
+    outputs come back here; up to ``in_flight`` inputs travel at once, so the stages overlap.
+
+    endpoints: {node name: ZeroMQ endpoint} (default: each Node's ``endpoint``). slowdown: {node name:
+    how many times slower than this machine} to emulate node speeds (default: 1 / ``speed`` for nodes
+    given by a speed over a reference profile, else 1). emulation: "account" (run at this machine's
+    speed; stats() report each stage's CPU time x its slowdown and each hop's bytes over its link, as if
+    every node and link were its own machine) or "sleep" (every node and link waits for real).
+    A stage that fails or cannot reach the next hands its values back and the device runs the rest; a
+    request with no answer within timeout_ms runs here; no request is lost or answered twice.
+    """
+
+    def __init__(self, model, plan: PipelinePlan, in_flight: int = 4, endpoints: dict | None = None,
+                 slowdown: dict | None = None, emulation: str = "account", timeout_ms: int = 5000,
+                 retry_ms: int = 1000, reply_bind: str = "tcp://127.0.0.1:*", network: Network | None = None):
+        network = network or plan.network
+        if network is None:
+            raise _core.InvalidArgumentError("Pipeline needs the plan's network (plan it with ts.plan_pipeline, or "
+                                             "pass network=)")
+        names = [n.name for n in network.nodes]
+        for what, d in (("endpoints", endpoints), ("slowdown", slowdown)):
+            unknown = [k for k in (d or {}) if k not in names]
+            if unknown:
+                raise _core.InvalidArgumentError(f"{what} names unknown node(s) {unknown} (nodes: {', '.join(names)})")
+        if emulation not in ("sleep", "account"):
+            raise _core.InvalidArgumentError(f"emulation must be 'sleep' or 'account', got '{emulation}'")
+        o = _core.PipelineOptions()
+        o.endpoints = [(endpoints or {}).get(n.name, n.endpoint) for n in network.nodes]
+        o.slowdown = [float((slowdown or {}).get(n.name, 1.0 / n.speed if n.speed and n.reference is not None
+                                                 else 1.0)) for n in network.nodes]
+        o.in_flight = int(in_flight)
+        o.timeout_ms = int(timeout_ms)
+        o.retry_ms = int(retry_ms)
+        o.reply_bind = reply_bind
+        o.emulation = _core.Emulation.Sleep if emulation == "sleep" else _core.Emulation.Account
+        self.model, self.plan, self.network = model, plan, network
+        core_model = getattr(model, "_core", model)
+        self._core = _core.Pipeline(core_model, plan._core, plan._net, o)
+
+    def _outputs(self, flat):
+        structure = getattr(getattr(self.model, "graph", None), "output_structure", None)
+        return _rebuild(structure, flat) if structure else list(flat)
+
+    def __call__(self, inputs):
+        """One input through the pipeline (its latency; use map() for a stream)."""
+        return self._outputs(self._core.run(list(_as_tuple(inputs))))
+
+    def map(self, frames: Iterable, chunk: int = 256) -> Iterator:
+        """Outputs of every frame, in order. Frames travel ``in_flight`` at a time; an iterable is taken
+        ``chunk`` frames at a time (the pipeline drains between chunks)."""
+        batch = []
+        for f in frames:
+            batch.append(list(_as_tuple(f)))
+            if len(batch) == chunk:
+                yield from (self._outputs(y) for y in self._core.map(batch))
+                batch = []
+        if batch:
+            yield from (self._outputs(y) for y in self._core.map(batch))
+
+    def stats(self):
+        """Of the last map(): per stage (node, compute/cpu/accounted/queue ms, link ms in and back), the
+        accounted and wall-clock frames per second, the bottleneck, fallbacks."""
+        return self._core.stats()
+
+    def records(self):
+        """Per frame of the last map(): per stage timings, fallback and why."""
+        return self._core.records()
+
+    @property
+    def reply_endpoint(self) -> str:
+        return self._core.reply_endpoint
+
+    def __repr__(self):
+        return f"tessera.Pipeline({len(self.plan.stages)} stages, {self.plan.throughput_fps:.2f} fps planned)"

@@ -81,13 +81,14 @@ class Server:
     threads (1 answers on the socket directly, more sit behind a proxy). threads: LibTorch
     intra-op threads. curve_secret_key + allowed_client_keys: CURVE encryption and an allow
     list of client public keys (see :func:`keygen`). max_message_mb: larger requests are
-    refused. verbose: log every request to stderr. ``start()`` returns the server; ``stop()``
+    refused. forward_timeout_ms: how long a pipeline stage waits for the next stage to take its
+    values before handing them back to the device. verbose: log every request to stderr. ``start()`` returns the server; ``stop()``
     (or leaving a ``with`` block) ends it.
     """
 
     def __init__(self, repository: str | os.PathLike, bind: str = "tcp://127.0.0.1:*", workers: int = 1,
                  threads: int = 1, curve_secret_key: str = "", allowed_client_keys: Sequence[str] = (),
-                 max_message_mb: int = 1024, verbose: bool = False):
+                 max_message_mb: int = 1024, verbose: bool = False, forward_timeout_ms: int = 1000):
         if int(max_message_mb) < 1:
             raise _core.InvalidArgumentError(f"max_message_mb = {max_message_mb} must be >= 1")
         o = _core.ServerOptions()
@@ -99,6 +100,7 @@ class Server:
         o.allowed_client_keys = list(allowed_client_keys)
         o.max_message_bytes = int(max_message_mb) << 20
         o.verbose = verbose
+        o.forward_timeout_ms = int(forward_timeout_ms)
         self._core = _core.Server(o)
 
     def start(self) -> "Server":

@@ -26,7 +26,7 @@ def cmd_serve(args):
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     srv = Server(args.repository, bind=args.bind, workers=args.workers, threads=args.threads,
                  curve_secret_key=secret, allowed_client_keys=allowed, max_message_mb=args.max_message_mb,
-                 verbose=args.verbose).start()
+                 verbose=args.verbose, forward_timeout_ms=args.forward_timeout_ms).start()
     print(f"tessera-server listening on {srv.endpoint} ({len(srv.models())} models, {args.workers} workers)",
           flush=True)
     signal.sigwait(stop)
@@ -59,6 +59,8 @@ def register(sub):
                     help="refuse requests larger than this many MiB (default 1024)")
     sp.add_argument("--curve-secret-key-file", help="turn CURVE on with this server secret key file")
     sp.add_argument("--allow-keys-file", action="append", help="file of allowed client public keys (one per line)")
+    sp.add_argument("--forward-timeout-ms", type=positive_int, default=1000,
+                    help="pipelines: how long a stage waits for the next stage to take its values (default 1000)")
     sp.add_argument("--verbose", action="store_true", help="log every request to stderr")
     sp.set_defaults(func=cmd_serve)
     sp = sub.add_parser("keygen", help="make a CURVE key pair")

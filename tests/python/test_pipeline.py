@@ -1,5 +1,8 @@
-"""N-node pipeline planning from Python (issue 14, the planner part)."""
+"""N-node pipelines from Python (issue 14): planning, and streams through real servers."""
+import threading
+
 import pytest
+import torch
 
 import tessera as ts
 
@@ -50,3 +53,88 @@ def test_bad_pipeline_specs_are_named(zoo_model):
                                                                               memory_mb=0.001)]
     p = ts.plan_pipeline(m, ts.Network(tight, {("phone", "edge"): (10.0, 1.0)}))
     assert p.status == "infeasible" and "memory" in p.reason
+
+
+# ---- the runtime: streams through real servers ------------------------------------------
+
+def _flat(y):
+    if isinstance(y, torch.Tensor):
+        return [y]
+    out = []
+    for v in y:
+        out += _flat(v)
+    return out
+
+
+def _frames(xs, n):
+    """n inputs like xs: float tensors shifted a little per frame, the others as they are."""
+    return [tuple(x + 0.01 * i if x.is_floating_point() else x for x in xs) for i in range(n)]
+
+
+def _three_nodes(m, endpoints):
+    """Unit costs on three nodes and equal_layers: three stages of a third of the atoms each."""
+    unit = [1.0] * m.num_atoms
+    nodes = [ts.Node("phone", costs=unit), ts.Node("edge-a", costs=unit, endpoint=endpoints[0]),
+             ts.Node("edge-b", costs=unit, endpoint=endpoints[1])]
+    net = ts.Network(nodes, {("phone", "edge-a"): (20.0, 10.0), ("edge-a", "edge-b"): (1000.0, 1.0),
+                             ("phone", "edge-b"): (20.0, 10.0)})
+    return ts.plan_pipeline(m, net, algorithm="equal_layers")
+
+
+def test_every_zoo_model_streams_through_three_nodes(zoo_model, tmp_path):
+    # the zoo as test_atoms loads it (vgg16 and resnet152, deeper copies of vgg11 and resnet50 that take
+    # 20 s and more to load and store, stream through pipelines in bench/bench_pipeline.py)
+    names = ["alexnet", "vgg11", "resnet18", "resnet50", "googlenet", "inception_v3", "densenet121", "mobilenet_v2",
+             "mobilenet_v3_small", "squeezenet1_0", "efficientnet_b0", "transformer", "lstm"]
+    models = {}
+    for name in names:
+        m, xs, _ = zoo_model(name)
+        m.save(tmp_path / name)
+        models[name] = (m, xs)
+    with ts.Server(tmp_path) as a, ts.Server(tmp_path, workers=2) as b:
+        for name, (m, xs) in models.items():
+            plan = _three_nodes(m, [a.endpoint, b.endpoint])
+            assert [s[0] for s in plan.stages] == ["phone", "edge-a", "edge-b"], name
+            pipe = ts.Pipeline(m, plan, in_flight=2, timeout_ms=120000)  # first use loads the atoms
+            frames = _frames(xs, 3)
+            ys = list(pipe.map(frames))
+            for x, y in zip(frames, ys):
+                for got, ref in zip(_flat(y), m.run_flat(x)):
+                    assert torch.allclose(got, ref, rtol=1e-4, atol=1e-5), name
+            st = pipe.stats()
+            assert st.frames == 3 and st.fallbacks == 0, (name, pipe.records()[0].error)
+            assert [s.node for s in st.stages] == ["phone", "edge-a", "edge-b"]
+            assert st.stages[2].bytes_in > 0 and st.accounted_fps > 0 and st.bottleneck
+        assert a.stats().forwards == b.stats().forwards == 3 * len(models)
+
+
+def test_a_stage_server_killed_mid_stream(zoo_model, tmp_path, server_process):
+    m, xs, _ = zoo_model("resnet18")
+    m.save(tmp_path / "resnet18")
+    a, b = server_process(tmp_path), server_process(tmp_path)
+    pipe = ts.Pipeline(m, _three_nodes(m, [a.endpoint, b.endpoint]), in_flight=4, timeout_ms=1500, retry_ms=300)
+    warm = _frames(xs, 4)
+    ys = list(pipe.map(warm))
+    assert pipe.stats().fallbacks == 0, pipe.records()[0].error
+    frames = _frames(xs, 60)
+    killer = threading.Timer(0.3, b.kill)
+    killer.start()
+    ys = list(pipe.map(frames))
+    killer.join()
+    for x, y in zip(frames, ys):  # every request answered, and answered right
+        assert torch.allclose(y, m.run_flat(x)[0], rtol=1e-4, atol=1e-5)
+    st = pipe.stats()
+    assert st.frames == 60 and st.fallbacks >= 1
+    errors = {r.error for r in pipe.records() if r.fallback}
+    assert any("edge" in e or "hop" in e or "no result" in e or "backing off" in e for e in errors), errors
+
+
+def test_bad_pipelines_are_named(zoo_model):
+    m, xs, _ = zoo_model("resnet18")
+    plan = _three_nodes(m, ["tcp://127.0.0.1:1", ""])
+    with pytest.raises(ValueError, match="node 'edge-b', which has no endpoint"):
+        ts.Pipeline(m, plan)
+    with pytest.raises(ValueError, match=r"unknown node\(s\) \['gpu'\]"):
+        ts.Pipeline(m, plan, endpoints={"gpu": "tcp://127.0.0.1:2"})
+    with pytest.raises(ValueError, match="emulation"):
+        ts.Pipeline(m, plan, endpoints={"edge-b": "tcp://127.0.0.1:2"}, emulation="fast")

@@ -7,7 +7,7 @@
 //   dep.last_timeline();            // per block: where, compute, transfer, server time
 //
 // Blocks on target 0 run here in LibTorch; blocks on any other target are sent
-// to the server (wire protocol v1) and their outputs come back. When the server
+// to the server (wire protocol v2) and their outputs come back. When the server
 // misses the deadline, answers with an error, or cannot be reached, the block
 // and the rest run here (atoms load on demand) and the caller still gets the
 // correct output; the server is tried again after retry_ms.

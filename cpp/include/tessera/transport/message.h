@@ -1,5 +1,5 @@
 // tessera/transport/message.h -- tensors <-> ZeroMQ frames without copies, and whole
-// messages of wire protocol v1 (wire.h). Includes ATen and cppzmq.
+// messages of wire protocol v2 (wire.h). Includes ATen and cppzmq.
 #pragma once
 
 #include <ATen/core/Tensor.h>
