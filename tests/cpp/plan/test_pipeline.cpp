@@ -5,6 +5,7 @@
 
 #include "tessera/core/error.h"
 #include "tessera/plan/pipeline.h"
+#include "tessera/plan/planners.h"
 
 using namespace tessera;
 using namespace tessera::plan;
@@ -187,4 +188,60 @@ TEST(Pipeline, PsoDpNearExhaustiveAndNeverWorseThanTheGivenOrder) {
     within += pso.bottleneck_ms <= all.bottleneck_ms * 1.02;
   }
   EXPECT_GE(within, total * 95 / 100) << within << " of " << total << " within 2% of exhaustive";
+}
+
+// K = 2: the N-node model agrees with the two-target cost model (plan::evaluate) on every
+// prefix split, and the N-node dp finds what the two-target chain planner (Neurosurgeon's
+// best split point, the same family) finds. Two conventions differ, and the test pins them:
+// the two-target model charges rtt/2 per value sent (DADS), a pipeline per message (all the
+// values of a cut travel in one); and its throughput counts one shared link stage (up + down),
+// a pipeline's links are full duplex (up and down are separate stages).
+TEST(Pipeline, TwoNodesAgreeWithTheTwoTargetModel) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(0, 1);
+  int checked = 0;
+  for (int it = 0; it < 300; ++it) {
+    const int n = 2 + static_cast<int>(u(rng) * 14);
+    AtomDag dag = random_dag(rng, n);
+    PipelineNetwork net = random_net(rng, n, 2);
+    net.nodes[0].memory_bytes = net.nodes[1].memory_bytes = std::numeric_limits<double>::infinity();
+    const double bw = 1 + 200 * u(rng), rtt = it % 2 ? 0.0 : 10 * u(rng);
+    net.bandwidth_mbps = {{0, bw}, {bw, 0}};
+    net.rtt_ms = {{0, rtt}, {rtt, 0}};
+    CostModel cm;
+    cm.dag = dag;
+    cm.compute_ms = {net.nodes[0].compute_ms, net.nodes[1].compute_ms};
+    Context ctx;
+    ctx.bandwidth_mbps = bw;
+    ctx.rtt_ms = rtt;
+    for (int p = 0; p <= n; ++p) {
+      std::vector<int> placement(n, 1);
+      std::vector<Stage> stages{{0, {}}};
+      for (int a = 0; a < p; ++a) placement[a] = 0, stages[0].atoms.push_back(a);
+      if (p < n) {
+        stages.push_back({1, {}});
+        for (int a = p; a < n; ++a) stages[1].atoms.push_back(a);
+      }
+      const Plan two = evaluate(cm, ctx, placement);
+      const PipelinePlan pipe = evaluate_pipeline(dag, net, stages);
+      ASSERT_TRUE(pipe.ok()) << pipe.reason;
+      double up = 0, down = 0;
+      int up_n = 0, down_n = 0;
+      for (const auto& t : two.transfers) (t.from == 0 ? up : down) += t.bytes * 8e-3 / bw, (t.from == 0 ? up_n : down_n)++;
+      const int messages = (up_n > 0) + (down_n > 0);
+      EXPECT_NEAR(two.latency_ms - pipe.latency_ms, rtt / 2 * (up_n + down_n - messages), 1e-6 * two.latency_ms)
+          << "split " << p << " of " << n;
+      const double D = two.target_ms[0], S = two.target_ms[1];
+      EXPECT_NEAR(pipe.bottleneck_ms, std::max({D, S, up, down}), 1e-9 * (1 + pipe.bottleneck_ms));
+      EXPECT_NEAR(1000.0 / two.throughput_fps, std::max({D, S, up + down}), 1e-9 * (1 + 1000.0 / two.throughput_fps));
+      ++checked;
+    }
+    if (rtt == 0) {  // the planners: the same family, the same optimum
+      const Plan chain = plan_chain(cm, ctx);
+      const PipelinePlan dp = plan_pipeline_dp(dag, net, {0, 1}, Objective::Latency);
+      EXPECT_NEAR(chain.latency_ms, dp.latency_ms, 1e-9 * (1 + chain.latency_ms)) << "instance " << it;
+      EXPECT_LE(plan_mincut(cm, ctx).latency_ms, dp.latency_ms * (1 + 1e-9));  // mincut searches more
+    }
+  }
+  EXPECT_GT(checked, 2000);
 }
