@@ -96,7 +96,7 @@ def simulated(args, tdir):
     """--simulate: every policy on every trace x breakpoint scaling, on the cost model alone."""
     from tessera import zoo
     from tessera.profile import profile
-    torch.set_num_threads(1)
+    ts.set_threads(1)  # OpenMP and OpenBLAS
     traces = trace_files(tdir, args.per_set)
     rows, cases, live_cases = [], [], []
     t_start = time.perf_counter()
@@ -265,7 +265,7 @@ def main(argv=None):
     if args.simulate:
         return simulated(args, tdir)
     traces = trace_files(tdir, args.per_set)
-    torch.set_num_threads(1)
+    ts.set_threads(1)  # OpenMP and OpenBLAS
     rows, detail = [], []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -67,7 +67,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if smoke():
         args.models, args.repeats = ["squeezenet1_0"], 3
-    torch.set_num_threads(args.threads)
+    ts.set_threads(args.threads)  # OpenMP and OpenBLAS
     print(f"threads {args.threads}, input batch 1 (224x224), {args.repeats} interleaved rounds after 3 warm-up; "
           f"ratios are per round, median [q1-q3]")
     rows = [bench_model(n, args.repeats) for n in args.models]

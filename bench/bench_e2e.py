@@ -38,7 +38,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if smoke():
         args.models, args.bandwidths, args.requests = ["squeezenet1_0"], [18.88], 2
-    torch.set_num_threads(1)
+    ts.set_threads(1)  # OpenMP and OpenBLAS
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         loaded = experiment.prepare(args.models, tmp, args.device_slowdown)

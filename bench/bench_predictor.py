@@ -87,7 +87,7 @@ def main(argv=None):
     if smoke():
         args.train, args.test, args.threads, args.loads, args.repeats, args.warmup = (
             ["squeezenet1_0"], ["resnet18"], [1], [0.0], 2, 1)
-    torch.set_num_threads(1)
+    ts.set_threads(1)  # OpenMP and OpenBLAS
     print(f"train: {' '.join(args.train)}\ntest:  {' '.join(args.test)}\n"
           f"threads {args.threads}, background load {args.loads} cores (one busy-loop process per core, "
           f"5 ms duty cycle), {args.repeats} timed rounds after {args.warmup} warm-up per profile, batch 1")

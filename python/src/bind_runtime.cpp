@@ -1,6 +1,7 @@
 // Bindings of the runtime layer (tessera/runtime/*.h). Wrap only; blocking calls release the GIL.
 #include <torch/extension.h>
 
+#include "tessera/graph/threads.h"
 #include "tessera/runtime/deployment.h"
 #include "tessera/runtime/pipeline.h"
 #include "tessera/runtime/server.h"
@@ -42,6 +43,9 @@ void bind_runtime(py::module_& m) {
       .def_property_readonly("endpoint", &Server::endpoint)
       .def("stats", &Server::stats)
       .def("models", &Server::models);
+  m.def("set_intra_op_threads", &tessera::set_intra_op_threads, py::arg("threads"),
+        "LibTorch's intra-op threads and OpenBLAS's pool (process-wide), together.");
+  m.def("blas_threads", &tessera::blas_threads, "OpenBLAS's pool size, or -1 without OpenBLAS.");
   m.def("curve_keypair", &curve_keypair, "A new CURVE key pair (public, secret), Z85 strings.");
 
   py::class_<DeploymentOptions>(m, "DeploymentOptions")

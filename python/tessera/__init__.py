@@ -31,3 +31,10 @@ from .transport import Link, read_trace  # noqa: F401
 from .pipeline import Network, Node, Pipeline, plan_pipeline  # noqa: F401
 
 __version__ = "0.1.0"
+
+
+def set_threads(threads: int) -> None:
+    """CPU threads of every kernel in this process: LibTorch's intra-op threads (torch.set_num_threads)
+    and OpenBLAS's own pool, which Debian's LibTorch uses for its GEMMs and which torch.set_num_threads
+    does not reach (measured: a "1-thread" server burned two cores)."""
+    _core.set_intra_op_threads(int(threads))

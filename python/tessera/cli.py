@@ -185,5 +185,13 @@ def _register_plan(sub):  # tessera plan (plan layer)
 
 _EXTRA_COMMANDS.append(_register_plan)
 
+
+def _register_pipeline(sub):  # tessera plan-pipeline (N nodes)
+    from .pipeline_cli import register
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_pipeline)
+
 if __name__ == "__main__":
     sys.exit(main())

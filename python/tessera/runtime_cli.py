@@ -86,9 +86,18 @@ def cmd_run(args):
     if args.adaptive and args.plan is not None and args.plan not in ADAPTIVE_PLANNERS:
         raise SystemExit(f"tessera run: --adaptive re-plans with one of {', '.join(ADAPTIVE_PLANNERS)}; "
                          f"got --plan {args.plan}")
-    torch.set_num_threads(args.threads)
+    if not args.server and not args.pipeline:
+        raise SystemExit("tessera run: give --server ENDPOINT (a split with one server) or --pipeline nodes.json")
+    if args.server and args.pipeline:
+        raise SystemExit("tessera run: --server and --pipeline exclude each other (a pipeline's servers are its "
+                         "nodes' endpoints)")
+    from . import set_threads
+    set_threads(args.threads)  # OpenBLAS too
     m, xs = open_model(args.model, args.shapes, args.dtype)
     ct = profile(m, xs, threads=args.threads, repeats=5, warmup=2)
+    if args.pipeline:
+        from .pipeline_cli import run_pipeline
+        return run_pipeline(args, m, xs, ct)
     costs = experiment.costs_from_profile(ct, args.device_slowdown)
     ref = m.run_flat(xs)
     link = None
@@ -134,7 +143,10 @@ def register_run(sub):
     from .cli import _add_model_args, positive_float, positive_int
     sp = sub.add_parser("run", help="run a model split with a server, checking every output")
     _add_model_args(sp)
-    sp.add_argument("--server", required=True, help="server endpoint (tcp://HOST:PORT)")
+    sp.add_argument("--server", default="", help="server endpoint (tcp://HOST:PORT)")
+    sp.add_argument("--pipeline", default="", metavar="NODES_JSON",
+                    help="stream through a device and several servers instead (nodes.json: see plan-pipeline)")
+    sp.add_argument("--in-flight", type=positive_int, default=4, help="--pipeline: requests travelling at once")
     sp.add_argument("--plan", default=None, help="planner (default mincut; with --adaptive parametric, or one of "
                     f"{', '.join(ADAPTIVE_PLANNERS)})")
     sp.add_argument("--requests", type=positive_int, default=20, help="requests to run (default 20)")

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def _one_thread():
     """Same intra-op threads everywhere: bitwise comparisons depend on it."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    ts.set_threads(1)  # OpenBLAS's pool too (torch.set_num_threads leaves it at one thread per core)
     yield
-    torch.set_num_threads(before)
+    ts.set_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,10 @@ def run_cli(capsys, *argv):
     (["plan", "zoo:squeezenet1_0", "--bandwidth", "5", "--device-slowdown", "-2"], 2,
      "-2 must be a finite number > 0"),
     (["serve", "/nonexistent/repository"], 1, "/nonexistent/repository"),
+    (["run", "zoo:squeezenet1_0"], 1, "give --server ENDPOINT"),
+    (["run", "zoo:squeezenet1_0", "--server", "tcp://127.0.0.1:9", "--pipeline", "n.json"], 1, "exclude each other"),
+    (["plan-pipeline", "zoo:squeezenet1_0", "--nodes", "/nonexistent/nodes.json"], 1,
+     "/nonexistent/nodes.json: no such nodes file"),
     (["predictor", "collect", "--models", "nosuch", "--out", "x.csv"], 1, "unknown zoo model 'nosuch'"),
 ])
 def test_cli_names_bad_input(capsys, argv, code, words):

@@ -138,3 +138,37 @@ def test_bad_pipelines_are_named(zoo_model):
         ts.Pipeline(m, plan, endpoints={"gpu": "tcp://127.0.0.1:2"})
     with pytest.raises(ValueError, match="emulation"):
         ts.Pipeline(m, plan, endpoints={"edge-b": "tcp://127.0.0.1:2"}, emulation="fast")
+
+
+def _nodes_json(path, endpoints=("", "")):
+    import json
+    path.write_text(json.dumps({
+        "nodes": [{"name": "phone", "slowdown": 10}, {"name": "edge-a", "speed": 1.0, "endpoint": endpoints[0]},
+                  {"name": "edge-b", "speed": 2.0, "endpoint": endpoints[1]}],
+        "links": [{"from": "phone", "to": "edge-a", "bandwidth_mbps": 5.85, "rtt_ms": 20},
+                  {"from": "edge-a", "to": "edge-b", "bandwidth_mbps": 1000, "rtt_ms": 1}]}))
+    return path
+
+
+def test_cli_plans_and_streams_a_pipeline(zoo_model, tmp_path, server_process, capsys):
+    from tessera import cli
+    nodes = _nodes_json(tmp_path / "nodes.json")
+    assert cli.main(["plan-pipeline", "zoo:squeezenet1_0", "--nodes", str(nodes), "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for algo in ("dp", "pso_dp", "exhaustive", "equal_layers"):
+        assert f"\n{algo} " in out, out
+    assert "best: " in out and "stage 0 on phone" in out
+    m, xs, _ = zoo_model("squeezenet1_0")
+    m.save(tmp_path / "store")
+    a, b = server_process(tmp_path / "store"), server_process(tmp_path / "store")
+    nodes = _nodes_json(tmp_path / "nodes2.json", (a.endpoint, b.endpoint))
+    assert cli.main(["run", "zoo:squeezenet1_0", "--pipeline", str(nodes), "--requests", "4",
+                     "--emulation", "account", "--timeout-ms", "60000"]) == 0
+    out = capsys.readouterr().out
+    assert "4 requests" in out and "0 wrong outputs" in out and "fps accounted" in out, out
+    # bad nodes files are named
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"nodes": [{"name": "phone"}, {"name": "edge", "speed": 1, "slowdown": 2}]}')
+    with pytest.raises(ValueError, match="node 'edge' gives speed and slowdown: give one"):
+        from tessera.pipeline_cli import read_network
+        read_network(bad, m, ts.profile(m, xs, threads=1, repeats=1, warmup=0))

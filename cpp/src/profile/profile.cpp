@@ -20,6 +20,7 @@
 
 #include "tessera/core/error.h"
 #include "tessera/profile/profile.h"
+#include "tessera/graph/threads.h"
 
 namespace tessera::profile {
 namespace {
@@ -42,15 +43,13 @@ std::array<double, 3> quartiles(std::vector<double> xs) {
   return {at(0.25), at(0.5), at(0.75)};
 }
 
-// Sets intra-op threads for a scope and restores them.
+// Sets intra-op threads (OpenMP and OpenBLAS: graph/threads.h) for a scope and restores them.
 class ThreadsGuard {
  public:
   explicit ThreadsGuard(int threads) : before_(at::get_num_threads()) {
-    if (threads > 0 && threads != before_) at::set_num_threads(threads);
+    if (threads > 0) set_intra_op_threads(threads);
   }
-  ~ThreadsGuard() {
-    if (at::get_num_threads() != before_) at::set_num_threads(before_);
-  }
+  ~ThreadsGuard() { set_intra_op_threads(before_); }
 
  private:
   int before_;

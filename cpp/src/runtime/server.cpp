@@ -28,6 +28,7 @@
 #include "tessera/atoms/model.h"
 #include "tessera/core/error.h"
 #include "tessera/graph/tensor.h"
+#include "tessera/graph/threads.h"
 #include "tessera/transport/message.h"
 #include "tessera/transport/proxy.h"
 #include "tessera/transport/security.h"
@@ -119,6 +120,7 @@ struct Server::Impl {
   std::atomic<uint64_t> busy_us{0};
 
   void proxy_loop(std::promise<std::string>& bound) {
+    at::init_num_threads();  // this thread runs blocks (one worker): LibTorch's thread count applies here too
     zmq::socket_t front, back;
     try {
       front = zmq::socket_t(*ctx, zmq::socket_type::router);
@@ -451,6 +453,9 @@ struct Server::Impl {
   }
 
   void worker_loop() {
+    // at::set_num_threads (start()) set OpenMP's thread count for the thread that called it; a new
+    // thread starts at OpenMP's default (every core) unless it takes LibTorch's count itself
+    at::init_num_threads();
     zmq::socket_t s;
     try {
       s = zmq::socket_t(*ctx, zmq::socket_type::rep);
@@ -516,7 +521,7 @@ void Server::start() {
   auto& d = *impl_;
   TESSERA_CHECK(!d.running, InvalidArgument, "server already running on {}", d.endpoint);
   if (d.models.empty()) d.models.load(d.opt.repository, d.opt.verbose);
-  at::set_num_threads(d.opt.intra_op_threads);
+  set_intra_op_threads(d.opt.intra_op_threads);  // OpenMP and OpenBLAS (graph/threads.h)
   d.ctx = std::make_unique<zmq::context_t>(1);
   d.backend = fmt::format("inproc://tessera-workers-{}", static_cast<const void*>(impl_.get()));
   if (!d.opt.curve_secret_key.empty()) {
