@@ -43,7 +43,7 @@ partition inside."""),
     speeds = [1.0, 2.0, 1.0, 2.0, 4.0][:k - 1]
     nodes = [ts.Node("phone", speed=0.1, reference=ct)]
     nodes += [ts.Node(f"edge-{chr(97 + i)}", speed=s, reference=ct) for i, s in enumerate(speeds)]
-    links = {("phone", "edge-a"): ts.Link(bandwidth_mbps=20, rtt_ms=10)}
+    links = {("phone", "edge-a"): ts.Link(bandwidth_mbps=20, rtt_ms=10)} if k > 1 else {}
     for i, a in enumerate(nodes[1:]):
         for b in nodes[i + 2:]:
             links[(a.name, b.name)] = (1000.0, 1.0)
@@ -97,7 +97,6 @@ The same model on 1 to 5 nodes (the phone alone, then servers of speeds 1, 2, 1,
 predicted frames per second of `pso_dp`, and of the naive `equal_layers` baseline, with the
 measured (accounted) figure of each `pso_dp` plan streamed through the servers."""),
     code("""ks = [1, 2, 3] if SMOKE else [1, 2, 3, 4, 5]
-more = []
 for k in ks[1:]:
     if f"edge-{chr(95 + k)}" not in endpoints:
         proc, ep = spawn_server(repo / name)
