@@ -54,6 +54,8 @@ double ser_ms(double bytes, double mbps) { return bytes <= 0 ? 0.0 : bytes * 8e-
 struct StageCost {
   bool ok = false;
   double compute = 0, in_link = 0, in_rtt = 0, ret_link = 0, ret_rtt = 0;
+  double tile_neck = 0;  // split stages: the slowest helper resource (tile compute, its links)
+  double tile_lat = 0;   // split stages: the slowest helper's round (send, compute, return)
 };
 
 StageCost stage_cost(const Prefix& pf, const PipelineNetwork& net, int w, int u, int p, int q) {
@@ -78,9 +80,54 @@ StageCost stage_cost(const Prefix& pf, const PipelineNetwork& net, int w, int u,
   return c;
 }
 
+// The stage [p, q) on node u split by rows with `helpers` (tiling.h): each node's tile in
+// proportion to its speed on the stage, its compute the stage's x its slice's share of the
+// input rows (the halo is recomputed), each helper's slice and rows over its links.
+bool split_cost(const Prefix& pf, const PipelineNetwork& net, int u, const std::vector<int>& helpers, int p, int q,
+                StageCost& c) {
+  const auto& T = net.tiling;
+  std::vector<RowOp> ops;
+  if (helpers.empty() || q <= p || !T.range(p, q, ops)) return false;
+  std::vector<int> who = {u};
+  who.insert(who.end(), helpers.begin(), helpers.end());
+  std::vector<double> cost, share;
+  for (int x : who) {
+    if (pf.params[q] - pf.params[p] > net.nodes[x].memory_bytes) return false;
+    cost.push_back(pf.compute[x][q] - pf.compute[x][p]);
+  }
+  const double top = *std::max_element(cost.begin(), cost.end());
+  for (double c0 : cost) share.push_back(c0 > 0 ? 1.0 / c0 : (top > 0 ? 1e3 / top : 1.0));
+  std::vector<TileWindow> tiles;
+  try {
+    tiles = split_rows(ops, T.rows_in[p], share);
+  } catch (const Error&) {
+    return false;  // fewer output rows than tiles
+  }
+  const double rows_in = T.rows_in[p], rows_out = T.rows_out[q - 1];
+  auto work = [&](size_t i) { return cost[i] * (tiles[i].in_hi - tiles[i].in_lo) / rows_in; };
+  c.compute = work(0);
+  for (size_t i = 1; i < who.size(); ++i) {
+    const int h = who[i];
+    if (!(bw(net, u, h) > 0) || !(bw(net, h, u) > 0)) return false;
+    const double up = ser_ms(T.in_bytes[p] * (tiles[i].in_hi - tiles[i].in_lo) / rows_in, bw(net, u, h));
+    const double down = ser_ms(T.out_bytes[q - 1] * (tiles[i].out_hi - tiles[i].out_lo) / rows_out, bw(net, h, u));
+    c.tile_neck = std::max({c.tile_neck, work(i), up, down});
+    c.tile_lat = std::max(c.tile_lat, up + rtt(net, u, h) / 2 + work(i) + down + rtt(net, h, u) / 2);
+  }
+  return true;
+}
+
 double combine(Objective obj, double before, const StageCost& c) {
-  if (obj == Objective::Throughput) return std::max({before, c.compute, c.in_link, c.ret_link});
-  return before + c.compute + c.in_link + c.in_rtt + c.ret_link + c.ret_rtt;
+  if (obj == Objective::Throughput) return std::max({before, c.compute, c.in_link, c.ret_link, c.tile_neck});
+  return before + std::max(c.compute, c.tile_lat) + c.in_link + c.in_rtt + c.ret_link + c.ret_rtt;
+}
+
+// stage_cost, then the split's figures when the stage has helpers; false: the split is not possible.
+StageCost any_stage_cost(const Prefix& pf, const PipelineNetwork& net, int w, int u, const std::vector<int>& helpers,
+                         int p, int q) {
+  StageCost c = stage_cost(pf, net, w, u, p, q);
+  if (c.ok && !helpers.empty()) c.ok = split_cost(pf, net, u, helpers, p, q, c);
+  return c;
 }
 
 PipelinePlan bad(std::string algorithm, PlanStatus status, std::string why) {
@@ -93,6 +140,34 @@ PipelinePlan bad(std::string algorithm, PlanStatus status, std::string why) {
 
 }  // namespace
 
+bool PipelineTiling::range(int p, int q, std::vector<RowOp>& out) const {
+  out.clear();
+  if (chain.empty() || p < 0 || q > static_cast<int>(chain.size()) || p >= q || chain[p] < 0) return false;
+  for (int a = p; a < q; ++a) {
+    if (chain[a] != chain[p]) return false;
+    out.insert(out.end(), ops[a].begin(), ops[a].end());
+  }
+  return true;
+}
+
+void PipelineTiling::validate(int n) const {
+  if (chain.empty()) return;
+  const size_t N = static_cast<size_t>(n);
+  TESSERA_CHECK(chain.size() == N && ops.size() == N && rows_in.size() == N && rows_out.size() == N &&
+                    in_bytes.size() == N && out_bytes.size() == N,
+                InvalidArgument, "tiling: every per-atom array needs {} entries (chain has {})", n, chain.size());
+  TESSERA_CHECK(max_tiles >= 1 && max_tiles <= 8, InvalidArgument, "tiling: max_tiles = {} (1 to 8)", max_tiles);
+  for (int a = 0; a < n; ++a) {
+    if (chain[a] < 0) continue;
+    TESSERA_CHECK(rows_in[a] >= 1 && rows_out[a] >= 1 && in_bytes[a] >= 0 && out_bytes[a] >= 0, InvalidArgument,
+                  "tiling: atom {} has rows {} -> {} and bytes {} -> {}", a, rows_in[a], rows_out[a], in_bytes[a],
+                  out_bytes[a]);
+    TESSERA_CHECK(plan::rows_out(ops[a], rows_in[a]) == rows_out[a], InvalidArgument,
+                  "tiling: atom {}'s operators make {} rows of {}, not {}", a, plan::rows_out(ops[a], rows_in[a]),
+                  rows_in[a], rows_out[a]);
+  }
+}
+
 int PipelineNetwork::index(const std::string& name) const {
   for (size_t i = 0; i < nodes.size(); ++i)
     if (nodes[i].name == name) return static_cast<int>(i);
@@ -101,6 +176,7 @@ int PipelineNetwork::index(const std::string& name) const {
 
 void PipelineNetwork::validate(const AtomDag& dag) const {
   dag.validate();
+  tiling.validate(dag.num_atoms);
   const size_t K = nodes.size();
   TESSERA_CHECK(K >= 1, InvalidArgument, "a pipeline network needs at least the device (node 0)");
   for (size_t i = 0; i < K; ++i) {
@@ -148,6 +224,7 @@ PipelinePlan evaluate_pipeline(const AtomDag& dag, const PipelineNetwork& net, c
   plan.stages = stages;
   int next = 0, prev = -1;
   double lat = 0, neck = 0;
+  std::vector<char> used(net.nodes.size(), 0);
   for (size_t k = 0; k < stages.size(); ++k) {
     const auto& s = stages[k];
     TESSERA_CHECK(s.node >= 0 && s.node < static_cast<int>(net.nodes.size()), InvalidArgument,
@@ -158,26 +235,41 @@ PipelinePlan evaluate_pipeline(const AtomDag& dag, const PipelineNetwork& net, c
                     "stage {} is not the next contiguous run of the topological order (expected atom {}, got {})", k,
                     next + static_cast<int>(i), s.atoms[i]);
     const int p = next, q = next + static_cast<int>(s.atoms.size());
-    const StageCost c = stage_cost(pf, net, prev, s.node, p, q);
+    for (int h : s.helpers) {
+      TESSERA_CHECK(h > 0 && h < static_cast<int>(net.nodes.size()) && h != s.node, InvalidArgument,
+                    "stage {}'s helper {} is not another server of the network", k, h);
+      TESSERA_CHECK(!used[h], InvalidArgument, "node '{}' is in two stages", net.nodes[h].name);
+      used[h] = 1;
+    }
+    TESSERA_CHECK(!used[s.node] || k == 0, InvalidArgument, "node '{}' is in two stages", net.nodes[s.node].name);
+    used[s.node] = 1;
+    std::vector<RowOp> ops;
+    TESSERA_CHECK(s.helpers.empty() || (k > 0 && net.tiling.range(p, q, ops)), InvalidArgument,
+                  "stage {} (atoms {}..{}) cannot be split by rows: {}", k, p, q - 1,
+                  k == 0 ? "the device's stage is never split" : "its atoms are not one row chain of the tiling");
+    const StageCost c = any_stage_cost(pf, net, prev, s.node, s.helpers, p, q);
     if (!c.ok) {
       const bool mem = pf.params[q] - pf.params[p] > net.nodes[s.node].memory_bytes;
       plan.status = mem ? PlanStatus::Infeasible : PlanStatus::BadInput;
       plan.reason = mem ? fmt::format("node '{}' holds {:.0f} bytes of weights in stage {}, over its {:.0f}",
                                       net.nodes[s.node].name, pf.params[q] - pf.params[p], k,
                                       net.nodes[s.node].memory_bytes)
-                        : fmt::format("stage {} on '{}' cannot be reached (or cannot return its results)", k,
-                                      net.nodes[s.node].name);
+                        : fmt::format("stage {} on '{}' cannot be reached (or cannot return its results{})", k,
+                                      net.nodes[s.node].name, s.helpers.empty() ? "" : ", or reach its helpers");
     }
     plan.stage_ms.push_back(c.compute);
+    plan.tile_ms.push_back(c.tile_neck);
     if (k > 0) plan.link_ms.push_back(c.in_link);
-    lat += c.compute + c.in_link + c.in_rtt + c.ret_link + c.ret_rtt;
-    const double here = std::max({c.compute, c.in_link, c.ret_link});
+    lat += std::max(c.compute, c.tile_lat) + c.in_link + c.in_rtt + c.ret_link + c.ret_rtt;
+    const double here = std::max({c.compute, c.in_link, c.ret_link, c.tile_neck});
     if (here > neck) {
       neck = here;
       plan.bottleneck = here == c.compute ? fmt::format("stage {} on {}", k, net.nodes[s.node].name)
                         : here == c.in_link
                             ? fmt::format("link {} -> {}", net.nodes[prev].name, net.nodes[s.node].name)
-                            : fmt::format("results {} -> {}", net.nodes[s.node].name, net.nodes[0].name);
+                        : here == c.ret_link
+                            ? fmt::format("results {} -> {}", net.nodes[s.node].name, net.nodes[0].name)
+                            : fmt::format("a tile of stage {} (helpers of {})", k, net.nodes[s.node].name);
     }
     prev = s.node;
     next = q;
@@ -204,34 +296,57 @@ PipelinePlan plan_pipeline_dp(const AtomDag& dag, const PipelineNetwork& net, co
   }
   const Prefix pf(dag, net);
   const int n = dag.num_atoms;
-  // dp[k][q]: best objective with stages 0..k covering [0, q); from[k][q]: where stage k starts.
-  std::vector<std::vector<double>> dp(static_cast<size_t>(K), std::vector<double>(static_cast<size_t>(n) + 1, kInf));
-  std::vector<std::vector<int>> from(static_cast<size_t>(K), std::vector<int>(static_cast<size_t>(n) + 1, -1));
+  // dp[t][k][q]: best objective with the stages covering [0, q) on positions 0..k of the order,
+  // the last stage split over its node order[k - t] and t helpers order[k - t + 1 .. k] (t = 0:
+  // not split); the next stage's input comes from order[k - t]. from: (p, t of the stage before).
+  const int T = net.tiling.empty() ? 1 : std::max(1, net.tiling.max_tiles);
+  auto grid = [&](auto init) {
+    using V = decltype(init);
+    return std::vector<std::vector<std::vector<V>>>(
+        static_cast<size_t>(T),
+        std::vector<std::vector<V>>(static_cast<size_t>(K), std::vector<V>(static_cast<size_t>(n) + 1, init)));
+  };
+  auto dp = grid(kInf);
+  auto from = grid(std::pair<int, int>{-1, 0});
   for (int q = 0; q <= n; ++q) {
     const StageCost c = stage_cost(pf, net, -1, 0, 0, q);
-    if (c.ok) dp[0][q] = combine(objective, 0.0, c), from[0][q] = 0;
+    if (c.ok) dp[0][0][q] = combine(objective, 0.0, c), from[0][0][q] = {0, 0};
   }
-  for (int k = 1; k < K; ++k)
-    for (int q = 1; q <= n; ++q)
-      for (int p = 0; p < q; ++p) {
-        if (dp[k - 1][p] == kInf) continue;
-        const StageCost c = stage_cost(pf, net, order[k - 1], order[k], p, q);
-        if (!c.ok) continue;
-        const double v = combine(objective, dp[k - 1][p], c);
-        if (v < dp[k][q]) dp[k][q] = v, from[k][q] = p;
+  std::vector<int> helpers;
+  for (int k0 = 0; k0 + 1 < K; ++k0)        // the stage before ends at position k0
+    for (int t0 = 0; t0 < T; ++t0) {         // ... with t0 helpers
+      if (k0 - t0 < 0) continue;
+      const int w = order[k0 - t0];
+      for (int t = 0; t < T && k0 + 1 + t < K; ++t) {  // this stage: order[k0 + 1] and t helpers
+        const int k = k0 + 1 + t;
+        helpers.assign(order.begin() + k0 + 2, order.begin() + k + 1);
+        for (int q = 1; q <= n; ++q)
+          for (int p = 0; p < q; ++p) {
+            if (dp[t0][k0][p] == kInf) continue;
+            const StageCost c = any_stage_cost(pf, net, w, order[k0 + 1], helpers, p, q);
+            if (!c.ok) continue;
+            const double v = combine(objective, dp[t0][k0][p], c);
+            if (v < dp[t][k][q]) dp[t][k][q] = v, from[t][k][q] = {p, t0};
+          }
       }
-  int best_k = -1;
-  for (int k = 0; k < K; ++k)
-    if (dp[k][n] < kInf && (best_k < 0 || dp[k][n] < dp[best_k][n])) best_k = k;
+    }
+  int best_k = -1, best_t = 0;
+  for (int t = 0; t < T; ++t)
+    for (int k = 0; k < K; ++k)
+      if (dp[t][k][n] < kInf && (best_k < 0 || dp[t][k][n] < dp[best_t][best_k][n])) best_k = k, best_t = t;
   if (best_k < 0)
     return bad("dp", PlanStatus::Infeasible,
                "no partition over this node order meets every node's memory and reaches every stage");
-  std::vector<Stage> stages(static_cast<size_t>(best_k) + 1);
-  for (int k = best_k, q = n; k >= 0; --k) {
-    const int p = from[k][q];
-    stages[k].node = order[k];
-    for (int a = p; a < q; ++a) stages[k].atoms.push_back(a);
-    q = p;
+  std::vector<Stage> stages;
+  for (int k = best_k, t = best_t, q = n; k >= 0;) {
+    const auto [p, t0] = from[t][k][q];
+    Stage st;
+    st.node = order[k - t];
+    st.helpers.assign(order.begin() + k - t + 1, order.begin() + k + 1);
+    for (int a = p; a < q; ++a) st.atoms.push_back(a);
+    stages.insert(stages.begin(), std::move(st));
+    if (k == 0) break;
+    q = p, k = k - t - 1, t = t0;
   }
   PipelinePlan plan = evaluate_pipeline(dag, net, stages);
   plan.algorithm = "dp";
@@ -424,6 +539,12 @@ std::string PipelinePlan::explain(const PipelineNetwork& net) const {
     if (!st.atoms.empty()) s += fmt::format(" [{}-{}]", st.atoms.front(), st.atoms.back());
     s += fmt::format(", {:.3f} ms", k < stage_ms.size() ? stage_ms[k] : 0.0);
     if (k > 0 && k - 1 < link_ms.size()) s += fmt::format(" (link in {:.3f} ms)", link_ms[k - 1]);
+    if (!st.helpers.empty()) {
+      std::vector<std::string> names;
+      for (int h : st.helpers) names.push_back(net.nodes[h].name);
+      s += fmt::format("; split by rows with {} (their slowest tile or link {:.3f} ms)", fmt::join(names, ", "),
+                       k < tile_ms.size() ? tile_ms[k] : 0.0);
+    }
     s += "\n";
   }
   return s;

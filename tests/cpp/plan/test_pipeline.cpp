@@ -1,6 +1,8 @@
 // N-node pipeline plans: DP against brute force over every partition it searches.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <numeric>
 #include <random>
 
 #include "tessera/core/error.h"
@@ -244,4 +246,142 @@ TEST(Pipeline, TwoNodesAgreeWithTheTwoTargetModel) {
     }
   }
   EXPECT_GT(checked, 2000);
+}
+
+namespace {
+
+// A chain of n conv-like atoms (one value between consecutive atoms), every atom row-local.
+AtomDag chain_dag(std::mt19937& rng, int n, PipelineTiling& tiling) {
+  std::uniform_int_distribution<int> k(1, 3), st(1, 2);
+  std::uniform_real_distribution<double> params(0, 1e6);
+  AtomDag d;
+  d.num_atoms = n;
+  int rows = 64;
+  const double bytes_per_row = 4 * 16 * 64;
+  d.values.push_back({kModelInput, {0}, rows * bytes_per_row, false, "x"});
+  tiling = PipelineTiling{};
+  for (int a = 0; a < n; ++a) {
+    RowOp op;
+    op.kernel = 2 * k(rng) - 1;
+    op.stride = rows >= 8 ? st(rng) : 1;
+    op.pad = op.kernel / 2;
+    const int out = rows_out(op, rows);
+    tiling.chain.push_back(0);
+    tiling.ops.push_back({op});
+    tiling.rows_in.push_back(rows);
+    tiling.rows_out.push_back(out);
+    tiling.in_bytes.push_back(rows * bytes_per_row);
+    tiling.out_bytes.push_back(out * bytes_per_row);
+    std::vector<int> consumers;
+    if (a + 1 < n) consumers.push_back(a + 1);
+    d.values.push_back({a, consumers, out * bytes_per_row, a + 1 == n, ""});
+    d.param_bytes.push_back(params(rng));
+    rows = out;
+  }
+  return d;
+}
+
+// Brute force over what dp searches with splits: the device's stage, then stages on consecutive
+// positions of `order`, each a contiguous run of atoms on one node with 0 .. T-1 helpers (the
+// next positions of the order).
+double brute_force_tiles(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order, Objective o) {
+  const int n = dag.num_atoms, K = static_cast<int>(order.size()), T = net.tiling.max_tiles;
+  double best = std::numeric_limits<double>::infinity();
+  std::vector<Stage> stages;
+  std::function<void(int, int)> rec = [&](int pos, int start) {  // next free position, next atom
+    if (start == n) {
+      const auto p = evaluate_pipeline(dag, net, stages);
+      if (p.ok()) best = std::min(best, objective_of(p, o));
+      return;
+    }
+    for (int t = 0; t < T && pos + t < K; ++t)
+      for (int q = start + 1; q <= n; ++q) {
+        std::vector<RowOp> ops;
+        if (t > 0 && !net.tiling.range(start, q, ops)) continue;
+        Stage s;
+        s.node = order[pos];
+        s.helpers.assign(order.begin() + pos + 1, order.begin() + pos + 1 + t);
+        for (int a = start; a < q; ++a) s.atoms.push_back(a);
+        stages.push_back(s);
+        try {
+          rec(pos + 1 + t, q);
+        } catch (const Error&) {  // a split with more tiles than rows: not a plan
+        }
+        stages.pop_back();
+      }
+  };
+  for (int q0 = 0; q0 <= n; ++q0) {
+    Stage dev;
+    for (int a = 0; a < q0; ++a) dev.atoms.push_back(a);
+    stages = {dev};
+    rec(1, q0);
+  }
+  return best;
+}
+
+}  // namespace
+
+TEST(Pipeline, DpWithRowSplitsEqualsBruteForce) {
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<double> u(0, 1);
+  int split_wins = 0;
+  for (int it = 0; it < 300; ++it) {
+    const int n = 2 + static_cast<int>(u(rng) * 6), K = 2 + static_cast<int>(u(rng) * 3);
+    PipelineTiling tiling;
+    AtomDag dag = chain_dag(rng, n, tiling);
+    PipelineNetwork net = random_net(rng, n, K);
+    for (auto& row : net.bandwidth_mbps)
+      for (auto& b : row) b = b > 0 ? b * 20 : 0;  // tiles need fast links to pay
+    net.tiling = tiling;
+    net.tiling.max_tiles = 2 + it % 2;
+    std::vector<int> order(K);
+    std::iota(order.begin(), order.end(), 0);
+    for (Objective o : {Objective::Throughput, Objective::Latency}) {
+      const PipelinePlan dp = plan_pipeline_dp(dag, net, order, o);
+      const double bf = brute_force_tiles(dag, net, order, o);
+      if (!dp.ok()) {
+        EXPECT_EQ(bf, std::numeric_limits<double>::infinity()) << "instance " << it;
+        continue;
+      }
+      EXPECT_NEAR(objective_of(dp, o), bf, 1e-9 * (1 + bf)) << "instance " << it << " " << objective_name(o);
+      PipelineNetwork plain = net;
+      plain.tiling = PipelineTiling{};
+      const PipelinePlan no_split = plan_pipeline_dp(dag, plain, order, o);
+      EXPECT_LE(objective_of(dp, o), objective_of(no_split, o) * (1 + 1e-9));  // splits only add options
+      bool split = false;
+      for (const auto& s : dp.stages) split |= !s.helpers.empty();
+      split_wins += split && objective_of(dp, o) < objective_of(no_split, o) * (1 - 1e-6);
+    }
+  }
+  EXPECT_GT(split_wins, 20);  // the splits were chosen, and paid, on some instances
+}
+
+TEST(Pipeline, SplitStagesAreChecked) {
+  std::mt19937 rng(3);
+  PipelineTiling tiling;
+  AtomDag dag = chain_dag(rng, 4, tiling);
+  PipelineNetwork net = random_net(rng, 4, 3);
+  net.bandwidth_mbps = {{0, 100, 100}, {100, 0, 100}, {100, 100, 0}};
+  net.tiling = tiling;
+  for (auto& node : net.nodes) node.memory_bytes = std::numeric_limits<double>::infinity();
+  auto msg = [&](std::vector<Stage> stages) {
+    try {
+      evaluate_pipeline(dag, net, stages);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(msg({{0, {0}}, {1, {1, 2, 3}, {2}}}), "");
+  EXPECT_NE(msg({{0, {0}, {1}}, {2, {1, 2, 3}}}).find("the device's stage is never split"), std::string::npos);
+  EXPECT_NE(msg({{0, {0}}, {1, {1, 2, 3}, {1}}}).find("helper 1 is not another server"), std::string::npos);
+  EXPECT_NE(msg({{0, {0}}, {1, {1}, {2}}, {2, {2, 3}}}).find("in two stages"), std::string::npos);
+  PipelineNetwork no_tiles = net;
+  no_tiles.tiling = PipelineTiling{};
+  try {
+    evaluate_pipeline(dag, no_tiles, {{0, {0}}, {1, {1, 2, 3}, {2}}});
+    FAIL() << "a split without tiling information was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not one row chain"), std::string::npos) << e.what();
+  }
 }

@@ -18,6 +18,9 @@
 // split of the topological order into contiguous stages on a prefix of the order, the
 // device's own stage possibly empty): dp[k][q] = best objective with the first k stages
 // covering atoms [0, q); O(K n^2) transitions with prefix sums, K nodes, n atoms.
+// With net.tiling, dp also tries each server stage split by rows over the stage's node and
+// the next 1 .. max_tiles - 1 nodes of the order (state: how many helpers the last stage
+// took, since the next stage's input comes from the stage's own node): O(K n^2 T).
 // plan_pipeline_exhaustive: every order of every subset of the servers after the device,
 // DP inside (the test oracle and the best for small K). equal_layers: the naive baseline
 // (stages of equal compute on each node's costs). torch-free.
@@ -30,6 +33,7 @@
 
 #include "tessera/plan/cost_model.h"
 #include "tessera/plan/plan.h"
+#include "tessera/plan/tiling.h"
 
 namespace tessera::plan {
 
@@ -39,10 +43,25 @@ struct PipelineNode {
   double memory_bytes = std::numeric_limits<double>::infinity();    // weights it may hold
 };
 
+// Which runs of atoms an intra-layer split may cut into row tiles (tiling.h), per atom:
+// runtime::pipeline_tiling(model) fills it from the model's row chains. Empty = no splits.
+struct PipelineTiling {
+  std::vector<int> chain;                 // row chain id of the atom, -1: not in one
+  std::vector<std::vector<RowOp>> ops;    // its row operators, in order
+  std::vector<int> rows_in, rows_out;     // rows of its chain input and output
+  std::vector<double> in_bytes, out_bytes;// bytes of its chain input and output
+  int max_tiles = 2;                      // nodes per split stage the planners try (1: none)
+  bool empty() const { return chain.empty(); }
+  // The row operators of atoms [p, q) when they lie in one chain (else false).
+  bool range(int p, int q, std::vector<RowOp>& ops_out) const;
+  void validate(int num_atoms) const;     // InvalidArgument naming the field
+};
+
 struct PipelineNetwork {
   std::vector<PipelineNode> nodes;                 // nodes[0] = the device
   std::vector<std::vector<double>> bandwidth_mbps;  // K x K; 0 = unreachable (the diagonal is unused)
   std::vector<std::vector<double>> rtt_ms;          // K x K (empty = 0)
+  PipelineTiling tiling;                            // intra-layer splits (empty: none)
   // Throws InvalidArgument naming the node or pair: wrong sizes, costs, a node linked to itself...
   void validate(const AtomDag& dag) const;
   int index(const std::string& name) const;        // -1 if unknown
@@ -51,6 +70,10 @@ struct PipelineNetwork {
 struct Stage {
   int node = 0;
   std::vector<int> atoms;  // contiguous in the topological order
+  // Intra-layer split: the stage's output rows also computed on these nodes (tiles in
+  // proportion to each node's speed on the stage, with the halo each tile's kernels read);
+  // `node` runs the first tile and gathers. Empty: not split. Server stages only.
+  std::vector<int> helpers;
 };
 
 struct PipelinePlan {
@@ -64,6 +87,8 @@ struct PipelinePlan {
   std::string bottleneck;               // "stage 2 on edge-b" or "link edge-a -> edge-b"
   std::vector<double> stage_ms;         // per stage: compute
   std::vector<double> link_ms;          // per cut after stage i (and the last: results back): serialisation
+  std::vector<double> tile_ms;          // per stage: its slowest helper resource (tile compute or a
+                                        // tile's link), 0 when not split
   bool ok() const { return status == PlanStatus::Optimal || status == PlanStatus::Feasible; }
   std::string explain(const PipelineNetwork& net) const;
 };
