@@ -92,7 +92,7 @@ json manifest_json(const ModelImpl& m) {
   json nodes = json::array();
   for (const auto& n : m.graph.nodes)
     nodes.push_back({{"kind", n.kind}, {"inputs", n.inputs}, {"args", n.args}, {"outputs", n.outputs}, {"helper", n.helper},
-                     {"atom", n.atom}, {"scope", n.scope}});
+                     {"atom", n.atom}, {"scope", n.scope}, {"rows", n.rows}});
   j["nodes"] = std::move(nodes);
   json atoms = json::array();
   for (const auto& a : m.atoms)
@@ -257,6 +257,7 @@ std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optiona
     n.helper = get<bool>(nodes[i], "helper", w);
     n.atom = get<int>(nodes[i], "atom", w);
     n.scope = nodes[i].value("scope", "");
+    if (nodes[i].contains("rows")) n.rows = get<std::vector<int>>(nodes[i], "rows", w);  // older stores: none
     m->graph.nodes.push_back(std::move(n));
   }
   const auto& jatoms = j.at("atoms");

@@ -17,6 +17,9 @@
 #include "tessera/core/error.h"
 #include "tessera/core/files.h"
 #include "tessera/graph/extract.h"
+
+#include <optional>
+#include <set>
 #include "tessera/graph/tensor.h"
 
 namespace tessera {
@@ -87,6 +90,52 @@ int64_t constant_tensor_bytes(const jit::Node* n) {
   int64_t bytes = 0;
   if (iv) for_each_tensor(*iv, [&](const at::Tensor& t) { bytes += static_cast<int64_t>(t.nbytes()); });
   return bytes;
+}
+
+// Row geometry (OpNode::rows) of an operator: windows over rows for 2-D convolutions and
+// pooling, identity for element-wise operators; empty when it is neither or an argument is not
+// a constant this can read (a string padding, ceil_mode, a transposed convolution).
+std::vector<int> row_geometry(const jit::Node* n) {
+  static const std::set<std::string> elementwise = {
+      "aten::relu", "aten::relu_", "aten::relu6", "aten::hardtanh", "aten::hardtanh_", "aten::sigmoid",
+      "aten::sigmoid_", "aten::tanh", "aten::tanh_", "aten::silu", "aten::silu_", "aten::hardswish",
+      "aten::hardswish_", "aten::hardsigmoid", "aten::hardsigmoid_", "aten::leaky_relu", "aten::leaky_relu_",
+      "aten::gelu", "aten::elu", "aten::elu_", "aten::clamp", "aten::clamp_", "aten::dropout", "aten::dropout_",
+      "aten::batch_norm", "aten::contiguous"};
+  const std::string k = n->kind().toQualString();
+  if (elementwise.count(k)) return {1, 1, 0, 1};
+  auto ints = [&](size_t i) -> std::optional<std::vector<int64_t>> {
+    if (i >= n->inputs().size()) return std::nullopt;
+    auto iv = jit::toIValue(n->input(i));
+    if (!iv || !iv->isIntList()) return std::nullopt;
+    return iv->toIntVector();
+  };
+  auto flag = [&](size_t i) -> std::optional<bool> {
+    if (i >= n->inputs().size()) return std::nullopt;
+    auto iv = jit::toIValue(n->input(i));
+    if (!iv || !iv->isBool()) return std::nullopt;
+    return iv->toBool();
+  };
+  auto first = [](const std::vector<int64_t>& v, int64_t d) { return v.empty() ? d : v[0]; };  // rows: dim 0 of 2
+  if (k == "aten::conv2d" || k == "aten::_convolution") {
+    if (k == "aten::_convolution" && flag(6).value_or(true)) return {};  // transposed (or unknown)
+    auto w = jit::toIValue(n->input(1));
+    auto stride = ints(3), pad = ints(4), dil = ints(5);
+    if (!w || !w->isTensor() || w->toTensor().dim() != 4 || !stride || !pad || !dil) return {};
+    return {static_cast<int>(w->toTensor().size(2)), static_cast<int>(first(*stride, 1)),
+            static_cast<int>(first(*pad, 0)), static_cast<int>(first(*dil, 1))};
+  }
+  if (k == "aten::max_pool2d" || k == "aten::avg_pool2d") {
+    auto kernel = ints(1), stride = ints(2), pad = ints(3);
+    const bool max = k == "aten::max_pool2d";
+    auto dil = max ? ints(4) : std::optional<std::vector<int64_t>>(std::vector<int64_t>{1});
+    auto ceil = flag(max ? 5 : 4);
+    if (!kernel || kernel->empty() || !stride || !pad || !dil || !ceil || *ceil) return {};
+    const int64_t kh = (*kernel)[0];
+    return {static_cast<int>(kh), static_cast<int>(first(*stride, kh)), static_cast<int>(first(*pad, 0)),
+            static_cast<int>(first(*dil, 1))};
+  }
+  return {};
 }
 
 Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& example_inputs,
@@ -182,6 +231,7 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
     on.id = static_cast<int>(meta.nodes.size());
     on.kind = n->kind().toQualString();
     if (n->scope()) on.scope = n->scope()->namesFromRoot();
+    on.rows = row_geometry(n);
     nid[n] = on.id;
     meta.nodes.push_back(on);
     ex.node_ptr.push_back(n);

@@ -83,6 +83,14 @@ StageCost stage_cost(const Prefix& pf, const PipelineNetwork& net, int w, int u,
 // The stage [p, q) on node u split by rows with `helpers` (tiling.h): each node's tile in
 // proportion to its speed on the stage, its compute the stage's x its slice's share of the
 // input rows (the halo is recomputed), each helper's slice and rows over its links.
+// Tile shares: each node's speed on the stage (1 / its cost; a free node counts 1000x the slowest).
+std::vector<double> tile_shares(const std::vector<double>& cost) {
+  const double top = *std::max_element(cost.begin(), cost.end());
+  std::vector<double> share;
+  for (double c0 : cost) share.push_back(c0 > 0 ? 1.0 / c0 : (top > 0 ? 1e3 / top : 1.0));
+  return share;
+}
+
 bool split_cost(const Prefix& pf, const PipelineNetwork& net, int u, const std::vector<int>& helpers, int p, int q,
                 StageCost& c) {
   const auto& T = net.tiling;
@@ -90,16 +98,14 @@ bool split_cost(const Prefix& pf, const PipelineNetwork& net, int u, const std::
   if (helpers.empty() || q <= p || !T.range(p, q, ops)) return false;
   std::vector<int> who = {u};
   who.insert(who.end(), helpers.begin(), helpers.end());
-  std::vector<double> cost, share;
+  std::vector<double> cost;
   for (int x : who) {
     if (pf.params[q] - pf.params[p] > net.nodes[x].memory_bytes) return false;
     cost.push_back(pf.compute[x][q] - pf.compute[x][p]);
   }
-  const double top = *std::max_element(cost.begin(), cost.end());
-  for (double c0 : cost) share.push_back(c0 > 0 ? 1.0 / c0 : (top > 0 ? 1e3 / top : 1.0));
   std::vector<TileWindow> tiles;
   try {
-    tiles = split_rows(ops, T.rows_in[p], share);
+    tiles = split_rows(ops, T.rows_in[p], tile_shares(cost));
   } catch (const Error&) {
     return false;  // fewer output rows than tiles
   }
@@ -212,6 +218,24 @@ void PipelineNetwork::validate(const AtomDag& dag) const {
                       "rtt from '{}' to '{}' must be >= 0", nodes[i].name, nodes[j].name);
     }
   }
+}
+
+std::vector<TileWindow> stage_tiles(const PipelineNetwork& net, const Stage& stage) {
+  TESSERA_CHECK(!stage.helpers.empty() && !stage.atoms.empty(), InvalidArgument, "the stage is not split");
+  const int p = stage.atoms.front(), q = stage.atoms.back() + 1;
+  std::vector<RowOp> ops;
+  TESSERA_CHECK(net.tiling.range(p, q, ops), InvalidArgument,
+                "atoms {}..{} are not one row chain of the tiling: the stage cannot be split by rows", p, q - 1);
+  std::vector<double> cost;
+  std::vector<int> who = {stage.node};
+  who.insert(who.end(), stage.helpers.begin(), stage.helpers.end());
+  for (int x : who) {
+    TESSERA_CHECK(x >= 0 && x < static_cast<int>(net.nodes.size()), InvalidArgument, "node {} out of range", x);
+    double ms = 0;
+    for (int a = p; a < q; ++a) ms += net.nodes[x].compute_ms[a];
+    cost.push_back(ms);
+  }
+  return split_rows(ops, net.tiling.rows_in[p], tile_shares(cost));
 }
 
 PipelinePlan evaluate_pipeline(const AtomDag& dag, const PipelineNetwork& net, const std::vector<Stage>& stages) {

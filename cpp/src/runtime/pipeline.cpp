@@ -17,6 +17,7 @@
 #include <thread>
 #include <time.h>
 
+#include "tessera/atoms/rows.h"
 #include "tessera/core/error.h"
 #include "tessera/graph/tensor.h"
 #include "tessera/transport/message.h"
@@ -48,6 +49,35 @@ double mean(const std::vector<double>& v) {
 }
 }  // namespace
 
+plan::PipelineTiling pipeline_tiling(const Model& model, int max_tiles) {
+  const auto& g = model.graph();
+  const auto& atoms = model.atoms();
+  const int n = model.num_atoms();
+  plan::PipelineTiling t;
+  t.max_tiles = max_tiles;
+  t.chain.assign(n, -1);
+  t.ops.assign(n, {});
+  t.rows_in.assign(n, 0);
+  t.rows_out.assign(n, 0);
+  t.in_bytes.assign(n, 0);
+  t.out_bytes.assign(n, 0);
+  int chains = 0;
+  for (int a = 0; a < n; ++a) {
+    auto rc = row_chain(g, atoms, {a});
+    if (!rc) continue;
+    for (size_t i = 0; i < rc->rows.size(); ++i) {
+      const auto& r = rc->rows[i];
+      t.ops[a].push_back({r[0], r[1], r[2], r[3], rc->kinds[i]});
+    }
+    t.rows_in[a] = rc->rows_in, t.rows_out[a] = rc->rows_out;
+    t.in_bytes[a] = static_cast<double>(g.values[rc->input].info.bytes);
+    t.out_bytes[a] = static_cast<double>(g.values[rc->output].info.bytes);
+    // one chain with the atom before when the two are one chain together
+    t.chain[a] = a > 0 && t.chain[a - 1] >= 0 && row_chain(g, atoms, {a - 1, a}) ? t.chain[a - 1] : chains++;
+  }
+  return t;
+}
+
 std::string PipelineStats::to_json() const {
   std::string st;
   for (size_t i = 0; i < stages.size(); ++i) {
@@ -74,6 +104,7 @@ struct Pipeline::Impl {
   std::vector<int> stage0;              // the device's atoms (may be empty)
   std::vector<Hop> hops;                // the server stages
   std::vector<int> hop_node;
+  std::vector<std::vector<int>> hop_helpers;  // per hop: its split's helper nodes
   std::vector<int> send_ids;            // values the device sends to the first server
   std::array<uint8_t, 32> hash{};
   std::unique_ptr<zmq::context_t> ctx;
@@ -170,6 +201,14 @@ struct Pipeline::Impl {
       st.link_in_ms = ser_ms(static_cast<double>(st.bytes_in), bw(w, u));
       st.bytes_back = t.bytes_result;
       st.link_back_ms = ser_ms(static_cast<double>(t.bytes_result), bw(u, 0));
+      for (size_t j = 0; j < t.tiles.size() && j < hop_helpers[k].size(); ++j) {
+        const int hn = hop_helpers[k][j];
+        const auto& x = t.tiles[j];
+        st.tile_ms = std::max(st.tile_ms, x.server_ms * slow[hn]);
+        st.tile_link_ms = std::max({st.tile_link_ms, ser_ms(static_cast<double>(x.bytes_out), bw(u, hn)),
+                                    ser_ms(static_cast<double>(x.bytes_in), bw(hn, u))});
+        st.tile_fallbacks += static_cast<int>(x.fallback);
+      }
     }
     for (size_t k = p.trace.size(); k < hops.size(); ++k)
       if (p.rec.stages[1 + k].ran_remote) p.rec.stages[1 + k].ran_remote = false;  // never reported
@@ -358,7 +397,8 @@ struct Pipeline::Impl {
     st.frames = static_cast<int>(records.size());
     st.late = late;
     const size_t S = 1 + hops.size();
-    std::vector<std::vector<double>> comp(S), cpu(S), acc(S), queue(S), lin(S), lback(S), bin(S);
+    std::vector<std::vector<double>> comp(S), cpu(S), acc(S), queue(S), lin(S), lback(S), bin(S), tms(S), tlink(S);
+    std::vector<int> tfb(S, 0);
     std::vector<double> lat;
     for (const auto& r : records) {
       lat.push_back(r.total_ms);
@@ -375,6 +415,9 @@ struct Pipeline::Impl {
         lin[s].push_back(x.link_in_ms);
         lback[s].push_back(x.link_back_ms);
         bin[s].push_back(static_cast<double>(x.bytes_in));
+        tms[s].push_back(x.tile_ms);
+        tlink[s].push_back(x.tile_link_ms);
+        tfb[s] += x.tile_fallbacks;
       }
     }
     st.latency_ms_median = median(lat);
@@ -392,7 +435,13 @@ struct Pipeline::Impl {
       x.link_in_ms = mean(lin[s]);
       x.link_back_ms = mean(lback[s]);
       x.bytes_in = mean(bin[s]);
+      x.tile_ms = mean(tms[s]);
+      x.tile_link_ms = mean(tlink[s]);
+      x.tile_fallbacks = tfb[s];
       const std::string on = fmt::format("stage {} on {}", s, x.node);
+      if (x.tile_ms > worst) worst = x.tile_ms, st.bottleneck = fmt::format("a tile of stage {} (helpers of {})", s, x.node);
+      if (x.tile_link_ms > worst)
+        worst = x.tile_link_ms, st.bottleneck = fmt::format("a tile link of stage {} ({})", s, x.node);
       if (x.accounted_ms > worst) worst = x.accounted_ms, st.bottleneck = on;
       if (s > 0 && x.link_in_ms > worst)
         worst = x.link_in_ms,
@@ -449,8 +498,24 @@ Pipeline::Pipeline(Model model, plan::PipelinePlan plan, plan::PipelineNetwork n
     }
     h.back_mbps = network.bandwidth_mbps[u][0];
     h.back_rtt_ms = network.rtt_ms.empty() ? 0 : network.rtt_ms[u][0];
+    if (!plan.stages[s].helpers.empty()) {
+      std::string why;
+      TESSERA_CHECK(row_chain(m.graph(), m.atoms(), plan.stages[s].atoms, &why), InvalidArgument,
+                    "stage {} on '{}' cannot be split by rows: {}", s, name, why);
+      const auto windows = plan::stage_tiles(network, plan.stages[s]);
+      std::vector<int> who = {u};
+      who.insert(who.end(), plan.stages[s].helpers.begin(), plan.stages[s].helpers.end());
+      for (size_t i = 0; i < who.size(); ++i) {
+        const int x = who[i];
+        TESSERA_CHECK(static_cast<size_t>(x) < options.endpoints.size() && !options.endpoints[x].empty(),
+                      InvalidArgument, "stage {}'s helper '{}' has no endpoint", s, network.nodes[x].name);
+        const auto& w = windows[i];
+        h.tiles.push_back({options.endpoints[x], w.in_lo, w.in_hi, w.crop, w.out_hi - w.out_lo, d.slow[x]});
+      }
+    }
     d.hops.push_back(std::move(h));
     d.hop_node.push_back(u);
+    d.hop_helpers.push_back(plan.stages[s].helpers);
   }
   // What the device sends: model inputs and stage-0 values that the server stages read.
   std::set<int> read;

@@ -9,6 +9,7 @@
 // (transport/security.h), the stamping proxy and envelopes (transport/proxy.h).
 #include "tessera/runtime/server.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <atomic>
@@ -39,8 +40,9 @@ using namespace transport;
 std::string ServerStats::to_json() const {
   return fmt::format(
       R"({{"requests": {}, "replies": {}, "errors": {}, "late": {}, "pings": {}, "echoes": {}, "forwards": {}, )"
-      R"("forward_failures": {}, "bytes_in": {}, "bytes_out": {}, "busy_ms": {:.3f}}})",
-      requests, replies, errors, late, pings, echoes, forwards, forward_failures, bytes_in, bytes_out, busy_ms);
+      R"("forward_failures": {}, "tile_fallbacks": {}, "bytes_in": {}, "bytes_out": {}, "busy_ms": {:.3f}}})",
+      requests, replies, errors, late, pings, echoes, forwards, forward_failures, tile_fallbacks, bytes_in, bytes_out,
+      busy_ms);
 }
 
 namespace {
@@ -57,6 +59,15 @@ void sleep_ms(double ms) {
 // ms an emulated constant link holds a message of `bytes` (serialisation + rtt/2); 0 = not emulated.
 double link_hold_ms(double bytes, double mbps, double rtt_ms) {
   return mbps > 0 ? bytes * 8e-3 / mbps + rtt_ms / 2 : 0.0;
+}
+
+// A tile's input: the recorded tensor but for its rows (dim 2 of 4), which may be any number >= 1.
+std::string rows_mismatch(const at::Tensor& t, const TensorInfo& want) {
+  TensorInfo got = tensor_info(t);
+  if (got.shape.size() != 4 || want.shape.size() != 4 || got.shape[2] < 1) return tensor_mismatch(t, want);
+  got.shape[2] = want.shape[2];
+  if (got.dtype == want.dtype && got.shape == want.shape) return "";
+  return tensor_mismatch(t, want);
 }
 
 // The outgoing DEALER sockets of one handling thread (sockets are not thread-safe):
@@ -102,6 +113,69 @@ class Outbox {
   int timeout_ms_;
   std::map<std::string, zmq::socket_t> socks_;
   std::map<std::string, std::chrono::steady_clock::time_point> down_until_;
+
+ public:
+  // Tiles: a request whose reply this thread waits for (its own sockets, so forwards never
+  // drain a tile's reply). "" on success, else why not.
+  std::string request(const std::string& endpoint, const Header& h, const std::string& body,
+                      const std::vector<at::Tensor>& tensors, size_t* bytes) {
+    try {
+      auto it = tile_socks_.find(endpoint);
+      if (it == tile_socks_.end()) {
+        zmq::socket_t s(ctx_, zmq::socket_type::dealer);
+        s.set(zmq::sockopt::linger, 0);
+        s.set(zmq::sockopt::immediate, 1);
+        s.set(zmq::sockopt::sndtimeo, timeout_ms_);
+        s.connect(endpoint);
+        it = tile_socks_.emplace(endpoint, std::move(s)).first;
+      }
+      if (send_message(it->second, h, body, tensors, true, false, bytes)) return "";
+      tile_socks_.erase(it);
+      return fmt::format("{} did not accept the tile within {} ms", endpoint, timeout_ms_);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) throw;
+      tile_socks_.erase(endpoint);
+      return fmt::format("cannot send a tile to {}: {}", endpoint, e.what());
+    }
+  }
+  // The reply to request `id` from `endpoint` by `deadline` (others are dropped), or why not.
+  std::string await(const std::string& endpoint, uint64_t id, std::chrono::steady_clock::time_point deadline,
+                    Message& reply, size_t* bytes) {
+    auto it = tile_socks_.find(endpoint);
+    if (it == tile_socks_.end()) return "no connection";
+    std::vector<zmq::message_t> frames;
+    while (true) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      zmq::pollitem_t item{it->second.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::max(left, std::chrono::milliseconds(0))) <= 0) {
+        tile_socks_.erase(it);  // a late reply must never be taken for a later tile's
+        return fmt::format("no reply from {} in time", endpoint);
+      }
+      if (!receive(it->second, frames)) return "the socket closed";
+      try {
+        reply = decode_message(frames, frames.size() && frames[0].size() == 0 ? 1 : 0, 1ull << 34);
+      } catch (const Error& e) {
+        return std::string("a malformed reply: ") + e.message();
+      }
+      if (reply.header.request_id != id) continue;
+      if (bytes) {
+        *bytes = 0;
+        for (const auto& f : frames) *bytes += f.size();
+      }
+      if (reply.header.type == MsgType::Error) return fmt::format("{} answered: {}", endpoint, reply.body);
+      if (reply.header.type != MsgType::Reply || reply.tensors.size() != 1)
+        return fmt::format("{} answered a {} with {} tensors", endpoint, msg_type_name(reply.header.type),
+                           reply.tensors.size());
+      return "";
+    }
+  }
+
+ private:
+  std::map<std::string, zmq::socket_t> tile_socks_;
+  uint64_t next_tile_id_ = 1;
+
+ public:
+  uint64_t tile_id() { return next_tile_id_++; }
 };
 }  // namespace
 
@@ -116,7 +190,7 @@ struct Server::Impl {
   std::string backend;
   std::atomic<bool> running{false};
   std::atomic<uint64_t> requests{0}, replies{0}, errors{0}, late{0}, pings{0}, echoes{0}, bytes_in{0}, bytes_out{0};
-  std::atomic<uint64_t> forwards{0}, forward_failures{0};
+  std::atomic<uint64_t> forwards{0}, forward_failures{0}, tile_fallbacks{0};
   std::atomic<uint64_t> busy_us{0};
 
   void proxy_loop(std::promise<std::string>& bound) {
@@ -231,8 +305,12 @@ struct Server::Impl {
           TESSERA_CHECK(m.tensors.size() == block.inputs().size(), InvalidArgument,
                         "block of atoms [{}] takes {} tensors, the request carries {}", fmt::join(block.atoms(), ", "),
                         block.inputs().size(), m.tensors.size());
+          const bool rows = m.header.flags & kRequestRows;
+          TESSERA_CHECK(!rows || m.tensors.size() == 1, InvalidArgument,
+                        "a tile request (rows of one input) for a block of {} inputs", m.tensors.size());
           for (size_t i = 0; i < m.tensors.size(); ++i) {
-            const std::string bad = tensor_mismatch(m.tensors[i], vals[block.inputs()[i]].info);
+            const std::string bad = rows ? rows_mismatch(m.tensors[i], vals[block.inputs()[i]].info)
+                                         : tensor_mismatch(m.tensors[i], vals[block.inputs()[i]].info);
             TESSERA_CHECK(bad.empty(), InvalidArgument, "block input {} (value '{}') is {}", i,
                           vals[block.inputs()[i]].name, bad);
           }
@@ -361,7 +439,7 @@ struct Server::Impl {
       }
       const auto t0 = std::chrono::steady_clock::now();
       const double c0 = thread_cpu_ms();
-      auto outputs = block(args);
+      auto outputs = hop.tiles.empty() ? block(args) : run_tiles(block, args, hop, h, outbox, tr);
       tr.cpu_ms = thread_cpu_ms() - c0;
       tr.compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (route.sleep && hop.slowdown > 1) {
@@ -434,6 +512,71 @@ struct Server::Impl {
       to_device(rr, kResultOutputs | (last ? kResultFinal : 0), res, hop.back_mbps, hop.back_rtt_ms, nullptr);
   }
 
+  // An intra-layer split (issue 14): tiles 1.. go to their servers as Requests of rows
+  // (kRequestRows), tile 0 runs here meanwhile, the rows come back and are concatenated. A
+  // tile whose server fails or is late (forward_timeout_ms) runs here instead: the output is
+  // always the whole block's.
+  std::vector<at::Tensor> run_tiles(const Block& block, const std::vector<at::Tensor>& args, const Hop& hop,
+                                    const Header& h, Outbox& outbox, HopTrace& tr) {
+    TESSERA_CHECK(block.inputs().size() == 1 && block.outputs().size() == 1 && args[0].dim() == 4, InvalidArgument,
+                  "a split stage needs one 4-D input and one output; atoms [{}] have {} and {}",
+                  fmt::join(hop.atoms, ", "), block.inputs().size(), block.outputs().size());
+    const at::Tensor& x = args[0];
+    const int64_t H = x.size(2);
+    for (const auto& t : hop.tiles)
+      TESSERA_CHECK(t.in_hi <= H, InvalidArgument, "a tile reads rows [{}, {}) of an input of {} rows", t.in_lo,
+                    t.in_hi, H);
+    auto slice = [&](const Tile& t) { return x.narrow(2, t.in_lo, t.in_hi - t.in_lo).contiguous(); };
+    auto keep = [&](const at::Tensor& y, const Tile& t) {
+      TESSERA_CHECK(y.dim() == 4 && t.crop + t.out_rows <= y.size(2), InvalidArgument,
+                    "a tile's output has {} rows; rows [{}, {}) were expected", y.dim() == 4 ? y.size(2) : -1, t.crop,
+                    t.crop + t.out_rows);
+      return y.narrow(2, t.crop, t.out_rows);
+    };
+    const std::string body = encode_atoms(hop.atoms);
+    std::vector<uint64_t> ids(hop.tiles.size(), 0);
+    std::vector<std::string> why(hop.tiles.size());
+    tr.tiles.assign(hop.tiles.size() - 1, HopTrace::TileTrace{});
+    for (size_t k = 1; k < hop.tiles.size(); ++k) {
+      Header rq;
+      rq.type = MsgType::Request;
+      rq.model_hash = h.model_hash;
+      rq.atom_count = static_cast<uint32_t>(hop.atoms.size());
+      rq.flags = kRequestRows;
+      rq.request_id = ids[k] = outbox.tile_id();
+      size_t bytes = 0;
+      why[k] = outbox.request(hop.tiles[k].endpoint, rq, body, {slice(hop.tiles[k])}, &bytes);
+      tr.tiles[k - 1].bytes_out = bytes;
+      bytes_out += bytes;
+    }
+    std::vector<at::Tensor> parts(hop.tiles.size());
+    parts[0] = keep(block({slice(hop.tiles[0])})[0], hop.tiles[0]);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opt.forward_timeout_ms);
+    for (size_t k = 1; k < hop.tiles.size(); ++k) {
+      Message reply;
+      size_t bytes = 0;
+      if (why[k].empty()) why[k] = outbox.await(hop.tiles[k].endpoint, ids[k], deadline, reply, &bytes);
+      tr.tiles[k - 1].bytes_in = bytes;
+      bytes_in += bytes;
+      if (why[k].empty()) {
+        try {
+          parts[k] = keep(reply.tensors[0], hop.tiles[k]);
+          tr.tiles[k - 1].server_ms = reply.header.server_ms;
+          continue;
+        } catch (const Error& e) {
+          why[k] = e.message();
+        }
+      }
+      if (opt.verbose)
+        std::fprintf(stderr, "tessera-server: request %llu: tile %zu runs here: %s\n",
+                     (unsigned long long)h.request_id, k, why[k].c_str());
+      ++tile_fallbacks;
+      tr.tiles[k - 1].fallback = 1;
+      parts[k] = keep(block({slice(hop.tiles[k])})[0], hop.tiles[k]);
+    }
+    return {at::cat(parts, 2)};
+  }
+
   std::string stats_json() const { return snapshot().to_json(); }
 
   ServerStats snapshot() const {
@@ -446,6 +589,7 @@ struct Server::Impl {
     st.echoes = echoes;
     st.forwards = forwards;
     st.forward_failures = forward_failures;
+    st.tile_fallbacks = tile_fallbacks;
     st.bytes_in = bytes_in;
     st.bytes_out = bytes_out;
     st.busy_ms = busy_us / 1e3;

@@ -174,9 +174,11 @@ std::vector<int> decode_atoms(const void* data, size_t size, uint32_t count) {
 // ---- routes (Forward / Result bodies) ------------------------------------------
 // Layout: u32 next, u32 hop count, u8 sleep, 3 zero bytes, string reply_to; per hop:
 // string endpoint, u32 atom count, i32 atoms[], f64 slowdown, next_mbps, next_rtt_ms,
-// back_mbps, back_rtt_ms; u32 value count, i32 value ids[]; u32 trace count, per trace:
-// f64 queue_ms, compute_ms, cpu_ms, slept_ms, u64 bytes_forward, bytes_result; string
-// error. A string is u32 length + bytes.
+// back_mbps, back_rtt_ms, u32 tile count, per tile: string endpoint, i32 in_lo, in_hi, crop,
+// out_rows, f64 slowdown; u32 value count, i32 value ids[]; u32 trace count, per trace:
+// f64 queue_ms, compute_ms, cpu_ms, slept_ms, u64 bytes_forward, bytes_result, u32 tile
+// count, per tile: f64 server_ms, u64 bytes_out, bytes_in, u32 fallback; string error.
+// A string is u32 length + bytes.
 namespace {
 struct Writer {
   std::string s;
@@ -244,6 +246,12 @@ std::string encode_route(const Route& r) {
     w.put(static_cast<uint32_t>(h.atoms.size()));
     for (int a : h.atoms) w.put(static_cast<int32_t>(a));
     for (double x : {h.slowdown, h.next_mbps, h.next_rtt_ms, h.back_mbps, h.back_rtt_ms}) w.put(x);
+    w.put(static_cast<uint32_t>(h.tiles.size()));
+    for (const auto& t : h.tiles) {
+      w.str(t.endpoint);
+      for (int32_t x : {t.in_lo, t.in_hi, t.crop, t.out_rows}) w.put(x);
+      w.put(t.slowdown);
+    }
   }
   w.put(static_cast<uint32_t>(r.values.size()));
   for (int v : r.values) w.put(static_cast<int32_t>(v));
@@ -252,6 +260,13 @@ std::string encode_route(const Route& r) {
     for (double x : {t.queue_ms, t.compute_ms, t.cpu_ms, t.slept_ms}) w.put(x);
     w.put(t.bytes_forward);
     w.put(t.bytes_result);
+    w.put(static_cast<uint32_t>(t.tiles.size()));
+    for (const auto& x : t.tiles) {
+      w.put(x.server_ms);
+      w.put(x.bytes_out);
+      w.put(x.bytes_in);
+      w.put(x.fallback);
+    }
   }
   w.str(r.error);
   return w.s;
@@ -292,6 +307,28 @@ Route decode_route(const void* data, size_t size, uint32_t tensor_count) {
     h.back_rtt_ms = rd.figure("return link rtt", where);
     TESSERA_CHECK(h.slowdown >= 1e-6 && h.slowdown <= 1e6, InvalidArgument, "route: hop {} slowdown {} not in [1e-6, 1e6]", i,
                   h.slowdown);
+    const uint32_t nt = rd.count("hop tile count", kMaxTiles);
+    TESSERA_CHECK(nt != 1, InvalidArgument, "route: hop {} is split into 1 tile (0 or at least 2)", i);
+    for (uint32_t k = 0; k < nt; ++k) {
+      Tile t;
+      t.endpoint = rd.str("tile endpoint length", kMaxEndpointBytes);
+      TESSERA_CHECK(!t.endpoint.empty() && printable(t.endpoint), InvalidArgument,
+                    "route: hop {} tile {}'s endpoint is empty or not printable ASCII", i, k);
+      t.in_lo = rd.get<int32_t>("tile rows");
+      t.in_hi = rd.get<int32_t>("tile rows");
+      t.crop = rd.get<int32_t>("tile crop");
+      t.out_rows = rd.get<int32_t>("tile rows out");
+      TESSERA_CHECK(0 <= t.in_lo && t.in_lo < t.in_hi && t.crop >= 0 && t.out_rows >= 1, InvalidArgument,
+                    "route: hop {} tile {} has rows [{}, {}), crop {}, {} rows out", i, k, t.in_lo, t.in_hi, t.crop,
+                    t.out_rows);
+      t.slowdown = rd.figure("tile slowdown", where);
+      TESSERA_CHECK(t.slowdown >= 1e-6 && t.slowdown <= 1e6, InvalidArgument, "route: hop {} tile {} slowdown {}", i,
+                    k, t.slowdown);
+      h.tiles.push_back(std::move(t));
+    }
+    TESSERA_CHECK(h.tiles.empty() || h.tiles[0].endpoint == h.endpoint, InvalidArgument,
+                  "route: hop {}'s first tile runs at {}, not at the hop's own server {}", i, h.tiles[0].endpoint,
+                  h.endpoint);
     r.hops.push_back(std::move(h));
   }
   const uint32_t nv = rd.count("value count", kMaxTensors);
@@ -313,6 +350,16 @@ Route decode_route(const void* data, size_t size, uint32_t tensor_count) {
     t.slept_ms = rd.figure("slept ms", where);
     t.bytes_forward = rd.get<uint64_t>("bytes forwarded");
     t.bytes_result = rd.get<uint64_t>("bytes returned");
+    const uint32_t ntt = rd.count("trace tile count", kMaxTiles);
+    for (uint32_t j = 0; j < ntt; ++j) {
+      HopTrace::TileTrace x;
+      x.server_ms = rd.figure("tile server ms", where);
+      x.bytes_out = rd.get<uint64_t>("tile bytes out");
+      x.bytes_in = rd.get<uint64_t>("tile bytes in");
+      x.fallback = rd.get<uint32_t>("tile fallback");
+      TESSERA_CHECK(x.fallback <= 1, InvalidArgument, "route: {} tile {} fallback flag {}", where, j, x.fallback);
+      t.tiles.push_back(x);
+    }
     r.trace.push_back(t);
   }
   r.error = rd.str("error length", 1 << 16);

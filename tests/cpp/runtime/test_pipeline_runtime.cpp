@@ -114,7 +114,7 @@ TEST(Wire, RouteRoundTripAndChecks) {
   r.reply_to = "tcp://127.0.0.1:4000";
   r.next = 1;
   r.sleep = true;
-  r.hops = {{"tcp://127.0.0.1:4001", {1, 2}, 2.0, 100, 1, 20, 10}, {"tcp://127.0.0.1:4002", {3}, 1.0, 0, 0, 20, 10}};
+  r.hops = {{"tcp://127.0.0.1:4001", {1, 2}, {}, 2.0, 100, 1, 20, 10}, {"tcp://127.0.0.1:4002", {3}, {}, 1.0, 0, 0, 20, 10}};
   r.values = {5, 9};
   r.trace = {{0.5, 1.5, 1.25, 3, 1000, 0}};
   const std::string s = encode_route(r);
@@ -328,4 +328,101 @@ TEST_F(PipelineFixture, BadPipelinesAreNamed) {
   auto p = three_stages(1, 2, n);
   p.stages[2].atoms.pop_back();  // an atom no stage runs
   EXPECT_FALSE(msg(p, network(*model, 3), o).empty());
+}
+
+namespace {
+
+std::string rows_bytes() {
+  torch::manual_seed(4);
+  torch::jit::Module m("Rows");
+  m.register_parameter("w1", torch::randn({8, 3, 3, 3}), false);
+  m.register_parameter("w2", torch::randn({8, 8, 3, 3}), false);
+  m.register_parameter("w3", torch::randn({8, 8, 5, 5}), false);
+  m.register_parameter("fc", torch::randn({10, 8}), false);
+  // a row chain (convolutions with strides and padding, pooling, element-wise) and a head that is not
+  m.define(R"(
+    def forward(self, x):
+        a = torch.relu(torch.conv2d(x, self.w1, None, [1, 1], [1, 1]))
+        b = torch.relu(torch.conv2d(a, self.w2, None, [2, 2], [1, 1]))
+        c = torch.max_pool2d(b, [3, 3], [2, 2], [1, 1])
+        d = torch.sigmoid(torch.conv2d(c, self.w3, None, [1, 1], [2, 2]))
+        p = torch.flatten(torch.adaptive_avg_pool2d(d, [1, 1]), 1)
+        return torch.matmul(p, self.fc.t())
+  )");
+  std::ostringstream os;
+  m.save(os);
+  return os.str();
+}
+
+}  // namespace
+
+TEST(PipelineTiles, SplitStagesEqualTheWholeModel) {
+  at::set_num_threads(1);
+  const fs::path repo = fs::temp_directory_path() / fmt::format("tessera_tiles_{}", ::getpid());
+  fs::remove_all(repo);
+  torch::manual_seed(9);
+  std::vector<std::vector<at::Tensor>> frames;
+  for (int i = 0; i < 4; ++i) frames.push_back({torch::randn({1, 3, 37, 29})});
+  Model model = Model::load_bytes(rows_bytes(), frames[0]);
+  model.save((repo / "rows").string());
+  const int n = model.num_atoms();
+  const auto tiling = pipeline_tiling(model, 3);
+  // the chain: the atoms before the head share one chain id; the head's do not
+  int chained = 0;
+  for (int a = 0; a < n; ++a) chained += tiling.chain[a] == tiling.chain[0] && tiling.chain[a] >= 0;
+  ASSERT_GE(chained, 5) << "the convolutions, activations and pooling form one row chain";
+  int last_chain = 0;
+  while (last_chain + 1 < n && tiling.chain[last_chain + 1] == tiling.chain[0]) ++last_chain;
+  std::vector<std::unique_ptr<Server>> servers;
+  PipelineOptions o;
+  o.endpoints = {""};
+  for (int k = 1; k <= 4; ++k) {
+    ServerOptions so;
+    so.repository = repo.string();
+    so.forward_timeout_ms = 500;
+    servers.push_back(std::make_unique<Server>(so));
+    servers.back()->start();
+    o.endpoints.push_back(servers.back()->endpoint());
+  }
+  auto net = network(model, 5);
+  net.tiling = tiling;
+  auto run = [&](const plan::PipelinePlan& p) {
+    Pipeline pipe(model, p, net, o);
+    auto ys = pipe.map(frames);
+    for (size_t i = 0; i < frames.size(); ++i) {
+      auto whole = model.run(frames[i]);
+      EXPECT_TRUE(torch::allclose(ys[i][0], whole[0], 1e-4, 1e-5)) << "frame " << i;
+    }
+    return pipe;
+  };
+  // stage 1 = atoms [1, last_chain] on edge-1 with helpers edge-2 (and edge-3): tiles of rows
+  for (std::vector<int> helpers : {std::vector<int>{2}, std::vector<int>{2, 3}}) {
+    plan::PipelinePlan p;
+    p.stages = {{0, range(0, 1)}, {1, range(1, last_chain + 1), helpers}, {4, range(last_chain + 1, n)}};
+    auto pipe = run(p);
+    const auto st = pipe.stats();
+    EXPECT_EQ(st.fallbacks, 0) << pipe.records()[0].error;
+    EXPECT_GT(st.stages[1].tile_ms, 0);
+    EXPECT_EQ(st.stages[1].tile_fallbacks, 0);
+  }
+  EXPECT_GE(servers[1]->stats().replies, 8u);  // edge-2 computed tiles (Requests of rows)
+  // a helper that is gone: its tile runs on the stage's own server, the output is still the model's
+  servers[2]->stop();
+  plan::PipelinePlan p;
+  p.stages = {{0, range(0, 1)}, {1, range(1, last_chain + 1), {2, 3}}, {4, range(last_chain + 1, n)}};
+  auto pipe = run(p);
+  EXPECT_EQ(pipe.stats().fallbacks, 0);
+  EXPECT_EQ(pipe.stats().stages[1].tile_fallbacks, 4);
+  EXPECT_GE(servers[0]->stats().tile_fallbacks, 4u);
+  // a stage that is not a row chain cannot be split, and says why
+  plan::PipelinePlan bad;
+  bad.stages = {{0, range(0, 1)}, {1, range(1, n), {2}}};
+  try {
+    Pipeline x(model, bad, net, o);
+    FAIL() << "a split of a stage with the head was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot be split by rows"), std::string::npos) << e.what();
+  }
+  for (auto& s : servers) s->stop();
+  fs::remove_all(repo);
 }

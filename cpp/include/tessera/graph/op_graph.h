@@ -25,6 +25,10 @@ struct OpNode {
   bool helper = false;        // constant-derived: duplicated into each atom that uses it
   int atom = -1;              // atom that runs it (-1 for helpers)
   std::string scope;          // source location / module path when TorchScript kept one
+  // How it maps rows (height, dim 2 of NCHW) for intra-layer splits (plan/tiling.h):
+  // {kernel, stride, pad, dilation} for convolutions and pooling without ceil_mode,
+  // {1, 1, 0, 1} for element-wise operators; empty: not row-local (or unknown).
+  std::vector<int> rows;
 };
 
 // One value of the graph (tensor or not).

@@ -93,6 +93,11 @@ struct PipelinePlan {
   std::string explain(const PipelineNetwork& net) const;
 };
 
+// The row tiles of a split stage as the planners price them: tiles[0] for stage.node, then
+// one per helper, in proportion to each node's speed on the stage. Throws InvalidArgument when
+// the stage is not split or its atoms are not one row chain of net.tiling.
+std::vector<TileWindow> stage_tiles(const PipelineNetwork& net, const Stage& stage);
+
 // Metrics of given stages (checked: contiguous, in order, every atom once, first on node 0,
 // reachable links, memory). A violated memory limit gives status Infeasible with the reason.
 PipelinePlan evaluate_pipeline(const AtomDag& dag, const PipelineNetwork& net, const std::vector<Stage>& stages);

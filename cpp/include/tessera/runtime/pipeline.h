@@ -14,6 +14,9 @@
 // endpoint (a ROUTER this object binds). Up to `in_flight` requests travel at once, so
 // the stages work on different inputs at the same time.
 //
+// Intra-layer splits: a stage with helpers (plan::Stage::helpers) is cut into row tiles
+// (plan::stage_tiles); its server sends the helpers their rows and gathers theirs.
+//
 // Failures: a stage that fails, or that cannot reach the next stage, sends the device
 // the values live at that point and the device runs what is left; a request not
 // complete `timeout_ms` after it left (a server killed mid-stream) is run here from its
@@ -41,6 +44,10 @@
 
 namespace tessera::runtime {
 
+// The model's row chains for the planners (plan::PipelineTiling): maximal runs of consecutive
+// atoms that atoms/rows.h accepts as one chain (a stage inside one may be split by rows).
+plan::PipelineTiling pipeline_tiling(const Model& model, int max_tiles = 2);
+
 struct PipelineOptions {
   std::vector<std::string> endpoints;            // per network node; [0] (the device) unused
   std::string reply_bind = "tcp://127.0.0.1:*";  // the device's reply endpoint (the last stage connects here)
@@ -65,6 +72,10 @@ struct StageRecord {
   double link_back_ms = 0;  // accounted: wire bytes of its results over its link to the device
   uint64_t bytes_in = 0, bytes_back = 0;
   bool ran_remote = true;   // false: the device ran it (stage 0, or a fallback)
+  // A split stage: its slowest helper (tile server time x the helper's slowdown), its slowest
+  // tile link (accounted), and tiles its own node ran because their helper failed or was late.
+  double tile_ms = 0, tile_link_ms = 0;
+  int tile_fallbacks = 0;
 };
 
 struct FrameRecord {
@@ -85,6 +96,9 @@ struct PipelineStageStats {
   double link_in_ms = 0;          // mean accounted link time into the stage
   double link_back_ms = 0;        // mean accounted link time of its results to the device
   double bytes_in = 0;            // mean
+  double tile_ms = 0;             // split stages: mean slowest helper (accounted)
+  double tile_link_ms = 0;        // split stages: mean slowest tile link (accounted)
+  int tile_fallbacks = 0;
 };
 
 struct PipelineStats {

@@ -44,6 +44,7 @@ struct ServerStats {
   uint64_t requests = 0, replies = 0, errors = 0, late = 0, pings = 0, echoes = 0;
   uint64_t forwards = 0;        // pipeline stages run (Forward messages taken)
   uint64_t forward_failures = 0;// stages handed back to the device (failed, or the next stage unreachable)
+  uint64_t tile_fallbacks = 0;  // tiles of split stages run by the stage's own server (their server failed)
   uint64_t bytes_in = 0, bytes_out = 0;
   double busy_ms = 0;
   std::string to_json() const;

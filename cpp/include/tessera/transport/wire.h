@@ -77,10 +77,25 @@ inline constexpr uint32_t kResultFinal = 2;    // the last message the device ge
 inline constexpr uint32_t kResultFailed = 4;   // hop `next` did not run (Route::error says why): the
                                                // tensors are the values live before it; the device runs the rest
 
+// Request flags (Header::flags).
+inline constexpr uint32_t kRequestRows = 1;  // a tile of an intra-layer split: the block's one 4-D input
+                                             // may have any number of rows (dim 2); the rest must match
+
+// One tile of an intra-layer split: input rows [in_lo, in_hi) run through the stage's block
+// at `endpoint`; rows [crop, crop + out_rows) of its output are kept.
+struct Tile {
+  std::string endpoint;
+  int32_t in_lo = 0, in_hi = 0, crop = 0, out_rows = 0;
+  double slowdown = 1;             // emulation (Route::sleep), like Hop::slowdown
+};
+
 // One server stage of a pipeline route.
 struct Hop {
   std::string endpoint;            // where its server listens
   std::vector<int> atoms;          // the stage's atom ids
+  // Intra-layer split: empty, or one tile per node in row order, tiles[0] run by this hop's own
+  // server, which sends the others as Requests (kRequestRows), gathers and concatenates the rows.
+  std::vector<Tile> tiles;
   // Emulation (Route::sleep only; 1 and 0 = none): this node's slowdown over the
   // machine it runs on, the link it forwards on, the link its results return on.
   double slowdown = 1;
@@ -96,6 +111,13 @@ struct HopTrace {
   double slept_ms = 0;        // emulation sleeps (compute stretch and links)
   uint64_t bytes_forward = 0; // the Forward it sent on (wire bytes; 0 for the last hop)
   uint64_t bytes_result = 0;  // the Result it sent to the device (0 if none)
+  // Intra-layer split: per tile after the first, what its server reported and what crossed.
+  struct TileTrace {
+    double server_ms = 0;       // the tile's server time (its Reply's), 0 if it ran here instead
+    uint64_t bytes_out = 0, bytes_in = 0;  // to and from the tile's server (wire bytes)
+    uint32_t fallback = 0;      // 1: the tile's server failed or was late; this hop ran the tile itself
+  };
+  std::vector<TileTrace> tiles;
 };
 
 // The body of Forward and Result messages: the whole route, the hop the message is for,
@@ -110,6 +132,7 @@ struct Route {
   std::string error;            // Result with kResultFailed: why
 };
 inline constexpr uint32_t kMaxHops = 64;
+inline constexpr uint32_t kMaxTiles = 64;
 inline constexpr size_t kMaxEndpointBytes = 1024;
 
 std::string encode_route(const Route& r);
