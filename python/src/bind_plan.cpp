@@ -16,6 +16,7 @@
 #include "tessera/plan/parametric.h"
 #include "tessera/plan/plan.h"
 #include "tessera/plan/pipeline.h"
+#include "tessera/plan/tiling.h"
 #include "tessera/plan/planners.h"
 
 namespace py = pybind11;
@@ -300,12 +301,41 @@ void bind_plan(py::module_& m) {
       .def_readwrite("nodes", &PipelineNetwork::nodes)
       .def_readwrite("bandwidth_mbps", &PipelineNetwork::bandwidth_mbps)
       .def_readwrite("rtt_ms", &PipelineNetwork::rtt_ms)
+      .def_readwrite("tiling", &PipelineNetwork::tiling)
       .def("validate", &PipelineNetwork::validate, py::arg("dag"))
       .def("index", &PipelineNetwork::index, py::arg("name"));
   py::class_<Stage>(m, "Stage")
       .def(py::init<>())
       .def_readwrite("node", &Stage::node)
-      .def_readwrite("atoms", &Stage::atoms);
+      .def_readwrite("atoms", &Stage::atoms)
+      .def_readwrite("helpers", &Stage::helpers);
+  py::class_<RowOp>(m, "RowOp")
+      .def(py::init<>())
+      .def_readwrite("kernel", &RowOp::kernel)
+      .def_readwrite("stride", &RowOp::stride)
+      .def_readwrite("pad", &RowOp::pad)
+      .def_readwrite("dilation", &RowOp::dilation)
+      .def_readwrite("label", &RowOp::label);
+  py::class_<TileWindow>(m, "TileWindow")
+      .def_readonly("in_lo", &TileWindow::in_lo)
+      .def_readonly("in_hi", &TileWindow::in_hi)
+      .def_readonly("out_lo", &TileWindow::out_lo)
+      .def_readonly("out_hi", &TileWindow::out_hi)
+      .def_readonly("crop", &TileWindow::crop)
+      .def_readonly("slice_rows_out", &TileWindow::slice_rows_out);
+  m.def("tile_window", &tile_window, py::arg("chain"), py::arg("rows_in"), py::arg("a"), py::arg("b"));
+  m.def("split_rows", &split_rows, py::arg("chain"), py::arg("rows_in"), py::arg("shares"));
+  py::class_<PipelineTiling>(m, "PipelineTiling")
+      .def(py::init<>())
+      .def_readwrite("chain", &PipelineTiling::chain)
+      .def_readwrite("ops", &PipelineTiling::ops)
+      .def_readwrite("rows_in", &PipelineTiling::rows_in)
+      .def_readwrite("rows_out", &PipelineTiling::rows_out)
+      .def_readwrite("in_bytes", &PipelineTiling::in_bytes)
+      .def_readwrite("out_bytes", &PipelineTiling::out_bytes)
+      .def_readwrite("max_tiles", &PipelineTiling::max_tiles)
+      .def("empty", &PipelineTiling::empty);
+  m.def("stage_tiles", &stage_tiles, py::arg("network"), py::arg("stage"));
   py::class_<PipelinePlan>(m, "PipelinePlan")
       .def_readonly("algorithm", &PipelinePlan::algorithm)
       .def_property_readonly("status", [](const PipelinePlan& p) { return std::string(status_name(p.status)); })
@@ -317,6 +347,7 @@ void bind_plan(py::module_& m) {
       .def_readonly("bottleneck", &PipelinePlan::bottleneck)
       .def_readonly("stage_ms", &PipelinePlan::stage_ms)
       .def_readonly("link_ms", &PipelinePlan::link_ms)
+      .def_readonly("tile_ms", &PipelinePlan::tile_ms)
       .def("ok", &PipelinePlan::ok)
       .def("explain", &PipelinePlan::explain, py::arg("network"));
   m.def("evaluate_pipeline", &evaluate_pipeline, py::arg("dag"), py::arg("network"), py::arg("stages"),

@@ -34,6 +34,7 @@ void bind_runtime(py::module_& m) {
       .def_readonly("busy_ms", &ServerStats::busy_ms)
       .def_readonly("forwards", &ServerStats::forwards)
       .def_readonly("forward_failures", &ServerStats::forward_failures)
+      .def_readonly("tile_fallbacks", &ServerStats::tile_fallbacks)
       .def("to_json", &ServerStats::to_json);
   py::class_<Server>(m, "Server")
       .def(py::init<ServerOptions>(), py::arg("options"))
@@ -120,7 +121,10 @@ void bind_runtime(py::module_& m) {
       .def_readonly("link_back_ms", &StageRecord::link_back_ms)
       .def_readonly("bytes_in", &StageRecord::bytes_in)
       .def_readonly("bytes_back", &StageRecord::bytes_back)
-      .def_readonly("ran_remote", &StageRecord::ran_remote);
+      .def_readonly("ran_remote", &StageRecord::ran_remote)
+      .def_readonly("tile_ms", &StageRecord::tile_ms)
+      .def_readonly("tile_link_ms", &StageRecord::tile_link_ms)
+      .def_readonly("tile_fallbacks", &StageRecord::tile_fallbacks);
   py::class_<FrameRecord>(m, "FrameRecord")
       .def_readonly("request_id", &FrameRecord::request_id)
       .def_readonly("total_ms", &FrameRecord::total_ms)
@@ -136,7 +140,10 @@ void bind_runtime(py::module_& m) {
       .def_readonly("queue_ms", &PipelineStageStats::queue_ms)
       .def_readonly("link_in_ms", &PipelineStageStats::link_in_ms)
       .def_readonly("link_back_ms", &PipelineStageStats::link_back_ms)
-      .def_readonly("bytes_in", &PipelineStageStats::bytes_in);
+      .def_readonly("bytes_in", &PipelineStageStats::bytes_in)
+      .def_readonly("tile_ms", &PipelineStageStats::tile_ms)
+      .def_readonly("tile_link_ms", &PipelineStageStats::tile_link_ms)
+      .def_readonly("tile_fallbacks", &PipelineStageStats::tile_fallbacks);
   py::class_<PipelineStats>(m, "PipelineStats")
       .def_readonly("frames", &PipelineStats::frames)
       .def_readonly("fallbacks", &PipelineStats::fallbacks)
@@ -148,6 +155,8 @@ void bind_runtime(py::module_& m) {
       .def_readonly("bottleneck", &PipelineStats::bottleneck)
       .def_readonly("latency_ms_median", &PipelineStats::latency_ms_median)
       .def("to_json", &PipelineStats::to_json);
+  m.def("pipeline_tiling", &pipeline_tiling, py::arg("model"), py::arg("max_tiles") = 2,
+        "The model's row chains for the pipeline planners (intra-layer splits).");
   py::class_<Pipeline>(m, "Pipeline")
       .def(py::init<Model, tessera::plan::PipelinePlan, tessera::plan::PipelineNetwork, PipelineOptions>(),
            py::arg("model"), py::arg("plan"), py::arg("network"), py::arg("options"))

@@ -129,6 +129,8 @@ class PipelinePlan:
         self._core, self._net, self.network = core, net, network
         names = [n.name for n in net.nodes]
         self.stages = [(names[s.node], list(s.atoms)) for s in core.stages]
+        # per stage: the nodes that compute row tiles of it with its own (intra-layer split)
+        self.helpers = [[names[h] for h in s.helpers] for s in core.stages]
 
     def __getattr__(self, name):  # algorithm, status, reason, throughput_fps, latency_ms, bottleneck, ...
         return getattr(self._core, name)
@@ -142,13 +144,19 @@ class PipelinePlan:
 
 
 def plan_pipeline(model, network: Network, objective: str = "throughput", algorithm: str = "dp",
-                  order=None) -> PipelinePlan:
+                  order=None, split: int = 1) -> PipelinePlan:
     """Place `model` over the network's nodes. algorithm: "dp" (exact for the node order: `order`, names,
     default the network's order), "pso_dp" (a particle swarm over which servers and in what order, dp
     inside; never worse than dp over `order`), "exhaustive" (every order of every subset of the servers) or
-    "equal_layers" (stages of equal compute, the naive baseline). objective: throughput or latency."""
+    "equal_layers" (stages of equal compute, the naive baseline). objective: throughput or latency.
+    split: up to this many nodes may share one server stage by rows (intra-layer: convolution, pooling and
+    element-wise chains, each node a tile of the rows with the halo its kernels read; 1 = no splits)."""
     dag = model.dag() if hasattr(model, "dag") else model
     net = network.core(dag.num_atoms)
+    if int(split) > 1:
+        if not hasattr(model, "_core"):
+            raise _core.InvalidArgumentError("split > 1 needs the model (its row chains), not only its DAG")
+        net.tiling = _core.pipeline_tiling(model._core, int(split))
     names = [n.name for n in network.nodes]
     if order is None:
         idx = list(range(len(names)))

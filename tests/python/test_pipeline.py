@@ -172,3 +172,33 @@ def test_cli_plans_and_streams_a_pipeline(zoo_model, tmp_path, server_process, c
     with pytest.raises(ValueError, match="node 'edge' gives speed and slowdown: give one"):
         from tessera.pipeline_cli import read_network
         read_network(bad, m, ts.profile(m, xs, threads=1, repeats=1, warmup=0))
+
+
+@pytest.mark.parametrize("name", ["alexnet", "vgg11"])
+def test_split_stages_stream_equal_to_the_whole_model(zoo_model, tmp_path, name):
+    """Intra-layer splits planned by dp for latency (three equal, slow servers on a fast LAN: a stage
+    pipelined over nodes still takes its whole time per input, a stage split by rows does not) run through
+    real servers and return the whole model's outputs."""
+    m, xs, _ = zoo_model(name)
+    ct = ts.profile(m, xs, threads=1, repeats=1, warmup=1)
+    m.save(tmp_path / name)
+    with ts.Server(tmp_path) as a, ts.Server(tmp_path) as b, ts.Server(tmp_path) as c:
+        nodes = [ts.Node("phone", speed=0.1, reference=ct)]
+        nodes += [ts.Node(f"edge-{i}", speed=0.25, reference=ct, endpoint=s.endpoint) for i, s in enumerate((a, b, c))]
+        links = {("phone", f"edge-{i}"): (1000.0, 1.0) for i in range(3)}
+        links.update({(f"edge-{i}", f"edge-{j}"): (10000.0, 0.1) for i in range(3) for j in range(3) if i < j})
+        net = ts.Network(nodes, links)
+        plan = ts.plan_pipeline(m, net, objective="latency", algorithm="dp", split=3)
+        plain = ts.plan_pipeline(m, net, objective="latency", algorithm="dp")
+        assert any(plan.helpers), plan.explain()          # a stage is split by rows
+        assert plan.latency_ms < plain.latency_ms         # and it pays, by the cost model
+        assert "split by rows with" in plan.explain()
+        pipe = ts.Pipeline(m, plan, in_flight=2, timeout_ms=120000)
+        frames = _frames(xs, 2)
+        for x, y in zip(frames, pipe.map(frames)):
+            assert torch.allclose(y, m.run_flat(x)[0], rtol=1e-4, atol=1e-5)
+        st = pipe.stats()
+        assert st.fallbacks == 0, pipe.records()[0].error
+        split_stage = next(i for i, h in enumerate(plan.helpers) if h)
+        assert st.stages[split_stage].tile_ms > 0 and st.stages[split_stage].tile_fallbacks == 0
+        assert sum(s.stats().replies for s in (a, b, c)) >= 2  # helpers computed tiles (Requests of rows)

@@ -110,7 +110,14 @@ bool split_cost(const Prefix& pf, const PipelineNetwork& net, int u, const std::
     return false;  // fewer output rows than tiles
   }
   const double rows_in = T.rows_in[p], rows_out = T.rows_out[q - 1];
-  auto work = [&](size_t i) { return cost[i] * (tiles[i].in_hi - tiles[i].in_lo) / rows_in; };
+  // each operator's work on a tile: the atom's cost spread over its operators, x the tile's rows there
+  auto work = [&](size_t i) {
+    std::vector<double> op_ms;
+    for (int a = p; a < q; ++a)
+      for (size_t j = 0; j < T.ops[a].size(); ++j)
+        op_ms.push_back(net.nodes[who[i]].compute_ms[a] / static_cast<double>(T.ops[a].size()));
+    return tile_work(ops, T.rows_in[p], tiles[i], op_ms);
+  };
   c.compute = work(0);
   for (size_t i = 1; i < who.size(); ++i) {
     const int h = who[i];

@@ -19,9 +19,11 @@ void check_op(const RowOp& op) {
 // Which rows of the chain's output on input rows [lo, hi) are exact. Returns false when none
 // is (or the slice is misaligned / too small). out_s: the slice output's first absolute row.
 bool exact_rows(const std::vector<RowOp>& chain, int rows_in, int lo, int hi, int& v_out, int& w_out, int& out_s_out,
-                int& out_e_out) {
+                int& out_e_out, std::vector<int>* layer_rows = nullptr) {
   long s = lo, e = hi, v = lo, w = hi, H = rows_in;
+  if (layer_rows) layer_rows->clear();
   for (const auto& op : chain) {
+    if (layer_rows) layer_rows->push_back(static_cast<int>(e - s));
     const long eff = static_cast<long>(op.dilation) * (op.kernel - 1) + 1;
     if (s % op.stride != 0) return false;
     if (e - s + 2L * op.pad < eff) return false;
@@ -88,6 +90,7 @@ TileWindow tile_window(const std::vector<RowOp>& chain, int rows_in, int a, int 
     ++hi;
   }
   TileWindow t;
+  exact_rows(chain, rows_in, lo, hi, v, w, os, oe, &t.layer_rows);
   t.in_lo = lo, t.in_hi = hi, t.out_lo = a, t.out_hi = b, t.crop = a - os, t.slice_rows_out = oe - os;
   return t;
 }
@@ -119,6 +122,19 @@ double halo_overhead(const std::vector<TileWindow>& tiles, int rows_in) {
   double rows = 0;
   for (const auto& t : tiles) rows += t.in_hi - t.in_lo;
   return rows_in > 0 ? rows / rows_in : 1.0;
+}
+
+double tile_work(const std::vector<RowOp>& chain, int rows_in, const TileWindow& tile,
+                 const std::vector<double>& op_ms) {
+  TESSERA_CHECK(op_ms.size() == chain.size() && tile.layer_rows.size() == chain.size(), InvalidArgument,
+                "tile_work: {} operators, {} costs, {} layer rows", chain.size(), op_ms.size(), tile.layer_rows.size());
+  double ms = 0;
+  int rows = rows_in;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    ms += op_ms[i] * tile.layer_rows[i] / std::max(rows, 1);
+    rows = rows_out(chain[i], rows);
+  }
+  return ms;
 }
 
 }  // namespace tessera::plan

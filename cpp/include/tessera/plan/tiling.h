@@ -41,6 +41,7 @@ struct TileWindow {
   int out_lo = 0, out_hi = 0;  // output rows [out_lo, out_hi) this tile delivers exactly
   int crop = 0;                // where out_lo sits in the chain's output on the slice
   int slice_rows_out = 0;      // rows the chain outputs on the slice
+  std::vector<int> layer_rows; // rows of the slice at each operator's input (its work, row by row)
 };
 
 // The smallest exact window for output rows [a, b) of `chain` over `rows_in` input rows.
@@ -50,5 +51,8 @@ TileWindow tile_window(const std::vector<RowOp>& chain, int rows_in, int a, int 
 std::vector<TileWindow> split_rows(const std::vector<RowOp>& chain, int rows_in, const std::vector<double>& shares);
 // Redundant work of a split: (sum over tiles of their slices' rows) / rows_in (1 = none).
 double halo_overhead(const std::vector<TileWindow>& tiles, int rows_in);
+// A tile's share of the chain's work: each operator's ms (op_ms, for the whole rows) x the
+// rows of the tile's slice at its input / the rows it has in the whole run.
+double tile_work(const std::vector<RowOp>& chain, int rows_in, const TileWindow& tile, const std::vector<double>& op_ms);
 
 }  // namespace tessera::plan
