@@ -295,13 +295,15 @@ void bind_plan(py::module_& m) {
       .def(py::init<>())
       .def_readwrite("name", &PipelineNode::name)
       .def_readwrite("compute_ms", &PipelineNode::compute_ms)
-      .def_readwrite("memory_bytes", &PipelineNode::memory_bytes);
+      .def_readwrite("memory_bytes", &PipelineNode::memory_bytes)
+      .def_readwrite("load", &PipelineNode::load);
   py::class_<PipelineNetwork>(m, "PipelineNetwork")
       .def(py::init<>())
       .def_readwrite("nodes", &PipelineNetwork::nodes)
       .def_readwrite("bandwidth_mbps", &PipelineNetwork::bandwidth_mbps)
       .def_readwrite("rtt_ms", &PipelineNetwork::rtt_ms)
       .def_readwrite("tiling", &PipelineNetwork::tiling)
+      .def_readwrite("pin", &PipelineNetwork::pin)
       .def("validate", &PipelineNetwork::validate, py::arg("dag"))
       .def("index", &PipelineNetwork::index, py::arg("name"));
   py::class_<Stage>(m, "Stage")
@@ -336,6 +338,12 @@ void bind_plan(py::module_& m) {
       .def_readwrite("max_tiles", &PipelineTiling::max_tiles)
       .def("empty", &PipelineTiling::empty);
   m.def("stage_tiles", &stage_tiles, py::arg("network"), py::arg("stage"));
+  m.def(
+      "plan_pipeline_convex_brute_force",
+      [](const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order, const std::string& objective,
+         int max_atoms) { return plan_pipeline_convex_brute_force(dag, net, order, parse_objective(objective), max_atoms); },
+      py::arg("dag"), py::arg("network"), py::arg("order"), py::arg("objective") = "throughput",
+      py::arg("max_atoms") = 12, py::call_guard<py::gil_scoped_release>());
   py::class_<PipelinePlan>(m, "PipelinePlan")
       .def_readonly("algorithm", &PipelinePlan::algorithm)
       .def_property_readonly("status", [](const PipelinePlan& p) { return std::string(status_name(p.status)); })

@@ -21,7 +21,8 @@ void bind_runtime(py::module_& m) {
       .def_readwrite("curve_secret_key", &ServerOptions::curve_secret_key)
       .def_readwrite("allowed_client_keys", &ServerOptions::allowed_client_keys)
       .def_readwrite("verbose", &ServerOptions::verbose)
-      .def_readwrite("forward_timeout_ms", &ServerOptions::forward_timeout_ms);
+      .def_readwrite("forward_timeout_ms", &ServerOptions::forward_timeout_ms)
+      .def_readwrite("keep_freed_memory", &ServerOptions::keep_freed_memory);
   py::class_<ServerStats>(m, "ServerStats")
       .def_readonly("requests", &ServerStats::requests)
       .def_readonly("replies", &ServerStats::replies)
@@ -47,6 +48,8 @@ void bind_runtime(py::module_& m) {
   m.def("set_intra_op_threads", &tessera::set_intra_op_threads, py::arg("threads"),
         "LibTorch's intra-op threads and OpenBLAS's pool (process-wide), together.");
   m.def("blas_threads", &tessera::blas_threads, "OpenBLAS's pool size, or -1 without OpenBLAS.");
+  m.def("keep_freed_memory", &tessera::keep_freed_memory, py::arg("on") = true,
+        "Keep freed tensors' memory in the heap (no page faults per large activation); process-wide.");
   m.def("curve_keypair", &curve_keypair, "A new CURVE key pair (public, secret), Z85 strings.");
 
   py::class_<DeploymentOptions>(m, "DeploymentOptions")

@@ -41,6 +41,7 @@ class Node:
     reference: object = None
     memory_mb: float | None = None
     endpoint: str = ""
+    load: float = 1.0   # how much busier than its costs say (2: twice slower now)
 
     def atom_ms(self, num_atoms: int) -> list[float]:
         if self.costs is not None:
@@ -110,6 +111,7 @@ class Network:
             c.name = n.name
             c.compute_ms = n.atom_ms(num_atoms)
             c.memory_bytes = math.inf if n.memory_mb is None else float(n.memory_mb) * 1e6
+            c.load = float(n.load)
             nodes.append(c)
         net.nodes = nodes
         bw = [[0.0] * K for _ in range(K)]
@@ -144,26 +146,40 @@ class PipelinePlan:
 
 
 def plan_pipeline(model, network: Network, objective: str = "throughput", algorithm: str = "dp",
-                  order=None, split: int = 1) -> PipelinePlan:
+                  order=None, split: int = 1, pin: dict | None = None) -> PipelinePlan:
     """Place `model` over the network's nodes. algorithm: "dp" (exact for the node order: `order`, names,
     default the network's order), "pso_dp" (a particle swarm over which servers and in what order, dp
     inside; never worse than dp over `order`), "exhaustive" (every order of every subset of the servers) or
     "equal_layers" (stages of equal compute, the naive baseline). objective: throughput or latency.
     split: up to this many nodes may share one server stage by rows (intra-layer: convolution, pooling and
-    element-wise chains, each node a tile of the rows with the halo its kernels read; 1 = no splits)."""
+    element-wise chains, each node a tile of the rows with the halo its kernels read; 1 = no splits).
+    pin: {atom id: node name} for atoms that must run on one node (privacy, an operator only it has)."""
     dag = model.dag() if hasattr(model, "dag") else model
     net = network.core(dag.num_atoms)
+    names = [n.name for n in network.nodes]
+    if pin:
+        pins = [-1] * dag.num_atoms
+        for a, node in pin.items():
+            if not 0 <= int(a) < dag.num_atoms:
+                raise _core.InvalidArgumentError(f"pin: atom {a} out of range (the model has {dag.num_atoms} atoms)")
+            if node not in names:
+                raise _core.InvalidArgumentError(f"pin: atom {a} is pinned to unknown node {node!r} "
+                                                 f"(nodes: {', '.join(names)})")
+            pins[int(a)] = names.index(node)
+        net.pin = pins
     if int(split) > 1:
         if not hasattr(model, "_core"):
             raise _core.InvalidArgumentError("split > 1 needs the model (its row chains), not only its DAG")
         net.tiling = _core.pipeline_tiling(model._core, int(split))
-    names = [n.name for n in network.nodes]
     if order is None:
         idx = list(range(len(names)))
     else:
         unknown = [o for o in order if o not in names]
         if unknown:
             raise _core.InvalidArgumentError(f"unknown node(s) {unknown} in the order (nodes: {', '.join(names)})")
+        if not order or order[0] != names[0]:
+            raise _core.InvalidArgumentError(f"the order must start with the input source {names[0]!r} (the first "
+                                             f"node: it holds the inputs and gets the results), got {list(order)}")
         idx = [names.index(o) for o in order]
     return PipelinePlan(_core.plan_pipeline(dag, net, algorithm, idx, objective), net, network)
 

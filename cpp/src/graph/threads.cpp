@@ -3,6 +3,10 @@
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <malloc.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include "tessera/core/error.h"
 
@@ -28,6 +32,19 @@ int intra_op_threads() { return at::get_num_threads(); }
 int blas_threads() {
   auto get = blas_symbol<GetFn>("openblas_get_num_threads");
   return get ? get() : -1;
+}
+
+bool keep_freed_memory(bool on) {
+#if defined(__GLIBC__)
+  if (const char* env = std::getenv("TESSERA_KEEP_FREED_MEMORY"); env && std::strcmp(env, "0") == 0) on = false;
+  if (!on) return true;
+  // 1 GiB: tensors up to that size come from (and return to) the heap
+  const int big = 1 << 30;
+  return mallopt(M_MMAP_THRESHOLD, big) == 1 && mallopt(M_TRIM_THRESHOLD, big) == 1;
+#else
+  (void)on;
+  return false;
+#endif
 }
 
 }  // namespace tessera

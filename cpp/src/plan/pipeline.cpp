@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <random>
@@ -22,7 +23,13 @@ struct Prefix {
   std::vector<double> cross;                 // cross[p]: bytes live across the cut before atom p (0..n)
   std::vector<double> out_bytes;             // prefix sums of the bytes of model outputs atoms produce
   std::vector<double> params;                // prefix sums of parameter bytes
-  std::vector<std::vector<double>> compute;  // per node: prefix sums of compute ms
+  std::vector<std::vector<double>> compute;  // per node: prefix sums of compute ms (x its load)
+  std::vector<int> pinned_any;                // prefix counts of pinned atoms
+  std::vector<std::vector<int>> pinned_to;    // per node: prefix counts of atoms pinned to it
+  // atoms of [p, q) pinned to a node other than u
+  int pinned_elsewhere(int u, int p, int q) const {
+    return (pinned_any[q] - pinned_any[p]) - (pinned_to[u][q] - pinned_to[u][p]);
+  }
 
   Prefix(const AtomDag& dag, const PipelineNetwork& net) : n(dag.num_atoms) {
     cross.assign(static_cast<size_t>(n) + 2, 0.0);
@@ -39,8 +46,16 @@ struct Prefix {
     for (int a = 0; a < n; ++a) params[a + 1] = params[a] + (dag.param_bytes.empty() ? 0.0 : dag.param_bytes[a]);
     for (const auto& node : net.nodes) {
       std::vector<double> c(static_cast<size_t>(n) + 1, 0.0);
-      for (int a = 0; a < n; ++a) c[a + 1] = c[a] + node.compute_ms[a];
+      for (int a = 0; a < n; ++a) c[a + 1] = c[a] + node.compute_ms[a] * node.load;
       compute.push_back(std::move(c));
+    }
+    // pins: per node, prefix counts of atoms pinned to it, and of atoms pinned anywhere
+    pinned_any.assign(static_cast<size_t>(n) + 1, 0);
+    pinned_to.assign(net.nodes.size(), std::vector<int>(static_cast<size_t>(n) + 1, 0));
+    for (int a = 0; a < n; ++a) {
+      const int to = net.pin.empty() ? -1 : net.pin[a];
+      pinned_any[a + 1] = pinned_any[a] + (to >= 0);
+      for (size_t u = 0; u < net.nodes.size(); ++u) pinned_to[u][a + 1] = pinned_to[u][a] + (to == static_cast<int>(u));
     }
   }
   double ret(int p, int q) const { return out_bytes[q] - out_bytes[p]; }
@@ -61,6 +76,7 @@ struct StageCost {
 StageCost stage_cost(const Prefix& pf, const PipelineNetwork& net, int w, int u, int p, int q) {
   StageCost c;
   if (pf.params[q] - pf.params[p] > net.nodes[u].memory_bytes) return c;
+  if (pf.pinned_elsewhere(u, p, q) > 0) return c;
   if (w >= 0 && w != u) {
     const double bytes = pf.cross[p];
     if (bytes > 0) {
@@ -96,6 +112,7 @@ bool split_cost(const Prefix& pf, const PipelineNetwork& net, int u, const std::
   const auto& T = net.tiling;
   std::vector<RowOp> ops;
   if (helpers.empty() || q <= p || !T.range(p, q, ops)) return false;
+  if (pf.pinned_any[q] - pf.pinned_any[p] > 0) return false;  // a pinned atom runs on its node alone
   std::vector<int> who = {u};
   who.insert(who.end(), helpers.begin(), helpers.end());
   std::vector<double> cost;
@@ -190,6 +207,12 @@ int PipelineNetwork::index(const std::string& name) const {
 void PipelineNetwork::validate(const AtomDag& dag) const {
   dag.validate();
   tiling.validate(dag.num_atoms);
+  TESSERA_CHECK(pin.empty() || static_cast<int>(pin.size()) == dag.num_atoms, InvalidArgument,
+                "pin has {} entries, the model has {} atoms", pin.size(), dag.num_atoms);
+  for (size_t a = 0; a < pin.size(); ++a)
+    TESSERA_CHECK(pin[a] >= -1 && pin[a] < static_cast<int>(nodes.size()), InvalidArgument,
+                  "pin[{}] ({}) = {} is not a node in [0, {}) (or -1)", a, dag.atom_label(static_cast<int>(a)),
+                  pin[a], nodes.size());
   const size_t K = nodes.size();
   TESSERA_CHECK(K >= 1, InvalidArgument, "a pipeline network needs at least the device (node 0)");
   for (size_t i = 0; i < K; ++i) {
@@ -201,6 +224,8 @@ void PipelineNetwork::validate(const AtomDag& dag) const {
       TESSERA_CHECK(std::isfinite(nd.compute_ms[a]) && nd.compute_ms[a] >= 0, InvalidArgument,
                     "node '{}': compute_ms[{}] = {} must be finite and >= 0", nd.name, a, nd.compute_ms[a]);
     TESSERA_CHECK(nd.memory_bytes >= 0, InvalidArgument, "node '{}': memory must be >= 0", nd.name);
+    TESSERA_CHECK(std::isfinite(nd.load) && nd.load > 0, InvalidArgument, "node '{}': load = {} must be > 0",
+                  nd.name, nd.load);
     for (size_t j = 0; j < i; ++j)
       TESSERA_CHECK(nodes[j].name.empty() || nodes[j].name != nd.name, InvalidArgument,
                     "two nodes are named '{}'", nd.name);
@@ -279,7 +304,13 @@ PipelinePlan evaluate_pipeline(const AtomDag& dag, const PipelineNetwork& net, c
                   "stage {} (atoms {}..{}) cannot be split by rows: {}", k, p, q - 1,
                   k == 0 ? "the device's stage is never split" : "its atoms are not one row chain of the tiling");
     const StageCost c = any_stage_cost(pf, net, prev, s.node, s.helpers, p, q);
-    if (!c.ok) {
+    if (!c.ok && pf.pinned_elsewhere(s.node, p, q) > 0) {
+      int a = p;
+      while (net.pin[a] < 0 || net.pin[a] == s.node) ++a;
+      plan.status = PlanStatus::Infeasible;
+      plan.reason = fmt::format("stage {} on '{}' holds {}, which is pinned to '{}'", k, net.nodes[s.node].name,
+                                dag.atom_label(a), net.nodes[net.pin[a]].name);
+    } else if (!c.ok) {
       const bool mem = pf.params[q] - pf.params[p] > net.nodes[s.node].memory_bytes;
       plan.status = mem ? PlanStatus::Infeasible : PlanStatus::BadInput;
       plan.reason = mem ? fmt::format("node '{}' holds {:.0f} bytes of weights in stage {}, over its {:.0f}",
@@ -367,7 +398,7 @@ PipelinePlan plan_pipeline_dp(const AtomDag& dag, const PipelineNetwork& net, co
       if (dp[t][k][n] < kInf && (best_k < 0 || dp[t][k][n] < dp[best_t][best_k][n])) best_k = k, best_t = t;
   if (best_k < 0)
     return bad("dp", PlanStatus::Infeasible,
-               "no partition over this node order meets every node's memory and reaches every stage");
+               "no partition over this node order meets every node's memory and pins and reaches every stage");
   std::vector<Stage> stages;
   for (int k = best_k, t = best_t, q = n; k >= 0;) {
     const auto [p, t0] = from[t][k][q];
@@ -383,6 +414,93 @@ PipelinePlan plan_pipeline_dp(const AtomDag& dag, const PipelineNetwork& net, co
   plan.algorithm = "dp";
   plan.status = PlanStatus::Optimal;
   plan.reason = "optimal over contiguous stages for this node order";
+  return plan;
+}
+
+PipelinePlan plan_pipeline_convex_brute_force(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
+                                              Objective objective, int max_atoms) {
+  net.validate(dag);
+  const int n = dag.num_atoms, K = static_cast<int>(order.size());
+  TESSERA_CHECK(n <= max_atoms, InvalidArgument, "convex brute force over {} atoms (at most {})", n, max_atoms);
+  TESSERA_CHECK(K >= 1 && order[0] == 0, InvalidArgument, "the node order starts with node 0 (the device)");
+  // per atom: the values it reads (their producers bound its stage from below)
+  std::vector<std::vector<int>> reads(static_cast<size_t>(n));
+  for (size_t v = 0; v < dag.values.size(); ++v)
+    for (int c : dag.values[v].consumers) reads[c].push_back(static_cast<int>(v));
+  std::vector<int> label(static_cast<size_t>(n), 0);
+  double best = kInf;
+  std::vector<int> best_label;
+  auto value_of = [&](int m, Objective obj) -> double {  // the labelling's objective over stages 0..m-1, kInf if not a plan
+    std::vector<double> comp(m, 0), params(m, 0);
+    for (int a = 0; a < n; ++a) {
+      comp[label[a]] += net.nodes[order[label[a]]].compute_ms[a] * net.nodes[order[label[a]]].load;
+      params[label[a]] += dag.param_bytes.empty() ? 0.0 : dag.param_bytes[a];
+      if (!net.pin.empty() && net.pin[a] >= 0 && net.pin[a] != order[label[a]]) return kInf;
+    }
+    double neck = 0, lat = 0;
+    for (int s0 = 0; s0 < m; ++s0) {
+      if (params[s0] > net.nodes[order[s0]].memory_bytes) return kInf;
+      neck = std::max(neck, comp[s0]);
+      lat += comp[s0];
+    }
+    std::vector<double> cross(m, 0), back(m, 0);
+    for (const auto& v : dag.values) {
+      const int from = v.producer == kModelInput ? 0 : label[v.producer];
+      int last = from;
+      for (int c : v.consumers) last = std::max(last, label[c]);
+      for (int i = from; i < last; ++i) cross[i] += v.bytes;  // carried across cuts from..last-1
+      if (v.is_output && from > 0) back[from] += v.bytes;
+    }
+    for (int i = 0; i + 1 < m; ++i) {
+      if (cross[i] <= 0) continue;
+      const int a = order[i], b = order[i + 1];
+      if (!(net.bandwidth_mbps[a][b] > 0)) return kInf;
+      const double ms = ser_ms(cross[i], net.bandwidth_mbps[a][b]);
+      neck = std::max(neck, ms);
+      lat += ms + rtt(net, a, b) / 2;
+    }
+    for (int s0 = 1; s0 < m; ++s0) {
+      if (back[s0] <= 0) continue;
+      const int a = order[s0];
+      if (!(net.bandwidth_mbps[a][0] > 0)) return kInf;
+      const double ms = ser_ms(back[s0], net.bandwidth_mbps[a][0]);
+      neck = std::max(neck, ms);
+      lat += ms + rtt(net, a, 0) / 2;
+    }
+    return obj == Objective::Throughput ? neck : lat;
+  };
+  std::function<void(int, int)> rec = [&](int a, int top) {  // top: the highest stage used so far
+    if (a == n) {
+      std::vector<char> used(static_cast<size_t>(top) + 1, 0);
+      for (int x : label) used[x] = 1;
+      for (int s0 = 1; s0 <= top; ++s0)
+        if (!used[s0]) return;  // server stages are non-empty and on a prefix of the order
+      const double v = value_of(top + 1, objective);
+      if (v < best) best = v, best_label = label;
+      return;
+    }
+    int lo = 0;
+    for (int v : reads[a])
+      if (dag.values[v].producer != kModelInput) lo = std::max(lo, label[dag.values[v].producer]);
+    for (int s0 = lo; s0 < K && s0 <= top + 1; ++s0) {
+      label[a] = s0;
+      rec(a + 1, std::max(top, s0));
+    }
+  };
+  rec(0, 0);
+  if (best_label.empty()) return bad("convex_brute_force", PlanStatus::Infeasible, "no convex partition is a plan");
+  PipelinePlan plan;
+  plan.algorithm = "convex_brute_force";
+  plan.status = PlanStatus::Optimal;
+  plan.reason = "optimal over every convex partition on a prefix of this node order";
+  const int m = *std::max_element(best_label.begin(), best_label.end()) + 1;
+  plan.stages.resize(static_cast<size_t>(m));
+  for (int s0 = 0; s0 < m; ++s0) plan.stages[s0].node = order[s0];
+  for (int a = 0; a < n; ++a) plan.stages[best_label[a]].atoms.push_back(a);
+  label = best_label;
+  plan.bottleneck_ms = value_of(m, Objective::Throughput);
+  plan.throughput_fps = plan.bottleneck_ms > 0 ? 1000.0 / plan.bottleneck_ms : kInf;
+  plan.latency_ms = value_of(m, Objective::Latency);
   return plan;
 }
 

@@ -48,6 +48,7 @@ class ThreadsGuard {
  public:
   explicit ThreadsGuard(int threads) : before_(at::get_num_threads()) {
     if (threads > 0) set_intra_op_threads(threads);
+    keep_freed_memory(true);  // as servers run: no page fault per large activation (graph/threads.h)
   }
   ~ThreadsGuard() { set_intra_op_threads(before_); }
 

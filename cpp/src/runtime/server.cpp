@@ -86,15 +86,7 @@ class Outbox {
     if (down != down_until_.end() && now < down->second)
       return fmt::format("{} did not accept a message less than {} ms ago", endpoint, timeout_ms_);
     try {
-      auto it = socks_.find(endpoint);
-      if (it == socks_.end()) {
-        zmq::socket_t s(ctx_, zmq::socket_type::dealer);
-        s.set(zmq::sockopt::linger, 0);
-        s.set(zmq::sockopt::immediate, 1);
-        s.set(zmq::sockopt::sndtimeo, timeout_ms_);
-        s.connect(endpoint);
-        it = socks_.emplace(endpoint, std::move(s)).first;
-      }
+      auto it = connected(socks_, endpoint);
       zmq::message_t m;
       while (it->second.recv(m, zmq::recv_flags::dontwait)) {}
       if (send_message(it->second, h, body, tensors, true, false, bytes)) return "";
@@ -114,21 +106,26 @@ class Outbox {
   std::map<std::string, zmq::socket_t> socks_;
   std::map<std::string, std::chrono::steady_clock::time_point> down_until_;
 
+  // The DEALER to `endpoint` in `socks` (connected now if there is none): ZMQ_IMMEDIATE, a send timeout.
+  using Sockets = std::map<std::string, zmq::socket_t>;
+  Sockets::iterator connected(Sockets& socks, const std::string& endpoint) {
+    auto it = socks.find(endpoint);
+    if (it != socks.end()) return it;
+    zmq::socket_t s(ctx_, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::immediate, 1);
+    s.set(zmq::sockopt::sndtimeo, timeout_ms_);
+    s.connect(endpoint);
+    return socks.emplace(endpoint, std::move(s)).first;
+  }
+
  public:
   // Tiles: a request whose reply this thread waits for (its own sockets, so forwards never
   // drain a tile's reply). "" on success, else why not.
   std::string request(const std::string& endpoint, const Header& h, const std::string& body,
                       const std::vector<at::Tensor>& tensors, size_t* bytes) {
     try {
-      auto it = tile_socks_.find(endpoint);
-      if (it == tile_socks_.end()) {
-        zmq::socket_t s(ctx_, zmq::socket_type::dealer);
-        s.set(zmq::sockopt::linger, 0);
-        s.set(zmq::sockopt::immediate, 1);
-        s.set(zmq::sockopt::sndtimeo, timeout_ms_);
-        s.connect(endpoint);
-        it = tile_socks_.emplace(endpoint, std::move(s)).first;
-      }
+      auto it = connected(tile_socks_, endpoint);
       if (send_message(it->second, h, body, tensors, true, false, bytes)) return "";
       tile_socks_.erase(it);
       return fmt::format("{} did not accept the tile within {} ms", endpoint, timeout_ms_);
@@ -666,6 +663,7 @@ void Server::start() {
   TESSERA_CHECK(!d.running, InvalidArgument, "server already running on {}", d.endpoint);
   if (d.models.empty()) d.models.load(d.opt.repository, d.opt.verbose);
   set_intra_op_threads(d.opt.intra_op_threads);  // OpenMP and OpenBLAS (graph/threads.h)
+  if (d.opt.keep_freed_memory) keep_freed_memory(true);
   d.ctx = std::make_unique<zmq::context_t>(1);
   d.backend = fmt::format("inproc://tessera-workers-{}", static_cast<const void*>(impl_.get()));
   if (!d.opt.curve_secret_key.empty()) {

@@ -385,3 +385,105 @@ TEST(Pipeline, SplitStagesAreChecked) {
     EXPECT_NE(std::string(e.what()).find("not one row chain"), std::string::npos) << e.what();
   }
 }
+
+namespace {
+// Random DAGs with parallel branches (inception-like): a chain of blocks, each block fans out
+// into 1-3 branches of 1-2 atoms that join again.
+AtomDag branchy_dag(std::mt19937& rng, int max_atoms) {
+  std::uniform_real_distribution<double> bytes(1e3, 1e6), params(0, 1e6);
+  std::uniform_int_distribution<int> width(1, 3), depth(1, 2);
+  AtomDag d;
+  std::vector<std::vector<int>> consumers;  // per value
+  std::vector<int> producer;
+  auto value = [&](int p) {
+    producer.push_back(p);
+    consumers.emplace_back();
+    return static_cast<int>(producer.size()) - 1;
+  };
+  int head = value(kModelInput), n = 0;
+  auto atom = [&](std::vector<int> in) {
+    const int a = n++;
+    for (int v : in) consumers[v].push_back(a);
+    return value(a);
+  };
+  while (n < max_atoms - 1) {
+    std::vector<int> tails;
+    const int w = width(rng);
+    for (int b = 0; b < w && n < max_atoms - 1; ++b) {
+      int v = atom({head});
+      for (int k = 1; k < depth(rng) && n < max_atoms - 1; ++k) v = atom({v});
+      tails.push_back(v);
+    }
+    head = atom(tails);
+  }
+  d.num_atoms = n;
+  for (size_t v = 0; v < producer.size(); ++v)
+    d.values.push_back({producer[v], consumers[v], bytes(rng), consumers[v].empty(), ""});
+  for (int a = 0; a < n; ++a) d.param_bytes.push_back(params(rng));
+  return d;
+}
+}  // namespace
+
+TEST(Pipeline, ConvexBruteForceBoundsDp) {
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<double> u(0, 1);
+  int gaps = 0;
+  for (int it = 0; it < 150; ++it) {
+    const int K = 2 + static_cast<int>(u(rng) * 2);
+    AtomDag dag = it % 3 == 0 ? random_dag(rng, 3 + it % 6) : branchy_dag(rng, 4 + it % 6);
+    PipelineNetwork net = random_net(rng, dag.num_atoms, K);
+    std::vector<int> order(K);
+    std::iota(order.begin(), order.end(), 0);
+    for (Objective o : {Objective::Throughput, Objective::Latency}) {
+      const PipelinePlan dp = plan_pipeline_dp(dag, net, order, o);
+      const PipelinePlan bf = plan_pipeline_convex_brute_force(dag, net, order, o);
+      ASSERT_EQ(dp.ok(), bf.ok()) << "instance " << it;
+      if (!dp.ok()) continue;
+      EXPECT_LE(objective_of(bf, o), objective_of(dp, o) * (1 + 1e-9)) << "instance " << it;  // a superset
+      if (it % 3 == 0 && net.pin.empty()) {  // a chain (with skips): every convex partition is contiguous
+        bool chain = true;
+        for (const auto& v : dag.values)
+          for (int c : v.consumers) chain &= v.producer == kModelInput || c >= v.producer;
+        if (chain) EXPECT_NEAR(objective_of(bf, o), objective_of(dp, o), 1e-9 * (1 + objective_of(dp, o)));
+      }
+      // the brute force's metrics are the pipeline model's: contiguous stages evaluate the same
+      bool contiguous = true;
+      for (const auto& s : bf.stages)
+        for (size_t i = 1; i < s.atoms.size(); ++i) contiguous &= s.atoms[i] == s.atoms[i - 1] + 1;
+      if (contiguous) {
+        const PipelinePlan ev = evaluate_pipeline(dag, net, bf.stages);
+        EXPECT_NEAR(ev.latency_ms, bf.latency_ms, 1e-9 * (1 + ev.latency_ms)) << "instance " << it;
+        EXPECT_NEAR(ev.bottleneck_ms, bf.bottleneck_ms, 1e-9 * (1 + ev.bottleneck_ms)) << "instance " << it;
+      }
+      gaps += objective_of(bf, o) < objective_of(dp, o) * (1 - 1e-9);
+    }
+  }
+  EXPECT_GT(gaps, 0);  // on branchy DAGs some convex partitions beat every contiguous one
+}
+
+TEST(Pipeline, PinsAndLoadsAreHonoured) {
+  std::mt19937 rng(2);
+  AtomDag dag = random_dag(rng, 6);
+  PipelineNetwork net = random_net(rng, 6, 3);
+  net.bandwidth_mbps = {{0, 100, 100}, {100, 0, 100}, {100, 100, 0}};
+  for (auto& node : net.nodes) node.memory_bytes = std::numeric_limits<double>::infinity();
+  net.pin.assign(6, -1);
+  net.pin[4] = 2;  // atom 4 runs on edge-2 only
+  for (Objective o : {Objective::Throughput, Objective::Latency}) {
+    const PipelinePlan p = plan_pipeline_exhaustive(dag, net, o);
+    ASSERT_TRUE(p.ok()) << p.reason;
+    for (const auto& s : p.stages)
+      for (int a : s.atoms)
+        if (a == 4) EXPECT_EQ(s.node, 2);
+  }
+  const PipelinePlan bad = evaluate_pipeline(dag, net, {{0, {0, 1, 2, 3, 4, 5}}});
+  EXPECT_EQ(bad.status, PlanStatus::Infeasible);
+  EXPECT_NE(bad.reason.find("pinned to 'edge-2'"), std::string::npos) << bad.reason;
+  net.pin.assign(3, -1);
+  EXPECT_THROW(plan_pipeline_dp(dag, net, {0, 1}), Error);  // pins of the wrong length are named
+  net.pin.clear();
+  const PipelinePlan light = evaluate_pipeline(dag, net, {{0, {}}, {1, {0, 1, 2, 3, 4, 5}}});
+  net.nodes[1].load = 3;  // edge-1 is three times busier now
+  const PipelinePlan heavy = evaluate_pipeline(dag, net, {{0, {}}, {1, {0, 1, 2, 3, 4, 5}}});
+  EXPECT_NEAR(heavy.stage_ms[1], 3 * light.stage_ms[1], 1e-9 * light.stage_ms[1]);
+}

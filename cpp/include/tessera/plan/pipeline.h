@@ -39,8 +39,9 @@ namespace tessera::plan {
 
 struct PipelineNode {
   std::string name;
-  std::vector<double> compute_ms;                                    // per atom
+  std::vector<double> compute_ms;                                    // per atom, unloaded
   double memory_bytes = std::numeric_limits<double>::infinity();    // weights it may hold
+  double load = 1;                                                   // compute_ms x load (2: twice slower now)
 };
 
 // Which runs of atoms an intra-layer split may cut into row tiles (tiling.h), per atom:
@@ -62,6 +63,9 @@ struct PipelineNetwork {
   std::vector<std::vector<double>> bandwidth_mbps;  // K x K; 0 = unreachable (the diagonal is unused)
   std::vector<std::vector<double>> rtt_ms;          // K x K (empty = 0)
   PipelineTiling tiling;                            // intra-layer splits (empty: none)
+  // Per atom: the node it must run on (privacy, an operator only one node has), -1: any.
+  // Empty: no pins. A stage holding an atom pinned elsewhere is not a plan; split stages hold none.
+  std::vector<int> pin;
   // Throws InvalidArgument naming the node or pair: wrong sizes, costs, a node linked to itself...
   void validate(const AtomDag& dag) const;
   int index(const std::string& name) const;        // -1 if unknown
@@ -120,6 +124,14 @@ struct PsoOptions {
 };
 PipelinePlan plan_pipeline_pso_dp(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
                                   Objective objective = Objective::Throughput, const PsoOptions& options = {});
+// The best over every convex partition into stages on a prefix of `order` (each atom labelled
+// with a stage, a producer's stage never after its consumers', the server stages non-empty),
+// not only contiguous runs of one topological order: how much dp's restriction gives up on
+// DAGs with parallel branches. Exhaustive over monotone labellings: for small instances only
+// (at most max_atoms atoms, else InvalidArgument). Stages come back as atom sets (possibly
+// not contiguous); the metrics follow evaluate_pipeline's model.
+PipelinePlan plan_pipeline_convex_brute_force(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
+                                              Objective objective = Objective::Throughput, int max_atoms = 12);
 PipelinePlan plan_pipeline_equal_layers(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order);
 
 }  // namespace tessera::plan
