@@ -262,6 +262,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--frames", type=int, default=12, help="measured frames per plan")
     ap.add_argument("--no-measure", action="store_true", help="predictions and planning times only")
+    ap.add_argument("--only-headline", action="store_true",
+                    help="only the three-equal-servers headline (vgg16), written to bench_pipeline_headline.csv")
     args = ap.parse_args(argv)
     if smoke():
         args.models, args.nodes, args.repeats, args.frames = ["squeezenet1_0"], [2, 3], 2, 3
@@ -278,7 +280,7 @@ def main(argv=None):
         if not args.no_measure:
             k_max = max(max(args.nodes), 4 if (name == "vgg16" or smoke()) else 0)  # the headline needs 3 servers
             servers = Servers(m, [n.name for n in network(ct, k_max, args.device_link).nodes[1:]])
-        for k in args.nodes:
+        for k in ([] if args.only_headline else args.nodes):
             net = network(ct, k, args.device_link)
             single = best_single(m, net, args.device_link)
             eq, _ = timed(lambda: ts.plan_pipeline(m, net, algorithm="equal_layers"), args.repeats)
@@ -314,15 +316,23 @@ def main(argv=None):
                 net3 = ts.Network(nodes, links)
                 config = f"3 equal servers x{speed:g}"
                 one = best_single(m, net3, args.device_link)
+                # the whole model on one server (the device only sends its input)
+                alone = ts.plan_pipeline(m, ts.Network(nodes[:2], {("device", "equal1"): (args.device_link, 20.0)}),
+                                         algorithm="dp", pin={a: "equal1" for a in range(m.num_atoms)})
                 pipe3 = ts.plan_pipeline(m, net3, algorithm="pso_dp")
+                st0 = measure(m, xs, alone, eps, args.frames)
                 st1 = measure(m, xs, one, eps, args.frames)
                 st3 = measure(m, xs, pipe3, eps, args.frames)
-                measured.append(measured_row(name, config, "best_single_server", one, st1))
+                measured.append(measured_row(name, config, "single_server_alone", alone, st0))
+                plans_of.setdefault(name, []).append(alone)
+                measured.append(measured_row(name, config, "best_two_party", one, st1))
                 measured.append(measured_row(name, config, "pso_dp", pipe3, st3))
                 plans_of.setdefault(name, []).extend([one, pipe3])
                 # the ceiling: the best any plan can do on this device and links, servers infinitely fast
                 fast = ts.Network([nodes[0]] + [ts.Node(n.name, speed=1e6, reference=ct) for n in nodes[1:]], links)
                 link_fps = ts.plan_pipeline(m, fast, algorithm="exhaustive").throughput_fps
+                measured[-1]["vs_single_alone_accounted"] = f"{st3[0].accounted_fps / st0[0].accounted_fps:.2f}"
+                measured[-1]["vs_single_alone_predicted"] = f"{pipe3.throughput_fps / alone.throughput_fps:.2f}"
                 measured[-1]["vs_best_single_accounted"] = f"{st3[0].accounted_fps / st1[0].accounted_fps:.2f}"
                 measured[-1]["vs_best_single_wall"] = f"{st3[1].wall_fps / st1[1].wall_fps:.2f}"
                 measured[-1]["ceiling_vs_best_single"] = f"{link_fps / st1[0].accounted_fps:.2f}"
@@ -355,7 +365,7 @@ def main(argv=None):
                 again = reprice(m, plan, ct2)
                 r["predicted_again_fps"] = f"{again:.3f}"
                 r["again/predicted"] = f"{again / plan.throughput_fps:.3f}"
-    gaps = convex_gap_study(40 if smoke() else 500)
+    gaps = {} if args.only_headline else convex_gap_study(40 if smoke() else 500)
     for obj, g in gaps.items():
         g = sorted(g)
         print(f"dp against every convex partition ({obj}, {len(g)} random branchy DAGs <= 10 atoms, <= 4 nodes): "
@@ -364,8 +374,9 @@ def main(argv=None):
     print(f"\npredicted by the cost model (1 thread profiles here; device 10x slower; servers 1x/2x/4x/1x/2x; device link "
           f"{args.device_link:g} Mbit/s rtt 20 ms, servers 1 Gbit/s rtt 1 ms); planning ms: median of {args.repeats} "
           f"calls from Python")
-    print(table(rows, list(rows[0])))
-    print("wrote", write_csv("bench_pipeline", rows))
+    if rows:
+        print(table(rows, list(rows[0])))
+        print("wrote", write_csv("bench_pipeline", rows))
     if measured:
         cols = list(dict.fromkeys(c for r in measured for c in r))
         for r in measured:
@@ -375,7 +386,8 @@ def main(argv=None):
               f"stage CPU ms x node slowdown and wire bytes over each link (every node on its own machine); wall = "
               f"this machine's 2 cores shared by all")
         print(table(measured, [c for c in cols if c not in ("stage_accounted_ms", "plan_stage_ms")]))
-        print("wrote", write_csv("bench_pipeline_measured", measured))
+        print("wrote", write_csv("bench_pipeline_headline" if args.only_headline else "bench_pipeline_measured",
+                                 measured))
         ratios = [float(r["accounted/predicted"]) for r in measured if r["accounted/predicted"] not in ("-", "")]
         print(f"accounted/predicted over {len(ratios)} plans: median {statistics.median(ratios):.3f}, min "
               f"{min(ratios):.3f}, max {max(ratios):.3f}; within 10%: {sum(abs(x - 1) <= 0.1 for x in ratios)}")

@@ -202,3 +202,24 @@ def test_split_stages_stream_equal_to_the_whole_model(zoo_model, tmp_path, name)
         split_stage = next(i for i, h in enumerate(plan.helpers) if h)
         assert st.stages[split_stage].tile_ms > 0 and st.stages[split_stage].tile_fallbacks == 0
         assert sum(s.stats().replies for s in (a, b, c)) >= 2  # helpers computed tiles (Requests of rows)
+
+
+def test_pins_loads_and_the_input_source(zoo_model):
+    m, xs, _ = zoo_model("resnet18")
+    ct = ts.profile(m, xs, threads=1, repeats=1, warmup=1)
+    net = _net(m, ct)
+    last = m.num_atoms - 1
+    p = ts.plan_pipeline(m, net, algorithm="exhaustive", pin={last: "edge-c"})   # e.g. a head only edge-c has
+    assert p.ok() and any(n == "edge-c" and last in atoms for n, atoms in p.stages), p.explain()
+    q = ts.plan_pipeline(m, net, algorithm="exhaustive", pin={last: "edge-b"})  # edge-b has no link back
+    assert q.status == "infeasible"
+    with pytest.raises(ValueError, match="pinned to unknown node 'gpu'"):
+        ts.plan_pipeline(m, net, pin={0: "gpu"})
+    with pytest.raises(ValueError, match="must start with the input source 'phone'"):
+        ts.plan_pipeline(m, net, order=["edge-a", "phone"])
+    free = ts.plan_pipeline(m, net, objective="latency", order=["phone", "edge-a"])
+    busy_nodes = [ts.Node(n.name, costs=n.costs, speed=n.speed, reference=n.reference, load=3.0 if n.name == "edge-a"
+                          else 1.0) for n in net.nodes]
+    busy = ts.plan_pipeline(m, ts.Network(busy_nodes, net.links, symmetric=False), objective="latency",
+                            order=["phone", "edge-a"])
+    assert busy.latency_ms > free.latency_ms  # a loaded server is priced as one
