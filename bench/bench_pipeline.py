@@ -15,7 +15,8 @@ time x its node's slowdown (device 10, servers 1/speed) and each hop's wire byte
 *wall* throughput is what this machine did, every process competing for the same 2 cores. Also the
 headline configuration: vgg16, the device on an --device-link link to three equal (1x) servers joined
 at 1 Gbit/s, best single server against the pipeline. Writes bench_pipeline.csv, bench_pipeline_measured.csv
-and bench_pipeline.png (the stages of the headline plans, and accounted against predicted throughput).
+and bench_pipeline.png (accounted against predicted throughput, and the stages of the headline plans);
+--only-headline writes bench_pipeline_headline.{csv,png}; --plot-only redraws the PNG from the CSV.
 
     .venv/bin/python bench/bench_pipeline.py [--models resnet50 googlenet vgg16 densenet121 transformer]
                                              [--nodes 2 3 4 6] [--frames 12] [--no-measure]
@@ -141,36 +142,49 @@ def reprice(m, plan, ct2):
     return ts._core.evaluate_pipeline(m.dag(), again, plan._core.stages).throughput_fps
 
 
-def plot(headline, measured, path):
+def _stage_ms(text):
+    """"device:0.0 | equal1:314.7" -> [("device", 0.0), ("equal1", 314.7)]"""
+    out = []
+    for part in text.split(" | "):
+        name, ms = part.rsplit(":", 1)
+        out.append((name, float(ms)))
+    return out
+
+
+def plot(measured, path, headline=("best_single_server", "single_server_alone", "pso_dp")):
+    """Accounted against predicted fps for every measured plan, and the stages of the headline plans
+    (vgg16 on three equal servers as fast as this machine), from the rows written to the CSV."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 1 + len(headline), figsize=(5 + 5 * len(headline), 4.2))
+    heads = [r for a in headline for r in measured if r["config"] == "3 equal servers x1" and r["algorithm"] == a]
+    fig, axes = plt.subplots(1, 1 + len(heads), figsize=(5 + 5 * len(heads), 4.2), squeeze=False)
+    axes = axes[0]
     ax = axes[0]
-    pred = [float(r["predicted_fps"]) for r in measured if r["accounted/predicted"] != "-"]
-    acc = [float(r["accounted_fps"]) for r in measured if r["accounted/predicted"] != "-"]
-    top = max(pred + acc) * 1.1
+    pts = [(float(r["predicted_fps"]), float(r["accounted_fps"])) for r in measured
+           if r["accounted/predicted"] not in ("-", "")]
+    top = max(max(p) for p in pts) * 1.1
     ax.plot([0, top], [0, top], "k-", lw=0.8)
     ax.fill_between([0, top], [0, 0.9 * top], [0, 1.1 * top], color="0.9", label="within 10%")
-    ax.scatter(pred, acc, s=14)
+    ax.scatter([p for p, _ in pts], [a for _, a in pts], s=14)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("predicted fps (cost model)")
     ax.set_ylabel("accounted fps (measured)")
-    ax.set_title("every measured plan")
+    ax.set_title(f"{len(pts)} measured plans")
     ax.legend(loc="upper left")
-    for ax, (label, plan, st) in zip(axes[1:], headline):
-        names = [f"{s.node}" for s in st.stages]
-        y = range(len(names))
-        ax.barh([i + 0.2 for i in y], [s.accounted_ms for s in st.stages], height=0.4, label="compute (accounted)")
-        ax.barh([i - 0.2 for i in y], [s.link_in_ms for s in st.stages], height=0.4, label="link in (accounted)")
-        ax.barh([i + 0.2 for i in y], list(plan.stage_ms), height=0.4, fill=False, edgecolor="k",
-                label="compute (predicted)")
+    for ax, r in zip(axes[1:], heads):
+        acc, pred = _stage_ms(r["stage_accounted_ms"]), _stage_ms(r["plan_stage_ms"])
+        y = range(len(acc))
+        ax.barh([i + 0.2 for i in y], [ms for _, ms in acc], height=0.4, label="compute (accounted)")
+        ax.barh([i - 0.2 for i in y], [ms for _, ms in pred], height=0.4, label="compute (predicted)")
         ax.set_yticks(list(y))
-        ax.set_yticklabels([f"{i}: {n} ({len(a)} atoms)" for i, (n, (_, a)) in enumerate(zip(names, plan.stages))])
+        ax.set_yticklabels([f"{i}: {n}" for i, (n, _) in enumerate(acc)])
         ax.invert_yaxis()
         ax.set_xlabel("ms per frame")
-        ax.set_title(f"{label}: {st.accounted_fps:.2f} fps accounted, {plan.throughput_fps:.2f} predicted",
-                     fontsize=9)
+        ax.set_title(f"{r['model']} {r['algorithm']}, {r['config']}\n{float(r['accounted_fps']):.2f} fps accounted, "
+                     f"{float(r['predicted_fps']):.2f} predicted ({r['accounted_bottleneck']})", fontsize=8)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -262,13 +276,19 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--frames", type=int, default=12, help="measured frames per plan")
     ap.add_argument("--no-measure", action="store_true", help="predictions and planning times only")
+    ap.add_argument("--plot-only", action="store_true", help="redraw bench_pipeline.png from the measured CSV")
     ap.add_argument("--only-headline", action="store_true",
                     help="only the three-equal-servers headline (vgg16), written to bench_pipeline_headline.csv")
     args = ap.parse_args(argv)
+    if args.plot_only:
+        import csv
+        with open(RESULTS / "bench_pipeline_measured.csv") as f:
+            print("wrote", plot(list(csv.DictReader(f)), RESULTS / "bench_pipeline.png"))
+        return
     if smoke():
         args.models, args.nodes, args.repeats, args.frames = ["squeezenet1_0"], [2, 3], 2, 3
     ts.set_threads(1)  # the device's stages, like the profile and the servers: OpenMP and OpenBLAS
-    rows, measured, headline, plans_of = [], [], [], {}
+    rows, measured, plans_of = [], [], {}
     for name in args.models:
         path, xs = zoo.torchscript(name)
         m = ts.load(str(path), xs)
@@ -351,9 +371,6 @@ def main(argv=None):
                     measured.append(row)
                     plans_of[name].append(plan)
                     print(measured[-1], flush=True)
-                if speed == 1.0:
-                    headline = [(f"{name} best single server", one, st1[0]),
-                                (f"{name} pipeline over 3 servers", pipe3, st3[0])]
         if servers is not None:
             servers.close()
             ct2 = ts.profile(m, xs, threads=1, repeats=3, warmup=1)  # the ceiling: the prediction, measured again
@@ -396,8 +413,9 @@ def main(argv=None):
             print(f"ceiling, the prediction from a second profile over the first, same plans: median "
                   f"{statistics.median(again):.3f}, min {min(again):.3f}, max {max(again):.3f}; within 10%: "
                   f"{sum(abs(x - 1) <= 0.1 for x in again)} of {len(again)}")
-        if headline and not smoke():
-            print("wrote", plot(headline, measured, RESULTS / "bench_pipeline.png"))
+        if not smoke():
+            name = "bench_pipeline_headline.png" if args.only_headline else "bench_pipeline.png"
+            print("wrote", plot(measured, RESULTS / name))
 
 
 if __name__ == "__main__":
