@@ -303,6 +303,11 @@ def main(argv=None):
         for k in ([] if args.only_headline else args.nodes):
             net = network(ct, k, args.device_link)
             single = best_single(m, net, args.device_link)
+            # tessera's two-target heavy-load planner (DADS's throughput planner: any convex placement on the
+            # device and one server, one shared link stage) on the device and the fastest server
+            fastest = max(net.nodes[1:], key=lambda n: n.speed)
+            two = ts.plan(m, {"device": net.nodes[0].atom_ms(m.num_atoms), "server": fastest.atom_ms(m.num_atoms)},
+                          bandwidth_mbps=args.device_link, rtt_ms=20.0, algorithm="throughput")
             eq, _ = timed(lambda: ts.plan_pipeline(m, net, algorithm="equal_layers"), args.repeats)
             dp, dp_ms = timed(lambda: ts.plan_pipeline(m, net, algorithm="dp"), args.repeats)
             pso, pso_ms = timed(lambda: ts.plan_pipeline(m, net, algorithm="pso_dp"), max(1, args.repeats // 4))
@@ -310,6 +315,7 @@ def main(argv=None):
                          if k <= 6 else (None, None))
             rows.append({"model": name, "atoms": m.num_atoms, "nodes": k,
                          "best_two_party_fps": f"{single.throughput_fps:.2f}",
+                         "two_target_throughput_planner_fps": f"{two.throughput_fps:.2f}",
                          "equal_layers_fps": f"{eq.throughput_fps:.2f}", "dp_fps": f"{dp.throughput_fps:.2f}",
                          "pso_dp_fps": f"{pso.throughput_fps:.2f}",
                          "exhaustive_fps": f"{ex.throughput_fps:.2f}" if ex else "-",

@@ -82,10 +82,7 @@ def _three_nodes(m, endpoints):
 
 
 def test_every_zoo_model_streams_through_three_nodes(zoo_model, tmp_path):
-    # the zoo as test_atoms loads it (vgg16 and resnet152, deeper copies of vgg11 and resnet50 that take
-    # 20 s and more to load and store, stream through pipelines in bench/bench_pipeline.py)
-    names = ["alexnet", "vgg11", "resnet18", "resnet50", "googlenet", "inception_v3", "densenet121", "mobilenet_v2",
-             "mobilenet_v3_small", "squeezenet1_0", "efficientnet_b0", "transformer", "lstm"]
+    names = list(ts.zoo.NAMES)  # every zoo model
     models = {}
     for name in names:
         m, xs, _ = zoo_model(name)
