@@ -74,7 +74,8 @@ std::string rows_mismatch(const at::Tensor& t, const TensorInfo& want) {
 // to the next stages of routes and to devices' reply endpoints. ZMQ_IMMEDIATE and a
 // send timeout: a peer that is not there fails the send instead of queueing it. What
 // comes back on them (Acks, Errors of a next stage) is drained and dropped. A peer that
-// did not accept a message is not tried again for the same timeout (messages fail fast).
+// did not accept a message, or did not answer a tile in time, is not tried again for the same
+// timeout (messages fail fast; tiles run on this server meanwhile).
 class Outbox {
  public:
   Outbox(zmq::context_t& ctx, int timeout_ms) : ctx_(ctx), timeout_ms_(timeout_ms) {}
@@ -91,7 +92,7 @@ class Outbox {
       while (it->second.recv(m, zmq::recv_flags::dontwait)) {}
       if (send_message(it->second, h, body, tensors, true, false, bytes)) return "";
       socks_.erase(it);  // a fresh connection next time; until then, fail fast
-      down_until_[endpoint] = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+      mark_down(endpoint);
       return fmt::format("{} did not accept the message within {} ms", endpoint, timeout_ms_);
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) throw;
@@ -105,6 +106,10 @@ class Outbox {
   int timeout_ms_;
   std::map<std::string, zmq::socket_t> socks_;
   std::map<std::string, std::chrono::steady_clock::time_point> down_until_;
+
+  void mark_down(const std::string& endpoint) {
+    down_until_[endpoint] = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+  }
 
   // The DEALER to `endpoint` in `socks` (connected now if there is none): ZMQ_IMMEDIATE, a send timeout.
   using Sockets = std::map<std::string, zmq::socket_t>;
@@ -124,10 +129,13 @@ class Outbox {
   // drain a tile's reply). "" on success, else why not.
   std::string request(const std::string& endpoint, const Header& h, const std::string& body,
                       const std::vector<at::Tensor>& tensors, size_t* bytes) {
+    if (auto down = down_until_.find(endpoint); down != down_until_.end() && std::chrono::steady_clock::now() < down->second)
+      return fmt::format("{} failed a message less than {} ms ago", endpoint, timeout_ms_);
     try {
       auto it = connected(tile_socks_, endpoint);
       if (send_message(it->second, h, body, tensors, true, false, bytes)) return "";
       tile_socks_.erase(it);
+      mark_down(endpoint);
       return fmt::format("{} did not accept the tile within {} ms", endpoint, timeout_ms_);
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) throw;
@@ -146,6 +154,7 @@ class Outbox {
       zmq::pollitem_t item{it->second.handle(), 0, ZMQ_POLLIN, 0};
       if (zmq::poll(&item, 1, std::max(left, std::chrono::milliseconds(0))) <= 0) {
         tile_socks_.erase(it);  // a late reply must never be taken for a later tile's
+        mark_down(endpoint);    // and the next tiles do not wait for it either, for a while
         return fmt::format("no reply from {} in time", endpoint);
       }
       if (!receive(it->second, frames)) return "the socket closed";

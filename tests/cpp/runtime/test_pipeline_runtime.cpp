@@ -249,7 +249,7 @@ TEST_F(PipelineFixture, AStageKilledMidStreamLosesNoRequest) {
   killer.join();
   expect_equal(ys);  // every request answered, and answered right
   const auto st = pipe.stats();
-  EXPECT_GE(st.frames - st.fallbacks, 10);
+  EXPECT_GE(st.frames - st.fallbacks, 5);  // frames through the pipeline before the kill (a stopped server may drop its last Results)
   EXPECT_GE(st.fallbacks, 1);
 }
 
