@@ -14,8 +14,6 @@
 #include <mutex>
 #include <numeric>
 #include <set>
-#include <thread>
-#include <time.h>
 
 #include "tessera/atoms/rows.h"
 #include "tessera/core/error.h"
@@ -23,21 +21,14 @@
 #include "tessera/transport/message.h"
 #include "tessera/transport/proxy.h"
 
+#include "emulation.h"
+
 namespace tessera::runtime {
 using namespace transport;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-double thread_cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-void sleep_ms(double ms) {
-  if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
-}
-double ser_ms(double bytes, double mbps) { return mbps > 0 && bytes > 0 ? bytes * 8e-3 / mbps : 0.0; }
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -198,15 +189,15 @@ struct Pipeline::Impl {
       st.accounted_ms = t.cpu_ms * slow[u];
       st.queue_ms = t.queue_ms;
       st.bytes_in = k == 0 ? p.bytes_sent : p.trace[k - 1].bytes_forward;
-      st.link_in_ms = ser_ms(static_cast<double>(st.bytes_in), bw(w, u));
+      st.link_in_ms = serialization_ms(static_cast<double>(st.bytes_in), bw(w, u));
       st.bytes_back = t.bytes_result;
-      st.link_back_ms = ser_ms(static_cast<double>(t.bytes_result), bw(u, 0));
+      st.link_back_ms = serialization_ms(static_cast<double>(t.bytes_result), bw(u, 0));
       for (size_t j = 0; j < t.tiles.size() && j < hop_helpers[k].size(); ++j) {
         const int hn = hop_helpers[k][j];
         const auto& x = t.tiles[j];
         st.tile_ms = std::max(st.tile_ms, x.server_ms * slow[hn]);
-        st.tile_link_ms = std::max({st.tile_link_ms, ser_ms(static_cast<double>(x.bytes_out), bw(u, hn)),
-                                    ser_ms(static_cast<double>(x.bytes_in), bw(hn, u))});
+        st.tile_link_ms = std::max({st.tile_link_ms, serialization_ms(static_cast<double>(x.bytes_out), bw(u, hn)),
+                                    serialization_ms(static_cast<double>(x.bytes_in), bw(hn, u))});
         st.tile_fallbacks += static_cast<int>(x.fallback);
       }
     }
@@ -254,7 +245,7 @@ struct Pipeline::Impl {
     h.model_hash = hash;
     const std::string body = encode_route(r);
     if (opt.emulation == Emulation::Sleep)
-      sleep_ms(ser_ms(static_cast<double>(message_bytes(body, ts)), bw(0, hop_node[0])) + rtt(0, hop_node[0]) / 2);
+      sleep_ms(link_hold_ms(static_cast<double>(message_bytes(body, ts)), bw(0, hop_node[0]), rtt(0, hop_node[0])));
     size_t bytes = 0;
     bool sent = false;
     std::string why;

@@ -23,8 +23,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
-#include <time.h>
 
+#include "emulation.h"
 #include "repository.h"
 #include "tessera/atoms/model.h"
 #include "tessera/core/error.h"
@@ -46,21 +46,6 @@ std::string ServerStats::to_json() const {
 }
 
 namespace {
-double thread_cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-void sleep_ms(double ms) {
-  if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
-}
-
-// ms an emulated constant link holds a message of `bytes` (serialisation + rtt/2); 0 = not emulated.
-double link_hold_ms(double bytes, double mbps, double rtt_ms) {
-  return mbps > 0 ? bytes * 8e-3 / mbps + rtt_ms / 2 : 0.0;
-}
-
 // A tile's input: the recorded tensor but for its rows (dim 2 of 4), which may be any number >= 1.
 std::string rows_mismatch(const at::Tensor& t, const TensorInfo& want) {
   TensorInfo got = tensor_info(t);
@@ -399,13 +384,13 @@ struct Server::Impl {
         std::fprintf(stderr, "tessera-server: request %llu: the device's result was not sent: %s\n",
                      (unsigned long long)h.request_id, why.c_str());
     };
-    auto fail = [&](uint32_t next, std::vector<int> ids, std::vector<at::Tensor> ts, const std::string& why) {
+    // r: the route with the traces of the hops run so far (this one's too, once it ran)
+    auto fail = [&](Route r, uint32_t next, std::vector<int> ids, std::vector<at::Tensor> ts, const std::string& why) {
       ++forward_failures;
       ++errors;
       if (opt.verbose)
         std::fprintf(stderr, "tessera-server: request %llu: stage handed back: %s\n", (unsigned long long)h.request_id,
                      why.c_str());
-      Route r = route;
       r.next = next;
       r.values = std::move(ids);
       r.error = why;
@@ -471,14 +456,14 @@ struct Server::Impl {
     } catch (const zmq::error_t&) {
       throw;
     } catch (const Error& e) {
-      fail(i, route.values, m.tensors, fmt::format("hop {} ({}) failed: {}", i, hop.endpoint, e.message()));
+      fail(route, i, route.values, m.tensors, fmt::format("hop {} ({}) failed: {}", i, hop.endpoint, e.message()));
       return;
     } catch (const c10::Error& e) {
-      fail(i, route.values, m.tensors,
+      fail(route, i, route.values, m.tensors,
            fmt::format("hop {} ({}) failed: {}", i, hop.endpoint, e.what_without_backtrace()));
       return;
     } catch (const std::exception& e) {
-      fail(i, route.values, m.tensors, fmt::format("hop {} ({}) failed: {}", i, hop.endpoint, e.what()));
+      fail(route, i, route.values, m.tensors, fmt::format("hop {} ({}) failed: {}", i, hop.endpoint, e.what()));
       return;
     }
     // The messages' sizes do not depend on the trace's figures (fixed width): measure, then fill in.
@@ -504,13 +489,11 @@ struct Server::Impl {
       const std::string why = outbox.send(next_ep, fh, encode_route(fr), fwd, &bytes);
       bytes_out += bytes;
       if (!why.empty()) {  // the device gets everything live after this stage, and the outputs it made
-        Route r = fr;
         std::vector<int> ids = fwd_ids;
         std::vector<at::Tensor> ts = fwd;
         for (size_t k = 0; k < res_ids.size(); ++k)
           if (!std::count(ids.begin(), ids.end(), res_ids[k])) ids.push_back(res_ids[k]), ts.push_back(res[k]);
-        route = r;  // the failure carries this hop's trace
-        fail(i + 1, ids, ts, fmt::format("hop {} ({}) cannot be reached from hop {}: {}", i + 1, next_ep, i, why));
+        fail(fr, i + 1, ids, ts, fmt::format("hop {} ({}) cannot be reached from hop {}: {}", i + 1, next_ep, i, why));
         return;
       }
     }
