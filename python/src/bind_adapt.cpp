@@ -5,6 +5,7 @@
 #include "tessera/adapt/monitor.h"
 #include "tessera/adapt/policy.h"
 #include "tessera/adapt/simulate.h"
+#include "tessera/adapt/stream.h"
 #include "tessera/transport/link.h"
 
 namespace py = pybind11;
@@ -160,4 +161,68 @@ void bind_adapt(py::module_& m) {
   py::class_<AdaptiveDeployment, Controller>(m, "AdaptiveDeployment")
       .def(py::init<Model, plan::CostModel, runtime::DeploymentOptions, AdaptiveOptions>(), py::arg("model"),
            py::arg("cost_model"), py::arg("options"), py::arg("adaptive"), py::call_guard<py::gil_scoped_release>());
+  py::class_<LoadSwitchOptions>(m, "LoadSwitchOptions")
+      .def(py::init<>())
+      .def_readwrite("policy", &LoadSwitchOptions::policy)
+      .def_readwrite("switch_up", &LoadSwitchOptions::switch_up)
+      .def_readwrite("switch_down", &LoadSwitchOptions::switch_down)
+      .def_readwrite("queue_up", &LoadSwitchOptions::queue_up)
+      .def_readwrite("rate_window", &LoadSwitchOptions::rate_window)
+      .def_readwrite("service_ewma", &LoadSwitchOptions::service_ewma);
+  py::class_<LoadSwitch>(m, "LoadSwitch")
+      .def(py::init<double, double, LoadSwitchOptions>(), py::arg("latency_ms"), py::arg("throughput_fps"),
+           py::arg("options") = LoadSwitchOptions{})
+      .def("arrive", &LoadSwitch::arrive, py::arg("t_s"))
+      .def("served_latency_mode", &LoadSwitch::served_latency_mode, py::arg("service_ms"))
+      .def("decide", [](LoadSwitch& s, int queued) { return std::string(mode_name(s.decide(queued))); },
+           py::arg("queued"))
+      .def_property_readonly("mode", [](const LoadSwitch& s) { return std::string(mode_name(s.mode())); })
+      .def_property_readonly("arrival_rate", &LoadSwitch::arrival_rate)
+      .def_property_readonly("latency_rate", &LoadSwitch::latency_rate)
+      .def_property_readonly("why", &LoadSwitch::why);
+  py::class_<StreamContext>(m, "StreamContext")
+      .def(py::init<>())
+      .def_readwrite("bandwidth_mbps", &StreamContext::bandwidth_mbps)
+      .def_readwrite("rtt_ms", &StreamContext::rtt_ms);
+  py::class_<StreamRecord>(m, "StreamRecord")
+      .def_readonly("index", &StreamRecord::index)
+      .def_readonly("arrival_s", &StreamRecord::arrival_s)
+      .def_readonly("start_s", &StreamRecord::start_s)
+      .def_readonly("done_s", &StreamRecord::done_s)
+      .def_readonly("wait_ms", &StreamRecord::wait_ms)
+      .def_readonly("latency_ms", &StreamRecord::latency_ms)
+      .def_readonly("service_ms", &StreamRecord::service_ms)
+      .def_readonly("mode", &StreamRecord::mode)
+      .def_readonly("switched", &StreamRecord::switched)
+      .def_readonly("fallback", &StreamRecord::fallback)
+      .def_readonly("queued", &StreamRecord::queued)
+      .def_readonly("arrival_rate", &StreamRecord::arrival_rate)
+      .def_readonly("latency_rate", &StreamRecord::latency_rate)
+      .def_readonly("why", &StreamRecord::why);
+  py::class_<StreamStats>(m, "StreamStats")
+      .def_readonly("frames", &StreamStats::frames)
+      .def_readonly("fallbacks", &StreamStats::fallbacks)
+      .def_readonly("switches", &StreamStats::switches)
+      .def_readonly("latency_frames", &StreamStats::latency_frames)
+      .def_readonly("throughput_frames", &StreamStats::throughput_frames)
+      .def_readonly("served_fps", &StreamStats::served_fps)
+      .def_readonly("arrival_fps", &StreamStats::arrival_fps)
+      .def_readonly("latency_ms_p50", &StreamStats::latency_ms_p50)
+      .def_readonly("latency_ms_p99", &StreamStats::latency_ms_p99)
+      .def_readonly("wait_ms_p50", &StreamStats::wait_ms_p50)
+      .def_readonly("latency_plan_ms", &StreamStats::latency_plan_ms)
+      .def_readonly("latency_plan_fps", &StreamStats::latency_plan_fps)
+      .def_readonly("throughput_plan_fps", &StreamStats::throughput_plan_fps)
+      .def("to_json", &StreamStats::to_json);
+  py::class_<StreamController>(m, "StreamController")
+      .def(py::init<Model, plan::CostModel, StreamContext, runtime::DeploymentOptions, runtime::PipelineOptions,
+                    LoadSwitchOptions>(),
+           py::arg("model"), py::arg("cost_model"), py::arg("context"), py::arg("deployment"), py::arg("pipeline"),
+           py::arg("options"), py::call_guard<py::gil_scoped_release>())
+      .def("serve", &StreamController::serve, py::arg("frames"), py::arg("arrivals_s"),
+           py::call_guard<py::gil_scoped_release>())
+      .def("records", &StreamController::records, py::call_guard<py::gil_scoped_release>())
+      .def("stats", &StreamController::stats, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("latency_plan", &StreamController::latency_plan)
+      .def_property_readonly("throughput_plan", &StreamController::throughput_plan);
 }

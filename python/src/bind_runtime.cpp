@@ -134,6 +134,10 @@ void bind_runtime(py::module_& m) {
       .def_readonly("fallback", &FrameRecord::fallback)
       .def_readonly("error", &FrameRecord::error)
       .def_readonly("stages", &FrameRecord::stages);
+  py::class_<PipelineDone>(m, "PipelineDone")
+      .def_readonly("ticket", &PipelineDone::ticket)
+      .def_readonly("outputs", &PipelineDone::outputs)
+      .def_readonly("record", &PipelineDone::record);
   py::class_<PipelineStageStats>(m, "PipelineStageStats")
       .def_readonly("node", &PipelineStageStats::node)
       .def_readonly("frames", &PipelineStageStats::frames)
@@ -167,5 +171,8 @@ void bind_runtime(py::module_& m) {
       .def("map", &Pipeline::map, py::arg("frames"), py::call_guard<py::gil_scoped_release>())
       .def("stats", &Pipeline::stats, py::call_guard<py::gil_scoped_release>())
       .def("records", &Pipeline::records, py::call_guard<py::gil_scoped_release>())
+      .def("submit", &Pipeline::submit, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
+      .def("poll", &Pipeline::poll, py::arg("timeout_ms"), py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("in_flight", py::cpp_function(&Pipeline::in_flight, py::call_guard<py::gil_scoped_release>()))
       .def_property_readonly("reply_endpoint", &Pipeline::reply_endpoint);
 }

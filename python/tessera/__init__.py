@@ -30,7 +30,7 @@ from .plan import plan, plans  # noqa: F401
 from .profile import CostTable, canary_ms, machine_check, profile  # noqa: F401
 from . import predict  # noqa: F401
 from .runtime import Deployment, Server, keygen  # noqa: F401
-from .adapt import AdaptiveDeployment, Controller  # noqa: F401
+from .adapt import AdaptiveDeployment, Controller, StreamDeployment, poisson_arrivals  # noqa: F401
 from .experiment import simulate  # noqa: F401
 from .transport import Link, read_trace  # noqa: F401
 from .pipeline import Network, Node, Pipeline, plan_pipeline  # noqa: F401

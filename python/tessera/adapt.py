@@ -24,7 +24,8 @@ from .atoms import Model, _as_tuple, _rebuild
 from .plan import make_cost_model
 from .transport import Link, deployment_options, read_trace  # noqa: F401 (the link is re-exported here)
 
-__all__ = ["Link", "AdaptiveDeployment", "Controller", "read_trace", "static_policy", "oracle_policy",
+__all__ = ["Link", "AdaptiveDeployment", "Controller", "StreamDeployment", "poisson_arrivals", "read_trace",
+           "static_policy", "oracle_policy",
            "adaptive_policy", "RECORD_KEYS"]
 
 
@@ -188,3 +189,89 @@ class AdaptiveDeployment(Controller):
         core = _core.AdaptiveDeployment(model._core, self.cost_model, o, opts)
         self.policy = core.policy()
         return core
+
+
+STREAM_RECORD_KEYS = ("index", "arrival_s", "start_s", "done_s", "wait_ms", "latency_ms", "service_ms", "mode",
+                      "switched", "fallback", "queued", "arrival_rate", "latency_rate", "why")
+
+
+class StreamDeployment:
+    """Light load and heavy load (DADS): requests that arrive over time, served by the latency-optimal
+    plan one at a time while it keeps up, and by the throughput-optimal two-stage pipeline with up to
+    ``in_flight`` requests travelling (the device's next stage overlapping the uplink and the server)
+    when they arrive faster than the latency plan serves them; back when the rate falls.
+
+        sd = ts.StreamDeployment(m, costs, server=endpoint, bandwidth_mbps=20, rtt_ms=20,
+                                 device_slowdown=10, in_flight=4)
+        ys = sd.serve(frames, arrivals_s)     # frame i arrives arrivals_s[i] s after the call
+        sd.records                            # per request: mode, wait, latency, why that mode
+        sd.stats()                            # served fps, latency p50/p99, switches, both plans' predictions
+
+    Both plans are made from ``costs`` for the link (bandwidth_mbps, rtt_ms): the latency plan by
+    min-cut, the throughput plan by ``plan_pipeline_dp`` over {device, server}. policy: "auto" (switch),
+    "latency" or "throughput" (stay: the baselines). switch_up / switch_down: heavy load above
+    switch_up x the latency plan's service rate (measured, predicted until measured), light load below
+    switch_down x it with nothing waiting; queue_up: heavy load too when that many requests wait.
+    device_slowdown and emulation ("sleep" waits for real: the device's compute, the link) emulate
+    the device and the link as for :class:`tessera.Deployment`; the link is a constant ``ts.Link``.
+    """
+
+    def __init__(self, model: Model, costs, server: str, bandwidth_mbps: float, rtt_ms: float = 0.0,
+                 device_slowdown: float = 1.0, emulation: str = "sleep", in_flight: int = 4,
+                 policy: str = "auto", switch_up: float = 1.0, switch_down: float = 0.7, queue_up: int = 3,
+                 rate_window: int = 8, timeout_ms: int = 5000, retry_ms: int = 1000,
+                 reply_bind: str = "tcp://127.0.0.1:*"):
+        self.model = model
+        self.cost_model = make_cost_model(model, costs)
+        link = Link(bandwidth_mbps=bandwidth_mbps, rtt_ms=rtt_ms)
+        d = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation)
+        p = _core.PipelineOptions()
+        p.in_flight = int(in_flight)
+        p.timeout_ms = int(timeout_ms)
+        p.retry_ms = int(retry_ms)
+        p.reply_bind = reply_bind
+        o = _core.LoadSwitchOptions()
+        o.policy = str(policy)
+        o.switch_up = float(switch_up)
+        o.switch_down = float(switch_down)
+        o.queue_up = int(queue_up)
+        o.rate_window = int(rate_window)
+        c = _core.StreamContext()
+        c.bandwidth_mbps = float(bandwidth_mbps)
+        c.rtt_ms = float(rtt_ms)
+        self._core = _core.StreamController(model._core, self.cost_model, c, d, p, o)
+
+    def serve(self, frames, arrivals_s) -> list:
+        """Serves every frame, frame i arriving arrivals_s[i] seconds after the call (non-decreasing);
+        returns the outputs in frame order."""
+        flat = [list(_as_tuple(f)) for f in frames]
+        ys = self._core.serve(flat, [float(t) for t in arrivals_s])
+        return [_rebuild(self.model.graph.output_structure, y) for y in ys]
+
+    @property
+    def records(self) -> list[dict]:
+        """One dict per request of the last serve() (STREAM_RECORD_KEYS), in frame order."""
+        return [{k: getattr(r, k) for k in STREAM_RECORD_KEYS} for r in self._core.records()]
+
+    def stats(self):
+        return self._core.stats()
+
+    @property
+    def latency_plan(self):
+        return self._core.latency_plan
+
+    @property
+    def throughput_plan(self):
+        return self._core.throughput_plan
+
+
+def poisson_arrivals(rate_per_s: float, n: int, seed: int = 1) -> list[float]:
+    """n arrival times (s) of a Poisson process of this rate, starting at 0."""
+    import random
+    if not (rate_per_s > 0 and math.isfinite(rate_per_s)):
+        raise _core.InvalidArgumentError(f"rate_per_s = {rate_per_s} must be > 0")
+    rng, t, out = random.Random(seed), 0.0, []
+    for _ in range(int(n)):
+        out.append(t)
+        t += rng.expovariate(rate_per_s)
+    return out

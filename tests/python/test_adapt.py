@@ -294,3 +294,41 @@ def test_the_simulator_moves_every_context_and_the_live_loop_reads_free_memory(s
         ts.AdaptiveDeployment(m, costs, server=srv.endpoint, rtt_ms=10, free_memory_fraction=2)
     with pytest.raises(ValueError, match="deadline_ms"):
         ts.AdaptiveDeployment(m, costs, server=srv.endpoint, rtt_ms=10, deadline_ms=0)
+
+
+def test_a_stream_moves_to_the_pipeline_under_load_and_back(small, server_process):
+    """DADS's light and heavy load: a burst is served by the throughput plan with requests in flight on
+    the two-party runtime (server Forwards), the sparse requests after it by the latency plan
+    (server Requests); every output equals the whole model's; every decision says why."""
+    m, xs, repo, costs = small
+    srv = server_process(repo)
+    even = {"device": list(costs["server"]), "server": list(costs["server"])}  # equal speeds: a pipeline halves the work
+    sd = ts.StreamDeployment(m, even, server=srv.endpoint, bandwidth_mbps=1000, rtt_ms=0, emulation="account",
+                             in_flight=3, rate_window=2, timeout_ms=60000)
+    st = sd.stats()
+    assert st.throughput_plan_fps > st.latency_plan_fps
+    assert len(sd.throughput_plan.stages) == 2 and all(len(s.atoms) for s in sd.throughput_plan.stages)
+    torch.manual_seed(1)
+    frames = [(torch.randn(1, 3, 64, 64),) for _ in range(12)]
+    arrivals = [0.0] * 8 + [1.0, 1.5, 2.0, 2.5]  # a burst, then one request every 0.5 s
+    ys = sd.serve(frames, arrivals)
+    for x, y in zip(frames, ys):
+        assert torch.allclose(y, m.run_flat(x)[0], rtol=1e-4, atol=1e-5)
+    rec = sd.records
+    assert [r["mode"] for r in rec] == ["throughput"] * 8 + ["latency"] * 4, [(r["mode"], r["why"]) for r in rec]
+    assert "heavy load" in rec[0]["why"] and "light load" in rec[8]["why"]
+    assert [r["switched"] for r in rec] == [False] * 8 + [True] + [False] * 3
+    assert all(r["latency_ms"] >= r["service_ms"] >= 0 and not r["fallback"] for r in rec)
+    assert rec[1]["start_s"] < rec[0]["done_s"] and rec[2]["start_s"] < rec[0]["done_s"]  # three in flight at once
+    st = sd.stats()
+    assert st.frames == 12 and st.switches == 1 and st.throughput_frames == 8 and st.latency_frames == 4
+    stay = ts.StreamDeployment(m, even, server=srv.endpoint, bandwidth_mbps=1000, rtt_ms=0, emulation="account",
+                               policy="latency", timeout_ms=60000)
+    stay.serve(frames[:4], [0.0] * 4)
+    assert {r["mode"] for r in stay.records} == {"latency"}
+    with pytest.raises(ValueError, match=r"arrival times must not decrease: \[1\] = 0 s after \[0\] = 1 s"):
+        sd.serve(frames[:2], [1.0, 0.0])
+    with pytest.raises(ValueError, match="2 frames but 1 arrival times"):
+        sd.serve(frames[:2], [0.0])
+    with pytest.raises(ValueError, match="'fastest'"):
+        ts.StreamDeployment(m, even, server=srv.endpoint, bandwidth_mbps=10, policy="fastest")

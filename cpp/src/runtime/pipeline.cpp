@@ -1,7 +1,10 @@
 // runtime/pipeline.cpp -- the device side of an N-node pipeline (see tessera/runtime/pipeline.h).
 //
 // One thread, two sockets: a DEALER to the first server stage (Forwards out, its Acks and
-// Errors back) and a ROUTER bound on the reply endpoint (Results from any stage). map()
+// Errors back) and a ROUTER bound on the reply endpoint (Results from any stage). With Sleep
+// emulation the uplink is a resource of its own: a Forward waits in `outgoing` until its bytes
+// have crossed the emulated link, while the device computes the next request. submit()/poll()
+// are the streaming interface; map() is a loop over them that
 // keeps up to in_flight requests travelling, polls both sockets until the nearest
 // deadline, and completes a request when its last stage's Result (kResultFinal) has come
 // and every model output is held; a kResultFailed Result or a deadline runs the rest here.
@@ -10,10 +13,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <numeric>
 #include <set>
+#include <thread>
+#include <utility>
 
 #include "tessera/atoms/rows.h"
 #include "tessera/core/error.h"
@@ -110,7 +116,7 @@ struct Pipeline::Impl {
   int late = 0;
 
   struct Pending {
-    size_t index = 0;
+    uint64_t ticket = 0;
     std::map<int, at::Tensor> env;  // values held here: inputs, stage-0 values, results
     Clock::time_point start, deadline;
     bool final = false;
@@ -118,6 +124,21 @@ struct Pipeline::Impl {
     std::vector<HopTrace> trace;
     FrameRecord rec;
   };
+  // A Forward waiting for the emulated uplink (Sleep): it leaves at `at`, when its last byte
+  // has crossed the link and half a round trip has passed.
+  struct Outgoing {
+    Clock::time_point at;
+    uint64_t id = 0;
+    Header header;
+    std::string body;
+    std::vector<at::Tensor> tensors;
+  };
+  std::map<uint64_t, Pending> pending;   // travelling, by request id
+  std::deque<Outgoing> outgoing;          // in leaving order (the link is FIFO)
+  std::vector<std::pair<uint64_t, std::string>> send_failed;  // ids whose Forward could not be sent
+  std::vector<PipelineDone> done;         // completed, not yet returned by poll()
+  Clock::time_point link_free{};          // the emulated uplink is busy until then
+  uint64_t next_ticket = 1;
 
   double bw(int a, int b) const { return net.bandwidth_mbps[a][b]; }
   double rtt(int a, int b) const { return net.rtt_ms.empty() ? 0.0 : net.rtt_ms[a][b]; }
@@ -132,6 +153,22 @@ struct Pipeline::Impl {
     } catch (const zmq::error_t& e) {
       TESSERA_THROW(InvalidArgument, "cannot connect to the first server stage at '{}': {}", hops[0].endpoint,
                     e.what());
+    }
+  }
+
+  // The device busy for `ms` of emulated compute (Sleep): Forwards that fall due meanwhile
+  // still leave on time (the radio sends while the CPU computes); Results wait in the socket
+  // until the device is free, as they would in a single-threaded app.
+  void device_busy(double ms) {
+    const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(ms));
+    while (true) {
+      if (!outgoing.empty() && outgoing.front().at < until) {
+        std::this_thread::sleep_until(outgoing.front().at);
+        send_due();
+        continue;
+      }
+      std::this_thread::sleep_until(until);
+      return;
     }
   }
 
@@ -150,7 +187,7 @@ struct Pipeline::Impl {
     const double c0 = thread_cpu_ms();
     auto outs = b(args);
     const double cpu = thread_cpu_ms() - c0, wall = ms_since(t0);
-    if (opt.emulation == Emulation::Sleep && slow[0] > 1) sleep_ms(wall * (slow[0] - 1));
+    if (opt.emulation == Emulation::Sleep && slow[0] > 1) device_busy(wall * (slow[0] - 1));
     for (size_t i = 0; i < outs.size(); ++i) env[b.outputs()[i]] = std::move(outs[i]);
     return {wall, cpu};
   }
@@ -178,7 +215,7 @@ struct Pipeline::Impl {
     return true;
   }
 
-  void finish(Pending& p, std::vector<std::vector<at::Tensor>>& results) {
+  void finish(Pending& p) {
     for (size_t k = 0; k < p.trace.size() && k < hops.size(); ++k) {
       auto& st = p.rec.stages[1 + k];
       if (!st.ran_remote) continue;
@@ -204,15 +241,58 @@ struct Pipeline::Impl {
     for (size_t k = p.trace.size(); k < hops.size(); ++k)
       if (p.rec.stages[1 + k].ran_remote) p.rec.stages[1 + k].ran_remote = false;  // never reported
     p.rec.total_ms = ms_since(p.start);
-    std::vector<at::Tensor> out;
-    for (int v : model.graph().outputs) out.push_back(p.env.at(v));
-    results[p.index] = std::move(out);
-    records[p.index] = std::move(p.rec);
+    PipelineDone d;
+    d.ticket = p.ticket;
+    for (int v : model.graph().outputs) d.outputs.push_back(p.env.at(v));
+    d.record = std::move(p.rec);
+    done.push_back(std::move(d));
+  }
+
+  // Sends one Forward now. Returns "" or why it could not be sent.
+  std::string send_now(Outgoing& o, size_t& bytes) {
+    std::string why;
+    try {
+      if (!send_message(first, o.header, o.body, o.tensors, true, false, &bytes))
+        why = fmt::format("{} did not accept the request within {} ms", hops[0].endpoint, opt.send_timeout_ms);
+    } catch (const zmq::error_t& e) {
+      why = fmt::format("cannot send to {}: {}", hops[0].endpoint, e.what());
+    }
+    if (!why.empty()) {
+      backoff_until = Clock::now() + std::chrono::milliseconds(opt.retry_ms);
+      connect_first();  // drop what the dead connection holds
+      return why;
+    }
+    return "";
+  }
+
+  // Sends the Forwards whose emulated link time has passed; after a failed send, the ones
+  // queued behind it fail with it (they go to the same server).
+  void send_due() {
+    const auto now = Clock::now();
+    while (!outgoing.empty() && outgoing.front().at <= now) {
+      Outgoing o = std::move(outgoing.front());
+      outgoing.pop_front();
+      size_t bytes = 0;
+      std::string why = send_now(o, bytes);
+      if (why.empty()) {
+        auto it = pending.find(o.id);
+        if (it != pending.end()) {
+          it->second.bytes_sent = bytes;
+          it->second.deadline = Clock::now() + std::chrono::milliseconds(opt.timeout_ms);
+        }
+        continue;
+      }
+      send_failed.emplace_back(o.id, why);
+      while (!outgoing.empty()) {
+        send_failed.emplace_back(outgoing.front().id, why);
+        outgoing.pop_front();
+      }
+    }
   }
 
   // Stage 0 here, then a Forward to the first server (or everything here when there is
   // none or it is backing off). Returns true if the request is now travelling.
-  bool submit(Pending& p, const std::vector<at::Tensor>& inputs) {
+  bool start(Pending& p, const std::vector<at::Tensor>& inputs) {
     const auto& g = model.graph();
     for (size_t i = 0; i < inputs.size(); ++i) p.env[g.inputs[i]] = inputs[i];
     p.start = Clock::now();
@@ -237,37 +317,39 @@ struct Pipeline::Impl {
     r.sleep = opt.emulation == Emulation::Sleep;
     r.hops = hops;
     r.values = send_ids;
-    std::vector<at::Tensor> ts;
-    for (int v : send_ids) ts.push_back(p.env.at(v));
-    Header h;
-    h.type = MsgType::Forward;
-    h.request_id = p.rec.request_id;
-    h.model_hash = hash;
-    const std::string body = encode_route(r);
-    if (opt.emulation == Emulation::Sleep)
-      sleep_ms(link_hold_ms(static_cast<double>(message_bytes(body, ts)), bw(0, hop_node[0]), rtt(0, hop_node[0])));
-    size_t bytes = 0;
-    bool sent = false;
-    std::string why;
-    try {
-      sent = send_message(first, h, body, ts, true, false, &bytes);
-      if (!sent) why = fmt::format("{} did not accept the request within {} ms", hops[0].endpoint, opt.send_timeout_ms);
-    } catch (const zmq::error_t& e) {
-      why = fmt::format("cannot send to {}: {}", hops[0].endpoint, e.what());
+    Outgoing o;
+    o.id = p.rec.request_id;
+    for (int v : send_ids) o.tensors.push_back(p.env.at(v));
+    o.header.type = MsgType::Forward;
+    o.header.request_id = p.rec.request_id;
+    o.header.model_hash = hash;
+    o.body = encode_route(r);
+    const auto now = Clock::now();
+    p.deadline = now + std::chrono::milliseconds(opt.timeout_ms);
+    if (opt.emulation == Emulation::Sleep && bw(0, hop_node[0]) > 0) {
+      // The uplink is its own resource: the Forward starts when the link is free, occupies it
+      // for its serialisation, and reaches the server half a round trip later.
+      using Ms = std::chrono::duration<double, std::milli>;
+      const double ser = serialization_ms(static_cast<double>(message_bytes(o.body, o.tensors)), bw(0, hop_node[0]));
+      const auto begin = std::max(now, link_free);
+      link_free = begin + std::chrono::duration_cast<Clock::duration>(Ms(ser));
+      o.at = link_free + std::chrono::duration_cast<Clock::duration>(Ms(rtt(0, hop_node[0]) / 2));
+      p.deadline = o.at + std::chrono::milliseconds(opt.timeout_ms);
+      outgoing.push_back(std::move(o));
+      return true;
     }
-    if (!sent) {
-      backoff_until = Clock::now() + std::chrono::milliseconds(opt.retry_ms);
-      connect_first();  // drop what the dead connection holds
+    size_t bytes = 0;
+    const std::string why = send_now(o, bytes);
+    if (!why.empty()) {
       run_rest(p, 0, why);
       return false;
     }
     p.bytes_sent = bytes;
-    p.deadline = Clock::now() + std::chrono::milliseconds(opt.timeout_ms);
     return true;
   }
 
   // A Result from a stage. Returns the request id it completed, or 0.
-  uint64_t on_result(std::vector<zmq::message_t>& frames, std::map<uint64_t, Pending>& pending) {
+  uint64_t on_result(std::vector<zmq::message_t>& frames) {
     const size_t first_frame = envelope_end(frames);
     if (first_frame == 0) return 0;
     Message m;
@@ -306,7 +388,7 @@ struct Pipeline::Impl {
 
   // What came back on the first server's socket: Acks (ignored) and Errors (that request
   // was refused: run it here).
-  uint64_t on_first(std::vector<zmq::message_t>& frames, std::map<uint64_t, Pending>& pending) {
+  uint64_t on_first(std::vector<zmq::message_t>& frames) {
     try {
       Message m = decode_message(frames, frames.size() && frames[0].size() == 0 ? 1 : 0, 1ull << 20);
       if (m.header.type != MsgType::Error) return 0;
@@ -317,6 +399,78 @@ struct Pipeline::Impl {
     } catch (const Error&) {
       return 0;
     }
+  }
+
+  uint64_t submit(const std::vector<at::Tensor>& inputs) {
+    Pending p;
+    p.ticket = next_ticket++;
+    const uint64_t ticket = p.ticket;
+    if (start(p, inputs)) {
+      const uint64_t id = p.rec.request_id;
+      pending.emplace(id, std::move(p));
+    } else {
+      finish(p);
+    }
+    return ticket;
+  }
+
+  // One round: wait up to `wait_ms` (less when a Forward falls due or a deadline passes),
+  // send what is due, read every reply, run the rest here of what failed or timed out.
+  void step(long wait_ms) {
+    send_due();
+    auto nearest = Clock::now() + std::chrono::milliseconds(std::max<long>(0, wait_ms));
+    for (auto& [id, p] : pending) nearest = std::min(nearest, p.deadline);
+    if (!outgoing.empty()) nearest = std::min(nearest, outgoing.front().at);
+    if (!send_failed.empty()) nearest = Clock::now();
+    const long wait = std::max<long>(
+        0, std::chrono::duration_cast<std::chrono::microseconds>(nearest - Clock::now()).count() + 999) / 1000;
+    zmq::pollitem_t items[] = {{reply.handle(), 0, ZMQ_POLLIN, 0}, {first.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, hops.empty() ? 1 : 2, std::chrono::milliseconds(wait));
+    send_due();
+    std::vector<uint64_t> completed;
+    std::vector<zmq::message_t> msg;
+    for (int s = 0; s < (hops.empty() ? 1 : 2); ++s) {
+      zmq::socket_t& sock = s == 0 ? reply : first;
+      while (true) {
+        zmq::pollitem_t one[] = {{sock.handle(), 0, ZMQ_POLLIN, 0}};
+        if (zmq::poll(one, 1, std::chrono::milliseconds(0)) <= 0) break;
+        if (!receive(sock, msg)) break;
+        const uint64_t id = s == 0 ? on_result(msg) : on_first(msg);
+        if (id) completed.push_back(id);
+      }
+    }
+    auto failed = std::move(send_failed);
+    send_failed.clear();
+    for (auto& [id, why] : failed) {
+      auto it = pending.find(id);
+      if (it == pending.end()) continue;
+      run_rest(it->second, 0, why);
+      completed.push_back(id);
+    }
+    const auto now = Clock::now();
+    for (auto& [id, p] : pending)
+      if (now >= p.deadline && std::find(completed.begin(), completed.end(), id) == completed.end()) {
+        run_rest(p, 0, fmt::format("no result within {} ms (request {})", opt.timeout_ms, id));
+        completed.push_back(id);
+      }
+    for (uint64_t id : completed) {
+      auto it = pending.find(id);
+      if (it == pending.end()) continue;
+      finish(it->second);
+      pending.erase(it);
+    }
+  }
+
+  std::vector<PipelineDone> poll(int timeout_ms) {
+    const auto until = Clock::now() + std::chrono::milliseconds(std::max(0, timeout_ms));
+    while (done.empty()) {
+      const long left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+      if (pending.empty() && outgoing.empty()) break;
+      step(std::max<long>(0, left));
+      if (Clock::now() >= until) break;
+    }
+    if (done.empty() && timeout_ms == 0) step(0);
+    return std::exchange(done, {});
   }
 
   std::vector<std::vector<at::Tensor>> map(const std::vector<std::vector<at::Tensor>>& frames) {
@@ -331,52 +485,22 @@ struct Pipeline::Impl {
     std::vector<std::vector<at::Tensor>> results(n);
     records.assign(n, FrameRecord{});
     late = 0;
-    std::map<uint64_t, Pending> pending;
-    size_t next = 0, done = 0;
+    poll(0);  // nothing of an earlier stream is left to collect
+    std::map<uint64_t, size_t> index;
+    size_t next = 0, finished = 0;
     const auto t0 = Clock::now();
-    while (done < n) {
-      while (pending.size() < static_cast<size_t>(opt.in_flight) && next < n) {
-        Pending p;
-        p.index = next++;
-        if (submit(p, frames[p.index])) {
-          const uint64_t id = p.rec.request_id;
-          pending.emplace(id, std::move(p));
-        } else {
-          finish(p, results);
-          ++done;
-        }
+    while (finished < n) {
+      while (pending.size() + done.size() < static_cast<size_t>(opt.in_flight) && next < n) {
+        index[submit(frames[next])] = next;
+        ++next;
       }
-      if (pending.empty()) continue;
-      auto nearest = Clock::time_point::max();
-      for (auto& [id, p] : pending) nearest = std::min(nearest, p.deadline);
-      const long wait = std::max<long>(
-          0, std::chrono::duration_cast<std::chrono::milliseconds>(nearest - Clock::now()).count() + 1);
-      zmq::pollitem_t items[] = {{reply.handle(), 0, ZMQ_POLLIN, 0}, {first.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 2, std::chrono::milliseconds(wait));
-      std::vector<uint64_t> completed;
-      std::vector<zmq::message_t> msg;
-      for (int s = 0; s < 2; ++s) {
-        zmq::socket_t& sock = s == 0 ? reply : first;
-        while (true) {
-          zmq::pollitem_t one[] = {{sock.handle(), 0, ZMQ_POLLIN, 0}};
-          if (zmq::poll(one, 1, std::chrono::milliseconds(0)) <= 0) break;
-          if (!receive(sock, msg)) break;
-          const uint64_t id = s == 0 ? on_result(msg, pending) : on_first(msg, pending);
-          if (id) completed.push_back(id);
-        }
-      }
-      const auto now = Clock::now();
-      for (auto& [id, p] : pending)
-        if (now >= p.deadline && std::find(completed.begin(), completed.end(), id) == completed.end()) {
-          run_rest(p, 0, fmt::format("no result within {} ms (request {})", opt.timeout_ms, id));
-          completed.push_back(id);
-        }
-      for (uint64_t id : completed) {
-        auto it = pending.find(id);
-        if (it == pending.end()) continue;
-        finish(it->second, results);
-        pending.erase(it);
-        ++done;
+      for (auto& d : poll(opt.timeout_ms)) {
+        auto it = index.find(d.ticket);
+        if (it == index.end()) continue;
+        results[it->second] = std::move(d.outputs);
+        records[it->second] = std::move(d.record);
+        index.erase(it);
+        ++finished;
       }
     }
     wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -552,6 +676,22 @@ std::vector<std::vector<at::Tensor>> Pipeline::map(const std::vector<std::vector
 PipelineStats Pipeline::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->stats();
+}
+
+uint64_t Pipeline::submit(const std::vector<at::Tensor>& inputs) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->model.check_inputs(inputs);
+  return impl_->submit(inputs);
+}
+
+std::vector<PipelineDone> Pipeline::poll(int timeout_ms) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->poll(timeout_ms);
+}
+
+int Pipeline::in_flight() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return static_cast<int>(impl_->pending.size() + impl_->done.size());
 }
 
 std::vector<FrameRecord> Pipeline::records() const {

@@ -7,6 +7,7 @@
 
 #include "tessera/adapt/policy.h"
 #include "tessera/adapt/simulate.h"
+#include "tessera/adapt/load_switch.h"
 #include "tessera/plan/plan.h"
 #include "tessera/transport/link.h"
 #include "tessera/adapt/monitor.h"
@@ -296,4 +297,63 @@ TEST(Simulate, EveryContextMovesAtOnce) {
   EXPECT_NE(r[20].why.find("memory"), std::string::npos) << r[20].why;
   o.memory_trace = {{5, 1.0}, {2, 1.0}};
   EXPECT_THROW(simulate(cm, spec, *adaptive, o), tessera::Error);  // times must increase
+}
+
+// Light and heavy load (DADS): the switch follows the arrival rate against the latency plan's
+// service rate, with hysteresis, and never moves to a throughput plan that serves no more.
+TEST(LoadSwitch, FollowsTheArrivalRateBothWays) {
+  LoadSwitchOptions o;
+  o.rate_window = 4;
+  LoadSwitch sw(100.0, 25.0, o);  // latency plan: 10 requests/s; throughput plan: 25/s
+  for (double t : {0.0, 0.2, 0.4, 0.6}) sw.arrive(t);  // 5/s: light
+  EXPECT_EQ(sw.decide(1), LoadMode::Latency);
+  EXPECT_EQ(sw.why(), "");
+  for (double t : {0.65, 0.70, 0.75, 0.80}) sw.arrive(t);  // 20/s > 10/s: heavy
+  EXPECT_NEAR(sw.arrival_rate(), 20.0, 1e-9);
+  EXPECT_EQ(sw.decide(1), LoadMode::Throughput);
+  EXPECT_NE(sw.why().find("heavy load: 20.00 arrivals/s"), std::string::npos) << sw.why();
+  for (double t : {0.90, 1.0, 1.1, 1.2}) sw.arrive(t);  // 10/s: inside the hysteresis band, stay
+  EXPECT_EQ(sw.decide(1), LoadMode::Throughput);
+  for (double t : {1.5, 1.8, 2.1, 2.4}) sw.arrive(t);  // 3.3/s < 0.7 x 10/s, but two wait: stay
+  EXPECT_EQ(sw.decide(2), LoadMode::Throughput);
+  EXPECT_EQ(sw.decide(1), LoadMode::Latency);
+  EXPECT_NE(sw.why().find("light load"), std::string::npos) << sw.why();
+  EXPECT_EQ(sw.decide(3), LoadMode::Throughput);  // a queue alone is heavy load
+  EXPECT_NE(sw.why().find("3 requests wait"), std::string::npos) << sw.why();
+}
+
+TEST(LoadSwitch, LearnsTheServiceTimeAndStaysWhenThePipelineServesNoMore) {
+  LoadSwitchOptions o;
+  o.rate_window = 2;
+  o.service_ewma = 1.0;
+  LoadSwitch sw(100.0, 12.0, o);  // predicted: 10/s latency plan vs 12/s pipelined
+  sw.arrive(0.0);
+  sw.arrive(1.0 / 11);           // 11/s
+  EXPECT_EQ(sw.decide(1), LoadMode::Throughput);
+  LoadSwitch slow(100.0, 12.0, o);
+  slow.served_latency_mode(50.0);  // measured: the latency plan serves 20/s
+  EXPECT_NEAR(slow.latency_rate(), 20.0, 1e-9);
+  slow.arrive(0.0);
+  slow.arrive(1.0 / 11);
+  EXPECT_EQ(slow.decide(1), LoadMode::Latency);
+  EXPECT_NE(slow.why().find("serves no more than the latency plan"), std::string::npos) << slow.why();
+  EXPECT_EQ(slow.decide(10), LoadMode::Latency);  // not even with a queue
+  o.policy = "throughput";
+  EXPECT_EQ(LoadSwitch(100.0, 12.0, o).mode(), LoadMode::Throughput);
+}
+
+TEST(LoadSwitch, BadOptionsAreNamed) {
+  LoadSwitchOptions o;
+  o.policy = "fastest";
+  try {
+    LoadSwitch(100.0, 12.0, o);
+    FAIL();
+  } catch (const tessera::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'fastest'"), std::string::npos) << e.what();
+  }
+  o = {};
+  o.switch_down = 2;
+  EXPECT_THROW(LoadSwitch(100.0, 12.0, o), tessera::Error);
+  EXPECT_THROW(LoadSwitch(0.0, 12.0, {}), tessera::Error);
+  EXPECT_THROW(LoadSwitch(100.0, std::nan(""), {}), tessera::Error);
 }

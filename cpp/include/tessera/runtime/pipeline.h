@@ -27,7 +27,8 @@
 // Emulation on one machine: node speeds are emulated by `slowdown` per node (the
 // device's compute is stretched here; servers stretch theirs when emulation is
 // Sleep), links by the network's bandwidth and rtt per hop (slept at each sender
-// when Sleep). Either way the stats report the accounted figures: each stage's
+// when Sleep; the device's uplink is its own resource: a Forward crosses it while the device
+// computes the next request's stage 0). Either way the stats report the accounted figures: each stage's
 // thread CPU time x its node's slowdown and each hop's wire bytes over its link, as if
 // every node and link were its own machine; and the wall-clock frames per second on
 // this machine. Not thread-safe: one caller at a time (calls take a lock).
@@ -112,6 +113,13 @@ struct PipelineStats {
   std::string to_json() const;
 };
 
+// A request finished by the streaming interface (Pipeline::submit / poll).
+struct PipelineDone {
+  uint64_t ticket = 0;               // what submit() returned
+  std::vector<at::Tensor> outputs;
+  FrameRecord record;
+};
+
 class Pipeline {
  public:
   // Throws InvalidArgument naming the problem: a plan that is not ok or does not fit the
@@ -124,6 +132,14 @@ class Pipeline {
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
   // Every frame through the pipeline, up to in_flight at once; outputs in the frames' order.
   std::vector<std::vector<at::Tensor>> map(const std::vector<std::vector<at::Tensor>>& frames);
+  // Streaming, for inputs that arrive over time (adapt::StreamController): submit() runs
+  // stage 0 here now and returns a ticket; the request completes in a later poll(), or is
+  // complete at once when it ran here (a fallback, or no server stage). poll() waits up to
+  // timeout_ms for at least one completion (0: only what is ready) and returns every request
+  // completed since the last call. The caller keeps in_flight() at what it wants.
+  uint64_t submit(const std::vector<at::Tensor>& inputs);
+  std::vector<PipelineDone> poll(int timeout_ms);
+  int in_flight() const;                       // submitted and not yet returned by poll()
   PipelineStats stats() const;                 // over the frames of the last map() (or run)
   std::vector<FrameRecord> records() const;    // of the last map(), in frame order
   std::string reply_endpoint() const;
