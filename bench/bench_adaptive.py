@@ -24,6 +24,17 @@ where the most atoms change side), deterministic, no server. Reports the oracle'
 (best static mean - oracle mean) and how much of it the adaptive policy captures.
 
     .venv/bin/python bench/bench_adaptive.py --simulate [--models resnet50 googlenet mobilenet_v2 densenet121]
+
+Heavy load (--heavy-load, DADS's light/heavy load): requests arrive as a Poisson process at
+--rates times what the latency-optimal plan serves one at a time; ts.StreamDeployment serves them
+with the switch ("auto"), beside staying on the latency plan and staying on the throughput plan,
+interleaved, --repeats times. Everything waits for real (Sleep emulation): the device's compute x
+--device-slowdown, the link (constant --bandwidth, rtt/2 per message), the server in another
+process at this machine's speed. Reports the measured served throughput (steady: completions after
+the first quarter), the throughput plan's prediction (min(arrival rate, its predicted fps)), their
+ratio, and the ratio to staying on the latency plan; a plot of served vs offered load per model.
+
+    .venv/bin/python bench/bench_adaptive.py --heavy-load [--models resnet18 googlenet mobilenet_v2]
 """
 from __future__ import annotations
 
@@ -239,6 +250,106 @@ def reaction_requests(adaptive, oracle):
     return out
 
 
+def heavy_load(args):
+    """--heavy-load: measured served throughput with the light/heavy-load switch at arrival rates
+    above what the latency plan serves, beside the two fixed plans (all waits real: Sleep)."""
+    from tessera import zoo
+    from tessera.profile import profile
+    from common import quantiles
+    ts.set_threads(1)
+    rows, curves = [], {}
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = {}
+        for name in args.models:
+            path, xs = zoo.torchscript(name)
+            m = ts.load(str(path), xs)
+            m.save(Path(tmp) / name)
+            ct = profile(m, xs, threads=1, repeats=5, warmup=2, settle=0.2)
+            loaded[name] = (m, xs, experiment.costs_from_profile(ct, args.device_slowdown))
+        proc, endpoint = spawn_server(tmp, extra=("--workers", "1"))
+        try:
+            for name, (m, xs, costs) in loaded.items():
+                deps = {pol: ts.StreamDeployment(m, costs, server=endpoint, bandwidth_mbps=args.bandwidth,
+                                                 rtt_ms=args.rtt, device_slowdown=args.device_slowdown,
+                                                 in_flight=args.in_flight, policy=pol, timeout_ms=60000)
+                        for pol in ("latency", "throughput", "auto")}
+                st0 = deps["auto"].stats()
+                thr_plan = deps["auto"].throughput_plan
+                lat_fps, thr_fps = st0.latency_plan_fps, st0.throughput_plan_fps
+                for d in deps.values():  # first use loads the atoms on both sides
+                    d.serve([xs] * 2, [0.0, 0.0])
+                for mult in args.rates:
+                    rate = mult * lat_fps
+                    got = {pol: {"steady": [], "served": [], "p50": [], "switches": [], "arrival": []} for pol in deps}
+                    for rep in range(args.repeats):
+                        arrivals = ts.poisson_arrivals(rate, args.requests, seed=1000 * rep + 7)
+                        for pol, d in deps.items():  # interleaved: the machine's drift touches all three alike
+                            ys = d.serve([xs] * args.requests, arrivals)
+                            ref = m.run_flat(xs)[0]
+                            y0 = ys[0] if isinstance(ys[0], torch.Tensor) else ys[0][0]
+                            if not torch.allclose(y0, ref, rtol=1e-4, atol=1e-5):
+                                raise SystemExit(f"{name}: a {pol} output differs from the whole model's")
+                            s = d.stats()
+                            if s.fallbacks:
+                                print(f"warning: {name} {pol}: {s.fallbacks} fallbacks", flush=True)
+                            for k, v in (("steady", s.steady_fps), ("served", s.served_fps), ("p50", s.latency_ms_p50),
+                                         ("switches", s.switches), ("arrival", s.arrival_fps)):
+                                got[pol][k].append(v)
+                    arrival = statistics.median(got["auto"]["arrival"])
+                    predicted = min(arrival, thr_fps)
+                    med = {pol: quantiles(g["steady"]) for pol, g in got.items()}
+                    row = {"model": name, "offered_x": f"{mult:g}", "arrival_fps": f"{arrival:.2f}",
+                           "latency_plan_fps": f"{lat_fps:.2f}", "throughput_plan_fps": f"{thr_fps:.2f}",
+                           "predicted_fps": f"{predicted:.2f}"}
+                    for pol in deps:
+                        m_, q1, q3 = med[pol]
+                        row[f"{pol}_fps"] = f"{m_:.2f} [{q1:.2f}, {q3:.2f}]"
+                        row[f"{pol}_p50_ms"] = f"{statistics.median(got[pol]['p50']):.0f}"
+                    row["auto/predicted"] = f"{med['auto'][0] / predicted:.3f}"
+                    row["auto/latency_plan"] = f"{med['auto'][0] / med['latency'][0]:.2f}"
+                    row["switches"] = f"{statistics.median(got['auto']['switches']):.0f}"
+                    rows.append(row)
+                    curves.setdefault(name, []).append((arrival, {p: med[p][0] for p in deps}, predicted))
+                    print(json.dumps(row), flush=True)
+                print(f"{name}: throughput plan {[(('device', 'server')[s.node], len(s.atoms)) for s in thr_plan.stages]}, bottleneck "
+                      f"{thr_plan.bottleneck}", flush=True)
+        finally:
+            stop_server(proc)
+    print(f"\nheavy load: {len(rows)} rows in {time.perf_counter() - t_start:.0f} s; Poisson arrivals at the offered "
+          f"multiple of the latency plan's predicted rate, {args.requests} requests x {args.repeats} repeats per "
+          f"policy, interleaved; device {args.device_slowdown:g}x slower (slept), link {args.bandwidth:g} Mbit/s + "
+          f"rtt {args.rtt:g} ms (slept), server in another process (1 worker, 1 thread), in_flight {args.in_flight}; "
+          f"fps = steady served throughput, median [q1, q3]")
+    print(table(rows, list(rows[0])))
+    ok = [abs(float(r["auto/predicted"]) - 1) <= 0.10 for r in rows]
+    above = [float(r["auto/latency_plan"]) > 1 for r in rows]
+    print(f"served with the switch within 10% of the throughput plan's prediction on {sum(ok)}/{len(rows)}; above "
+          f"staying on the latency plan on {sum(above)}/{len(rows)}")
+    print("wrote", write_csv("bench_adaptive_heavy_load", rows))
+    if not smoke():
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
+            for ax, (name, pts) in zip(axes[0], curves.items()):
+                xs_ = [p[0] for p in pts]
+                for pol, mk in (("latency", "o"), ("throughput", "s"), ("auto", "^")):
+                    ax.plot(xs_, [p[1][pol] for p in pts], marker=mk, label=pol)
+                ax.plot(xs_, [p[2] for p in pts], "k--", label="predicted (switch)")
+                ax.set_title(name)
+                ax.set_xlabel("offered load (requests/s)")
+                ax.set_ylabel("served (requests/s)")
+                ax.legend(fontsize=8)
+            fig.tight_layout()
+            RESULTS.mkdir(exist_ok=True)
+            fig.savefig(RESULTS / "bench_adaptive_heavy_load.png", dpi=110)
+            print("wrote", RESULTS / "bench_adaptive_heavy_load.png")
+        except ImportError:
+            pass
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces-dir", default=str(ROOT.parent / "shared" / "traces"))
@@ -256,9 +367,23 @@ def main(argv=None):
     ap.add_argument("--sweep", action="store_true", help="--simulate: also every estimator x hysteresis")
     ap.add_argument("--live", type=int, default=0, metavar="N",
                     help="--simulate: replay the N runs with the largest oracle gain for real, beside the simulation")
+    ap.add_argument("--heavy-load", action="store_true", help="served throughput under arrival rates above what "
+                    "the latency plan serves, with the light/heavy-load switch (see above)")
+    ap.add_argument("--rates", nargs="+", type=float, default=[1.5, 3.0],
+                    help="--heavy-load: arrival rates as multiples of the latency plan's rate")
+    ap.add_argument("--bandwidth", type=float, default=18.88, help="--heavy-load: constant link, Mbit/s")
+    ap.add_argument("--in-flight", type=int, default=4, help="--heavy-load: requests in flight on the pipeline")
+    ap.add_argument("--repeats", type=int, default=3, help="--heavy-load: repeats of each policy x rate")
     args = ap.parse_args(argv)
     if smoke():
         args.models, args.per_set, args.requests, args.scales = ["squeezenet1_0"], 1, 6, ["4G"]
+        args.repeats, args.rates = 1, [3.0]
+    if args.heavy_load:
+        if argv is None and "--models" not in sys.argv and not smoke():
+            args.models = ["resnet18", "googlenet", "mobilenet_v2"]
+        if "--requests" not in (argv or sys.argv[1:]) and not smoke():
+            args.requests = 40
+        return heavy_load(args)
     tdir = Path(args.traces_dir)
     if not tdir.is_dir():
         raise SystemExit(f"no trace directory {tdir}: pass --traces-dir")

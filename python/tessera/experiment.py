@@ -178,7 +178,8 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
 
 def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float = 1.0, policies=POLICIES,
              rtt_ms: float | None = None, compute_jitter: float = 0.0, sample_noise: float = 0.0, seed: int = 1,
-             server_load=None, device_load=None, memory_mb=None, **adaptive) -> dict:
+             server_load=None, device_load=None, memory_mb=None, timeout_ms: float = 0.0, retry_ms: float = 1000.0,
+             **adaptive) -> dict:
     """Every policy over the same trace on the cost model alone: name -> PolicyRun.
 
     The same C++ policy objects as :func:`replay` (make_policy) and the same estimation
@@ -189,7 +190,10 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     probing settings (window, hysteresis, react_to_drops, probe_every, initial_bandwidth_mbps).
     server_load, device_load, memory_mb: contexts that move with the trace, [(time_s, value), ...]
     piecewise constant (loads multiply the cost model's compute; memory is the device's budget for
-    weights in MB). Thousands of requests per second: policy quality without the machine's noise.
+    weights in MB). timeout_ms: a remote block whose reply (transfers + compute) takes longer runs on
+    the device after that wait, and the device runs alone for retry_ms (as a live deployment with
+    that timeout does; 0: no deadline). Thousands of requests per second: policy quality without the
+    machine's noise.
     """
     from . import _core
     from .adapt import _adaptive_options
@@ -205,6 +209,8 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     o.compute_jitter = float(compute_jitter)
     o.sample_noise = float(sample_noise)
     o.seed = int(seed)
+    o.timeout_ms = float(timeout_ms)
+    o.retry_ms = float(retry_ms)
     o.adaptive = _adaptive_options(rtt_ms=rtt, **adaptive)
     o.server_load_trace = [(float(t), float(v)) for t, v in (server_load or [])]
     o.device_load_trace = [(float(t), float(v)) for t, v in (device_load or [])]

@@ -7,6 +7,8 @@
 #include <array>
 #include <random>
 
+#include <fmt/format.h>
+
 #include "tessera/core/error.h"
 #include "tessera/plan/plan.h"
 
@@ -84,6 +86,9 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     TESSERA_CHECK(std::isfinite(l) && l > 0, InvalidArgument, "loads must be > 0, got {}", l);
   for (double s : {o.compute_jitter, o.sample_noise})
     TESSERA_CHECK(std::isfinite(s) && s >= 0 && s < 1, InvalidArgument, "jitter and noise must be in [0, 1), got {}", s);
+  TESSERA_CHECK(std::isfinite(o.timeout_ms) && o.timeout_ms >= 0 && std::isfinite(o.retry_ms) && o.retry_ms >= 0,
+                InvalidArgument, "timeout_ms = {} and retry_ms = {} must be >= 0 (timeout 0: none)", o.timeout_ms,
+                o.retry_ms);
   TESSERA_CHECK(o.adaptive.probe_every >= 1, InvalidArgument, "probe_every must be >= 1, got {}",
                 o.adaptive.probe_every);
   check_series(o.server_load_trace, "server_load_trace", true);
@@ -100,6 +105,7 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
   out.reserve(static_cast<size_t>(n));
   std::vector<int> current(static_cast<size_t>(cm.num_atoms()), 0);
   int since_transfer = 0;
+  double backoff_until = -1;  // trace time until which requests run on the device (after a timeout)
   for (int i = 0; i < n; ++i) {
     const double t = i * o.period_s;
     const double bw = dev.link.bandwidth_at(t);
@@ -135,6 +141,22 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     const double server_load = o.server_load * value_at(o.server_load_trace, t, 1.0) * dev.jitter(o.compute_jitter);
     const double device_load = o.device_load * value_at(o.device_load_trace, t, 1.0) * dev.jitter(o.compute_jitter);
     const plan::Plan p = plan::from_placement(cm.dag, current, 2);
+    if (o.timeout_ms > 0 && t < backoff_until) {
+      // The server is backing off after a timeout: the device runs everything (as a live
+      // Deployment does in its retry window); the monitor learns only the device's load.
+      double pred = 0;
+      for (int a = 0; a < cm.num_atoms(); ++a) pred += cm.compute_ms[0][a];
+      r.device_ms = pred * device_load;
+      r.total_ms = r.device_ms;
+      r.fallback = true;
+      r.why += std::string(r.why.empty() ? "" : "; ") + "the server is backing off after a timeout (retry_ms)";
+      dev.monitor.observe_device(r.device_ms, pred);
+      since_transfer = since_transfer + 1;
+      r.est_load = dev.monitor.server_load();
+      r.est_device_load = dev.monitor.device_load();
+      out.push_back(r);
+      continue;
+    }
     const auto& vals = cm.dag.values;
     std::vector<std::array<char, 2>> have(vals.size(), {0, 0});
     for (size_t v = 0; v < vals.size(); ++v)
@@ -143,43 +165,77 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     for (size_t b = 0; b < p.blocks.size(); ++b)
       for (int a : p.blocks[b].atoms) block_of[a] = static_cast<int>(b);
     std::vector<double> block_bytes(p.blocks.size(), 0), block_ser(p.blocks.size(), 0);  // per server block
+    std::vector<double> block_link(p.blocks.size(), 0), block_ms(p.blocks.size(), 0), block_pred(p.blocks.size(), 0);
     auto send = [&](int v, int to, int charge_block) {
       const double ser = dev.link.serialization_ms(vals[v].bytes, t);
       const double ms = ser + o.rtt_ms / 2;
       r.transfer_ms += ms;
       have[v][to] = 1;
-      if (charge_block >= 0) block_bytes[charge_block] += vals[v].bytes, block_ser[charge_block] += ser;
+      if (charge_block >= 0)
+        block_bytes[charge_block] += vals[v].bytes, block_ser[charge_block] += ser, block_link[charge_block] += ms;
     };
     auto producer_block = [&](int v) { return vals[v].producer == kModelInput ? -1 : block_of[vals[v].producer]; };
-    bool transferred = false;
-    double device_pred = 0;
     for (size_t b = 0; b < p.blocks.size(); ++b) {
       const auto& blk = p.blocks[b];
       for (int v : blk.inputs)
         if (!have[v][blk.target]) send(v, blk.target, blk.target == 1 ? static_cast<int>(b) : producer_block(v));
       double pred = 0;
       for (int a : blk.atoms) pred += cm.compute_ms[blk.target][a];
-      const double ms = pred * (blk.target == 0 ? device_load : server_load);
-      (blk.target == 0 ? r.device_ms : r.server_ms) += ms;
+      block_pred[b] = pred;
+      block_ms[b] = pred * (blk.target == 0 ? device_load : server_load);
+      (blk.target == 0 ? r.device_ms : r.server_ms) += block_ms[b];
       for (int v : blk.outputs) have[v][blk.target] = 1;
-      if (blk.target == 0) {
-        device_pred += pred;
-      } else {
-        dev.monitor.observe_server(ms, pred);
-        transferred = true;
-      }
     }
     for (size_t v = 0; v < vals.size(); ++v)  // results back on the device
       if (vals[v].is_output && !have[v][0]) send(static_cast<int>(v), 0, producer_block(static_cast<int>(v)));
     r.total_ms = r.device_ms + r.server_ms + r.transfer_ms;
+    // A remote block whose reply (its transfers + its compute) outlasts timeout_ms: the device
+    // waited timeout_ms for it, then runs it and every later block itself.
+    size_t ran = p.blocks.size();  // blocks that ran as planned
+    if (o.timeout_ms > 0) {
+      double elapsed = 0, dev_ms = 0, srv_ms = 0, link_ms = 0;
+      for (size_t b = 0; b < p.blocks.size(); ++b) {
+        const bool remote = p.blocks[b].target == 1;
+        if (remote && block_ms[b] + block_link[b] > o.timeout_ms) {
+          double rest = 0;
+          for (size_t c = b; c < p.blocks.size(); ++c)
+            for (int a : p.blocks[c].atoms) rest += cm.compute_ms[0][a];
+          r.device_ms = dev_ms + rest * device_load;
+          r.server_ms = srv_ms;
+          r.transfer_ms = link_ms + o.timeout_ms;  // the wait is on the link's account
+          r.total_ms = elapsed + o.timeout_ms + rest * device_load;
+          r.fallback = true;
+          r.why += std::string(r.why.empty() ? "" : "; ") +
+                   fmt::format("block {} timed out ({:.0f} ms > timeout_ms {:.0f})", b, block_ms[b] + block_link[b],
+                               o.timeout_ms);
+          backoff_until = t + (r.total_ms + o.retry_ms) / 1e3;
+          dev.monitor.observe_device(rest * device_load, rest);
+          ran = b;
+          break;
+        }
+        elapsed += block_ms[b] + block_link[b];
+        (remote ? srv_ms : dev_ms) += block_ms[b];
+        link_ms += block_link[b];
+      }
+    }
+    bool transferred = false;
+    double device_pred = 0;
+    for (size_t b = 0; b < ran; ++b) {
+      if (p.blocks[b].target == 0) {
+        device_pred += block_pred[b];
+      } else {
+        dev.monitor.observe_server(block_ms[b], block_pred[b]);
+        transferred = true;
+      }
+    }
     // What the device learns: per server block, the bytes it sent and received over the
     // time they took on the link (one round trip, as a live request/reply pays).
-    for (size_t b = 0; b < p.blocks.size(); ++b)
+    for (size_t b = 0; b < ran; ++b)
       if (p.blocks[b].target == 1 && block_bytes[b] > 0) {
         const double noisy = block_ser[b] / dev.jitter(o.sample_noise);
         dev.monitor.observe_transfer(block_bytes[b], noisy + o.rtt_ms);
       }
-    dev.monitor.observe_device(device_pred * device_load, device_pred);
+    if (device_pred > 0 || ran == p.blocks.size()) dev.monitor.observe_device(device_pred * device_load, device_pred);
     since_transfer = transferred ? 0 : since_transfer + 1;
     if (policy.uses_estimates() && since_transfer >= ao.probe_every) {
       const double before = estimate_bandwidth(dev.monitor, ao);

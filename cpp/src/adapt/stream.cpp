@@ -98,9 +98,9 @@ double percentile(std::vector<double> v, double q) {
 std::string StreamStats::to_json() const {
   return fmt::format(
       R"({{"frames": {}, "fallbacks": {}, "switches": {}, "latency_frames": {}, "throughput_frames": {}, )"
-      R"("served_fps": {:.4f}, "arrival_fps": {:.4f}, "latency_ms_p50": {:.3f}, "latency_ms_p99": {:.3f}, )"
+      R"("served_fps": {:.4f}, "steady_fps": {:.4f}, "arrival_fps": {:.4f}, "latency_ms_p50": {:.3f}, "latency_ms_p99": {:.3f}, )"
       R"("wait_ms_p50": {:.3f}, "latency_plan_ms": {:.3f}, "latency_plan_fps": {:.4f}, "throughput_plan_fps": {:.4f}}})",
-      frames, fallbacks, switches, latency_frames, throughput_frames, served_fps, arrival_fps, latency_ms_p50,
+      frames, fallbacks, switches, latency_frames, throughput_frames, served_fps, steady_fps, arrival_fps, latency_ms_p50,
       latency_ms_p99, wait_ms_p50, latency_plan_ms, latency_plan_fps, throughput_plan_fps);
 }
 
@@ -299,6 +299,11 @@ StreamStats StreamController::stats() const {
   const double first = r.front().arrival_s, span = r.back().arrival_s - first;
   s.served_fps = last_done > first ? s.frames / (last_done - first) : 0;
   s.arrival_fps = span > 0 ? (s.frames - 1) / span : 0;
+  std::vector<double> done;
+  for (const auto& x : r) done.push_back(x.done_s);
+  std::sort(done.begin(), done.end());
+  const size_t q = done.size() / 4;
+  if (done.size() >= 4 && done.back() > done[q]) s.steady_fps = static_cast<double>(done.size() - 1 - q) / (done.back() - done[q]);
   s.latency_ms_p50 = percentile(lat, 0.5);
   s.latency_ms_p99 = percentile(lat, 0.99);
   s.wait_ms_p50 = percentile(wait, 0.5);

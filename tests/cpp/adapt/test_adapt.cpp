@@ -357,3 +357,41 @@ TEST(LoadSwitch, BadOptionsAreNamed) {
   EXPECT_THROW(LoadSwitch(0.0, 12.0, {}), tessera::Error);
   EXPECT_THROW(LoadSwitch(100.0, std::nan(""), {}), tessera::Error);
 }
+
+// The simulator's timeout model: a remote block whose reply outlasts timeout_ms runs on the
+// device after that wait, and the device runs alone for retry_ms, as a live Deployment does.
+TEST(Simulate, ABlockPastTheTimeoutRunsOnTheDeviceThenTheServerRests) {
+  const auto cm = chain_costs();
+  LinkSpec spec;
+  spec.trace = {{0, 0.5}, {100, 0.5}};  // the cut (0.1 MB) takes 1.6 s at 0.5 Mbit/s
+  SimulationOptions o;
+  o.period_s = 10;
+  o.requests = 3;
+  o.rtt_ms = 20;
+  o.timeout_ms = 500;
+  o.retry_ms = 15000;
+  auto fixed = make_static_policy("static", {0, 1, 1});
+  auto recs = simulate(cm, spec, *fixed, o);
+  ASSERT_EQ(recs.size(), 3u);
+  // device block 100 ms, then 500 ms of waiting, then atoms 1 and 2 on the device (2 x 100 ms)
+  EXPECT_TRUE(recs[0].fallback);
+  EXPECT_NEAR(recs[0].total_ms, 100 + 500 + 200, 1e-9);
+  EXPECT_NE(recs[0].why.find("block 1 timed out"), std::string::npos) << recs[0].why;
+  // t = 10 s is inside the back-off (0.8 s + 15 s): everything on the device
+  EXPECT_TRUE(recs[1].fallback);
+  EXPECT_NEAR(recs[1].total_ms, 300, 1e-9);
+  EXPECT_NE(recs[1].why.find("backing off"), std::string::npos) << recs[1].why;
+  // t = 20 s: the server is tried again and times out again
+  EXPECT_NEAR(recs[2].total_ms, 800, 1e-9);
+  o.timeout_ms = 0;  // no deadline: exactly the cost model
+  recs = simulate(cm, spec, *fixed, o);
+  tessera::plan::Context c;
+  c.bandwidth_mbps = 0.5;
+  c.rtt_ms = 20;
+  EXPECT_DOUBLE_EQ(recs[0].total_ms, tessera::plan::evaluate(cm, c, {0, 1, 1}).latency_ms);
+  EXPECT_FALSE(recs[0].fallback);
+  o.timeout_ms = 5000;  // a deadline the reply meets changes nothing
+  EXPECT_DOUBLE_EQ(simulate(cm, spec, *fixed, o)[0].total_ms, recs[0].total_ms);
+  o.timeout_ms = -1;
+  EXPECT_THROW(simulate(cm, spec, *fixed, o), tessera::Error);
+}

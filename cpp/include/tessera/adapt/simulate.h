@@ -33,6 +33,12 @@ struct SimulationOptions {
   // empty = the constants above / no memory limit. Loads multiply the constants; memory is the
   // device's budget for weights (bytes), as set_memory_budget gives it live.
   std::vector<std::pair<double, double>> server_load_trace, device_load_trace, memory_trace;
+  // A live deployment gives up on a remote block whose reply takes longer than timeout_ms (its
+  // inputs' transfers, the server's compute, its outputs' transfers back), runs that block and
+  // the rest on the device, and then runs every request on the device for retry_ms (trace time)
+  // before trying the server again; the simulator does the same. 0: no deadline.
+  double timeout_ms = 0;
+  double retry_ms = 1000;
   double compute_jitter = 0;   // relative spread of each request's compute (uniform +-), 0 = none
   double sample_noise = 0;     // relative spread of every bandwidth sample the monitor takes
   uint64_t seed = 1;

@@ -50,6 +50,7 @@ struct StreamStats {
   int frames = 0, fallbacks = 0, switches = 0;
   int latency_frames = 0, throughput_frames = 0;
   double served_fps = 0;        // frames / (last completion - first arrival)
+  double steady_fps = 0;        // the completions after the first quarter over their span (no ramp-up)
   double arrival_fps = 0;       // frames / (last arrival - first arrival) x (n-1)/n
   double latency_ms_p50 = 0, latency_ms_p99 = 0, wait_ms_p50 = 0;
   double latency_plan_ms = 0;   // predicted latency of the latency plan
