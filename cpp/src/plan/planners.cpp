@@ -27,6 +27,18 @@ namespace detail {
 void check_inputs(const CostModel& cm, const Context& ctx, const Constraints& cons) {
   ctx.validate();
   cons.validate(cm.num_atoms(), cm.num_targets());
+  // An energy objective over a model without energy would be "optimal" at 0 mJ for any plan.
+  if (ctx.objective == Objective::Energy || ctx.energy_weight > 0 || std::isfinite(cons.max_energy_mj)) {
+    bool any = false;
+    for (const auto& row : cm.energy_mj)
+      for (double e : row) any = any || e > 0;
+    for (const auto& row : cm.links)
+      for (const auto& l : row) any = any || l.energy_mj_per_byte > 0;
+    TESSERA_CHECK(any, InvalidArgument,
+                  "the {} has no energy data (CostModel.energy_mj and the links' energy_mj_per_byte are all 0): give "
+                  "a power model (plan/energy.h: plan_energy, ts.plan_energy) or per-atom energy",
+                  ctx.objective == Objective::Energy ? "energy objective" : "energy weight or limit");
+  }
 }
 
 void finish_plan(Plan& plan, const std::string& algorithm, bool optimal, const Context& ctx,

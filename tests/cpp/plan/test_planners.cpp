@@ -75,7 +75,8 @@ CostModel random_model(std::mt19937& rng, int n) {
   return cm;
 }
 
-Context random_context(std::mt19937& rng) {
+// An energy objective needs energy data (planners refuse it otherwise): without it, latency.
+Context random_context(std::mt19937& rng, bool has_energy = true) {
   Context ctx;
   ctx.bandwidth_mbps = std::pow(10.0, uniform(rng, -1, 2));
   ctx.rtt_ms = uniform(rng, 0, 50);
@@ -86,6 +87,10 @@ Context random_context(std::mt19937& rng) {
     ctx.objective = Objective::Energy;
   } else if (r < 0.5) {
     ctx.energy_weight = uniform(rng, 0, 1);
+  }
+  if (!has_energy) {
+    ctx.objective = Objective::Latency;
+    ctx.energy_weight = 0;
   }
   return ctx;
 }
@@ -173,7 +178,7 @@ TEST(Planners, RandomDagsAgainstBruteForce) {
   for (int iter = 0; iter < 1000; ++iter) {
     const int n = 2 + static_cast<int>(rng() % 15);  // 2..16
     CostModel cm = random_model(rng, n);
-    Context ctx = random_context(rng);
+    Context ctx = random_context(rng, !cm.energy_mj.empty());
     Constraints pins;
     if (chance(rng, 0.2)) {
       pins.pin.assign(static_cast<size_t>(n), -1);
@@ -306,7 +311,7 @@ TEST(LocalSearch, MoveDeltasMatchRecomputation) {
   for (int trial = 0; trial < 200; ++trial) {
     const int n = 2 + static_cast<int>(rng() % 20);
     CostModel cm = random_model(rng, n);
-    Context ctx = random_context(rng);
+    Context ctx = random_context(rng, !cm.energy_mj.empty());
     CutCosts lat, mem;
     cut_costs(cm, ctx, objective_weights(ctx), lat);
     CostWeights w;
@@ -635,7 +640,7 @@ TEST(Planners, NamesAndPurity) {
   std::mt19937 rng(3);
   CostModel cm = random_model(rng, 10);
   const CostModel copy = cm;
-  Context ctx = random_context(rng);
+  Context ctx = random_context(rng, !cm.energy_mj.empty());
   for (const auto& name : names) {
     Plan p = make_plan(name, cm, ctx);
     EXPECT_EQ(p.algorithm, name);

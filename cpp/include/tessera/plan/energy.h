@@ -1,0 +1,160 @@
+// tessera/plan/energy.h -- the device's energy: a power model, energy-aware plans, and a
+// Lyapunov controller under a long-term energy budget (CutEdge). torch-free.
+//
+//   PowerModel pm;  pm.freqs_mhz = {600, 1200, 1800, 2400};  pm.active_mw = {180, 420, 900, 1700};
+//   pm.idle_mw = 30;  pm.rx_mw = 120;  pm.tx = {.max_power_mw = 200, .bandwidth_mhz = 10, .levels_mw = {50, 100, 200}};
+//   auto parts = device_energy(cm, pm, placement, {.frequency_mhz = 1200, .tx_power_mw = 200}, 5.85, 20);
+//   auto d = plan_energy(cm, pm, 5.85, 20, {.latency = 1, .energy = 0.5});   // (placement, f, p), exact
+//   EnergyController ctl(cm, pm, {.budget_mj = 120, .V = 50, .deadline_ms = 300});
+//   auto d = ctl.decide(bandwidth_now, rtt);  ctl.observe(d.energy_mj);
+//
+// Model (stated, so a reader can check every figure):
+//   compute: an atom's device time at frequency f is its cost-model time (profiled at
+//     reference_mhz) x (memory_bound + (1 - memory_bound) x reference_mhz / f): time ~ cycles / f
+//     for the share that is compute-bound, unchanged for the memory-bound share. Energy = time x
+//     active_mw at f.
+//   uplink: the trace's bandwidth is the rate at max transmit power; at power p the rate is
+//     Shannon's B log2(1 + g p / N) with the channel's g / N read from that rate (so
+//     rate(p_max) = trace bandwidth); energy = p x serialisation time. Without a channel width
+//     (bandwidth_mhz = 0) the rate does not depend on p.
+//   downlink: the link's bandwidth; energy = rx_mw x serialisation time.
+//   waiting (server compute, each transfer's rtt/2): idle_mw.
+//   latency: as plan::evaluate (device compute at f + transfers (serialisation + rtt/2) + server).
+// For a given (f, p) latency and energy are additive over atoms and values, so any weighted
+// sum is minimised exactly by one min cut; plan_energy enumerates the small (f, p) set.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tessera/plan/cost_model.h"
+
+namespace tessera::plan {
+
+struct Radio {
+  double max_power_mw = 0;        // the power the trace's bandwidth is reached at (> 0)
+  double bandwidth_mhz = 0;       // channel width B for Shannon's rate; 0: the rate ignores the power
+  std::vector<double> levels_mw;  // transmit powers a plan may use (empty: {max_power_mw})
+};
+
+struct PowerModel {
+  std::vector<double> freqs_mhz;  // increasing
+  std::vector<double> active_mw;  // device power while computing, per frequency
+  double idle_mw = 0;             // while waiting for the server or the network's delay
+  double rx_mw = 0;               // while receiving
+  Radio tx;
+  double reference_mhz = 0;       // the frequency the cost model's device times hold at (0: the highest)
+  double memory_bound = 0;        // share of compute time that does not scale with the frequency, [0, 1)
+  std::string source;             // where the figures come from (a file, a paper)
+  // InvalidArgument naming the field: frequencies not increasing, negative powers, a transmit
+  // level above the maximum, sizes that differ...
+  void validate() const;
+  double reference() const { return reference_mhz > 0 ? reference_mhz : freqs_mhz.back(); }
+  double time_factor(double f_mhz) const;  // device time at f over time at the reference
+  double active_at(double f_mhz) const;    // active_mw of a frequency level (InvalidArgument if not one)
+  std::vector<double> tx_levels() const;   // levels_mw, or {max_power_mw}
+  // Uplink rate (Mbit/s) at transmit power p when the rate at max power is bw_mbps.
+  double tx_rate_mbps(double p_mw, double bw_mbps) const;
+};
+
+struct Operating {
+  double frequency_mhz = 0;  // 0: the highest
+  double tx_power_mw = 0;    // 0: the maximum
+};
+
+struct EnergyParts {
+  double compute_mj = 0, tx_mj = 0, rx_mj = 0, idle_mj = 0;
+  double total_mj = 0;
+  double latency_ms = 0;
+  double device_ms = 0, server_ms = 0, transfer_ms = 0;
+  double up_bytes = 0, down_bytes = 0;
+  double tx_rate_mbps = 0;
+  std::string explain() const;  // one line: "12.3 mJ = compute 8.1 + tx 3.0 + rx 0.2 + idle 1.0; 250.1 ms"
+};
+
+// Energy and latency of a placement (0 = device, 1 = server) at an operating point, on a link
+// of bw_mbps (the rate at max transmit power) and rtt_ms. Uses compute_ms rows 0 and 1.
+EnergyParts device_energy(const CostModel& cm, const PowerModel& pm, const std::vector<int>& placement,
+                          const Operating& op, double bw_mbps, double rtt_ms);
+
+// The weighted objective latency x w.latency + energy x w.energy as cut costs at (f, p):
+// cut_value(dag, costs, x) of any placement equals that objective of device_energy(...).
+void energy_cut_costs(const CostModel& cm, const PowerModel& pm, const Operating& op, double bw_mbps, double rtt_ms,
+                      double latency_weight, double energy_weight, CutCosts& out);
+
+struct EnergyDecision {
+  std::vector<int> placement;
+  Operating op;
+  EnergyParts parts;
+  double objective = 0;        // latency_weight x latency + energy_weight x energy
+  bool meets_deadline = true;
+  bool lagrangian = false;     // the deadline bound a (f, p): its plan came from a latency multiplier
+  int candidates = 0;          // (f, p) pairs evaluated
+  std::string why;
+};
+
+struct EnergyWeights {
+  double latency = 1;          // per ms
+  double energy = 0;           // per mJ
+  double deadline_ms = kUnlimited;
+};
+
+// The (placement, f, p) minimising the weighted objective subject to latency <= deadline: for
+// each (f, p) one min cut (exact); when that plan breaks the deadline, the latency weight is raised
+// by bisection until it meets it (a Lagrangian bound, marked), or the pair is infeasible. When no
+// pair meets the deadline, the fastest plan, marked. Throws InvalidArgument for a bad model/weights.
+EnergyDecision plan_energy(const CostModel& cm, const PowerModel& pm, double bw_mbps, double rtt_ms,
+                           const EnergyWeights& w);
+// Every placement x frequency x transmit level (at most 20 atoms): the test oracle.
+EnergyDecision plan_energy_brute_force(const CostModel& cm, const PowerModel& pm, double bw_mbps, double rtt_ms,
+                                       const EnergyWeights& w);
+
+struct ControllerOptions {
+  double budget_mj = 0;        // long-run average energy per request (> 0)
+  double V = 50;               // weight of latency (ms) against the queue (mJ) in drift-plus-penalty
+  double deadline_ms = kUnlimited;
+  double initial_queue = 0;
+};
+
+// CutEdge's online controller: per request, the (split, frequency, transmit power) minimising
+// V x latency + Q x energy under the deadline; after the request Q <- max(Q + energy - budget, 0).
+class EnergyController {
+ public:
+  // Throws InvalidArgument naming the problem: a budget below the device's idle energy over the
+  // fastest plan's latency (no policy can meet it), a bad V, a bad power model.
+  EnergyController(CostModel cm, PowerModel pm, ControllerOptions options);
+  EnergyDecision decide(double bw_mbps, double rtt_ms) const;
+  void observe(double energy_mj);  // the energy the request spent
+  double queue() const { return q_; }
+  const ControllerOptions& options() const { return opt_; }
+  const CostModel& cost_model() const { return cm_; }
+  const PowerModel& power() const { return pm_; }
+
+ private:
+  CostModel cm_;
+  PowerModel pm_;
+  ControllerOptions opt_;
+  double q_ = 0;
+};
+
+// A controller or a fixed policy over a bandwidth series (one request per entry): per request
+// the decision, its energy parts and the queue before it.
+struct EnergyRecord {
+  int index = 0;
+  double bandwidth_mbps = 0;
+  EnergyDecision decision;
+  double queue = 0;
+};
+std::vector<EnergyRecord> run_controller(EnergyController& ctl, const std::vector<double>& bandwidth_mbps,
+                                         double rtt_ms);
+
+// The offline oracle that knows every request's bandwidth: minimise the mean latency subject to
+// the mean energy <= budget_mj, by Lagrangian relaxation (per request min latency + lambda x
+// energy under the deadline, lambda bisected until the budget holds). lambda = 0 when the fastest
+// plans already meet it. Returns the per-request decisions; *lambda_out the multiplier.
+std::vector<EnergyDecision> energy_oracle(const CostModel& cm, const PowerModel& pm,
+                                          const std::vector<double>& bandwidth_mbps, double rtt_ms,
+                                          double budget_mj, double deadline_ms = kUnlimited,
+                                          double* lambda_out = nullptr);
+
+}  // namespace tessera::plan
