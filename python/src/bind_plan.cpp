@@ -12,6 +12,7 @@
 #include "tessera/core/error.h"
 #include "tessera/plan/cost_model.h"
 #include "tessera/plan/dag.h"
+#include "tessera/plan/energy.h"
 #include "tessera/plan/mincut.h"
 #include "tessera/plan/parametric.h"
 #include "tessera/plan/plan.h"
@@ -373,4 +374,97 @@ void bind_plan(py::module_& m) {
       },
       py::arg("dag"), py::arg("network"), py::arg("algorithm"), py::arg("order"), py::arg("objective"),
       py::call_guard<py::gil_scoped_release>());
+  // ---- energy (plan/energy.h) ----
+  py::class_<Radio>(m, "Radio")
+      .def(py::init<>())
+      .def_readwrite("max_power_mw", &Radio::max_power_mw)
+      .def_readwrite("bandwidth_mhz", &Radio::bandwidth_mhz)
+      .def_readwrite("levels_mw", &Radio::levels_mw);
+  py::class_<PowerModel>(m, "PowerModel")
+      .def(py::init<>())
+      .def_readwrite("freqs_mhz", &PowerModel::freqs_mhz)
+      .def_readwrite("active_mw", &PowerModel::active_mw)
+      .def_readwrite("idle_mw", &PowerModel::idle_mw)
+      .def_readwrite("rx_mw", &PowerModel::rx_mw)
+      .def_readwrite("tx", &PowerModel::tx)
+      .def_readwrite("reference_mhz", &PowerModel::reference_mhz)
+      .def_readwrite("memory_bound", &PowerModel::memory_bound)
+      .def_readwrite("source", &PowerModel::source)
+      .def("validate", &PowerModel::validate)
+      .def("time_factor", &PowerModel::time_factor, py::arg("frequency_mhz"))
+      .def("tx_levels", &PowerModel::tx_levels)
+      .def("tx_rate_mbps", &PowerModel::tx_rate_mbps, py::arg("power_mw"), py::arg("bandwidth_mbps"));
+  py::class_<Operating>(m, "Operating")
+      .def(py::init([](double f, double p) { return Operating{f, p}; }), py::arg("frequency_mhz") = 0.0,
+           py::arg("tx_power_mw") = 0.0)
+      .def_readwrite("frequency_mhz", &Operating::frequency_mhz)
+      .def_readwrite("tx_power_mw", &Operating::tx_power_mw);
+  py::class_<EnergyParts>(m, "EnergyParts")
+      .def_readonly("compute_mj", &EnergyParts::compute_mj)
+      .def_readonly("tx_mj", &EnergyParts::tx_mj)
+      .def_readonly("rx_mj", &EnergyParts::rx_mj)
+      .def_readonly("idle_mj", &EnergyParts::idle_mj)
+      .def_readonly("total_mj", &EnergyParts::total_mj)
+      .def_readonly("latency_ms", &EnergyParts::latency_ms)
+      .def_readonly("device_ms", &EnergyParts::device_ms)
+      .def_readonly("server_ms", &EnergyParts::server_ms)
+      .def_readonly("transfer_ms", &EnergyParts::transfer_ms)
+      .def_readonly("link_ms", &EnergyParts::link_ms)
+      .def_readonly("up_bytes", &EnergyParts::up_bytes)
+      .def_readonly("down_bytes", &EnergyParts::down_bytes)
+      .def_readonly("tx_rate_mbps", &EnergyParts::tx_rate_mbps)
+      .def_property_readonly("throughput_fps", &EnergyParts::throughput_fps)
+      .def("explain", &EnergyParts::explain);
+  py::class_<EnergyWeights>(m, "EnergyWeights")
+      .def(py::init<>())
+      .def_readwrite("latency", &EnergyWeights::latency)
+      .def_readwrite("energy", &EnergyWeights::energy)
+      .def_readwrite("deadline_ms", &EnergyWeights::deadline_ms);
+  py::class_<EnergyDecision>(m, "EnergyDecision")
+      .def_readonly("placement", &EnergyDecision::placement)
+      .def_readonly("op", &EnergyDecision::op)
+      .def_readonly("parts", &EnergyDecision::parts)
+      .def_readonly("objective", &EnergyDecision::objective)
+      .def_readonly("meets_deadline", &EnergyDecision::meets_deadline)
+      .def_readonly("lagrangian", &EnergyDecision::lagrangian)
+      .def_readonly("candidates", &EnergyDecision::candidates)
+      .def_readonly("why", &EnergyDecision::why);
+  py::class_<ControllerOptions>(m, "ControllerOptions")
+      .def(py::init<>())
+      .def_readwrite("budget_mj", &ControllerOptions::budget_mj)
+      .def_readwrite("V", &ControllerOptions::V)
+      .def_readwrite("deadline_ms", &ControllerOptions::deadline_ms)
+      .def_readwrite("initial_queue", &ControllerOptions::initial_queue);
+  py::class_<EnergyRecord>(m, "EnergyRecord")
+      .def_readonly("index", &EnergyRecord::index)
+      .def_readonly("bandwidth_mbps", &EnergyRecord::bandwidth_mbps)
+      .def_readonly("decision", &EnergyRecord::decision)
+      .def_readonly("queue", &EnergyRecord::queue);
+  py::class_<EnergyController>(m, "EnergyController")
+      .def(py::init<CostModel, PowerModel, ControllerOptions>(), py::arg("cost_model"), py::arg("power"),
+           py::arg("options"))
+      .def("decide", &EnergyController::decide, py::arg("bandwidth_mbps"), py::arg("rtt_ms"),
+           py::call_guard<py::gil_scoped_release>())
+      .def("observe", &EnergyController::observe, py::arg("energy_mj"))
+      .def_property_readonly("queue", &EnergyController::queue)
+      .def_property_readonly("options", &EnergyController::options);
+  m.def("device_energy", &device_energy, py::arg("cost_model"), py::arg("power"), py::arg("placement"), py::arg("op"),
+        py::arg("bandwidth_mbps"), py::arg("rtt_ms"));
+  m.def("plan_energy", &plan_energy, py::arg("cost_model"), py::arg("power"), py::arg("bandwidth_mbps"),
+        py::arg("rtt_ms"), py::arg("weights"), py::call_guard<py::gil_scoped_release>());
+  m.def("plan_energy_brute_force", &plan_energy_brute_force, py::arg("cost_model"), py::arg("power"),
+        py::arg("bandwidth_mbps"), py::arg("rtt_ms"), py::arg("weights"), py::call_guard<py::gil_scoped_release>());
+  m.def("run_controller", &run_controller, py::arg("controller"), py::arg("bandwidth_mbps"), py::arg("rtt_ms"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "energy_oracle",
+      [](const CostModel& cm, const PowerModel& pm, const std::vector<double>& bws, double rtt, double budget,
+         double deadline) {
+        double lambda = 0;
+        auto ds = energy_oracle(cm, pm, bws, rtt, budget, deadline, &lambda);
+        return std::make_pair(ds, lambda);
+      },
+      py::arg("cost_model"), py::arg("power"), py::arg("bandwidth_mbps"), py::arg("rtt_ms"), py::arg("budget_mj"),
+      py::arg("deadline_ms") = kUnlimited, py::call_guard<py::gil_scoped_release>(),
+      "(decisions, lambda): the offline oracle over every request's bandwidth");
 }

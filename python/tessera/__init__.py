@@ -34,6 +34,7 @@ from .adapt import AdaptiveDeployment, Controller, StreamDeployment, poisson_arr
 from .experiment import simulate  # noqa: F401
 from .transport import Link, read_trace  # noqa: F401
 from .pipeline import Network, Node, Pipeline, plan_pipeline  # noqa: F401
+from .power import EnergyController, PowerModel, Radio, energy, plan_energy, sample_profile, tradeoff  # noqa: F401
 
 __version__ = "0.1.0"
 

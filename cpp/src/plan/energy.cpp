@@ -97,6 +97,11 @@ double PowerModel::tx_rate_mbps(double p, double bw) const {
   return B * std::log2(1 + snr_max * p / tx.max_power_mw);
 }
 
+double EnergyParts::throughput_fps() const {
+  const double b = std::max({device_ms, link_ms, server_ms});
+  return b > 0 ? 1000.0 / b : kInf;
+}
+
 std::string EnergyParts::explain() const {
   return fmt::format("{:.3f} mJ = compute {:.3f} + tx {:.3f} + rx {:.3f} + idle {:.3f}; {:.2f} ms (device {:.2f}, "
                      "link {:.2f}, server {:.2f}); up {:.0f} B at {:.3g} Mbit/s",
@@ -132,6 +137,7 @@ EnergyParts device_energy(const CostModel& cm, const PowerModel& pm, const std::
     if (up) {
       const double ser = b * 8e-3 / rate;
       e.up_bytes += b;
+      e.link_ms += ser;
       e.transfer_ms += ser + rtt / 2;
       e.tx_mj += op.tx_power_mw * ser / 1e3;
       e.idle_mj += pm.idle_mw * rtt / 2 / 1e3;
@@ -139,6 +145,7 @@ EnergyParts device_energy(const CostModel& cm, const PowerModel& pm, const std::
     if (down) {
       const double ser = b * 8e-3 / bw;
       e.down_bytes += b;
+      e.link_ms += ser;
       e.transfer_ms += ser + rtt / 2;
       e.rx_mj += pm.rx_mw * ser / 1e3;
       e.idle_mj += pm.idle_mw * rtt / 2 / 1e3;
@@ -363,18 +370,44 @@ std::vector<EnergyDecision> energy_oracle(const CostModel& cm, const PowerModel&
     double lo = 0, hi = 1;
     auto r = solve(hi);
     for (int it = 0; it < 40 && r.second > budget_mj; ++it) lo = hi, hi *= 4, r = solve(hi);
-    ds = r.first;  // the best known plan within budget (or the least energy reachable)
+    ds = r.first;  // the best known plans within budget (or the least energy reachable)
+    auto below = ds;
+    auto above = solve(lo).first;  // over budget, faster
     for (int it = 0; it < 30; ++it) {
       const double mid = (lo + hi) / 2;
       auto m = solve(mid);
       if (m.second <= budget_mj) {
         hi = mid;
-        ds = std::move(m.first);
+        below = std::move(m.first);
       } else {
         lo = mid;
+        above = std::move(m.first);
       }
     }
     lambda = hi;
+    // The plans at the multiplier are discrete: the ones just within budget may leave part of it
+    // unspent. Spend it as the relaxation would: move requests to their faster plan (just above
+    // the multiplier), most latency saved per mJ first, while the mean stays within budget.
+    ds = below;
+    double total = 0;
+    for (const auto& d : ds) total += d.parts.total_mj;
+    std::vector<size_t> order;
+    for (size_t i = 0; i < ds.size(); ++i)
+      if (above[i].parts.latency_ms < ds[i].parts.latency_ms) order.push_back(i);
+    auto rate = [&](size_t i) {
+      const double de = above[i].parts.total_mj - below[i].parts.total_mj;
+      const double dl = below[i].parts.latency_ms - above[i].parts.latency_ms;
+      return de > 0 ? dl / de : kInf;
+    };
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rate(a) > rate(b); });
+    const double cap = budget_mj * static_cast<double>(ds.size());
+    for (size_t i : order) {
+      const double de = above[i].parts.total_mj - ds[i].parts.total_mj;
+      if (total + de <= cap * (1 + 1e-12)) {
+        total += de;
+        ds[i] = above[i];
+      }
+    }
   }
   if (lambda_out) *lambda_out = lambda;
   return ds;

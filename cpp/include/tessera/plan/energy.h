@@ -66,7 +66,9 @@ struct EnergyParts {
   double compute_mj = 0, tx_mj = 0, rx_mj = 0, idle_mj = 0;
   double total_mj = 0;
   double latency_ms = 0;
-  double device_ms = 0, server_ms = 0, transfer_ms = 0;
+  double device_ms = 0, server_ms = 0, transfer_ms = 0;  // transfer: serialisation + rtt/2 each
+  double link_ms = 0;           // serialisation alone (the link's busy time when pipelined)
+  double throughput_fps() const;  // pipelined: 1000 / max(device, link, server)
   double up_bytes = 0, down_bytes = 0;
   double tx_rate_mbps = 0;
   std::string explain() const;  // one line: "12.3 mJ = compute 8.1 + tx 3.0 + rx 0.2 + idle 1.0; 250.1 ms"
@@ -150,8 +152,9 @@ std::vector<EnergyRecord> run_controller(EnergyController& ctl, const std::vecto
 
 // The offline oracle that knows every request's bandwidth: minimise the mean latency subject to
 // the mean energy <= budget_mj, by Lagrangian relaxation (per request min latency + lambda x
-// energy under the deadline, lambda bisected until the budget holds). lambda = 0 when the fastest
-// plans already meet it. Returns the per-request decisions; *lambda_out the multiplier.
+// energy under the deadline, lambda bisected until the budget holds; the budget the discrete plans at
+// that multiplier leave unspent goes to the requests whose faster plan saves the most latency per mJ,
+// as the relaxation would). lambda = 0 when the fastest plans already meet it. Returns the per-request decisions; *lambda_out the multiplier.
 std::vector<EnergyDecision> energy_oracle(const CostModel& cm, const PowerModel& pm,
                                           const std::vector<double>& bandwidth_mbps, double rtt_ms,
                                           double budget_mj, double deadline_ms = kUnlimited,
