@@ -158,10 +158,36 @@ def simulated(args, tdir):
     print(f"adaptive <= 1.02 x best static on {sum(x <= 1.02 for x in s_ratio)}/{len(rows)} traces, <= 1.05 on "
           f"{sum(x <= 1.05 for x in s_ratio)}/{len(rows)}; worst {max(s_ratio):.3f}")
     print("wrote", write_csv("bench_adaptive_simulated", rows))
+    if not smoke():
+        plot_simulated(rows)
     if args.sweep:
         sweep(args, cases)
     if args.live > 0:
         live_check(args, live_cases, rows)
+
+
+def plot_simulated(rows):
+    """The distribution over traces of each policy's mean latency over the best static plan's."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for k in ("oracle", "adaptive", "oracle_prev", "chain"):
+        v = sorted(float(r[k]) / min(float(r[x]) for x in ("device_only", "server_only", "static")) for r in rows)
+        ax.plot(v, [(i + 1) / len(v) for i in range(len(v))], label=k)
+    ax.axvline(1.02, color="grey", ls=":", lw=1)
+    ax.set_xlim(0.6, 1.3)
+    ax.set_xlabel("mean latency / best static plan's")
+    ax.set_ylabel("share of trace runs")
+    ax.set_title(f"simulated, {len(rows)} trace runs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    RESULTS.mkdir(exist_ok=True)
+    fig.savefig(RESULTS / "bench_adaptive_simulated.png", dpi=110)
+    print("wrote", RESULTS / "bench_adaptive_simulated.png")
 
 
 def live_check(args, live_cases, rows):
