@@ -36,7 +36,9 @@ void bind_adapt(py::module_& m) {
       .def("bandwidth_at", &Link::bandwidth_at, py::arg("t_s"))
       .def("bandwidth_now", &Link::bandwidth_now)
       .def("serialization_ms", &Link::serialization_ms, py::arg("bytes"), py::arg("t_s"))
-      .def("transmit", &Link::transmit, py::arg("bytes"))
+      .def("transmit", &Link::transmit, py::arg("bytes"), py::arg("uplink") = true)
+      .def("set_uplink_rate_factor", &Link::set_uplink_rate_factor, py::arg("factor"))
+      .def_property_readonly("uplink_rate_factor", &Link::uplink_rate_factor)
       .def("mean_bandwidth", &Link::mean_bandwidth)
       .def("duration_s", &Link::duration_s)
       .def_property_readonly("spec", &Link::spec);
@@ -97,7 +99,16 @@ void bind_adapt(py::module_& m) {
       .def_readonly("est_load", &RequestRecord::est_load)
       .def_readonly("est_device_load", &RequestRecord::est_device_load)
       .def_readonly("estimate_device_atoms", &RequestRecord::estimate_device_atoms)
-      .def_readonly("why", &RequestRecord::why);
+      .def_readonly("why", &RequestRecord::why)
+      .def_readonly("frequency_mhz", &RequestRecord::frequency_mhz)
+      .def_readonly("tx_power_mw", &RequestRecord::tx_power_mw)
+      .def_readonly("tx_rate_mbps", &RequestRecord::tx_rate_mbps)
+      .def_readonly("energy_mj", &RequestRecord::energy_mj)
+      .def_readonly("compute_mj", &RequestRecord::compute_mj)
+      .def_readonly("tx_mj", &RequestRecord::tx_mj)
+      .def_readonly("rx_mj", &RequestRecord::rx_mj)
+      .def_readonly("idle_mj", &RequestRecord::idle_mj)
+      .def_readonly("energy_queue", &RequestRecord::energy_queue);
   py::class_<Observation>(m, "Observation")
       .def(py::init<>())
       .def_readwrite("index", &Observation::index)
@@ -115,7 +126,11 @@ void bind_adapt(py::module_& m) {
       .def_readonly("plan_id", &Decision::plan_id)
       .def_readonly("predicted_ms", &Decision::predicted_ms)
       .def_readonly("estimate_device_atoms", &Decision::estimate_device_atoms)
-      .def_readonly("why", &Decision::why);
+      .def_readonly("why", &Decision::why)
+      .def_readonly("frequency_mhz", &Decision::frequency_mhz)
+      .def_readonly("tx_power_mw", &Decision::tx_power_mw)
+      .def_readonly("device_time_factor", &Decision::device_time_factor)
+      .def_readonly("uplink_rate_factor", &Decision::uplink_rate_factor);
   py::class_<Policy, std::shared_ptr<Policy>>(m, "Policy")
       .def_property_readonly("name", &Policy::name)
       .def("decide", &Policy::decide, py::arg("observation"))
@@ -126,6 +141,8 @@ void bind_adapt(py::module_& m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("lagged_oracle_policy", &make_lagged_oracle_policy, py::arg("cost_model"), py::arg("rtt_ms"), py::arg("link"),
         py::arg("lag_s"), py::call_guard<py::gil_scoped_release>());
+  m.def("energy_policy", &make_energy_policy, py::arg("cost_model"), py::arg("power"), py::arg("options"),
+        py::call_guard<py::gil_scoped_release>());
   m.def("adaptive_policy", &make_adaptive_policy, py::arg("cost_model"), py::arg("options"),
         py::call_guard<py::gil_scoped_release>());
   py::class_<SimulationOptions>(m, "SimulationOptions")

@@ -450,7 +450,9 @@ void bind_plan(py::module_& m) {
       .def_property_readonly("options", &EnergyController::options);
   m.def("device_energy", &device_energy, py::arg("cost_model"), py::arg("power"), py::arg("placement"), py::arg("op"),
         py::arg("bandwidth_mbps"), py::arg("rtt_ms"));
-  m.def("plan_energy", &plan_energy, py::arg("cost_model"), py::arg("power"), py::arg("bandwidth_mbps"),
+  m.def("plan_energy", [](const CostModel& cm, const PowerModel& pm, double bw, double rtt, const EnergyWeights& w) {
+          return plan_energy(cm, pm, bw, rtt, w);
+        }, py::arg("cost_model"), py::arg("power"), py::arg("bandwidth_mbps"),
         py::arg("rtt_ms"), py::arg("weights"), py::call_guard<py::gil_scoped_release>());
   m.def("plan_energy_brute_force", &plan_energy_brute_force, py::arg("cost_model"), py::arg("power"),
         py::arg("bandwidth_mbps"), py::arg("rtt_ms"), py::arg("weights"), py::call_guard<py::gil_scoped_release>());
@@ -467,4 +469,14 @@ void bind_plan(py::module_& m) {
       py::arg("cost_model"), py::arg("power"), py::arg("bandwidth_mbps"), py::arg("rtt_ms"), py::arg("budget_mj"),
       py::arg("deadline_ms") = kUnlimited, py::call_guard<py::gil_scoped_release>(),
       "(decisions, lambda): the offline oracle over every request's bandwidth");
+  m.def("energy_hull", &energy_hull, py::arg("cost_model"), py::arg("power"), py::arg("bandwidth_mbps"),
+        py::arg("rtt_ms"), py::arg("deadline_ms") = kUnlimited, py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "energy_oracle_from_hulls",
+      [](const std::vector<std::vector<EnergyDecision>>& hulls, double budget) {
+        double lambda = 0;
+        auto ds = energy_oracle_from_hulls(hulls, budget, &lambda);
+        return std::make_pair(ds, lambda);
+      },
+      py::arg("hulls"), py::arg("budget_mj"), py::call_guard<py::gil_scoped_release>());
 }

@@ -100,6 +100,7 @@ void bind_runtime(py::module_& m) {
       .def("ping", &Deployment::ping, py::arg("timeout_ms") = 500, py::call_guard<py::gil_scoped_release>())
       .def("echo", &Deployment::echo, py::arg("tensors"), py::call_guard<py::gil_scoped_release>())
       .def("probe", &Deployment::probe, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("device_slowdown", py::cpp_function(&Deployment::device_slowdown, py::call_guard<py::gil_scoped_release>()))
       .def_property_readonly("server_available",
                              py::cpp_function(&Deployment::server_available, py::call_guard<py::gil_scoped_release>()));
 

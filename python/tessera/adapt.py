@@ -32,7 +32,9 @@ __all__ = ["Link", "AdaptiveDeployment", "Controller", "StreamDeployment", "pois
 RECORD_KEYS = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_id", "device_atoms",
                "device_param_bytes", "switched",
                "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "queue_ms", "predicted_ms", "fallback",
-               "probed", "est_load", "est_device_load", "estimate_device_atoms", "why")
+               "probed", "est_load", "est_device_load", "estimate_device_atoms", "why",
+               "frequency_mhz", "tx_power_mw", "tx_rate_mbps", "energy_mj", "compute_mj", "tx_mj", "rx_mj", "idle_mj",
+               "energy_queue")
 
 
 def record_dict(r) -> dict:
@@ -169,7 +171,12 @@ class AdaptiveDeployment(Controller):
     (mean of the window) or "kalman" (see MonitorOptions). deadline_ms: a latency requirement
     the plans must meet (gads re-plans under it; when none can, the fastest runs and the record says
     so). free_memory_fraction: > 0 reads the machine's free memory (cgroup-aware) before every request
-    and plans with this fraction of it as the device's budget for weights.
+    and plans with this fraction of it as the device's budget for weights. controller: a
+    :class:`tessera.EnergyController` - then every request's split, clock frequency and transmit power
+    come from it (CutEdge's drift-plus-penalty under its energy budget and deadline), the frequency is
+    emulated as the device's slowdown x that clock's time factor and the transmit power as the uplink's
+    Shannon rate (nothing changes this machine's clock), and the timeline adds the operating point, the
+    energy by part and the virtual queue.
     """
 
     def __init__(self, model: Model, costs, server: str, planner: str = "parametric", link: Link | None = None,
@@ -177,7 +184,8 @@ class AdaptiveDeployment(Controller):
                  device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.1,
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
                  window: int = 3, react_to_drops: bool = True, estimator: str = "median",
-                 deadline_ms: float | None = None, free_memory_fraction: float = 0.0):
+                 deadline_ms: float | None = None, free_memory_fraction: float = 0.0, controller=None):
+        self._energy = controller
         super().__init__(model, costs, server, None, link=link, timeout_ms=timeout_ms, retry_ms=retry_ms,
                          device_slowdown=device_slowdown, emulation=emulation, planner=planner, rtt_ms=rtt_ms,
                          hysteresis=hysteresis, initial_bandwidth_mbps=initial_bandwidth_mbps,
@@ -186,6 +194,10 @@ class AdaptiveDeployment(Controller):
                          free_memory_fraction=free_memory_fraction)
 
     def _make(self, model, o, opts):
+        if self._energy is not None:  # CutEdge: split, clock and transmit power per request, under a budget
+            ctl = self._energy
+            self.policy = _core.energy_policy(ctl.cost_model, ctl.power_core, ctl.options)
+            return _core.Controller(model._core, self.cost_model, o, self.policy, opts)
         core = _core.AdaptiveDeployment(model._core, self.cost_model, o, opts)
         self.policy = core.policy()
         return core

@@ -278,9 +278,10 @@ class EnergyController:
         o.budget_mj = float(budget_mj)
         o.V = float(V)
         o.deadline_ms = math.inf if deadline_ms is None else float(deadline_ms)
-        self.model, self.power = model, power
+        self.model, self.power, self.options = model, power, o
+        self.power_core = _pm(power)
         self.cost_model = make_cost_model(model, costs)
-        self._core = _core.EnergyController(self.cost_model, _pm(power), o)
+        self._core = _core.EnergyController(self.cost_model, self.power_core, o)
 
     def decide(self, bandwidth_mbps: float, rtt_ms: float = 0.0):
         return self._core.decide(float(bandwidth_mbps), float(rtt_ms))
@@ -325,6 +326,8 @@ def tradeoff(model, costs, power: PowerModel, trace, V=(1, 10, 100, 1000), budge
         fast = [_core.plan_energy(cm, pm, b, rtt_ms, _weights(1, 0, deadline_ms)).parts.total_mj for b in bws]
         frugal = [_core.plan_energy(cm, pm, b, rtt_ms, _weights(0, 1, deadline_ms)).parts.total_mj for b in bws]
         budget_mj = (sum(fast) + sum(frugal)) / (2 * len(bws))
+    dl = math.inf if deadline_ms is None else float(deadline_ms)
+    hulls = [_core.energy_hull(cm, pm, b, float(rtt_ms), dl) for b in bws]  # once, for every V's oracle
     points = []
     for v in V:
         ctl = EnergyController(model, costs, power, budget_mj, V=v, deadline_ms=deadline_ms)
@@ -332,8 +335,7 @@ def tradeoff(model, costs, power: PowerModel, trace, V=(1, 10, 100, 1000), budge
         e = sum(r["total_mj"] for r in recs) / len(recs)
         lat = sum(r["latency_ms"] for r in recs) / len(recs)
         fps = len(recs) / sum(1.0 / r["throughput_fps"] for r in recs)
-        ds, lam = _core.energy_oracle(cm, pm, bws, float(rtt_ms), e * (1 + 1e-9),
-                                      math.inf if deadline_ms is None else float(deadline_ms))
+        ds, lam = _core.energy_oracle_from_hulls(hulls, e * (1 + 1e-9))
         o_lat = sum(d.parts.latency_ms for d in ds) / len(ds)
         points.append({"V": v, "budget_mj": budget_mj, "energy_mj": e, "latency_ms": lat, "throughput_fps": fps,
                        "oracle_latency_ms": o_lat, "latency/oracle": lat / o_lat if o_lat > 0 else math.nan,

@@ -332,3 +332,38 @@ def test_a_stream_moves_to_the_pipeline_under_load_and_back(small, server_proces
         sd.serve(frames[:2], [0.0])
     with pytest.raises(ValueError, match="'fastest'"):
         ts.StreamDeployment(m, even, server=srv.endpoint, bandwidth_mbps=10, policy="fastest")
+
+
+def test_a_live_deployment_follows_the_energy_controller(small, server_process):
+    """CutEdge live: per request the controller's split, clock and transmit power; the clock emulated as
+    the device's slowdown, the power as the uplink's rate; energy by part and the virtual queue recorded,
+    the queue updated from what was measured; every output equal to the whole model's."""
+    m, xs, repo, costs = small
+    srv = server_process(repo)
+    pm = ts.PowerModel(freqs_mhz=[600, 1200, 2400], active_mw=[200, 500, 1600], idle_mw=30, rx_mw=120,
+                       tx=ts.Radio(max_power_mw=250, bandwidth_mhz=10, levels_mw=[50, 125, 250]))
+    fastest = ts.plan_energy(m, costs, pm, bandwidth_mbps=20, rtt_ms=10)
+    frugal = ts.plan_energy(m, costs, pm, bandwidth_mbps=20, rtt_ms=10, latency_weight=0, energy_weight=1)
+    assert frugal.parts.total_mj < fastest.parts.total_mj
+    budget = (frugal.parts.total_mj + fastest.parts.total_mj) / 2
+    ctl = ts.EnergyController(m, costs, pm, budget_mj=budget, V=0.5)
+    link = ts.Link(bandwidth_mbps=20, rtt_ms=10)
+    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=link, controller=ctl, emulation="account",
+                                rtt_ms=10, initial_bandwidth_mbps=20, device_slowdown=2.0, timeout_ms=60000)
+    ref = m.run_flat(xs)[0]
+    seen = set()
+    for _ in range(12):
+        y = dep(xs)
+        assert torch.allclose(y, ref, rtol=1e-4, atol=1e-5)
+        r = dep.timeline[-1]
+        seen.add((r["frequency_mhz"], r["tx_power_mw"], r["device_atoms"]))
+        assert r["frequency_mhz"] in (600, 1200, 2400) and r["tx_power_mw"] in (50, 125, 250)
+        # the chosen clock is the device's emulated speed: slowdown 2 at 2400 MHz, 8 at 600
+        assert dep._core.deployment().device_slowdown == pytest.approx(2.0 * 2400 / r["frequency_mhz"])
+        assert link._core.uplink_rate_factor == pytest.approx(pm.tx_rate_mbps(r["tx_power_mw"], 20) / 20)
+        assert r["energy_mj"] == pytest.approx(r["compute_mj"] + r["tx_mj"] + r["rx_mj"] + r["idle_mj"])
+        assert r["energy_mj"] > 0 and not r["fallback"]
+    tl = dep.timeline
+    for a, b in zip(tl, tl[1:]):  # Q(t+1) = max(Q(t) + e(t) - budget, 0), from what was measured
+        assert b["energy_queue"] == pytest.approx(max(a["energy_queue"] + a["energy_mj"] - budget, 0.0), abs=1e-9)
+    assert len(seen) >= 2  # the queue moved the decision

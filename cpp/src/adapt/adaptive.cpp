@@ -15,6 +15,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Controller::Impl {
   std::shared_ptr<transport::Link> link;  // the deployment's emulated link (true bandwidth), may be null
+  double base_slowdown = 1;               // the device's emulated speed at its reference clock
   plan::CostModel cm;
   AdaptiveOptions opt;
   std::shared_ptr<Policy> policy;
@@ -29,6 +30,7 @@ struct Controller::Impl {
   Impl(Model model, plan::CostModel cost_model, runtime::DeploymentOptions o, std::shared_ptr<Policy> p,
        AdaptiveOptions a)
       : link(o.link),
+        base_slowdown(o.device_slowdown),
         cm(std::move(cost_model)),
         opt(std::move(a)),
         policy(std::move(p)),
@@ -103,6 +105,13 @@ struct Controller::Impl {
     const Decision d = policy->decide(obs);
     r.switched = d.placement != obs.current;
     if (r.switched) dep.set_placement(d.placement);  // checked plans are cached per placement
+    // an operating point (energy policies): the clock as the device's emulated speed, the
+    // transmit power as the uplink's emulated rate
+    const double slow = base_slowdown * std::max(1.0, d.device_time_factor);
+    if (slow != dep.device_slowdown()) dep.set_device_slowdown(slow);
+    double up_factor = d.uplink_rate_factor;
+    if (link && d.tx_power_mw > 0) up_factor = policy->uplink_rate_factor(d.tx_power_mw, link->bandwidth_now());
+    if (link && link->uplink_rate_factor() != up_factor) link->set_uplink_rate_factor(up_factor);
     replan_now = false;
     r.decide_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
     r.est_bandwidth = policy->uses_estimates() ? obs.est_bandwidth : std::nan("");
@@ -144,6 +153,17 @@ struct Controller::Impl {
     r.fallback = tl.fallback;
     r.est_load = monitor.server_load();
     r.est_device_load = monitor.device_load();
+    Measured m;
+    m.device_ms = tl.device_ms;
+    m.server_ms = tl.server_ms;
+    m.queue_ms = tl.queue_ms;
+    for (const auto& b : tl.blocks)
+      if (b.remote) m.up_bytes += static_cast<double>(b.bytes_up), m.down_bytes += static_cast<double>(b.bytes_down),
+          ++m.remote_blocks;
+    m.bandwidth_mbps = link ? r.true_bandwidth : obs.est_bandwidth;
+    m.uplink_mbps = link ? r.true_bandwidth * up_factor : 0.0;
+    m.rtt_ms = obs.rtt_ms;
+    policy->observe(m, r);
     records.push_back(r);
     return out;
   }

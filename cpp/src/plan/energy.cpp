@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include <fmt/format.h>
@@ -244,12 +245,15 @@ bool best_at(const CostModel& cm, const PowerModel& pm, CutSolver& solver, const
 }
 }  // namespace
 
-EnergyDecision plan_energy(const CostModel& cm, const PowerModel& pm, double bw, double rtt, const EnergyWeights& w) {
+EnergyDecision plan_energy(const CostModel& cm, const PowerModel& pm, double bw, double rtt, const EnergyWeights& w,
+                           CutSolver* reuse) {
   check_model(cm);
   pm.validate();
   check_link(bw, rtt);
   check_weights(w);
-  CutSolver solver(cm.dag);
+  std::unique_ptr<CutSolver> own;
+  if (!reuse) own = std::make_unique<CutSolver>(cm.dag);
+  CutSolver& solver = reuse ? *reuse : *own;
   EnergyDecision best, fastest;
   bool have = false, have_fast = false;
   int n = 0;
@@ -298,6 +302,7 @@ EnergyDecision plan_energy_brute_force(const CostModel& cm, const PowerModel& pm
 EnergyController::EnergyController(CostModel cm, PowerModel pm, ControllerOptions o)
     : cm_(std::move(cm)), pm_(std::move(pm)), opt_(o), q_(o.initial_queue) {
   check_model(cm_);
+  solver_ = std::make_shared<CutSolver>(cm_.dag);
   pm_.validate();
   TESSERA_CHECK(std::isfinite(opt_.V) && opt_.V > 0, InvalidArgument, "V = {} must be > 0", opt_.V);
   TESSERA_CHECK(finite_nonneg(opt_.initial_queue), InvalidArgument, "initial_queue = {} must be >= 0",
@@ -322,7 +327,7 @@ EnergyDecision EnergyController::decide(double bw, double rtt) const {
   w.latency = opt_.V;
   w.energy = q_;
   w.deadline_ms = opt_.deadline_ms;
-  return plan_energy(cm_, pm_, bw, rtt, w);
+  return plan_energy(cm_, pm_, bw, rtt, w, solver_.get());
 }
 
 void EnergyController::observe(double e) {
@@ -345,72 +350,87 @@ std::vector<EnergyRecord> run_controller(EnergyController& ctl, const std::vecto
   return out;
 }
 
+std::vector<EnergyDecision> energy_hull(const CostModel& cm, const PowerModel& pm, double bw, double rtt,
+                                        double deadline_ms) {
+  CutSolver solver(cm.dag);
+  EnergyWeights w;
+  w.deadline_ms = deadline_ms;
+  w.latency = 1;
+  w.energy = 0;
+  EnergyDecision fast = plan_energy(cm, pm, bw, rtt, w, &solver);
+  w.latency = 1e-9;
+  w.energy = 1;
+  EnergyDecision frugal = plan_energy(cm, pm, bw, rtt, w, &solver);
+  std::vector<EnergyDecision> hull = {fast};
+  // points strictly between a and b on the hull, in order of decreasing energy
+  std::function<void(const EnergyDecision&, const EnergyDecision&, int)> between = [&](const EnergyDecision& a,
+                                                                                      const EnergyDecision& b,
+                                                                                      int depth) {
+    const double de = a.parts.total_mj - b.parts.total_mj, dl = b.parts.latency_ms - a.parts.latency_ms;
+    if (depth > 40 || de <= 1e-9 * std::max(1.0, a.parts.total_mj) || dl <= 0) return;
+    EnergyWeights m;
+    m.deadline_ms = deadline_ms;
+    m.latency = 1;
+    m.energy = dl / de;  // a and b tie here
+    EnergyDecision c = plan_energy(cm, pm, bw, rtt, m, &solver);
+    const double tie = a.parts.latency_ms + m.energy * a.parts.total_mj;
+    if (c.objective >= tie * (1 - 1e-9) - 1e-12) return;  // nothing below the segment
+    between(a, c, depth + 1);
+    hull.push_back(c);
+    between(c, b, depth + 1);
+  };
+  if (frugal.parts.total_mj < fast.parts.total_mj * (1 - 1e-12)) {
+    between(fast, frugal, 0);
+    hull.push_back(frugal);
+  }
+  return hull;
+}
+
+std::vector<EnergyDecision> energy_oracle_from_hulls(const std::vector<std::vector<EnergyDecision>>& hulls,
+                                                     double budget_mj, double* lambda_out) {
+  TESSERA_CHECK(!hulls.empty(), InvalidArgument, "the oracle needs at least one request");
+  TESSERA_CHECK(std::isfinite(budget_mj) && budget_mj > 0, InvalidArgument, "budget_mj = {} must be > 0", budget_mj);
+  std::vector<size_t> at(hulls.size(), 0);
+  double total = 0;
+  struct Move {
+    double slope;  // latency added per mJ saved
+    size_t req, to;
+  };
+  std::vector<Move> moves;
+  for (size_t i = 0; i < hulls.size(); ++i) {
+    TESSERA_CHECK(!hulls[i].empty(), InvalidArgument, "request {} has an empty hull", i);
+    total += hulls[i][0].parts.total_mj;
+    for (size_t k = 1; k < hulls[i].size(); ++k) {
+      const auto &a = hulls[i][k - 1].parts, &b = hulls[i][k].parts;
+      const double de = a.total_mj - b.total_mj;
+      moves.push_back({de > 0 ? (b.latency_ms - a.latency_ms) / de : kInf, i, k});
+    }
+  }
+  // per request the slopes increase along a convex hull, so the global order keeps each request's order
+  std::stable_sort(moves.begin(), moves.end(), [](const Move& x, const Move& y) { return x.slope < y.slope; });
+  const double cap = budget_mj * static_cast<double>(hulls.size());
+  double lambda = 0;
+  for (const auto& mv : moves) {
+    if (total <= cap * (1 + 1e-12)) break;
+    if (at[mv.req] + 1 != mv.to) continue;  // not convex at this point: keep the request's order
+    total -= hulls[mv.req][mv.to - 1].parts.total_mj - hulls[mv.req][mv.to].parts.total_mj;
+    at[mv.req] = mv.to;
+    lambda = mv.slope;
+  }
+  std::vector<EnergyDecision> out;
+  for (size_t i = 0; i < hulls.size(); ++i) out.push_back(hulls[i][at[i]]);
+  if (lambda_out) *lambda_out = lambda;
+  return out;
+}
+
 std::vector<EnergyDecision> energy_oracle(const CostModel& cm, const PowerModel& pm, const std::vector<double>& bws,
                                           double rtt, double budget_mj, double deadline_ms, double* lambda_out) {
   check_model(cm);
   pm.validate();
   TESSERA_CHECK(!bws.empty(), InvalidArgument, "the oracle needs at least one request");
-  TESSERA_CHECK(std::isfinite(budget_mj) && budget_mj > 0, InvalidArgument, "budget_mj = {} must be > 0", budget_mj);
-  auto solve = [&](double lambda) {
-    std::vector<EnergyDecision> ds;
-    double total = 0;
-    EnergyWeights w;
-    w.latency = 1;
-    w.energy = lambda;
-    w.deadline_ms = deadline_ms;
-    for (double bw : bws) {
-      ds.push_back(plan_energy(cm, pm, bw, rtt, w));
-      total += ds.back().parts.total_mj;
-    }
-    return std::make_pair(ds, total / static_cast<double>(bws.size()));
-  };
-  auto [ds, mean] = solve(0);
-  double lambda = 0;
-  if (mean > budget_mj) {
-    double lo = 0, hi = 1;
-    auto r = solve(hi);
-    for (int it = 0; it < 40 && r.second > budget_mj; ++it) lo = hi, hi *= 4, r = solve(hi);
-    ds = r.first;  // the best known plans within budget (or the least energy reachable)
-    auto below = ds;
-    auto above = solve(lo).first;  // over budget, faster
-    for (int it = 0; it < 30; ++it) {
-      const double mid = (lo + hi) / 2;
-      auto m = solve(mid);
-      if (m.second <= budget_mj) {
-        hi = mid;
-        below = std::move(m.first);
-      } else {
-        lo = mid;
-        above = std::move(m.first);
-      }
-    }
-    lambda = hi;
-    // The plans at the multiplier are discrete: the ones just within budget may leave part of it
-    // unspent. Spend it as the relaxation would: move requests to their faster plan (just above
-    // the multiplier), most latency saved per mJ first, while the mean stays within budget.
-    ds = below;
-    double total = 0;
-    for (const auto& d : ds) total += d.parts.total_mj;
-    std::vector<size_t> order;
-    for (size_t i = 0; i < ds.size(); ++i)
-      if (above[i].parts.latency_ms < ds[i].parts.latency_ms) order.push_back(i);
-    auto rate = [&](size_t i) {
-      const double de = above[i].parts.total_mj - below[i].parts.total_mj;
-      const double dl = below[i].parts.latency_ms - above[i].parts.latency_ms;
-      return de > 0 ? dl / de : kInf;
-    };
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rate(a) > rate(b); });
-    const double cap = budget_mj * static_cast<double>(ds.size());
-    for (size_t i : order) {
-      const double de = above[i].parts.total_mj - ds[i].parts.total_mj;
-      if (total + de <= cap * (1 + 1e-12)) {
-        total += de;
-        ds[i] = above[i];
-      }
-    }
-  }
-  if (lambda_out) *lambda_out = lambda;
-  return ds;
+  std::vector<std::vector<EnergyDecision>> hulls;
+  for (double bw : bws) hulls.push_back(energy_hull(cm, pm, bw, rtt, deadline_ms));
+  return energy_oracle_from_hulls(hulls, budget_mj, lambda_out);
 }
 
 }  // namespace tessera::plan

@@ -255,6 +255,17 @@ void Deployment::set_plan(plan::Plan plan) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->set_plan(std::move(plan));
 }
+void Deployment::set_device_slowdown(double slowdown) {
+  TESSERA_CHECK(std::isfinite(slowdown) && slowdown >= 1.0, InvalidArgument, "device_slowdown must be >= 1, got {}",
+                slowdown);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->opt.device_slowdown = slowdown;
+}
+double Deployment::device_slowdown() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->opt.device_slowdown;
+}
+
 void Deployment::set_placement(const std::vector<int>& placement) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->set_placement(placement);

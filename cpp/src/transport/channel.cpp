@@ -116,7 +116,7 @@ class EmulatedChannel final : public Channel {
     double ms = wait(link_->transmit(static_cast<double>(message_bytes(body, tensors))));  // uplink first
     auto r = inner_->call(h, body, tensors, timeout_ms);
     if (!r) return r;
-    ms += wait(link_->transmit(static_cast<double>(r->bytes_down)));
+    ms += wait(link_->transmit(static_cast<double>(r->bytes_down), false));
     r->link_ms = ms;
     return r;
   }

@@ -111,7 +111,12 @@ double Link::serialization_ms(double bytes, double t) const {
   return elapsed * 1e3;
 }
 
-double Link::transmit(double bytes) {
+void Link::set_uplink_rate_factor(double factor) {
+  TESSERA_CHECK(std::isfinite(factor) && factor > 0, InvalidArgument, "uplink rate factor = {} must be > 0", factor);
+  uplink_factor_.store(factor);
+}
+
+double Link::transmit(double bytes, bool uplink) {
   double ms;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -125,7 +130,7 @@ double Link::transmit(double bytes) {
     const double from_bucket = std::min(tokens_, need);
     tokens_ -= from_bucket;
     need -= from_bucket;
-    ms = serialization_ms(need, t) + spec_.rtt_ms / 2;
+    ms = serialization_ms(need, t) / (uplink ? uplink_factor_.load() : 1.0) + spec_.rtt_ms / 2;
   }
   return ms;
 }

@@ -22,6 +22,7 @@
 
 #include "tessera/adapt/monitor.h"
 #include "tessera/plan/cost_model.h"
+#include "tessera/plan/energy.h"
 #include "tessera/plan/plan.h"
 #include "tessera/transport/link.h"
 
@@ -70,6 +71,21 @@ struct Decision {
   // changed ("" when it is that plan and nothing else happened).
   int estimate_device_atoms = -1;
   std::string why;
+  // Operating point (energy policies): the device's clock and the radio's transmit power (0: not
+  // chosen), emulated as a device slowdown x device_time_factor and an uplink rate x uplink_rate_factor.
+  double frequency_mhz = 0, tx_power_mw = 0;
+  double device_time_factor = 1, uplink_rate_factor = 1;
+};
+
+// What a request cost as the device measured it (the controller fills it from the deployment's timeline).
+struct Measured {
+  double device_ms = 0;             // compute here (emulated speed)
+  double server_ms = 0, queue_ms = 0;
+  double up_bytes = 0, down_bytes = 0;
+  int remote_blocks = 0;            // round trips to the server
+  double bandwidth_mbps = 0;        // the link's bandwidth (the emulated link's true one, else the estimate)
+  double uplink_mbps = 0;           // the uplink's rate at the chosen transmit power (0: not known)
+  double rtt_ms = 0;
 };
 
 // One request as the controller saw it: the same record for every policy.
@@ -92,6 +108,11 @@ struct RequestRecord {
   double est_device_load = 1;  // device load estimate after the request
   int estimate_device_atoms = -1;  // device atoms of the plan the estimate alone would choose (-1: n/a)
   std::string why;             // the policy's reason when its plan is not that one, or changed
+  // Energy policies: the operating point, the request's energy by part (mJ, from what was measured)
+  // and the virtual energy queue before the request; 0 otherwise.
+  double frequency_mhz = 0, tx_power_mw = 0, tx_rate_mbps = 0;
+  double energy_mj = 0, compute_mj = 0, tx_mj = 0, rx_mj = 0, idle_mj = 0;
+  double energy_queue = 0;
 };
 
 class Policy {
@@ -104,6 +125,11 @@ class Policy {
   virtual bool uses_estimates() const { return false; }
   // Breakpoints (Mbit/s) of a parametric table in use (empty otherwise).
   virtual std::vector<double> breakpoints() const { return {}; }
+  // After the request: what it cost; a policy may learn from it and annotate its record (energy).
+  virtual void observe(const Measured& /*measured*/, RequestRecord& /*record*/) {}
+  // The uplink's rate at a transmit power relative to the rate at max power, on a link of this
+  // bandwidth (what an emulated link applies for the true channel); 1 for policies without a radio.
+  virtual double uplink_rate_factor(double /*tx_power_mw*/, double /*bandwidth_mbps*/) const { return 1; }
 };
 
 // The same plan for every request ("device_only", "server_only", "static", ...).
@@ -122,6 +148,13 @@ std::shared_ptr<Policy> make_lagged_oracle_policy(const plan::CostModel& cm, dou
 // moves beyond load_tolerance; other planners re-plan on every request (chain =
 // Neurosurgeon). A memory budget the plan breaks hands over to gads under it.
 std::shared_ptr<Policy> make_adaptive_policy(const plan::CostModel& cm, const AdaptiveOptions& options);
+
+// CutEdge's controller as a policy (plan::EnergyController): per request the (split, clock,
+// transmit power) minimising V x latency + Q x energy under the deadline, at the estimated
+// bandwidth; after it, the energy of what was measured (device ms at that clock's power, bytes
+// over the emulated rates at the radio's power, waits at idle power) feeds the virtual queue.
+std::shared_ptr<Policy> make_energy_policy(const plan::CostModel& cm, const plan::PowerModel& power,
+                                           const plan::ControllerOptions& options);
 
 // Fills what a record says of a decision: plan id, prediction, explanation, and the device's
 // share of the placement (atoms, weights). Shared by the live Controller and the simulator.

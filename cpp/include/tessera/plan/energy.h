@@ -24,12 +24,15 @@
 // sum is minimised exactly by one min cut; plan_energy enumerates the small (f, p) set.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "tessera/plan/cost_model.h"
 
 namespace tessera::plan {
+
+class CutSolver;
 
 struct Radio {
   double max_power_mw = 0;        // the power the trace's bandwidth is reached at (> 0)
@@ -105,8 +108,9 @@ struct EnergyWeights {
 // each (f, p) one min cut (exact); when that plan breaks the deadline, the latency weight is raised
 // by bisection until it meets it (a Lagrangian bound, marked), or the pair is infeasible. When no
 // pair meets the deadline, the fastest plan, marked. Throws InvalidArgument for a bad model/weights.
+// solver: a CutSolver built on cm.dag to reuse (a controller's: the flow graph is built once), or null.
 EnergyDecision plan_energy(const CostModel& cm, const PowerModel& pm, double bw_mbps, double rtt_ms,
-                           const EnergyWeights& w);
+                           const EnergyWeights& w, CutSolver* solver = nullptr);
 // Every placement x frequency x transmit level (at most 20 atoms): the test oracle.
 EnergyDecision plan_energy_brute_force(const CostModel& cm, const PowerModel& pm, double bw_mbps, double rtt_ms,
                                        const EnergyWeights& w);
@@ -137,6 +141,7 @@ class EnergyController {
   PowerModel pm_;
   ControllerOptions opt_;
   double q_ = 0;
+  std::shared_ptr<CutSolver> solver_;  // built once on the model's DAG
 };
 
 // A controller or a fixed policy over a bandwidth series (one request per entry): per request
@@ -151,13 +156,24 @@ std::vector<EnergyRecord> run_controller(EnergyController& ctl, const std::vecto
                                          double rtt_ms);
 
 // The offline oracle that knows every request's bandwidth: minimise the mean latency subject to
-// the mean energy <= budget_mj, by Lagrangian relaxation (per request min latency + lambda x
-// energy under the deadline, lambda bisected until the budget holds; the budget the discrete plans at
-// that multiplier leave unspent goes to the requests whose faster plan saves the most latency per mJ,
-// as the relaxation would). lambda = 0 when the fastest plans already meet it. Returns the per-request decisions; *lambda_out the multiplier.
+// the mean energy <= budget_mj, by Lagrangian relaxation over each request's (energy, latency) hull
+// (energy_hull, then energy_oracle_from_hulls below). *lambda_out: the multiplier (ms per mJ) where
+// the budget binds, 0 when the fastest plans already meet it.
 std::vector<EnergyDecision> energy_oracle(const CostModel& cm, const PowerModel& pm,
                                           const std::vector<double>& bandwidth_mbps, double rtt_ms,
                                           double budget_mj, double deadline_ms = kUnlimited,
                                           double* lambda_out = nullptr);
+
+// One request's lower convex hull of (energy, latency) over its plans: the plans some latency +
+// lambda x energy minimises, from the fastest (highest energy) to the least energy, found by
+// bisecting on lambda between neighbours (Eisner-Severance); each point a plan_energy decision.
+std::vector<EnergyDecision> energy_hull(const CostModel& cm, const PowerModel& pm, double bw_mbps, double rtt_ms,
+                                        double deadline_ms = kUnlimited);
+// The oracle over precomputed hulls (one per request): every request at its fastest plan, then the
+// moves down the hulls that add the least latency per mJ saved, in that order, until the mean energy is
+// within budget_mj (the last move may leave part of the budget unspent: at most one request's step).
+// *lambda_out: the slope of the last move (ms per mJ), 0 when no move was needed.
+std::vector<EnergyDecision> energy_oracle_from_hulls(const std::vector<std::vector<EnergyDecision>>& hulls,
+                                                     double budget_mj, double* lambda_out = nullptr);
 
 }  // namespace tessera::plan

@@ -84,6 +84,10 @@ class Deployment {
   // Plans already checked are remembered (per placement), so a switch back costs a lookup.
   void set_plan(plan::Plan plan);
   void set_placement(const std::vector<int>& placement);
+  // The emulated device speed from the next run() on (a clock frequency chosen per request:
+  // adapt's energy policy). >= 1.
+  void set_device_slowdown(double slowdown);
+  double device_slowdown() const;
   // Thread-safe: calls from several threads take turns (one request at a time on
   // the one socket); the accessors return copies.
   std::vector<int> placement() const;

@@ -52,8 +52,13 @@ class Link {
   // ms to serialise `bytes` at the trace's rate starting at link time t (no delay, no burst).
   double serialization_ms(double bytes, double t_s) const;
   // Passes one message of `bytes` through the link now: returns the ms the link
-  // holds it (token bucket serialisation + rtt/2). Does not sleep.
-  double transmit(double bytes);
+  // holds it (token bucket serialisation + rtt/2). Does not sleep. An uplink message's
+  // serialisation is divided by the uplink rate factor (a lower transmit power: energy.h).
+  double transmit(double bytes, bool uplink = true);
+  // The uplink's rate relative to the trace's (1: the trace; 0.5: half as fast), e.g. the
+  // Shannon rate of a lower transmit power over the rate at max power. Thread-safe.
+  void set_uplink_rate_factor(double factor);
+  double uplink_rate_factor() const { return uplink_factor_.load(); }
   // Mean bandwidth over the trace (or the constant rate).
   double mean_bandwidth() const;
   double duration_s() const;  // trace length (0 for a constant link)
@@ -64,6 +69,7 @@ class Link {
   std::chrono::steady_clock::time_point start_;
   std::atomic<bool> virtual_{false};  // read without the lock by now_s()
   std::atomic<double> virtual_t_{0};
+  std::atomic<double> uplink_factor_{1.0};
   double tokens_ = 0;       // bytes available in the bucket
   double last_refill_ = 0;  // link time of the last refill
   mutable std::mutex mu_;

@@ -1,0 +1,225 @@
+"""Energy-aware splitting: CutEdge's Lyapunov controller against static policies and an offline oracle.
+
+For each model (profiled here, 1 thread; the device = --device-slowdown x this machine at its highest
+frequency, the server = this machine), each sample power profile (tessera/data/*.xml: a big.LITTLE
+phone on Wi-Fi, an LTE phone with five transmit levels), each trace (--per-set of the norway-hsdpa and
+FCC sets in ../shared/traces, scaled so their median is DADS's 3G / 4G / WiFi uplink) and one request per
+--period trace seconds for --requests requests:
+
+- device-only at each frequency, server-only at max transmit power, the min-latency min-cut plan and the
+  min-energy static plan (both planned at the trace's mean bandwidth, priced at each request's);
+- the controller at V in --V (per request the split, frequency and transmit power minimising
+  V x latency + Q x energy; Q the virtual energy queue) under a budget halfway between the mean energy of
+  the per-request least-energy and fastest plans (which every case can meet: the least-energy plans do);
+- the offline oracle that knows the whole trace, at each controller point's realised mean energy (the
+  Lagrangian relaxation over each request's (energy, latency) hull): the best mean latency any policy
+  could have had with that energy.
+
+Everything is the cost and power model (no execution): the frequencies and transmit powers are emulated
+by the model, nothing changes this machine's clock. Reports the controller's energy against the budget
+(horizon = --requests requests), its latency against the oracle's per V, the decision time per request on
+each model, table + CSV + trade-off plot (energy against latency and throughput, one point per V) + queue plot.
+
+    .venv/bin/python bench/bench_energy.py [--models resnet50 googlenet mobilenet_v2] [--per-set 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tessera as ts  # noqa: E402
+from tessera import _core  # noqa: E402
+from tessera.plan import make_cost_model  # noqa: E402
+
+from common import RESULTS, quantiles, smoke, table, write_csv  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALES = {"3G": 1.1, "4G": 5.85, "WiFi": 18.88}
+
+
+def trace_files(tdir: Path, per_set: int):
+    out = []
+    for sub in ("norway-hsdpa", "fcc"):
+        files = sorted((tdir / sub).glob("*"))
+        files = [f for f in files if f.is_file()]
+        if per_set and len(files) > per_set:
+            step = len(files) / per_set
+            files = [files[int(i * step)] for i in range(per_set)]
+        out += [(sub, f) for f in files]
+    return out
+
+
+def weights(lw, ew, deadline=float("inf")):
+    w = _core.EnergyWeights()
+    w.latency, w.energy, w.deadline_ms = float(lw), float(ew), deadline
+    return w
+
+
+def static_row(cm, pm, placement, op, bws, rtt):
+    es = [_core.device_energy(cm, pm, placement, op, b, rtt) for b in bws]
+    return (statistics.fmean(e.total_mj for e in es), statistics.fmean(e.latency_ms for e in es),
+            len(es) / sum(1.0 / e.throughput_fps for e in es))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["resnet50", "googlenet", "mobilenet_v2"])
+    ap.add_argument("--profiles", nargs="+", default=list(ts.power.SAMPLE_PROFILES))
+    ap.add_argument("--traces-dir", default=str(ROOT.parent / "shared" / "traces"))
+    ap.add_argument("--per-set", type=int, default=5)
+    ap.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
+    ap.add_argument("--requests", type=int, default=100)
+    ap.add_argument("--period", type=float, default=1.0)
+    ap.add_argument("--V", nargs="+", type=float, default=[1, 10, 100, 1000])
+    ap.add_argument("--device-slowdown", type=float, default=10.0)
+    ap.add_argument("--rtt", type=float, default=20.0)
+    args = ap.parse_args(argv)
+    if smoke():
+        args.models, args.per_set, args.scales, args.requests = ["squeezenet1_0"], 1, ["4G"], 20
+    tdir = Path(args.traces_dir)
+    if not tdir.is_dir():
+        raise SystemExit(f"no trace directory {tdir}: pass --traces-dir")
+    from tessera import zoo
+    ts.set_threads(1)
+    traces = trace_files(tdir, args.per_set)
+    rows, curves, queues, decide_us = [], {}, {}, {}
+    t_start = time.perf_counter()
+    for name in args.models:
+        path, xs = zoo.torchscript(name)
+        m = ts.load(str(path), xs)
+        ct = ts.profile(m, xs, threads=1, repeats=5, warmup=2)
+        costs = {"device": [args.device_slowdown * c for c in ct.atom_ms], "server": list(ct.atom_ms)}
+        cm = make_cost_model(m, costs)
+        n = m.num_atoms
+        for prof in args.profiles:
+            power = ts.PowerModel.from_android_profile(ts.sample_profile(prof))
+            pm = power._core
+            ctl0 = _core.EnergyController(cm, pm, _opts(1e9, 10))
+            samples = []
+            for bw in (1.1, 5.85, 18.88) * 10:
+                t0 = time.perf_counter()
+                ctl0.decide(bw, args.rtt)
+                samples.append((time.perf_counter() - t0) * 1e6)
+            decide_us[(name, prof)] = quantiles(samples)
+            for sub, f in traces:
+                samples_tr = ts.read_trace(f)
+                window = [b for t, b in samples_tr if t < args.requests * args.period] or [samples_tr[0][1]]
+                med = statistics.median(window)
+                for sc in args.scales:
+                    link = ts.Link(trace=samples_tr, scale=SCALES[sc] / max(med, 1e-3))
+                    bws = [link.bandwidth_at(i * args.period) for i in range(args.requests)]
+                    mean_bw = statistics.fmean(bws)
+                    hulls = [_core.energy_hull(cm, pm, b, args.rtt) for b in bws]
+                    fast_e = statistics.fmean(h[0].parts.total_mj for h in hulls)
+                    frugal_e = statistics.fmean(h[-1].parts.total_mj for h in hulls)
+                    budget = (fast_e + frugal_e) / 2
+                    case = {"model": name, "profile": prof, "trace": f"{sub}/{f.name[:24]}", "scale": sc,
+                            "budget_mj": f"{budget:.1f}"}
+                    pts = []
+                    for fq in power.freqs_mhz:
+                        e, lat, fps = static_row(cm, pm, [0] * n, _core.Operating(fq, 0), bws, args.rtt)
+                        rows.append({**case, "policy": f"device@{fq:g}", "energy_mj": f"{e:.1f}",
+                                     "latency_ms": f"{lat:.1f}", "fps": f"{fps:.2f}"})
+                        pts.append(("device", fq, e, lat))
+                    e, lat, fps = static_row(cm, pm, [1] * n, _core.Operating(0, 0), bws, args.rtt)
+                    rows.append({**case, "policy": "server", "energy_mj": f"{e:.1f}", "latency_ms": f"{lat:.1f}",
+                                 "fps": f"{fps:.2f}"})
+                    for label, (lw, ew) in (("min_latency", (1, 0)), ("min_energy", (1e-9, 1))):
+                        d = _core.plan_energy(cm, pm, mean_bw, args.rtt, weights(lw, ew))
+                        e, lat, fps = static_row(cm, pm, list(d.placement), d.op, bws, args.rtt)
+                        rows.append({**case, "policy": label, "energy_mj": f"{e:.1f}", "latency_ms": f"{lat:.1f}",
+                                     "fps": f"{fps:.2f}"})
+                    for v in args.V:
+                        ctl = _core.EnergyController(cm, pm, _opts(budget, v))
+                        recs = _core.run_controller(ctl, bws, args.rtt)
+                        e = statistics.fmean(r.decision.parts.total_mj for r in recs)
+                        lat = statistics.fmean(r.decision.parts.latency_ms for r in recs)
+                        fps = len(recs) / sum(1.0 / r.decision.parts.throughput_fps for r in recs)
+                        ods, _ = _core.energy_oracle_from_hulls(hulls, e * (1 + 1e-9))
+                        o_lat = statistics.fmean(d.parts.latency_ms for d in ods)
+                        rows.append({**case, "policy": f"controller V={v:g}", "energy_mj": f"{e:.1f}",
+                                     "latency_ms": f"{lat:.1f}", "fps": f"{fps:.2f}",
+                                     "energy/budget": f"{e / budget:.3f}", "latency/oracle": f"{lat / o_lat:.3f}",
+                                     "queue_max": f"{max(r.queue for r in recs):.0f}"})
+                        curves.setdefault((name, prof), []).append((v, e / budget, lat / o_lat, e, lat, fps))
+                        if sc == "4G" and sub == "norway-hsdpa" and (name, prof, v) not in queues:
+                            queues[(name, prof, v)] = [r.queue for r in recs]
+                print(f"{name} {prof} {sub}/{f.name[:24]}: {len(args.scales)} scalings done "
+                      f"({time.perf_counter() - t_start:.0f} s)", flush=True)
+    elapsed = time.perf_counter() - t_start
+    print(f"\n{len(rows)} rows in {elapsed:.0f} s; cost and power model only (no execution); device "
+          f"{args.device_slowdown:g}x this machine at its top frequency, server = this machine (1 thread); rtt "
+          f"{args.rtt:g} ms; {args.requests} requests per trace, 1 per {args.period:g} trace s; budget halfway "
+          f"between the per-request least-energy and fastest plans' mean energy")
+    ctl_rows = [r for r in rows if r["policy"].startswith("controller")]
+    summary = []
+    for v in args.V:
+        sel = [r for r in ctl_rows if r["policy"] == f"controller V={v:g}"]
+        eb = [float(r["energy/budget"]) for r in sel]
+        lo = [float(r["latency/oracle"]) for r in sel]
+        q = quantiles(lo)
+        summary.append({"V": f"{v:g}", "cases": len(sel), "energy<=1.02xbudget": f"{sum(x <= 1.02 for x in eb)}",
+                        "energy/budget max": f"{max(eb):.3f}", "energy/budget median": f"{statistics.median(eb):.3f}",
+                        "latency/oracle median [q1,q3]": f"{q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}]",
+                        "latency/oracle mean": f"{statistics.fmean(lo):.3f}",
+                        "<=1.05 of oracle": f"{sum(x <= 1.05 for x in lo)}"})
+    print(table(summary, list(summary[0])))
+    print("decision time per request (us, median [q1, q3]; 1 thread, every frequency x transmit level):")
+    for (name, prof), (med, q1, q3) in decide_us.items():
+        print(f"  {name} {prof}: {med:.0f} [{q1:.0f}, {q3:.0f}]")
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    print("wrote", write_csv("bench_energy", [{k: r.get(k, "") for k in keys} for r in rows]))
+    if not smoke():
+        plot(curves, queues, rows, args)
+
+
+def _opts(budget, v):
+    o = _core.ControllerOptions()
+    o.budget_mj, o.V = float(budget), float(v)
+    return o
+
+
+def plot(curves, queues, rows, args):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    keys = sorted(curves)
+    fig, axes = plt.subplots(2, len(keys), figsize=(3.6 * len(keys), 6.4), squeeze=False)
+    for j, key in enumerate(keys):
+        pts = curves[key]
+        for row, (idx, label) in enumerate(((4, "mean latency (ms)"), (5, "throughput (requests/s)"))):
+            ax = axes[row][j]
+            for v in args.V:
+                sel = [p for p in pts if p[0] == v]
+                ax.scatter([p[3] for p in sel], [p[idx] for p in sel], s=8, label=f"V={v:g}")
+            ax.set_xlabel("mean energy per request (mJ)")
+            ax.set_ylabel(label)
+            if row == 0:
+                ax.set_title(f"{key[0]}, {key[1]}", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    RESULTS.mkdir(exist_ok=True)
+    fig.savefig(RESULTS / "bench_energy_tradeoff.png", dpi=100)
+    print("wrote", RESULTS / "bench_energy_tradeoff.png")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for (name, prof, v), q in sorted(queues.items()):
+        if name == args.models[0] and prof == args.profiles[-1]:
+            ax.plot(q, label=f"V={v:g}")
+    ax.set_xlabel("request")
+    ax.set_ylabel("virtual energy queue Q (mJ)")
+    ax.set_title(f"{args.models[0]}, {args.profiles[-1]}, a 4G-scaled 3G trace")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "bench_energy_queue.png", dpi=100)
+    print("wrote", RESULTS / "bench_energy_queue.png")
+
+
+if __name__ == "__main__":
+    main()
