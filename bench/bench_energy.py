@@ -86,7 +86,7 @@ def main(argv=None):
     from tessera import zoo
     ts.set_threads(1)
     traces = trace_files(tdir, args.per_set)
-    rows, curves, queues, decide_us = [], {}, {}, {}
+    rows, curves, queues, decide_us, showcase = [], {}, {}, {}, {}
     t_start = time.perf_counter()
     for name in args.models:
         path, xs = zoo.torchscript(name)
@@ -148,6 +148,25 @@ def main(argv=None):
                         curves.setdefault((name, prof), []).append((v, e / budget, lat / o_lat, e, lat, fps))
                         if sc == "4G" and sub == "norway-hsdpa" and (name, prof, v) not in queues:
                             queues[(name, prof, v)] = [r.queue for r in recs]
+                    key = (name, prof)
+                    if sc == "4G" and sub == "norway-hsdpa" and key not in showcase:
+                        # one case per model and profile for the trade-off figure: the controller at
+                        # every V under budgets from the least energy to the fastest, and the oracle
+                        pts = []
+                        for frac in (0.1, 0.3, 0.5, 0.7, 0.9):
+                            b = frugal_e + frac * (fast_e - frugal_e)
+                            for v in args.V:
+                                recs = _core.run_controller(_core.EnergyController(cm, pm, _opts(b, v)), bws, args.rtt)
+                                pts.append((v, statistics.fmean(r.decision.parts.total_mj for r in recs),
+                                            statistics.fmean(r.decision.parts.latency_ms for r in recs),
+                                            len(recs) / sum(1.0 / r.decision.parts.throughput_fps for r in recs)))
+                        oracle = []
+                        for frac in [i / 20 for i in range(21)]:
+                            ods, _ = _core.energy_oracle_from_hulls(hulls, frugal_e + frac * (fast_e - frugal_e))
+                            oracle.append((statistics.fmean(d.parts.total_mj for d in ods),
+                                           statistics.fmean(d.parts.latency_ms for d in ods),
+                                           len(ods) / sum(1.0 / d.parts.throughput_fps for d in ods)))
+                        showcase[key] = (f"{sub}/{f.name[:24]}", pts, oracle)
                 print(f"{name} {prof} {sub}/{f.name[:24]}: {len(args.scales)} scalings done "
                       f"({time.perf_counter() - t_start:.0f} s)", flush=True)
     elapsed = time.perf_counter() - t_start
@@ -174,7 +193,7 @@ def main(argv=None):
     keys = list(dict.fromkeys(k for r in rows for k in r))
     print("wrote", write_csv("bench_energy", [{k: r.get(k, "") for k in keys} for r in rows]))
     if not smoke():
-        plot(curves, queues, rows, args)
+        plot(showcase, queues, args)
 
 
 def _opts(budget, v):
@@ -183,27 +202,28 @@ def _opts(budget, v):
     return o
 
 
-def plot(curves, queues, rows, args):
+def plot(showcase, queues, args):
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    keys = sorted(curves)
+    keys = sorted(showcase)
     fig, axes = plt.subplots(2, len(keys), figsize=(3.6 * len(keys), 6.4), squeeze=False)
     for j, key in enumerate(keys):
-        pts = curves[key]
-        for row, (idx, label) in enumerate(((4, "mean latency (ms)"), (5, "throughput (requests/s)"))):
+        trace, pts, oracle = showcase[key]
+        for row, (idx, label) in enumerate(((2, "mean latency (ms)"), (3, "throughput (requests/s)"))):
             ax = axes[row][j]
+            ax.plot([o[0] for o in oracle], [o[idx - 1] for o in oracle], "k--", lw=1, label="oracle")
             for v in args.V:
-                sel = [p for p in pts if p[0] == v]
-                ax.scatter([p[3] for p in sel], [p[idx] for p in sel], s=8, label=f"V={v:g}")
+                sel = sorted((p for p in pts if p[0] == v), key=lambda p: p[1])
+                ax.plot([p[1] for p in sel], [p[idx] for p in sel], marker="o", ms=3, lw=1, label=f"V={v:g}")
             ax.set_xlabel("mean energy per request (mJ)")
             ax.set_ylabel(label)
             if row == 0:
-                ax.set_title(f"{key[0]}, {key[1]}", fontsize=9)
-            ax.legend(fontsize=7)
+                ax.set_title(f"{key[0]}, {key[1]}\n{trace} at 4G", fontsize=8)
+            ax.legend(fontsize=6)
     fig.tight_layout()
     RESULTS.mkdir(exist_ok=True)
     fig.savefig(RESULTS / "bench_energy_tradeoff.png", dpi=100)

@@ -252,7 +252,7 @@ EnergyDecision plan_energy(const CostModel& cm, const PowerModel& pm, double bw,
   check_link(bw, rtt);
   check_weights(w);
   std::unique_ptr<CutSolver> own;
-  if (!reuse) own = std::make_unique<CutSolver>(cm.dag);
+  if (!reuse) own = std::make_unique<CutSolver>(cm.dag, /*compress=*/true);
   CutSolver& solver = reuse ? *reuse : *own;
   EnergyDecision best, fastest;
   bool have = false, have_fast = false;
@@ -302,7 +302,7 @@ EnergyDecision plan_energy_brute_force(const CostModel& cm, const PowerModel& pm
 EnergyController::EnergyController(CostModel cm, PowerModel pm, ControllerOptions o)
     : cm_(std::move(cm)), pm_(std::move(pm)), opt_(o), q_(o.initial_queue) {
   check_model(cm_);
-  solver_ = std::make_shared<CutSolver>(cm_.dag);
+  solver_ = std::make_shared<CutSolver>(cm_.dag, /*compress=*/true);  // CIC: the same optimum, a smaller graph
   pm_.validate();
   TESSERA_CHECK(std::isfinite(opt_.V) && opt_.V > 0, InvalidArgument, "V = {} must be > 0", opt_.V);
   TESSERA_CHECK(finite_nonneg(opt_.initial_queue), InvalidArgument, "initial_queue = {} must be >= 0",
@@ -352,7 +352,7 @@ std::vector<EnergyRecord> run_controller(EnergyController& ctl, const std::vecto
 
 std::vector<EnergyDecision> energy_hull(const CostModel& cm, const PowerModel& pm, double bw, double rtt,
                                         double deadline_ms) {
-  CutSolver solver(cm.dag);
+  CutSolver solver(cm.dag, /*compress=*/true);
   EnergyWeights w;
   w.deadline_ms = deadline_ms;
   w.latency = 1;
