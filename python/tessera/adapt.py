@@ -195,7 +195,9 @@ class AdaptiveDeployment(Controller):
 
     def _make(self, model, o, opts):
         if self._energy is not None:  # CutEdge: split, clock and transmit power per request, under a budget
+            from .power import frequency_control
             ctl = self._energy
+            self.frequency_control = frequency_control()  # says whether the clock is emulated (it is, here)
             self.policy = _core.energy_policy(ctl.cost_model, ctl.power_core, ctl.options)
             return _core.Controller(model._core, self.cost_model, o, self.policy, opts)
         core = _core.AdaptiveDeployment(model._core, self.cost_model, o, opts)

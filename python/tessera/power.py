@@ -25,8 +25,8 @@ from pathlib import Path
 from . import _core
 from .plan import make_cost_model
 
-__all__ = ["Radio", "PowerModel", "energy", "plan_energy", "EnergyController", "tradeoff", "sample_profile",
-           "SAMPLE_PROFILES"]
+__all__ = ["Radio", "PowerModel", "energy", "plan_energy", "energy_hull", "EnergyController", "tradeoff",
+           "sample_profile", "SAMPLE_PROFILES"]
 
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE_PROFILES = ("phone_big_little_wifi", "phone_lte")
@@ -43,11 +43,13 @@ def sample_profile(name: str) -> Path:
 @dataclass
 class Radio:
     """The uplink radio: max_power_mw is the power the link's bandwidth is reached at; with a channel
-    width (bandwidth_mhz > 0) a lower power gives Shannon's lower rate; levels_mw: the transmit powers
-    a plan may choose (default: the maximum only)."""
+    width (bandwidth_mhz > 0) a lower power gives Shannon's lower rate, B log2(1 + g p / N); levels_mw:
+    the transmit powers a plan may choose (default: the maximum only). noise_dbm is kept for the record:
+    the channel's gain over the noise is read from the link's bandwidth at max power, so N cancels."""
     max_power_mw: float
     bandwidth_mhz: float = 0.0
     levels_mw: list = field(default_factory=list)
+    noise_dbm: float = -100.0
 
     def core(self) -> "_core.Radio":
         r = _core.Radio()
@@ -166,6 +168,18 @@ class PowerModel:
                    source=f"{path.name} (cluster {k}, {radio}, {volts:g} V)")
 
 
+def frequency_control() -> str:
+    """How a chosen clock frequency takes effect here: "emulated" (the device's compute is stretched by
+    the frequency's time factor; always so in this version) and why the kernel's cpufreq is not used."""
+    import os
+    node = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_setspeed")
+    if not node.parent.is_dir():
+        return "emulated: this machine has no cpufreq (/sys/devices/system/cpu/cpu0/cpufreq)"
+    if not os.access(node, os.W_OK):
+        return f"emulated: {node} is not writable (needs root and the userspace governor)"
+    return f"emulated: {node} is writable, but this version does not set the clock per request"
+
+
 def _parse_power_profile(text: bytes, where: str):
     """items {name: (value, line)}, arrays {name: ([values], line)} of an AOSP power profile."""
     items, arrays = {}, {}
@@ -223,14 +237,24 @@ def _placement(model, plan) -> list:
 
 
 def energy(model, plan, power: PowerModel, costs=None, frequency_mhz: float = 0.0, tx_power_mw: float = 0.0,
-           bandwidth_mbps: float = 0.0, rtt_ms: float = 0.0) -> dict:
+           bandwidth_mbps: float | None = None, rtt_ms: float | None = None, link=None) -> dict:
     """Energy (mJ, by part: compute, tx, rx, idle) and latency of a plan (or placement) per request at an
     operating point (frequency and transmit power; 0 = the highest), on a link of bandwidth_mbps (the rate
-    at max transmit power). costs: as for ts.plan (default: the plan's own cost model is not kept, so
-    give them)."""
-    if costs is None:
-        raise _core.InvalidArgumentError("energy() needs the costs the plan was made with (costs=)")
-    cm = make_cost_model(model, costs)
+    at max transmit power) and rtt_ms - or a ts.Link (its mean bandwidth and rtt), or else the plan's own
+    context. costs: as for ts.plan; default the cost model a ts.plan result was made with."""
+    cm = make_cost_model(model, costs) if costs is not None else getattr(plan, "_cm", None)
+    if cm is None:
+        raise _core.InvalidArgumentError("energy() needs the costs (costs=) unless given a plan made by ts.plan")
+    if link is not None:
+        bandwidth_mbps = link.mean_bandwidth if bandwidth_mbps is None else bandwidth_mbps
+        rtt_ms = link.rtt_ms if rtt_ms is None else rtt_ms
+    core = getattr(plan, "core", None)
+    if bandwidth_mbps is None:
+        if core is None:
+            raise _core.InvalidArgumentError("energy() needs bandwidth_mbps= or link= for a bare placement")
+        bandwidth_mbps = core.bandwidth_mbps
+    if rtt_ms is None:
+        rtt_ms = core.rtt_ms if core is not None else 0.0
     e = _core.device_energy(cm, _pm(power), _placement(model, plan), _core.Operating(float(frequency_mhz),
                                                                                       float(tx_power_mw)),
                             float(bandwidth_mbps), float(rtt_ms))
@@ -263,6 +287,15 @@ def plan_energy(model, costs, power: PowerModel, bandwidth_mbps: float, rtt_ms: 
     fn = _core.plan_energy_brute_force if brute_force else _core.plan_energy
     return fn(cm, _pm(power), float(bandwidth_mbps), float(rtt_ms), _weights(latency_weight, energy_weight,
                                                                              deadline_ms))
+
+
+def energy_hull(model, costs, power: PowerModel, bandwidth_mbps: float, rtt_ms: float = 0.0,
+                deadline_ms: float | None = None) -> list:
+    """One request's energy-latency frontier: the plans (EnergyDecision: placement, op, parts) that some
+    weighting of latency and energy makes optimal, from the fastest to the least energy."""
+    cm = make_cost_model(model, costs)
+    return list(_core.energy_hull(cm, _pm(power), float(bandwidth_mbps), float(rtt_ms),
+                                  math.inf if deadline_ms is None else float(deadline_ms)))
 
 
 class EnergyController:

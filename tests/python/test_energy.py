@@ -77,6 +77,11 @@ def test_energy_by_part_and_plans_equal_brute_force():
     assert e["latency_ms"] == pytest.approx(2 * sum(costs["device"]))
     assert e["compute_mj"] == pytest.approx(2 * sum(costs["device"]) * 420 / 1e3)
     assert e["tx_mj"] == e["rx_mj"] == 0 and e["total_mj"] == pytest.approx(e["compute_mj"])
+    # a ts.plan result carries its cost model and context; a ts.Link gives bandwidth and rtt
+    p = ts.plan(dag, costs, bandwidth_mbps=5, rtt_ms=20)
+    by_plan = ts.energy(dag, p, pm, frequency_mhz=2400)
+    by_link = ts.energy(dag, p, pm, frequency_mhz=2400, link=ts.Link(bandwidth_mbps=5, rtt_ms=20))
+    assert by_plan["latency_ms"] == pytest.approx(p.latency_ms) and by_plan["total_mj"] == by_link["total_mj"]
     for lw, ew, dl in ((1, 0, None), (0, 1, None), (1, 0.5, None), (0, 1, 150.0), (2, 3, 120.0)):
         for bw in (0.5, 5.0, 50.0):
             got = ts.plan_energy(dag, costs, pm, bandwidth_mbps=bw, rtt_ms=20, latency_weight=lw, energy_weight=ew,

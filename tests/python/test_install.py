@@ -37,7 +37,8 @@ def test_pip_install_non_editable_into_fresh_venv(tmp_path):
     _run([str(py), "-m", "pip", "install", "--no-build-isolation", "--no-index", "--no-deps", str(ROOT)],
          env=_env(TESSERA_CMAKE_BUILD_DIR=str(tmp_path / "cmake-build"), TESSERA_BUILD_TESTS="0"), cwd=tmp_path)
     code = ("import tessera, torch; m = tessera.load(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()), "
-            "torch.randn(2, 4)); print(tessera.__file__); print(m.num_atoms)")
+            "torch.randn(2, 4)); print(tessera.__file__); print(m.num_atoms); "
+            "tessera.PowerModel.from_android_profile(tessera.sample_profile('phone_lte'))")  # package data installed
     r = _run([str(py), "-c", code], env=_env(), cwd=tmp_path)
     where, atoms = r.stdout.split()
     assert where.startswith(str(venv)), where  # the installed copy, not the source tree
