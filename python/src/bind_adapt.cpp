@@ -2,6 +2,7 @@
 #include <torch/extension.h>
 
 #include "tessera/adapt/adaptive.h"
+#include "tessera/adapt/cpufreq.h"
 #include "tessera/adapt/monitor.h"
 #include "tessera/adapt/policy.h"
 #include "tessera/adapt/simulate.h"
@@ -108,7 +109,8 @@ void bind_adapt(py::module_& m) {
       .def_readonly("tx_mj", &RequestRecord::tx_mj)
       .def_readonly("rx_mj", &RequestRecord::rx_mj)
       .def_readonly("idle_mj", &RequestRecord::idle_mj)
-      .def_readonly("energy_queue", &RequestRecord::energy_queue);
+      .def_readonly("energy_queue", &RequestRecord::energy_queue)
+      .def_readonly("frequency_applied", &RequestRecord::frequency_applied);
   py::class_<Observation>(m, "Observation")
       .def(py::init<>())
       .def_readwrite("index", &Observation::index)
@@ -141,6 +143,8 @@ void bind_adapt(py::module_& m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("lagged_oracle_policy", &make_lagged_oracle_policy, py::arg("cost_model"), py::arg("rtt_ms"), py::arg("link"),
         py::arg("lag_s"), py::call_guard<py::gil_scoped_release>());
+  m.def("cpufreq_unavailable", &cpufreq_unavailable,
+        "why a chosen clock would be emulated here ('' when cpufreq can set it)");
   m.def("energy_policy", &make_energy_policy, py::arg("cost_model"), py::arg("power"), py::arg("options"),
         py::call_guard<py::gil_scoped_release>());
   m.def("adaptive_policy", &make_adaptive_policy, py::arg("cost_model"), py::arg("options"),

@@ -34,7 +34,7 @@ RECORD_KEYS = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_
                "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "queue_ms", "predicted_ms", "fallback",
                "probed", "est_load", "est_device_load", "estimate_device_atoms", "why",
                "frequency_mhz", "tx_power_mw", "tx_rate_mbps", "energy_mj", "compute_mj", "tx_mj", "rx_mj", "idle_mj",
-               "energy_queue")
+               "energy_queue", "frequency_applied")
 
 
 def record_dict(r) -> dict:

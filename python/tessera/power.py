@@ -169,15 +169,12 @@ class PowerModel:
 
 
 def frequency_control() -> str:
-    """How a chosen clock frequency takes effect here: "emulated" (the device's compute is stretched by
-    the frequency's time factor; always so in this version) and why the kernel's cpufreq is not used."""
-    import os
-    node = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_setspeed")
-    if not node.parent.is_dir():
-        return "emulated: this machine has no cpufreq (/sys/devices/system/cpu/cpu0/cpufreq)"
-    if not os.access(node, os.W_OK):
-        return f"emulated: {node} is not writable (needs root and the userspace governor)"
-    return f"emulated: {node} is writable, but this version does not set the clock per request"
+    """How a chosen clock frequency takes effect here: "cpufreq" (the userspace governor and a writable
+    cpu*/cpufreq/scaling_setspeed: set for real per request) or "emulated (why)" (the device's compute
+    is stretched by the frequency's time factor). The root is /sys/devices/system/cpu or
+    $TESSERA_CPUFREQ_ROOT."""
+    why = _core.cpufreq_unavailable()
+    return "cpufreq" if not why else f"emulated ({why})"
 
 
 def _parse_power_profile(text: bytes, where: str):

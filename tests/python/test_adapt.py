@@ -367,3 +367,37 @@ def test_a_live_deployment_follows_the_energy_controller(small, server_process):
     for a, b in zip(tl, tl[1:]):  # Q(t+1) = max(Q(t) + e(t) - budget, 0), from what was measured
         assert b["energy_queue"] == pytest.approx(max(a["energy_queue"] + a["energy_mj"] - budget, 0.0), abs=1e-9)
     assert len(seen) >= 2  # the queue moved the decision
+
+
+def test_the_chosen_clock_is_set_through_cpufreq_where_writable(small, server_process, tmp_path, monkeypatch):
+    """Where cpufreq takes the userspace governor's speed (a fake sysfs root here), the controller's clock
+    is written there (kHz) and not emulated; where it does not (this VM), the record says emulated and why."""
+    m, xs, repo, costs = small
+    srv = server_process(repo)
+    pm = ts.PowerModel(freqs_mhz=[600, 1200, 2400], active_mw=[200, 500, 1600], idle_mw=30, rx_mw=120,
+                       tx=ts.Radio(max_power_mw=250))
+    ctl = ts.EnergyController(m, costs, pm, budget_mj=1e6, V=1.0)
+    monkeypatch.setenv("TESSERA_CPUFREQ_ROOT", str(tmp_path / "nowhere"))
+    assert ts.power.frequency_control().startswith("emulated (no cpufreq at")
+    for cpu in ("cpu0", "cpu1"):
+        d = tmp_path / "sys" / cpu / "cpufreq"
+        d.mkdir(parents=True)
+        (d / "scaling_governor").write_text("userspace\n")
+        (d / "scaling_setspeed").write_text("0\n")
+    monkeypatch.setenv("TESSERA_CPUFREQ_ROOT", str(tmp_path / "sys"))
+    assert ts.power.frequency_control() == "cpufreq"
+    dep = ts.AdaptiveDeployment(m, costs, server=srv.endpoint, link=ts.Link(bandwidth_mbps=20, rtt_ms=10),
+                                controller=ctl, emulation="account", rtt_ms=10, initial_bandwidth_mbps=20,
+                                device_slowdown=2.0, timeout_ms=60000)
+    dep(xs)
+    r = dep.timeline[-1]
+    assert r["frequency_applied"] == "cpufreq"
+    for cpu in ("cpu0", "cpu1"):
+        assert (tmp_path / "sys" / cpu / "cpufreq" / "scaling_setspeed").read_text().strip() == \
+            str(round(r["frequency_mhz"] * 1000))
+    assert dep._core.deployment().device_slowdown == 2.0  # set for real: nothing emulated
+    (tmp_path / "sys" / "cpu0" / "cpufreq" / "scaling_governor").write_text("schedutil\n")
+    dep(xs)
+    r = dep.timeline[-1]
+    assert r["frequency_applied"] == "emulated (the cpufreq governor is schedutil, not userspace)"
+    assert dep._core.deployment().device_slowdown == pytest.approx(2.0 * 2400 / r["frequency_mhz"])

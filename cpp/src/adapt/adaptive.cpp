@@ -7,6 +7,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "tessera/adapt/cpufreq.h"
 #include "tessera/core/error.h"
 
 namespace tessera::adapt {
@@ -107,7 +108,12 @@ struct Controller::Impl {
     if (r.switched) dep.set_placement(d.placement);  // checked plans are cached per placement
     // an operating point (energy policies): the clock as the device's emulated speed, the
     // transmit power as the uplink's emulated rate
-    const double slow = base_slowdown * std::max(1.0, d.device_time_factor);
+    double slow = base_slowdown * std::max(1.0, d.device_time_factor);
+    if (d.frequency_mhz > 0) {  // set for real where the kernel lets us, else emulated
+      const std::string why = set_cpu_frequency_mhz(d.frequency_mhz);
+      r.frequency_applied = why.empty() ? "cpufreq" : "emulated (" + why + ")";
+      if (why.empty()) slow = base_slowdown;
+    }
     if (slow != dep.device_slowdown()) dep.set_device_slowdown(slow);
     double up_factor = d.uplink_rate_factor;
     if (link && d.tx_power_mw > 0) up_factor = policy->uplink_rate_factor(d.tx_power_mw, link->bandwidth_now());

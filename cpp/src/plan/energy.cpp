@@ -131,26 +131,21 @@ EnergyParts device_energy(const CostModel& cm, const PowerModel& pm, const std::
       e.idle_mj += cm.compute_ms[1][a] * pm.idle_mw / 1e3;
     }
   }
+  // one transfer of b bytes at `mbps`, the radio at `mw` while it lasts, idle for half a round trip
+  auto send = [&](double b, double mbps, double mw, double& bytes, double& radio_mj) {
+    const double ser = b * 8e-3 / mbps;
+    bytes += b;
+    e.link_ms += ser;
+    e.transfer_ms += ser + rtt / 2;
+    radio_mj += mw * ser / 1e3;
+    e.idle_mj += pm.idle_mw * rtt / 2 / 1e3;
+  };
   for (size_t v = 0; v < cm.dag.values.size(); ++v) {
     bool up = false, down = false;
     transfers(cm.dag, x, static_cast<int>(v), up, down);
     const double b = cm.dag.values[v].bytes;
-    if (up) {
-      const double ser = b * 8e-3 / rate;
-      e.up_bytes += b;
-      e.link_ms += ser;
-      e.transfer_ms += ser + rtt / 2;
-      e.tx_mj += op.tx_power_mw * ser / 1e3;
-      e.idle_mj += pm.idle_mw * rtt / 2 / 1e3;
-    }
-    if (down) {
-      const double ser = b * 8e-3 / bw;
-      e.down_bytes += b;
-      e.link_ms += ser;
-      e.transfer_ms += ser + rtt / 2;
-      e.rx_mj += pm.rx_mw * ser / 1e3;
-      e.idle_mj += pm.idle_mw * rtt / 2 / 1e3;
-    }
+    if (up) send(b, rate, op.tx_power_mw, e.up_bytes, e.tx_mj);
+    if (down) send(b, bw, pm.rx_mw, e.down_bytes, e.rx_mj);
   }
   e.latency_ms = e.device_ms + e.transfer_ms + e.server_ms;
   e.total_mj = e.compute_mj + e.tx_mj + e.rx_mj + e.idle_mj;

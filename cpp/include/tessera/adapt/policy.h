@@ -113,6 +113,7 @@ struct RequestRecord {
   double frequency_mhz = 0, tx_power_mw = 0, tx_rate_mbps = 0;
   double energy_mj = 0, compute_mj = 0, tx_mj = 0, rx_mj = 0, idle_mj = 0;
   double energy_queue = 0;
+  std::string frequency_applied;  // "cpufreq" (set for real), "emulated (why)", or "" (no clock chosen)
 };
 
 class Policy {
