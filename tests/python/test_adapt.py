@@ -367,6 +367,9 @@ def test_a_live_deployment_follows_the_energy_controller(small, server_process):
     for a, b in zip(tl, tl[1:]):  # Q(t+1) = max(Q(t) + e(t) - budget, 0), from what was measured
         assert b["energy_queue"] == pytest.approx(max(a["energy_queue"] + a["energy_mj"] - budget, 0.0), abs=1e-9)
     assert len(seen) >= 2  # the queue moved the decision
+    # a lower transmit power slows the emulated uplink, not the estimate of the full-power bandwidth
+    # that energy plans read (probes run at full power; transfers are counted at their full-power size)
+    assert all(abs(r["est_bandwidth"] - 20) < 0.25 * 20 for r in tl), [(round(r["est_bandwidth"], 1), r["tx_power_mw"]) for r in tl]
 
 
 def test_the_chosen_clock_is_set_through_cpufreq_where_writable(small, server_process, tmp_path, monkeypatch):

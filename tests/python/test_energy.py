@@ -117,3 +117,28 @@ def test_the_energy_objective_without_energy_data_is_an_error():
         ts.plan(dag, costs, bandwidth_mbps=5, objective="energy")
     p = ts.plan(dag, {**costs, "energy_mj_per_byte": 1e-6}, bandwidth_mbps=5, objective="energy")
     assert p.status == "optimal" and math.isfinite(p.energy_mj)
+
+
+def test_the_simulator_runs_the_energy_policy_as_live():
+    """ts.simulate over an energy policy: its operating point stretches the device's compute and slows the
+    uplink, and what each request cost feeds the virtual queue (Q(t+1) = max(Q + e - budget, 0))."""
+    from tessera import _core, experiment
+    from tessera.plan import make_cost_model
+    dag, costs = _tiny(seed=5, n=10)
+    pm = _phone()
+    cm = make_cost_model(dag, costs)
+    o = _core.ControllerOptions()
+    o.budget_mj, o.V = 300.0, 1.0
+    policy = _core.energy_policy(cm, pm._core, o)
+    link = ts.Link(trace=[(float(t), 0.5 if (t // 10) % 2 else 20.0) for t in range(100)], rtt_ms=20)
+    so = _core.SimulationOptions()
+    so.period_s, so.requests, so.rtt_ms = 1.0, 60, 20.0
+    so.adaptive = ts.adapt._adaptive_options(rtt_ms=20.0, initial_bandwidth_mbps=20.0)
+    recs = _core.simulate(cm, link._core.spec, policy, so)
+    assert all(r.energy_mj > 0 and r.frequency_mhz in pm.freqs_mhz for r in recs)
+    for a, b in zip(recs, recs[1:]):
+        assert b.energy_queue == pytest.approx(max(a.energy_queue + a.energy_mj - 300.0, 0.0), abs=1e-9)
+    slow = [r for r in recs if r.frequency_mhz < 2400 and r.device_atoms == dag.num_atoms]
+    for r in slow:  # every atom here at a lower clock: time x reference / f
+        assert r.device_ms == pytest.approx(sum(costs["device"]) * 2400 / r.frequency_mhz)
+    assert len({(r.frequency_mhz, r.tx_power_mw) for r in recs}) >= 2

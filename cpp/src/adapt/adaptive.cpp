@@ -70,7 +70,11 @@ struct Controller::Impl {
   // sample (Mbit/s) or -1.
   double probe(double bytes = 0) {
     if (bytes <= 0) bytes = std::clamp(estimate() * 1e6 / 8 * opt.probe_ms / 1e3, 4096.0, 1048576.0);
+    // probes measure the channel at full transmit power (what estimates and energy plans assume)
+    const double factor = link ? link->uplink_rate_factor() : 1.0;
+    if (factor != 1.0) link->set_uplink_rate_factor(1.0);
     const double rt = dep.probe(static_cast<size_t>(bytes));
+    if (factor != 1.0) link->set_uplink_rate_factor(factor);
     if (rt < 0) return -1;
     const int before = monitor.samples();
     monitor.observe_transfer(2 * (bytes + 128), rt);
@@ -108,7 +112,7 @@ struct Controller::Impl {
     if (r.switched) dep.set_placement(d.placement);  // checked plans are cached per placement
     // an operating point (energy policies): the clock as the device's emulated speed, the
     // transmit power as the uplink's emulated rate
-    double slow = base_slowdown * std::max(1.0, d.device_time_factor);
+    double slow = std::max(1.0, base_slowdown * d.device_time_factor);
     if (d.frequency_mhz > 0) {  // set for real where the kernel lets us, else emulated
       const std::string why = set_cpu_frequency_mhz(d.frequency_mhz);
       r.frequency_applied = why.empty() ? "cpufreq" : "emulated (" + why + ")";
@@ -134,7 +138,10 @@ struct Controller::Impl {
         continue;
       }
       transferred = true;
-      monitor.observe_transfer(static_cast<double>(b.bytes_up + b.bytes_down), b.transfer_ms);
+      // at an uplink rate factor f the bytes sent took as long as bytes / f at full power: the
+      // monitor keeps estimating the full-power bandwidth
+      monitor.observe_transfer(static_cast<double>(b.bytes_up) / up_factor + static_cast<double>(b.bytes_down),
+                               b.transfer_ms);
       monitor.observe_server(b.server_ms + b.queue_ms, pred);  // waiting for a worker is server load too
     }
     monitor.observe_device(tl.device_ms, device_pred_ms);

@@ -78,7 +78,12 @@ std::string set_cpu_frequency_mhz(double mhz) {
       continue;
     }
     f << static_cast<long long>(std::llround(mhz * 1000)) << "\n";
-    set += static_cast<bool>(f);
+    f.close();  // sysfs reports a refused value (EINVAL) at the write, which a buffered stream defers to here
+    if (!f) {
+      why = fmt::format("{} refused {} kHz", (d / "scaling_setspeed").string(), std::llround(mhz * 1000));
+      continue;
+    }
+    ++set;
   }
   return set > 0 ? "" : why;
 }

@@ -154,6 +154,11 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
       since_transfer = since_transfer + 1;
       r.est_load = dev.monitor.server_load();
       r.est_device_load = dev.monitor.device_load();
+      Measured m;
+      m.device_ms = r.device_ms;
+      m.bandwidth_mbps = bw;
+      m.rtt_ms = o.rtt_ms;
+      policy.observe(m, r);
       out.push_back(r);
       continue;
     }
@@ -166,13 +171,21 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
       for (int a : p.blocks[b].atoms) block_of[a] = static_cast<int>(b);
     std::vector<double> block_bytes(p.blocks.size(), 0), block_ser(p.blocks.size(), 0);  // per server block
     std::vector<double> block_link(p.blocks.size(), 0), block_ms(p.blocks.size(), 0), block_pred(p.blocks.size(), 0);
+    // an operating point (energy policies): the uplink at uplink_rate_factor of the link's rate, the
+    // device's compute x device_time_factor, as the live controller emulates them
+    const double up_factor = d.uplink_rate_factor > 0 ? d.uplink_rate_factor : 1.0;
+    const double dev_factor = d.device_time_factor > 0 ? d.device_time_factor : 1.0;
+    double up_bytes = 0, down_bytes = 0;
     auto send = [&](int v, int to, int charge_block) {
-      const double ser = dev.link.serialization_ms(vals[v].bytes, t);
+      const double ser = dev.link.serialization_ms(vals[v].bytes, t) / (to == 1 ? up_factor : 1.0);
       const double ms = ser + o.rtt_ms / 2;
       r.transfer_ms += ms;
       have[v][to] = 1;
+      (to == 1 ? up_bytes : down_bytes) += vals[v].bytes;
+      // what the monitor learns stays the full-power bandwidth (bytes / f took ser at full power)
       if (charge_block >= 0)
-        block_bytes[charge_block] += vals[v].bytes, block_ser[charge_block] += ser, block_link[charge_block] += ms;
+        block_bytes[charge_block] += vals[v].bytes / (to == 1 ? up_factor : 1.0), block_ser[charge_block] += ser,
+            block_link[charge_block] += ms;
     };
     auto producer_block = [&](int v) { return vals[v].producer == kModelInput ? -1 : block_of[vals[v].producer]; };
     for (size_t b = 0; b < p.blocks.size(); ++b) {
@@ -182,7 +195,7 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
       double pred = 0;
       for (int a : blk.atoms) pred += cm.compute_ms[blk.target][a];
       block_pred[b] = pred;
-      block_ms[b] = pred * (blk.target == 0 ? device_load : server_load);
+      block_ms[b] = pred * (blk.target == 0 ? device_load * dev_factor : server_load);
       (blk.target == 0 ? r.device_ms : r.server_ms) += block_ms[b];
       for (int v : blk.outputs) have[v][blk.target] = 1;
     }
@@ -247,6 +260,16 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     }
     r.est_load = dev.monitor.server_load();
     r.est_device_load = dev.monitor.device_load();
+    Measured m;  // what the request cost, as the live controller tells the policy
+    m.device_ms = r.device_ms;
+    m.server_ms = r.server_ms;
+    m.up_bytes = up_bytes;
+    m.down_bytes = down_bytes;
+    for (size_t b = 0; b < ran; ++b) m.remote_blocks += p.blocks[b].target == 1;
+    m.bandwidth_mbps = bw;
+    m.uplink_mbps = bw * up_factor;
+    m.rtt_ms = o.rtt_ms;
+    policy.observe(m, r);
     out.push_back(r);
   }
   return out;

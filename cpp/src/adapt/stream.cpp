@@ -185,6 +185,8 @@ std::vector<std::vector<at::Tensor>> StreamController::serve(const std::vector<s
   std::map<uint64_t, size_t> ticket_of;
   size_t next = 0, finished = 0;
   LoadMode last = sw.mode();
+  LoadMode decided = sw.mode();
+  std::string reason;  // why the mode last changed, kept for the first request served in it
   bool first_request = true;
   auto admit = [&] {
     const double t = now_s();
@@ -226,7 +228,8 @@ std::vector<std::vector<at::Tensor>> StreamController::serve(const std::vector<s
     r.queued = static_cast<int>(queue.size());
     r.arrival_rate = sw.arrival_rate();
     r.latency_rate = sw.latency_rate();
-    r.why = sw.why();
+    r.why = reason.empty() ? sw.why() : reason;
+    reason.clear();
     last = m;
     first_request = false;
     queue.pop_front();
@@ -241,6 +244,7 @@ std::vector<std::vector<at::Tensor>> StreamController::serve(const std::vector<s
       continue;
     }
     const LoadMode m = sw.decide(static_cast<int>(queue.size()));
+    if (m != decided) reason = sw.why(), decided = m;
     if (m == LoadMode::Latency) {
       if (d.pipe->in_flight() > 0) {  // the pipeline's requests finish first
         collect(d.pipe->poll(50));

@@ -93,9 +93,10 @@ std::vector<double> PowerModel::tx_levels() const {
 
 double PowerModel::tx_rate_mbps(double p, double bw) const {
   if (tx.bandwidth_mhz <= 0 || p >= tx.max_power_mw) return bw;
-  const double B = tx.bandwidth_mhz;
-  const double snr_max = std::expm1(std::min(bw / B, 200.0) * std::log(2.0));  // 2^(bw/B) - 1
-  return B * std::log2(1 + snr_max * p / tx.max_power_mw);
+  // B log2(1 + (2^x - 1) r), x = bw / B, r = p / p_max, written as B (x + log2(r + (1 - r) 2^-x)):
+  // no overflow however large x is
+  const double B = tx.bandwidth_mhz, x = bw / B, r = p / tx.max_power_mw;
+  return B * (x + std::log2(r + (1 - r) * std::exp2(-x)));
 }
 
 double EnergyParts::throughput_fps() const {

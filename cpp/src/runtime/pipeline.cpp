@@ -481,11 +481,13 @@ struct Pipeline::Impl {
         TESSERA_THROW(InvalidArgument, "frame {}: {}", i, e.message());
       }
     }
+    TESSERA_CHECK(pending.empty() && done.empty(), InvalidArgument,
+                  "map() while {} submitted request(s) are not collected: poll() them first",
+                  pending.size() + done.size());
     const size_t n = frames.size();
     std::vector<std::vector<at::Tensor>> results(n);
     records.assign(n, FrameRecord{});
     late = 0;
-    poll(0);  // nothing of an earlier stream is left to collect
     std::map<uint64_t, size_t> index;
     size_t next = 0, finished = 0;
     const auto t0 = Clock::now();
