@@ -428,7 +428,10 @@ void bind_plan(py::module_& m) {
       .def_readonly("meets_deadline", &EnergyDecision::meets_deadline)
       .def_readonly("lagrangian", &EnergyDecision::lagrangian)
       .def_readonly("candidates", &EnergyDecision::candidates)
-      .def_readonly("why", &EnergyDecision::why);
+      .def_readonly("why", &EnergyDecision::why)
+      .def_readonly("bandwidth_mbps", &EnergyDecision::bandwidth_mbps)
+      .def_readonly("rtt_ms", &EnergyDecision::rtt_ms)
+      .def("explain", &EnergyDecision::explain, py::arg("cost_model"));
   py::class_<ControllerOptions>(m, "ControllerOptions")
       .def(py::init<>())
       .def_readwrite("budget_mj", &ControllerOptions::budget_mj)

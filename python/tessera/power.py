@@ -282,8 +282,28 @@ def plan_energy(model, costs, power: PowerModel, bandwidth_mbps: float, rtt_ms: 
     (<= 20 atoms), the test oracle. Returns the C++ EnergyDecision (placement, op, parts, why)."""
     cm = make_cost_model(model, costs)
     fn = _core.plan_energy_brute_force if brute_force else _core.plan_energy
-    return fn(cm, _pm(power), float(bandwidth_mbps), float(rtt_ms), _weights(latency_weight, energy_weight,
-                                                                             deadline_ms))
+    return EnergyPlan(fn(cm, _pm(power), float(bandwidth_mbps), float(rtt_ms),
+                         _weights(latency_weight, energy_weight, deadline_ms)), cm)
+
+
+class EnergyPlan:
+    """An energy-aware plan: placement, op (frequency_mhz, tx_power_mw), parts (energy by part and
+    latency), objective, meets_deadline, why; explain() lists the operating point, the energy parts,
+    the blocks and every value that crosses the link."""
+
+    def __init__(self, core, cost_model):
+        self._core, self._cm = core, cost_model
+
+    def __getattr__(self, name):  # placement, op, parts, objective, meets_deadline, lagrangian, why, ...
+        return getattr(self.__dict__["_core"], name)
+
+    def explain(self) -> str:
+        return self._core.explain(self._cm)
+
+    def __repr__(self):
+        c = self._core
+        return (f"EnergyPlan({c.op.frequency_mhz:g} MHz, {c.op.tx_power_mw:g} mW, {c.parts.total_mj:.1f} mJ, "
+                f"{c.parts.latency_ms:.1f} ms)")
 
 
 def energy_hull(model, costs, power: PowerModel, bandwidth_mbps: float, rtt_ms: float = 0.0,

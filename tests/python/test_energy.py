@@ -89,6 +89,8 @@ def test_energy_by_part_and_plans_equal_brute_force():
             ref = ts.plan_energy(dag, costs, pm, bandwidth_mbps=bw, rtt_ms=20, latency_weight=lw, energy_weight=ew,
                                  deadline_ms=dl, brute_force=True)
             assert got.meets_deadline == ref.meets_deadline
+            text = got.explain()  # the operating point, the parts, the blocks, every crossing value
+            assert f"{got.op.frequency_mhz:g} MHz" in text and "mJ = compute" in text and "blocks:" in text
             if dl is None:
                 assert got.objective == pytest.approx(ref.objective, rel=1e-9), (lw, ew, bw)
             elif ref.meets_deadline:

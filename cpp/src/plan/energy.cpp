@@ -99,6 +99,37 @@ double PowerModel::tx_rate_mbps(double p, double bw) const {
   return B * (x + std::log2(r + (1 - r) * std::exp2(-x)));
 }
 
+std::string EnergyDecision::explain(const CostModel& cm) const {
+  std::string s = fmt::format("energy plan at {:g} MHz, transmit {:g} mW ({:.3g} Mbit/s up of {:.3g} at full power)",
+                              op.frequency_mhz, op.tx_power_mw, parts.tx_rate_mbps, bandwidth_mbps);
+  if (lagrangian) s += " [deadline: Lagrangian bound]";
+  if (!meets_deadline) s += " [misses the deadline]";
+  s += "\n" + parts.explain() + "\n";
+  if (placement.size() != static_cast<size_t>(cm.num_atoms())) return s;
+  const auto blocks = schedule_blocks(cm.dag, placement);
+  s += "blocks:";
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const auto& a = blocks[b].atoms;
+    s += fmt::format("{} {}[{} atoms: {}..{}]", b ? " ->" : "", blocks[b].target == 0 ? "device" : "server", a.size(),
+                     a.empty() ? 0 : a.front(), a.empty() ? 0 : a.back());
+  }
+  s += "\n";
+  for (size_t v = 0; v < cm.dag.values.size(); ++v) {
+    bool up = false, down = false;
+    transfers(cm.dag, placement, static_cast<int>(v), up, down);
+    if (!up && !down) continue;
+    const auto& val = cm.dag.values[v];
+    const std::string what = val.producer == kModelInput ? fmt::format("model input '{}'", val.name)
+                             : up ? fmt::format("cut after {} (atom {})", cm.atom_label(val.producer), val.producer)
+                                  : fmt::format("result of {} (atom {})", cm.atom_label(val.producer), val.producer);
+    const double mbps = up ? parts.tx_rate_mbps : bandwidth_mbps;
+    const double ms = val.bytes * 8e-3 / mbps;
+    s += fmt::format("{} {}: {:.3f} MB = {:.1f} ms + rtt/2 at {:.3g} Mbit/s\n", up ? "up" : "down", what,
+                     val.bytes / 1e6, ms, mbps);
+  }
+  return s;
+}
+
 double EnergyParts::throughput_fps() const {
   const double b = std::max({device_ms, link_ms, server_ms});
   return b > 0 ? 1000.0 / b : kInf;
@@ -191,6 +222,8 @@ EnergyDecision make(const CostModel& cm, const PowerModel& pm, std::vector<int> 
   d.placement = std::move(x);
   d.op = op;
   d.parts = device_energy(cm, pm, d.placement, op, bw, rtt);
+  d.bandwidth_mbps = bw;
+  d.rtt_ms = rtt;
   d.objective = w.latency * d.parts.latency_ms + w.energy * d.parts.total_mj;
   d.meets_deadline = d.parts.latency_ms <= w.deadline_ms * (1 + 1e-9);
   return d;

@@ -96,6 +96,10 @@ struct EnergyDecision {
   bool lagrangian = false;     // the deadline bound a (f, p): its plan came from a latency multiplier
   int candidates = 0;          // (f, p) pairs evaluated
   std::string why;
+  double bandwidth_mbps = 0, rtt_ms = 0;  // the link it was planned for (the rate at max power)
+  // Several lines: the operating point, energy by part and latency, the blocks, and one line per
+  // value that crosses the link (bytes, ms and mJ at the chosen transmit power or receiving).
+  std::string explain(const CostModel& cm) const;
 };
 
 struct EnergyWeights {
