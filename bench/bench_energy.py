@@ -187,6 +187,26 @@ def main(argv=None):
                         "latency/oracle mean": f"{statistics.fmean(lo):.3f}",
                         "<=1.05 of oracle": f"{sum(x <= 1.05 for x in lo)}"})
     print(table(summary, list(summary[0])))
+    # every policy beside the budget and the fastest controller, case by case
+    by_case = {}
+    for r in rows:
+        by_case.setdefault((r["model"], r["profile"], r["trace"], r["scale"]), {})[r["policy"]] = r
+    top = f"controller V={args.V[-1]:g}"
+    pol_rows = []
+    for pol in dict.fromkeys(r["policy"] for r in rows):
+        eb, lr = [], []
+        for case in by_case.values():
+            if pol in case and top in case:
+                eb.append(float(case[pol]["energy_mj"]) / float(case[pol]["budget_mj"]))
+                lr.append(float(case[pol]["latency_ms"]) / float(case[top]["latency_ms"]))
+        if not eb:
+            continue
+        pol_rows.append({"policy": pol, "cases": len(eb), "within budget (<=1.02)": sum(x <= 1.02 for x in eb),
+                         "energy/budget median": f"{statistics.median(eb):.3f}",
+                         f"latency / {top} median": f"{statistics.median(lr):.3f}"})
+    print("every policy (device@f: all on the device at that clock; server: all on the server at full power; "
+          "min_latency / min_energy: static plans made at the trace's mean bandwidth):")
+    print(table(pol_rows, list(pol_rows[0])))
     print("decision time per request (us, median [q1, q3]; 1 thread, every frequency x transmit level):")
     for (name, prof), (med, q1, q3) in decide_us.items():
         print(f"  {name} {prof}: {med:.0f} [{q1:.0f}, {q3:.0f}]")
