@@ -251,13 +251,20 @@ def sweep(args, cases):
 
     row("oracle", [b[1] for b in base])
     row("oracle_prev", [b[2] for b in base])
-    for est in ("median", "harmonic", "ewma", "kalman"):
-        for h in (0.1, 0.2, 0.4):
-            means = [experiment.simulate(m, costs, link, requests=args.requests, period_s=args.period,
-                                         rtt_ms=args.rtt, seed=args.seed, policies=("adaptive",), estimator=est,
-                                         hysteresis=h)["adaptive"].mean for m, costs, link in cases]
-            row(f"adaptive {est} h={h}", means)
-    print(f"\nestimators x hysteresis, simulated on the same {len(cases)} trace runs:")
+    # each estimator x hysteresis on clean samples and with outliers (a share of samples that look
+    # 50x faster, as loopback-fast exchanges do live): the default must hold up under both
+    for outliers in (0.0, args.outliers):
+        for est in ("median", "harmonic", "ewma", "kalman"):
+            for h in (0.1, 0.2, 0.4):
+                means = [experiment.simulate(m, costs, link, requests=args.requests, period_s=args.period,
+                                             rtt_ms=args.rtt, seed=args.seed, policies=("adaptive",), estimator=est,
+                                             hysteresis=h, outlier_rate=outliers)["adaptive"].mean
+                         for m, costs, link in cases]
+                row(f"adaptive {est} h={h}" + (f" outliers {outliers:g}" if outliers else ""), means)
+        if not args.outliers:
+            break
+    print(f"\nestimators x hysteresis, simulated on the same {len(cases)} trace runs (clean, then with "
+          f"{args.outliers:g} of the samples 50x too fast):")
     print(table(rows, list(rows[0])))
     print("wrote", write_csv("bench_adaptive_sweep", rows))
 
@@ -404,6 +411,8 @@ def main(argv=None):
     ap.add_argument("--simulate", action="store_true", help="policies over the cost model, no execution (see above)")
     ap.add_argument("--seed", type=int, default=1, help="--simulate: seed of the injected noise (none by default)")
     ap.add_argument("--sweep", action="store_true", help="--simulate: also every estimator x hysteresis")
+    ap.add_argument("--outliers", type=float, default=0.02,
+                    help="--sweep: also with this share of bandwidth samples 50x too fast (0: clean only)")
     ap.add_argument("--live", type=int, default=0, metavar="N",
                     help="--simulate: replay the N runs with the largest oracle gain for real, beside the simulation")
     ap.add_argument("--heavy-load", action="store_true", help="served throughput under arrival rates above what "

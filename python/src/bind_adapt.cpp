@@ -160,6 +160,8 @@ void bind_adapt(py::module_& m) {
       .def_readwrite("retry_ms", &SimulationOptions::retry_ms)
       .def_readwrite("compute_jitter", &SimulationOptions::compute_jitter)
       .def_readwrite("sample_noise", &SimulationOptions::sample_noise)
+      .def_readwrite("outlier_rate", &SimulationOptions::outlier_rate)
+      .def_readwrite("outlier_factor", &SimulationOptions::outlier_factor)
       .def_readwrite("seed", &SimulationOptions::seed)
       .def_readwrite("server_load_trace", &SimulationOptions::server_load_trace)
       .def_readwrite("device_load_trace", &SimulationOptions::device_load_trace)

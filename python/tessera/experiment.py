@@ -179,7 +179,7 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
 def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float = 1.0, policies=POLICIES,
              rtt_ms: float | None = None, compute_jitter: float = 0.0, sample_noise: float = 0.0, seed: int = 1,
              server_load=None, device_load=None, memory_mb=None, timeout_ms: float = 0.0, retry_ms: float = 1000.0,
-             **adaptive) -> dict:
+             outlier_rate: float = 0.0, outlier_factor: float = 50.0, **adaptive) -> dict:
     """Every policy over the same trace on the cost model alone: name -> PolicyRun.
 
     The same C++ policy objects as :func:`replay` (make_policy) and the same estimation
@@ -192,7 +192,8 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     piecewise constant (loads multiply the cost model's compute; memory is the device's budget for
     weights in MB). timeout_ms: a remote block whose reply (transfers + compute) takes longer runs on
     the device after that wait, and the device runs alone for retry_ms (as a live deployment with
-    that timeout does; 0: no deadline). Thousands of requests per second: policy quality without the
+    that timeout does; 0: no deadline). outlier_rate: the share of bandwidth samples that look
+    outlier_factor times faster than they were (as a loopback-fast exchange does live). Thousands of requests per second: policy quality without the
     machine's noise.
     """
     from . import _core
@@ -208,6 +209,8 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     o.rtt_ms = float(rtt)
     o.compute_jitter = float(compute_jitter)
     o.sample_noise = float(sample_noise)
+    o.outlier_rate = float(outlier_rate)
+    o.outlier_factor = float(outlier_factor)
     o.seed = int(seed)
     o.timeout_ms = float(timeout_ms)
     o.retry_ms = float(retry_ms)

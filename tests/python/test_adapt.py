@@ -404,3 +404,22 @@ def test_the_chosen_clock_is_set_through_cpufreq_where_writable(small, server_pr
     r = dep.timeline[-1]
     assert r["frequency_applied"] == "emulated (the cpufreq governor is schedutil, not userspace)"
     assert dep._core.deployment().device_slowdown == pytest.approx(2.0 * 2400 / r["frequency_mhz"])
+
+
+def test_outlying_samples_are_injected_on_purpose(small):
+    """The simulator injects outliers on purpose (samples that look 50x faster, as loopback-fast exchanges
+    do live): they move the estimates; none injected is exactly the clean run; a bad rate is named."""
+    from tessera import experiment
+    m, xs, repo, costs = small
+    link = {"bandwidth_mbps": 5.0, "rtt_ms": 20.0}
+
+    def est(rate, **kw):
+        return experiment.simulate(m, costs, link, requests=100, period_s=1.0, policies=("adaptive",), seed=3,
+                                   outlier_rate=rate, **kw)["adaptive"].est_bandwidth
+
+    clean = experiment.simulate(m, costs, link, requests=100, period_s=1.0, policies=("adaptive",),
+                                seed=3)["adaptive"].est_bandwidth
+    assert est(0.0) == clean
+    assert max(est(0.2, estimator="ewma")) > 5.0 * 5   # an EWMA estimate pulled far up by the outliers
+    with pytest.raises(ValueError, match="outlier_rate = 2 must be in"):
+        experiment.simulate(m, costs, link, requests=2, policies=("adaptive",), outlier_rate=2.0)

@@ -31,12 +31,19 @@ struct SimulatedDevice {
       : cm(c), o(opt), link(spec), monitor(opt.adaptive.monitor), rng(opt.seed) {}
 
   double jitter(double spread) { return spread > 0 ? 1 + spread * unit(rng) : 1.0; }
+  // A sample's serialisation as the device measures it: noise, and now and then an outlier
+  // (drawn only when outliers are on, so other runs keep their random stream).
+  double sampled(double ser) {
+    ser /= jitter(o.sample_noise);
+    if (o.outlier_rate > 0 && (unit(rng) + 1) / 2 < o.outlier_rate) ser /= o.outlier_factor;
+    return ser;
+  }
 
   // An exchange of `bytes` in two messages at trace time t, as the monitor sees it: bytes
   // over the link time (each message serialised at the trace's rate from t, plus rtt/2).
   void transfer(double bytes, double t) {
     const double ser = link.serialization_ms(bytes / 2, t) * 2;
-    monitor.observe_transfer(bytes, ser / jitter(o.sample_noise) + o.rtt_ms);
+    monitor.observe_transfer(bytes, sampled(ser) + o.rtt_ms);
   }
 
   // A probe: an Echo of about probe_ms at the estimate; returns the sample or -1.
@@ -84,6 +91,10 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
   TESSERA_CHECK(std::isfinite(o.rtt_ms) && o.rtt_ms >= 0, InvalidArgument, "rtt_ms = {} must be >= 0", o.rtt_ms);
   for (double l : {o.server_load, o.device_load})
     TESSERA_CHECK(std::isfinite(l) && l > 0, InvalidArgument, "loads must be > 0, got {}", l);
+  TESSERA_CHECK(std::isfinite(o.outlier_rate) && o.outlier_rate >= 0 && o.outlier_rate <= 1 &&
+                    std::isfinite(o.outlier_factor) && o.outlier_factor >= 1,
+                InvalidArgument, "outlier_rate = {} must be in [0, 1] and outlier_factor = {} >= 1", o.outlier_rate,
+                o.outlier_factor);
   for (double s : {o.compute_jitter, o.sample_noise})
     TESSERA_CHECK(std::isfinite(s) && s >= 0 && s < 1, InvalidArgument, "jitter and noise must be in [0, 1), got {}", s);
   TESSERA_CHECK(std::isfinite(o.timeout_ms) && o.timeout_ms >= 0 && std::isfinite(o.retry_ms) && o.retry_ms >= 0,
@@ -245,7 +256,7 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     // time they took on the link (one round trip, as a live request/reply pays).
     for (size_t b = 0; b < ran; ++b)
       if (p.blocks[b].target == 1 && block_bytes[b] > 0) {
-        const double noisy = block_ser[b] / dev.jitter(o.sample_noise);
+        const double noisy = dev.sampled(block_ser[b]);
         dev.monitor.observe_transfer(block_bytes[b], noisy + o.rtt_ms);
       }
     if (device_pred > 0 || ran == p.blocks.size()) dev.monitor.observe_device(device_pred * device_load, device_pred);

@@ -41,6 +41,10 @@ struct SimulationOptions {
   double retry_ms = 1000;
   double compute_jitter = 0;   // relative spread of each request's compute (uniform +-), 0 = none
   double sample_noise = 0;     // relative spread of every bandwidth sample the monitor takes
+  // Outlying samples: with this probability a sample's transfer looks outlier_factor times faster
+  // than it was (a loopback-fast or cached exchange, as seen live); 0 = none.
+  double outlier_rate = 0;
+  double outlier_factor = 50;
   uint64_t seed = 1;
   AdaptiveOptions adaptive;    // the estimation and probing settings (as for a Controller)
 };
