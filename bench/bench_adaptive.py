@@ -55,7 +55,7 @@ import tessera as ts  # noqa: E402
 from tessera import experiment  # noqa: E402
 from tessera.runtime import spawn_server, stop_server  # noqa: E402
 
-from common import RESULTS, smoke, table, write_csv  # noqa: E402
+from common import RESULTS, smoke, table, trace_files, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = {"unscaled": None, "3G": 1.1, "4G": 5.85, "WiFi": 18.88, "breakpoint": "breakpoint"}
@@ -87,21 +87,6 @@ def main_breakpoints(m, costs, rtt_ms, k=2):
             moved = abs(table.lookup_placement(b / 1.01).count(0) - table.lookup_placement(b * 1.01).count(0))
             moves.append((moved, b))
     return sorted(b for _, b in sorted(moves, reverse=True)[:k])
-
-
-def trace_files(tdir, per_set):
-    """(set, file) of both trace sets; per_set > 0 picks that many spread over each sorted list."""
-    out = []
-    for sub in ("norway-hsdpa", "fcc"):
-        files = sorted((tdir / sub).glob("*.txt"))
-        if per_set <= 0:
-            out += [(sub, f) for f in files]
-            continue
-        # evenly spread over the sorted list: norway-hsdpa is named by route (bus, car, ferry,
-        # metro, train, tram), so the first few files would all be one bus route
-        pick = sorted({int(i * len(files) / per_set) for i in range(per_set)})
-        out += [(sub, files[i]) for i in pick if i < len(files)]
-    return out
 
 
 def simulated(args, tdir):

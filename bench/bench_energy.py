@@ -35,22 +35,10 @@ import tessera as ts  # noqa: E402
 from tessera import _core  # noqa: E402
 from tessera.plan import make_cost_model  # noqa: E402
 
-from common import RESULTS, quantiles, smoke, table, write_csv  # noqa: E402
+from common import RESULTS, quantiles, smoke, table, trace_files, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = {"3G": 1.1, "4G": 5.85, "WiFi": 18.88}
-
-
-def trace_files(tdir: Path, per_set: int):
-    out = []
-    for sub in ("norway-hsdpa", "fcc"):
-        files = sorted((tdir / sub).glob("*"))
-        files = [f for f in files if f.is_file()]
-        if per_set and len(files) > per_set:
-            step = len(files) / per_set
-            files = [files[int(i * step)] for i in range(per_set)]
-        out += [(sub, f) for f in files]
-    return out
 
 
 def weights(lw, ew, deadline=float("inf")):

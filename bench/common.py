@@ -62,6 +62,21 @@ def write_csv(name: str, rows: list[dict]) -> Path:
     return path
 
 
+def trace_files(tdir, per_set):
+    """(set, file) of both shared trace sets; per_set > 0 picks that many spread over each sorted list."""
+    out = []
+    for sub in ("norway-hsdpa", "fcc"):
+        files = sorted((tdir / sub).glob("*.txt"))
+        if per_set <= 0:
+            out += [(sub, f) for f in files]
+            continue
+        # evenly spread over the sorted list: norway-hsdpa is named by route (bus, car, ferry,
+        # metro, train, tram), so the first few files would all be one bus route
+        pick = sorted({int(i * len(files) / per_set) for i in range(per_set)})
+        out += [(sub, files[i]) for i in pick if i < len(files)]
+    return out
+
+
 def smoke() -> bool:
     """True when run by the test suite (tiny sizes, no claims)."""
     return os.environ.get("TESSERA_BENCH_SMOKE") == "1"

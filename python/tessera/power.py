@@ -228,9 +228,8 @@ def _pm(power) -> "_core.PowerModel":
     return power._core if isinstance(power, PowerModel) else power
 
 
-def _placement(model, plan) -> list:
-    x = getattr(plan, "placement", plan)
-    return [int(t) for t in x]
+def _placement(plan) -> list:
+    return [int(t) for t in getattr(plan, "placement", plan)]
 
 
 def energy(model, plan, power: PowerModel, costs=None, frequency_mhz: float = 0.0, tx_power_mw: float = 0.0,
@@ -252,7 +251,7 @@ def energy(model, plan, power: PowerModel, costs=None, frequency_mhz: float = 0.
         bandwidth_mbps = core.bandwidth_mbps
     if rtt_ms is None:
         rtt_ms = core.rtt_ms if core is not None else 0.0
-    e = _core.device_energy(cm, _pm(power), _placement(model, plan), _core.Operating(float(frequency_mhz),
+    e = _core.device_energy(cm, _pm(power), _placement(plan), _core.Operating(float(frequency_mhz),
                                                                                       float(tx_power_mw)),
                             float(bandwidth_mbps), float(rtt_ms))
     return _parts(e)
@@ -356,9 +355,10 @@ class EnergyController:
 
 
 def _trace_bandwidths(trace, requests: int, period_s: float, scale: float) -> list[float]:
+    """One bandwidth per request: a trace (file or samples) scaled, or a constant Mbit/s."""
     from .transport import Link
-    link = Link(trace=trace, scale=scale) if not isinstance(trace, (int, float)) else Link(bandwidth_mbps=trace)
-    n = requests or max(1, int(link.duration_s // period_s) if hasattr(link, "duration_s") else 1)
+    link = Link(bandwidth_mbps=trace) if isinstance(trace, (int, float)) else Link(trace=trace, scale=scale)
+    n = requests or max(1, int(link.duration_s // period_s))
     return [link.bandwidth_at(i * period_s) for i in range(n)]
 
 

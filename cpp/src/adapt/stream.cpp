@@ -201,20 +201,22 @@ std::vector<std::vector<at::Tensor>> StreamController::serve(const std::vector<s
     const double ms = (arrivals_s[next] - now_s()) * 1e3;
     return std::clamp(static_cast<int>(std::ceil(ms)), 0, cap_ms);
   };
+  auto complete = [&](size_t i, std::vector<at::Tensor> outputs, bool fallback) {
+    results[i] = std::move(outputs);
+    auto& r = recs[i];
+    r.done_s = now_s();
+    r.service_ms = (r.done_s - r.start_s) * 1e3;
+    r.latency_ms = (r.done_s - r.arrival_s) * 1e3;
+    r.fallback = fallback;
+    ++finished;
+  };
   auto collect = [&](std::vector<runtime::PipelineDone> done) {
-    const double t = now_s();
     for (auto& x : done) {
       auto it = ticket_of.find(x.ticket);
       if (it == ticket_of.end()) continue;
       const size_t i = it->second;
       ticket_of.erase(it);
-      results[i] = std::move(x.outputs);
-      auto& r = recs[i];
-      r.done_s = t;
-      r.service_ms = (r.done_s - r.start_s) * 1e3;
-      r.latency_ms = (r.done_s - r.arrival_s) * 1e3;
-      r.fallback = x.record.fallback;
-      ++finished;
+      complete(i, std::move(x.outputs), x.record.fallback);
     }
   };
   auto begin = [&](size_t i, LoadMode m) {
@@ -252,14 +254,9 @@ std::vector<std::vector<at::Tensor>> StreamController::serve(const std::vector<s
       }
       const size_t i = queue.front();
       begin(i, m);
-      results[i] = d.dep->run(frames[i]);
-      auto& r = recs[i];
-      r.done_s = now_s();
-      r.service_ms = (r.done_s - r.start_s) * 1e3;
-      r.latency_ms = (r.done_s - r.arrival_s) * 1e3;
-      r.fallback = d.dep->last_timeline().fallback;
-      if (!r.fallback) sw.served_latency_mode(r.service_ms);
-      ++finished;
+      auto y = d.dep->run(frames[i]);
+      complete(i, std::move(y), d.dep->last_timeline().fallback);
+      if (!recs[i].fallback) sw.served_latency_mode(recs[i].service_ms);
       continue;
     }
     if (d.pipe->in_flight() < d.in_flight) {

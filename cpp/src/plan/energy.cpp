@@ -12,6 +12,8 @@
 #include "tessera/core/error.h"
 #include "tessera/plan/mincut.h"
 
+#include "transfers.h"
+
 namespace tessera::plan {
 
 namespace {
@@ -38,15 +40,6 @@ Operating resolve(const PowerModel& pm, const Operating& op) {
   return r;
 }
 
-// Whether value v goes up (device -> server) and/or down under placement x (the cost model's rule).
-void transfers(const AtomDag& dag, const std::vector<int>& x, int v, bool& up, bool& down) {
-  const DagValue& val = dag.values[v];
-  const int p = val.producer == kModelInput ? 0 : x[val.producer];
-  bool to0 = val.is_output, to1 = false;
-  for (int c : val.consumers) (x[c] == 0 ? to0 : to1) = true;
-  up = p == 0 && to1;
-  down = p == 1 && to0;
-}
 }  // namespace
 
 void PowerModel::validate() const {
@@ -114,10 +107,8 @@ std::string EnergyDecision::explain(const CostModel& cm) const {
                      a.empty() ? 0 : a.front(), a.empty() ? 0 : a.back());
   }
   s += "\n";
-  for (size_t v = 0; v < cm.dag.values.size(); ++v) {
-    bool up = false, down = false;
-    transfers(cm.dag, placement, static_cast<int>(v), up, down);
-    if (!up && !down) continue;
+  for_each_transfer(cm.dag, placement, 2, [&](int v, int from, int) {
+    const bool up = from == 0;
     const auto& val = cm.dag.values[v];
     const std::string what = val.producer == kModelInput ? fmt::format("model input '{}'", val.name)
                              : up ? fmt::format("cut after {} (atom {})", cm.atom_label(val.producer), val.producer)
@@ -126,7 +117,7 @@ std::string EnergyDecision::explain(const CostModel& cm) const {
     const double ms = val.bytes * 8e-3 / mbps;
     s += fmt::format("{} {}: {:.3f} MB = {:.1f} ms + rtt/2 at {:.3g} Mbit/s\n", up ? "up" : "down", what,
                      val.bytes / 1e6, ms, mbps);
-  }
+  });
   return s;
 }
 
@@ -172,13 +163,11 @@ EnergyParts device_energy(const CostModel& cm, const PowerModel& pm, const std::
     radio_mj += mw * ser / 1e3;
     e.idle_mj += pm.idle_mw * rtt / 2 / 1e3;
   };
-  for (size_t v = 0; v < cm.dag.values.size(); ++v) {
-    bool up = false, down = false;
-    transfers(cm.dag, x, static_cast<int>(v), up, down);
+  for_each_transfer(cm.dag, x, 2, [&](int v, int from, int) {
     const double b = cm.dag.values[v].bytes;
-    if (up) send(b, rate, op.tx_power_mw, e.up_bytes, e.tx_mj);
-    if (down) send(b, bw, pm.rx_mw, e.down_bytes, e.rx_mj);
-  }
+    if (from == 0) send(b, rate, op.tx_power_mw, e.up_bytes, e.tx_mj);
+    else send(b, bw, pm.rx_mw, e.down_bytes, e.rx_mj);
+  });
   e.latency_ms = e.device_ms + e.transfer_ms + e.server_ms;
   e.total_mj = e.compute_mj + e.tx_mj + e.rx_mj + e.idle_mj;
   return e;
