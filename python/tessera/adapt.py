@@ -24,7 +24,8 @@ from .atoms import Model, _as_tuple, _rebuild
 from .plan import make_cost_model
 from .transport import Link, deployment_options, read_trace  # noqa: F401 (the link is re-exported here)
 
-__all__ = ["Link", "AdaptiveDeployment", "Controller", "StreamDeployment", "poisson_arrivals", "read_trace",
+__all__ = ["Link", "AdaptiveDeployment", "Controller", "StreamDeployment", "LoadSwitch", "poisson_arrivals",
+           "read_trace",
            "static_policy", "oracle_policy",
            "adaptive_policy", "RECORD_KEYS"]
 
@@ -204,6 +205,11 @@ class AdaptiveDeployment(Controller):
         self.policy = core.policy()
         return core
 
+
+# The light/heavy-load decision alone (C++, torch-free): LoadSwitch(latency_ms, throughput_fps, options);
+# arrive(t_s), decide(queued) -> "latency" | "throughput", why, arrival_rate, latency_rate.
+LoadSwitch = _core.LoadSwitch
+LoadSwitchOptions = _core.LoadSwitchOptions
 
 STREAM_RECORD_KEYS = ("index", "arrival_s", "start_s", "done_s", "wait_ms", "latency_ms", "service_ms", "mode",
                       "switched", "fallback", "queued", "arrival_rate", "latency_rate", "why")

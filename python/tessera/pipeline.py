@@ -245,6 +245,21 @@ class Pipeline:
         if batch:
             yield from (self._outputs(y) for y in self._core.map(batch))
 
+    def submit(self, inputs) -> int:
+        """Streaming: start one input now (the device runs stage 0 here); returns its ticket. Collect it
+        with poll(); keep in_flight at what you want (ts.StreamDeployment does this for arrivals)."""
+        return self._core.submit(list(_as_tuple(inputs)))
+
+    def poll(self, timeout_ms: int = 0) -> list:
+        """Streaming: [(ticket, outputs, record)] of the inputs completed since the last poll, waiting up to
+        timeout_ms for at least one."""
+        return [(d.ticket, self._outputs(d.outputs), d.record) for d in self._core.poll(int(timeout_ms))]
+
+    @property
+    def in_flight(self) -> int:
+        """Submitted inputs not yet returned by poll()."""
+        return self._core.in_flight
+
     def stats(self):
         """Of the last map(): per stage (node, compute/cpu/accounted/queue ms, link ms in and back), the
         accounted and wall-clock frames per second, the bottleneck, fallbacks."""

@@ -220,3 +220,33 @@ def test_pins_loads_and_the_input_source(zoo_model):
     busy = ts.plan_pipeline(m, ts.Network(busy_nodes, net.links, symmetric=False), objective="latency",
                             order=["phone", "edge-a"])
     assert busy.latency_ms > free.latency_ms  # a loaded server is priced as one
+
+
+def test_a_pipeline_streams_with_submit_and_poll(zoo_model, tmp_path):
+    """The streaming interface from Python: tickets out, (ticket, outputs, record) back, each input once,
+    equal to the whole model; map() refuses while submitted inputs are not collected."""
+    m, xs, _ = zoo_model("squeezenet1_0")
+    m.save(tmp_path / "squeezenet1_0")
+    with ts.Server(tmp_path) as a, ts.Server(tmp_path) as b:
+        pipe = ts.Pipeline(m, _three_nodes(m, [a.endpoint, b.endpoint]), timeout_ms=120000)
+        frames = _frames(xs, 3)
+        tickets = [pipe.submit(f) for f in frames]
+        assert len(set(tickets)) == 3 and pipe.in_flight == 3
+        with pytest.raises(ValueError, match=r"map\(\) while 3 submitted request\(s\) are not collected"):
+            list(pipe.map(frames[:1]))
+        got = {}
+        while len(got) < 3:
+            for ticket, y, rec in pipe.poll(1000):
+                assert ticket not in got and not rec.fallback
+                got[ticket] = y
+        assert pipe.in_flight == 0
+        for t, f in zip(tickets, frames):
+            for g, r in zip(_flat(got[t]), m.run_flat(f)):
+                assert torch.allclose(g, r, rtol=1e-4, atol=1e-5)
+
+
+def test_the_load_switch_is_public():
+    sw = ts.adapt.LoadSwitch(100.0, 25.0)  # the latency plan serves 10/s, the pipeline 25/s
+    for t in (0.0, 0.05, 0.1, 0.15):
+        sw.arrive(t)
+    assert sw.decide(1) == "throughput" and "heavy load" in sw.why
