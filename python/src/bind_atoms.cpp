@@ -107,6 +107,8 @@ void bind_atoms(py::module_& m) {
       .def_property_readonly("num_atoms", &Model::num_atoms)
       .def_property_readonly("hash", &Model::hash)
       .def("dag", &Model::dag)
+      .def("dag_value", &Model::dag_value, py::arg("graph_value"),
+           "The id in dag() of a graph value, -1 if it crosses no atom boundary.")
       .def("loaded_atoms", &Model::loaded_atoms)
       .def("loaded_param_bytes", &Model::loaded_param_bytes)
       .def("save", &Model::save, py::arg("dir"), py::arg("overwrite") = false, py::call_guard<py::gil_scoped_release>())

@@ -18,6 +18,8 @@
 #include "tessera/plan/plan.h"
 #include "tessera/plan/pipeline.h"
 #include "tessera/plan/tiling.h"
+#include "tessera/plan/variants.h"
+#include "tessera/core/codec.h"
 #include "tessera/plan/planners.h"
 
 namespace py = pybind11;
@@ -43,6 +45,10 @@ void bind_plan(py::module_& m) {
       .def_readwrite("bytes", &DagValue::bytes)
       .def_readwrite("is_output", &DagValue::is_output)
       .def_readwrite("name", &DagValue::name)
+      .def_readwrite("dtype", &DagValue::dtype)
+      .def_readwrite("rank", &DagValue::rank)
+      .def_readwrite("codec", &DagValue::codec, "wire codec it crosses with ('' = raw)")
+      .def_readwrite("codec_ms", &DagValue::codec_ms, "encode + decode ms per transfer")
       .def("__repr__", [](const DagValue& v) {
         return "DagValue(producer=" + std::to_string(v.producer) + ", consumers=" + std::to_string(v.consumers.size()) +
                " atoms, bytes=" + std::to_string(v.bytes) + (v.is_output ? ", output" : "") + ")";
@@ -155,7 +161,52 @@ void bind_plan(py::module_& m) {
       .def_readwrite("from_target", &Transfer::from)
       .def_readwrite("to_target", &Transfer::to)
       .def_readwrite("bytes", &Transfer::bytes)
-      .def_readwrite("ms", &Transfer::ms);
+      .def_readwrite("ms", &Transfer::ms)
+      .def_readwrite("codec", &Transfer::codec);
+
+  // ---- accuracy-aware variants (plan/variants.h) ----
+  py::class_<CodecCost>(m, "CodecCost")
+      .def(py::init([](double enc, double dec, double ratio) { return CodecCost{enc, dec, ratio}; }),
+           py::arg("encode_ms_per_mb") = 0.0, py::arg("decode_ms_per_mb") = 0.0, py::arg("ratio") = 1.0)
+      .def_readwrite("encode_ms_per_mb", &CodecCost::encode_ms_per_mb)
+      .def_readwrite("decode_ms_per_mb", &CodecCost::decode_ms_per_mb)
+      .def_readwrite("ratio", &CodecCost::ratio);
+  m.def("with_codec", &with_codec, py::arg("costs"), py::arg("codec"), py::arg("cost") = CodecCost{},
+        "The cost model with every value the codec applies to priced as it travels (bytes, encode + decode).");
+  m.def("codec_names", &tessera::codec_names);
+  py::class_<VariantCandidate>(m, "VariantCandidate")
+      .def(py::init<>())
+      .def_readwrite("variant", &VariantCandidate::variant)
+      .def_readwrite("name", &VariantCandidate::name)
+      .def_readwrite("placement", &VariantCandidate::placement)
+      .def_readwrite("loss", &VariantCandidate::loss)
+      .def_readwrite("device_ms", &VariantCandidate::device_ms)
+      .def_readwrite("server_ms", &VariantCandidate::server_ms)
+      .def_readwrite("bytes", &VariantCandidate::bytes)
+      .def_readwrite("codec_ms", &VariantCandidate::codec_ms)
+      .def_readwrite("transfers", &VariantCandidate::transfers)
+      .def_readwrite("device_memory_bytes", &VariantCandidate::device_memory_bytes)
+      .def_readwrite("energy_mj", &VariantCandidate::energy_mj)
+      .def("latency_ms", &VariantCandidate::latency_ms, py::arg("context"));
+  m.def("candidate_from_plan", &candidate_from_plan, py::arg("variant"), py::arg("name"), py::arg("plan"),
+        py::arg("loss"));
+  py::class_<VariantChoice>(m, "VariantChoice")
+      .def_readonly("index", &VariantChoice::index)
+      .def_readonly("latency_ms", &VariantChoice::latency_ms)
+      .def_readonly("objective", &VariantChoice::objective)
+      .def_readonly("feasible", &VariantChoice::feasible)
+      .def_readonly("why", &VariantChoice::why);
+  py::class_<VariantSelector>(m, "VariantSelector")
+      .def(py::init<std::vector<VariantCandidate>>(), py::arg("candidates"))
+      .def("select", &VariantSelector::select, py::arg("context"), py::arg("loss_budget"))
+      .def("select_many", [](const VariantSelector& s, const std::vector<Context>& ctxs, double budget) {
+             std::vector<int> out;
+             out.reserve(ctxs.size());
+             for (const auto& c : ctxs) out.push_back(s.select(c, budget).index);
+             return out;
+           }, py::arg("contexts"), py::arg("loss_budget"), "select() for many contexts in one C++ loop (timing)")
+      .def_property_readonly("candidates", &VariantSelector::candidates)
+      .def("best_loss", &VariantSelector::best_loss);
 
   py::class_<Plan>(m, "Plan", "A placement with its predicted metrics, blocks and transfers.")
       .def(py::init<>())

@@ -5,6 +5,10 @@
 #include "tessera/runtime/deployment.h"
 #include "tessera/runtime/pipeline.h"
 #include "tessera/runtime/server.h"
+#include "tessera/transport/message.h"
+
+#include <algorithm>
+#include <chrono>
 
 namespace py = pybind11;
 using namespace tessera;
@@ -52,6 +56,38 @@ void bind_runtime(py::module_& m) {
         "Keep freed tensors' memory in the heap (no page faults per large activation); process-wide.");
   m.def("curve_keypair", &curve_keypair, "A new CURVE key pair (public, secret), Z85 strings.");
 
+  // ---- wire codecs (transport/message.h) ----
+  m.def("codec_round_trip", [](const at::Tensor& t, const std::string& codec) {
+          return transport::codec_round_trip(t, transport::parse_codec(codec));
+        }, py::arg("tensor"), py::arg("codec"), "What the receiver gets when `tensor` travels with `codec`.",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("codec_wire_bytes", [](const at::Tensor& t, const std::string& codec) {
+          auto e = transport::encode_tensor(t, transport::parse_codec(codec));
+          return py::make_tuple(e.desc.nbytes, e.desc.params.size(), std::string(transport::codec_name(e.desc.codec)));
+        }, py::arg("tensor"), py::arg("codec"), "(frame bytes, parameter bytes, codec used) of `tensor` on the wire.");
+  m.def("codec_timing", [](const at::Tensor& t, const std::string& codec, int repeats) {
+          // Median encode and decode ms over `repeats` runs, in C++ (no Python in the loop).
+          const auto c = transport::parse_codec(codec);
+          std::vector<double> enc, dec;
+          uint64_t bytes = 0;
+          for (int r = 0; r < repeats; ++r) {
+            auto t0 = std::chrono::steady_clock::now();
+            auto e = transport::encode_tensor(t, c);
+            auto t1 = std::chrono::steady_clock::now();
+            auto d = transport::decode_tensor(e.frame.data_ptr(), e.frame.nbytes(), e.desc);
+            auto t2 = std::chrono::steady_clock::now();
+            enc.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+            dec.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+            bytes = e.desc.nbytes + e.desc.params.size();
+          }
+          auto median = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return v.empty() ? 0.0 : v[v.size() / 2];
+          };
+          return py::make_tuple(median(enc), median(dec), bytes);
+        }, py::arg("tensor"), py::arg("codec"), py::arg("repeats") = 21,
+        "(median encode ms, median decode ms, wire bytes) of `tensor` under `codec`, timed in C++.");
+
   py::class_<DeploymentOptions>(m, "DeploymentOptions")
       .def(py::init<>())
       .def_readwrite("server", &DeploymentOptions::server)
@@ -62,7 +98,8 @@ void bind_runtime(py::module_& m) {
       .def_readwrite("curve_secret_key", &DeploymentOptions::curve_secret_key)
       .def_readwrite("link", &DeploymentOptions::link)
       .def_readwrite("device_slowdown", &DeploymentOptions::device_slowdown)
-      .def_readwrite("emulation", &DeploymentOptions::emulation);
+      .def_readwrite("emulation", &DeploymentOptions::emulation)
+      .def_readwrite("codec", &DeploymentOptions::codec);
   py::class_<BlockTiming>(m, "BlockTiming")
       .def_readonly("target", &BlockTiming::target)
       .def_readonly("remote", &BlockTiming::remote)
@@ -76,6 +113,8 @@ void bind_runtime(py::module_& m) {
       .def_readonly("link_ms", &BlockTiming::link_ms)
       .def_readonly("bytes_up", &BlockTiming::bytes_up)
       .def_readonly("bytes_down", &BlockTiming::bytes_down)
+      .def_readonly("codec_up", &BlockTiming::codec_up)
+      .def_readonly("codec_down", &BlockTiming::codec_down)
       .def_readonly("error", &BlockTiming::error);
   py::class_<Timeline>(m, "Timeline")
       .def_readonly("blocks", &Timeline::blocks)

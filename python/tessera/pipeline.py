@@ -16,7 +16,7 @@ Stages are contiguous runs of the atoms' topological order; the values live acro
 the link between the two stages' nodes, and the model's outputs go back to the first node. Links
 are symmetric unless ``symmetric=False``. At run time the device runs the first stage, each server
 runs its stage and forwards the live values straight to the next stage's server, and the model's
-outputs return to the device (wire protocol v2, docs/wire-protocol.md).
+outputs return to the device (wire protocol v3, docs/wire-protocol.md).
 """
 from __future__ import annotations
 

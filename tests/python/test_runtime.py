@@ -83,7 +83,7 @@ def test_server_killed_mid_stream(repository, zoo_model, server_process):
 HEADER = struct.Struct("<IHHQ32sIIqddII8x")
 
 
-def _header(type_=1, rid=7, model_hash=b"\0" * 32, atoms=0, tensors=0, magic=0x41525354, version=2):
+def _header(type_=1, rid=7, model_hash=b"\0" * 32, atoms=0, tensors=0, magic=0x41525354, version=3):
     return HEADER.pack(magic, version, type_, rid, model_hash, atoms, tensors, 0, 0.0, 0.0, 0, 0)
 
 
@@ -105,9 +105,9 @@ def test_malformed_messages_get_error_replies(repository, zoo_model, server_proc
         "truncated header": ([b"TSRA"], "header frame has 4 bytes"),
         "too few frames": ([_header()], "at least 3"),
         "wrong magic": ([_header(magic=0xDEADBEEF), b"", b""], "bad magic"),
-        "newer peer": ([_header(version=9), b"", b""], "the peer speaks wire protocol v9, this side speaks v2 (the peer "
+        "newer peer": ([_header(version=9), b"", b""], "the peer speaks wire protocol v9, this side speaks v3 (the peer "
                                                         "is a newer tessera)"),
-        "older peer": ([_header(version=1), b"", b""], "wire protocol v1, this side speaks v2 (the peer is an older"),
+        "older peer": ([_header(version=1), b"", b""], "wire protocol v1, this side speaks v3 (the peer is an older"),
         "unknown type": ([_header(type_=77), b"", b""], "unknown message type"),
         "lying length": ([_header(model_hash=h, atoms=1, tensors=1), atoms0, _desc(1, shape, 12), x],
                          "declares 12 bytes"),

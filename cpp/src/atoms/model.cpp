@@ -12,6 +12,7 @@
 #include <set>
 
 #include "model_impl.h"
+#include "tessera/core/dtype.h"
 #include "tessera/core/error.h"
 
 namespace tessera {
@@ -39,7 +40,7 @@ std::vector<at::Tensor> Block::operator()(const std::vector<at::Tensor>& inputs)
 std::string Block::graph_str() const { return impl_ ? impl_->graph->toString() : ""; }
 
 // ---- ModelImpl -----------------------------------------------------------------------
-AtomDag ModelImpl::build_dag() const {
+AtomDag ModelImpl::build_dag(std::vector<int>* vmap_out) const {
   const auto& g = graph;
   AtomDag d;
   d.num_atoms = static_cast<int>(atoms.size());
@@ -51,6 +52,11 @@ AtomDag ModelImpl::build_dag() const {
     dv.producer = value_atom[v];
     dv.bytes = static_cast<double>(g.values[v].info.bytes);
     dv.name = g.values[v].name;
+    dv.dtype = g.values[v].info.dtype;
+    dv.rank = static_cast<int>(g.values[v].info.shape.size());
+    // A tensor no wire can carry (a quantized QUInt8 activation of a static-int8 model):
+    // priced so that no plan ever cuts there (1e15 bytes); Deployment refuses such plans.
+    if (!dv.dtype.empty() && !find_dtype(dv.dtype)) dv.bytes = kUnsendableBytes;
     d.values.push_back(std::move(dv));
   };
   for (int v : g.inputs) add(v);
@@ -73,6 +79,7 @@ AtomDag ModelImpl::build_dag() const {
     d.param_bytes.push_back(static_cast<double>(a.param_bytes));
     d.atom_names.push_back(a.name);
   }
+  if (vmap_out) *vmap_out = std::move(vmap);
   return d;
 }
 
@@ -81,7 +88,7 @@ void ModelImpl::finish() {
   for (const auto& a : atoms)
     for (int v : a.outputs) value_atom[v] = a.id;
   graphs.resize(atoms.size());
-  dag = build_dag();
+  dag = build_dag(&dag_value_of);
   dag.validate();
 }
 
@@ -320,6 +327,10 @@ int Model::num_atoms() const { return static_cast<int>(impl_->atoms.size()); }
 const std::string& Model::hash() const { return impl_->hash; }
 
 AtomDag Model::dag() const { return impl_->dag; }
+int Model::dag_value(int graph_value) const {
+  const auto& m = impl_->dag_value_of;
+  return graph_value >= 0 && static_cast<size_t>(graph_value) < m.size() ? m[graph_value] : -1;
+}
 
 std::vector<int> Model::loaded_atoms() const {
   std::lock_guard<std::mutex> lock(impl_->graph_mu);

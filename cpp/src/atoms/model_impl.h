@@ -85,7 +85,8 @@ class ModelImpl {
   // value id -> producing atom (-1 for model inputs); value ids of each atom's inputs
   std::vector<int> value_atom;
   AtomDag dag;  // what planners and the scheduler read
-  AtomDag build_dag() const;
+  std::vector<int> dag_value_of;  // per graph value: its id in `dag`, -1 if it crosses no atom boundary
+  AtomDag build_dag(std::vector<int>* vmap_out = nullptr) const;
 
   std::shared_ptr<torch::jit::Graph> atom_graph(int atom) const;  // loads on demand
   std::shared_ptr<const BlockImpl> combine(std::vector<int> atom_ids) const;

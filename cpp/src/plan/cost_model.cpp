@@ -178,9 +178,9 @@ void cut_costs(const CostModel& cm, const Context& ctx, const CostWeights& w, Cu
   const double ser_down = 8e-3 / down.bandwidth_mbps;
   for (size_t v = 0; v < nv; ++v) {
     const double b = cm.dag.values[v].bytes;
-    out.up[v] = (w.latency + w.link) * b * ser_up + w.latency * up.rtt_ms / 2 +
-                w.energy * b * up.energy_mj_per_byte;
-    out.down[v] = (w.latency + w.link) * b * ser_down + w.latency * down.rtt_ms / 2 +
+    const double fixed = up.rtt_ms / 2 + cm.dag.values[v].codec_ms;  // per transfer, whatever the bytes
+    out.up[v] = (w.latency + w.link) * b * ser_up + w.latency * fixed + w.energy * b * up.energy_mj_per_byte;
+    out.down[v] = (w.latency + w.link) * b * ser_down + w.latency * (down.rtt_ms / 2 + cm.dag.values[v].codec_ms) +
                   w.energy * b * down.energy_mj_per_byte;
   }
 }

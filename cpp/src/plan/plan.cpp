@@ -12,6 +12,8 @@
 #include <functional>
 #include <queue>
 
+#include "tessera/core/codec.h"
+#include "tessera/core/dtype.h"
 #include "tessera/core/error.h"
 
 namespace tessera::plan {
@@ -91,7 +93,7 @@ Plan evaluate(const CostModel& cm, const Context& ctx, const std::vector<int>& p
     const double bytes = dag.values[v].bytes;
     const Link l = link_between(cm, ctx, p, d);
     const double ser = bytes * 8e-3 / l.bandwidth_mbps;
-    Transfer tr{v, p, d, bytes, ser + l.rtt_ms / 2};
+    Transfer tr{v, p, d, bytes, ser + l.rtt_ms / 2 + dag.values[v].codec_ms, dag.values[v].codec};
     transfer_ms += tr.ms;
     plan.link_ms += ser;
     plan.transfer_bytes += bytes;
@@ -232,6 +234,14 @@ std::vector<std::string> validate(const Plan& plan, const AtomDag& dag, int T) {
                                      tr.value, tr.from, p,
                                      val.producer == kModelInput ? " (model inputs live on the device)" : ""));
     have[tr.value][tr.to] = 1;
+    if (!val.dtype.empty() && !find_dtype(val.dtype))
+      problems.push_back(fmt::format("value {} ({}) is a {} tensor, which no wire carries: it cannot cross from "
+                                     "target {} to target {} (cut elsewhere)",
+                                     tr.value, val.name, val.dtype, tr.from, tr.to));
+    const auto codecs = codec_names();
+    if (!tr.codec.empty() && std::find(codecs.begin(), codecs.end(), tr.codec) == codecs.end())
+      problems.push_back(fmt::format("transfer of value {} names codec '{}' (known: {})", tr.value, tr.codec,
+                                     fmt::join(codecs, ", ")));
   }
   for (size_t v = 0; v < dag.values.size(); ++v) {
     const DagValue& val = dag.values[v];
@@ -270,7 +280,7 @@ Plan from_placement(const AtomDag& dag, const std::vector<int>& placement, int n
   plan.status = PlanStatus::Feasible;
   plan.target_ms.assign(static_cast<size_t>(num_targets), 0.0);
   for_each_transfer(dag, placement, num_targets, [&](int v, int p, int d) {
-    plan.transfers.push_back(Transfer{v, p, d, dag.values[v].bytes, 0.0});
+    plan.transfers.push_back(Transfer{v, p, d, dag.values[v].bytes, 0.0, dag.values[v].codec});
     plan.transfer_bytes += dag.values[v].bytes;
   });
   for (int a = 0; a < dag.num_atoms; ++a)

@@ -29,6 +29,16 @@ namespace {
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 constexpr int kTargets = 2;            // 0 = this device, 1 = the server
 constexpr size_t kMaxCheckedPlans = 256;
+
+// The model's DAG with `codec` on every value it applies to (plans from placements carry it).
+AtomDag coded_dag(const Model& model, const std::string& codec) {
+  AtomDag dag = model.dag();
+  const transport::Codec c = transport::parse_codec(codec);  // an unknown codec is refused here, by name
+  if (c == transport::Codec::Raw) return dag;
+  for (auto& v : dag.values)
+    if (!v.dtype.empty() && transport::codec_applies(c, v.dtype, v.rank)) v.codec = codec;
+  return dag;
+}
 }  // namespace
 
 struct Deployment::Impl {
@@ -36,6 +46,9 @@ struct Deployment::Impl {
   struct Active {
     plan::Plan plan;
     Schedule schedule;
+    // Per block: the codecs of its inputs (a remote block's request), of its outputs (the reply).
+    std::vector<std::vector<transport::Codec>> codecs_in;
+    std::vector<transport::Codec> codec_out;
   };
 
   Model model;
@@ -51,7 +64,8 @@ struct Deployment::Impl {
   // are not thread-safe), and accessors copy under the lock.
   mutable std::mutex mu;
 
-  Impl(Model m, plan::Plan p, DeploymentOptions o) : model(std::move(m)), dag(model.dag()), opt(std::move(o)) {
+  Impl(Model m, plan::Plan p, DeploymentOptions o)
+      : model(std::move(m)), dag(coded_dag(model, o.codec)), opt(std::move(o)) {
     TESSERA_CHECK(opt.timeout_ms > 0, InvalidArgument, "timeout_ms must be > 0, got {}", opt.timeout_ms);
     TESSERA_CHECK(opt.retry_ms >= 0, InvalidArgument, "retry_ms must be >= 0, got {}", opt.retry_ms);
     TESSERA_CHECK(opt.device_slowdown >= 1.0, InvalidArgument, "device_slowdown must be >= 1, got {}",
@@ -83,6 +97,23 @@ struct Deployment::Impl {
     for (const auto& b : p.blocks) groups.push_back(b.atoms);
     auto a = std::make_shared<Active>();
     a->schedule = model.schedule(groups);  // validates and caches the blocks now, not on the first request
+    // Codecs per graph value, from the plan's transfers (DAG value ids).
+    std::map<std::pair<int, int>, transport::Codec> by;  // (dag value, destination) -> codec
+    for (const auto& tr : p.transfers) by[{tr.value, tr.to}] = transport::parse_codec(tr.codec);
+    auto codec_of = [&](int graph_value, int to) {
+      auto it = by.find({model.dag_value(graph_value), to});
+      return it == by.end() ? transport::Codec::Raw : it->second;
+    };
+    for (size_t s = 0; s < p.blocks.size(); ++s) {
+      const Block blk = a->schedule.block(s);
+      std::vector<transport::Codec> in;
+      transport::Codec out = transport::Codec::Raw;
+      for (int v : blk.inputs()) in.push_back(codec_of(v, p.blocks[s].target));
+      for (int v : blk.outputs())
+        if (auto c = codec_of(v, 0); c != transport::Codec::Raw) out = c;
+      a->codecs_in.push_back(std::move(in));
+      a->codec_out.push_back(out);
+    }
     a->plan = std::move(p);
     if (checked.size() >= kMaxCheckedPlans) checked.clear();
     checked[a->plan.placement] = a;
@@ -93,6 +124,9 @@ struct Deployment::Impl {
     if (a.blocks.size() != b.blocks.size()) return false;
     for (size_t i = 0; i < a.blocks.size(); ++i)
       if (a.blocks[i].atoms != b.blocks[i].atoms || a.blocks[i].target != b.blocks[i].target) return false;
+    if (a.transfers.size() != b.transfers.size()) return false;
+    for (size_t i = 0; i < a.transfers.size(); ++i)
+      if (a.transfers[i].codec != b.transfers[i].codec) return false;
     return true;
   }
 
@@ -120,10 +154,10 @@ struct Deployment::Impl {
   }
 
   Expected<transport::Exchange> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
-                                     int timeout_ms) {
+                                     int timeout_ms, const std::vector<transport::Codec>& codecs = {}) {
     if (h.type == MsgType::Request) h.budget_us = int64_t{timeout_ms} * 1000;
     h.model_hash = hash;
-    return channel->call(h, body, tensors, timeout_ms);
+    return channel->call(h, body, tensors, timeout_ms, codecs);
   }
 
   // "" if a Reply carries what the block produces (count, dtypes, shapes, a finite
@@ -149,7 +183,8 @@ struct Deployment::Impl {
   // Runs one planned-remote block on the server; fills bt and returns the outputs, or
   // nothing (bt.error says why) when the caller has to run it here.
   std::optional<std::vector<at::Tensor>> remote(const Block& blk, const std::vector<at::Tensor>& args,
-                                                BlockTiming& bt) {
+                                                BlockTiming& bt, const std::vector<transport::Codec>& codecs,
+                                                transport::Codec reply_codec) {
     if (!available()) {
       bt.error = opt.server.empty() ? "no server configured" : "server in back-off after a failure";
       return std::nullopt;
@@ -157,11 +192,15 @@ struct Deployment::Impl {
     Header h;
     h.type = MsgType::Request;
     h.atom_count = static_cast<uint32_t>(blk.atoms().size());
+    h.reply_codec = static_cast<uint32_t>(reply_codec);
+    for (auto c : codecs)
+      if (c != transport::Codec::Raw) bt.codec_up = transport::codec_name(c);
+    if (reply_codec != transport::Codec::Raw) bt.codec_down = transport::codec_name(reply_codec);
     const auto t0 = Clock::now();
     Expected<transport::Exchange> rep = Expected<transport::Exchange>::failure("");
     std::string err;
     try {
-      rep = call(h, transport::encode_atoms(blk.atoms()), args, opt.timeout_ms);
+      rep = call(h, transport::encode_atoms(blk.atoms()), args, opt.timeout_ms, codecs);
       if (!rep) err = rep.error();
     } catch (const Error& e) {
       err = e.message();
@@ -209,7 +248,7 @@ struct Deployment::Impl {
       for (int v : blk.inputs()) args.push_back(env[v]);
       std::vector<at::Tensor> outs;
       if (bt.target != 0) {
-        if (auto r = remote(blk, args, bt)) outs = std::move(*r);
+        if (auto r = remote(blk, args, bt, plan_now->codecs_in[s], plan_now->codec_out[s])) outs = std::move(*r);
         bt.fallback = !bt.remote;
       }
       if (!bt.remote) {
@@ -245,7 +284,8 @@ struct Deployment::Impl {
 Deployment::Deployment(Model model, plan::Plan plan, DeploymentOptions options)
     : impl_(std::make_unique<Impl>(std::move(model), std::move(plan), std::move(options))) {}
 Deployment::Deployment(Model model, std::vector<int> placement, DeploymentOptions options)
-    : Deployment(model, plan::from_placement(model.dag(), placement, kTargets), std::move(options)) {}
+    // options is copied, not moved: the argument order of evaluation is unspecified
+    : Deployment(model, plan::from_placement(coded_dag(model, options.codec), placement, kTargets), options) {}
 Deployment::~Deployment() = default;
 Deployment::Deployment(Deployment&&) noexcept = default;
 Deployment& Deployment::operator=(Deployment&&) noexcept = default;

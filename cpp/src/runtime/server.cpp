@@ -318,7 +318,8 @@ struct Server::Impl {
           h.queue_ms = queue_ms;
           ++replies;  // counted before the reply leaves: a client that got it sees it counted
           send_envelope(s, env);
-          send_message(s, h, "", outputs, false, false, &out);
+          // The device's choice of codec for what comes back (wire v3; 0 = raw).
+          send_message(s, h, "", outputs, false, false, &out, {static_cast<transport::Codec>(m.header.reply_codec)});
           break;
         }
         case MsgType::Forward: {

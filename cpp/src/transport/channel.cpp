@@ -30,12 +30,13 @@ class ZmqChannel final : public Channel {
     ctx_.close();
   }
 
+  using Channel::call;
   Expected<Exchange> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
-                          int timeout_ms) override {
+                          int timeout_ms, const std::vector<Codec>& codecs) override {
     h.request_id = next_id_++;
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     try {
-      auto r = exchange(socket(), h, body, tensors, timeout_ms, deadline);
+      auto r = exchange(socket(), h, body, tensors, codecs, timeout_ms, deadline);
       if (!r) reset();
       return r;
     } catch (const zmq::error_t& e) {  // EINTR, a closed context, ...: the caller falls back
@@ -70,9 +71,10 @@ class ZmqChannel final : public Channel {
   }
 
   Expected<Exchange> exchange(zmq::socket_t& s, const Header& h, const std::string& body,
-                              const std::vector<at::Tensor>& tensors, int timeout_ms, Clock::time_point deadline) {
+                              const std::vector<at::Tensor>& tensors, const std::vector<Codec>& codecs,
+                              int timeout_ms, Clock::time_point deadline) {
     Exchange ex;
-    if (!send_message(s, h, body, tensors, /*delimiter=*/true, false, &ex.bytes_up))
+    if (!send_message(s, h, body, tensors, /*delimiter=*/true, false, &ex.bytes_up, codecs))
       return Expected<Exchange>::failure(
           fmt::format("server {} not reachable within {} ms", opt_.endpoint, timeout_ms));
     while (true) {
@@ -111,10 +113,13 @@ class EmulatedChannel final : public Channel {
     TESSERA_CHECK(inner_ && link_, InvalidArgument, "an emulated channel needs a channel and a link");
   }
 
+  using Channel::call;
   Expected<Exchange> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
-                          int timeout_ms) override {
-    double ms = wait(link_->transmit(static_cast<double>(message_bytes(body, tensors))));  // uplink first
-    auto r = inner_->call(h, body, tensors, timeout_ms);
+                          int timeout_ms, const std::vector<Codec>& codecs) override {
+    auto r = inner_->call(h, body, tensors, timeout_ms, codecs);
+    // The uplink carries what went out: the encoded bytes (a failed call: the raw message).
+    const double up = r ? static_cast<double>(r->bytes_up) : static_cast<double>(message_bytes(body, tensors));
+    double ms = wait(link_->transmit(up));
     if (!r) return r;
     ms += wait(link_->transmit(static_cast<double>(r->bytes_down), false));
     r->link_ms = ms;

@@ -1,4 +1,4 @@
-// transport/wire.cpp -- encoding and checked decoding of wire protocol v2 (torch-free).
+// transport/wire.cpp -- encoding and checked decoding of wire protocol v3 (torch-free).
 #include "tessera/transport/wire.h"
 
 #include <chrono>
@@ -56,7 +56,7 @@ const std::string& dtype_from_code(uint8_t code) {
 
 // Layout (offsets): 0 magic u32, 4 version u16, 6 type u16, 8 request_id u64,
 // 16 model_hash[32], 48 atom_count u32, 52 tensor_count u32, 56 budget_us i64,
-// 64 server_ms f64, 72 queue_ms f64, 80 flags u32, 84 reserved u32, 88..95 zero.
+// 64 server_ms f64, 72 queue_ms f64, 80 flags u32, 84 reply_codec u32, 88..95 zero.
 std::string encode_header(const Header& h) {
   std::string s(kHeaderBytes, '\0');
   put(s, 0, h.magic);
@@ -70,7 +70,7 @@ std::string encode_header(const Header& h) {
   put(s, 64, h.server_ms);
   put(s, 72, h.queue_ms);
   put(s, 80, h.flags);
-  put(s, 84, h.reserved);
+  put(s, 84, h.reply_codec);
   return s;
 }
 
@@ -97,7 +97,9 @@ Header decode_header(const void* data, size_t size) {
   h.server_ms = get<double>(p, 64);
   h.queue_ms = get<double>(p, 72);
   h.flags = get<uint32_t>(p, 80);
-  h.reserved = get<uint32_t>(p, 84);
+  h.reply_codec = get<uint32_t>(p, 84);
+  TESSERA_CHECK(h.reply_codec <= kMaxCodec, InvalidArgument, "unknown reply codec {} (codes 0 to {})", h.reply_codec,
+                kMaxCodec);
   TESSERA_CHECK(h.tensor_count <= kMaxTensors, InvalidArgument, "tensor count {} exceeds the limit {}", h.tensor_count,
                 kMaxTensors);
   TESSERA_CHECK(h.atom_count <= kMaxAtoms, InvalidArgument, "atom count {} exceeds the limit {}", h.atom_count,
@@ -112,11 +114,61 @@ std::string encode_descs(const std::vector<TensorDesc>& ds) {
     s.resize(off + 8 + 8 * d.dims.size() + 8, '\0');
     s[off] = static_cast<char>(d.dtype);
     s[off + 1] = static_cast<char>(d.dims.size());
+    s[off + 2] = static_cast<char>(d.codec);
+    put(s, off + 4, static_cast<uint32_t>(d.params.size()));
     for (size_t i = 0; i < d.dims.size(); ++i) put(s, off + 8 + 8 * i, d.dims[i]);
     put(s, off + 8 + 8 * d.dims.size(), d.nbytes);
+    s += d.params;
   }
   return s;
 }
+
+namespace {
+// The codec's parameters against the tensor they describe (see TensorDesc).
+void check_codec_params(const TensorDesc& d, uint32_t t) {
+  const size_t P = d.params.size();
+  const auto* p = reinterpret_cast<const uint8_t*>(d.params.data());
+  const char* name = codec_name(d.codec);
+  switch (d.codec) {
+    case Codec::Raw:
+    case Codec::Fp16:
+    case Codec::Bf16:
+    case Codec::Zstd:
+      TESSERA_CHECK(P == 0, InvalidArgument, "tensor {} ({}) carries {} parameter bytes, the codec takes none", t,
+                    name, P);
+      return;
+    case Codec::Int8: {
+      TESSERA_CHECK(P == 16, InvalidArgument, "tensor {} (int8) has {} parameter bytes, expected 16 (scale, zero point)",
+                    t, P);
+      const double scale = get<double>(p, 0);
+      const int64_t zp = get<int64_t>(p, 8);
+      TESSERA_CHECK(std::isfinite(scale) && scale > 0, InvalidArgument, "tensor {} (int8): scale {} must be > 0", t,
+                    scale);
+      TESSERA_CHECK(zp >= 0 && zp <= 255, InvalidArgument, "tensor {} (int8): zero point {} not in [0, 255]", t, zp);
+      return;
+    }
+    case Codec::Int8Channel: {
+      TESSERA_CHECK(P >= 8, InvalidArgument, "tensor {} (int8_channel) has {} parameter bytes, at least 8 needed", t,
+                    P);
+      const uint32_t axis = get<uint32_t>(p, 0), C = get<uint32_t>(p, 4);
+      TESSERA_CHECK(axis == 1 && d.dims.size() >= 2, InvalidArgument,
+                    "tensor {} (int8_channel): axis {} of a rank-{} tensor (axis 1 of rank >= 2 only)", t, axis,
+                    d.dims.size());
+      TESSERA_CHECK(static_cast<int64_t>(C) == d.dims[1], InvalidArgument,
+                    "tensor {} (int8_channel): {} channels declared, dimension 1 is {}", t, C, d.dims[1]);
+      TESSERA_CHECK(P == 8 + 8ull * C, InvalidArgument,
+                    "tensor {} (int8_channel): {} parameter bytes, {} channels need {}", t, P, C, 8 + 8ull * C);
+      for (uint32_t c = 0; c < C; ++c) {
+        const float scale = get<float>(p, 8 + 4ull * c);
+        const int32_t zp = get<int32_t>(p, 8 + 4ull * C + 4ull * c);
+        TESSERA_CHECK(std::isfinite(scale) && scale > 0 && zp >= 0 && zp <= 255, InvalidArgument,
+                      "tensor {} (int8_channel): channel {} has scale {} and zero point {}", t, c, scale, zp);
+      }
+      return;
+    }
+  }
+}
+}  // namespace
 
 std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t count, uint64_t max_bytes) {
   const auto* p = static_cast<const uint8_t*>(data);
@@ -131,7 +183,15 @@ std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t cou
     const int rank = p[off + 1];
     TESSERA_CHECK(rank <= kMaxRank, InvalidArgument, "tensor {} has rank {} (at most {})", t, rank, kMaxRank);
     const std::string& dt = dtype_from_code(d.dtype);
-    TESSERA_CHECK(off + 8 + 8 * static_cast<size_t>(rank) + 8 <= size, InvalidArgument,
+    const uint8_t codec = p[off + 2];
+    TESSERA_CHECK(codec <= kMaxCodec, InvalidArgument, "tensor {} has unknown codec {} (codes 0 to {})", t, codec,
+                  kMaxCodec);
+    d.codec = static_cast<Codec>(codec);
+    TESSERA_CHECK(p[off + 3] == 0, InvalidArgument, "tensor {}: descriptor byte 3 must be zero", t);
+    const uint32_t nparams = get<uint32_t>(p, off + 4);
+    TESSERA_CHECK(nparams <= kMaxCodecParamBytes, InvalidArgument, "tensor {} declares {} codec parameter bytes", t,
+                  nparams);
+    TESSERA_CHECK(off + 8 + 8 * static_cast<size_t>(rank) + 8 + nparams <= size, InvalidArgument,
                   "descriptor frame truncated in tensor {} (rank {})", t, rank);
     uint64_t numel = 1;
     for (int i = 0; i < rank; ++i) {
@@ -144,12 +204,23 @@ std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t cou
       d.dims.push_back(dim);
     }
     d.nbytes = get<uint64_t>(p, off + 8 + 8 * rank);
-    const uint64_t expect = numel * static_cast<uint64_t>(dtype_size(dt));
-    TESSERA_CHECK(d.nbytes == expect, InvalidArgument,
-                  "tensor {} declares {} bytes but {} [{}] needs {}", t, d.nbytes, dt, fmt::join(d.dims, ", "), expect);
-    total += d.nbytes;
+    d.params.assign(reinterpret_cast<const char*>(p + off + 16 + 8 * rank), nparams);
+    TESSERA_CHECK(codec_applies(d.codec, dt, rank), InvalidArgument, "tensor {}: codec {} does not apply to {} of rank {}",
+                  t, codec_name(d.codec), dt, rank);
+    check_codec_params(d, t);
+    const uint64_t decoded = numel * static_cast<uint64_t>(dtype_size(dt));
+    if (d.codec == Codec::Zstd) {
+      TESSERA_CHECK(d.nbytes <= max_bytes, InvalidArgument, "tensor {} (zstd) declares {} bytes, over the maximum {}",
+                    t, d.nbytes, max_bytes);
+    } else {
+      const uint64_t expect = codec_frame_bytes(d.codec, dt, numel);
+      TESSERA_CHECK(d.nbytes == expect, InvalidArgument, "tensor {} declares {} bytes but {} [{}]{} needs {}", t,
+                    d.nbytes, dt, fmt::join(d.dims, ", "),
+                    d.codec == Codec::Raw ? std::string() : fmt::format(" as {}", codec_name(d.codec)), expect);
+    }
+    total += decoded;
     TESSERA_CHECK(total <= max_bytes, InvalidArgument, "message exceeds the maximum size of {} bytes", max_bytes);
-    off += 8 + 8 * rank + 8;
+    off += 8 + 8 * rank + 8 + nparams;
     out.push_back(std::move(d));
   }
   TESSERA_CHECK(off == size, InvalidArgument, "descriptor frame has {} bytes, {} tensors need {}", size, count, off);

@@ -164,7 +164,7 @@ TEST(Wire, RouteRoundTripAndChecks) {
     decode_header(hb.data(), hb.size());
     FAIL() << "a v1 header was accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("speaks wire protocol v1, this side speaks v2"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("speaks wire protocol v1, this side speaks v3"), std::string::npos)
         << e.what();
     EXPECT_NE(std::string(e.what()).find("older tessera"), std::string::npos);
   }

@@ -1,4 +1,4 @@
-// Runtime in C++: wire codec checks, a real server on loopback, a device
+// Runtime in C++: wire codec checks (v3 codecs: bounds, corrupt frames, split runs), a real server on loopback, a device
 // deployment whose split runs equal the whole model, fallback when the server
 // goes away, malformed messages answered with errors, aligned zero-copy tensors,
 // time budgets, thread safety, signals.
@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <sstream>
 #include <algorithm>
+#include <cstring>
+#include <random>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -487,4 +489,195 @@ TEST_F(Fixture, ChannelsReturnOutcomesAsValues) {
   EXPECT_GT(e->link_ms, 25.0);
   EXPECT_LT(e->link_ms, 40.0);
   EXPECT_THROW(connect_zmq(transport::ZmqChannelOptions{"not an endpoint"}), Error);
+}
+
+// ---- wire codecs (protocol v3, issue 17) ---------------------------------------------
+
+namespace {
+// The per-element bound each codec states (core/codec.h), for reference values x.
+torch::Tensor codec_bound(const torch::Tensor& x, Codec c) {
+  auto range = [](const torch::Tensor& t) {
+    const double lo = std::min(0.0, t.min().item<double>()), hi = std::max(0.0, t.max().item<double>());
+    return (hi - lo) / 255.0;
+  };
+  switch (c) {
+    case Codec::Fp16: return x.abs() * std::ldexp(1.0, -11) + 6e-8;
+    case Codec::Bf16: return x.abs() * std::ldexp(1.0, -8) + 1e-38;
+    case Codec::Int8: return torch::full_like(x, range(x) / 2 * (1 + 1e-4) + 1e-6 * x.abs().max().item<double>());
+    case Codec::Int8Channel: {
+      auto b = torch::empty_like(x);
+      for (int64_t k = 0; k < x.size(1); ++k) {
+        auto ch = x.select(1, k);
+        b.select(1, k).fill_(range(ch) / 2 * (1 + 1e-4) + 1e-6 * ch.abs().max().item<double>());
+      }
+      return b;
+    }
+    default: return torch::zeros_like(x);
+  }
+}
+}  // namespace
+
+TEST(Codecs, RoundTripWithinTheirStatedBounds) {
+  torch::manual_seed(3);
+  std::vector<std::pair<std::string, torch::Tensor>> cases = {
+      {"normal", torch::randn({2, 16, 5, 7}) * 3},
+      {"relu", torch::relu(torch::randn({1, 32, 9, 9}))},
+      {"constant", torch::full({1, 4, 3, 3}, 2.5)},
+      {"all negative", -torch::rand({1, 8, 4, 4}) - 1},
+      {"large", torch::randn({1, 3, 20, 20}) * 1e3},
+      {"rank 2", torch::randn({4, 10})},
+      {"rank 1", torch::randn({100})},
+  };
+  for (const auto& [name, x] : cases)
+    for (uint8_t k = 0; k <= kMaxCodec; ++k) {
+      const auto c = static_cast<Codec>(k);
+      SCOPED_TRACE(fmt::format("{} / {}", name, codec_name(c)));
+      auto y = codec_round_trip(x, c);
+      ASSERT_EQ(y.sizes(), x.sizes());
+      ASSERT_EQ(y.scalar_type(), at::kFloat);
+      auto e = encode_tensor(x, c);
+      const bool applies = codec_applies(c, "float32", static_cast<int>(x.dim()));
+      EXPECT_EQ(e.desc.codec, applies ? c : Codec::Raw);
+      if (codec_lossless(c) || !applies) {
+        EXPECT_TRUE(torch::equal(y, x));  // bit-exact
+        continue;
+      }
+      auto over = ((y - x).abs() - codec_bound(x, c)).max().item<double>();
+      EXPECT_LE(over, 0.0) << "max error beyond the bound by " << over;
+      if (c == Codec::Int8 || c == Codec::Int8Channel) EXPECT_EQ(e.desc.nbytes, static_cast<uint64_t>(x.numel()));
+    }
+  // Other dtypes travel raw under a lossy codec, bit-exact under zstd; empty tensors too.
+  auto ids = torch::arange(0, 1000, torch::kLong);
+  EXPECT_EQ(encode_tensor(ids, Codec::Int8).desc.codec, Codec::Raw);
+  EXPECT_TRUE(torch::equal(codec_round_trip(ids, Codec::Int8), ids));
+  EXPECT_EQ(encode_tensor(ids, Codec::Zstd).desc.codec, Codec::Zstd);
+  EXPECT_LT(encode_tensor(ids, Codec::Zstd).desc.nbytes, ids.nbytes());
+  EXPECT_TRUE(torch::equal(codec_round_trip(ids, Codec::Zstd), ids));
+  auto none = torch::empty({0, 3});
+  EXPECT_EQ(codec_round_trip(none, Codec::Fp16).sizes(), none.sizes());
+  // Descriptors carry the codec and its parameters and are checked on receipt.
+  auto e = encode_tensor(torch::randn({1, 4, 2, 2}), Codec::Int8Channel);
+  auto ds = encode_descs({e.desc});
+  auto back = decode_descs(ds.data(), ds.size(), 1, 1 << 20);
+  EXPECT_EQ(back[0].codec, Codec::Int8Channel);
+  EXPECT_EQ(back[0].params, e.desc.params);
+  auto bad = e.desc;
+  bad.params.resize(bad.params.size() - 4);
+  ds = encode_descs({bad});
+  EXPECT_THROW(decode_descs(ds.data(), ds.size(), 1, 1 << 20), Error);
+  ds = encode_descs({e.desc});
+  ds[2] = 9;  // an unknown codec
+  try {
+    decode_descs(ds.data(), ds.size(), 1, 1 << 20);
+    ADD_FAILURE() << "an unknown codec was accepted";
+  } catch (const Error& err) {
+    EXPECT_NE(err.message().find("unknown codec 9"), std::string::npos) << err.message();
+  }
+  EXPECT_THROW(parse_codec("int4"), Error);
+}
+
+TEST_F(Fixture, CorruptCompressedFramesGetErrorReplies) {
+  Server srv(options());
+  srv.start();
+  zmq::context_t ctx;
+  zmq::socket_t s(ctx, zmq::socket_type::req);
+  s.set(zmq::sockopt::rcvtimeo, 5000);
+  s.connect(srv.endpoint());
+  auto ask = [&](std::vector<std::string> frames) {
+    std::vector<zmq::const_buffer> bufs;
+    for (auto& f : frames) bufs.push_back(zmq::buffer(f));
+    zmq::send_multipart(s, bufs);
+    std::vector<zmq::message_t> reply;
+    EXPECT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
+    auto h = decode_header(reply.at(0).data(), reply.at(0).size());
+    return std::make_pair(h.type, reply.at(1).to_string());
+  };
+  auto req = whole_model_request(1, 0);
+  auto z = encode_tensor(x, Codec::Zstd);
+  std::string good(static_cast<const char*>(z.frame.data_ptr()), z.frame.nbytes());
+  std::mt19937 rng(5);
+  int errors = 0;
+  for (int trial = 0; trial < 50; ++trial) {
+    std::string frame = good;
+    if (trial % 3 == 0) frame.resize(frame.size() / 2);              // truncated
+    else if (trial % 3 == 1) frame[rng() % frame.size()] ^= 0x5a;    // a flipped byte
+    else frame = std::string(frame.size(), static_cast<char>(rng()));  // garbage
+    auto d = z.desc;
+    d.nbytes = frame.size();
+    auto [type, msg] = ask({req[0], req[1], encode_descs({d}), frame});
+    if (type == MsgType::Error) {
+      ++errors;
+      EXPECT_TRUE(msg.find("zstd") != std::string::npos || msg.find("expected") != std::string::npos) << msg;
+    } else {
+      EXPECT_EQ(type, MsgType::Reply);  // a flip zstd cannot see (no checksum) decodes to other numbers
+    }
+  }
+  EXPECT_GE(errors, 33);  // every truncated (17) and garbage (16) frame at least
+  // int8 parameters that lie: a zero scale
+  auto q = encode_tensor(x, Codec::Int8);
+  auto d = q.desc;
+  const double zero = 0;
+  std::memcpy(&d.params[0], &zero, 8);
+  auto [t2, m2] = ask({req[0], req[1], encode_descs({d}),
+                       std::string(static_cast<const char*>(q.frame.data_ptr()), q.frame.nbytes())});
+  EXPECT_EQ(t2, MsgType::Error);
+  EXPECT_NE(m2.find("scale 0 must be > 0"), std::string::npos) << m2;
+  // the server still serves, and decodes a good compressed request
+  auto [t3, m3] = ask({req[0], req[1], encode_descs({z.desc}), good});
+  EXPECT_EQ(t3, MsgType::Reply) << m3;
+  EXPECT_TRUE(srv.running());
+}
+
+TEST_F(Fixture, SplitRunsWithInt8CutTensorsEqualTheModelFedTheDecodedCut) {
+  Server srv(options());
+  srv.start();
+  const int A = model->num_atoms();
+  auto whole = model->run({x});
+  for (const std::string codec : {"int8", "int8_channel", "fp16", "bf16", "zstd"}) {
+    for (int k = 1; k < A; ++k) {
+      SCOPED_TRACE(fmt::format("{} cut after atom {}", codec, k - 1));
+      std::vector<int> placement(A, 1);
+      for (int a = 0; a < k; ++a) placement[a] = 0;
+      DeploymentOptions o;
+      o.server = srv.endpoint();
+      o.timeout_ms = 5000;
+      o.codec = codec;
+      Deployment dep(*model, placement, o);
+      auto y = dep.run({x});
+      const auto& tl = dep.last_timeline();
+      ASSERT_FALSE(tl.fallback) << tl.blocks.back().error;
+      // The reference: the device's block here, its outputs through the codec, the rest here.
+      auto p = plan::from_placement(model->dag(), placement);
+      std::vector<std::vector<int>> groups;
+      for (const auto& b : p.blocks) groups.push_back(b.atoms);
+      auto sched = model->schedule(groups);
+      ASSERT_EQ(sched.size(), 2u);
+      auto dev = sched.block(0)({x});
+      for (auto& t : dev) t = codec_round_trip(t, parse_codec(codec));
+      std::vector<at::Tensor> args;
+      for (int v : sched.block(1).inputs()) {
+        if (v == model->graph().inputs[0]) {
+          args.push_back(codec_round_trip(x, parse_codec(codec)));
+          continue;
+        }
+        auto it = std::find(sched.block(0).outputs().begin(), sched.block(0).outputs().end(), v);
+        ASSERT_NE(it, sched.block(0).outputs().end());
+        args.push_back(dev[it - sched.block(0).outputs().begin()]);
+      }
+      auto ref = sched.block(1)(args);
+      auto expect = codec_round_trip(ref[0], parse_codec(codec));  // the reply travels with the codec too
+      EXPECT_TRUE(torch::equal(y[0], expect)) << (y[0] - expect).abs().max().item<double>();
+      EXPECT_LT(((y[0] - whole[0]).abs().max() / whole[0].abs().max()).item<double>(), 0.1);
+      EXPECT_EQ(tl.blocks[1].codec_up, codec);
+      EXPECT_EQ(tl.blocks[1].codec_down, codec);
+      // the plan's transfers name the codec of every float value that crosses
+      for (const auto& tr : dep.plan().transfers) EXPECT_EQ(tr.codec, codec);
+    }
+  }
+  EXPECT_THROW(([&] {
+                 DeploymentOptions o;
+                 o.codec = "int3";
+                 Deployment dep(*model, std::vector<int>(A, 0), o);
+               }()),
+               Error);
 }

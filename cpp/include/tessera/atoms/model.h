@@ -96,6 +96,8 @@ class Model {
   const std::string& hash() const;
   // The atom DAG for planners (values crossing atom boundaries, bytes, params).
   AtomDag dag() const;
+  // The id in dag() of a graph value (OpGraph value id), -1 if it crosses no atom boundary.
+  int dag_value(int graph_value) const;
   // Atoms whose executable graph is in memory now.
   std::vector<int> loaded_atoms() const;
   // Bytes of weights held in memory by loaded atoms.

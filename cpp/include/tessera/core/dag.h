@@ -19,6 +19,8 @@
 namespace tessera {
 
 inline constexpr int kModelInput = -1;
+// The bytes of a value whose dtype no wire carries (quantized activations): no plan cuts there.
+inline constexpr double kUnsendableBytes = 1e15;
 
 struct DagValue {
   int producer = kModelInput;   // atom id, or kModelInput
@@ -26,6 +28,14 @@ struct DagValue {
   double bytes = 0;             // size of the tensor in bytes
   bool is_output = false;       // a model output: must end on target 0
   std::string name;             // for explanations ("layer3.1.relu_out"), may be empty
+  std::string dtype;            // element type ("float32"), may be empty (unknown)
+  int rank = -1;                // number of dimensions, -1 if unknown
+  // Wire codec (issue 17): the codec this value travels with when it crosses between
+  // targets ("" = raw; transport/wire.h names them). `bytes` is then its encoded size
+  // and codec_ms the fixed time of encoding and decoding it, paid once per transfer.
+  // plan::with_codec sets them for a whole model.
+  std::string codec;
+  double codec_ms = 0;
 };
 
 struct AtomDag {

@@ -31,7 +31,8 @@ struct Transfer {
   int from = 0;
   int to = 0;
   double bytes = 0;
-  double ms = 0;  // bytes * 8 / (bandwidth * 1e6) * 1e3 + rtt / 2
+  double ms = 0;  // bytes * 8 / (bandwidth * 1e6) * 1e3 + rtt / 2 (+ codec_ms)
+  std::string codec;  // the wire codec the value travels with ("" = raw): its DagValue's
 };
 
 struct Plan {

@@ -7,7 +7,7 @@
 //   dep.last_timeline();            // per block: where, compute, transfer, server time
 //
 // Blocks on target 0 run here in LibTorch; blocks on any other target are sent
-// to the server (wire protocol v2) and their outputs come back. When the server
+// to the server (wire protocol v3, each value with the codec its plan transfer names) and their outputs come back. When the server
 // misses the deadline, answers with an error, or cannot be reached, the block
 // and the rest run here (atoms load on demand) and the caller still gets the
 // correct output; the server is tried again after retry_ms.
@@ -41,6 +41,10 @@ struct DeploymentOptions {
   std::shared_ptr<transport::Link> link;
   double device_slowdown = 1.0;
   transport::Emulation emulation = transport::Emulation::Sleep;
+  // Wire codec (core/codec.h: "fp16", "bf16", "int8", "int8_channel", "zstd"; "" = raw) of
+  // every value that crosses in plans made from a placement (set_placement). A plan handed
+  // over whole says its own codec per transfer (Transfer::codec), which is what runs.
+  std::string codec;
 };
 
 // What one block of one request cost.
@@ -56,6 +60,7 @@ struct BlockTiming {
   double transfer_ms = 0;       // round_trip_ms - server_ms - queue_ms: time on the link
   double link_ms = 0;           // of which the emulated link (0 without a Link)
   uint64_t bytes_up = 0, bytes_down = 0;
+  std::string codec_up, codec_down;  // wire codecs of the request's and the reply's tensors ("" = raw)
   std::string error;            // why it fell back
 };
 

@@ -34,11 +34,15 @@ struct Exchange {
 class Channel {
  public:
   virtual ~Channel() = default;
-  // Sends `h` (its request_id is set here), body and tensors; waits up to timeout_ms
-  // for the reply. Expected outcomes are values; wrong input (an undefined tensor, a
-  // dtype the wire cannot carry) throws InvalidArgument.
+  // Sends `h` (its request_id is set here), body and tensors (encoded with `codecs`, as
+  // send_message takes them); waits up to timeout_ms for the reply. Expected outcomes are
+  // values; wrong input (an undefined tensor, a dtype the wire cannot carry) throws
+  // InvalidArgument.
   virtual Expected<Exchange> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
-                                  int timeout_ms) = 0;
+                                  int timeout_ms, const std::vector<Codec>& codecs) = 0;
+  Expected<Exchange> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors, int timeout_ms) {
+    return call(h, body, tensors, timeout_ms, {});
+  }
   // Drops the connection; the next call connects again.
   virtual void reset() = 0;
   virtual const std::string& endpoint() const = 0;
@@ -59,8 +63,9 @@ struct ZmqChannelOptions {
 // Connects now: a malformed endpoint or bad keys throw InvalidArgument naming them.
 std::unique_ptr<Channel> connect_zmq(const ZmqChannelOptions& options);
 
-// Every message through `link` first: its time is slept (Sleep) or only added to
-// Exchange::link_ms (Account; the transfer itself stays real).
+// Every message through `link`: its time is slept (Sleep) or only added to
+// Exchange::link_ms (Account; the transfer itself stays real). The uplink is charged
+// the bytes that really went out (encoded by the codecs), once the exchange is over.
 std::unique_ptr<Channel> emulate(std::unique_ptr<Channel> inner, std::shared_ptr<Link> link, Emulation mode);
 
 }  // namespace tessera::transport

@@ -1,5 +1,5 @@
 // tessera/transport/message.h -- tensors <-> ZeroMQ frames without copies, and whole
-// messages of wire protocol v2 (wire.h). Includes ATen and cppzmq.
+// messages of wire protocol v3 (wire.h), with the wire codecs' encoders and decoders. Includes ATen and cppzmq.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -30,11 +30,29 @@ struct Message {
   std::vector<at::Tensor> tensors;
 };
 
+// A tensor encoded for the wire: the frame's bytes (a uint8, half or bfloat16 tensor that
+// owns them) and its descriptor (codec, parameters, frame length).
+struct EncodedTensor {
+  at::Tensor frame;
+  TensorDesc desc;
+};
+// Encodes a tensor with codec `c` (wire.h); a codec that does not apply to its dtype or rank
+// (codec_applies) leaves it raw, zero-copy. Runs in this thread (LibTorch's intra-op threads).
+EncodedTensor encode_tensor(const at::Tensor& t, Codec c);
+// The tensor a frame of `size` bytes encodes under descriptor `d` (already checked by
+// decode_descs). Throws InvalidArgument naming tensor `index` and its codec if the frame
+// is corrupt (a zstd frame that does not decompress to exactly dims x dtype).
+at::Tensor decode_tensor(const void* data, size_t size, const TensorDesc& d, size_t index = 0);
+// encode_tensor then decode_tensor: what the receiver gets (accuracy checks, codec profiles).
+at::Tensor codec_round_trip(const at::Tensor& t, Codec c);
+
 // Sends header, body, descriptors and tensor frames (after an optional empty
 // delimiter frame for DEALER -> ROUTER/REP). Tensors are made contiguous.
+// codecs: empty = every tensor raw; one = that codec for every tensor; else one per tensor.
 // Returns false if the socket would block (dontwait) and nothing was sent.
 bool send_message(zmq::socket_t& s, Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
-                  bool delimiter, bool dontwait = false, size_t* bytes_sent = nullptr);
+                  bool delimiter, bool dontwait = false, size_t* bytes_sent = nullptr,
+                  const std::vector<Codec>& codecs = {});
 // Decodes a received multipart message (frames after any delimiter), checking
 // every count and length. Throws InvalidArgument naming the problem.
 Message decode_message(std::vector<zmq::message_t>& frames, size_t first, uint64_t max_bytes);

@@ -1,4 +1,4 @@
-// tessera/transport/wire.h -- wire protocol v2 between a device and edge servers.
+// tessera/transport/wire.h -- wire protocol v3 between a device and edge servers.
 //
 // Every message is a ZeroMQ multipart message (see docs/wire-protocol.md):
 //
@@ -7,14 +7,17 @@
 //             Result, the route (below); for Error, the UTF-8 message; for Pong, a
 //             JSON object of counters; otherwise empty
 //   frame 2   tensor descriptors: tensor_count entries of
-//               u8 dtype code, u8 rank, u16 reserved, u32 reserved,
-//               i64 dims[rank], u64 byte length
-//   frame 3.. one raw frame per tensor (contiguous, native little-endian), sent
-//             and received without copies
+//               u8 dtype code, u8 rank, u8 codec, u8 zero, u32 parameter bytes P,
+//               i64 dims[rank], u64 frame byte length, P bytes of codec parameters
+//   frame 3.. one frame per tensor: raw (contiguous, native little-endian, sent and
+//             received without copies) or encoded by the descriptor's codec
 //
 // v2 adds pipelines (issue 14): a Forward runs one stage of a route and passes the live
 // values straight to the next stage's server; the stages' Results go to the device's
-// reply endpoint. A peer of another version is refused with both versions named.
+// reply endpoint. v3 adds wire codecs (issue 17): a tensor may travel as fp16, bf16,
+// int8 (affine, per tensor or per channel) or zstd; the descriptor names the codec and
+// carries its parameters, the receiver decodes. A raw descriptor is laid out as in v2.
+// A peer of another version is refused with both versions named.
 //
 // No pickle, no code, no file ever crosses the wire. decode() checks every
 // length and count against the frames received and the maximum message size,
@@ -27,10 +30,12 @@
 #include <string>
 #include <vector>
 
+#include "tessera/core/codec.h"
+
 namespace tessera::transport {
 
 inline constexpr uint32_t kMagic = 0x41525354;  // "TSRA" little-endian
-inline constexpr uint16_t kVersion = 2;
+inline constexpr uint16_t kVersion = 3;
 inline constexpr size_t kHeaderBytes = 96;
 inline constexpr int kMaxRank = 8;
 inline constexpr uint32_t kMaxTensors = 4096;
@@ -66,8 +71,9 @@ struct Header {
   // Reply/Echo: time from the server's receipt to a worker starting on it (several workers;
   // 0 with one worker, whose socket queue is not observable)
   double queue_ms = 0;
-  uint32_t flags = 0;                    // reserved, 0
-  uint32_t reserved = 0;
+  uint32_t flags = 0;                    // see below
+  // Request: the codec (Codec) the server encodes the reply's tensors with; 0 = raw.
+  uint32_t reply_codec = 0;
 };
 static_assert(sizeof(double) == 8, "wire needs IEEE double");
 
@@ -141,12 +147,28 @@ std::string encode_route(const Route& r);
 // count against the header's tensor count); throws InvalidArgument naming the field.
 Route decode_route(const void* data, size_t size, uint32_t tensor_count);
 
-// One tensor's description. dtype codes: see dtype_code().
+// Wire codecs (v3): core/codec.h (the plan layer prices them too).
+using ::tessera::Codec;
+using ::tessera::codec_applies;
+using ::tessera::codec_frame_bytes;
+using ::tessera::codec_lossless;
+using ::tessera::codec_name;
+using ::tessera::codec_names;
+using ::tessera::kMaxCodec;
+using ::tessera::parse_codec;
+
+// One tensor's description. dtype codes: see dtype_code(). nbytes is the frame's length
+// (encoded); the decoded tensor has dims x dtype. params: the codec's parameters
+// (int8: f64 scale, i64 zero point; int8_channel: u32 axis, u32 channels, f32 scales[],
+// i32 zero points[]; others: none).
 struct TensorDesc {
   uint8_t dtype = 0;
   std::vector<int64_t> dims;
   uint64_t nbytes = 0;
+  Codec codec = Codec::Raw;
+  std::string params;
 };
+inline constexpr uint32_t kMaxCodecParamBytes = 1u << 20;
 
 // Dtype names <-> wire codes (the wire_code column of core/dtype.h); unknown -> InvalidArgument.
 uint8_t dtype_code(const std::string& dtype);
@@ -155,8 +177,9 @@ const std::string& dtype_from_code(uint8_t code);
 std::string encode_header(const Header& h);            // exactly kHeaderBytes
 Header decode_header(const void* data, size_t size);    // checks size, magic, version, type
 std::string encode_descs(const std::vector<TensorDesc>& d);
-// Checks count against header.tensor_count, ranks, dims, byte lengths against
-// dims x element size, and the total against max_bytes.
+// Checks count against header.tensor_count, ranks, dims, codecs and their parameters,
+// byte lengths against dims x element size (as the codec encodes them), and the decoded
+// total against max_bytes.
 std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t count, uint64_t max_bytes);
 std::string encode_atoms(const std::vector<int>& atoms);
 std::vector<int> decode_atoms(const void* data, size_t size, uint32_t count);
