@@ -140,6 +140,8 @@ void bind_runtime(py::module_& m) {
       .def("echo", &Deployment::echo, py::arg("tensors"), py::call_guard<py::gil_scoped_release>())
       .def("probe", &Deployment::probe, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("device_slowdown", py::cpp_function(&Deployment::device_slowdown, py::call_guard<py::gil_scoped_release>()))
+      .def("set_device_slowdown", &Deployment::set_device_slowdown, py::arg("slowdown"),
+           py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("server_available",
                              py::cpp_function(&Deployment::server_available, py::call_guard<py::gil_scoped_release>()));
 

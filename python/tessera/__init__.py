@@ -35,6 +35,9 @@ from .experiment import simulate  # noqa: F401
 from .transport import Link, read_trace  # noqa: F401
 from .pipeline import Network, Node, Pipeline, plan_pipeline  # noqa: F401
 from .power import EnergyController, PowerModel, Radio, energy, plan_energy, sample_profile, tradeoff  # noqa: F401
+from . import datasets  # noqa: F401,E402
+# accuracy-aware variants; the module is tessera.variant (singular) so that ts.variants stays the function
+from .variant import Variant, VariantDeployment, VariantSet, accuracy, fidelity, variants  # noqa: F401,E402
 
 __version__ = "0.1.0"
 

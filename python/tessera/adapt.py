@@ -178,7 +178,33 @@ class AdaptiveDeployment(Controller):
     emulated as the device's slowdown x that clock's time factor and the transmit power as the uplink's
     Shannon rate (nothing changes this machine's clock), and the timeline adds the operating point, the
     energy by part and the virtual queue.
+    variants, accuracy_budget: a :class:`tessera.VariantSet` (profiled, its accuracy or fidelity measured)
+    and the loss allowed (0.01 = one point of top-1): then the call returns a
+    :class:`tessera.VariantDeployment` choosing (variant, split, codec) per request instead.
     """
+
+    def __new__(cls, model=None, costs=None, server: str = "", *args, variants=None, accuracy_budget=None, **kw):
+        # With variants= (a tessera.VariantSet): the (variant, split, codec) of every request under an
+        # accuracy budget - a tessera.VariantDeployment (see tessera.variant).
+        if variants is None:
+            return super().__new__(cls)
+        from .variant import VariantDeployment
+
+        if accuracy_budget is None:
+            raise _core.InvalidArgumentError("variants= needs accuracy_budget= (a loss fraction, 0.01 = 1 point)")
+        if model is not None and getattr(model, "hash", None) != variants.base.model.hash:
+            raise _core.InvalidArgumentError("model is not the variant set's base model (variants[0])")
+        if args:
+            raise _core.InvalidArgumentError("with variants=, pass the options by name")
+        known = {"link", "rtt_ms", "timeout_ms", "retry_ms", "device_slowdown", "emulation", "initial_bandwidth_mbps",
+                 "estimator", "window", "memory_budget_mb"}
+        unknown = set(kw) - known
+        if unknown:
+            raise _core.InvalidArgumentError(f"options {sorted(unknown)} do not apply with variants= (known: "
+                                             f"{sorted(known)})")
+        if kw.get("rtt_ms") is None:
+            kw["rtt_ms"] = 0.0
+        return VariantDeployment(variants, server, accuracy_budget, **kw)
 
     def __init__(self, model: Model, costs, server: str, planner: str = "parametric", link: Link | None = None,
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,

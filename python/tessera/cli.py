@@ -11,6 +11,7 @@
     tessera run MODEL --server ENDPOINT [--plan mincut]     a split with a server, every output checked
         [--adaptive --trace FILE]                           ... re-planning over a replayed bandwidth trace
     tessera keygen [--out PREFIX]                          CURVE key pair
+    tessera variants MODEL --make wire_int8 int8 res160    variants: fidelity/accuracy, size, cost, cut bytes
 
 MODEL is a TorchScript file (give --input-shape, repeatable, for each input;
 --dtype for non-float inputs), an atom store directory, or ``zoo:NAME`` for a
@@ -192,6 +193,14 @@ def _register_pipeline(sub):  # tessera plan-pipeline (N nodes)
 
 
 _EXTRA_COMMANDS.append(_register_pipeline)
+
+
+def _register_variants(sub):  # tessera variants (accuracy-aware variants)
+    from .variant_cli import register
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_variants)
 
 if __name__ == "__main__":
     sys.exit(main())

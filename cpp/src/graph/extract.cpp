@@ -89,6 +89,19 @@ int64_t constant_tensor_bytes(const jit::Node* n) {
   auto iv = jit::toIValue(n->output());
   int64_t bytes = 0;
   if (iv) for_each_tensor(*iv, [&](const at::Tensor& t) { bytes += static_cast<int64_t>(t.nbytes()); });
+  // Packed parameters of quantized layers (custom-class objects): their weights, as unpack() returns them.
+  if (iv && iv->isObject()) {
+    try {
+      auto obj = iv->toObject();
+      if (auto* unpack = obj->type()->findMethod("unpack")) {
+        std::vector<c10::IValue> stack{*iv};
+        unpack->run(stack);
+        for (const auto& out : stack)
+          for_each_tensor(out, [&](const at::Tensor& t) { bytes += static_cast<int64_t>(t.nbytes()); });
+      }
+    } catch (const std::exception&) {  // an object without readable weights: counted as none
+    }
+  }
   return bytes;
 }
 
