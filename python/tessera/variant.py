@@ -87,6 +87,22 @@ def quantize_static(module: torch.nn.Module, example_inputs, calibration: Sequen
     return convert_fx(prepared)
 
 
+@torch.no_grad()
+def calibrate_batchnorm(module: torch.nn.Module, batches) -> torch.nn.Module:
+    """Re-estimates every BatchNorm's running statistics on ``batches`` (input tensors or tuples)
+    and returns the module in eval mode. For random-weight zoo models, whose default statistics
+    (mean 0, variance 1) make every input give the same top-1 class: a fidelity measured on
+    them would say nothing."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches
+    module.train()
+    for b in batches:
+        module(*_as_tuple(b))
+    return module.eval()
+
+
 class Resized(torch.nn.Module):
     """``net`` fed its input resized to ``size`` x ``size`` (bilinear): a lower-resolution variant."""
 
@@ -278,9 +294,10 @@ class VariantSet:
                 out.append(v.model)
         return out
 
-    def save(self, repository: str | os.PathLike) -> Path:
-        """Writes every distinct atom store into ``repository`` (one directory per variant), the
-        directory an edge server serves."""
+    def save(self, repository: str | os.PathLike, prefix: str = "") -> Path:
+        """Writes every distinct atom store into ``repository`` (one directory per variant, named
+        ``prefix`` + its name), the directory an edge server serves; several sets can share one
+        repository with different prefixes."""
         root = Path(repository)
         root.mkdir(parents=True, exist_ok=True)
         seen = set()
@@ -289,7 +306,7 @@ class VariantSet:
                 continue
             seen.add(v.model.hash)
             name = v.name.split("+")[0] if v.codec else v.name
-            target = root / name.replace("/", "_")
+            target = root / (prefix + name).replace("/", "_")
             if not target.exists():
                 v.model.save(target)
         return root
@@ -652,14 +669,16 @@ class VariantDeployment:
     One :class:`tessera.Deployment` per distinct model (the server's repository holds every
     variant: :meth:`VariantSet.save`), one shared monitor. ``timeline``: per request the
     variant, codec, split, bytes each way, predicted and measured latency, estimate and why.
-    A budget no variant meets raises NotFoundError naming the least loss available.
+    A budget no variant meets raises NotFoundError naming the least loss available. After a
+    request that sent nothing (the device ran it all) the link is probed (an Echo of about
+    ``probe_ms`` at the estimate), so a rising bandwidth is seen.
     """
 
     def __init__(self, variants: VariantSet, server: str, accuracy_budget: float, link=None,
                  rtt_ms: float = 0.0, timeout_ms: int = 2000, retry_ms: int = 1000, device_slowdown: float = 1.0,
                  emulation: str = "sleep", initial_bandwidth_mbps: float = 0.0, estimator: str = "median",
                  window: int = 3, memory_budget_mb: float | None = None, objective: str = "latency",
-                 device_loads=(1.0, 2.0, 4.0)):
+                 device_loads=(1.0, 2.0, 4.0), probe_ms: float = 20.0):
         from .transport import deployment_options
 
         self.variants = variants
@@ -683,18 +702,26 @@ class VariantDeployment:
         mo.estimator = estimator
         mo.window = int(window)
         self.monitor = _core.Monitor(mo)
+        self.monitor.observe_rtt(self.rtt_ms)
+        self.probe_ms = float(probe_ms)
         self.bandwidth0 = float(initial_bandwidth_mbps)
+        self._deps[0].probe(64)  # the first exchange sets the connection up: never measured
         if self.bandwidth0 <= 0:
-            self.bandwidth0 = self._probe()
+            self._probe(16384)
+            self.bandwidth0 = self.monitor.bandwidth_mbps or 1.0
         self.timeline: list[dict] = []
         self._last = None
+        self._warm = set()
 
-    def _probe(self) -> float:
-        dep = self._deps[0]
-        small, big = dep.probe(1024), dep.probe(256 * 1024)
-        if small < 0 or big < 0 or big <= small:
-            return 10.0
-        return 8 * (256 * 1024 - 1024) / ((big - small) * 1e3)
+    def _probe(self, nbytes: float = 0) -> None:
+        """An Echo of about probe_ms at the current estimate through the server (as the adaptive
+        deployment probes): a bandwidth sample when requests send nothing (the device runs it all)."""
+        if nbytes <= 0:
+            est = self.monitor.bandwidth_mbps or self.bandwidth0
+            nbytes = min(max(est * 1e6 / 8 * self.probe_ms / 1e3, 4096.0), 1048576.0)
+        rt = self._deps[0].probe(int(nbytes))
+        if rt >= 0:
+            self.monitor.observe_transfer(2 * (nbytes + 128), rt)
 
     def context(self) -> "_core.Context":
         bw = self.monitor.bandwidth_mbps or self.bandwidth0
@@ -727,6 +754,9 @@ class VariantDeployment:
         if list(dep.placement) != list(c.placement):
             dep.set_placement(list(c.placement))
         xs = list(_as_tuple(inputs))
+        key = (c.variant, tuple(c.placement))
+        cold = key not in self._warm  # a plan's first run is cold (atoms load, TorchScript profiles): no load sample
+        self._warm.add(key)
         t0 = time.perf_counter()
         out = dep.run(xs)
         wall = 1e3 * (time.perf_counter() - t0)
@@ -739,10 +769,12 @@ class VariantDeployment:
                 self.monitor.observe_transfer(float(b.bytes_up + b.bytes_down), float(b.transfer_ms))
         plan = _core.evaluate(self.variants.cost_model(v), _core.Context(bandwidth_mbps=1.0, rtt_ms=self.rtt_ms),
                               list(c.placement))
-        if plan.target_ms[0] > 0:
+        if plan.target_ms[0] > 0 and not cold:
             self.monitor.observe_device(float(tl.device_ms), float(plan.target_ms[0]))
-        if tl.server_ms > 0 and plan.target_ms[1] > 0:
+        if tl.server_ms > 0 and plan.target_ms[1] > 0 and not cold:
             self.monitor.observe_server(float(tl.server_ms), float(plan.target_ms[1]))
+        if not any(b.remote for b in tl.blocks):  # nothing crossed: keep the estimate alive
+            self._probe()
         split = sum(1 for p in c.placement if p == 0)
         self.timeline.append({
             "request": len(self.timeline), "variant": v.name, "codec": v.codec or "raw", "loss": c.loss,

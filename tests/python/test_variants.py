@@ -194,7 +194,7 @@ def test_variant_deployment_rechooses_when_device_and_memory_change(vs, digits, 
     slow = [run(x) for x in xs[4:10]]
     assert slow[-1]["device_atoms"] < slow[-1]["atoms"], slow[-1]
     assert any(r["switched"] for r in slow)
-    assert slow[-1]["device_load"] > 10
+    assert slow[-1]["device_load"] > 3  # the monitor saw the slower device (EWMA of its samples)
     # memory: only variants whose device part fits may run
     dep.set_memory_budget(1e-6)
     r = run(xs[10])
