@@ -5,7 +5,7 @@ deployment on the shared traces at DADS's 3G / 4G scalings.
 Models: the digits CNN (trained here on scikit-learn's digits: accuracy, selection on the
 validation split, checked on the test split), mobilenet_v2 and resnet50 (random weights, batch
 norm statistics re-estimated on smooth random images: fidelity = top-1 agreement with fp32,
-selection on 16 images, checked on 16 others).
+selection on 48 images, checked on 48 others).
 
 Emulation: the device is --device-slowdown times slower than this machine (its compute
 accounted x slowdown, the same for every policy); device load is a further factor on it; the
@@ -17,8 +17,9 @@ Parts, in one run:
   codecs    median encode / decode of a 1 MB float tensor (21 runs, 5 rounds: median, min-max of
             the rounds), wire bytes / raw; zstd and int8 on the models' real cut tensors
   frontier  per model and context (bandwidth x device load): every candidate (variant, split,
-            codec) run live 3 times (median); per budget, the selector's choice (predicted) and
-            the best measured point within the budget: ratio <= 1.05 is the target
+            codec) run live (median of 3 runs; digits 15), in two independent rounds; per budget,
+            the selector's choice (predicted) against the best measured point within the budget:
+            ratio <= 1.05 is the target; the ceiling is the first round's best measured again
   accuracy  every candidate the selector picks, its loss re-measured on held-out data: loss <=
             budget + the 95 % binomial half-width is the target
   replay    per model, trace and scaling: the exact adaptive deployment (fp32, parametric min
@@ -156,10 +157,14 @@ def frontier_part(name, vs, endpoint, args, slowdown, x):
     for bw in args.frontier_bw:
         for load in args.loads:
             ctx = _core.Context(bandwidth_mbps=bw, rtt_ms=args.rtt, device_load=load)
-            measured = []
+            # Two independent rounds: A finds the best measured point, B (a second measurement)
+            # judges the choice and A's best alike: B(A's best) / B's best is the ceiling noise allows.
+            reps = args.reps * (5 if name == "digits" else 1)  # a tiny model: noise x slowdown is large
+            measured, second = [], []
             for c in cands:
-                ms, nbytes = run_candidate(vs, c, endpoint, bw, args.rtt, slowdown * load, x, args.reps)
-                measured.append((ms, nbytes))
+                measured.append(run_candidate(vs, c, endpoint, bw, args.rtt, slowdown * load, x, reps))
+            for c in cands:
+                second.append(run_candidate(vs, c, endpoint, bw, args.rtt, slowdown * load, x, reps))
             if bw == args.frontier_bw[0] and load == args.loads[0]:
                 plot.append((bw, load, [(c.loss, m[0], c.name) for c, m in zip(cands, measured)]))
             for b in args.budgets:
@@ -167,6 +172,7 @@ def frontier_part(name, vs, endpoint, args, slowdown, x):
                 if not ok:
                     continue
                 best = min(ok, key=lambda i: measured[i][0])
+                best_b = min(ok, key=lambda i: second[i][0])
                 ch = sel.select(ctx, b / 100)
                 picks.add((ch.index, b))
                 rows.append({"model": name, "Mbit/s": bw, "device_load": load, "budget_%": b,
@@ -176,6 +182,8 @@ def frontier_part(name, vs, endpoint, args, slowdown, x):
                              "predicted_ms": f"{ch.latency_ms:.2f}", "choice_ms": f"{measured[ch.index][0]:.2f}",
                              "best_ms": f"{measured[best][0]:.2f}", "best": cands[best].name,
                              "choice/best": f"{measured[ch.index][0] / measured[best][0]:.3f}",
+                             "choice/best_2nd": f"{second[ch.index][0] / second[best_b][0]:.3f}",
+                             "ceiling_2nd": f"{second[best][0] / second[best_b][0]:.3f}",
                              "fp32_best_ms": f"{min(measured[i][0] for i, c in enumerate(cands) if c.variant == 0):.2f}",
                              "choice_bytes": measured[ch.index][1]})
     return rows, picks, plot, cands
@@ -292,7 +300,7 @@ def main(argv=None):
     ap.add_argument("--loads", nargs="+", type=float, default=[1.0, 3.0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5, help="profiling rounds")
-    ap.add_argument("--fidelity-inputs", type=int, default=16)
+    ap.add_argument("--fidelity-inputs", type=int, default=48)
     ap.add_argument("--requests", type=int, default=30)
     ap.add_argument("--per-set", type=int, default=1)
     ap.add_argument("--scales", nargs="+", default=["3G", "4G"], choices=list(SCALES))
@@ -332,9 +340,11 @@ def main(argv=None):
             stop_server(proc)
     print("\nfrontier: the selector's choice against the best measured point within the budget")
     print(table(frows, list(frows[0])))
-    ratios = [float(r["choice/best"]) for r in frows]
-    print(f"choice within 5% of the best measured point: {sum(r <= 1.05 for r in ratios)}/{len(ratios)} contexts x "
-          f"budgets; median ratio {statistics.median(ratios):.3f}, worst {max(ratios):.3f}")
+    for key, what in (("choice/best", "first measurement"), ("choice/best_2nd", "second measurement"),
+                      ("ceiling_2nd", "ceiling: the first measurement's best, measured again")):
+        ratios = [float(r[key]) for r in frows]
+        print(f"{what}: within 5% of the best measured point on {sum(r <= 1.05 for r in ratios)}/{len(ratios)} "
+              f"contexts x budgets; median {statistics.median(ratios):.3f}, worst {max(ratios):.3f}")
     print("\naccuracy of every pick, re-measured on held-out data")
     print(table(arows, list(arows[0])))
     print(f"within budget + 95% half-width: {sum(bool(r['within']) for r in arows)}/{len(arows)}")

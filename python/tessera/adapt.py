@@ -197,7 +197,7 @@ class AdaptiveDeployment(Controller):
         if args:
             raise _core.InvalidArgumentError("with variants=, pass the options by name")
         known = {"link", "rtt_ms", "timeout_ms", "retry_ms", "device_slowdown", "emulation", "initial_bandwidth_mbps",
-                 "estimator", "window", "memory_budget_mb"}
+                 "estimator", "window", "memory_budget_mb", "free_memory_fraction"}
         unknown = set(kw) - known
         if unknown:
             raise _core.InvalidArgumentError(f"options {sorted(unknown)} do not apply with variants= (known: "

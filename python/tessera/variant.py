@@ -405,6 +405,25 @@ class VariantSet:
     def selector(self, rtt_ms: float = 0.0, **kw) -> "_core.VariantSelector":
         return _core.VariantSelector(self.candidates(rtt_ms, **kw))
 
+    def plan(self, bandwidth_mbps: float, accuracy_budget: float, rtt_ms: float = 0.0, device_load: float = 1.0,
+             server_load: float = 1.0, memory_budget_mb: float | None = None, objective: str = "latency") -> dict:
+        """The (variant, split, codec) for one context: the least latency (objective "energy": energy,
+        from the cost models' energy data) whose measured loss is within ``accuracy_budget``.
+        Returns {"variant", "codec", "loss", "plan" (a tessera Plan with explain()), "why"}; a budget
+        nothing meets raises NotFoundError naming the least loss available."""
+        from .plan import Plan
+
+        sel = self.selector(rtt_ms)
+        mem = math.inf if memory_budget_mb is None else 1e6 * float(memory_budget_mb)
+        ctx = _core.Context(bandwidth_mbps=float(bandwidth_mbps), rtt_ms=float(rtt_ms), server_load=float(server_load),
+                            device_load=float(device_load), device_memory_budget_bytes=mem, objective=objective)
+        ch = sel.select(ctx, float(accuracy_budget))
+        c = sel.candidates[ch.index]
+        v = self.variants[c.variant]
+        cm = self.cost_model(v)
+        return {"variant": v.name, "codec": v.codec or "raw", "loss": c.loss,
+                "plan": Plan(_core.evaluate(cm, ctx, list(c.placement)), cm), "why": ch.why}
+
     def table(self) -> list[dict]:
         """One row per variant: name, how it was made, atoms, parameter bytes, score and loss."""
         rows = []
@@ -669,6 +688,8 @@ class VariantDeployment:
     One :class:`tessera.Deployment` per distinct model (the server's repository holds every
     variant: :meth:`VariantSet.save`), one shared monitor. ``timeline``: per request the
     variant, codec, split, bytes each way, predicted and measured latency, estimate and why.
+    ``free_memory_fraction`` > 0 reads the machine's free memory before every request and lets
+    the device hold weights up to that fraction of it (as the adaptive deployment does).
     A budget no variant meets raises NotFoundError naming the least loss available. After a
     request that sent nothing (the device ran it all) the link is probed (an Echo of about
     ``probe_ms`` at the estimate), so a rising bandwidth is seen.
@@ -678,7 +699,7 @@ class VariantDeployment:
                  rtt_ms: float = 0.0, timeout_ms: int = 2000, retry_ms: int = 1000, device_slowdown: float = 1.0,
                  emulation: str = "sleep", initial_bandwidth_mbps: float = 0.0, estimator: str = "median",
                  window: int = 3, memory_budget_mb: float | None = None, objective: str = "latency",
-                 device_loads=(1.0, 2.0, 4.0), probe_ms: float = 20.0):
+                 device_loads=(1.0, 2.0, 4.0), probe_ms: float = 20.0, free_memory_fraction: float = 0.0):
         from .transport import deployment_options
 
         self.variants = variants
@@ -686,6 +707,9 @@ class VariantDeployment:
         self.rtt_ms = float(rtt_ms)
         self.objective = objective
         self.memory_budget_mb = memory_budget_mb
+        if not 0 <= free_memory_fraction <= 1:
+            raise _core.InvalidArgumentError(f"free_memory_fraction = {free_memory_fraction}: in [0, 1] (0: off)")
+        self.free_memory_fraction = float(free_memory_fraction)
         self.selector = variants.selector(rtt_ms, device_loads=device_loads)
         best = self.selector.best_loss()
         if best > self.budget + 1e-12:  # the selector says it too, per request; say it before any request
@@ -711,7 +735,7 @@ class VariantDeployment:
             self.bandwidth0 = self.monitor.bandwidth_mbps or 1.0
         self.timeline: list[dict] = []
         self._last = None
-        self._warm = set()
+        self._runs = {}
 
     def _probe(self, nbytes: float = 0) -> None:
         """An Echo of about probe_ms at the current estimate through the server (as the adaptive
@@ -726,6 +750,10 @@ class VariantDeployment:
     def context(self) -> "_core.Context":
         bw = self.monitor.bandwidth_mbps or self.bandwidth0
         mem = math.inf if self.memory_budget_mb is None else 1e6 * float(self.memory_budget_mb)
+        if self.free_memory_fraction > 0:  # what the machine has free now, read before every request
+            free = _core.Monitor.free_memory_bytes()
+            if free > 0:
+                mem = min(mem, self.free_memory_fraction * free)
         return _core.Context(bandwidth_mbps=float(bw), rtt_ms=self.rtt_ms, server_load=self.monitor.server_load,
                              device_load=self.monitor.device_load, device_memory_budget_bytes=mem,
                              objective=self.objective)
@@ -755,8 +783,9 @@ class VariantDeployment:
             dep.set_placement(list(c.placement))
         xs = list(_as_tuple(inputs))
         key = (c.variant, tuple(c.placement))
-        cold = key not in self._warm  # a plan's first run is cold (atoms load, TorchScript profiles): no load sample
-        self._warm.add(key)
+        # a plan's first two runs are cold (atoms load; TorchScript profiles, then optimises): no load sample
+        cold = self._runs.get(key, 0) < 2
+        self._runs[key] = self._runs.get(key, 0) + 1
         t0 = time.perf_counter()
         out = dep.run(xs)
         wall = 1e3 * (time.perf_counter() - t0)

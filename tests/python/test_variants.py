@@ -162,6 +162,11 @@ def test_selection_matches_brute_force_and_names_impossible_budgets(vs):
         ch = sel.select(ctx, budget)
         assert ch.latency_ms == pytest.approx(best)
         assert cands[ch.index].loss <= budget + 1e-12
+    # the one-shot planner: (variant, split, codec) for a context, with the plan's explanation
+    r = vs.plan(1.1, 0.01, rtt_ms=10, device_load=2)
+    assert r["loss"] <= 0.01 and r["variant"] in vs.names() and "latency" in r["plan"].explain()
+    ctx = _core.Context(bandwidth_mbps=1.1, rtt_ms=10, device_load=2)
+    assert r["plan"].latency_ms == pytest.approx(min(c.latency_ms(ctx) for c in cands if c.loss <= 0.01 + 1e-12))
     lossy = [c for c in cands if c.loss > 0]
     assert lossy, "some variant measured a loss (res6 at least)"
     least = min(lossy, key=lambda c: c.loss)
