@@ -89,6 +89,17 @@ struct Fixture : ::testing::Test {
   }
 };
 
+// Sends raw frames on a REQ socket and returns the reply's type and body (frame 1).
+std::pair<MsgType, std::string> ask_raw(zmq::socket_t& s, const std::vector<std::string>& frames) {
+  std::vector<zmq::const_buffer> bufs;
+  for (auto& f : frames) bufs.push_back(zmq::buffer(f));
+  zmq::send_multipart(s, bufs);
+  std::vector<zmq::message_t> reply;
+  EXPECT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
+  auto h = decode_header(reply.at(0).data(), reply.at(0).size());
+  return {h.type, reply.at(1).to_string()};
+}
+
 }  // namespace
 
 TEST(Wire, HeaderRoundTripAndChecks) {
@@ -170,15 +181,7 @@ TEST_F(Fixture, MalformedRequestsGetErrorReplies) {
     zmq::socket_t s(ctx, zmq::socket_type::req);
     s.set(zmq::sockopt::rcvtimeo, 5000);
     s.connect(srv.endpoint());
-    auto ask = [&](std::vector<std::string> frames) {
-      std::vector<zmq::const_buffer> bufs;
-      for (auto& f : frames) bufs.push_back(zmq::buffer(f));
-      zmq::send_multipart(s, bufs);
-      std::vector<zmq::message_t> reply;
-      EXPECT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
-      auto h = decode_header(reply.at(0).data(), reply.at(0).size());
-      return std::make_pair(h.type, reply.at(1).to_string());
-    };
+    auto ask = [&](std::vector<std::string> frames) { return ask_raw(s, frames); };
     auto [t1, m1] = ask({"short"});
     EXPECT_EQ(t1, MsgType::Error);
     EXPECT_NE(m1.find("header frame has 5 bytes"), std::string::npos) << m1;
@@ -583,15 +586,7 @@ TEST_F(Fixture, CorruptCompressedFramesGetErrorReplies) {
   zmq::socket_t s(ctx, zmq::socket_type::req);
   s.set(zmq::sockopt::rcvtimeo, 5000);
   s.connect(srv.endpoint());
-  auto ask = [&](std::vector<std::string> frames) {
-    std::vector<zmq::const_buffer> bufs;
-    for (auto& f : frames) bufs.push_back(zmq::buffer(f));
-    zmq::send_multipart(s, bufs);
-    std::vector<zmq::message_t> reply;
-    EXPECT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
-    auto h = decode_header(reply.at(0).data(), reply.at(0).size());
-    return std::make_pair(h.type, reply.at(1).to_string());
-  };
+  auto ask = [&](std::vector<std::string> frames) { return ask_raw(s, frames); };
   auto req = whole_model_request(1, 0);
   auto z = encode_tensor(x, Codec::Zstd);
   std::string good(static_cast<const char*>(z.frame.data_ptr()), z.frame.nbytes());
