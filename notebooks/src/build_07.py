@@ -46,8 +46,8 @@ int8 is affine (scale and zero point per tensor, or per channel): a quarter of t
 of at most half a step."""),
     code("""x = torch.relu(torch.randn(1, 64, 64, 64))   # 1 MB, like a ReLU's output
 for c in ts.variant.WIRE_CODECS:
-    enc, dec, nbytes = ts._core.codec_timing(x, c, 21)
-    err = float((ts._core.codec_round_trip(x, c) - x).abs().max())
+    enc, dec, nbytes = ts.variant.codec_timing(x, c, 21)
+    err = float((ts.variant.codec_round_trip(x, c) - x).abs().max())
     print(f"{c:>13}: {nbytes / (4 * x.numel()):.3f} of the bytes, encode {enc:.3f} ms, decode {dec:.3f} ms, max error {err:.2g}")"""),
     md("""## The accuracy-latency frontier
 
@@ -138,7 +138,7 @@ A budget below every variant's measured loss is an error that says what is avail
     code("""lossy = ts.VariantSet([v for v in vs if v.loss and v.loss > 0], vs.example_inputs)
 lossy.metric, lossy.base_score, lossy.codec_costs = vs.metric, vs.base_score, vs.codec_costs
 try:
-    ts._core.VariantSelector(lossy.candidates(rtt)).select(ts._core.Context(bandwidth_mbps=2.0), 0.0)
+    ts.variant.VariantSelector(lossy.candidates(rtt)).select(ts._core.Context(bandwidth_mbps=2.0), 0.0)
 except ts.NotFoundError as e:
     print("NotFoundError:", e)"""),
 ]

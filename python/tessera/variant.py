@@ -52,6 +52,19 @@ from .atoms import Model, _as_tuple, load
 
 WIRE_CODECS = ("fp16", "bf16", "int8", "int8_channel", "zstd")
 
+# The C++ pieces under their public names (tessera.variant.*):
+#   codec_round_trip(tensor, codec) -> what the receiver gets; codec_wire_bytes(tensor, codec) ->
+#   (frame bytes, parameter bytes, codec used); codec_timing(tensor, codec, repeats) -> (median encode
+#   ms, median decode ms, wire bytes), timed in C++; with_codec(cost_model, codec, CodecCost) -> the
+#   cost model with the codec priced in; VariantSelector(candidates).select(context, loss_budget).
+codec_round_trip = _core.codec_round_trip
+codec_wire_bytes = _core.codec_wire_bytes
+codec_timing = _core.codec_timing
+with_codec = _core.with_codec
+CodecCost = _core.CodecCost
+VariantSelector = _core.VariantSelector
+VariantCandidate = _core.VariantCandidate
+
 
 # ---- making variants ------------------------------------------------------------------------
 
