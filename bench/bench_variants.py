@@ -217,9 +217,28 @@ def accuracy_part(name, vs, cands, picks, verify, n):
     return rows
 
 
+def replay_accuracy(name, vs, picks, verify, n):
+    """Every (variant, split) a replay request ran, its loss re-measured on held-out data."""
+    rows, seen = [], {}
+    for b, vname, placement in sorted(picks):
+        key = (vname, placement)
+        if key not in seen:
+            seen[key] = verify(vs.runner(vs[vname], list(placement)))
+        loss = seen[key]
+        acc = (vs.base_score - loss) if name == "digits" else 1 - loss
+        half = datasets.binomial_halfwidth(min(max(acc, 0.0), 1.0), n)
+        rows.append({"model": name, "budget_%": b, "candidate": f"{vname} (replay)",
+                     "split": f"{sum(1 for p in placement if p == 0)}/{len(placement)}",
+                     "selection_loss_%": f"{100 * vs.measure(vs[vname], list(placement)):.2f}",
+                     "heldout_loss_%": f"{100 * loss:.2f}", "95%_halfwidth_%": f"{100 * half:.2f}",
+                     "within": loss <= b / 100 + half})
+    return rows
+
+
 # ---- trace replay ---------------------------------------------------------------------------------
 
-def replay_part(name, vs, endpoint, args, slowdown, x):
+def replay_part(name, vs, endpoint, args, slowdown, x, picks):
+    """picks: filled with (budget, variant, placement) of every request the variant deployments ran."""
     rows = []
     cm0 = vs.base.costs
     for sub, f in trace_files(Path(args.traces), args.per_set):
@@ -259,6 +278,7 @@ def replay_part(name, vs, endpoint, args, slowdown, x):
                         lat[k].append(r["latency_ms"])
                         byt[k].append(r["bytes_up"] + r["bytes_down"])
                         used[k][r["variant"]] = used[k].get(r["variant"], 0) + 1
+                        picks.add((k, r["variant"], tuple(r["placement"])))
             base = statistics.fmean(lat["adaptive"])
             row = {"model": name, "trace": f"{sub}/{f.name[:24]}", "scale": scale_name,
                    "median_Mbit/s": f"{med * scale:.2f}", "adaptive_ms": f"{base:.1f}",
@@ -350,7 +370,9 @@ def main(argv=None):
                 arows += accuracy_part(name, vs, cands, picks, verify, n)
                 print(f"{name}: frontier measured ({len(cands)} candidates x {len(args.frontier_bw) * len(args.loads)} "
                       f"contexts)", flush=True)
-                rrows += replay_part(name, vs, endpoint, args, slowdown, x)
+                replay_picks = set()
+                rrows += replay_part(name, vs, endpoint, args, slowdown, x, replay_picks)
+                arows += replay_accuracy(name, vs, replay_picks, verify, n)
         finally:
             stop_server(proc)
     print("\nfrontier: the selector's choice against the best measured point within the budget")
@@ -360,7 +382,7 @@ def main(argv=None):
         ratios = [float(r[key]) for r in frows]
         print(f"{what}: within 5% of the best measured point on {sum(r <= 1.05 for r in ratios)}/{len(ratios)} "
               f"contexts x budgets; median {statistics.median(ratios):.3f}, worst {max(ratios):.3f}")
-    print("\naccuracy of every pick, re-measured on held-out data")
+    print("\naccuracy of every pick (frontier contexts and every replay request), re-measured on held-out data")
     print(table(arows, list(arows[0])))
     print(f"within budget + 95% half-width: {sum(bool(r['within']) for r in arows)}/{len(arows)}")
     print("\nreplay: mean latency / bytes per request, exact adaptive (fp32) vs variants per budget")

@@ -819,7 +819,8 @@ class VariantDeployment:
         split = sum(1 for p in c.placement if p == 0)
         self.timeline.append({
             "request": len(self.timeline), "variant": v.name, "codec": v.codec or "raw", "loss": c.loss,
-            "device_atoms": split, "atoms": len(c.placement), "bytes_up": up, "bytes_down": down,
+            "device_atoms": split, "atoms": len(c.placement), "placement": list(c.placement),
+            "bytes_up": up, "bytes_down": down,
             "predicted_ms": ch.latency_ms, "latency_ms": tl.total_ms, "wall_ms": wall, "fallback": tl.fallback,
             "bandwidth_estimate": ctx.bandwidth_mbps, "device_load": ctx.device_load, "decide_us": decide_us,
             "switched": self._last is not None and self._last != (c.variant, tuple(c.placement)),
