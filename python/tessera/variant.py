@@ -386,10 +386,11 @@ class VariantSet:
         return v.cut_losses[key]
 
     # selection
-    def candidates(self, rtt_ms: float = 0.0, device_loads=(1.0, 2.0, 4.0), min_bw: float = 0.05,
+    def candidates(self, rtt_ms: float = 0.0, device_loads=(1.0, 2.0, 4.0, 16.0), min_bw: float = 0.05,
                    max_bw: float = 1000.0, progress: bool | None = None) -> list:
         """Every (variant, placement) point any context may want: per variant, the optimal plans
-        over the bandwidth range (parametric min cut) at each device load, plus device-only;
+        over the bandwidth range (parametric min cut) at each device load, plus device-only and
+        server-only (the answers at the extremes of device load);
         each with its measured loss (at that cut, for wire codecs)."""
         from .profile import progress_bar
 
@@ -398,7 +399,7 @@ class VariantSet:
         bar = progress_bar(len(self.variants), "variants: candidates", progress)
         for i, v in enumerate(self.variants):
             cm = self.cost_model(v)
-            places = {tuple([0] * v.model.num_atoms)}
+            places = {tuple([0] * v.model.num_atoms), tuple([1] * v.model.num_atoms)}
             for load in device_loads:
                 ctx = _core.Context(bandwidth_mbps=1.0, rtt_ms=float(rtt_ms), device_load=float(load))
                 pp = _core.ParametricPlanner(cm, ctx, _core.Constraints(), float(min_bw), float(max_bw))
@@ -711,7 +712,7 @@ class VariantDeployment:
                  rtt_ms: float = 0.0, timeout_ms: int = 2000, retry_ms: int = 1000, device_slowdown: float = 1.0,
                  emulation: str = "sleep", initial_bandwidth_mbps: float = 0.0, estimator: str = "median",
                  window: int = 3, memory_budget_mb: float | None = None, objective: str = "latency",
-                 device_loads=(1.0, 2.0, 4.0), probe_ms: float = 20.0, free_memory_fraction: float = 0.0):
+                 device_loads=(1.0, 2.0, 4.0, 16.0), probe_ms: float = 20.0, free_memory_fraction: float = 0.0):
         from .transport import deployment_options
 
         self.variants = variants
