@@ -809,12 +809,11 @@ class VariantDeployment:
                 up += b.bytes_up
                 down += b.bytes_down
                 self.monitor.observe_transfer(float(b.bytes_up + b.bytes_down), float(b.transfer_ms))
-        plan = _core.evaluate(self.variants.cost_model(v), _core.Context(bandwidth_mbps=1.0, rtt_ms=self.rtt_ms),
-                              list(c.placement))
-        if plan.target_ms[0] > 0 and not cold:
-            self.monitor.observe_device(float(tl.device_ms), float(plan.target_ms[0]))
-        if tl.server_ms > 0 and plan.target_ms[1] > 0 and not cold:
-            self.monitor.observe_server(float(tl.server_ms), float(plan.target_ms[1]))
+        # the candidate carries its plan's device and server ms at unit loads: no re-evaluation per request
+        if c.device_ms > 0 and not cold:
+            self.monitor.observe_device(float(tl.device_ms), float(c.device_ms))
+        if tl.server_ms > 0 and c.server_ms > 0 and not cold:
+            self.monitor.observe_server(float(tl.server_ms), float(c.server_ms))
         if not any(b.remote for b in tl.blocks):  # nothing crossed: keep the estimate alive
             self._probe()
         split = sum(1 for p in c.placement if p == 0)
