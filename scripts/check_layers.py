@@ -35,6 +35,7 @@ TORCH_FREE = {"core", "plan"}
 TORCH_FREE_HEADERS = {
     "cpp/include/tessera/graph/op_graph.h",
     "cpp/include/tessera/atoms/atom.h",
+    "cpp/include/tessera/atoms/manifest.h",
     "cpp/include/tessera/transport/wire.h",
     "cpp/include/tessera/transport/link.h",
     "cpp/include/tessera/runtime/server.h",

@@ -12,7 +12,7 @@
 #include <set>
 
 #include "model_impl.h"
-#include "tessera/core/dtype.h"
+#include "tessera/atoms/manifest.h"
 #include "tessera/core/error.h"
 
 namespace tessera {
@@ -40,56 +40,12 @@ std::vector<at::Tensor> Block::operator()(const std::vector<at::Tensor>& inputs)
 std::string Block::graph_str() const { return impl_ ? impl_->graph->toString() : ""; }
 
 // ---- ModelImpl -----------------------------------------------------------------------
-AtomDag ModelImpl::build_dag(std::vector<int>* vmap_out) const {
-  const auto& g = graph;
-  AtomDag d;
-  d.num_atoms = static_cast<int>(atoms.size());
-  std::vector<int> vmap(g.values.size(), -1);
-  auto add = [&](int v) {
-    if (vmap[v] >= 0) return;
-    vmap[v] = static_cast<int>(d.values.size());
-    DagValue dv;
-    dv.producer = value_atom[v];
-    dv.bytes = static_cast<double>(g.values[v].info.bytes);
-    dv.name = g.values[v].name;
-    dv.dtype = g.values[v].info.dtype;
-    dv.rank = static_cast<int>(g.values[v].info.shape.size());
-    // A tensor no wire can carry (a quantized QUInt8 activation of a static-int8 model):
-    // priced so that no plan ever cuts there (1e15 bytes); Deployment refuses such plans.
-    if (!dv.dtype.empty() && !find_dtype(dv.dtype)) dv.bytes = kUnsendableBytes;
-    d.values.push_back(std::move(dv));
-  };
-  for (int v : g.inputs) add(v);
-  for (const auto& a : atoms) {
-    for (int v : a.outputs) add(v);
-    for (int v : a.inputs) {
-      add(v);
-      d.values[vmap[v]].consumers.push_back(a.id);
-    }
-  }
-  for (int v : g.outputs) {
-    add(v);
-    d.values[vmap[v]].is_output = true;
-  }
-  for (auto& dv : d.values) {
-    std::sort(dv.consumers.begin(), dv.consumers.end());
-    dv.consumers.erase(std::unique(dv.consumers.begin(), dv.consumers.end()), dv.consumers.end());
-  }
-  for (const auto& a : atoms) {
-    d.param_bytes.push_back(static_cast<double>(a.param_bytes));
-    d.atom_names.push_back(a.name);
-  }
-  if (vmap_out) *vmap_out = std::move(vmap);
-  return d;
-}
-
 void ModelImpl::finish() {
-  value_atom.assign(graph.values.size(), -1);
-  for (const auto& a : atoms)
-    for (int v : a.outputs) value_atom[v] = a.id;
+  AtomIndex ix = index_atoms(graph, atoms);  // checked: AtomDag::validate
+  value_atom = std::move(ix.value_atom);
+  dag = std::move(ix.dag);
+  dag_value_of = std::move(ix.dag_value_of);
   graphs.resize(atoms.size());
-  dag = build_dag(&dag_value_of);
-  dag.validate();
 }
 
 void ModelImpl::check_inputs(const std::vector<at::Tensor>& in) const {

@@ -86,14 +86,13 @@ class ModelImpl {
   std::vector<int> value_atom;
   AtomDag dag;  // what planners and the scheduler read
   std::vector<int> dag_value_of;  // per graph value: its id in `dag`, -1 if it crosses no atom boundary
-  AtomDag build_dag(std::vector<int>* vmap_out = nullptr) const;
 
   std::shared_ptr<torch::jit::Graph> atom_graph(int atom) const;  // loads on demand
   std::shared_ptr<const BlockImpl> combine(std::vector<int> atom_ids) const;
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs,
                               const std::vector<int>& placement) const;
   void check_inputs(const std::vector<at::Tensor>& inputs) const;
-  void finish();  // derive value_atom etc. after atoms are known
+  void finish();  // derive value_atom, dag, dag_value_of after atoms are known (index_atoms)
 
   mutable std::mutex graph_mu, block_mu;
   mutable std::vector<std::shared_ptr<torch::jit::Graph>> graphs;  // per atom, null = not loaded

@@ -8,9 +8,8 @@
 //
 // Written into a temporary sibling directory and renamed into place, so a
 // crash never leaves a half-written store. Every atom file's sha256 is checked
-// when it is loaded; a tampered or truncated file is refused by name.
-#include <nlohmann/json.hpp>
-
+// when it is loaded; a tampered or truncated file is refused by name. The manifest's
+// JSON is read and checked by parse_manifest (atoms/manifest.cpp, torch-free).
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -19,13 +18,13 @@
 #include <sstream>
 
 #include "model_impl.h"
+#include "tessera/atoms/manifest.h"
 #include "tessera/core/error.h"
 #include "tessera/core/files.h"
 
 namespace tessera {
 namespace jit = torch::jit;
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 
 // ---- atom modules ---------------------------------------------------------------
 jit::Module atom_module(const jit::Graph& atom_graph, int atom_id) {
@@ -68,52 +67,6 @@ std::shared_ptr<jit::Graph> atom_graph_from_module(const jit::Module& m) {
   return g;
 }
 
-// ---- manifest -----------------------------------------------------------------------
-namespace {
-constexpr const char* kFormat = "tessera-atom-store/1";
-
-json tensor_json(const TensorInfo& t) { return {{"shape", t.shape}, {"dtype", t.dtype}, {"bytes", t.bytes}}; }
-
-json manifest_json(const ModelImpl& m) {
-  json j;
-  j["format"] = kFormat;
-  j["model_hash"] = m.hash;
-  j["inputs"] = m.graph.inputs;
-  j["outputs"] = m.graph.outputs;
-  j["output_structure"] = m.graph.output_structure;
-  json vals = json::array();
-  for (const auto& v : m.graph.values) {
-    json jv = {{"name", v.name}, {"type", v.type}, {"is_tensor", v.is_tensor}, {"producer", v.producer},
-               {"consumers", v.consumers}};
-    if (v.is_tensor) jv["tensor"] = tensor_json(v.info);
-    vals.push_back(std::move(jv));
-  }
-  j["values"] = std::move(vals);
-  json nodes = json::array();
-  for (const auto& n : m.graph.nodes)
-    nodes.push_back({{"kind", n.kind}, {"inputs", n.inputs}, {"args", n.args}, {"outputs", n.outputs}, {"helper", n.helper},
-                     {"atom", n.atom}, {"scope", n.scope}, {"rows", n.rows}});
-  j["nodes"] = std::move(nodes);
-  json atoms = json::array();
-  for (const auto& a : m.atoms)
-    atoms.push_back({{"id", a.id}, {"name", a.name}, {"nodes", a.nodes}, {"op_kinds", a.op_kinds},
-                     {"inputs", a.inputs}, {"outputs", a.outputs}, {"output_bytes", a.output_bytes},
-                     {"param_bytes", a.param_bytes}, {"file", a.file}, {"sha256", a.sha256}});
-  j["atoms"] = std::move(atoms);
-  return j;
-}
-
-template <class T>
-T get(const json& j, const char* key, const std::string& where) {
-  TESSERA_CHECK(j.contains(key), InvalidArgument, "{}: missing field '{}'", where, key);
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception& e) {
-    TESSERA_THROW(InvalidArgument, "{}: field '{}' has the wrong type: {}", where, key, e.what());
-  }
-}
-}  // namespace
-
 void save_store(const ModelImpl& m, const std::string& dir, bool overwrite) {
   fs::path target = fs::absolute(dir).lexically_normal();
   if (target.has_filename() == false) target = target.parent_path();
@@ -138,11 +91,8 @@ void save_store(const ModelImpl& m, const std::string& dir, bool overwrite) {
   fs::create_directories(tmp, ec);
   TESSERA_CHECK(!ec, InvalidArgument, "cannot create directory {}: {}", tmp.string(), ec.message());
   try {
-    ModelImpl copy_meta;  // manifest with the files' hashes
-    copy_meta.graph = m.graph;
-    copy_meta.atoms = m.atoms;
-    copy_meta.hash = m.hash;
-    for (auto& a : copy_meta.atoms) {
+    Manifest man{m.hash, m.graph, m.atoms};  // with the files' hashes
+    for (auto& a : man.atoms) {
       auto g = m.atom_graph(a.id);
       std::ostringstream os;
       atom_module(*g, a.id).save(os);
@@ -153,7 +103,7 @@ void save_store(const ModelImpl& m, const std::string& dir, bool overwrite) {
       TESSERA_CHECK(f.good(), Runtime, "writing {} failed", (tmp / a.file).string());
     }
     std::ofstream mf(tmp / "manifest.json");
-    mf << manifest_json(copy_meta).dump(1);
+    mf << manifest_text(man);
     mf.close();
     TESSERA_CHECK(mf.good(), Runtime, "writing {} failed", (tmp / "manifest.json").string());
     if (fs::exists(target)) {
@@ -170,121 +120,20 @@ void save_store(const ModelImpl& m, const std::string& dir, bool overwrite) {
   }
 }
 
-// Every id in a manifest refers to something that exists: a hand-edited or corrupt
-// manifest is an error naming the field, never an out-of-range access later.
-static void check_ids(const ModelImpl& m, const std::string& mpath) {
-  const int nv = static_cast<int>(m.graph.values.size()), nn = static_cast<int>(m.graph.nodes.size());
-  const int na = static_cast<int>(m.atoms.size());
-  auto value = [&](int v, const std::string& where) {
-    TESSERA_CHECK(v >= 0 && v < nv, InvalidArgument, "{}: {} names value {}, the graph has {} values", mpath, where, v,
-                  nv);
-  };
-  for (int v : m.graph.inputs) value(v, "inputs");
-  for (int v : m.graph.outputs) value(v, "outputs");
-  for (const auto& v : m.graph.values) {
-    TESSERA_CHECK(v.producer >= -1 && v.producer < nn, InvalidArgument,
-                  "{}: values[{}] has producer {}, the graph has {} nodes", mpath, v.id, v.producer, nn);
-    for (int c : v.consumers)
-      TESSERA_CHECK(c >= 0 && c < nn, InvalidArgument, "{}: values[{}] has consumer {}, the graph has {} nodes",
-                    mpath, v.id, c, nn);
-  }
-  for (const auto& n : m.graph.nodes) {
-    for (int v : n.inputs) value(v, fmt::format("nodes[{}].inputs", n.id));
-    for (int v : n.args) value(v, fmt::format("nodes[{}].args", n.id));
-    for (int v : n.outputs) value(v, fmt::format("nodes[{}].outputs", n.id));
-    TESSERA_CHECK(n.atom >= -1 && n.atom < na, InvalidArgument, "{}: nodes[{}] is in atom {}, the store has {} atoms",
-                  mpath, n.id, n.atom, na);
-  }
-  for (const auto& a : m.atoms)
-    for (int n : a.nodes)
-      TESSERA_CHECK(n >= 0 && n < nn && m.graph.nodes[n].atom == a.id, InvalidArgument,
-                    "{}: atoms[{}] lists node {}, which is not one of its nodes ({} nodes in the graph)", mpath, a.id,
-                    n, nn);
-}
-
 std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optional<std::vector<int>>& atoms) {
   std::error_code ec;
   TESSERA_CHECK(fs::is_directory(dir, ec), NotFound, "no atom store at {} (not a directory)", dir);
   const std::string mpath = (fs::path(dir) / "manifest.json").string();
   TESSERA_CHECK(fs::exists(mpath, ec), NotFound, "{} is not an atom store: {} is missing", dir, mpath);
-  json j;
-  try {
-    j = json::parse(read_file(mpath));
-  } catch (const json::exception& e) {
-    TESSERA_THROW(InvalidArgument, "{} is not valid JSON: {}", mpath, e.what());
-  }
-  TESSERA_CHECK(j.value("format", "") == kFormat, InvalidArgument, "{}: format is '{}', expected '{}'", mpath,
-                j.value("format", ""), kFormat);
   auto m = std::make_shared<ModelImpl>();
   m->store_dir = dir;
-  m->hash = get<std::string>(j, "model_hash", mpath);
-  m->graph.inputs = get<std::vector<int>>(j, "inputs", mpath);
-  m->graph.outputs = get<std::vector<int>>(j, "outputs", mpath);
-  m->graph.output_structure = get<std::string>(j, "output_structure", mpath);
-  for (const char* key : {"values", "nodes", "atoms"})
-    TESSERA_CHECK(j.contains(key) && j.at(key).is_array(), InvalidArgument, "{}: field '{}' is missing or not a list",
-                  mpath, key);
-  const auto& vals = j.at("values");
-  for (size_t i = 0; i < vals.size(); ++i) {
-    const auto& jv = vals[i];
-    std::string w = fmt::format("{}: values[{}]", mpath, i);
-    OpValue v;
-    v.id = static_cast<int>(i);
-    v.name = get<std::string>(jv, "name", w);
-    v.type = get<std::string>(jv, "type", w);
-    v.is_tensor = get<bool>(jv, "is_tensor", w);
-    v.producer = get<int>(jv, "producer", w);
-    v.consumers = get<std::vector<int>>(jv, "consumers", w);
-    if (v.is_tensor) {
-      TESSERA_CHECK(jv.contains("tensor") && jv.at("tensor").is_object(), InvalidArgument,
-                    "{}: a tensor value without its 'tensor' field", w);
-      const auto& t = jv.at("tensor");
-      v.info.shape = get<std::vector<int64_t>>(t, "shape", w);
-      v.info.dtype = get<std::string>(t, "dtype", w);
-      v.info.bytes = get<int64_t>(t, "bytes", w);
-    }
-    m->graph.values.push_back(std::move(v));
-  }
-  const auto& nodes = j.at("nodes");
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    std::string w = fmt::format("{}: nodes[{}]", mpath, i);
-    OpNode n;
-    n.id = static_cast<int>(i);
-    n.kind = get<std::string>(nodes[i], "kind", w);
-    n.inputs = get<std::vector<int>>(nodes[i], "inputs", w);
-    n.args = nodes[i].contains("args") ? get<std::vector<int>>(nodes[i], "args", w) : n.inputs;  // older stores
-    n.outputs = get<std::vector<int>>(nodes[i], "outputs", w);
-    n.helper = get<bool>(nodes[i], "helper", w);
-    n.atom = get<int>(nodes[i], "atom", w);
-    n.scope = nodes[i].value("scope", "");
-    if (nodes[i].contains("rows")) n.rows = get<std::vector<int>>(nodes[i], "rows", w);  // older stores: none
-    m->graph.nodes.push_back(std::move(n));
-  }
-  const auto& jatoms = j.at("atoms");
-  const int nv = static_cast<int>(m->graph.values.size());
-  for (size_t i = 0; i < jatoms.size(); ++i) {
-    std::string w = fmt::format("{}: atoms[{}]", mpath, i);
-    Atom a;
-    a.id = get<int>(jatoms[i], "id", w);
-    TESSERA_CHECK(a.id == static_cast<int>(i), InvalidArgument, "{}: id {} out of order", w, a.id);
-    a.name = get<std::string>(jatoms[i], "name", w);
-    a.nodes = get<std::vector<int>>(jatoms[i], "nodes", w);
-    a.op_kinds = get<std::vector<std::string>>(jatoms[i], "op_kinds", w);
-    a.inputs = get<std::vector<int>>(jatoms[i], "inputs", w);
-    a.outputs = get<std::vector<int>>(jatoms[i], "outputs", w);
-    a.output_bytes = get<int64_t>(jatoms[i], "output_bytes", w);
-    a.param_bytes = get<int64_t>(jatoms[i], "param_bytes", w);
-    a.file = get<std::string>(jatoms[i], "file", w);
-    a.sha256 = get<std::string>(jatoms[i], "sha256", w);
-    for (int v : a.inputs) TESSERA_CHECK(v >= 0 && v < nv, InvalidArgument, "{}: input value {} out of range", w, v);
-    for (int v : a.outputs) TESSERA_CHECK(v >= 0 && v < nv, InvalidArgument, "{}: output value {} out of range", w, v);
-    TESSERA_CHECK(a.file.find('/') == std::string::npos && a.file.find("..") == std::string::npos, InvalidArgument,
-                  "{}: file name '{}' must be a plain name inside the store", w, a.file);
+  Manifest man = parse_manifest(read_file(mpath), mpath, [&](const Atom& a) {
     TESSERA_CHECK(fs::exists(fs::path(dir) / a.file, ec), NotFound, "atom store {}: atom {} file {} is missing", dir,
                   a.id, a.file);
-    m->atoms.push_back(std::move(a));
-  }
-  check_ids(*m, mpath);
+  });
+  m->hash = std::move(man.model_hash);
+  m->graph = std::move(man.graph);
+  m->atoms = std::move(man.atoms);
   m->finish();
   if (atoms) {
     for (int a : *atoms) {
