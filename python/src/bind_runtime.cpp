@@ -1,4 +1,5 @@
 // Bindings of the runtime layer (tessera/runtime/*.h). Wrap only; blocking calls release the GIL.
+#include <fmt/format.h>
 #include <torch/extension.h>
 
 #include "tessera/graph/threads.h"
@@ -26,7 +27,11 @@ void bind_runtime(py::module_& m) {
       .def_readwrite("allowed_client_keys", &ServerOptions::allowed_client_keys)
       .def_readwrite("verbose", &ServerOptions::verbose)
       .def_readwrite("forward_timeout_ms", &ServerOptions::forward_timeout_ms)
-      .def_readwrite("keep_freed_memory", &ServerOptions::keep_freed_memory);
+      .def_readwrite("keep_freed_memory", &ServerOptions::keep_freed_memory)
+      .def_readwrite("batch_max", &ServerOptions::batch_max)
+      .def_readwrite("batch_delay_us", &ServerOptions::batch_delay_us)
+      .def_readwrite("max_queue", &ServerOptions::max_queue)
+      .def_readwrite("metrics_port", &ServerOptions::metrics_port);
   py::class_<ServerStats>(m, "ServerStats")
       .def_readonly("requests", &ServerStats::requests)
       .def_readonly("replies", &ServerStats::replies)
@@ -40,6 +45,13 @@ void bind_runtime(py::module_& m) {
       .def_readonly("forwards", &ServerStats::forwards)
       .def_readonly("forward_failures", &ServerStats::forward_failures)
       .def_readonly("tile_fallbacks", &ServerStats::tile_fallbacks)
+      .def_readonly("refused_busy", &ServerStats::refused_busy)
+      .def_readonly("batches", &ServerStats::batches)
+      .def_readonly("batched", &ServerStats::batched)
+      .def_readonly("unbatchable", &ServerStats::unbatchable)
+      .def_readonly("queued", &ServerStats::queued)
+      .def_readonly("queue_peak", &ServerStats::queue_peak)
+      .def_readonly("workers_busy", &ServerStats::workers_busy)
       .def("to_json", &ServerStats::to_json);
   py::class_<Server>(m, "Server")
       .def(py::init<ServerOptions>(), py::arg("options"))
@@ -47,6 +59,8 @@ void bind_runtime(py::module_& m) {
       .def("stop", &Server::stop, py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("running", &Server::running)
       .def_property_readonly("endpoint", &Server::endpoint)
+      .def_property_readonly("metrics_endpoint", &Server::metrics_endpoint)
+      .def("metrics_text", &Server::metrics_text)
       .def("stats", &Server::stats)
       .def("models", &Server::models);
   m.def("set_intra_op_threads", &tessera::set_intra_op_threads, py::arg("threads"),
@@ -99,7 +113,25 @@ void bind_runtime(py::module_& m) {
       .def_readwrite("link", &DeploymentOptions::link)
       .def_readwrite("device_slowdown", &DeploymentOptions::device_slowdown)
       .def_readwrite("emulation", &DeploymentOptions::emulation)
-      .def_readwrite("codec", &DeploymentOptions::codec);
+      .def_readwrite("codec", &DeploymentOptions::codec)
+      .def_readwrite("servers", &DeploymentOptions::servers)
+      .def_readwrite("server_policy", &DeploymentOptions::server_policy)
+      .def_readwrite("busy_retry_ms", &DeploymentOptions::busy_retry_ms)
+      .def_readwrite("probe_timeout_ms", &DeploymentOptions::probe_timeout_ms)
+      .def_readwrite("seed", &DeploymentOptions::seed);
+  py::class_<ServerState>(m, "ServerState")
+      .def_readonly("endpoint", &ServerState::endpoint)
+      .def_readonly("available", &ServerState::available)
+      .def_readonly("requests", &ServerState::requests)
+      .def_readonly("failures", &ServerState::failures)
+      .def_readonly("busy", &ServerState::busy)
+      .def_readonly("ewma_ms", &ServerState::ewma_ms)
+      .def_readonly("ewma_queue_ms", &ServerState::ewma_queue_ms)
+      .def("__repr__", [](const ServerState& s) {
+        return fmt::format("ServerState({}, available={}, requests={}, failures={}, busy={}, ewma_ms={:.3f}, "
+                           "ewma_queue_ms={:.3f})", s.endpoint, s.available, s.requests, s.failures, s.busy,
+                           s.ewma_ms, s.ewma_queue_ms);
+      });
   py::class_<BlockTiming>(m, "BlockTiming")
       .def_readonly("target", &BlockTiming::target)
       .def_readonly("remote", &BlockTiming::remote)
@@ -115,7 +147,11 @@ void bind_runtime(py::module_& m) {
       .def_readonly("bytes_down", &BlockTiming::bytes_down)
       .def_readonly("codec_up", &BlockTiming::codec_up)
       .def_readonly("codec_down", &BlockTiming::codec_down)
-      .def_readonly("error", &BlockTiming::error);
+      .def_readonly("error", &BlockTiming::error)
+      .def_readonly("busy", &BlockTiming::busy)
+      .def_readonly("busy_wait_ms", &BlockTiming::busy_wait_ms)
+      .def_readonly("server", &BlockTiming::server)
+      .def_readonly("batch", &BlockTiming::batch);
   py::class_<Timeline>(m, "Timeline")
       .def_readonly("blocks", &Timeline::blocks)
       .def_readonly("total_ms", &Timeline::total_ms)
@@ -123,7 +159,8 @@ void bind_runtime(py::module_& m) {
       .def_readonly("transfer_ms", &Timeline::transfer_ms)
       .def_readonly("server_ms", &Timeline::server_ms)
       .def_readonly("queue_ms", &Timeline::queue_ms)
-      .def_readonly("fallback", &Timeline::fallback);
+      .def_readonly("fallback", &Timeline::fallback)
+      .def_readonly("server", &Timeline::server);
   py::class_<Deployment>(m, "Deployment")
       .def(py::init<Model, tessera::plan::Plan, DeploymentOptions>(), py::arg("model"), py::arg("plan"),
            py::arg("options"))
@@ -143,7 +180,10 @@ void bind_runtime(py::module_& m) {
       .def("set_device_slowdown", &Deployment::set_device_slowdown, py::arg("slowdown"),
            py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("server_available",
-                             py::cpp_function(&Deployment::server_available, py::call_guard<py::gil_scoped_release>()));
+                             py::cpp_function(&Deployment::server_available, py::call_guard<py::gil_scoped_release>()))
+      .def_property_readonly("servers", py::cpp_function(&Deployment::servers, py::call_guard<py::gil_scoped_release>()))
+      .def("server_states", &Deployment::server_states, py::call_guard<py::gil_scoped_release>())
+      .def("select_server", &Deployment::select_server, py::call_guard<py::gil_scoped_release>());
 
   py::class_<PipelineOptions>(m, "PipelineOptions")
       .def(py::init<>())

@@ -106,7 +106,9 @@ struct Controller::Impl {
     obs.true_bandwidth = r.true_bandwidth;
     obs.est_bandwidth = estimate();
     obs.rtt_ms = monitor.rtt_ms();
-    obs.server_load = monitor.server_load();
+    // several servers: plan for the load of the one this request will go to
+    const int server = dep.servers().size() > 1 ? dep.select_server() : 0;
+    obs.server_load = monitor.server_load(std::max(server, 0));
     obs.device_load = monitor.device_load();
     obs.memory_budget_bytes = memory_budget;
     if (opt.free_memory_fraction > 0) {  // what the machine has free now, read before every request
@@ -142,6 +144,11 @@ struct Controller::Impl {
     for (const auto& b : tl.blocks) {
       double pred = 0;
       for (int a : b.atoms) pred += cm.compute_ms[b.remote ? 1 : 0][a];
+      if (b.busy) {  // a full queue is server load: the wait it announced, over the block's compute there
+        double spred = 0;
+        for (int a : b.atoms) spred += cm.compute_ms[1][a];
+        monitor.observe_server(spred + b.busy_wait_ms, spred, std::max(b.server, 0));
+      }
       if (!b.remote) {
         device_pred_ms += pred;
         continue;
@@ -151,7 +158,8 @@ struct Controller::Impl {
       // monitor keeps estimating the full-power bandwidth
       monitor.observe_transfer(static_cast<double>(b.bytes_up) / up_factor + static_cast<double>(b.bytes_down),
                                b.transfer_ms);
-      if (!cold) monitor.observe_server(b.server_ms + b.queue_ms, pred);  // waiting for a worker is server load too
+      if (!cold)  // waiting for a worker is server load too
+        monitor.observe_server(b.server_ms + b.queue_ms, pred, std::max(b.server, 0));
     }
     if (!cold) monitor.observe_device(tl.device_ms, device_pred_ms);
     since_transfer = transferred ? 0 : since_transfer + 1;
@@ -173,7 +181,9 @@ struct Controller::Impl {
     r.server_ms = tl.server_ms;
     r.queue_ms = tl.queue_ms;
     r.fallback = tl.fallback;
-    r.est_load = monitor.server_load();
+    r.server = tl.server;
+    for (const auto& b : tl.blocks) r.busy |= b.busy;
+    r.est_load = monitor.server_load(std::max(tl.server, 0));
     r.est_device_load = monitor.device_load();
     Measured m;
     m.device_ms = tl.device_ms;

@@ -51,9 +51,15 @@ void Monitor::observe_transfer(double bytes, double transfer_ms) {
   ++samples_;
 }
 
-void Monitor::observe_server(double server_ms, double predicted_ms) {
-  if (!(predicted_ms > 0) || !(server_ms > 0)) return;
-  load_ = (1 - o_.load_alpha) * load_ + o_.load_alpha * (server_ms / predicted_ms);
+void Monitor::observe_server(double server_ms, double predicted_ms, int server) {
+  if (!(predicted_ms > 0) || !(server_ms > 0) || !std::isfinite(server_ms)) return;
+  auto [it, fresh] = load_.emplace(server, 1.0);
+  it->second = (1 - o_.load_alpha) * it->second + o_.load_alpha * (server_ms / predicted_ms);
+}
+
+double Monitor::server_load(int server) const {
+  auto it = load_.find(server);
+  return it == load_.end() ? 1.0 : it->second;
 }
 
 void Monitor::observe_device(double device_ms, double predicted_ms) {

@@ -1,14 +1,18 @@
 // runtime/deployment.cpp -- the device side (see tessera/runtime/deployment.h).
 //
-// Talks to the server through a transport::Channel (a DEALER with ZMQ_IMMEDIATE,
+// Talks to each server through a transport::Channel (a DEALER with ZMQ_IMMEDIATE,
 // wrapped in an emulated link when one is given). After any failure the channel
 // drops its connection, so a late reply can never be taken for a later request's.
+// One server per request (select(), or select_server()'s choice); a block whose server
+// fails or is Busy runs here, and later remote blocks of the request choose again.
 #include "tessera/runtime/deployment.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include <ATen/ATen.h>
@@ -56,9 +60,21 @@ struct Deployment::Impl {
   std::shared_ptr<const Active> active;
   std::map<std::vector<int>, std::shared_ptr<const Active>> checked;  // by placement, bounded
   DeploymentOptions opt;
-  std::unique_ptr<transport::Channel> channel;
+  // One per server: its channel and what this device measured of it.
+  struct Remote {
+    std::unique_ptr<transport::Channel> channel;
+    Clock::time_point down_until{}, busy_until{};
+    bool probe = false;        // failed before: Ping it before the next request (several servers)
+    ServerState state;
+    uint64_t last_used = 0;    // request number it last served
+    int samples = 0;
+  };
+  std::vector<Remote> remotes;
+  int pinned = -1;             // select_server()'s choice, for the next run()
+  int current = -1;            // the server of the request running
+  uint64_t request_no = 0;
+  std::mt19937_64 rng;
   std::array<uint8_t, 32> hash{};
-  Clock::time_point down_until{};
   Timeline last;
   // One request at a time: run, ping, probe and echo share one channel (ZeroMQ sockets
   // are not thread-safe), and accessors copy under the lock.
@@ -70,17 +86,32 @@ struct Deployment::Impl {
     TESSERA_CHECK(opt.retry_ms >= 0, InvalidArgument, "retry_ms must be >= 0, got {}", opt.retry_ms);
     TESSERA_CHECK(opt.device_slowdown >= 1.0, InvalidArgument, "device_slowdown must be >= 1, got {}",
                   opt.device_slowdown);
+    TESSERA_CHECK(opt.busy_retry_ms >= 0, InvalidArgument, "busy_retry_ms must be >= 0, got {}", opt.busy_retry_ms);
+    TESSERA_CHECK(opt.probe_timeout_ms > 0, InvalidArgument, "probe_timeout_ms must be > 0, got {}",
+                  opt.probe_timeout_ms);
+    TESSERA_CHECK(opt.server_policy == "best" || opt.server_policy == "p2c" || opt.server_policy == "first",
+                  InvalidArgument, "unknown server_policy '{}' (best, p2c, first)", opt.server_policy);
     hash = transport::hash_from_hex(model.hash());
+    rng.seed(opt.seed);
     set_plan(std::move(p));
-    if (!opt.server.empty()) {
+    std::vector<std::string> eps;
+    if (!opt.server.empty()) eps.push_back(opt.server);
+    for (const auto& e : opt.servers) {
+      TESSERA_CHECK(!e.empty(), InvalidArgument, "an empty endpoint in servers");
+      if (std::find(eps.begin(), eps.end(), e) == eps.end()) eps.push_back(e);
+    }
+    for (const auto& e : eps) {
       transport::ZmqChannelOptions co;
-      co.endpoint = opt.server;
+      co.endpoint = e;
       co.curve_server_key = opt.curve_server_key;
       co.curve_public_key = opt.curve_public_key;
       co.curve_secret_key = opt.curve_secret_key;
       co.send_timeout_ms = opt.timeout_ms;
-      channel = transport::connect_zmq(co);  // a malformed endpoint is refused here, by name
-      if (opt.link) channel = transport::emulate(std::move(channel), opt.link, opt.emulation);
+      Remote r;
+      r.channel = transport::connect_zmq(co);  // a malformed endpoint is refused here, by name
+      if (opt.link) r.channel = transport::emulate(std::move(r.channel), opt.link, opt.emulation);
+      r.state.endpoint = e;
+      remotes.push_back(std::move(r));
     }
   }
 
@@ -146,18 +177,71 @@ struct Deployment::Impl {
   }
   bool accounting() const { return opt.link && opt.emulation == Emulation::Account; }
 
-  bool available() const { return channel && Clock::now() >= down_until; }
-
-  void mark_down() {
-    channel->reset();
-    down_until = Clock::now() + std::chrono::milliseconds(opt.retry_ms);
+  bool usable(const Remote& r, Clock::time_point now) const { return now >= r.down_until && now >= r.busy_until; }
+  bool available() const {
+    const auto now = Clock::now();
+    for (const auto& r : remotes)
+      if (usable(r, now)) return true;
+    return false;
   }
 
-  Expected<transport::Exchange> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
+  void mark_down(int s) {
+    Remote& r = remotes[static_cast<size_t>(s)];
+    r.channel->reset();
+    r.down_until = Clock::now() + std::chrono::milliseconds(opt.retry_ms);
+    r.probe = remotes.size() > 1;
+    ++r.state.failures;
+  }
+
+  static double ewma(double old, double x, int samples) { return samples == 0 ? x : 0.7 * old + 0.3 * x; }
+
+  // The server for the next request (-1: none is available), by server_policy. Several
+  // servers: one that failed before answers a Ping first.
+  int select() {
+    if (remotes.empty()) return -1;
+    std::vector<int> ok;
+    for (size_t s = 0; s < remotes.size(); ++s) {
+      Remote& r = remotes[s];
+      if (!usable(r, Clock::now())) continue;
+      if (r.probe) {
+        Header h;
+        h.type = MsgType::Ping;
+        h.model_hash = hash;
+        auto rep = r.channel->call(h, "", {}, std::min(opt.probe_timeout_ms, opt.timeout_ms));
+        if (!rep || rep->reply.header.type != MsgType::Pong) {
+          mark_down(static_cast<int>(s));
+          --r.state.failures;  // a probe is not a request
+          continue;
+        }
+        r.probe = false;
+      }
+      ok.push_back(static_cast<int>(s));
+    }
+    if (ok.empty()) return -1;
+    if (opt.server_policy == "first" || ok.size() == 1) return ok[0];
+    if (opt.server_policy == "p2c") {
+      std::uniform_int_distribution<size_t> pick(0, ok.size() - 1);
+      const int a = ok[pick(rng)];
+      int b = a;
+      while (b == a) b = ok[pick(rng)];
+      const auto& ra = remotes[static_cast<size_t>(a)].state;
+      const auto& rb = remotes[static_cast<size_t>(b)].state;
+      return ra.ewma_queue_ms <= rb.ewma_queue_ms ? a : b;
+    }
+    for (int s : ok) {  // best: a server never tried, or not for a while, is tried
+      const Remote& r = remotes[static_cast<size_t>(s)];
+      if (r.samples == 0 || request_no - r.last_used > 16) return s;
+    }
+    return *std::min_element(ok.begin(), ok.end(), [&](int a, int b) {
+      return remotes[static_cast<size_t>(a)].state.ewma_ms < remotes[static_cast<size_t>(b)].state.ewma_ms;
+    });
+  }
+
+  Expected<transport::Exchange> call(int s, Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
                                      int timeout_ms, const std::vector<transport::Codec>& codecs = {}) {
     if (h.type == MsgType::Request) h.budget_us = int64_t{timeout_ms} * 1000;
     h.model_hash = hash;
-    return channel->call(h, body, tensors, timeout_ms, codecs);
+    return remotes[static_cast<size_t>(s)].channel->call(h, body, tensors, timeout_ms, codecs);
   }
 
   // "" if a Reply carries what the block produces (count, dtypes, shapes, a finite
@@ -185,10 +269,16 @@ struct Deployment::Impl {
   std::optional<std::vector<at::Tensor>> remote(const Block& blk, const std::vector<at::Tensor>& args,
                                                 BlockTiming& bt, const std::vector<transport::Codec>& codecs,
                                                 transport::Codec reply_codec) {
-    if (!available()) {
-      bt.error = opt.server.empty() ? "no server configured" : "server in back-off after a failure";
+    if (current >= 0 && !usable(remotes[static_cast<size_t>(current)], Clock::now())) current = select();
+    if (current < 0) {
+      bt.error = remotes.empty() ? "no server configured"
+                                 : remotes.size() == 1 ? "server in back-off after a failure or Busy"
+                                                       : "every server is in a back-off after a failure or Busy";
       return std::nullopt;
     }
+    const int s = current;
+    Remote& r = remotes[static_cast<size_t>(s)];
+    bt.server = s;
     Header h;
     h.type = MsgType::Request;
     h.atom_count = static_cast<uint32_t>(blk.atoms().size());
@@ -200,7 +290,7 @@ struct Deployment::Impl {
     Expected<transport::Exchange> rep = Expected<transport::Exchange>::failure("");
     std::string err;
     try {
-      rep = call(h, transport::encode_atoms(blk.atoms()), args, opt.timeout_ms, codecs);
+      rep = call(s, h, transport::encode_atoms(blk.atoms()), args, opt.timeout_ms, codecs);
       if (!rep) err = rep.error();
     } catch (const Error& e) {
       err = e.message();
@@ -210,6 +300,15 @@ struct Deployment::Impl {
     bt.link_ms = link_ms;
     if (rep) {
       const Message& m = rep->reply;
+      if (m.header.type == MsgType::Busy) {  // the server is alive and full: run here now, ask it again soon
+        bt.busy = true;
+        bt.busy_wait_ms = std::isfinite(m.header.queue_ms) ? std::max(0.0, m.header.queue_ms) : 0.0;
+        bt.error = fmt::format("{} is busy: {}", r.state.endpoint, m.body);
+        ++r.state.busy;
+        r.state.ewma_queue_ms = ewma(r.state.ewma_queue_ms, bt.busy_wait_ms, r.samples);
+        r.busy_until = Clock::now() + std::chrono::milliseconds(opt.busy_retry_ms);
+        return std::nullopt;
+      }
       if (m.header.type == MsgType::Reply) err = check_reply(m, blk);
       else if (m.header.type == MsgType::Error) err = "server error: " + m.body;
       else err = fmt::format("unexpected {} reply", transport::msg_type_name(m.header.type));
@@ -220,12 +319,26 @@ struct Deployment::Impl {
         bt.transfer_ms = std::max(0.0, bt.round_trip_ms - bt.server_ms - bt.queue_ms);
         bt.bytes_up = rep->bytes_up;
         bt.bytes_down = rep->bytes_down;
+        bt.batch = static_cast<int>(transport::reply_batch_size(m.header.flags));
         return std::move(rep->reply.tensors);
       }
     }
-    bt.error = err;
-    mark_down();
+    bt.error = remotes.size() > 1 ? r.state.endpoint + ": " + err : err;
+    mark_down(s);
     return std::nullopt;
+  }
+
+  // What this request taught about each server it used: round trips and queue waits.
+  void learn(const Timeline& tl) {
+    std::map<int, std::pair<double, double>> by;  // server -> (round trips, queue waits)
+    for (const auto& b : tl.blocks)
+      if (b.remote) by[b.server].first += b.round_trip_ms, by[b.server].second += b.queue_ms;
+    for (const auto& [s, v] : by) {
+      Remote& r = remotes[static_cast<size_t>(s)];
+      r.state.ewma_ms = ewma(r.state.ewma_ms, v.first, r.samples);
+      r.state.ewma_queue_ms = ewma(r.state.ewma_queue_ms, v.second, r.samples);
+      ++r.samples;
+    }
   }
 
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) {
@@ -236,6 +349,20 @@ struct Deployment::Impl {
     const Schedule& steps = plan_now->schedule;
     const auto t_start = Clock::now();
     Timeline tl;
+    ++request_no;
+    current = -1;
+    for (const auto& b : plan_now->plan.blocks)
+      if (b.target != 0) {  // a server only when the plan sends something
+        current = pinned >= 0 ? pinned : select();
+        break;
+      }
+    pinned = -1;
+    if (current >= 0) {
+      Remote& r = remotes[static_cast<size_t>(current)];
+      ++r.state.requests;
+      r.last_used = request_no;
+    }
+    tl.server = current;
     std::vector<at::Tensor> env(G.values.size());
     for (size_t i = 0; i < inputs.size(); ++i) env[G.inputs[i]] = inputs[i];
     std::vector<at::Tensor> args;
@@ -269,6 +396,7 @@ struct Deployment::Impl {
     }
     std::vector<at::Tensor> out;
     for (int v : G.outputs) out.push_back(env[v]);
+    learn(tl);
     tl.total_ms = ms_since(t_start);
     if (opt.emulation == Emulation::Account) {  // add what was accounted, not slept
       for (const auto& b : tl.blocks) {
@@ -329,13 +457,13 @@ bool Deployment::server_available() const {
 const Model& Deployment::model() const { return impl_->model; }
 
 std::string Deployment::ping(int timeout_ms) {
-  TESSERA_CHECK(!impl_->opt.server.empty(), InvalidArgument, "no server configured");
+  TESSERA_CHECK(!impl_->remotes.empty(), InvalidArgument, "no server configured");
   std::lock_guard<std::mutex> lock(impl_->mu);
   Header h;
   h.type = MsgType::Ping;
-  auto rep = impl_->call(h, "", {}, timeout_ms);
+  auto rep = impl_->call(0, h, "", {}, timeout_ms);
   if (!rep || rep->reply.header.type != MsgType::Pong) {
-    impl_->channel->reset();
+    impl_->remotes[0].channel->reset();
     return "";
   }
   return rep->reply.body;
@@ -343,13 +471,14 @@ std::string Deployment::ping(int timeout_ms) {
 
 double Deployment::probe(size_t bytes) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  if (!impl_->available()) return -1;
+  const int s = impl_->pinned >= 0 ? impl_->pinned : impl_->select();
+  if (s < 0) return -1;
   Header h;
   h.type = MsgType::Echo;
   const auto t0 = Clock::now();
-  auto rep = impl_->call(h, "", {at::zeros({static_cast<int64_t>(bytes)}, at::kByte)}, impl_->opt.timeout_ms);
+  auto rep = impl_->call(s, h, "", {at::zeros({static_cast<int64_t>(bytes)}, at::kByte)}, impl_->opt.timeout_ms);
   if (!rep || rep->reply.header.type != MsgType::Echo) {
-    impl_->mark_down();
+    impl_->mark_down(s);
     return -1;
   }
   // the link's round trip: without the wait for a server worker
@@ -359,15 +488,39 @@ double Deployment::probe(size_t bytes) {
 }
 
 std::vector<at::Tensor> Deployment::echo(const std::vector<at::Tensor>& tensors) {
-  TESSERA_CHECK(!impl_->opt.server.empty(), InvalidArgument, "no server configured");
+  TESSERA_CHECK(!impl_->remotes.empty(), InvalidArgument, "no server configured");
   std::lock_guard<std::mutex> lock(impl_->mu);
   Header h;
   h.type = MsgType::Echo;
-  auto rep = impl_->call(h, "", tensors, impl_->opt.timeout_ms);
+  auto rep = impl_->call(0, h, "", tensors, impl_->opt.timeout_ms);
   if (!rep) TESSERA_THROW(Timeout, "echo failed: {}", rep.error());
   TESSERA_CHECK(rep->reply.header.type == MsgType::Echo, Runtime, "echo answered with {}: {}",
                 transport::msg_type_name(rep->reply.header.type), rep->reply.body);
   return std::move(rep->reply.tensors);
+}
+
+std::vector<std::string> Deployment::servers() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<std::string> out;
+  for (const auto& r : impl_->remotes) out.push_back(r.state.endpoint);
+  return out;
+}
+
+std::vector<ServerState> Deployment::server_states() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<ServerState> out;
+  const auto now = Clock::now();
+  for (const auto& r : impl_->remotes) {
+    out.push_back(r.state);
+    out.back().available = impl_->usable(r, now);
+  }
+  return out;
+}
+
+int Deployment::select_server() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->pinned = impl_->select();
+  return impl_->pinned;
 }
 
 }  // namespace tessera::runtime

@@ -1,19 +1,25 @@
 // runtime/server.cpp -- the edge server (see tessera/runtime/server.h).
 //
-// Threads: with one worker, a single thread owns the ROUTER and answers directly.
-// With more, one proxy thread owns the ROUTER (devices) and an inproc DEALER
-// (workers), zmq::proxy between them; `workers` threads with REP sockets that
-// decode, check, run and answer; a ZAP thread when CURVE is on. stop() shuts the
-// context down, which wakes every blocking call with ETERM. What is not request
-// handling lives elsewhere: the repository (repository.h), the ZAP allow-list
-// (transport/security.h), the stamping proxy and envelopes (transport/proxy.h).
+// Threads: one front thread owns the ROUTER (devices), an inproc PULL (the workers'
+// replies, which it passes on to the ROUTER) and, with metrics_port, a STREAM socket
+// (HTTP). It answers Ping and Echo itself, refuses a Request with Busy when the queue
+// is full, and queues everything else with its receipt time. `workers` threads take
+// from the queue (a whole dynamic batch at a time), decode, check, run, and answer
+// through their PUSH sockets; a ZAP thread when CURVE is on. stop() wakes the workers
+// and shuts the context down, which wakes every blocking call with ETERM. What is not
+// request handling lives elsewhere: the repository (repository.h), the ZAP allow-list
+// (transport/security.h), envelopes (transport/proxy.h).
 #include "tessera/runtime/server.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -40,9 +46,11 @@ using namespace transport;
 std::string ServerStats::to_json() const {
   return fmt::format(
       R"({{"requests": {}, "replies": {}, "errors": {}, "late": {}, "pings": {}, "echoes": {}, "forwards": {}, )"
-      R"("forward_failures": {}, "tile_fallbacks": {}, "bytes_in": {}, "bytes_out": {}, "busy_ms": {:.3f}}})",
+      R"("forward_failures": {}, "tile_fallbacks": {}, "bytes_in": {}, "bytes_out": {}, "busy_ms": {:.3f}, )"
+      R"("refused_busy": {}, "batches": {}, "batched": {}, "unbatchable": {}, "queued": {}, "queue_peak": {}, )"
+      R"("workers_busy": {}}})",
       requests, replies, errors, late, pings, echoes, forwards, forward_failures, tile_fallbacks, bytes_in, bytes_out,
-      busy_ms);
+      busy_ms, refused_busy, batches, batched, unbatchable, queued, queue_peak, workers_busy);
 }
 
 namespace {
@@ -173,66 +181,606 @@ class Outbox {
 std::pair<std::string, std::string> curve_keypair() { return transport::curve_keypair(); }
 
 struct Server::Impl {
+  using Clock = std::chrono::steady_clock;
+
+  // A message waiting for a worker: its routing envelope and the message, as received.
+  struct Job {
+    std::vector<zmq::message_t> frames;
+    size_t first = 0;                // the header frame
+    Clock::time_point received;
+    std::string key;                 // dynamic batching: Requests with equal keys may run together ("" = alone)
+  };
+  // A Request that passed every check, ready to run.
+  struct Prepared {
+    Message m;
+    Block block;
+    std::vector<int> atoms;
+  };
+  enum class Batching { Unknown, Yes, No };
+
   ServerOptions opt;
   Repository models;  // hex hash -> model (atoms load on demand)
   std::unique_ptr<zmq::context_t> ctx;
   std::vector<std::thread> threads;
-  std::string endpoint;
+  std::string endpoint, metrics_ep;
   std::string backend;
   std::atomic<bool> running{false};
   std::atomic<uint64_t> requests{0}, replies{0}, errors{0}, late{0}, pings{0}, echoes{0}, bytes_in{0}, bytes_out{0};
   std::atomic<uint64_t> forwards{0}, forward_failures{0}, tile_fallbacks{0};
-  std::atomic<uint64_t> busy_us{0};
+  std::atomic<uint64_t> busy_us{0}, refused_busy{0}, batches{0}, batched{0}, unbatchable{0};
+  std::atomic<uint64_t> queue_peak{0}, workers_busy{0};
+  std::atomic<uint64_t> service_us_ewma{0};  // a Request's service time (moving average): Busy's wait estimate
 
-  void proxy_loop(std::promise<std::string>& bound) {
-    at::init_num_threads();  // this thread runs blocks (one worker): LibTorch's thread count applies here too
-    zmq::socket_t front, back;
+  // The queue between the front thread and the workers.
+  std::mutex qmu;
+  std::condition_variable qcv;
+  std::deque<Job> queue;
+  std::set<std::string> forming;             // keys a worker is gathering a batch for
+  std::map<std::string, Batching> batching;  // by key (bounded: cleared when large)
+  bool stopping = false;
+
+  // Request latency from receipt to the reply leaving (Prometheus histogram, seconds).
+  static constexpr std::array<double, 12> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1,   0.25,   0.5,   1.0,  2.5,   10.0};
+  std::array<std::atomic<uint64_t>, kBuckets.size() + 1> latency_count{};
+  std::atomic<uint64_t> latency_sum_us{0};
+
+  // Error log lines: at most kLogPerSecond a second, the rest counted and summarised.
+  static constexpr int kLogPerSecond = 50;
+  std::mutex log_mu;
+  int64_t log_second = 0;
+  int log_lines = 0;
+  uint64_t log_dropped = 0;
+
+  void log_line(const std::string& line) {
+    std::lock_guard<std::mutex> lock(log_mu);
+    const int64_t sec = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    if (sec != log_second) {
+      if (log_dropped)
+        std::fprintf(stderr, "tessera-server: %llu more error lines in the last second were not logged\n",
+                     (unsigned long long)log_dropped);
+      log_second = sec, log_lines = 0, log_dropped = 0;
+    }
+    if (++log_lines > kLogPerSecond) {
+      ++log_dropped;
+      return;
+    }
+    std::fprintf(stderr, "tessera-server: %s\n", line.c_str());
+  }
+
+  static std::string peer_of(const std::vector<zmq::message_t>* env) {
+    if (!env || env->empty()) return "-";
+    const auto& f = env->front();
+    std::string hex;
+    for (size_t i = 0; i < f.size() && i < 8; ++i) hex += fmt::format("{:02x}", static_cast<const uint8_t*>(f.data())[i]);
+    return hex;
+  }
+
+  void observe_latency(Clock::time_point received) {
+    const double s = std::chrono::duration<double>(Clock::now() - received).count();
+    size_t b = 0;
+    while (b < kBuckets.size() && s > kBuckets[b]) ++b;
+    ++latency_count[b];
+    latency_sum_us += static_cast<uint64_t>(s * 1e6);
+  }
+
+  void observe_service(double ms) {  // relaxed: an estimate for Busy replies
+    const uint64_t us = static_cast<uint64_t>(ms * 1e3), old = service_us_ewma.load();
+    service_us_ewma.store(old == 0 ? us : (old * 7 + us) / 8);
+  }
+
+  // ---- the front thread: devices, replies from workers, HTTP counters ----------------
+  void front_loop(std::promise<std::string>& bound) {
+    zmq::socket_t front, results, http;
     try {
       front = zmq::socket_t(*ctx, zmq::socket_type::router);
-      back = zmq::socket_t(*ctx, zmq::socket_type::dealer);
+      results = zmq::socket_t(*ctx, zmq::socket_type::pull);
       front.set(zmq::sockopt::linger, 0);
-      back.set(zmq::sockopt::linger, 0);
+      results.set(zmq::sockopt::linger, 0);
       front.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(opt.max_message_bytes + (1 << 20)));
       if (!opt.curve_secret_key.empty()) {
         front.set(zmq::sockopt::curve_server, 1);
         front.set(zmq::sockopt::curve_secretkey, opt.curve_secret_key);
       }
       front.bind(opt.bind);
-      back.bind(backend);
-      bound.set_value(front.get(zmq::sockopt::last_endpoint));
+      results.bind(backend);
     } catch (const zmq::error_t& e) {
       bound.set_exception(std::make_exception_ptr(
           Error(ErrorKind::InvalidArgument, fmt::format("cannot bind {}: {}", opt.bind, e.what()), "Server::start")));
       return;
     }
-    if (opt.workers == 1) {
-      back.close();
-      direct_loop(front);
-      return;
+    const std::string ep = front.get(zmq::sockopt::last_endpoint);
+    if (opt.metrics_port >= 0) {
+      const std::string host = http_host(ep);
+      try {
+        http = zmq::socket_t(*ctx, zmq::socket_type::stream);
+        http.set(zmq::sockopt::linger, 0);
+        http.bind(fmt::format("tcp://{}:{}", host, opt.metrics_port == 0 ? std::string("*")
+                                                                       : std::to_string(opt.metrics_port)));
+        const std::string m = http.get(zmq::sockopt::last_endpoint);  // tcp://HOST:PORT
+        metrics_ep = "http://" + (host == "*" || host == "0.0.0.0" ? std::string("127.0.0.1") : host) +
+                     m.substr(m.rfind(':'));
+      } catch (const zmq::error_t& e) {
+        bound.set_exception(std::make_exception_ptr(Error(
+            ErrorKind::InvalidArgument, fmt::format("cannot serve metrics on {}:{}: {}", host, opt.metrics_port, e.what()),
+            "Server::start")));
+        return;
+      }
     }
-    run_stamping_proxy(front, back);
+    bound.set_value(ep);
+    Outbox unused(*ctx, opt.forward_timeout_ms);  // Echo goes through handle(), which takes one
+    std::map<std::string, std::string> http_in;  // connection id -> request bytes so far
+    std::vector<zmq::pollitem_t> items{{static_cast<void*>(front), 0, ZMQ_POLLIN, 0},
+                                       {static_cast<void*>(results), 0, ZMQ_POLLIN, 0}};
+    if (http) items.push_back({static_cast<void*>(http), 0, ZMQ_POLLIN, 0});
+    while (true) {
+      try {
+        zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
+        // replies first: they free the devices
+        for (int k = 0; k < 256 && (items[1].revents & ZMQ_POLLIN); ++k) {
+          std::vector<zmq::message_t> frames;
+          if (!zmq::recv_multipart(results, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+          zmq::send_multipart(front, frames);
+        }
+        for (int k = 0; k < 256 && (items[0].revents & ZMQ_POLLIN); ++k) {
+          std::vector<zmq::message_t> frames;
+          if (!zmq::recv_multipart(front, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+          take_in(front, std::move(frames), unused);
+        }
+        if (http && (items[2].revents & ZMQ_POLLIN)) serve_http(http, http_in);
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        break;  // ETERM: stopping
+      }
+    }
   }
 
-  // Routing frames (identity + empty delimiter) when a worker owns the ROUTER itself.
+  // A message from a device: Pings and Echoes are answered here; a Request meets a full
+  // queue with Busy; everything else waits for a worker.
+  void take_in(zmq::socket_t& front, std::vector<zmq::message_t>&& frames, Outbox& outbox) {
+    const auto received = Clock::now();
+    const size_t first = envelope_end(frames);
+    if (first == 0 || first >= frames.size()) return;  // not a REQ/DEALER envelope: dropped, as REP would
+    std::optional<Header> h;
+    try {
+      h = decode_header(frames[first].data(), frames[first].size());
+    } catch (const Error&) {  // a worker answers it with the Error
+    }
+    if (h && h->type == MsgType::Ping) {
+      ++pings;
+      Header p;
+      p.type = MsgType::Pong;
+      p.request_id = h->request_id;
+      std::vector<zmq::message_t> env(std::make_move_iterator(frames.begin()),
+                                      std::make_move_iterator(frames.begin() + static_cast<std::ptrdiff_t>(first)));
+      size_t out = 0;
+      send_envelope(front, &env);
+      send_message(front, p, stats_json(), {}, false, false, &out);
+      bytes_out += out;
+      return;
+    }
+    if (h && h->type == MsgType::Echo) {  // the link's probe: never behind the queue
+      handle(front, frames, first, outbox, received);
+      return;
+    }
+    Job j;
+    j.first = first;
+    j.received = received;
+    if (h && h->type == MsgType::Request && h->flags == 0 && opt.batch_max > 1 && frames.size() >= first + 3) {
+      j.key.assign(reinterpret_cast<const char*>(h->model_hash.data()), h->model_hash.size());
+      j.key += fmt::format("|{}|", h->reply_codec);
+      j.key.append(static_cast<const char*>(frames[first + 1].data()), frames[first + 1].size());
+      j.key += '|';
+      j.key.append(static_cast<const char*>(frames[first + 2].data()), frames[first + 2].size());
+    }
+    size_t waiting = 0;
+    {
+      std::lock_guard<std::mutex> lock(qmu);
+      waiting = queue.size();
+      const bool full = opt.max_queue > 0 && waiting >= static_cast<size_t>(opt.max_queue);
+      if (!full || (h && h->type == MsgType::Forward)) {  // a pipeline stage is never refused
+        j.frames = std::move(frames);
+        queue.push_back(std::move(j));
+        if (queue.size() > queue_peak) queue_peak = queue.size();
+        qcv.notify_all();
+        return;
+      }
+    }
+    // Busy: the device runs the block itself now instead of waiting for its timeout
+    ++refused_busy;
+    Header b;
+    b.type = MsgType::Busy;
+    b.request_id = h ? h->request_id : 0;
+    if (h) b.model_hash = h->model_hash;
+    const double per_worker = static_cast<double>(waiting) / std::max(1, opt.workers);
+    b.queue_ms = per_worker * static_cast<double>(service_us_ewma.load()) / 1e3;
+    std::vector<zmq::message_t> env(std::make_move_iterator(frames.begin()),
+                                    std::make_move_iterator(frames.begin() + static_cast<std::ptrdiff_t>(first)));
+    size_t out = 0;
+    send_envelope(front, &env);
+    send_message(front, b, fmt::format("server busy: {} requests waiting (max_queue {})", waiting, opt.max_queue), {},
+                 false, false, &out);
+    bytes_out += out;
+  }
+
+  // The host part of a ZeroMQ tcp endpoint (127.0.0.1 for ipc:// and inproc://).
+  static std::string http_host(const std::string& ep) {
+    if (ep.rfind("tcp://", 0) != 0) return "127.0.0.1";
+    const std::string rest = ep.substr(6);
+    const auto colon = rest.rfind(':');
+    std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    return host.empty() ? "127.0.0.1" : host;
+  }
+
+  // HTTP/1.0-style: one request per connection, answered and closed. GET /metrics
+  // (Prometheus text), /healthz (the front thread answers), /readyz (503 while the queue is full).
+  void serve_http(zmq::socket_t& http, std::map<std::string, std::string>& pending) {
+    for (int k = 0; k < 64; ++k) {
+      zmq::message_t id, data;
+      if (!http.recv(id, zmq::recv_flags::dontwait)) return;
+      if (!http.recv(data, zmq::recv_flags::dontwait)) return;
+      const std::string who(static_cast<const char*>(id.data()), id.size());
+      if (data.size() == 0) {  // connected or disconnected
+        pending.erase(who);
+        continue;
+      }
+      std::string& buf = pending[who];
+      buf.append(static_cast<const char*>(data.data()), data.size());
+      if (buf.find("\r\n\r\n") == std::string::npos && buf.find("\n\n") == std::string::npos && buf.size() < 8192)
+        continue;
+      const std::string line = buf.substr(0, buf.find_first_of("\r\n"));
+      pending.erase(who);
+      int code = 200;
+      std::string body, type = "text/plain; charset=utf-8";
+      const auto sp1 = line.find(' '), sp2 = line.find(' ', sp1 == std::string::npos ? 0 : sp1 + 1);
+      const std::string method = line.substr(0, sp1);
+      std::string path = sp1 == std::string::npos ? "" : line.substr(sp1 + 1, sp2 == std::string::npos ? sp2 : sp2 - sp1 - 1);
+      path = path.substr(0, path.find('?'));
+      if (method != "GET" && method != "HEAD") {
+        code = 405, body = "only GET\n";
+      } else if (path == "/metrics") {
+        body = metrics_text(), type = "text/plain; version=0.0.4; charset=utf-8";
+      } else if (path == "/healthz") {
+        body = "ok\n";
+      } else if (path == "/readyz") {
+        std::lock_guard<std::mutex> lock(qmu);
+        const bool full = opt.max_queue > 0 && queue.size() >= static_cast<size_t>(opt.max_queue);
+        code = full ? 503 : 200;
+        body = full ? fmt::format("busy: {} requests waiting (max_queue {})\n", queue.size(), opt.max_queue)
+                    : fmt::format("ready: {} models\n", models.size());
+      } else {
+        code = 404, body = "not found: try /metrics, /healthz or /readyz\n";
+      }
+      const char* reason = code == 200 ? "OK" : code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed"
+                                                                                        : "Service Unavailable";
+      const std::string resp = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
+                                           "Connection: close\r\n\r\n{}",
+                                           code, reason, type, body.size(), method == "HEAD" ? "" : body);
+      http.send(zmq::buffer(who), zmq::send_flags::sndmore);
+      http.send(zmq::buffer(resp), zmq::send_flags::none);
+      http.send(zmq::buffer(who), zmq::send_flags::sndmore);  // an empty frame closes the connection
+      http.send(zmq::message_t(), zmq::send_flags::none);
+    }
+  }
+
+  // ---- workers -------------------------------------------------------------------------
+  // The next thing to run: one message, or a batch of Requests with one key. Empty when stopping.
+  std::vector<Job> take() {
+    std::unique_lock<std::mutex> lk(qmu);
+    std::deque<Job>::iterator it;
+    while (true) {
+      if (stopping) return {};
+      it = std::find_if(queue.begin(), queue.end(),
+                        [&](const Job& j) { return j.key.empty() || !forming.count(j.key); });
+      if (it != queue.end()) break;
+      qcv.wait(lk);
+    }
+    std::vector<Job> batch;
+    batch.push_back(std::move(*it));
+    queue.erase(it);
+    const std::string key = batch[0].key;
+    if (key.empty() || opt.batch_max <= 1) return batch;
+    if (auto b = batching.find(key); b != batching.end() && b->second == Batching::No) return batch;
+    forming.insert(key);
+    const auto deadline = batch[0].received + std::chrono::microseconds(opt.batch_delay_us);
+    while (!stopping) {
+      for (auto q = queue.begin(); q != queue.end() && batch.size() < static_cast<size_t>(opt.batch_max);) {
+        if (q->key == key) {
+          batch.push_back(std::move(*q));
+          q = queue.erase(q);
+        } else {
+          ++q;
+        }
+      }
+      if (batch.size() >= static_cast<size_t>(opt.batch_max) || Clock::now() >= deadline) break;
+      qcv.wait_until(lk, deadline);
+    }
+    forming.erase(key);
+    qcv.notify_all();  // what this worker left for others
+    return batch;
+  }
+
+  void worker_loop() {
+    // at::set_num_threads (start()) set OpenMP's thread count for the thread that called it; a new
+    // thread starts at OpenMP's default (every core) unless it takes LibTorch's count itself
+    at::init_num_threads();
+    zmq::socket_t s;
+    try {
+      s = zmq::socket_t(*ctx, zmq::socket_type::push);  // replies go out through the front thread
+      s.set(zmq::sockopt::linger, 0);
+      s.connect(backend);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != ETERM) std::fprintf(stderr, "tessera-server: a worker could not start: %s\n", e.what());
+      return;
+    }
+    Outbox outbox(*ctx, opt.forward_timeout_ms);
+    while (true) {
+      std::vector<Job> jobs = take();
+      if (jobs.empty()) break;  // stopping
+      ++workers_busy;
+      try {
+        if (jobs.size() == 1) handle(s, jobs[0].frames, jobs[0].first, outbox, jobs[0].received);
+        else run_batch(s, jobs);
+      } catch (const zmq::error_t& e) {
+        --workers_busy;
+        if (e.num() == EINTR) continue;
+        break;
+      }
+      --workers_busy;
+    }
+  }
+
+  // Routing frames (identity + empty delimiter) before a reply.
   static void send_envelope(zmq::socket_t& s, std::vector<zmq::message_t>* env) {
     if (!env) return;
     for (auto& f : *env) s.send(zmq::message_t(f.data(), f.size()), zmq::send_flags::sndmore);
   }
 
-  void reply_error(zmq::socket_t& s, std::vector<zmq::message_t>* env, uint64_t rid, const std::string& msg) {
+  void reply_error(zmq::socket_t& s, std::vector<zmq::message_t>* env, uint64_t rid, const std::string& msg,
+                   const std::array<uint8_t, 32>* model = nullptr) {
     ++errors;
     Header h;
     h.type = MsgType::Error;
     h.request_id = rid;
-    if (opt.verbose) std::fprintf(stderr, "tessera-server: request %llu: error: %s\n", (unsigned long long)rid, msg.c_str());
+    if (model) h.model_hash = *model;
+    log_line(fmt::format("error: request {} from peer {}{}: {}", rid, peer_of(env),
+                         model ? " model " + hash_to_hex(*model).substr(0, 16) : std::string(), msg));
     send_envelope(s, env);
     send_message(s, h, msg, {}, false);
   }
 
-  // frames[first..] is the message; frames[0..first) its routing envelope (ROUTER mode).
-  // `received`: when the server took the request off the network (the proxy's stamp
-  // with several workers; now with one): the budget counts from there, and the time
-  // until a worker starts on it is reported as queue_ms.
+  // Every check a Request gets before its block runs; throws Error naming what was wrong.
+  Prepared prepare(Message&& msg, Clock::time_point received) {
+    Prepared p;
+    p.m = std::move(msg);
+    const Message& m = p.m;
+    const std::string hex = hash_to_hex(m.header.model_hash);
+    const Model* found = models.find(hex);
+    TESSERA_CHECK(found, InvalidArgument, "unknown model {}: this server serves {} model(s)", hex.substr(0, 16),
+                  models.size());
+    TESSERA_CHECK(m.header.atom_count > 0, InvalidArgument, "request names no atoms");
+    p.atoms = decode_atoms(m.body.data(), m.body.size(), m.header.atom_count);
+    const Model& model = *found;
+    for (int a : p.atoms)
+      TESSERA_CHECK(a >= 0 && a < model.num_atoms(), InvalidArgument, "atom id {} out of range: model {} has {} atoms",
+                    a, hex.substr(0, 16), model.num_atoms());
+    if (m.header.budget_us > 0) {
+      const auto spent_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received).count();
+      TESSERA_CHECK(spent_us <= m.header.budget_us, Timeout,
+                    "the device's budget of {:.1f} ms for atoms [{}] was spent before the block started",
+                    m.header.budget_us / 1e3, fmt::join(p.atoms, ", "));
+    }
+    p.block = model.combine(p.atoms);
+    const auto& vals = model.graph().values;
+    TESSERA_CHECK(m.tensors.size() == p.block.inputs().size(), InvalidArgument,
+                  "block of atoms [{}] takes {} tensors, the request carries {}", fmt::join(p.block.atoms(), ", "),
+                  p.block.inputs().size(), m.tensors.size());
+    const bool rows = m.header.flags & kRequestRows;
+    TESSERA_CHECK(!rows || m.tensors.size() == 1, InvalidArgument,
+                  "a tile request (rows of one input) for a block of {} inputs", m.tensors.size());
+    for (size_t i = 0; i < m.tensors.size(); ++i) {
+      const std::string bad = rows ? rows_mismatch(m.tensors[i], vals[p.block.inputs()[i]].info)
+                                   : tensor_mismatch(m.tensors[i], vals[p.block.inputs()[i]].info);
+      TESSERA_CHECK(bad.empty(), InvalidArgument, "block input {} (value '{}') is {}", i,
+                    vals[p.block.inputs()[i]].name, bad);
+    }
+    return p;
+  }
+
+  // Every output can go on the wire (checked before any frame is sent).
+  void check_outputs(const Prepared& p, const std::vector<at::Tensor>& outputs) const {
+    const auto& vals = models.find(hash_to_hex(p.m.header.model_hash))->graph().values;
+    for (size_t i = 0; i < outputs.size(); ++i)
+      TESSERA_CHECK(outputs[i].defined() && has_wire_dtype(outputs[i]), InvalidArgument,
+                    "output {} (value '{}') of atoms [{}] cannot be sent: dtype {}", i,
+                    vals[p.block.outputs()[i]].name, fmt::join(p.atoms, ", "),
+                    outputs[i].defined() ? c10::toString(outputs[i].scalar_type()) : "undefined");
+  }
+
+  // Sends a Request's Reply; returns its bytes.
+  size_t reply_outputs(zmq::socket_t& s, std::vector<zmq::message_t>* env, const Prepared& p,
+                       const std::vector<at::Tensor>& outputs, double server_ms, double queue_ms,
+                       Clock::time_point received, uint32_t flags = 0) {
+    Header h;
+    h.type = MsgType::Reply;
+    h.request_id = p.m.header.request_id;
+    h.model_hash = p.m.header.model_hash;
+    h.server_ms = server_ms;
+    h.queue_ms = queue_ms;
+    h.flags = flags;
+    if (p.m.header.budget_us > 0 &&
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received).count() > p.m.header.budget_us)
+      ++late;
+    ++replies;  // counted before the reply leaves: a client that got it sees it counted
+    size_t out = 0;
+    send_envelope(s, env);
+    // The device's choice of codec for what comes back (wire v3; 0 = raw).
+    send_message(s, h, "", outputs, false, false, &out, {static_cast<transport::Codec>(p.m.header.reply_codec)});
+    return out;
+  }
+
+  // A block batches when every input and output has the same first dimension (the batch).
+  static bool batch_shaped(const Model& model, const Block& block) {
+    const auto& vals = model.graph().values;
+    int64_t b = -1;
+    for (const auto* ids : {&block.inputs(), &block.outputs()})
+      for (int v : *ids) {
+        const auto& shape = vals[v].info.shape;
+        if (shape.empty() || shape[0] < 1 || (b >= 0 && shape[0] != b)) return false;
+        b = shape[0];
+      }
+    return b >= 1;
+  }
+
+  // Several Requests for one block with one input signature: checked one by one (a bad one
+  // gets its own Error), concatenated along dimension 0, run once and split back. The
+  // first batch of a block is checked against its first request run alone; a block that
+  // does not batch (outputs without the batch dimension, rows that differ) runs request
+  // by request from then on.
+  void run_batch(zmq::socket_t& s, std::vector<Job>& jobs) {
+    const auto t_take = Clock::now();
+    struct Done {  // however it ends: every request's latency and the worker's busy time
+      Impl& d;
+      std::vector<Job>& jobs;
+      Clock::time_point t0;
+      ~Done() {
+        for (const auto& j : jobs) d.observe_latency(j.received);
+        d.busy_us += static_cast<uint64_t>(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      }
+    } done_guard{*this, jobs, t_take};
+    std::vector<Prepared> ps;
+    std::vector<Job*> ok;
+    std::vector<std::vector<zmq::message_t>> envs(jobs.size());
+    for (size_t k = 0; k < jobs.size(); ++k) {
+      Job& j = jobs[k];
+      for (size_t i = 0; i < j.first; ++i) envs[k].push_back(std::move(j.frames[i]));
+      uint64_t in = 0, rid = 0;
+      for (size_t i = j.first; i < j.frames.size(); ++i) in += j.frames[i].size();
+      bytes_in += in;
+      ++requests;
+      if (j.frames[j.first].size() >= 16) std::memcpy(&rid, static_cast<const char*>(j.frames[j.first].data()) + 8, 8);
+      try {
+        ps.push_back(prepare(decode_message(j.frames, j.first, opt.max_message_bytes), j.received));
+        ok.push_back(&j);
+      } catch (const Error& e) {
+        reply_error(s, &envs[k], rid, e.message());
+      } catch (const c10::Error& e) {
+        reply_error(s, &envs[k], rid, std::string("internal error: ") + e.what_without_backtrace());
+      } catch (const std::exception& e) {
+        reply_error(s, &envs[k], rid, std::string("internal error: ") + e.what());
+      }
+    }
+    auto env_of = [&](size_t i) { return &envs[static_cast<size_t>(ok[i] - jobs.data())]; };
+    auto alone = [&](size_t i) {  // one request by itself
+      const auto t0 = Clock::now();
+      const double queue_ms = std::chrono::duration<double, std::milli>(t0 - ok[i]->received).count();
+      try {
+        auto outs = ps[i].block(ps[i].m.tensors);
+        check_outputs(ps[i], outs);
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        observe_service(ms);
+        bytes_out += reply_outputs(s, env_of(i), ps[i], outs, ms, queue_ms, ok[i]->received);
+      } catch (const Error& e) {
+        reply_error(s, env_of(i), ps[i].m.header.request_id, e.message(), &ps[i].m.header.model_hash);
+      } catch (const c10::Error& e) {
+        reply_error(s, env_of(i), ps[i].m.header.request_id,
+                    std::string("internal error: ") + e.what_without_backtrace(), &ps[i].m.header.model_hash);
+      } catch (const std::exception& e) {
+        reply_error(s, env_of(i), ps[i].m.header.request_id, std::string("internal error: ") + e.what(),
+                    &ps[i].m.header.model_hash);
+      }
+    };
+    if (ps.empty()) return;
+    const std::string& key = ok[0]->key;
+    Batching state;
+    {
+      std::lock_guard<std::mutex> lock(qmu);
+      state = batching.count(key) ? batching[key] : Batching::Unknown;
+    }
+    const Model& model = *models.find(hash_to_hex(ps[0].m.header.model_hash));
+    auto mark = [&](Batching b, const std::string& why) {
+      std::lock_guard<std::mutex> lock(qmu);
+      if (batching.size() > 4096) batching.clear();
+      batching[key] = b;
+      if (b == Batching::No) {
+        ++unbatchable;
+        log_line(fmt::format("atoms [{}] of model {} run request by request: {}", fmt::join(ps[0].atoms, ", "),
+                             model.hash().substr(0, 16), why));
+      }
+    };
+    if (state == Batching::Unknown && !batch_shaped(model, ps[0].block)) {
+      mark(Batching::No, "an input or output has no batch dimension");
+      state = Batching::No;
+    }
+    if (ps.size() == 1 || state == Batching::No) {
+      for (size_t i = 0; i < ps.size(); ++i) alone(i);
+      return;
+    }
+    const size_t k = ps.size();
+    std::vector<at::Tensor> first_alone;
+    size_t done = 0;  // requests already answered (the first, when it ran alone to check the batch)
+    try {
+      const auto t0 = Clock::now();
+      if (state == Batching::Unknown) first_alone = ps[0].block(ps[0].m.tensors);
+      std::vector<at::Tensor> in;
+      for (size_t i = 0; i < ps[0].m.tensors.size(); ++i) {
+        std::vector<at::Tensor> parts;
+        for (const auto& p : ps) parts.push_back(p.m.tensors[i]);
+        in.push_back(at::cat(parts, 0));
+      }
+      auto outs = ps[0].block(in);
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      std::string why;
+      const auto& vals = model.graph().values;
+      for (size_t o = 0; o < outs.size() && why.empty(); ++o) {
+        const int64_t b = vals[ps[0].block.outputs()[o]].info.shape[0];
+        if (!outs[o].defined() || outs[o].dim() < 1 || outs[o].size(0) != b * static_cast<int64_t>(k))
+          why = fmt::format("output {} of a batch of {} has {} rows, not {}", o, k,
+                            outs[o].defined() && outs[o].dim() ? outs[o].size(0) : -1, b * static_cast<int64_t>(k));
+        else if (state == Batching::Unknown && !at::allclose(outs[o].narrow(0, 0, b), first_alone[o], 1e-4, 1e-5))
+          why = fmt::format("output {}'s rows differ from the request run alone", o);
+      }
+      if (!why.empty()) {
+        mark(Batching::No, why);
+        if (!first_alone.empty()) {  // the first request's own result is at hand
+          check_outputs(ps[0], first_alone);
+          bytes_out += reply_outputs(s, env_of(0), ps[0], first_alone, ms,
+                                     std::chrono::duration<double, std::milli>(t0 - ok[0]->received).count(),
+                                     ok[0]->received);
+          done = 1;
+        }
+        for (size_t i = done; i < k; ++i) alone(i);
+        return;
+      }
+      if (state == Batching::Unknown) mark(Batching::Yes, "");
+      ++batches;
+      batched += k;
+      observe_service(ms / static_cast<double>(k));
+      const uint32_t flags = kReplyBatched | (static_cast<uint32_t>(std::min<size_t>(k, 0xffff)) << 16);
+      for (size_t i = 0; i < k; ++i) {
+        std::vector<at::Tensor> mine;
+        for (size_t o = 0; o < outs.size(); ++o) {
+          const int64_t b = vals[ps[0].block.outputs()[o]].info.shape[0];
+          mine.push_back(outs[o].narrow(0, static_cast<int64_t>(i) * b, b));
+        }
+        check_outputs(ps[i], mine);
+        bytes_out += reply_outputs(s, env_of(i), ps[i], mine, ms,
+                                   std::chrono::duration<double, std::milli>(t0 - ok[i]->received).count(),
+                                   ok[i]->received, flags);
+        done = i + 1;
+      }
+    } catch (const zmq::error_t&) {
+      throw;
+    } catch (const std::exception& e) {  // the batch as a whole failed: each request by itself
+      mark(Batching::No, std::string("a batch failed: ") + e.what());
+      for (size_t i = done; i < k; ++i) alone(i);
+    }
+  }
+
+  // frames[first..] is the message; frames[0..first) its routing envelope.
+  // `stamp`: when the front thread took the message off the network: the budget counts
+  // from there, and the time until a worker started on it is reported as queue_ms.
   void handle(zmq::socket_t& s, std::vector<zmq::message_t>& frames, size_t first, Outbox& outbox,
               std::optional<std::chrono::steady_clock::time_point> stamp = std::nullopt) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -244,6 +792,9 @@ struct Server::Impl {
     uint64_t rid = 0;
     uint64_t in = 0;
     bool answered = false;  // a Forward is acknowledged before its stage runs
+    bool request = false;
+    std::array<uint8_t, 32> model_hash{};
+    const std::array<uint8_t, 32>* model = nullptr;  // set once the message names one
     for (size_t i = first; i < frames.size(); ++i) in += frames[i].size();
     bytes_in += in;
     try {
@@ -255,71 +806,25 @@ struct Server::Impl {
       h.model_hash = m.header.model_hash;
       size_t out = 0;
       switch (m.header.type) {
-        case MsgType::Ping: {
-          ++pings;
-          h.type = MsgType::Pong;
-          send_envelope(s, env);
-          send_message(s, h, stats_json(), {}, false, false, &out);
-          break;
-        }
         case MsgType::Echo: {
           ++echoes;
           h.type = MsgType::Echo;
-          h.queue_ms = queue_ms;  // probes measure the link: the device subtracts the wait
+          h.queue_ms = queue_ms;  // probes measure the link: the device subtracts any wait
           send_envelope(s, env);
           send_message(s, h, "", m.tensors, false, false, &out);
           break;
         }
         case MsgType::Request: {
           ++requests;
-          const std::string hex = hash_to_hex(m.header.model_hash);
-          const Model* found = models.find(hex);
-          TESSERA_CHECK(found, InvalidArgument, "unknown model {}: this server serves {} model(s)",
-                        hex.substr(0, 16), models.size());
-          TESSERA_CHECK(m.header.atom_count > 0, InvalidArgument, "request names no atoms");
-          auto atoms = decode_atoms(m.body.data(), m.body.size(), m.header.atom_count);
-          const Model& model = *found;
-          for (int a : atoms)
-            TESSERA_CHECK(a >= 0 && a < model.num_atoms(), InvalidArgument,
-                          "atom id {} out of range: model {} has {} atoms", a, hex.substr(0, 16), model.num_atoms());
-          const auto spent_us = [&] {
-            return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                                         received)
-                .count();
-          };
-          if (m.header.budget_us > 0)
-            TESSERA_CHECK(spent_us() <= m.header.budget_us, Timeout,
-                          "the device's budget of {:.1f} ms for atoms [{}] was spent before the block started",
-                          m.header.budget_us / 1e3, fmt::join(atoms, ", "));
-          Block block = model.combine(atoms);
-          const auto& vals = model.graph().values;
-          TESSERA_CHECK(m.tensors.size() == block.inputs().size(), InvalidArgument,
-                        "block of atoms [{}] takes {} tensors, the request carries {}", fmt::join(block.atoms(), ", "),
-                        block.inputs().size(), m.tensors.size());
-          const bool rows = m.header.flags & kRequestRows;
-          TESSERA_CHECK(!rows || m.tensors.size() == 1, InvalidArgument,
-                        "a tile request (rows of one input) for a block of {} inputs", m.tensors.size());
-          for (size_t i = 0; i < m.tensors.size(); ++i) {
-            const std::string bad = rows ? rows_mismatch(m.tensors[i], vals[block.inputs()[i]].info)
-                                         : tensor_mismatch(m.tensors[i], vals[block.inputs()[i]].info);
-            TESSERA_CHECK(bad.empty(), InvalidArgument, "block input {} (value '{}') is {}", i,
-                          vals[block.inputs()[i]].name, bad);
-          }
-          auto outputs = block(m.tensors);
-          for (size_t i = 0; i < outputs.size(); ++i)  // every output can go on the wire, before any frame is sent
-            TESSERA_CHECK(outputs[i].defined() && has_wire_dtype(outputs[i]), InvalidArgument,
-                          "output {} (value '{}') of atoms [{}] cannot be sent: dtype {}", i,
-                          vals[block.outputs()[i]].name, fmt::join(atoms, ", "),
-                          outputs[i].defined() ? c10::toString(outputs[i].scalar_type()) : "undefined");
+          request = true;
+          model_hash = m.header.model_hash;
+          model = &model_hash;
+          Prepared p = prepare(std::move(m), received);
+          auto outputs = p.block(p.m.tensors);
+          check_outputs(p, outputs);
           const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-          if (m.header.budget_us > 0 && spent_us() > m.header.budget_us) ++late;
-          h.type = MsgType::Reply;
-          h.server_ms = ms;
-          h.queue_ms = queue_ms;
-          ++replies;  // counted before the reply leaves: a client that got it sees it counted
-          send_envelope(s, env);
-          // The device's choice of codec for what comes back (wire v3; 0 = raw).
-          send_message(s, h, "", outputs, false, false, &out, {static_cast<transport::Codec>(m.header.reply_codec)});
+          observe_service(ms);
+          out = reply_outputs(s, env, p, outputs, ms, queue_ms, received);
           break;
         }
         case MsgType::Forward: {
@@ -344,14 +849,15 @@ struct Server::Impl {
       }
       bytes_out += out;
     } catch (const Error& e) {
-      if (!answered) reply_error(s, env, rid, e.message());
+      if (!answered) reply_error(s, env, rid, e.message(), model);
     } catch (const zmq::error_t&) {
       throw;
     } catch (const c10::Error& e) {  // LibTorch's message without its C++ backtrace
-      if (!answered) reply_error(s, env, rid, std::string("internal error: ") + e.what_without_backtrace());
+      if (!answered) reply_error(s, env, rid, std::string("internal error: ") + e.what_without_backtrace(), model);
     } catch (const std::exception& e) {
-      if (!answered) reply_error(s, env, rid, std::string("internal error: ") + e.what());
+      if (!answered) reply_error(s, env, rid, std::string("internal error: ") + e.what(), model);
     }
+    if (request) observe_latency(received);
     busy_us += static_cast<uint64_t>(
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
   }
@@ -381,17 +887,15 @@ struct Server::Impl {
       }
       const std::string why = outbox.send(route.reply_to, rh, body, ts, &bytes);
       bytes_out += bytes;
-      if (!why.empty() && opt.verbose)
-        std::fprintf(stderr, "tessera-server: request %llu: the device's result was not sent: %s\n",
-                     (unsigned long long)h.request_id, why.c_str());
+      if (!why.empty())
+        log_line(fmt::format("error: request {}: the device's result was not sent to {}: {}", h.request_id,
+                             route.reply_to, why));
     };
     // r: the route with the traces of the hops run so far (this one's too, once it ran)
     auto fail = [&](Route r, uint32_t next, std::vector<int> ids, std::vector<at::Tensor> ts, const std::string& why) {
       ++forward_failures;
       ++errors;
-      if (opt.verbose)
-        std::fprintf(stderr, "tessera-server: request %llu: stage handed back: %s\n", (unsigned long long)h.request_id,
-                     why.c_str());
+      log_line(fmt::format("error: request {}: stage handed back to the device: {}", h.request_id, why));
       r.next = next;
       r.values = std::move(ids);
       r.error = why;
@@ -583,52 +1087,59 @@ struct Server::Impl {
     st.bytes_in = bytes_in;
     st.bytes_out = bytes_out;
     st.busy_ms = busy_us / 1e3;
+    st.refused_busy = refused_busy;
+    st.batches = batches;
+    st.batched = batched;
+    st.unbatchable = unbatchable;
+    {
+      std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(qmu));
+      st.queued = queue.size();
+    }
+    st.queue_peak = queue_peak;
+    st.workers_busy = workers_busy;
     return st;
   }
 
-  void worker_loop() {
-    // at::set_num_threads (start()) set OpenMP's thread count for the thread that called it; a new
-    // thread starts at OpenMP's default (every core) unless it takes LibTorch's count itself
-    at::init_num_threads();
-    zmq::socket_t s;
-    try {
-      s = zmq::socket_t(*ctx, zmq::socket_type::rep);
-      s.set(zmq::sockopt::linger, 0);
-      s.connect(backend);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != ETERM) std::fprintf(stderr, "tessera-server: a worker could not start: %s\n", e.what());
-      return;
+  std::string metrics_text() const {
+    const ServerStats st = snapshot();
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, double v) {
+      out += fmt::format("# HELP tessera_{0} {1}\n# TYPE tessera_{0} {2}\ntessera_{0} {3}\n", name, help, type, v);
+    };
+    metric("requests_total", "counter", "Request messages taken (blocks asked for).", st.requests);
+    metric("replies_total", "counter", "Requests answered with their outputs.", st.replies);
+    metric("errors_total", "counter", "Messages answered with an Error, and pipeline stages handed back.", st.errors);
+    metric("busy_replies_total", "counter", "Requests refused with Busy because the queue was full.",
+           st.refused_busy);
+    metric("late_replies_total", "counter", "Replies sent after the device's budget had run out.", st.late);
+    metric("pings_total", "counter", "Pings answered.", st.pings);
+    metric("echoes_total", "counter", "Echo probes answered.", st.echoes);
+    metric("forwards_total", "counter", "Pipeline stages run (Forward messages).", st.forwards);
+    metric("forward_failures_total", "counter", "Pipeline stages handed back to the device.", st.forward_failures);
+    metric("tile_fallbacks_total", "counter", "Tiles run here because their server failed.", st.tile_fallbacks);
+    metric("batches_total", "counter", "Dynamic batches of two or more Requests run.", st.batches);
+    metric("batched_requests_total", "counter", "Requests that ran in dynamic batches.", st.batched);
+    metric("unbatchable_blocks_total", "counter", "Blocks found not to batch.", st.unbatchable);
+    metric("received_bytes_total", "counter", "Bytes of messages received.", st.bytes_in);
+    metric("sent_bytes_total", "counter", "Bytes of messages sent.", st.bytes_out);
+    metric("busy_seconds_total", "counter", "Time workers spent handling messages.", st.busy_ms / 1e3);
+    metric("queue_length", "gauge", "Messages waiting for a worker.", st.queued);
+    metric("queue_peak", "gauge", "The most messages that ever waited for a worker.", st.queue_peak);
+    metric("queue_capacity", "gauge", "max_queue (0 = no bound).", opt.max_queue);
+    metric("workers", "gauge", "Worker threads.", opt.workers);
+    metric("workers_busy", "gauge", "Workers running something now.", st.workers_busy);
+    metric("models", "gauge", "Models served.", static_cast<double>(models.size()));
+    out += "# HELP tessera_request_seconds Requests from receipt to the reply leaving the worker.\n"
+           "# TYPE tessera_request_seconds histogram\n";
+    uint64_t cum = 0;
+    for (size_t b = 0; b < kBuckets.size(); ++b) {
+      cum += latency_count[b];
+      out += fmt::format("tessera_request_seconds_bucket{{le=\"{}\"}} {}\n", kBuckets[b], cum);
     }
-    Outbox outbox(*ctx, opt.forward_timeout_ms);
-    while (true) {
-      std::vector<zmq::message_t> frames;
-      if (!receive(s, frames)) break;  // ETERM: stopping
-      // the proxy's receipt stamp comes first (a stamp of the wrong size: now)
-      const auto received = take_stamp(frames);
-      try {
-        handle(s, frames, 0, outbox, received);
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;
-        break;
-      }
-    }
-  }
-
-  // One worker: it owns the ROUTER and answers directly (no proxy hop).
-  void direct_loop(zmq::socket_t& front) {
-    Outbox outbox(*ctx, opt.forward_timeout_ms);
-    while (true) {
-      std::vector<zmq::message_t> frames;
-      if (!receive(front, frames)) break;  // ETERM: stopping
-      const size_t first = envelope_end(frames);  // after the identity frame(s) and the empty delimiter
-      if (first == 0) continue;  // no delimiter: not a REQ/DEALER envelope; drop as REP would
-      try {
-        handle(front, frames, first, outbox);
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;
-        break;
-      }
-    }
+    cum += latency_count[kBuckets.size()];
+    out += fmt::format("tessera_request_seconds_bucket{{le=\"+Inf\"}} {}\n", cum);
+    out += fmt::format("tessera_request_seconds_sum {}\ntessera_request_seconds_count {}\n", latency_sum_us / 1e6, cum);
+    return out;
   }
 };
 
@@ -640,6 +1151,14 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
                 options.forward_timeout_ms);
   TESSERA_CHECK(options.max_message_bytes >= 1, InvalidArgument, "max_message_bytes must be >= 1, got {}",
                 options.max_message_bytes);
+  TESSERA_CHECK(options.batch_max >= 1 && options.batch_max <= 4096, InvalidArgument,
+                "batch_max must be in [1, 4096], got {}", options.batch_max);
+  TESSERA_CHECK(options.batch_delay_us >= 0 && options.batch_delay_us <= 10'000'000, InvalidArgument,
+                "batch_delay_us must be in [0, 10000000], got {}", options.batch_delay_us);
+  TESSERA_CHECK(options.max_queue >= 0, InvalidArgument, "max_queue must be >= 0 (0 = no bound), got {}",
+                options.max_queue);
+  TESSERA_CHECK(options.metrics_port >= -1 && options.metrics_port <= 65535, InvalidArgument,
+                "metrics_port must be -1 (off), 0 (ephemeral) or a TCP port, got {}", options.metrics_port);
   TESSERA_CHECK(options.curve_secret_key.empty() || !options.allowed_client_keys.empty(), InvalidArgument,
                 "CURVE is on but no client key is allowed (allowed_client_keys is empty)");
   for (const auto& k : options.allowed_client_keys)
@@ -658,7 +1177,12 @@ void Server::start() {
   set_intra_op_threads(d.opt.intra_op_threads);  // OpenMP and OpenBLAS (graph/threads.h)
   if (d.opt.keep_freed_memory) keep_freed_memory(true);
   d.ctx = std::make_unique<zmq::context_t>(1);
-  d.backend = fmt::format("inproc://tessera-workers-{}", static_cast<const void*>(impl_.get()));
+  d.backend = fmt::format("inproc://tessera-replies-{}", static_cast<const void*>(impl_.get()));
+  {
+    std::lock_guard<std::mutex> lock(d.qmu);
+    d.stopping = false;
+    d.queue.clear();
+  }
   if (!d.opt.curve_secret_key.empty()) {
     std::promise<void> zap_ready;
     auto f = zap_ready.get_future();
@@ -667,7 +1191,7 @@ void Server::start() {
   }
   std::promise<std::string> bound;
   auto fb = bound.get_future();
-  d.threads.emplace_back([&d, &bound] { d.proxy_loop(bound); });
+  d.threads.emplace_back([&d, &bound] { d.front_loop(bound); });
   try {
     d.endpoint = fb.get();
   } catch (...) {
@@ -675,24 +1199,35 @@ void Server::start() {
     stop();
     throw;
   }
-  if (d.opt.workers > 1)
-    for (int i = 0; i < d.opt.workers; ++i) d.threads.emplace_back([&d] { d.worker_loop(); });
+  for (int i = 0; i < d.opt.workers; ++i) d.threads.emplace_back([&d] { d.worker_loop(); });
   d.running = true;
 }
 
 void Server::stop() {
   auto& d = *impl_;
   if (!d.running.exchange(false)) return;  // one caller stops; a concurrent second returns
+  {
+    std::lock_guard<std::mutex> lock(d.qmu);
+    d.stopping = true;
+  }
+  d.qcv.notify_all();
   if (d.ctx) d.ctx->shutdown();
   for (auto& t : d.threads)
     if (t.joinable()) t.join();
   d.threads.clear();
+  {
+    std::lock_guard<std::mutex> lock(d.qmu);
+    d.queue.clear();  // messages no worker took: their frames go before the context
+    d.forming.clear();
+  }
   if (d.ctx) d.ctx->close();
   d.ctx.reset();
 }
 
 bool Server::running() const { return impl_->running; }
 std::string Server::endpoint() const { return impl_->endpoint; }
+std::string Server::metrics_endpoint() const { return impl_->metrics_ep; }
+std::string Server::metrics_text() const { return impl_->metrics_text(); }
 ServerStats Server::stats() const { return impl_->snapshot(); }
 std::vector<std::string> Server::models() const {
   return impl_->models.hashes();

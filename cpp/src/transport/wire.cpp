@@ -34,6 +34,7 @@ const char* msg_type_name(MsgType t) {
     case MsgType::Forward: return "Forward";
     case MsgType::Result: return "Result";
     case MsgType::Ack: return "Ack";
+    case MsgType::Busy: return "Busy";
   }
   return "?";
 }

@@ -366,9 +366,9 @@ TEST_F(Fixture, EdgeTensorsAndRestart) {
   EXPECT_FALSE(dep.last_timeline().fallback) << dep.last_timeline().blocks.back().error;
 }
 
-// With several workers the proxy stamps each request on receipt: six requests sent at
-// once to two workers make at least three wait, and their replies say for how long
-// (a device subtracts it from the link time). One worker cannot observe its queue: 0.
+// The front thread stamps each request on receipt: six requests sent at once to one or
+// two workers make at least three wait, and their replies say for how long (a device
+// subtracts it from the link time).
 TEST_F(Fixture, RepliesReportTheWaitForAWorker) {
   for (int workers : {1, 2}) {
     SCOPED_TRACE(fmt::format("workers={}", workers));
@@ -397,8 +397,7 @@ TEST_F(Fixture, RepliesReportTheWaitForAWorker) {
       EXPECT_TRUE(std::isfinite(h.queue_ms) && h.queue_ms >= 0) << h.queue_ms;
       waited += h.queue_ms > 0;
     }
-    if (workers == 1) EXPECT_EQ(waited, 0);
-    else EXPECT_GE(waited, n - workers - 1);
+    EXPECT_GE(waited, n - workers - 1);  // one worker's queue is observable too (the front thread stamps)
   }
 }
 

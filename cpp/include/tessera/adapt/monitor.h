@@ -12,6 +12,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -38,15 +39,16 @@ class Monitor {
   // One transfer: bytes both ways, link time (ms, round trip minus server compute).
   void observe_transfer(double bytes, double transfer_ms);
   void observe_rtt(double rtt_ms);
-  // Server's reported ms for a block vs what the cost model predicts at load 1.
-  void observe_server(double server_ms, double predicted_ms);
+  // Server's reported ms for a block (plus its queue wait, or the wait a Busy reply
+  // estimated) vs what the cost model predicts at load 1; one load per server (index).
+  void observe_server(double server_ms, double predicted_ms, int server = 0);
   // Device compute of one request (ms) vs what the cost model predicts at load 1;
   // ignored below min_device_ms of prediction (too short to say anything). The
   // first sample sets the device load, later ones are smoothed (EWMA).
   void observe_device(double device_ms, double predicted_ms);
   std::optional<double> bandwidth_mbps() const;  // the estimator's value; empty until a sample
   double rtt_ms() const { return rtt_ms_; }
-  double server_load() const { return load_; }
+  double server_load(int server = 0) const;
   double device_load() const { return device_load_; }
   int samples() const { return samples_; }
   double last_sample_mbps() const { return last_; }
@@ -60,7 +62,7 @@ class Monitor {
   double kalman_mean_ = 0, kalman_var_ = 0;  // of log-bandwidth
   double rtt_ms_ = 0;
   bool have_rtt_ = false;
-  double load_ = 1.0;
+  std::map<int, double> load_;  // per server; 1 until measured
   double device_load_ = 1.0;
   int device_samples_ = 0;
   int samples_ = 0;

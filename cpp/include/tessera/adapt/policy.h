@@ -104,6 +104,8 @@ struct RequestRecord {
   double predicted_ms = 0;    // the plan's predicted latency at the estimate
   bool fallback = false;
   bool probed = false;
+  int server = -1;            // the server it went to (Deployment::servers(); -1: none)
+  bool busy = false;          // a server answered Busy (the block ran on the device)
   double est_load = 1;         // server load estimate after the request
   double est_device_load = 1;  // device load estimate after the request
   int estimate_device_atoms = -1;  // device atoms of the plan the estimate alone would choose (-1: n/a)

@@ -10,7 +10,14 @@
 // to the server (wire protocol v3, each value with the codec its plan transfer names) and their outputs come back. When the server
 // misses the deadline, answers with an error, or cannot be reached, the block
 // and the rest run here (atoms load on demand) and the caller still gets the
-// correct output; the server is tried again after retry_ms.
+// correct output; the server is tried again after retry_ms. A server whose queue is
+// full answers Busy at once: the block runs here without waiting for the timeout, and
+// that server is left alone for busy_retry_ms.
+//
+// Several servers (`servers`, each able to run every block): each request goes to one,
+// chosen by server_policy from what the device measured of each (its queue waits, its
+// compute, its link); one that fails is skipped for retry_ms and then probed with a Ping
+// (probe_timeout_ms) before a request is trusted to it again.
 //
 // What runs is a checked plan: every plan handed over (constructor, set_plan,
 // set_placement) is checked with plan::validate against the model's atom DAG on two
@@ -45,6 +52,27 @@ struct DeploymentOptions {
   // every value that crosses in plans made from a placement (set_placement). A plan handed
   // over whole says its own codec per transfer (Transfer::codec), which is what runs.
   std::string codec;
+  // Several servers: endpoints besides (or instead of) `server`; every one serves the model.
+  std::vector<std::string> servers;
+  // Which server a request goes to: "best" (the least measured time: queue + compute + link,
+  // moving averages; a server not tried, or not tried for 16 requests, is tried), "p2c" (the
+  // less loaded by queue wait of two picked at random: Ray Serve's power of two choices),
+  // "first" (in order: the others are fail-over only).
+  std::string server_policy = "best";
+  int busy_retry_ms = 20;       // after a Busy reply, that server is not asked for this long
+  int probe_timeout_ms = 100;   // several servers: the Ping that checks a failed one before reuse
+  uint64_t seed = 0;            // p2c's random picks
+};
+
+// What the device knows of one of its servers.
+struct ServerState {
+  std::string endpoint;
+  bool available = true;        // not in a back-off (failure or Busy)
+  uint64_t requests = 0;        // requests it was chosen for
+  uint64_t failures = 0;        // timeouts, errors, unreachable
+  uint64_t busy = 0;            // Busy replies
+  double ewma_ms = 0;           // moving average of its remote blocks' round trips per request
+  double ewma_queue_ms = 0;     // moving average of its queue waits (Busy: the wait it estimated)
 };
 
 // What one block of one request cost.
@@ -62,6 +90,10 @@ struct BlockTiming {
   uint64_t bytes_up = 0, bytes_down = 0;
   std::string codec_up, codec_down;  // wire codecs of the request's and the reply's tensors ("" = raw)
   std::string error;            // why it fell back
+  bool busy = false;            // the server answered Busy (its queue was full)
+  double busy_wait_ms = 0;      // the wait that server estimated the request would have had
+  int server = -1;              // index of the server asked (servers(), -1: none)
+  int batch = 0;                // the dynamic batch it ran in on the server (1 = alone; 0 = not remote)
 };
 
 struct Timeline {
@@ -72,6 +104,7 @@ struct Timeline {
   double server_ms = 0;         // sum of server compute
   double queue_ms = 0;          // sum of waits for a server worker
   bool fallback = false;
+  int server = -1;              // the server this request went to (index into servers(); -1: none)
 };
 
 class Deployment {
@@ -105,7 +138,13 @@ class Deployment {
   // Bandwidth/RTT probe: an Echo of `bytes` bytes through the server (and the
   // emulated link, if any). Returns the round trip in ms, or -1 on failure.
   double probe(size_t bytes);
-  bool server_available() const;  // false while in the retry back-off
+  bool server_available() const;  // false while every server is in its back-off
+  // Several servers: the endpoints in order (`server` first), what the device measured of
+  // each, and the one the next run() goes to (chosen now by server_policy and kept for that
+  // run; -1 when none is available). The adaptive loop plans for that server's load.
+  std::vector<std::string> servers() const;
+  std::vector<ServerState> server_states() const;
+  int select_server();
   const Model& model() const;
 
  private:

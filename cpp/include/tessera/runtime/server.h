@@ -6,8 +6,17 @@
 // The repository is a directory whose entries are atom stores (written by
 // Model::save / `tessera atomize`), each known by its model hash; a directory
 // that is itself an atom store is served alone. Atoms load on first use.
-// A ROUTER socket faces the devices; `workers` threads with REP sockets behind
-// ZeroMQ's own proxy run the blocks. Malformed requests, unknown models or
+// A ROUTER socket faces the devices; one front thread owns it, answers Pings and Echoes
+// itself, and puts every other message on a bounded queue that `workers` threads take
+// from. A full queue answers a Request at once with Busy (the device runs the block
+// itself instead of waiting for its timeout). Dynamic batching (batch_max > 1): Requests
+// for the same block with the same input shapes that arrive within batch_delay_us of the
+// first are concatenated along dimension 0, run once, and split back to their senders
+// (a block is batched when every input and output of it has a batch dimension and a
+// first batch's rows equal the rows run alone; otherwise it runs request by request).
+// Counters: Ping (JSON), and on HTTP when metrics_port >= 0 (/metrics in Prometheus'
+// text format, /healthz, /readyz). Every error is logged with its request id (stderr,
+// at most 50 lines a second). Malformed requests, unknown models or
 // atoms, and wrong tensor signatures get an Error reply naming what was wrong;
 // the server goes on serving. Pipelines (wire v2): a Forward runs one stage of a
 // route and sends the live values straight on to the next stage's server; model
@@ -41,6 +50,15 @@ struct ServerOptions {
   // Keep freed tensors' memory in the heap (graph/threads.h: no page faults per request on
   // large activations; resident memory stays at its peak). Process-wide.
   bool keep_freed_memory = true;
+  // Dynamic batching (Triton's semantics): up to batch_max Requests for the same block and
+  // input shapes, the first waiting at most batch_delay_us for the others; 1 = off.
+  int batch_max = 1;
+  int batch_delay_us = 500;
+  // Requests waiting for a worker at most; one more is answered with Busy at once. 0 = no bound.
+  int max_queue = 256;
+  // HTTP counters and health on this TCP port of the bind address's host (0 = an ephemeral
+  // port, see metrics_endpoint(); -1 = off).
+  int metrics_port = -1;
 };
 
 struct ServerStats {
@@ -50,6 +68,13 @@ struct ServerStats {
   uint64_t tile_fallbacks = 0;  // tiles of split stages run by the stage's own server (their server failed)
   uint64_t bytes_in = 0, bytes_out = 0;
   double busy_ms = 0;
+  uint64_t refused_busy = 0;    // Requests answered with Busy (the queue was full)
+  uint64_t batches = 0;         // dynamic batches of 2 or more Requests run
+  uint64_t batched = 0;         // Requests that ran in those batches
+  uint64_t unbatchable = 0;     // blocks found not to batch (run request by request since)
+  uint64_t queued = 0;          // messages waiting for a worker now
+  uint64_t queue_peak = 0;      // the most that ever waited
+  uint64_t workers_busy = 0;    // workers running something now
   std::string to_json() const;
 };
 
@@ -64,6 +89,10 @@ class Server {
   void stop();                      // stops the threads; idempotent
   bool running() const;
   std::string endpoint() const;     // the bound endpoint, with the real port
+  // "http://HOST:PORT" of the counters (metrics_port >= 0), "" otherwise.
+  std::string metrics_endpoint() const;
+  // The counters in Prometheus' text exposition format (what /metrics serves).
+  std::string metrics_text() const;
   ServerStats stats() const;
   std::vector<std::string> models() const;  // model hashes served
 

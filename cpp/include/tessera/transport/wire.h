@@ -51,8 +51,10 @@ enum class MsgType : uint16_t {
   Forward = 7,  // run the route's hop `next`, pass the live values on: body = Route, tensors = Route::values
   Result = 8,   // server -> device's reply endpoint: body = Route (trace so far), tensors = Route::values
   Ack = 9,      // a server took a Forward (sent back on the socket it came in on)
+  Busy = 10,    // the server's queue is full: the Request was not taken (body = why; queue_ms = the wait
+                // the server estimates it would have had). The device runs the block itself at once.
 };
-inline constexpr uint16_t kMaxMsgType = 9;
+inline constexpr uint16_t kMaxMsgType = 10;
 const char* msg_type_name(MsgType t);
 
 struct Header {
@@ -68,8 +70,8 @@ struct Header {
   // receipt of the request, so the two machines' clocks never meet.
   int64_t budget_us = 0;
   double server_ms = 0;                  // Reply: time the server spent on the block, from its receipt
-  // Reply/Echo: time from the server's receipt to a worker starting on it (several workers;
-  // 0 with one worker, whose socket queue is not observable)
+  // Reply/Echo: time from the server's receipt to a worker starting on it; Busy: the wait the
+  // server estimates the request would have had
   double queue_ms = 0;
   uint32_t flags = 0;                    // see below
   // Request: the codec (Codec) the server encodes the reply's tensors with; 0 = raw.
@@ -82,6 +84,11 @@ inline constexpr uint32_t kResultOutputs = 1;  // the tensors are model outputs
 inline constexpr uint32_t kResultFinal = 2;    // the last message the device gets for this request
 inline constexpr uint32_t kResultFailed = 4;   // hop `next` did not run (Route::error says why): the
                                                // tensors are the values live before it; the device runs the rest
+
+// Reply flags (Header::flags): the block ran in a dynamic batch with other devices' requests
+// (the same block and input shapes); bits 16..31 hold the batch size.
+inline constexpr uint32_t kReplyBatched = 1;
+inline constexpr uint32_t reply_batch_size(uint32_t flags) { return (flags & kReplyBatched) ? flags >> 16 : 1; }
 
 // Request flags (Header::flags).
 inline constexpr uint32_t kRequestRows = 1;  // a tile of an intra-layer split: the block's one 4-D input
