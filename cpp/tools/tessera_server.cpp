@@ -2,11 +2,13 @@
 //
 //   tessera-server REPOSITORY [--bind tcp://127.0.0.1:*] [--workers N] [--threads N]
 //                  [--max-message-mb N] [--curve-secret-key KEY --allow-key KEY ...]
-//                  [--allow-keys-file FILE] [--forward-timeout-ms N] [--verbose]
+//                  [--allow-keys-file FILE] [--forward-timeout-ms N] [--batch-max N]
+//                  [--batch-delay-us N] [--max-queue N] [--metrics-port N] [--verbose]
 //
 // Prints "tessera-server listening on ENDPOINT" (with the real port) on stdout
 // once it accepts requests; stops cleanly on SIGINT / SIGTERM and prints its
 // counters as JSON.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -20,7 +22,8 @@ namespace {
 void usage() {
   std::cerr << "usage: tessera-server REPOSITORY [--bind ENDPOINT] [--workers N] [--threads N] [--max-message-mb N]\n"
                "                      [--curve-secret-key KEY] [--allow-key KEY]... [--allow-keys-file FILE]\n"
-               "                      [--forward-timeout-ms N] [--verbose]\n";
+               "                      [--forward-timeout-ms N] [--batch-max N] [--batch-delay-us N]\n"
+               "                      [--max-queue N] [--metrics-port N] [--verbose]\n";
 }
 }  // namespace
 
@@ -35,11 +38,27 @@ int main(int argc, char** argv) {
         TESSERA_CHECK(i + 1 < argc, InvalidArgument, "{} needs a value", a);
         return argv[++i];
       };
+      auto next_int = [&]() -> int {  // the whole value an integer, or an error naming the option
+        const std::string v = next();
+        size_t used = 0;
+        int n = 0;
+        try {
+          n = std::stoi(v, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        TESSERA_CHECK(used == v.size() && !v.empty(), InvalidArgument, "{} takes an integer, got '{}'", a, v);
+        return n;
+      };
       if (a == "--bind") o.bind = next();
-      else if (a == "--workers") o.workers = std::stoi(next());
-      else if (a == "--threads") o.intra_op_threads = std::stoi(next());
-      else if (a == "--forward-timeout-ms") o.forward_timeout_ms = std::stoi(next());
-      else if (a == "--max-message-mb") o.max_message_bytes = std::stoull(next()) << 20;
+      else if (a == "--workers") o.workers = next_int();
+      else if (a == "--threads") o.intra_op_threads = next_int();
+      else if (a == "--forward-timeout-ms") o.forward_timeout_ms = next_int();
+      else if (a == "--batch-max") o.batch_max = next_int();
+      else if (a == "--batch-delay-us") o.batch_delay_us = next_int();
+      else if (a == "--max-queue") o.max_queue = next_int();
+      else if (a == "--metrics-port") o.metrics_port = next_int();
+      else if (a == "--max-message-mb") o.max_message_bytes = static_cast<uint64_t>(std::max(0, next_int())) << 20;
       else if (a == "--curve-secret-key") o.curve_secret_key = next();
       else if (a == "--allow-key") o.allowed_client_keys.push_back(next());
       else if (a == "--allow-keys-file") {
@@ -71,8 +90,10 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     Server server(o);
     server.start();
-    std::printf("tessera-server listening on %s (%zu models, %d workers)\n", server.endpoint().c_str(),
-                server.models().size(), o.workers);
+    const std::string metrics =
+        server.metrics_endpoint().empty() ? "" : ", metrics on " + server.metrics_endpoint() + "/metrics";
+    std::printf("tessera-server listening on %s (%zu models, %d workers%s)\n", server.endpoint().c_str(),
+                server.models().size(), o.workers, metrics.c_str());
     std::fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);

@@ -33,7 +33,7 @@ __all__ = ["Link", "AdaptiveDeployment", "Controller", "StreamDeployment", "Load
 RECORD_KEYS = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_id", "device_atoms",
                "device_param_bytes", "switched",
                "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "queue_ms", "predicted_ms", "fallback",
-               "probed", "est_load", "est_device_load", "estimate_device_atoms", "why",
+               "probed", "server", "busy", "est_load", "est_device_load", "estimate_device_atoms", "why",
                "frequency_mhz", "tx_power_mw", "tx_rate_mbps", "energy_mj", "compute_mj", "tx_mj", "rx_mj", "idle_mj",
                "energy_queue", "frequency_applied")
 
@@ -91,7 +91,9 @@ class Controller:
     """Runs a policy over a real deployment: observe, decide, swap the plan, run, learn.
 
     model, costs: the model and per-atom costs ({"device": [...], "server": [...]}). server: the
-    edge server's endpoint. policy: a C++ policy (:func:`static_policy`, :func:`oracle_policy`,
+    edge server's endpoint, or a list of them (several servers: each request goes to one chosen
+    by server_policy, "best", "p2c" or "first", and the policy plans for that server's measured
+    load; a Busy reply counts as load). policy: a C++ policy (:func:`static_policy`, :func:`oracle_policy`,
     :func:`adaptive_policy`). link, timeout_ms, retry_ms, device_slowdown, emulation: as for
     :class:`tessera.Deployment`. The other keywords set how the link is estimated (rtt_ms,
     initial_bandwidth_mbps, probe_every, window, react_to_drops, hysteresis) and the memory budget;
@@ -99,14 +101,15 @@ class Controller:
     (:attr:`timeline`), the same for every policy.
     """
 
-    def __init__(self, model: Model, costs, server: str, policy, link: Link | None = None, timeout_ms: int = 2000,
-                 retry_ms: int = 1000, device_slowdown: float = 1.0, emulation: str = "sleep", **options):
+    def __init__(self, model: Model, costs, server, policy, link: Link | None = None, timeout_ms: int = 2000,
+                 retry_ms: int = 1000, device_slowdown: float = 1.0, emulation: str = "sleep",
+                 server_policy: str = "best", **options):
         self.model = model
         self.cost_model = make_cost_model(model, costs)
         self.link = link
         self.policy = policy
         opts = _adaptive_options(**options)
-        o = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation)
+        o = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation, server_policy)
         self._core = self._make(model, o, opts)
 
     def _make(self, model, o, opts):
@@ -157,7 +160,8 @@ class AdaptiveDeployment(Controller):
     """A deployment that watches its transfers and switches plans between requests.
 
     model, costs: the model and per-atom costs ({"device": [...], "server": [...]}, as for
-    :func:`tessera.plan`). server: the edge server's endpoint. planner: "parametric" (the
+    :func:`tessera.plan`). server: the edge server's endpoint, or a list of them (server_policy
+    chooses one per request, and the planner sees that server's load). planner: "parametric" (the
     precomputed envelope over bandwidth, default), "mincut", "compressed", "chain" or "gads".
     link: a :class:`Link` every message passes through (emulation). rtt_ms: the round trip to
     plan with; None measures it with probes. timeout_ms / retry_ms: a reply later than
@@ -206,15 +210,17 @@ class AdaptiveDeployment(Controller):
             kw["rtt_ms"] = 0.0
         return VariantDeployment(variants, server, accuracy_budget, **kw)
 
-    def __init__(self, model: Model, costs, server: str, planner: str = "parametric", link: Link | None = None,
+    def __init__(self, model: Model, costs, server, planner: str = "parametric", link: Link | None = None,
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
-                 device_slowdown: float = 1.0, emulation: str = "sleep", hysteresis: float = 0.1,
+                 device_slowdown: float = 1.0, emulation: str = "sleep", server_policy: str = "best",
+                 hysteresis: float = 0.1,
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
                  window: int = 3, react_to_drops: bool = True, estimator: str = "median",
                  deadline_ms: float | None = None, free_memory_fraction: float = 0.0, controller=None):
         self._energy = controller
         super().__init__(model, costs, server, None, link=link, timeout_ms=timeout_ms, retry_ms=retry_ms,
-                         device_slowdown=device_slowdown, emulation=emulation, planner=planner, rtt_ms=rtt_ms,
+                         device_slowdown=device_slowdown, emulation=emulation, server_policy=server_policy,
+                         planner=planner, rtt_ms=rtt_ms,
                          hysteresis=hysteresis, initial_bandwidth_mbps=initial_bandwidth_mbps,
                          memory_budget_mb=memory_budget_mb, probe_every=probe_every, window=window,
                          react_to_drops=react_to_drops, estimator=estimator, deadline_ms=deadline_ms,

@@ -61,15 +61,24 @@ def open_model(spec: str, shapes=None, dtype: str = "float32"):
     return ts.load(str(p), xs), xs
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _int_at_least(text: str, lowest: int) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not an integer")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
+    if v < lowest:
+        raise argparse.ArgumentTypeError(f"{v} must be >= {lowest}")
     return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _int_at_least(text, 0)
 
 
 def positive_float(text: str) -> float:

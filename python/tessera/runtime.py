@@ -57,6 +57,8 @@ def spawn_server(repository, bind: str = "tcp://127.0.0.1:*", extra=(), prefix=(
         why = f"exited with code {code}" if ready else f"no endpoint within {timeout:g} s"
         raise _core.EngineError(f"tessera serve {os.fspath(repository)} did not start ({why}): {line.strip()!r} "
                                 f"{err.read()[-2000:]}")
+    # "(..., metrics on http://HOST:PORT/metrics)" when --metrics-port is given
+    proc.metrics_endpoint = line.split("metrics on ")[1].rsplit("/metrics", 1)[0] if "metrics on " in line else ""
     return proc, line.split("listening on ")[1].split()[0]
 
 
@@ -82,13 +84,19 @@ class Server:
     intra-op threads. curve_secret_key + allowed_client_keys: CURVE encryption and an allow
     list of client public keys (see :func:`keygen`). max_message_mb: larger requests are
     refused. forward_timeout_ms: how long a pipeline stage waits for the next stage to take its
-    values before handing them back to the device. verbose: log every request to stderr. ``start()`` returns the server; ``stop()``
+    values before handing them back to the device. batch_max, batch_delay_us: dynamic batching
+    (Requests for one block and input shape arriving within batch_delay_us of the first run as
+    one batch of at most batch_max; 1 = off). max_queue: Requests waiting at most; the next is
+    answered Busy at once (0 = no bound). metrics_port: HTTP /metrics (Prometheus text),
+    /healthz and /readyz on this port (0 = ephemeral, see ``metrics_endpoint``; -1 = off).
+    verbose: log every request to stderr. ``start()`` returns the server; ``stop()``
     (or leaving a ``with`` block) ends it.
     """
 
     def __init__(self, repository: str | os.PathLike, bind: str = "tcp://127.0.0.1:*", workers: int = 1,
                  threads: int = 1, curve_secret_key: str = "", allowed_client_keys: Sequence[str] = (),
-                 max_message_mb: int = 1024, verbose: bool = False, forward_timeout_ms: int = 1000):
+                 max_message_mb: int = 1024, verbose: bool = False, forward_timeout_ms: int = 1000,
+                 batch_max: int = 1, batch_delay_us: int = 500, max_queue: int = 256, metrics_port: int = -1):
         if int(max_message_mb) < 1:
             raise _core.InvalidArgumentError(f"max_message_mb = {max_message_mb} must be >= 1")
         o = _core.ServerOptions()
@@ -101,6 +109,10 @@ class Server:
         o.max_message_bytes = int(max_message_mb) << 20
         o.verbose = verbose
         o.forward_timeout_ms = int(forward_timeout_ms)
+        o.batch_max = int(batch_max)
+        o.batch_delay_us = int(batch_delay_us)
+        o.max_queue = int(max_queue)
+        o.metrics_port = int(metrics_port)
         self._core = _core.Server(o)
 
     def start(self) -> "Server":
@@ -117,6 +129,15 @@ class Server:
     @property
     def running(self) -> bool:
         return self._core.running
+
+    @property
+    def metrics_endpoint(self) -> str:
+        """"http://HOST:PORT" of the HTTP counters, or "" when metrics_port is -1."""
+        return self._core.metrics_endpoint
+
+    def metrics_text(self) -> str:
+        """The counters in Prometheus' text format (what /metrics serves)."""
+        return self._core.metrics_text()
 
     def stats(self):
         return self._core.stats()
@@ -154,13 +175,18 @@ class Deployment:
     every problem named.
     """
 
-    def __init__(self, model: Model, plan, server: str = "", timeout_ms: int = 1000, retry_ms: int = 1000,
-                 curve_server_key: str = "", curve_keys: tuple[str, str] | None = None, link=None,
-                 device_slowdown: float = 1.0, emulation: str = "sleep"):
-        """link: a tessera.Link every message passes through; device_slowdown: stretch local
-        compute (a device that many times slower); emulation: "sleep" or "account"."""
+    def __init__(self, model: Model, plan, server: str | Sequence[str] = "", timeout_ms: int = 1000,
+                 retry_ms: int = 1000, curve_server_key: str = "", curve_keys: tuple[str, str] | None = None,
+                 link=None, device_slowdown: float = 1.0, emulation: str = "sleep", server_policy: str = "best"):
+        """server: an endpoint, or a list of endpoints (several servers: each request goes to
+        one, chosen by server_policy: "best" = least measured queue + compute + link time,
+        "p2c" = the less loaded of two picked at random, "first" = in order, the rest for
+        fail-over; a server that fails is skipped for retry_ms, then Pinged before reuse).
+        link: a tessera.Link every message passes through; device_slowdown: stretch local
+        compute (a device that many times slower); emulation: "sleep" or "account". A server
+        whose queue is full answers Busy: the block runs here at once (timeline: ``busy``)."""
         from .transport import deployment_options
-        o = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation)
+        o = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation, server_policy)
         if curve_server_key or curve_keys:
             if not (curve_server_key and curve_keys):
                 raise _core.InvalidArgumentError("CURVE needs curve_server_key and curve_keys=(public, secret)")
@@ -204,5 +230,15 @@ class Deployment:
 
     @property
     def server_available(self) -> bool:
-        """False while the deployment waits out retry_ms after a failed exchange."""
+        """False while every server is in its back-off (retry_ms after a failure, busy_retry_ms after Busy)."""
         return self._core.server_available
+
+    @property
+    def servers(self) -> list[str]:
+        """The servers' endpoints, in order (indices of ``last_timeline.server``)."""
+        return list(self._core.servers)
+
+    def server_states(self) -> list:
+        """What this device measured of each server: requests, failures, Busy replies, moving
+        averages of round trip and queue wait, available now."""
+        return list(self._core.server_states())

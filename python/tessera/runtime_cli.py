@@ -26,8 +26,10 @@ def cmd_serve(args):
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     srv = Server(args.repository, bind=args.bind, workers=args.workers, threads=args.threads,
                  curve_secret_key=secret, allowed_client_keys=allowed, max_message_mb=args.max_message_mb,
-                 verbose=args.verbose, forward_timeout_ms=args.forward_timeout_ms).start()
-    print(f"tessera-server listening on {srv.endpoint} ({len(srv.models())} models, {args.workers} workers)",
+                 verbose=args.verbose, forward_timeout_ms=args.forward_timeout_ms, batch_max=args.batch_max,
+                 batch_delay_us=args.batch_delay_us, max_queue=args.max_queue, metrics_port=args.metrics_port).start()
+    extra = f", metrics on {srv.metrics_endpoint}/metrics" if srv.metrics_endpoint else ""
+    print(f"tessera-server listening on {srv.endpoint} ({len(srv.models())} models, {args.workers} workers{extra})",
           flush=True)
     signal.sigwait(stop)
     srv.stop()
@@ -48,7 +50,7 @@ def cmd_keygen(args):
 
 
 def register(sub):
-    from .cli import positive_int
+    from .cli import non_negative_int, positive_int
     register_run(sub)
     sp = sub.add_parser("serve", help="serve a repository of atom stores to devices (ZeroMQ)")
     sp.add_argument("repository", help="directory of atom stores (or one atom store)")
@@ -61,6 +63,17 @@ def register(sub):
     sp.add_argument("--allow-keys-file", action="append", help="file of allowed client public keys (one per line)")
     sp.add_argument("--forward-timeout-ms", type=positive_int, default=1000,
                     help="pipelines: how long a stage waits for the next stage to take its values (default 1000)")
+    sp.add_argument("--batch-max", type=positive_int, default=1,
+                    help="dynamic batching: run up to this many Requests for one block and input shape together "
+                    "(default 1: off)")
+    sp.add_argument("--batch-delay-us", type=non_negative_int, default=500,
+                    help="dynamic batching: how long the first Request of a batch waits for others (default 500)")
+    sp.add_argument("--max-queue", type=non_negative_int, default=256,
+                    help="Requests waiting for a worker at most; more are answered Busy at once (0 = no bound; "
+                    "default 256)")
+    sp.add_argument("--metrics-port", type=int, default=-1,
+                    help="serve /metrics (Prometheus text), /healthz and /readyz over HTTP on this port "
+                    "(0 = any free port, printed; default off)")
     sp.add_argument("--verbose", action="store_true", help="log every request to stderr")
     sp.set_defaults(func=cmd_serve)
     sp = sub.add_parser("keygen", help="make a CURVE key pair")

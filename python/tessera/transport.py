@@ -94,10 +94,19 @@ class Link:
         return f"tessera.Link({self._core.spec.label}, rtt {self.rtt_ms} ms)"
 
 
-def deployment_options(server: str, timeout_ms: int, retry_ms: int, link: Link | None, device_slowdown: float,
-                       emulation: str) -> "_core.DeploymentOptions":
+def deployment_options(server, timeout_ms: int, retry_ms: int, link: Link | None, device_slowdown: float,
+                       emulation: str, server_policy: str = "best") -> "_core.DeploymentOptions":
+    """The C++ DeploymentOptions. server: one endpoint, or a list of them (several servers, each
+    request to one chosen by server_policy: "best", "p2c" or "first")."""
     o = _core.DeploymentOptions()
-    o.server = server
+    if isinstance(server, str):
+        o.server = server
+    else:
+        eps = [str(e) for e in server]
+        if not eps:
+            raise _core.InvalidArgumentError("an empty list of servers")
+        o.servers = eps
+    o.server_policy = str(server_policy)
     o.timeout_ms = int(timeout_ms)
     o.retry_ms = int(retry_ms)
     if link is not None:

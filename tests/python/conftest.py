@@ -60,6 +60,11 @@ class ServerProcess:
         self.proc, self.endpoint = spawn_server(repository, bind=bind, extra=extra, timeout=timeout)
 
     @property
+    def metrics_endpoint(self) -> str:
+        """"http://HOST:PORT" of the server's HTTP counters ("" without --metrics-port)."""
+        return self.proc.metrics_endpoint
+
+    @property
     def port(self) -> int:
         return int(self.endpoint.rsplit(":", 1)[1])
 

@@ -144,10 +144,10 @@ struct Controller::Impl {
     for (const auto& b : tl.blocks) {
       double pred = 0;
       for (int a : b.atoms) pred += cm.compute_ms[b.remote ? 1 : 0][a];
-      if (b.busy) {  // a full queue is server load: the wait it announced, over the block's compute there
-        double spred = 0;
+      if (b.busy) {  // a full queue is server load: the wait it announced (at least one more block's
+        double spred = 0;  // worth: a full queue has one running and one waiting), over the block's compute there
         for (int a : b.atoms) spred += cm.compute_ms[1][a];
-        monitor.observe_server(spred + b.busy_wait_ms, spred, std::max(b.server, 0));
+        monitor.observe_server(spred + std::max(b.busy_wait_ms, spred), spred, std::max(b.server, 0));
       }
       if (!b.remote) {
         device_pred_ms += pred;

@@ -14,6 +14,7 @@
 #include <zmq_addon.hpp>
 
 #include "net_fixture.h"
+#include "tessera/adapt/adaptive.h"
 #include "tessera/runtime/deployment.h"
 #include "tessera/transport/message.h"
 
@@ -235,6 +236,37 @@ TEST_F(Batching, BusyRunsTheBlockOnTheDevice) {
   EXPECT_TRUE(torch::allclose(y[0], m.run({big})[0], 1e-5, 1e-6));
   EXPECT_GE(dep.server_states().at(0).busy, 1u);
   for (int i = 0; i < 4; ++i) receive_message(s);  // the raw requests' answers (drained)
+}
+
+// The adaptive loop counts a Busy reply as server load: its record says busy, and the
+// server's estimated load rises above 1 (the policy then plans for a slower server).
+TEST_F(Batching, TheAdaptiveLoopCountsBusyAsServerLoad) {
+  const auto big = torch::randn({1, 3, 160, 160});
+  Model m = add("slow", kSlow, big, 32);
+  auto opt = options();
+  opt.max_queue = 1;
+  Server srv(opt);
+  srv.start();
+  zmq::context_t ctx;
+  auto s = dealer(ctx, srv.endpoint());
+  for (int i = 0; i < 4; ++i) send_request(s, m, big, 1 + i);
+  for (int k = 0; k < 2000 && srv.stats().queued < 1; ++k) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_GE(srv.stats().queued, 1u);
+  plan::CostModel cm;
+  cm.dag = m.dag();
+  cm.compute_ms = {std::vector<double>(m.num_atoms(), 1.0), std::vector<double>(m.num_atoms(), 1.0)};
+  DeploymentOptions o;
+  o.server = srv.endpoint();
+  o.timeout_ms = 60000;
+  adapt::Controller ctl(m, cm, o, adapt::make_static_policy("static", std::vector<int>(m.num_atoms(), 1)));
+  auto y = ctl.run({big});
+  EXPECT_TRUE(torch::allclose(y[0], m.run({big})[0], 1e-5, 1e-6));
+  const auto rec = ctl.timeline().back();
+  EXPECT_TRUE(rec.busy);
+  EXPECT_TRUE(rec.fallback);
+  EXPECT_EQ(rec.server, 0);
+  EXPECT_GT(ctl.monitor().server_load(0), 1.0);
+  for (int i = 0; i < 4; ++i) receive_message(s);
 }
 
 // Three servers; the first is stopped: its request runs on the device (right output, none
