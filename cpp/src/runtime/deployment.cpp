@@ -187,7 +187,7 @@ struct Deployment::Impl {
 
   void mark_down(int s) {
     Remote& r = remotes[static_cast<size_t>(s)];
-    r.channel->reset();
+    r.channel->reset();  // a fresh connection: a late reply is never taken for a later request's
     r.down_until = Clock::now() + std::chrono::milliseconds(opt.retry_ms);
     r.probe = remotes.size() > 1;
     ++r.state.failures;
@@ -207,10 +207,13 @@ struct Deployment::Impl {
         Header h;
         h.type = MsgType::Ping;
         h.model_hash = hash;
+        // never waits to be sent: a server that is not connected (its reconnection goes on in
+        // the background) is not back yet, and the request does not pay for finding out
+        r.channel->set_send_timeout(0);
         auto rep = r.channel->call(h, "", {}, std::min(opt.probe_timeout_ms, opt.timeout_ms));
-        if (!rep || rep->reply.header.type != MsgType::Pong) {
-          mark_down(static_cast<int>(s));
-          --r.state.failures;  // a probe is not a request
+        r.channel->set_send_timeout(opt.timeout_ms);
+        if (!rep || rep->reply.header.type != MsgType::Pong) {  // not back: another back-off (the
+          r.down_until = Clock::now() + std::chrono::milliseconds(opt.retry_ms);  // connection is kept)
           continue;
         }
         r.probe = false;

@@ -36,8 +36,9 @@ class ZmqChannel final : public Channel {
     h.request_id = next_id_++;
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     try {
-      auto r = exchange(socket(), h, body, tensors, codecs, timeout_ms, deadline);
-      if (!r) reset();
+      bool sent = false;
+      auto r = exchange(socket(), h, body, tensors, codecs, timeout_ms, deadline, sent);
+      if (!r && sent) reset();  // a late reply must never be taken for a later request's
       return r;
     } catch (const zmq::error_t& e) {  // EINTR, a closed context, ...: the caller falls back
       reset();
@@ -46,6 +47,11 @@ class ZmqChannel final : public Channel {
   }
 
   void reset() override { sock_.reset(); }
+  void set_send_timeout(int ms) override {
+    TESSERA_CHECK(ms >= 0, InvalidArgument, "a send timeout must be >= 0 ms, got {}", ms);
+    opt_.send_timeout_ms = ms;
+    if (sock_) sock_->set(zmq::sockopt::sndtimeo, ms);
+  }
   const std::string& endpoint() const override { return opt_.endpoint; }
 
  private:
@@ -72,11 +78,12 @@ class ZmqChannel final : public Channel {
 
   Expected<Exchange> exchange(zmq::socket_t& s, const Header& h, const std::string& body,
                               const std::vector<at::Tensor>& tensors, const std::vector<Codec>& codecs,
-                              int timeout_ms, Clock::time_point deadline) {
+                              int timeout_ms, Clock::time_point deadline, bool& sent) {
     Exchange ex;
     if (!send_message(s, h, body, tensors, /*delimiter=*/true, false, &ex.bytes_up, codecs))
       return Expected<Exchange>::failure(
-          fmt::format("server {} not reachable within {} ms", opt_.endpoint, timeout_ms));
+          fmt::format("server {} not reachable within {} ms", opt_.endpoint, opt_.send_timeout_ms));
+    sent = true;
     while (true) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) break;
@@ -126,6 +133,7 @@ class EmulatedChannel final : public Channel {
     return r;
   }
   void reset() override { inner_->reset(); }
+  void set_send_timeout(int ms) override { inner_->set_send_timeout(ms); }
   const std::string& endpoint() const override { return inner_->endpoint(); }
   const Link* link() const override { return link_.get(); }
   Emulation emulation() const override { return mode_; }

@@ -45,6 +45,10 @@ class Channel {
   }
   // Drops the connection; the next call connects again.
   virtual void reset() = 0;
+  // How long a send may wait for the server to accept it (a dead server is noticed at send
+  // time; 0 = never wait). A send that did not go out leaves the connection as it is, so a
+  // server that comes back is reconnected in the background meanwhile.
+  virtual void set_send_timeout(int ms) = 0;
   virtual const std::string& endpoint() const = 0;
   // The emulated link under this channel, if any (nullptr otherwise).
   virtual const Link* link() const { return nullptr; }
