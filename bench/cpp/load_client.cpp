@@ -1,7 +1,8 @@
 // bench/cpp/load_client.cpp -- one emulated device of the server load benchmark
 // (bench/bench_server.py starts many of these as separate processes). Not part of the library.
 //
-//   tessera-bench-client ENDPOINT SPEC_DIR CLIENT_ID SECONDS [--timeout-ms N] [--think-ms X]
+//   tessera-bench-client ENDPOINT SPEC_DIR CLIENT_ID SECONDS [--timeout-ms N] [--think-ms X] [--fallback-ms X]
+//                        [--ping]
 //
 // SPEC_DIR (written by bench_server.py): spec.txt with lines
 //   hash HEX            the model's hash
@@ -11,8 +12,10 @@
 // A closed loop with its own DEALER: send a Request of input (CLIENT_ID + i) mod K, wait for
 // its answer (up to timeout_ms), check a Reply against the expected output (bit-identical,
 // or within rtol 1e-4 / atol 1e-5, else wrong), note a Busy and the time it took to come
-// back (when a device would start running the block itself), then think_ms, and again,
+// back (when a device would start running the block itself; it then sleeps fallback_ms, the
+// device's own time for the block), then think_ms, and again,
 // until SECONDS have passed. Prints one JSON object: counts, latencies and send times.
+// --ping: Pings instead (the transport's own round trip under the same load), in latency_ms.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
@@ -54,16 +57,25 @@ std::string list(const std::vector<double>& v) {
 int main(int argc, char** argv) {
   try {
     TESSERA_CHECK(argc >= 5, InvalidArgument,
-                  "usage: tessera-bench-client ENDPOINT SPEC_DIR CLIENT_ID SECONDS [--timeout-ms N] [--think-ms X]");
+                  "usage: tessera-bench-client ENDPOINT SPEC_DIR CLIENT_ID SECONDS [--timeout-ms N] [--think-ms X] "
+                  "[--fallback-ms X]");
     const std::string endpoint = argv[1], dir = argv[2];
     const uint64_t client = std::stoull(argv[3]);
     const double seconds = std::stod(argv[4]);
     int timeout_ms = 10000;
-    double think_ms = 0;
-    for (int i = 5; i + 1 < argc; i += 2) {
+    double think_ms = 0, fallback_ms = 0;
+    bool ping = false;
+    for (int i = 5; i < argc; i += 2) {
       const std::string a = argv[i];
+      if (a == "--ping") {
+        ping = true;
+        --i;
+        continue;
+      }
+      TESSERA_CHECK(i + 1 < argc, InvalidArgument, "{} needs a value", a);
       if (a == "--timeout-ms") timeout_ms = std::stoi(argv[i + 1]);
       else if (a == "--think-ms") think_ms = std::stod(argv[i + 1]);
+      else if (a == "--fallback-ms") fallback_ms = std::stod(argv[i + 1]);
       else TESSERA_THROW(InvalidArgument, "unknown option {}", a);
     }
     at::set_num_threads(1);
@@ -107,13 +119,14 @@ int main(int argc, char** argv) {
     for (uint64_t i = 0; Clock::now() < end; ++i) {
       const int k = static_cast<int>((client + i) % static_cast<uint64_t>(k_inputs));
       Header h;
-      h.type = MsgType::Request;
+      h.type = ping ? MsgType::Ping : MsgType::Request;
       h.request_id = (client << 32) | (i + 1);
       h.model_hash = hash_from_hex(hash);
       h.atom_count = static_cast<uint32_t>(atoms.size());
       h.budget_us = int64_t{timeout_ms} * 1000;
       const auto t0 = Clock::now();
-      send_message(sock, h, body, {ins[static_cast<size_t>(k)]}, true);
+      if (ping) send_message(sock, h, "", {}, true);
+      else send_message(sock, h, body, {ins[static_cast<size_t>(k)]}, true);
       ++sent;
       const double at_ms = std::chrono::duration<double, std::milli>(t0 - start).count();
       bool answered = false;
@@ -128,10 +141,15 @@ int main(int argc, char** argv) {
         if (m.header.request_id != h.request_id) continue;  // a late answer to an earlier request
         answered = true;
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-        if (m.header.type == MsgType::Busy) {
+        if (m.header.type == MsgType::Pong) {
+          ++ok;
+          latency.push_back(ms);
+          t_sent.push_back(at_ms);
+        } else if (m.header.type == MsgType::Busy) {
           ++busy;
           busy_ms.push_back(ms);
           t_busy.push_back(at_ms);
+          if (fallback_ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(fallback_ms));
         } else if (m.header.type == MsgType::Reply && m.tensors.size() == 1) {
           const at::Tensor& y = m.tensors[0];
           const at::Tensor& want = outs[static_cast<size_t>(k)];
