@@ -398,7 +398,7 @@ def main(argv=None):
               f"in the same window p99 {summary['pong_p99']:.2f} ms)\n"
               f"  failover: {summary['fo_lost']} lost, back to normal within {summary['fo_back']} request(s) "
               f"(target 0 lost, within 3)")
-    print(f"rows: {out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
