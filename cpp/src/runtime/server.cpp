@@ -212,7 +212,7 @@ struct Server::Impl {
   std::atomic<uint64_t> service_us_ewma{0};  // a Request's service time (moving average): Busy's wait estimate
 
   // The queue between the front thread and the workers.
-  std::mutex qmu;
+  mutable std::mutex qmu;
   std::condition_variable qcv;
   std::deque<Job> queue;
   std::set<std::string> forming;             // keys a worker is gathering a batch for
@@ -1092,7 +1092,7 @@ struct Server::Impl {
     st.batched = batched;
     st.unbatchable = unbatchable;
     {
-      std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(qmu));
+      std::lock_guard<std::mutex> lock(qmu);
       st.queued = queue.size();
     }
     st.queue_peak = queue_peak;
