@@ -216,6 +216,7 @@ struct Server::Impl {
   std::condition_variable qcv;
   std::deque<Job> queue;
   std::set<std::string> forming;             // keys a worker is gathering a batch for
+  int idle = 0;                              // workers waiting for something to take
   std::map<std::string, Batching> batching;  // by key (bounded: cleared when large)
   bool stopping = false;
 
@@ -469,23 +470,36 @@ struct Server::Impl {
   std::vector<Job> take() {
     std::unique_lock<std::mutex> lk(qmu);
     std::deque<Job>::iterator it;
+    ++idle;
     while (true) {
-      if (stopping) return {};
+      if (stopping) {
+        --idle;
+        return {};
+      }
       it = std::find_if(queue.begin(), queue.end(),
                         [&](const Job& j) { return j.key.empty() || !forming.count(j.key); });
       if (it != queue.end()) break;
       qcv.wait(lk);
     }
+    --idle;
     std::vector<Job> batch;
     batch.push_back(std::move(*it));
     queue.erase(it);
     const std::string key = batch[0].key;
     if (key.empty() || opt.batch_max <= 1) return batch;
     if (auto b = batching.find(key); b != batching.end() && b->second == Batching::No) return batch;
+    // Other workers idle: share what is queued now with them (each takes its part at once)
+    // instead of one worker taking it all and waiting for more while the others have nothing.
+    size_t cap = static_cast<size_t>(opt.batch_max);
+    if (idle > 0) {
+      const size_t same = 1 + static_cast<size_t>(std::count_if(queue.begin(), queue.end(),
+                                                                [&](const Job& j) { return j.key == key; }));
+      cap = std::min(cap, (same + static_cast<size_t>(idle)) / (static_cast<size_t>(idle) + 1));
+    }
     forming.insert(key);
     const auto deadline = batch[0].received + std::chrono::microseconds(opt.batch_delay_us);
     while (!stopping) {
-      for (auto q = queue.begin(); q != queue.end() && batch.size() < static_cast<size_t>(opt.batch_max);) {
+      for (auto q = queue.begin(); q != queue.end() && batch.size() < cap;) {
         if (q->key == key) {
           batch.push_back(std::move(*q));
           q = queue.erase(q);
@@ -493,7 +507,7 @@ struct Server::Impl {
           ++q;
         }
       }
-      if (batch.size() >= static_cast<size_t>(opt.batch_max) || Clock::now() >= deadline) break;
+      if (batch.size() >= cap || Clock::now() >= deadline) break;
       qcv.wait_until(lk, deadline);
     }
     forming.erase(key);
