@@ -8,7 +8,8 @@ and servers share them; no link is emulated, the devices are other processes):
    batcher (always full batches, no waiting, no network) would get on this CPU.
 2. **load**: at 8, 32 and 64 devices (separate ``tessera-bench-client`` processes, each its
    own DEALER, closed loops: send, wait for the answer, check it against the block run
-   alone, again) against `tessera serve` (2 workers, 1 intra-op thread), unbatched and with
+   alone, again) against `tessera serve` (1 worker, 1 intra-op thread: the machine's other
+   core runs the devices), unbatched and with
    ``--batch-max`` / ``--batch-delay-us``, in alternating segments (U B U B) so that the
    machine's drift hits both alike: throughput, p50/p99 latency, wrong / lost / errors,
    per-device fairness (max/min throughput), the server's RSS (start of the level, after
@@ -127,9 +128,12 @@ class RssWatch:
 
 
 def run_devices(endpoint: str, spec: Path, n: int, seconds: float, first_id: int = 0, extra=()) -> list[dict]:
-    """n device processes for `seconds`; one result dict each."""
+    """n device processes for `seconds`, all starting their loops at one moment once every one
+    has started (loaded LibTorch, connected, had a Ping answered); one result dict each."""
     exe = client_binary()
-    procs = [subprocess.Popen([exe, endpoint, str(spec), str(first_id + i), f"{seconds:g}", *extra],
+    start_at = time.time() + 1.0 + 0.03 * n  # a torch-free device process starts in a few ms
+    procs = [subprocess.Popen([exe, endpoint, str(spec), str(first_id + i), f"{seconds:g}", "--start-at",
+                               f"{start_at:.3f}", *extra],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
              for i in range(n)]
     out = []
@@ -138,6 +142,9 @@ def run_devices(endpoint: str, spec: Path, n: int, seconds: float, first_id: int
         if p.returncode != 0 or not o.strip():
             raise SystemExit(f"bench_server: a device process failed ({p.returncode}): {e.strip()[-500:]}")
         out.append(json.loads(o))
+    late = max(r["late_s"] for r in out)
+    if late > 0.05:
+        print(f"  (warning: a device started its loop {late:.2f} s late: the start allowance was too short)")
     return out
 
 
@@ -224,8 +231,10 @@ def main(argv=None):
     ap.add_argument("--levels", type=int, nargs="+", default=[8, 32, 64], help="devices per level")
     ap.add_argument("--seconds", type=float, default=60, help="seconds per level and server (in two segments)")
     ap.add_argument("--batch-max", type=int, default=16)
-    ap.add_argument("--batch-delay-us", type=int, default=2000)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-delay-us", type=int, default=8000)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="server workers (default 1: the other core runs the device processes, the server's front "
+                    "thread and ZeroMQ's I/O)")
     args = ap.parse_args(argv)
     if smoke():
         args.levels, args.seconds = [2], 2.0

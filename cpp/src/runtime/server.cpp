@@ -488,15 +488,8 @@ struct Server::Impl {
     const std::string key = batch[0].key;
     if (key.empty() || opt.batch_max <= 1) return batch;
     if (auto b = batching.find(key); b != batching.end() && b->second == Batching::No) return batch;
-    // Other workers idle: share what is queued now with them (each takes its part at once)
-    // instead of one worker taking it all and waiting for more while the others have nothing.
-    size_t cap = static_cast<size_t>(opt.batch_max);
-    if (idle > 0) {
-      const size_t same = 1 + static_cast<size_t>(std::count_if(queue.begin(), queue.end(),
-                                                                [&](const Job& j) { return j.key == key; }));
-      cap = std::min(cap, (same + static_cast<size_t>(idle)) / (static_cast<size_t>(idle) + 1));
-    }
     forming.insert(key);
+    const size_t cap = static_cast<size_t>(opt.batch_max);
     const auto deadline = batch[0].received + std::chrono::microseconds(opt.batch_delay_us);
     while (!stopping) {
       for (auto q = queue.begin(); q != queue.end() && batch.size() < cap;) {
@@ -509,6 +502,14 @@ struct Server::Impl {
       }
       if (batch.size() >= cap || Clock::now() >= deadline) break;
       qcv.wait_until(lk, deadline);
+    }
+    // The delay ran out before the batch filled and other workers wait with nothing to do:
+    // keep a fair share and give the rest back (in order, at the front) for them, rather than
+    // leave their cores idle while this one runs everything.
+    if (batch.size() < cap && idle > 0 && batch.size() > 1) {
+      const size_t keep = (batch.size() + static_cast<size_t>(idle)) / (static_cast<size_t>(idle) + 1);
+      for (size_t i = batch.size(); i-- > keep;) queue.push_front(std::move(batch[i]));
+      batch.erase(batch.begin() + static_cast<std::ptrdiff_t>(keep), batch.end());
     }
     forming.erase(key);
     qcv.notify_all();  // what this worker left for others
