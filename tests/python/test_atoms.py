@@ -332,6 +332,11 @@ def test_weights_inside_list_constants_are_hashed_and_counted():
     ('j["nodes"][2]["inputs"] = [-4]', "nodes[2].inputs names value -4"),
     ('j["atoms"][0]["nodes"] = [10**7]', "atoms[0] lists node 10000000"),
     ('del j["values"]', "field 'values' is missing"),
+    # found by fuzz/fuzz_manifest: raw json errors and undefined float -> int conversions before
+    ('j["format"] = 7', "field 'format' has the wrong type"),
+    ('j["nodes"][0]["scope"] = 12', "nodes[0]: field 'scope' has the wrong type"),
+    ('j["values"][j["inputs"][0]]["tensor"]["bytes"] = 1e302', "field 'bytes' holds 1e+302, out of range for a 64-bit integer"),
+    ('j["atoms"][0]["inputs"] = [2**32]', "field 'inputs' holds 4294967296, out of range for a 32-bit integer"),
 ])
 def test_corrupt_manifest_is_named_not_a_crash(zoo_model, tmp_path, edit, words):
     m, xs, _ = zoo_model("squeezenet1_0")

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <limits>
+#include <type_traits>
 
 #include "tessera/core/dtype.h"
 #include "tessera/core/error.h"
@@ -14,14 +16,66 @@ using json = nlohmann::json;
 namespace {
 json tensor_json(const TensorInfo& t) { return {{"shape", t.shape}, {"dtype", t.dtype}, {"bytes", t.bytes}}; }
 
+// Whether a JSON number converts to the integer type I without leaving its range: json's
+// get<I> casts, so a float beyond it would be undefined behaviour and an integer beyond it
+// would wrap (4294967296 read as atom 0). Anything but a number passes (get names its type).
+template <class I>
+bool fits(const json& v) {
+  using L = std::numeric_limits<I>;
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(L::max());
+  if (v.is_number_integer()) {
+    const int64_t x = v.get<int64_t>();
+    return x >= static_cast<int64_t>(L::min()) && x <= static_cast<int64_t>(L::max());
+  }
+  if (v.is_number_float()) {  // truncated toward zero, as before; NaN fails both tests
+    const double d = v.get<double>();
+    return d > static_cast<double>(L::min()) - 1 && d < static_cast<double>(L::max()) + 1;
+  }
+  return true;
+}
+
+template <class T>
+struct Element {  // T, or the element type of a list
+  using type = T;
+};
+template <class E>
+struct Element<std::vector<E>> {
+  using type = E;
+};
+template <class T>
+inline constexpr bool kInteger = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+
+// The first number in `v` (a T, or a list of them) that does not fit T's integers, or null.
+template <class T>
+const json* out_of_range(const json& v) {
+  using E = typename Element<T>::type;
+  if constexpr (kInteger<T>) {
+    return fits<T>(v) ? nullptr : &v;
+  } else if constexpr (!std::is_same_v<E, T> && kInteger<E>) {
+    if (v.is_array())
+      for (const auto& x : v)
+        if (!fits<E>(x)) return &x;
+  }
+  return nullptr;
+}
+
 template <class T>
 T get(const json& j, const char* key, const std::string& where) {
   TESSERA_CHECK(j.contains(key), InvalidArgument, "{}: missing field '{}'", where, key);
+  const json* bad = out_of_range<T>(j.at(key));
+  TESSERA_CHECK(!bad, InvalidArgument, "{}: field '{}' holds {}, out of range for a {}-bit integer", where, key,
+                bad ? bad->dump() : "", 8 * sizeof(typename Element<T>::type));
   try {
     return j.at(key).get<T>();
   } catch (const json::exception& e) {
     TESSERA_THROW(InvalidArgument, "{}: field '{}' has the wrong type: {}", where, key, e.what());
   }
+}
+
+// An optional string field: `fallback` when `j` has no `key`; InvalidArgument naming the
+// field when it has one of another type (json::value would throw a raw json::type_error).
+std::string get_or(const json& j, const char* key, const char* fallback, const std::string& where) {
+  return j.contains(key) ? get<std::string>(j, key, where) : std::string(fallback);
 }
 
 // Every id in a manifest refers to something that exists: a hand-edited or corrupt
@@ -94,8 +148,10 @@ Manifest parse_manifest(const std::string& text, const std::string& mpath,
   } catch (const json::exception& e) {
     TESSERA_THROW(InvalidArgument, "{} is not valid JSON: {}", mpath, e.what());
   }
-  TESSERA_CHECK(j.value("format", "") == kManifestFormat, InvalidArgument, "{}: format is '{}', expected '{}'", mpath,
-                j.value("format", ""), kManifestFormat);
+  TESSERA_CHECK(j.is_object(), InvalidArgument, "{}: the manifest is a JSON {}, not an object", mpath, j.type_name());
+  const std::string format = get_or(j, "format", "", mpath);
+  TESSERA_CHECK(format == kManifestFormat, InvalidArgument, "{}: format is '{}', expected '{}'", mpath, format,
+                kManifestFormat);
   Manifest m;
   m.model_hash = get<std::string>(j, "model_hash", mpath);
   m.graph.inputs = get<std::vector<int>>(j, "inputs", mpath);
@@ -136,7 +192,7 @@ Manifest parse_manifest(const std::string& text, const std::string& mpath,
     n.outputs = get<std::vector<int>>(nodes[i], "outputs", w);
     n.helper = get<bool>(nodes[i], "helper", w);
     n.atom = get<int>(nodes[i], "atom", w);
-    n.scope = nodes[i].value("scope", "");
+    n.scope = get_or(nodes[i], "scope", "", w);
     if (nodes[i].contains("rows")) n.rows = get<std::vector<int>>(nodes[i], "rows", w);  // older stores: none
     m.graph.nodes.push_back(std::move(n));
   }

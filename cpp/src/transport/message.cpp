@@ -74,7 +74,9 @@ std::pair<double, int64_t> affine(double lo, double hi) {
   hi = std::max(hi, 0.0);
   double scale = static_cast<double>(static_cast<float>((hi - lo) / 255.0));
   if (!(scale > 0) || !std::isfinite(scale)) scale = 1.0;
-  const int64_t zp = std::clamp<int64_t>(static_cast<int64_t>(std::nearbyint(-lo / scale)), 0, 255);
+  // clamped before the conversion: an infinite bound (scale 1) gives an infinite zero point
+  const double z = std::nearbyint(-lo / scale);
+  const int64_t zp = z > 0 ? (z < 255 ? static_cast<int64_t>(z) : 255) : 0;
   return {scale, zp};
 }
 // Affine int8 over `outer` runs of `inner` contiguous floats per channel, channels
@@ -89,7 +91,7 @@ void quantize(const float* x, uint8_t* q, int64_t outer, int64_t C, int64_t inne
       uint8_t* qs = q + (o * C + c) * inner;
       for (int64_t i = 0; i < inner; ++i) {
         float v = xs[i] * inv + z;
-        v = v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
+        v = v > 0.f ? (v < 255.f ? v : 255.f) : 0.f;  // NaN -> 0 (converting NaN is undefined)
         qs[i] = static_cast<uint8_t>(v + 0.5f);
       }
     }
@@ -189,7 +191,7 @@ at::Tensor decode_tensor(const void* data, size_t size, const TensorDesc& d, siz
     if (reinterpret_cast<uintptr_t>(data) % kTensorAlignment == 0)
       return at::from_blob(const_cast<void*>(data), dims, o);
     auto t = at::empty(dims, o);
-    std::memcpy(t.data_ptr(), data, size);
+    if (size > 0) std::memcpy(t.data_ptr(), data, size);  // an empty tensor has no data pointer
     return t;
   };
   switch (d.codec) {
@@ -297,6 +299,15 @@ Message decode_message(std::vector<zmq::message_t>& frames, size_t first, uint64
       m.tensors.push_back(frame_tensor(std::move(f), descs[i]));
     else
       m.tensors.push_back(decode_tensor(f.data(), f.size(), descs[i], i));
+    // A bool is one byte, 0 or 1: any other byte is not a bool (reading it is undefined
+    // behaviour in LibTorch's kernels, and a copy already changes it to 1).
+    if (m.tensors.back().scalar_type() == at::kBool) {
+      const auto* b = static_cast<const uint8_t*>(m.tensors.back().data_ptr());
+      const int64_t n = m.tensors.back().numel();
+      const int64_t bad = std::find_if(b, b + n, [](uint8_t x) { return x > 1; }) - b;
+      TESSERA_CHECK(bad == n, InvalidArgument, "tensor {} (bool) holds byte {} at element {}: a bool is 0 or 1", i,
+                    n > bad ? b[bad] : 0, bad);
+    }
   }
   return m;
 }

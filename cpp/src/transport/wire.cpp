@@ -1,6 +1,7 @@
 // transport/wire.cpp -- encoding and checked decoding of wire protocol v3 (torch-free).
 #include "tessera/transport/wire.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -174,7 +175,7 @@ void check_codec_params(const TensorDesc& d, uint32_t t) {
 std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t count, uint64_t max_bytes) {
   const auto* p = static_cast<const uint8_t*>(data);
   std::vector<TensorDesc> out;
-  out.reserve(count);
+  out.reserve(std::min<size_t>(count, size / 16));  // each descriptor takes at least 16 bytes
   size_t off = 0;
   uint64_t total = 0;
   for (uint32_t t = 0; t < count; ++t) {
@@ -194,14 +195,17 @@ std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t cou
                   nparams);
     TESSERA_CHECK(off + 8 + 8 * static_cast<size_t>(rank) + 8 + nparams <= size, InvalidArgument,
                   "descriptor frame truncated in tensor {} (rank {})", t, rank);
-    uint64_t numel = 1;
+    // extent: the product of the dims with 0 read as 1, bounded too: an empty tensor of dims
+    // [0, 2^40, 2^40] would overflow LibTorch's strides
+    uint64_t numel = 1, extent = 1;
     for (int i = 0; i < rank; ++i) {
       int64_t dim = get<int64_t>(p, off + 8 + 8 * i);
       TESSERA_CHECK(dim >= 0 && dim <= (int64_t{1} << 40), InvalidArgument, "tensor {} has dimension {} = {}", t, i,
                     dim);
-      TESSERA_CHECK(dim == 0 || numel <= max_bytes / static_cast<uint64_t>(dim), InvalidArgument,
+      TESSERA_CHECK(dim == 0 || extent <= max_bytes / static_cast<uint64_t>(dim), InvalidArgument,
                     "tensor {} is larger than the maximum message size {} bytes", t, max_bytes);
       numel *= static_cast<uint64_t>(dim);
+      extent *= static_cast<uint64_t>(std::max<int64_t>(dim, 1));
       d.dims.push_back(dim);
     }
     d.nbytes = get<uint64_t>(p, off + 8 + 8 * rank);
