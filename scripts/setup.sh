@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# clang-14 + libclang-rt-14-dev: make fuzz (libFuzzer and the sanitizer runtimes of clang are in
+# libclang-rt-14-dev: lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a; clang only
+# recommends it). g++'s ASan/UBSan/TSan runtimes (make test-asan, test-tsan) come with g++.
 PACKAGES=(
   build-essential cmake ninja-build ccache git
   libtorch-dev python3-torch python3-torchvision
@@ -19,6 +22,7 @@ PACKAGES=(
   python3-venv python3-pip python3-setuptools python3-wheel python3-pytest python3-numpy python3-zmq
   python3-networkx python3-matplotlib python3-tqdm python3-xgboost python3-sklearn libzstd-dev
   python3-nbclient python3-nbformat python3-ipykernel iproute2
+  clang-14 libclang-rt-14-dev
 )
 
 # TESSERA_EXTRA_PACKAGES: more packages to require (tests use it to check the message).
