@@ -131,7 +131,7 @@ def run_devices(endpoint: str, spec: Path, n: int, seconds: float, first_id: int
     """n device processes for `seconds`, all starting their loops at one moment once every one
     has started (loaded LibTorch, connected, had a Ping answered); one result dict each."""
     exe = client_binary()
-    start_at = time.time() + 1.0 + 0.03 * n  # a torch-free device process starts in a few ms
+    start_at = time.time() + 1.5 + 0.05 * n  # a torch-free device process starts in a few ms; 64 at once ~2 s
     procs = [subprocess.Popen([exe, endpoint, str(spec), str(first_id + i), f"{seconds:g}", "--start-at",
                                f"{start_at:.3f}", *extra],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
