@@ -167,7 +167,7 @@ def test_cli_plans_and_streams_a_pipeline(zoo_model, tmp_path, server_process, c
     bad = tmp_path / "bad.json"
     bad.write_text('{"nodes": [{"name": "phone"}, {"name": "edge", "speed": 1, "slowdown": 2}]}')
     with pytest.raises(ValueError, match="node 'edge' gives speed and slowdown: give one"):
-        from tessera.pipeline_cli import read_network
+        from tessera.cli.pipeline import read_network
         read_network(bad, m, ts.profile(m, xs, threads=1, repeats=1, warmup=0))
 
 

@@ -62,7 +62,7 @@ def cmd_plan(args):
     import importlib
 
     import tessera as ts
-    from .cli import open_model
+    from .args import open_model
     tplan = importlib.import_module("tessera.plan")  # the module (tessera.plan is also the function)
 
     if (args.costs_device is None) != (args.costs_server is None):
@@ -109,9 +109,9 @@ def cmd_plan(args):
 
 
 def register(sub):
-    from .cli import _add_model_args, positive_float, positive_int
+    from .args import add_model_args, positive_float, positive_int
     sp = sub.add_parser("plan", help="every planner's placement, latency, throughput side by side")
-    _add_model_args(sp)
+    add_model_args(sp)
     sp.add_argument("--bandwidth", type=positive_float, required=True, help="uplink bandwidth, Mbit/s")
     sp.add_argument("--rtt", type=float, default=0.0, help="round-trip time, ms (default 0)")
     sp.add_argument("--server-load", type=positive_float, default=1.0, help="server slowdown factor (default 1)")
@@ -127,5 +127,5 @@ def register(sub):
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
+    from tessera.cli import main
     sys.exit(main(["plan", *sys.argv[1:]]))

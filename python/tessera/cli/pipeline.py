@@ -79,7 +79,7 @@ def _stages(plan) -> str:
 
 def cmd_plan_pipeline(args):
     import tessera as ts
-    from .cli import open_model
+    from .args import open_model
 
     m, xs = open_model(args.model, args.shapes, args.dtype)
     t0 = time.perf_counter()
@@ -140,9 +140,9 @@ def run_pipeline(args, m, xs, ct):
 
 
 def register(sub):
-    from .cli import _add_model_args, positive_int
+    from .args import add_model_args, positive_int
     sp = sub.add_parser("plan-pipeline", help="place a model over a device and several servers (every algorithm)")
-    _add_model_args(sp)
+    add_model_args(sp)
     sp.add_argument("--nodes", required=True, help="nodes.json: the nodes and links (see tessera.pipeline_cli)")
     sp.add_argument("--objective", choices=["throughput", "latency"], default="throughput")
     sp.add_argument("--algorithms", nargs="+", choices=ALGORITHMS, default=list(ALGORITHMS))
@@ -151,5 +151,5 @@ def register(sub):
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
+    from tessera.cli import main
     sys.exit(main(["plan-pipeline", *sys.argv[1:]]))

@@ -14,7 +14,7 @@ def _read_key(path: str) -> str:
 
 
 def cmd_serve(args):
-    from .runtime import Server
+    from ..runtime import Server
 
     allowed = []
     for f in args.allow_keys_file or []:
@@ -37,7 +37,7 @@ def cmd_serve(args):
 
 
 def cmd_keygen(args):
-    from .runtime import keygen
+    from ..runtime import keygen
 
     public, secret = keygen()
     if args.out:
@@ -50,7 +50,7 @@ def cmd_keygen(args):
 
 
 def register(sub):
-    from .cli import non_negative_int, positive_int
+    from .args import non_negative_int, positive_int
     register_run(sub)
     sp = sub.add_parser("serve", help="serve a repository of atom stores to devices (ZeroMQ)")
     sp.add_argument("repository", help="directory of atom stores (or one atom store)")
@@ -89,12 +89,12 @@ def cmd_run(args):
 
     import torch
 
-    from . import experiment
-    from .adapt import Controller, adaptive_policy, static_policy
-    from .cli import open_model
-    from .plan import plan as make_plan
-    from .profile import profile
-    from .transport import Link
+    from .. import experiment
+    from ..adapt import Controller, adaptive_policy, static_policy
+    from .args import open_model
+    from ..plan import plan as make_plan
+    from ..profile import profile
+    from ..transport import Link
 
     if args.adaptive and args.plan is not None and args.plan not in ADAPTIVE_PLANNERS:
         raise SystemExit(f"tessera run: --adaptive re-plans with one of {', '.join(ADAPTIVE_PLANNERS)}; "
@@ -104,12 +104,12 @@ def cmd_run(args):
     if args.server and args.pipeline:
         raise SystemExit("tessera run: --server and --pipeline exclude each other (a pipeline's servers are its "
                          "nodes' endpoints)")
-    from . import set_threads
+    from .. import set_threads
     set_threads(args.threads)  # OpenBLAS too
     m, xs = open_model(args.model, args.shapes, args.dtype)
     ct = profile(m, xs, threads=args.threads, repeats=5, warmup=2)
     if args.pipeline:
-        from .pipeline_cli import run_pipeline
+        from .pipeline import run_pipeline
         return run_pipeline(args, m, xs, ct)
     costs = experiment.costs_from_profile(ct, args.device_slowdown)
     ref = m.run_flat(xs)
@@ -153,9 +153,9 @@ def cmd_run(args):
 
 
 def register_run(sub):
-    from .cli import _add_model_args, positive_float, positive_int
+    from .args import add_model_args, positive_float, positive_int
     sp = sub.add_parser("run", help="run a model split with a server, checking every output")
-    _add_model_args(sp)
+    add_model_args(sp)
     sp.add_argument("--server", default="", help="server endpoint (tcp://HOST:PORT)")
     sp.add_argument("--pipeline", default="", metavar="NODES_JSON",
                     help="stream through a device and several servers instead (nodes.json: see plan-pipeline)")

@@ -18,7 +18,7 @@ def cmd_variants(args):
 
     import tessera as ts
     from tessera import datasets, zoo
-    from tessera.cli import open_model
+    from .args import open_model
 
     ts.set_threads(args.threads)
     train = None
