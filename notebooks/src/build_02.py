@@ -13,13 +13,12 @@ Mbit/s, the parametric planner's breakpoints (where the optimal plan changes), a
 the cut falls. Costs are profiled on this machine (1 thread); the device is taken 10x
 slower (a phone-class device), rtt 20 ms. gads plans under a device memory budget of 30%
 of the model's parameters; the other planners ignore the budget."""),
-    code("""import importlib, os, time
+    code("""import os, time
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
 import tessera as ts
 from tessera import zoo
-tplan = importlib.import_module("tessera.plan")   # the module (ts.plan is the function)
 
 SMOKE = os.environ.get("TESSERA_NOTEBOOK_SMOKE") == "1"
 torch.set_num_threads(1)
@@ -35,13 +34,13 @@ for name in names:
     models[name] = (m, costs)
     print(f"{name}: {m.num_atoms} atoms, device {sum(costs['device']):.0f} ms, server {sum(costs['server']):.1f} ms, "
           f"{sum(m.dag().param_bytes) / 1e6:.1f} MB of parameters")"""),
-    md("""Every planner is prepared once per model (`tplan.Planner`: graphs built once), then
+    md("""Every planner is prepared once per model (`ts.Planner`: graphs built once), then
 re-planned at each bandwidth; the parametric planner computes the whole envelope once."""),
-    code("""ALGS = tplan.planner_names()
+    code("""ALGS = ts.planner_names()
 results = {}
 for name, (m, costs) in models.items():
     budget = 0.3 * sum(m.dag().param_bytes)
-    planners = {a: tplan.Planner(m, costs, a) for a in ALGS}
+    planners = {a: ts.Planner(m, costs, a) for a in ALGS}
     lat = {a: [] for a in ALGS}
     fps = {a: [] for a in ALGS}
     on_device = {a: [] for a in ALGS}
@@ -58,7 +57,7 @@ for name, (m, costs) in models.items():
             lat[a].append(plan.latency_ms)
             fps[a].append(plan.throughput_fps)
             on_device[a].append(plan.placement)
-    par = tplan.ParametricPlanner(m, costs, rtt_ms=RTT)
+    par = ts.ParametricPlanner(m, costs, rtt_ms=RTT)
     results[name] = dict(lat=lat, fps=fps, on_device=on_device, decide_us=decide_us, par=par, budget=budget)
     print(name, "median decision us:", {a: round(float(np.median(v)), 1) for a, v in decide_us.items()})
     print(name, f"parametric: {len(par.segments)} plans, breakpoints (Mbit/s):",

@@ -198,7 +198,9 @@ void bind_adapt(py::module_& m) {
       .def_readwrite("queue_up", &LoadSwitchOptions::queue_up)
       .def_readwrite("rate_window", &LoadSwitchOptions::rate_window)
       .def_readwrite("service_ewma", &LoadSwitchOptions::service_ewma);
-  py::class_<LoadSwitch>(m, "LoadSwitch")
+  py::class_<LoadSwitch>(m, "LoadSwitch",
+                         "The light/heavy-load decision of a stream: latency plan or throughput plan, by arrival "
+                         "rate and queue (adapt/load_switch.h).")
       .def(py::init<double, double, LoadSwitchOptions>(), py::arg("latency_ms"), py::arg("throughput_fps"),
            py::arg("options") = LoadSwitchOptions{})
       .def("arrive", &LoadSwitch::arrive, py::arg("t_s"))

@@ -165,7 +165,8 @@ void bind_plan(py::module_& m) {
       .def_readwrite("codec", &Transfer::codec);
 
   // ---- accuracy-aware variants (plan/variants.h) ----
-  py::class_<CodecCost>(m, "CodecCost")
+  py::class_<CodecCost>(m, "CodecCost",
+                        "What a wire codec costs per transfer: encoded bytes ratio and encode + decode ms (plan/variants.h).")
       .def(py::init([](double enc, double dec, double ratio) { return CodecCost{enc, dec, ratio}; }),
            py::arg("encode_ms_per_mb") = 0.0, py::arg("decode_ms_per_mb") = 0.0, py::arg("ratio") = 1.0)
       .def_readwrite("encode_ms_per_mb", &CodecCost::encode_ms_per_mb)
@@ -196,7 +197,8 @@ void bind_plan(py::module_& m) {
       .def_readonly("objective", &VariantChoice::objective)
       .def_readonly("feasible", &VariantChoice::feasible)
       .def_readonly("why", &VariantChoice::why);
-  py::class_<VariantSelector>(m, "VariantSelector")
+  py::class_<VariantSelector>(m, "VariantSelector",
+                              "Chooses a (variant, split) candidate per request under an accuracy budget (plan/variants.h).")
       .def(py::init<std::vector<VariantCandidate>>(), py::arg("candidates"))
       .def("select", &VariantSelector::select, py::arg("context"), py::arg("loss_budget"))
       .def("select_many", [](const VariantSelector& s, const std::vector<Context>& ctxs, double budget) {

@@ -102,7 +102,8 @@ void bind_predict(py::module_& m) {
       .def_readonly("ms", &Prediction::ms)
       .def_property_readonly("fallback",
                              [](const Prediction& p) { return std::vector<bool>(p.fallback.begin(), p.fallback.end()); });
-  py::class_<Predictor, PyPredictor, std::shared_ptr<Predictor>>(m, "Predictor")
+  py::class_<Predictor, PyPredictor, std::shared_ptr<Predictor>>(
+      m, "Predictor", "A latency predictor: per-atom milliseconds from features and a context (predict/predictor.h).")
       .def(py::init<>())
       .def("kind", &Predictor::kind)
       .def("predict", &Predictor::predict, py::arg("samples"), py::call_guard<py::gil_scoped_release>())

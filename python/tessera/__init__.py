@@ -26,7 +26,19 @@ from ._core import (  # noqa: F401,E402
     UnsupportedError,
 )
 from .atoms import Block, Model, load  # noqa: F401
-from .plan import plan, plans  # noqa: F401
+from .planning import (  # noqa: F401
+    ParametricPlanner,
+    Plan,
+    Planner,
+    evaluate,
+    make_constraints,
+    make_context,
+    make_cost_model,
+    plan,
+    planner_names,
+    plans,
+)
+from . import planning  # noqa: F401,E402
 from .profile import CostTable, canary_ms, machine_check, profile  # noqa: F401
 from . import predict  # noqa: F401
 from .runtime import Deployment, Server, keygen  # noqa: F401
@@ -40,6 +52,51 @@ from . import datasets  # noqa: F401,E402
 from .variant import Variant, VariantDeployment, VariantSet, accuracy, fidelity, variants  # noqa: F401,E402
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # errors (tessera.TesseraError and its kinds; Python built-ins as bases)
+    "TesseraError", "InvalidArgumentError", "NotFoundError", "UnsupportedError", "DeadlineError", "EngineError",
+    # atoms
+    "load", "Model", "Block",
+    # planning
+    "plan", "plans", "evaluate", "Plan", "Planner", "ParametricPlanner", "planner_names", "make_cost_model",
+    "make_context", "make_constraints",
+    # profiling and prediction
+    "profile", "CostTable", "canary_ms", "machine_check", "predict",
+    # runtime
+    "Server", "Deployment", "keygen", "Link", "read_trace",
+    # adaptation
+    "AdaptiveDeployment", "Controller", "StreamDeployment", "poisson_arrivals", "simulate",
+    # N nodes
+    "Network", "Node", "Pipeline", "plan_pipeline",
+    # energy
+    "EnergyController", "PowerModel", "Radio", "energy", "plan_energy", "sample_profile", "tradeoff",
+    # variants
+    "variants", "Variant", "VariantSet", "VariantDeployment", "accuracy", "fidelity", "datasets",
+    # the process
+    "set_threads", "__version__",
+]
+
+
+def _deprecated_plan_module():
+    """``tessera.plan`` the module (until 0.2): the same names as :mod:`tessera.planning`, each
+    access warning once. ``ts.plan`` stays the function."""
+    import sys
+    import types
+    import warnings
+
+    class _Plan(types.ModuleType):
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            warnings.warn("the module tessera.plan is now tessera.planning (and every public name is tessera.<name>, "
+                          "e.g. tessera.Planner); tessera.plan is the function", DeprecationWarning, stacklevel=2)
+            return getattr(planning, name)
+
+    sys.modules[__name__ + ".plan"] = _Plan(__name__ + ".plan", "Deprecated: use tessera.planning.")
+
+
+_deprecated_plan_module()
 
 
 def set_threads(threads: int) -> None:

@@ -21,7 +21,7 @@ from typing import Sequence
 
 from . import _core
 from .atoms import Model, _as_tuple, _rebuild
-from .plan import make_cost_model
+from .planning import make_cost_model
 from .transport import Link, deployment_options, read_trace  # noqa: F401 (the link is re-exported here)
 
 __all__ = ["Link", "AdaptiveDeployment", "Controller", "StreamDeployment", "LoadSwitch", "poisson_arrivals",

@@ -19,6 +19,10 @@ import torch
 from . import _core
 
 
+__all__ = ["digits", "digits_cnn", "DigitsCNN", "Split", "LabelledData", "train_classifier", "predictions", "top1",
+           "binomial_halfwidth"]
+
+
 @dataclass
 class Split:
     """Images ``x`` (float32 [N, 1, size, size], values in [0, 1]) and labels ``y`` (int64 [N])."""

@@ -26,10 +26,14 @@ from dataclasses import dataclass, field
 import torch
 
 from .adapt import Controller, adaptive_policy, oracle_policy, static_policy
-from .plan import plan as make_plan
+from .planning import plan as make_plan
 from .transport import Link
 
 POLICIES = ("device_only", "server_only", "static", "chain", "adaptive", "oracle")
+
+
+__all__ = ["simulate", "replay", "prepare", "make_policy", "costs_from_profile", "summary_rows", "plot", "PolicyRun",
+           "POLICIES"]
 
 
 @dataclass
@@ -109,7 +113,7 @@ def make_policy(name: str, model, costs, mean_bandwidth_mbps: float, rtt_ms: flo
         return oracle_policy(model, costs, rtt_ms)
     if name == "oracle_prev":
         from . import _core
-        from .plan import make_cost_model
+        from .planning import make_cost_model
         return _core.lagged_oracle_policy(make_cost_model(model, costs), float(rtt_ms), link._core.spec,
                                           float(period_s))
     if name == "adaptive":
@@ -198,7 +202,7 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     """
     from . import _core
     from .adapt import _adaptive_options
-    from .plan import make_cost_model
+    from .planning import make_cost_model
 
     rtt = link_spec.get("rtt_ms", 0.0) if rtt_ms is None else rtt_ms
     link = Link(**link_spec)
@@ -229,6 +233,8 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
 
 
 def summary_rows(runs: dict) -> list[dict]:
+    """One row per policy of :func:`simulate` / :func:`replay`: mean and p95 latency, and the
+    mean against the best static plan."""
     best_static = min((runs[k].mean for k in ("device_only", "server_only", "static") if k in runs), default=None)
     rows = []
     for name, r in runs.items():

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _core
-from .plan import make_cost_model
+from .planning import make_cost_model
 
 __all__ = ["Radio", "PowerModel", "energy", "plan_energy", "energy_hull", "EnergyController", "tradeoff",
            "sample_profile", "SAMPLE_PROFILES"]

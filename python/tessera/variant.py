@@ -76,6 +76,11 @@ def _quantized_engine() -> str:
     raise _core.UnsupportedError(f"this torch has no quantized engine (supported: {engines})")
 
 
+__all__ = ["variants", "Variant", "VariantSet", "VariantDeployment", "accuracy", "fidelity", "measure_codecs",
+           "quantize_dynamic", "quantize_static", "calibrate_batchnorm", "prune_channels", "Resized",
+           "codec_round_trip", "codec_wire_bytes", "codec_timing", "with_codec", "CodecCost", "VariantSelector"]
+
+
 def quantize_dynamic(module: torch.nn.Module) -> torch.nn.Module:
     """int8 dynamic quantization of Linear and LSTM layers (weights int8, activations float)."""
     torch.backends.quantized.engine = _quantized_engine()
@@ -425,7 +430,7 @@ class VariantSet:
         from the cost models' energy data) whose measured loss is within ``accuracy_budget``.
         Returns {"variant", "codec", "loss", "plan" (a tessera Plan with explain()), "why"}; a budget
         nothing meets raises NotFoundError naming the least loss available."""
-        from .plan import Plan
+        from .planning import Plan
 
         sel = self.selector(rtt_ms)
         mem = math.inf if memory_budget_mb is None else 1e6 * float(memory_budget_mb)
@@ -454,7 +459,7 @@ class VariantSet:
 
 
 def _cost_model(model: Model, costs) -> "_core.CostModel":
-    from .plan import make_cost_model
+    from .planning import make_cost_model
 
     return make_cost_model(model, costs)
 

@@ -72,6 +72,8 @@ def build(name: str, seed: int = 0):
 
 
 def cache_dir() -> Path:
+    """Where zoo models are traced to: $TESSERA_CACHE, else .cache/models of a source checkout,
+    else ~/.cache/tessera/models."""
     env = os.environ.get("TESSERA_CACHE")
     if env:
         return Path(env)

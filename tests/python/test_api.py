@@ -1,9 +1,12 @@
 """The public surface (issue 19): no import circle among tessera's modules, the command line is
-its own package (no argparse code in the library modules), `tessera --version`."""
+its own package (no argparse code in the library modules), `tessera --version`, every public
+name documented and listed in its module's __all__, the planning names under one spelling."""
 import ast
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "python" / "tessera"
 
@@ -106,3 +109,66 @@ def test_version():
     import tessera
     r = subprocess.run([sys.executable, "-m", "tessera", "--version"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and tessera.__version__ in r.stdout, r.stdout + r.stderr
+
+
+PUBLIC_MODULES = ["tessera", "tessera.atoms", "tessera.planning", "tessera.profile", "tessera.predict",
+                  "tessera.runtime", "tessera.adapt", "tessera.transport", "tessera.pipeline", "tessera.power",
+                  "tessera.variant", "tessera.datasets", "tessera.experiment", "tessera.zoo", "tessera.cli"]
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_every_public_name_is_there_and_documented(module):
+    import importlib
+    import inspect
+    m = importlib.import_module(module)
+    assert (m.__doc__ or "").strip(), f"{module} has no module docstring"
+    names = getattr(m, "__all__", None)
+    assert names, f"{module} has no __all__"
+    assert len(set(names)) == len(names), f"{module}.__all__ lists a name twice"
+    problems = []
+    for n in names:
+        if not hasattr(m, n):
+            problems.append(f"{n}: missing")
+            continue
+        o = getattr(m, n)
+        if n.startswith("__") or isinstance(o, (str, tuple, int, float, dict)):
+            continue
+        if not (inspect.getdoc(o) or "").strip():
+            problems.append(f"{n}: no docstring")
+    assert not problems, f"{module}: " + "; ".join(problems)
+
+
+def test_the_package_names_what_users_reach_for():
+    import tessera as ts
+    for n in ("plan", "plans", "evaluate", "Planner", "ParametricPlanner", "Plan", "Deployment", "Server",
+              "AdaptiveDeployment", "predict", "variants", "Pipeline"):
+        assert n in ts.__all__, n
+    assert callable(ts.plan) and ts.plan.__module__ == "tessera.planning"  # the function, not a module
+    import tessera.planning as tp
+    assert tp.Planner is ts.Planner and ts.predict.train is not None
+
+
+def test_the_old_plan_module_still_works_with_a_warning():
+    import importlib
+    import warnings
+
+    import tessera as ts
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        old = importlib.import_module("tessera.plan")
+        assert old.ParametricPlanner is ts.ParametricPlanner
+    assert any(issubclass(x.category, DeprecationWarning) and "tessera.planning" in str(x.message) for x in w)
+
+
+def test_evaluate_prices_a_placement_as_the_planner_did():
+    import tessera as ts
+    path, xs = ts.zoo.torchscript("squeezenet1_0")
+    m = ts.load(str(path), xs)
+    n = m.num_atoms
+    costs = {"device": [1.0 + (a % 5) for a in range(n)], "server": [0.1] * n}
+    p = ts.plan(m, costs, bandwidth_mbps=5.0, rtt_ms=10)
+    again = ts.evaluate(m, costs, p.placement, bandwidth_mbps=5.0, rtt_ms=10)
+    assert again.placement == p.placement
+    assert again.latency_ms == pytest.approx(p.latency_ms, rel=1e-12)
+    slower = ts.evaluate(m, costs, p.placement, bandwidth_mbps=0.5, rtt_ms=10)
+    assert slower.latency_ms >= again.latency_ms

@@ -10,8 +10,7 @@ import tessera
 from tessera import _core
 from tessera.testing import brute_force, networkx_min_cut, random_dag, reference_latency
 
-# The module, not the function tessera.plan that the package re-exports under the same name.
-tplan = importlib.import_module("tessera.plan")
+tplan = importlib.import_module("tessera.planning")
 
 
 def integer_costs(rng, n):
@@ -199,7 +198,7 @@ def test_edge_inputs_are_named_not_crashes():
     import torch
 
     ts = tessera
-    tplan = sys.modules["tessera.plan"]
+    tplan = sys.modules["tessera.planning"]
     m = ts.load(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                     torch.nn.Linear(8 * 30 * 30, 10)).eval(), torch.randn(1, 3, 32, 32))
     n = m.num_atoms

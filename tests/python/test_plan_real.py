@@ -12,7 +12,7 @@ import pytest
 
 from tessera.testing import NetworkxDads
 
-tplan = importlib.import_module("tessera.plan")
+tplan = importlib.import_module("tessera.planning")
 
 MODELS = ["resnet50", "googlenet", "inception_v3", "densenet121", "mobilenet_v2"]
 BANDWIDTHS = [0.13, 1.1, 5.85, 18.88, 100.0]  # Mbit/s (DADS's classes and a fast link)

@@ -59,11 +59,10 @@ def table(plans, times_ms=None) -> str:
 
 
 def cmd_plan(args):
-    import importlib
 
     import tessera as ts
     from .args import open_model
-    tplan = importlib.import_module("tessera.plan")  # the module (tessera.plan is also the function)
+    from .. import planning as tplan
 
     if (args.costs_device is None) != (args.costs_server is None):
         raise SystemExit("tessera plan: give both --costs-device and --costs-server, or neither (profile here)")

@@ -92,7 +92,7 @@ def cmd_run(args):
     from .. import experiment
     from ..adapt import Controller, adaptive_policy, static_policy
     from .args import open_model
-    from ..plan import plan as make_plan
+    from ..planning import plan as make_plan
     from ..profile import profile
     from ..transport import Link
 

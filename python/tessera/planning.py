@@ -1,13 +1,16 @@
-"""Planners: which atoms run on the device and which on the edge server.
+"""Planners: which atoms run on the device and which on the edge server (``tessera.planning``).
 
 A thin facade over the C++ planners of ``tessera._core`` (plan layer; see
-``cpp/include/tessera/plan/planners.h``)::
+``cpp/include/tessera/plan/planners.h``); every public name here is also ``tessera.<name>``
+(the module was ``tessera.plan`` until 0.2, a name the function ``tessera.plan`` hid)::
 
     import tessera as ts
     p = ts.plan(model, {"device": dev_ms, "server": srv_ms}, bandwidth_mbps=5.85, rtt_ms=20)
     print(p.status, p.latency_ms, p.placement)
     print(p.explain())
     side_by_side = ts.plans(model, costs, bandwidth_mbps=5.85)   # every planner
+    priced = ts.evaluate(model, costs, placement, bandwidth_mbps=1.1)  # a given placement, other costs
+    table = ts.ParametricPlanner(model, costs, rtt_ms=20); table.lookup(3.0)
 
 ``model`` is a :class:`tessera.Model` (anything with ``dag()``) or a
 ``_core.AtomDag``; ``costs`` maps ``"device"`` and ``"server"`` to per-atom
@@ -31,6 +34,7 @@ __all__ = [
     "Plan",
     "plan",
     "plans",
+    "evaluate",
     "planner_names",
     "make_cost_model",
     "make_context",
@@ -195,6 +199,16 @@ def plans(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: s
     cur = _placement(current)
     names = planner_names() if algorithms is None else [algorithms] if isinstance(algorithms, str) else list(algorithms)
     return {name: Plan(_core.make_plan(name, cm, ctx, cons, cur), cm) for name in names}
+
+
+def evaluate(model, costs, placement, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency",
+             server_load: float = 1.0, device_load: float = 1.0, energy_weight: float = 0.0) -> Plan:
+    """What a given placement (one target per atom: 0 device, 1 server) costs under these costs
+    and this context: a Plan with its latency, energy, memory and transfers (no planner runs)."""
+    cm = make_cost_model(model, costs)
+    ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective, energy_weight=energy_weight,
+                       device_load=device_load)
+    return Plan(_core.evaluate(cm, ctx, _placement(placement)), cm)
 
 
 class Planner:
