@@ -58,4 +58,11 @@ class CMakeBuild(build_ext):
             shutil.copy2(outdir / target.name, target)
 
 
-setup(ext_modules=[CMakeExtension("tessera._core")], cmdclass={"build_ext": CMakeBuild})
+def read_version() -> str:
+    """The release, from cpp/include/tessera/core/version.h (its one place)."""
+    import re
+    text = (ROOT / "cpp" / "include" / "tessera" / "core" / "version.h").read_text()
+    return re.search(r'^#define TESSERA_VERSION_STRING "([0-9.]+)"$', text, re.M).group(1)
+
+
+setup(version=read_version(), ext_modules=[CMakeExtension("tessera._core")], cmdclass={"build_ext": CMakeBuild})

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "tessera/core/error.h"
+#include "tessera/core/version.h"
 #include "tessera/runtime/server.h"
 
 namespace {
@@ -68,7 +69,11 @@ int main(int argc, char** argv) {
         for (std::string line; std::getline(f, line);)
           if (!line.empty() && line[0] != '#') o.allowed_client_keys.push_back(line.substr(0, 40));
       } else if (a == "--verbose") o.verbose = true;
-      else if (a == "-h" || a == "--help") {
+      else if (a == "--version") {
+        std::printf("tessera-server %s (wire protocol v%d, atom store format %s)\n", tessera::kVersionString,
+                    tessera::kWireProtocolVersion, tessera::kAtomStoreFormat);
+        return 0;
+      } else if (a == "-h" || a == "--help") {
         usage();
         return 0;
       } else if (!a.empty() && a[0] == '-') {

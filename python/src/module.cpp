@@ -1,4 +1,5 @@
 // tessera._core: the compiled module. One binding file per layer; they only wrap.
+#include "tessera/core/version.h"
 #include <pybind11/pybind11.h>
 
 namespace py = pybind11;
@@ -13,6 +14,9 @@ void bind_adapt(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "tessera engine (C++): atoms, planners, runtime. Use the `tessera` package, not this module.";
+  m.attr("__version__") = tessera::kVersionString;  // tessera/core/version.h: the one place
+  m.attr("wire_protocol_version") = tessera::kWireProtocolVersion;
+  m.attr("atom_store_format") = tessera::kAtomStoreFormat;
   bind_core(m);
   bind_atoms(m);
   bind_plan(m);

@@ -51,7 +51,14 @@ from . import datasets  # noqa: F401,E402
 # accuracy-aware variants; the module is tessera.variant (singular) so that ts.variants stays the function
 from .variant import Variant, VariantDeployment, VariantSet, accuracy, fidelity, variants  # noqa: F401,E402
 
-__version__ = "0.1.0"
+__version__ = _core.__version__  # the release, from cpp/include/tessera/core/version.h
+
+
+def version_info() -> dict:
+    """Every version this build has: the release, the wire protocol it speaks, the atom-store
+    format it reads and writes (``tessera --version`` prints them)."""
+    return {"version": __version__, "wire_protocol": int(_core.wire_protocol_version),
+            "atom_store_format": str(_core.atom_store_format)}
 
 __all__ = [
     # errors (tessera.TesseraError and its kinds; Python built-ins as bases)
@@ -74,7 +81,7 @@ __all__ = [
     # variants
     "variants", "Variant", "VariantSet", "VariantDeployment", "accuracy", "fidelity", "datasets",
     # the process
-    "set_threads", "__version__",
+    "set_threads", "version_info", "__version__",
 ]
 
 

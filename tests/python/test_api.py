@@ -105,10 +105,22 @@ def test_every_command_module_is_in_the_table():
     assert listed == present
 
 
-def test_version():
+def test_version_in_one_place():
+    import re
+
     import tessera
+    root = PKG.parents[1]
+    header = (root / "cpp" / "include" / "tessera" / "core" / "version.h").read_text()
+    release = re.search(r'#define TESSERA_VERSION_STRING "([0-9.]+)"', header).group(1)
+    wire = int(re.search(r"kWireProtocolVersion = (\d+);", header).group(1))
+    assert tessera.__version__ == release
+    assert tessera.version_info() == {"version": release, "wire_protocol": wire,
+                                      "atom_store_format": re.search(r'kAtomStoreFormat = "([^"]+)"', header).group(1)}
+    assert f"version = {wire} " in (root / "docs" / "wire-protocol.md").read_text()  # the document agrees
+    assert f"## {release}" in (root / "CHANGELOG.md").read_text()  # and the changelog has an entry for it
+    assert 'version = "' not in (root / "pyproject.toml").read_text()  # no second copy
     r = subprocess.run([sys.executable, "-m", "tessera", "--version"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and tessera.__version__ in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and f"tessera {release} (wire protocol v{wire}" in r.stdout, r.stdout + r.stderr
 
 
 PUBLIC_MODULES = ["tessera", "tessera.atoms", "tessera.planning", "tessera.profile", "tessera.predict",

@@ -5,6 +5,7 @@
 #include "tessera/atoms/model.h"
 #include "tessera/core/dag.h"
 #include "tessera/core/dtype.h"
+#include "tessera/core/version.h"
 #include "tessera/core/error.h"
 #include "tessera/core/tensor_info.h"
 #include "tessera/graph/op_graph.h"

@@ -44,9 +44,11 @@ def main(argv=None) -> int:
     """Run ``tessera ARGS``; returns the exit status (a user's error: one line on stderr, status 1)."""
     import importlib
 
-    from .. import __version__
+    from .. import version_info
+    v = version_info()
     parser = argparse.ArgumentParser(prog="tessera", description="adaptive split inference of DNNs")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {v['version']} (wire protocol v"
+                        f"{v['wire_protocol']}, atom store format {v['atom_store_format']})")
     sub = parser.add_subparsers(dest="command", required=True)
     for module, _ in COMMANDS:
         importlib.import_module(f"{__name__}.{module}").register(sub)

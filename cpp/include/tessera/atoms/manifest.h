@@ -22,12 +22,13 @@
 #include <vector>
 
 #include "tessera/atoms/atom.h"
+#include "tessera/core/version.h"
 #include "tessera/core/dag.h"
 #include "tessera/graph/op_graph.h"
 
 namespace tessera {
 
-inline constexpr const char* kManifestFormat = "tessera-atom-store/1";
+inline constexpr const char* kManifestFormat = kAtomStoreFormat;  // tessera/core/version.h
 
 struct Manifest {
   std::string model_hash;   // 64 hex digits

@@ -31,11 +31,12 @@
 #include <vector>
 
 #include "tessera/core/codec.h"
+#include "tessera/core/version.h"
 
 namespace tessera::transport {
 
 inline constexpr uint32_t kMagic = 0x41525354;  // "TSRA" little-endian
-inline constexpr uint16_t kVersion = 3;
+inline constexpr uint16_t kVersion = kWireProtocolVersion;  // tessera/core/version.h
 inline constexpr size_t kHeaderBytes = 96;
 inline constexpr int kMaxRank = 8;
 inline constexpr uint32_t kMaxTensors = 4096;
