@@ -7,6 +7,7 @@
 #                   or FUZZ_SECONDS, whichever comes first
 #   make test-asan  the C++ tests under AddressSanitizer + UBSan (g++, build-asan/)
 #   make test-tsan  the runtime and adapt C++ tests under ThreadSanitizer (g++, build-tsan/)
+#   make docs       the reference documentation (Sphinx, warnings are errors) in build/docs/
 # Both are idempotent: set-up installs only what is missing, the first build is an
 # editable pip install that configures CMake in build/, later builds are incremental.
 PY      := .venv/bin/python
@@ -17,7 +18,7 @@ FUZZ_RUNS    ?= 10000000
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all setup build test test-cpp test-python demo clean fuzz fuzz-build fuzz-seeds test-asan test-tsan
+.PHONY: all setup build test test-cpp test-python demo clean fuzz fuzz-build fuzz-seeds test-asan test-tsan docs
 
 all: build
 
@@ -38,6 +39,7 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2 || status=1; \
 	$(PY) -m pytest tests/python || status=1; \
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10 || status=1; \
+	$(MAKE) --no-print-directory docs || status=1; \
 	exit $$status
 
 test-cpp: build
@@ -63,6 +65,11 @@ test-asan: setup
 
 test-tsan: setup
 	JOBS=$(JOBS) scripts/sanitize.sh tsan
+
+# HTML reference from the docstrings (autodoc) and the guides in docs/ (Markdown via MyST).
+docs: build
+	$(PY) -m sphinx -b html -q -W --keep-going -E docs $(BUILD)/docs
+	@echo "tessera: documentation in $(BUILD)/docs/index.html"
 
 demo: build
 	$(PY) examples/python/demo.py
