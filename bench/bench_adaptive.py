@@ -92,7 +92,7 @@ def main_breakpoints(m, costs, rtt_ms, k=2):
 def simulated(args, tdir):
     """--simulate: every policy on every trace x breakpoint scaling, on the cost model alone."""
     from tessera import zoo
-    from tessera.profile import profile
+    from tessera import profile
     ts.set_threads(1)  # OpenMP and OpenBLAS
     traces = trace_files(tdir, args.per_set)
     rows, cases, live_cases = [], [], []
@@ -273,7 +273,7 @@ def heavy_load(args):
     """--heavy-load: measured served throughput with the light/heavy-load switch at arrival rates
     above what the latency plan serves, beside the two fixed plans (all waits real: Sleep)."""
     from tessera import zoo
-    from tessera.profile import profile
+    from tessera import profile
     from common import quantiles
     ts.set_threads(1)
     rows, curves = [], {}

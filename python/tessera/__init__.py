@@ -38,8 +38,8 @@ from .planning import (  # noqa: F401
     planner_names,
     plans,
 )
-from . import planning  # noqa: F401,E402
-from .profile import CostTable, canary_ms, machine_check, profile  # noqa: F401
+from . import planning, profiling  # noqa: F401,E402
+from .profiling import CostTable, canary_ms, machine_check, profile  # noqa: F401
 from . import predict  # noqa: F401
 from .runtime import Deployment, Server, keygen  # noqa: F401
 from .adapt import AdaptiveDeployment, Controller, StreamDeployment, poisson_arrivals  # noqa: F401
@@ -85,25 +85,29 @@ __all__ = [
 ]
 
 
-def _deprecated_plan_module():
-    """``tessera.plan`` the module (until 0.2): the same names as :mod:`tessera.planning`, each
-    access warning once. ``ts.plan`` stays the function."""
+def _deprecated_module(old: str, new: str, hides: str) -> None:
+    """``tessera.<old>`` the module (until 0.2) is now ``tessera.<new>``: importing the old name
+    still works and each access warns. ``tessera.<old>`` itself is the function (``hides``)."""
+    import importlib
     import sys
     import types
     import warnings
 
-    class _Plan(types.ModuleType):
+    target = importlib.import_module(f"{__name__}.{new}")
+
+    class _Old(types.ModuleType):
         def __getattr__(self, name):
             if name.startswith("__"):
                 raise AttributeError(name)
-            warnings.warn("the module tessera.plan is now tessera.planning (and every public name is tessera.<name>, "
-                          "e.g. tessera.Planner); tessera.plan is the function", DeprecationWarning, stacklevel=2)
-            return getattr(planning, name)
+            warnings.warn(f"the module tessera.{old} is now tessera.{new} (and every public name is "
+                          f"tessera.<name>); tessera.{old} is the function {hides}", DeprecationWarning, stacklevel=2)
+            return getattr(target, name)
 
-    sys.modules[__name__ + ".plan"] = _Plan(__name__ + ".plan", "Deprecated: use tessera.planning.")
+    sys.modules[f"{__name__}.{old}"] = _Old(f"{__name__}.{old}", f"Deprecated: use tessera.{new}.")
 
 
-_deprecated_plan_module()
+_deprecated_module("plan", "planning", "tessera.plan(model, costs, ...)")
+_deprecated_module("profile", "profiling", "tessera.profile(model, inputs, ...)")
 
 
 def set_threads(threads: int) -> None:

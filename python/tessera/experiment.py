@@ -84,7 +84,7 @@ def prepare(names, repository, device_slowdown: float, repeats: int = 5) -> dict
 
     from . import zoo
     from .atoms import load
-    from .profile import profile
+    from .profiling import profile
 
     out = {}
     for name in names:

@@ -149,7 +149,7 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
         beside the same background load; 0 = off. max_wait_s: per profile, the longest wait for
         that state after a round outside it (then rounds are re-run, at most 4 x repeats).
     """
-    from .profile import canary_ms, profile, progress_bar
+    from .profiling import canary_ms, profile, progress_bar
 
     models = list(models)
     threads, loads = [int(t) for t in threads], [float(x) for x in loads]

@@ -1,4 +1,5 @@
-"""Profiling: what every atom of a model costs on this machine.
+"""Profiling: what every atom of a model costs on this machine (``tessera.profiling``; the module
+was ``tessera.profile`` until 0.2, a name the function ``tessera.profile`` hid).
 
     import tessera as ts
     t = ts.profile(m, xs, threads=2, repeats=30)

@@ -335,7 +335,7 @@ class VariantSet:
         ``device_slowdown``, server = measured - and every wire codec's encode / decode time on a
         ``codec_mb`` MB float tensor (encode on the device: x slowdown) and zstd's ratio on this
         model's own cut tensors."""
-        from .profile import profile
+        from .profiling import profile
 
         tables = {}
         for m in self.models():
@@ -397,7 +397,7 @@ class VariantSet:
         over the bandwidth range (parametric min cut) at each device load, plus device-only and
         server-only (the answers at the extremes of device load);
         each with its measured loss (at that cut, for wire codecs)."""
-        from .profile import progress_bar
+        from .profiling import progress_bar
 
         out = []
         self.rtt_ms = float(rtt_ms)
@@ -538,7 +538,7 @@ def variants(module, example_inputs, make: Sequence[str] = ("wire_fp16", "wire_i
     static int8 when ``calibration`` is None). extra: name -> ScriptModule / nn.Module of your
     own variants (same inputs and outputs).
     """
-    from .profile import progress_bar
+    from .profiling import progress_bar
 
     xs = tuple(_as_tuple(example_inputs))
     eager = isinstance(module, torch.nn.Module) and not isinstance(module, torch.jit.ScriptModule)

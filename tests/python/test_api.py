@@ -123,7 +123,7 @@ def test_version_in_one_place():
     assert r.returncode == 0 and f"tessera {release} (wire protocol v{wire}" in r.stdout, r.stdout + r.stderr
 
 
-PUBLIC_MODULES = ["tessera", "tessera.atoms", "tessera.planning", "tessera.profile", "tessera.predict",
+PUBLIC_MODULES = ["tessera", "tessera.atoms", "tessera.planning", "tessera.profiling", "tessera.predict",
                   "tessera.runtime", "tessera.adapt", "tessera.transport", "tessera.pipeline", "tessera.power",
                   "tessera.variant", "tessera.datasets", "tessera.experiment", "tessera.zoo", "tessera.cli"]
 
@@ -160,16 +160,19 @@ def test_the_package_names_what_users_reach_for():
     assert tp.Planner is ts.Planner and ts.predict.train is not None
 
 
-def test_the_old_plan_module_still_works_with_a_warning():
+@pytest.mark.parametrize("old,new,name", [("plan", "planning", "ParametricPlanner"),
+                                          ("profile", "profiling", "CostTable")])
+def test_the_old_module_names_still_work_with_a_warning(old, new, name):
     import importlib
     import warnings
 
     import tessera as ts
+    assert callable(getattr(ts, old))  # tessera.plan / tessera.profile: the functions
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        old = importlib.import_module("tessera.plan")
-        assert old.ParametricPlanner is ts.ParametricPlanner
-    assert any(issubclass(x.category, DeprecationWarning) and "tessera.planning" in str(x.message) for x in w)
+        mod = importlib.import_module(f"tessera.{old}")
+        assert getattr(mod, name) is getattr(ts, name)
+    assert any(issubclass(x.category, DeprecationWarning) and f"tessera.{new}" in str(x.message) for x in w)
 
 
 def test_evaluate_prices_a_placement_as_the_planner_did():

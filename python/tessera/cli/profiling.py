@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from ..profile import canary_ms, machine_check, profile
+from ..profiling import canary_ms, machine_check, profile
 from .args import add_model_args, open_model
 
 

@@ -93,7 +93,7 @@ def cmd_run(args):
     from ..adapt import Controller, adaptive_policy, static_policy
     from .args import open_model
     from ..planning import plan as make_plan
-    from ..profile import profile
+    from ..profiling import profile
     from ..transport import Link
 
     if args.adaptive and args.plan is not None and args.plan not in ADAPTIVE_PLANNERS:
