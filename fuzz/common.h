@@ -1,6 +1,7 @@
-// fuzz/frames.h -- the fuzz inputs' frame format: how one byte string carries a multipart message.
+// fuzz/common.h -- what the fuzz targets share: how a refused input and a failed check are
+// reported, and the frame format of fuzz_wire's inputs.
 //
-// A wire input is a sequence of frames, each a u32 little-endian length followed by that
+// Frames: how one byte string carries a multipart message. A wire input is a sequence of frames, each a u32 little-endian length followed by that
 // many bytes. A length past the end of the input takes the bytes that remain (so every input
 // is a message, and a mutated length never wastes the run); an input ends after its last
 // frame; at most kMaxFrames frames are read (the wire allows 3 + 4096 frames, more are
@@ -9,11 +10,28 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "tessera/core/error.h"
+
 namespace tessera::fuzz {
+
+// A tessera::Error is the expected answer to a malformed input. With TESSERA_FUZZ_VERBOSE set
+// in the environment, its message is printed (to see how far the seeds reach).
+inline void refused(const tessera::Error& e) {
+  static const bool verbose = std::getenv("TESSERA_FUZZ_VERBOSE") != nullptr;
+  if (verbose) std::fprintf(stderr, "refused: %s\n", e.message().c_str());
+}
+
+// A property the target checks does not hold: a finding (libFuzzer saves the input).
+[[noreturn]] inline void fail(const char* what) {
+  std::fprintf(stderr, "fuzz: check failed: %s\n", what);
+  std::abort();
+}
 
 inline constexpr size_t kMaxFrames = 4200;
 

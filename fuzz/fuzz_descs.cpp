@@ -16,24 +16,17 @@
 #include <cstring>
 #include <string>
 
+#include "common.h"
 #include "tessera/core/dtype.h"
 #include "tessera/core/error.h"
 #include "tessera/transport/wire.h"
 
 using namespace tessera;
+using tessera::fuzz::fail;
+using tessera::fuzz::refused;
 using namespace tessera::transport;
 
 namespace {
-// TESSERA_FUZZ_VERBOSE=1: print why each input was refused (checking what the seeds reach).
-const bool verbose = std::getenv("TESSERA_FUZZ_VERBOSE") != nullptr;
-void refused(const tessera::Error& e) {
-  if (verbose) std::fprintf(stderr, "refused: %s\n", e.message().c_str());
-}
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_descs: check failed: %s\n", what);
-  std::abort();
-}
 using u128 = unsigned __int128;
 }  // namespace
 

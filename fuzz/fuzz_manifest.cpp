@@ -11,23 +11,13 @@
 #include <cstdlib>
 #include <string>
 
+#include "common.h"
 #include "tessera/atoms/manifest.h"
 #include "tessera/core/error.h"
 
 using namespace tessera;
-
-namespace {
-// TESSERA_FUZZ_VERBOSE=1: print why each input was refused (checking what the seeds reach).
-const bool verbose = std::getenv("TESSERA_FUZZ_VERBOSE") != nullptr;
-void refused(const tessera::Error& e) {
-  if (verbose) std::fprintf(stderr, "refused: %s\n", e.message().c_str());
-}
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_manifest: check failed: %s\n", what);
-  std::abort();
-}
-}  // namespace
+using tessera::fuzz::fail;
+using tessera::fuzz::refused;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

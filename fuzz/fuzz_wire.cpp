@@ -1,7 +1,7 @@
 // fuzz/fuzz_wire.cpp -- libFuzzer target: what a server does with an untrusted multipart message
 // before it runs a block, and what it does to encode a reply.
 //
-// Input: frames in the format of fuzz/frames.h (header, body, descriptors, tensor frames).
+// Input: frames in the format of fuzz/common.h (header, body, descriptors, tensor frames).
 // Runs, as runtime/server.cpp does: decode_message (header, frame count, descriptors, each
 // tensor frame: raw wrapped, fp16/bf16/int8/int8_channel/zstd decoded), then by type the
 // body: decode_atoms for a Request (which must name atoms), decode_route for a Forward or a
@@ -19,30 +19,21 @@
 #include <cstdio>
 #include <zmq.hpp>
 
-#include "frames.h"
+#include "common.h"
 #include "tessera/core/error.h"
 #include "tessera/graph/tensor.h"
 #include "tessera/transport/message.h"
 #include "tessera/transport/wire.h"
 
 using namespace tessera;
+using tessera::fuzz::fail;
+using tessera::fuzz::refused;
 using namespace tessera::transport;
 
 namespace {
 // Smaller than a server's default 1 GiB so that -malloc_limit_mb (fuzz/run.sh) catches any
 // allocation the message size does not bound (a decoder may allocate a few times this).
 constexpr uint64_t kMaxMessageBytes = 16ull << 20;
-
-// TESSERA_FUZZ_VERBOSE=1: print why each input was refused (checking what the seeds reach).
-const bool verbose = std::getenv("TESSERA_FUZZ_VERBOSE") != nullptr;
-void refused(const tessera::Error& e) {
-  if (verbose) std::fprintf(stderr, "refused: %s\n", e.message().c_str());
-}
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_wire: check failed: %s\n", what);
-  std::abort();
-}
 
 void check_tensor(const at::Tensor& t, const TensorDesc& d) {
   if (!t.defined()) fail("decoded tensor is undefined");

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "frames.h"
+#include "common.h"
 #include "tessera/transport/message.h"
 #include "tessera/transport/wire.h"
 
