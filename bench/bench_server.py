@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -54,18 +53,13 @@ from tessera import zoo  # noqa: E402
 from tessera._proc import die_with_parent  # noqa: E402
 from tessera.runtime import spawn_server, stop_server  # noqa: E402
 
-from common import quantiles, smoke, table, write_csv  # noqa: E402
+from common import built_binary, quantiles, smoke, table, write_csv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def client_binary() -> str:
-    build = Path(os.environ.get("TESSERA_BUILD_DIR", ROOT / "build"))
-    exe = build / "tessera-bench-client"
-    if not exe.exists():
-        raise SystemExit(f"bench_server: {exe} not found; build it with "
-                         f"`cmake --build {build} --target tessera-bench-client` (make build does)")
-    return str(exe)
+    """One emulated device (bench/cpp/load_client.cpp)."""
+    return built_binary("tessera-bench-client", "bench_server")
 
 
 def server_block(m, frac: float = 0.25) -> list[int]:

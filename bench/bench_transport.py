@@ -31,19 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
 from tessera.runtime import spawn_server, stop_server  # noqa: E402
 
-from common import quantiles, smoke, table, write_csv  # noqa: E402
+from common import built_binary, quantiles, smoke, table, write_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench_binary() -> str:
-    """The C++ loops (bench/cpp/transport_bench.cpp), built beside the library in build/."""
-    build = Path(os.environ.get("TESSERA_BUILD_DIR", ROOT / "build"))
-    exe = build / "tessera-bench-transport"
-    if not exe.exists():
-        raise SystemExit(f"bench_transport: {exe} not found; build it with "
-                         f"`cmake --build {build} --target tessera-bench-transport` (make build does)")
-    return str(exe)
+    """The C++ loops (bench/cpp/transport_bench.cpp)."""
+    return built_binary("tessera-bench-transport", "bench_transport")
 
 PICKLE_SERVER = r"""
 import pickle, socket, struct, sys, torch

@@ -77,6 +77,17 @@ def trace_files(tdir, per_set):
     return out
 
 
+def built_binary(target: str, bench: str) -> str:
+    """A benchmark's C++ program (bench/cpp/), built beside the library in build/ (or
+    $TESSERA_BUILD_DIR); a clear error naming the target when it is not there."""
+    build = Path(os.environ.get("TESSERA_BUILD_DIR", Path(__file__).resolve().parents[1] / "build"))
+    exe = build / target
+    if not exe.exists():
+        raise SystemExit(f"{bench}: {exe} not found; build it with `cmake --build {build} --target {target}` "
+                         "(make build does)")
+    return str(exe)
+
+
 def smoke() -> bool:
     """True when run by the test suite (tiny sizes, no claims)."""
     return os.environ.get("TESSERA_BENCH_SMOKE") == "1"

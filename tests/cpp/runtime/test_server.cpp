@@ -63,12 +63,32 @@ Message receive_message(zmq::socket_t& s) {
   return decode_message(frames, 1, 1ull << 30);
 }
 
+// A model slow enough (tens of ms a request) that a queue of one fills while it runs.
+const char* kSlow = R"(
+    def forward(self, x):
+        a = torch.relu(torch.conv2d(x, self.w1, None, [1, 1], [1, 1]))
+        b = torch.relu(torch.conv2d(a, self.w2, None, [1, 1], [1, 1]))
+        b = torch.relu(torch.conv2d(b, self.w2, None, [1, 1], [1, 1]))
+        p = torch.flatten(torch.adaptive_avg_pool2d(b, [1, 1]), 1)
+        return torch.matmul(p, self.fc.t())
+  )";
+
 // A model whose whole-model block has a batch dimension but `body` decides whether it batches.
 struct Batching : Fixture {
   Model add(const std::string& name, const std::string& body, const at::Tensor& example, int channels = 8) {
     Model m = Model::load_bytes(module_bytes(body, channels), {example});
     m.save((repo / name).string());
     return Model::open((repo / name).string());
+  }
+  // The slow model on a 1x3x160x160 input, and a started one-worker server with one queue slot.
+  const at::Tensor big = torch::randn({1, 3, 160, 160});
+  Model slow() { return add("slow", kSlow, big, 32); }
+  std::unique_ptr<Server> one_slot_server() const {
+    auto opt = options();
+    opt.max_queue = 1;
+    auto srv = std::make_unique<Server>(opt);
+    srv->start();
+    return srv;
   }
 };
 
@@ -165,15 +185,6 @@ TEST_F(Batching, BlocksThatDoNotBatchRunAlone) {
   }
 }
 
-// A model slow enough (tens of ms a request) that a queue of one fills while it runs.
-const char* kSlow = R"(
-    def forward(self, x):
-        a = torch.relu(torch.conv2d(x, self.w1, None, [1, 1], [1, 1]))
-        b = torch.relu(torch.conv2d(a, self.w2, None, [1, 1], [1, 1]))
-        b = torch.relu(torch.conv2d(b, self.w2, None, [1, 1], [1, 1]))
-        p = torch.flatten(torch.adaptive_avg_pool2d(b, [1, 1]), 1)
-        return torch.matmul(p, self.fc.t())
-  )";
 
 // Keeps a server's one-slot queue full: a request every millisecond on its own socket
 // (answers drained), until destroyed.
@@ -201,12 +212,9 @@ struct Flood {
 // With the one worker busy and the queue full, every further Request is answered Busy at
 // once: each of them gets exactly one answer, and the counters agree.
 TEST_F(Batching, AFullQueueAnswersBusy) {
-  const auto big = torch::randn({1, 3, 160, 160});
-  Model m = add("slow", kSlow, big, 32);
-  auto opt = options();
-  opt.max_queue = 1;
-  Server srv(opt);
-  srv.start();
+  Model m = slow();
+  auto server = one_slot_server();
+  Server& srv = *server;
   zmq::context_t ctx;
   auto s = dealer(ctx, srv.endpoint());
   const int n = 8;
@@ -236,12 +244,9 @@ TEST_F(Batching, AFullQueueAnswersBusy) {
 // a minute: waiting for it would fail the test's own time limit), with the right output,
 // and its timeline says the server was busy.
 TEST_F(Batching, BusyRunsTheBlockOnTheDevice) {
-  const auto big = torch::randn({1, 3, 160, 160});
-  Model m = add("slow", kSlow, big, 32);
-  auto opt = options();
-  opt.max_queue = 1;
-  Server srv(opt);
-  srv.start();
+  Model m = slow();
+  auto server = one_slot_server();
+  Server& srv = *server;
   DeploymentOptions o;
   o.server = srv.endpoint();
   o.timeout_ms = 60000;
@@ -268,12 +273,9 @@ TEST_F(Batching, BusyRunsTheBlockOnTheDevice) {
 // The adaptive loop counts a Busy reply as server load: its record says busy, and the
 // server's estimated load rises above 1 (the policy then plans for a slower server).
 TEST_F(Batching, TheAdaptiveLoopCountsBusyAsServerLoad) {
-  const auto big = torch::randn({1, 3, 160, 160});
-  Model m = add("slow", kSlow, big, 32);
-  auto opt = options();
-  opt.max_queue = 1;
-  Server srv(opt);
-  srv.start();
+  Model m = slow();
+  auto server = one_slot_server();
+  Server& srv = *server;
   plan::CostModel cm;
   cm.dag = m.dag();
   cm.compute_ms = {std::vector<double>(m.num_atoms(), 1.0), std::vector<double>(m.num_atoms(), 1.0)};
