@@ -187,3 +187,15 @@ def test_evaluate_prices_a_placement_as_the_planner_did():
     assert again.latency_ms == pytest.approx(p.latency_ms, rel=1e-12)
     slower = ts.evaluate(m, costs, p.placement, bandwidth_mbps=0.5, rtt_ms=10)
     assert slower.latency_ms >= again.latency_ms
+
+
+def test_the_engine_stub_is_current_and_python():
+    """python/tessera/_core.pyi (editors, type checkers) is what scripts/gen_stubs.py writes from
+    the built engine's own signatures: regenerate it after changing the bindings."""
+    root = PKG.parents[1]
+    stub = (PKG / "_core.pyi").read_text()
+    ast.parse(stub)
+    assert "class Deployment:" in stub and "def plan_pipeline(" in stub
+    r = subprocess.run([sys.executable, str(root / "scripts" / "gen_stubs.py"), "--check"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
