@@ -13,7 +13,7 @@
 PY      := .venv/bin/python
 BUILD   := build
 JOBS    ?= 2
-FUZZ_SECONDS ?= 1800
+FUZZ_SECONDS ?= 3600
 FUZZ_RUNS    ?= 10000000
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1

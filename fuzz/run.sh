@@ -4,7 +4,7 @@
 #   fuzz/run.sh [SECONDS [RUNS [TARGET...]]]
 #
 # Each target (default: fuzz_wire fuzz_descs fuzz_manifest) runs until RUNS executions
-# (default 10000000) or SECONDS of fuzzing (default 1800), whichever comes first, at nice 19,
+# (default 10000000) or SECONDS of fuzzing (default 3600), whichever comes first, at nice 19,
 # on the committed seeds (fuzz/corpus/<target>/, read only) and its working corpus
 # (build-fuzz/corpus/<target>/, kept between runs). Limits: 2048 MB RSS, 256 MB per
 # allocation, 10 s per input. A crash, a sanitizer report, a leak, an uncaught exception,
@@ -14,7 +14,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${FUZZ_BUILD:-build-fuzz}
-SECONDS_EACH=${1:-1800}
+SECONDS_EACH=${1:-3600}
 RUNS=${2:-10000000}
 shift $(($# > 2 ? 2 : $#))
 TARGETS=("$@")

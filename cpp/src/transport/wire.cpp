@@ -213,7 +213,9 @@ std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t cou
     TESSERA_CHECK(codec_applies(d.codec, dt, rank), InvalidArgument, "tensor {}: codec {} does not apply to {} of rank {}",
                   t, codec_name(d.codec), dt, rank);
     check_codec_params(d, t);
-    const uint64_t decoded = numel * static_cast<uint64_t>(dtype_size(dt));
+    // saturated: with a maximum above 2^61 the product could wrap past the total's check
+    const uint64_t esize = static_cast<uint64_t>(dtype_size(dt));
+    const uint64_t decoded = numel > max_bytes / esize ? UINT64_MAX : numel * esize;
     if (d.codec == Codec::Zstd) {
       TESSERA_CHECK(d.nbytes <= max_bytes, InvalidArgument, "tensor {} (zstd) declares {} bytes, over the maximum {}",
                     t, d.nbytes, max_bytes);
@@ -223,8 +225,9 @@ std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t cou
                     d.nbytes, dt, fmt::join(d.dims, ", "),
                     d.codec == Codec::Raw ? std::string() : fmt::format(" as {}", codec_name(d.codec)), expect);
     }
+    TESSERA_CHECK(decoded <= max_bytes - total, InvalidArgument, "message exceeds the maximum size of {} bytes",
+                  max_bytes);
     total += decoded;
-    TESSERA_CHECK(total <= max_bytes, InvalidArgument, "message exceeds the maximum size of {} bytes", max_bytes);
     off += 8 + 8 * rank + 8 + nparams;
     out.push_back(std::move(d));
   }
