@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -17,7 +18,19 @@
 namespace tessera::transport {
 
 namespace {
-void release_tensor(void*, void* hint) { delete static_cast<at::Tensor*>(hint); }
+// What a zero-copy frame keeps alive. libzmq calls release_tensor on its I/O thread once the
+// frame is sent; the tensor reaches that thread through libzmq's own queues, which a thread
+// checker cannot see (libzmq is not instrumented), so the hand-over is also published here,
+// release on the sending thread, acquire on the releasing one (free on x86).
+struct FrameOwner {
+  at::Tensor tensor;
+  std::atomic<bool> sent{false};
+};
+void release_tensor(void*, void* hint) {
+  auto* owner = static_cast<FrameOwner*>(hint);
+  (void)owner->sent.load(std::memory_order_acquire);
+  delete owner;
+}
 }  // namespace
 
 TensorDesc describe(const at::Tensor& t) {
@@ -34,8 +47,11 @@ bool has_wire_dtype(const at::Tensor& t) { return has_dtype_name(t.scalar_type()
 
 zmq::message_t tensor_frame(const at::Tensor& t) {
   if (t.nbytes() == 0) return zmq::message_t();
-  auto* keep = new at::Tensor(t);
-  return zmq::message_t(keep->data_ptr(), keep->nbytes(), &release_tensor, keep);
+  auto* keep = new FrameOwner{t};
+  void* data = keep->tensor.data_ptr();
+  const size_t n = keep->tensor.nbytes();
+  keep->sent.store(true, std::memory_order_release);  // the last touch of `keep` on this thread
+  return zmq::message_t(data, n, &release_tensor, keep);
 }
 
 at::Tensor frame_tensor(zmq::message_t&& frame, const TensorDesc& d) {
