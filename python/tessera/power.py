@@ -107,7 +107,7 @@ class PowerModel:
         try:
             text = path.read_bytes()
         except FileNotFoundError:
-            raise FileNotFoundError(f"no power profile at {path}") from None
+            raise _core.NotFoundError(f"no power profile at {path}") from None
         items, arrays = _parse_power_profile(text, str(path))
 
         def need(name, what):

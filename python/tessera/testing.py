@@ -108,7 +108,7 @@ def brute_force(dag, device_ms: Sequence[float], server_ms: Sequence[float], ban
         candidates = ([0] * k + [1] * (n - k) for k in range(n + 1))
     else:
         if n > BRUTE_FORCE_MAX_ATOMS:
-            raise ValueError(f"brute_force over 2^{n} placements: at most {BRUTE_FORCE_MAX_ATOMS} atoms")
+            raise _core.InvalidArgumentError(f"brute_force over 2^{n} placements: at most {BRUTE_FORCE_MAX_ATOMS} atoms")
         candidates = itertools.product((0, 1), repeat=n)
     best, best_x = float("inf"), None
     for x in candidates:

@@ -199,3 +199,15 @@ def test_the_engine_stub_is_current_and_python():
     r = subprocess.run([sys.executable, str(root / "scripts" / "gen_stubs.py"), "--check"], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+def test_brute_force_beyond_its_limit_is_an_invalid_argument():
+    """tessera.testing raises the engine's error kinds too (a ValueError still)."""
+    import random
+
+    import tessera as ts
+    from tessera import testing
+    dag = testing.random_dag(random.Random(1), testing.BRUTE_FORCE_MAX_ATOMS + 1)
+    n = dag.num_atoms
+    with pytest.raises(ts.InvalidArgumentError, match="at most"):
+        testing.brute_force(dag, [1.0] * n, [1.0] * n, bandwidth_mbps=1.0)

@@ -58,6 +58,13 @@ def test_malformed_or_incomplete_profiles_name_the_line_and_field(tmp_path, text
         ts.PowerModel.from_android_profile(tmp_path / "missing.xml")
 
 
+def test_missing_profile_is_the_engines_not_found_error(tmp_path):
+    """The package raises the error kinds the engine documents (still a FileNotFoundError)."""
+    with pytest.raises(ts.NotFoundError, match="no power profile") as info:
+        ts.PowerModel.from_android_profile(tmp_path / "missing.xml")
+    assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, ts.TesseraError)
+
+
 def test_bad_power_models_are_named():
     radio = ts.Radio(max_power_mw=200)
     with pytest.raises(ValueError, match="frequencies must increase"):
