@@ -29,6 +29,7 @@ import math
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from . import _core
+from ._forward import CoreView
 
 __all__ = [
     "Plan",
@@ -131,29 +132,43 @@ def make_constraints(spec=None) -> "_core.Constraints":
         pin=[int(p) for p in spec.get("pin", [])])
 
 
-class Plan:
-    """A plan: placement (target per atom: 0 device, 1 server), metrics, blocks."""
+class Plan(CoreView):
+    """A plan: placement (target per atom: 0 device, 1 server), metrics, blocks.
+
+    The C++ plan's fields are read through (``core`` is the bound ``_core.Plan``): ``algorithm``,
+    ``status`` ('optimal' | 'feasible' | 'infeasible' | 'bad_input'), ``reason``, ``latency_ms``,
+    ``throughput_fps``, ``transfer_bytes``, ``device_memory_bytes``, ``energy_mj``, ``objective``,
+    ``bandwidth_mbps`` and ``rtt_ms`` (the context it was made for), ``target_ms``, ``link_ms``.
+    ``placement``, ``blocks`` and ``transfers`` are Python lists (copies).
+    """
 
     def __init__(self, core: "_core.Plan", cost_model: "_core.CostModel"):
         self._core = core
         self._cm = cost_model
 
-    algorithm = property(lambda self: self._core.algorithm)
-    placement = property(lambda self: list(self._core.placement))
-    status = property(lambda self: self._core.status, doc="'optimal' | 'feasible' | 'infeasible' | 'bad_input'")
-    reason = property(lambda self: self._core.reason)
-    latency_ms = property(lambda self: self._core.latency_ms)
-    throughput_fps = property(lambda self: self._core.throughput_fps)
-    transfer_bytes = property(lambda self: self._core.transfer_bytes)
-    device_memory_bytes = property(lambda self: self._core.device_memory_bytes)
-    energy_mj = property(lambda self: self._core.energy_mj)
-    objective = property(lambda self: self._core.objective)
-    blocks = property(lambda self: list(self._core.blocks), doc="PlanBlock list in execution order")
-    transfers = property(lambda self: list(self._core.transfers))
-    core = property(lambda self: self._core, doc="the underlying _core.Plan")
+    @property
+    def placement(self) -> list:
+        """Target per atom (0 device, 1 server), a list."""
+        return list(self._core.placement)
+
+    @property
+    def blocks(self) -> list:
+        """PlanBlock list in execution order."""
+        return list(self._core.blocks)
+
+    @property
+    def transfers(self) -> list:
+        """The values that cross a link, a list."""
+        return list(self._core.transfers)
+
+    @property
+    def core(self) -> "_core.Plan":
+        """The underlying _core.Plan."""
+        return self._core
 
     @property
     def ok(self) -> bool:
+        """The C++ plan's ok(): a usable plan was found (status optimal or feasible)."""
         return self._core.ok()
 
     def explain(self) -> str:

@@ -22,50 +22,59 @@ from typing import Optional
 import torch
 
 from . import _core
+from ._forward import CoreView
 
 __all__ = ["CostTable", "MachineCheck", "canary_ms", "machine_check", "profile", "progress_bar"]
 
 
-class CostTable:
+class CostTable(CoreView):
     """Measured costs of one model on one machine (threads, load).
 
     Per atom: ``atom_ms`` (median), ``atom_q1_ms`` / ``atom_q3_ms`` (spread),
-    ``param_bytes``; per value id: ``value_bytes``; the whole model: ``model_ms``
-    beside ``sum_atom_ms``.
+    ``param_bytes``; per value id: ``value_bytes`` (these five are Python lists, copies);
+    the whole model: ``model_ms`` (median ms of the whole model as one block, with
+    ``model_q1_ms`` / ``model_q3_ms``) beside ``sum_atom_ms``.
+
+    The bound table's (``_core.CostTable``) other fields are read through: ``threads``,
+    ``load``, ``repeats``, ``warmup``, ``model_hash``, ``num_atoms``, ``label``; the machine
+    state: ``canary_reference_ms`` (the canary's reference, settle > 0; else 0),
+    ``canary_ms`` (median canary over the counted rounds), ``rounds_discarded`` (rounds run
+    again because the machine was not in its reference state), ``settled`` (False if the
+    reference state was not reached), ``waited_ms`` (time spent waiting for it).
     """
 
     def __init__(self, core: "_core.CostTable", atoms=None):
         self._core = core
         self._atoms = atoms
 
-    atom_ms = property(lambda self: list(self._core.atom_ms), doc="median ms per atom")
-    atom_q1_ms = property(lambda self: list(self._core.atom_q1_ms))
-    atom_q3_ms = property(lambda self: list(self._core.atom_q3_ms))
-    param_bytes = property(lambda self: list(self._core.param_bytes))
-    value_bytes = property(lambda self: list(self._core.value_bytes))
-    model_ms = property(lambda self: self._core.model_ms, doc="median ms of the whole model (one block)")
-    model_q1_ms = property(lambda self: self._core.model_q1_ms)
-    model_q3_ms = property(lambda self: self._core.model_q3_ms)
-    canary_reference_ms = property(lambda self: self._core.canary_reference_ms,
-                                   doc="machine-state canary reference (settle > 0; else 0)")
-    canary_ms = property(lambda self: self._core.canary_ms, doc="median canary over the counted rounds")
-    rounds_discarded = property(lambda self: self._core.rounds_discarded,
-                                doc="rounds run again because the machine was not in its reference state")
-    settled = property(lambda self: self._core.settled, doc="False if the reference state was not reached")
-    waited_ms = property(lambda self: self._core.waited_ms, doc="time spent waiting for the reference state")
-    threads = property(lambda self: self._core.threads)
-    load = property(lambda self: self._core.load)
-    repeats = property(lambda self: self._core.repeats)
-    warmup = property(lambda self: self._core.warmup)
-    model_hash = property(lambda self: self._core.model_hash)
-    num_atoms = property(lambda self: self._core.num_atoms)
+    @property
+    def atom_ms(self) -> list:
+        """Median ms per atom."""
+        return list(self._core.atom_ms)
 
     @property
-    def label(self) -> str:
-        return self._core.label
+    def atom_q1_ms(self) -> list:
+        """First quartile of ms per atom."""
+        return list(self._core.atom_q1_ms)
+
+    @property
+    def atom_q3_ms(self) -> list:
+        """Third quartile of ms per atom."""
+        return list(self._core.atom_q3_ms)
+
+    @property
+    def param_bytes(self) -> list:
+        """Parameter bytes per atom."""
+        return list(self._core.param_bytes)
+
+    @property
+    def value_bytes(self) -> list:
+        """Bytes per value id."""
+        return list(self._core.value_bytes)
 
     @property
     def sum_atom_ms(self) -> float:
+        """The sum of the atoms' medians (ms)."""
         return self._core.sum_atom_ms()
 
     def summary(self, top: int = -1) -> str:
