@@ -28,7 +28,19 @@ from collections.abc import Iterable, Iterator
 from . import _core
 from .atoms import _as_tuple, _rebuild
 
-__all__ = ["Node", "Network", "PipelinePlan", "Pipeline", "plan_pipeline"]
+__all__ = ["Node", "Network", "PipelinePlan", "Pipeline", "plan_pipeline", "PipelineNode", "PipelineNetwork",
+           "evaluate_pipeline", "plan_pipeline_convex_brute_force"]
+
+# The engine's pipeline building blocks, the bound classes as they are (tessera.pipeline.*): what
+# Network.core() builds, for networks made by hand (any link matrix, unreachable pairs included).
+PipelineNode = _core.PipelineNode
+PipelineNetwork = _core.PipelineNetwork
+if not PipelineNode.__doc__:  # the binding has none (yet): the reference needs one
+    PipelineNode.__doc__ = ("A node of a PipelineNetwork: name, compute_ms per atom, memory_bytes for weights, "
+                            "load (how much busier than its costs say).")
+if not PipelineNetwork.__doc__:
+    PipelineNetwork.__doc__ = ("The network a pipeline is planned on: nodes (the first is the device), "
+                               "bandwidth_mbps[i][j] and rtt_ms[i][j] between them (0 Mbit/s: no link), pin, tiling.")
 
 
 @dataclass
@@ -124,6 +136,24 @@ class Network:
         return net
 
 
+def evaluate_pipeline(dag: "_core.AtomDag", network: PipelineNetwork, stages: list) -> "_core.PipelinePlan":
+    """The metrics of given stages (``_core.Stage``: node index, atoms; e.g. ``plan.core.stages``)
+    on a PipelineNetwork (e.g. ``Network.core(num_atoms)``), checked: contiguous, in order, every
+    atom once, the first on node 0, reachable links, memory (a violated memory limit gives status
+    infeasible with the reason). Returns the bound plan. C++ (plan/pipeline.h)."""
+    return _core.evaluate_pipeline(dag, network, list(stages))
+
+
+def plan_pipeline_convex_brute_force(dag: "_core.AtomDag", network: PipelineNetwork, order: list[int],
+                                     objective: str = "throughput", max_atoms: int = 12) -> "_core.PipelinePlan":
+    """The best over every convex partition of the atoms into stages on a prefix of ``order`` (node
+    indices; a producer's stage never after its consumers'), not only the contiguous runs of one
+    topological order that ``plan_pipeline(algorithm="dp")`` searches: how much dp gives up on DAGs
+    with parallel branches. Exhaustive: at most ``max_atoms`` atoms (else InvalidArgumentError).
+    Returns the bound plan (stages as atom sets). C++ (plan/pipeline.h)."""
+    return _core.plan_pipeline_convex_brute_force(dag, network, [int(i) for i in order], objective, int(max_atoms))
+
+
 class PipelinePlan:
     """A pipeline plan: stages [(node name, [atom ids])], throughput, latency, bottleneck."""
 
@@ -137,6 +167,16 @@ class PipelinePlan:
     def __getattr__(self, name):  # algorithm, status, reason, throughput_fps, latency_ms, bottleneck, ...
         return getattr(self._core, name)
 
+    @property
+    def core(self) -> "_core.PipelinePlan":
+        """The bound C++ plan (its ``stages`` name nodes by index: what evaluate_pipeline takes)."""
+        return self._core
+
+    @property
+    def core_network(self) -> "_core.PipelineNetwork":
+        """The bound network it was planned on (node order, link matrices, pin, tiling)."""
+        return self._net
+
     def explain(self) -> str:
         return self._core.explain(self._net)
 
@@ -145,7 +185,7 @@ class PipelinePlan:
                 f"{len(self.stages)} stages)")
 
 
-def plan_pipeline(model, network: Network, objective: str = "throughput", algorithm: str = "dp",
+def plan_pipeline(model, network: Network | PipelineNetwork, objective: str = "throughput", algorithm: str = "dp",
                   order=None, split: int = 1, pin: dict | None = None) -> PipelinePlan:
     """Place `model` over the network's nodes. algorithm: "dp" (exact for the node order: `order`, names,
     default the network's order), "pso_dp" (a particle swarm over which servers and in what order, dp
@@ -153,10 +193,18 @@ def plan_pipeline(model, network: Network, objective: str = "throughput", algori
     "equal_layers" (stages of equal compute, the naive baseline). objective: throughput or latency.
     split: up to this many nodes may share one server stage by rows (intra-layer: convolution, pooling and
     element-wise chains, each node a tile of the rows with the halo its kernels read; 1 = no splits).
-    pin: {atom id: node name} for atoms that must run on one node (privacy, an operator only it has)."""
+    pin: {atom id: node name} for atoms that must run on one node (privacy, an operator only it has).
+    network may also be a :class:`PipelineNetwork` built by hand (model then may be an AtomDag): planned
+    as it is, without pin= or split=; the plan has no Network, so a Pipeline needs network=."""
     dag = model.dag() if hasattr(model, "dag") else model
-    net = network.core(dag.num_atoms)
-    names = [n.name for n in network.nodes]
+    if isinstance(network, _core.PipelineNetwork):  # built by hand: planned as it is
+        if pin or int(split) > 1:
+            raise _core.InvalidArgumentError("pin= and split= need a ts.Network (set a PipelineNetwork's pin and "
+                                             "tiling yourself)")
+        net, names, network = network, [n.name for n in network.nodes], None
+    else:
+        net = network.core(dag.num_atoms)
+        names = [n.name for n in network.nodes]
     if pin:
         pins = [-1] * dag.num_atoms
         for a, node in pin.items():

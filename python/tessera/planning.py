@@ -22,6 +22,10 @@ C++; errors are ``tessera.InvalidArgumentError`` (a ``ValueError``) naming the f
 Planners (``planner_names()``): device_only, server_only, chain (Neurosurgeon),
 mincut (DADS), compressed (CIC/QDMP), parametric, throughput (DADS heavy load),
 gads (CAS, constrained re-planning).
+
+The engine's building blocks are here too, as the bound classes: ``AtomDag`` and ``DagValue``
+(a DAG built by hand), ``CostModel``, ``Context``, ``Constraints``; ``Planner(...).core`` and
+``ParametricPlanner(...).core`` are the bound planners, ``Plan.core`` the bound plan.
 """
 from __future__ import annotations
 
@@ -42,7 +46,22 @@ __all__ = [
     "make_constraints",
     "Planner",
     "ParametricPlanner",
+    "AtomDag",
+    "DagValue",
+    "CostModel",
+    "Context",
+    "Constraints",
 ]
+
+# The engine's planning building blocks, bound classes re-exported as they are (tessera.planning.*):
+# a DAG of atoms and the values between them (build one by hand for synthetic graphs; a Model's is
+# ``m.dag()``), the cost model planners read (``make_cost_model`` builds one from per-atom costs), the
+# context and constraints of one planning call (``make_context`` / ``make_constraints`` fill them).
+AtomDag = _core.AtomDag
+DagValue = _core.DagValue
+CostModel = _core.CostModel
+Context = _core.Context
+Constraints = _core.Constraints
 
 STATUSES = ("optimal", "feasible", "infeasible", "bad_input")
 
@@ -235,7 +254,15 @@ class Planner:
 
     @property
     def name(self) -> str:
+        """The algorithm's name."""
         return self._core.name
+
+    @property
+    def core(self) -> "_core.Planner":
+        """The bound C++ planner: ``core.plan(context, constraints, current)`` takes a
+        :class:`Context` and :class:`Constraints` and returns a ``_core.Plan`` (no Python
+        conversion on the way: what benchmarks time)."""
+        return self._core
 
     def plan(self, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency", constraints=None,
              server_load: float = 1.0, current=None, device_load: float = 1.0) -> Plan:
@@ -267,4 +294,11 @@ class ParametricPlanner:
 
     @property
     def segments(self) -> list:
+        """The envelope's segments (bandwidth interval, placement, latency line), a list."""
         return list(self._core.segments)
+
+    @property
+    def core(self) -> "_core.ParametricPlanner":
+        """The bound C++ planner (``lookup_index``, ``lookup_indices`` over many bandwidths in one
+        call, ``num_cuts_solved``, ...): what benchmarks time."""
+        return self._core

@@ -26,7 +26,7 @@ from . import _core
 from .planning import make_cost_model
 
 __all__ = ["Radio", "PowerModel", "energy", "plan_energy", "energy_hull", "EnergyController", "tradeoff",
-           "sample_profile", "SAMPLE_PROFILES"]
+           "sample_profile", "SAMPLE_PROFILES", "energy_oracle_from_hulls"]
 
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE_PROFILES = ("phone_big_little_wifi", "phone_lte")
@@ -314,6 +314,16 @@ def energy_hull(model, costs, power: PowerModel, bandwidth_mbps: float, rtt_ms: 
                                   math.inf if deadline_ms is None else float(deadline_ms)))
 
 
+def energy_oracle_from_hulls(hulls: list, budget_mj: float) -> tuple[list, float]:
+    """The offline oracle that knows every request's bandwidth, over precomputed hulls (one
+    :func:`energy_hull` per request): every request at its fastest plan, then the moves down the
+    hulls that add the least latency per mJ saved, in that order, until the mean energy is within
+    budget_mj. Returns (one EnergyDecision per request, the slope of the last move in ms per mJ,
+    0 when no move was needed): the least mean latency any policy could have with that energy
+    (what :func:`tradeoff` compares the controller with). C++ (plan/energy.h)."""
+    return _core.energy_oracle_from_hulls(hulls, float(budget_mj))
+
+
 class EnergyController:
     """CutEdge's online controller: per request the (split, frequency, transmit power) minimising
     V x latency + Q x energy under the deadline, then Q <- max(Q + energy - budget_mj, 0): the long-run
@@ -385,7 +395,7 @@ def tradeoff(model, costs, power: PowerModel, trace, V=(1, 10, 100, 1000), budge
         e = sum(r["total_mj"] for r in recs) / len(recs)
         lat = sum(r["latency_ms"] for r in recs) / len(recs)
         fps = len(recs) / sum(1.0 / r["throughput_fps"] for r in recs)
-        ds, lam = _core.energy_oracle_from_hulls(hulls, e * (1 + 1e-9))
+        ds, lam = energy_oracle_from_hulls(hulls, e * (1 + 1e-9))
         o_lat = sum(d.parts.latency_ms for d in ds) / len(ds)
         points.append({"V": v, "budget_mj": budget_mj, "energy_mj": e, "latency_ms": lat, "throughput_fps": fps,
                        "oracle_latency_ms": o_lat, "latency/oracle": lat / o_lat if o_lat > 0 else math.nan,

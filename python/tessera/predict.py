@@ -32,7 +32,7 @@ from . import _core
 __all__ = [
     "Predictor", "PythonPredictor", "TorchScriptPredictor", "BackgroundLoad", "PredictedCosts",
     "features", "samples_of", "collect", "train", "evaluate", "costs", "load", "read_samples", "write_samples",
-    "kinds", "feature_matrix",
+    "kinds", "feature_matrix", "feature_names",
 ]
 
 Predictor = _core.Predictor
@@ -112,6 +112,12 @@ class BackgroundLoad:
 def features(model) -> list:
     """Per-atom features (op kinds, FLOPs, bytes, kernel, stride, ...) of a tessera.Model."""
     return list(_core.atom_features(model.graph, model.atoms, model.hash))
+
+
+def feature_names() -> list:
+    """Names of the numeric per-atom features, in the order of each feature's ``x`` (flops,
+    in_bytes, out_bytes, ...): ``x[feature_names().index("flops")]``."""
+    return list(_core.feature_names())
 
 
 def samples_of(model, table=None, threads: int = 1, load: float = 0.0, label: str = "") -> list:
@@ -245,7 +251,8 @@ def train(samples, kind: str = "xgboost", **options) -> "_core.Predictor":
 
 def evaluate(predictor, samples, min_ms: float = 0.1, tolerance: float = 0.10) -> "_core.Accuracy":
     """Accuracy on measured samples: share of atoms (>= min_ms) and of whole models (sum of
-    atoms) within +-tolerance, and MAPE."""
+    atoms) within +-tolerance, and MAPE. predictor: a predictor, or the predicted ms of the
+    samples already computed (one per sample, a sequence or a Prediction)."""
     samples = _samples(samples)
     if not samples:
         raise _core.InvalidArgumentError("evaluate() needs samples (the list is empty)")
@@ -253,7 +260,7 @@ def evaluate(predictor, samples, min_ms: float = 0.1, tolerance: float = 0.10) -
         raise _core.InvalidArgumentError(f"tolerance = {tolerance} must be a finite number > 0 (0.1 = +-10%)")
     if not (min_ms >= 0 and math.isfinite(min_ms)):
         raise _core.InvalidArgumentError(f"min_ms = {min_ms} must be a finite number >= 0")
-    pred = predictor.predict(samples)
+    pred = predictor.predict(samples) if hasattr(predictor, "predict") else predictor
     if not isinstance(pred, _core.Prediction):
         pred = _core.Prediction([float(v) for v in pred])
     return _core.accuracy(samples, pred, float(min_ms), float(tolerance))

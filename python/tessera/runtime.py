@@ -177,16 +177,20 @@ class Deployment:
 
     def __init__(self, model: Model, plan, server: str | Sequence[str] = "", timeout_ms: int = 1000,
                  retry_ms: int = 1000, curve_server_key: str = "", curve_keys: tuple[str, str] | None = None,
-                 link=None, device_slowdown: float = 1.0, emulation: str = "sleep", server_policy: str = "best"):
+                 link=None, device_slowdown: float = 1.0, emulation: str = "sleep", server_policy: str = "best",
+                 codec: str = ""):
         """server: an endpoint, or a list of endpoints (several servers: each request goes to
         one, chosen by server_policy: "best" = least measured queue + compute + link time,
         "p2c" = the less loaded of two picked at random, "first" = in order, the rest for
         fail-over; a server that fails is skipped for retry_ms, then Pinged before reuse).
         link: a tessera.Link every message passes through; device_slowdown: stretch local
         compute (a device that many times slower); emulation: "sleep" or "account". A server
-        whose queue is full answers Busy: the block runs here at once (timeline: ``busy``)."""
+        whose queue is full answers Busy: the block runs here at once (timeline: ``busy``).
+        codec: the wire codec ("fp16", "bf16", "int8", "int8_channel", "zstd"; "" = raw) of every
+        float32 value that crosses, when ``plan`` is a placement (a Plan says its own per transfer)."""
         from .transport import deployment_options
         o = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation, server_policy)
+        o.codec = str(codec)
         if curve_server_key or curve_keys:
             if not (curve_server_key and curve_keys):
                 raise _core.InvalidArgumentError("CURVE needs curve_server_key and curve_keys=(public, secret)")
@@ -200,6 +204,16 @@ class Deployment:
         return _rebuild(self.model.graph.output_structure, flat)
 
     run = __call__
+
+    def run_flat(self, inputs) -> list:
+        """Runs one request; the model's outputs as a flat list of tensors (no rebuilding of the
+        model's output structure: what benchmarks time)."""
+        return self._core.run(list(_as_tuple(inputs)))
+
+    def probe(self, nbytes: int) -> float:
+        """Bandwidth / rtt probe: an Echo of ``nbytes`` bytes through the server (and the emulated
+        link, if any); the round trip in ms, or -1 on failure."""
+        return self._core.probe(int(nbytes))
 
     @property
     def placement(self) -> list[int]:
