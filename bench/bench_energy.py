@@ -32,8 +32,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
-from tessera import _core  # noqa: E402
-from tessera.plan import make_cost_model  # noqa: E402
 
 from common import RESULTS, quantiles, smoke, table, trace_files, write_csv  # noqa: E402
 
@@ -41,16 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SCALES = {"3G": 1.1, "4G": 5.85, "WiFi": 18.88}
 
 
-def weights(lw, ew, deadline=float("inf")):
-    w = _core.EnergyWeights()
-    w.latency, w.energy, w.deadline_ms = float(lw), float(ew), deadline
-    return w
-
-
-def static_row(cm, pm, placement, op, bws, rtt):
-    es = [_core.device_energy(cm, pm, placement, op, b, rtt) for b in bws]
-    return (statistics.fmean(e.total_mj for e in es), statistics.fmean(e.latency_ms for e in es),
-            len(es) / sum(1.0 / e.throughput_fps for e in es))
+def static_row(m, cm, power, placement, frequency_mhz, tx_power_mw, bws, rtt):
+    es = [ts.energy(m, placement, power, costs=cm, frequency_mhz=frequency_mhz, tx_power_mw=tx_power_mw,
+                    bandwidth_mbps=b, rtt_ms=rtt) for b in bws]
+    return (statistics.fmean(e["total_mj"] for e in es), statistics.fmean(e["latency_ms"] for e in es),
+            len(es) / sum(1.0 / e["throughput_fps"] for e in es))
 
 
 def main(argv=None):
@@ -81,12 +74,11 @@ def main(argv=None):
         m = ts.load(str(path), xs)
         ct = ts.profile(m, xs, threads=1, repeats=5, warmup=2)
         costs = {"device": [args.device_slowdown * c for c in ct.atom_ms], "server": list(ct.atom_ms)}
-        cm = make_cost_model(m, costs)
+        cm = ts.make_cost_model(m, costs)
         n = m.num_atoms
         for prof in args.profiles:
             power = ts.PowerModel.from_android_profile(ts.sample_profile(prof))
-            pm = power._core
-            ctl0 = _core.EnergyController(cm, pm, _opts(1e9, 10))
+            ctl0 = ts.EnergyController(m, cm, power, budget_mj=1e9, V=10)
             samples = []
             for bw in (1.1, 5.85, 18.88) * 10:
                 t0 = time.perf_counter()
@@ -101,7 +93,7 @@ def main(argv=None):
                     link = ts.Link(trace=samples_tr, scale=SCALES[sc] / max(med, 1e-3))
                     bws = [link.bandwidth_at(i * args.period) for i in range(args.requests)]
                     mean_bw = statistics.fmean(bws)
-                    hulls = [_core.energy_hull(cm, pm, b, args.rtt) for b in bws]
+                    hulls = [ts.power.energy_hull(m, cm, power, b, args.rtt) for b in bws]
                     fast_e = statistics.fmean(h[0].parts.total_mj for h in hulls)
                     frugal_e = statistics.fmean(h[-1].parts.total_mj for h in hulls)
                     budget = (fast_e + frugal_e) / 2
@@ -109,33 +101,33 @@ def main(argv=None):
                             "budget_mj": f"{budget:.1f}"}
                     pts = []
                     for fq in power.freqs_mhz:
-                        e, lat, fps = static_row(cm, pm, [0] * n, _core.Operating(fq, 0), bws, args.rtt)
+                        e, lat, fps = static_row(m, cm, power, [0] * n, fq, 0, bws, args.rtt)
                         rows.append({**case, "policy": f"device@{fq:g}", "energy_mj": f"{e:.1f}",
                                      "latency_ms": f"{lat:.1f}", "fps": f"{fps:.2f}"})
                         pts.append(("device", fq, e, lat))
-                    e, lat, fps = static_row(cm, pm, [1] * n, _core.Operating(0, 0), bws, args.rtt)
+                    e, lat, fps = static_row(m, cm, power, [1] * n, 0, 0, bws, args.rtt)
                     rows.append({**case, "policy": "server", "energy_mj": f"{e:.1f}", "latency_ms": f"{lat:.1f}",
                                  "fps": f"{fps:.2f}"})
                     for label, (lw, ew) in (("min_latency", (1, 0)), ("min_energy", (1e-9, 1))):
-                        d = _core.plan_energy(cm, pm, mean_bw, args.rtt, weights(lw, ew))
-                        e, lat, fps = static_row(cm, pm, list(d.placement), d.op, bws, args.rtt)
+                        d = ts.plan_energy(m, cm, power, mean_bw, args.rtt, latency_weight=lw, energy_weight=ew)
+                        e, lat, fps = static_row(m, cm, power, list(d.placement), d.op.frequency_mhz,
+                                                 d.op.tx_power_mw, bws, args.rtt)
                         rows.append({**case, "policy": label, "energy_mj": f"{e:.1f}", "latency_ms": f"{lat:.1f}",
                                      "fps": f"{fps:.2f}"})
                     for v in args.V:
-                        ctl = _core.EnergyController(cm, pm, _opts(budget, v))
-                        recs = _core.run_controller(ctl, bws, args.rtt)
-                        e = statistics.fmean(r.decision.parts.total_mj for r in recs)
-                        lat = statistics.fmean(r.decision.parts.latency_ms for r in recs)
-                        fps = len(recs) / sum(1.0 / r.decision.parts.throughput_fps for r in recs)
-                        ods, _ = _core.energy_oracle_from_hulls(hulls, e * (1 + 1e-9))
+                        recs = ts.EnergyController(m, cm, power, budget_mj=budget, V=v).run(bws, args.rtt)
+                        e = statistics.fmean(r["total_mj"] for r in recs)
+                        lat = statistics.fmean(r["latency_ms"] for r in recs)
+                        fps = len(recs) / sum(1.0 / r["throughput_fps"] for r in recs)
+                        ods, _ = ts.power.energy_oracle_from_hulls(hulls, e * (1 + 1e-9))
                         o_lat = statistics.fmean(d.parts.latency_ms for d in ods)
                         rows.append({**case, "policy": f"controller V={v:g}", "energy_mj": f"{e:.1f}",
                                      "latency_ms": f"{lat:.1f}", "fps": f"{fps:.2f}",
                                      "energy/budget": f"{e / budget:.3f}", "latency/oracle": f"{lat / o_lat:.3f}",
-                                     "queue_max": f"{max(r.queue for r in recs):.0f}"})
+                                     "queue_max": f"{max(r['queue'] for r in recs):.0f}"})
                         curves.setdefault((name, prof), []).append((v, e / budget, lat / o_lat, e, lat, fps))
                         if sc == "4G" and sub == "norway-hsdpa" and (name, prof, v) not in queues:
-                            queues[(name, prof, v)] = [r.queue for r in recs]
+                            queues[(name, prof, v)] = [r["queue"] for r in recs]
                     key = (name, prof)
                     if sc == "4G" and sub == "norway-hsdpa" and key not in showcase:
                         # one case per model and profile for the trade-off figure: the controller at
@@ -144,13 +136,13 @@ def main(argv=None):
                         for frac in (0.1, 0.3, 0.5, 0.7, 0.9):
                             b = frugal_e + frac * (fast_e - frugal_e)
                             for v in args.V:
-                                recs = _core.run_controller(_core.EnergyController(cm, pm, _opts(b, v)), bws, args.rtt)
-                                pts.append((v, statistics.fmean(r.decision.parts.total_mj for r in recs),
-                                            statistics.fmean(r.decision.parts.latency_ms for r in recs),
-                                            len(recs) / sum(1.0 / r.decision.parts.throughput_fps for r in recs)))
+                                recs = ts.EnergyController(m, cm, power, budget_mj=b, V=v).run(bws, args.rtt)
+                                pts.append((v, statistics.fmean(r["total_mj"] for r in recs),
+                                            statistics.fmean(r["latency_ms"] for r in recs),
+                                            len(recs) / sum(1.0 / r["throughput_fps"] for r in recs)))
                         oracle = []
                         for frac in [i / 20 for i in range(21)]:
-                            ods, _ = _core.energy_oracle_from_hulls(hulls, frugal_e + frac * (fast_e - frugal_e))
+                            ods, _ = ts.power.energy_oracle_from_hulls(hulls, frugal_e + frac * (fast_e - frugal_e))
                             oracle.append((statistics.fmean(d.parts.total_mj for d in ods),
                                            statistics.fmean(d.parts.latency_ms for d in ods),
                                            len(ods) / sum(1.0 / d.parts.throughput_fps for d in ods)))
@@ -202,12 +194,6 @@ def main(argv=None):
     print("wrote", write_csv("bench_energy", [{k: r.get(k, "") for k in keys} for r in rows]))
     if not smoke():
         plot(showcase, queues, args)
-
-
-def _opts(budget, v):
-    o = _core.ControllerOptions()
-    o.budget_mj, o.V = float(budget), float(v)
-    return o
 
 
 def plot(showcase, queues, args):

@@ -36,10 +36,10 @@ endpoint, sizes, repeats, rate, emulate = sys.argv[1], json.loads(sys.argv[2]), 
 m = ts.load(torch.nn.Sequential(torch.nn.Linear(4, 4)).eval(), torch.randn(1, 4))
 link = ts.Link(bandwidth_mbps=rate, rtt_ms=0.0) if emulate else None
 dep = ts.Deployment(m, [0] * m.num_atoms, server=endpoint, timeout_ms=120000, link=link)
-dep._core.probe(64)
+dep.probe(64)
 out = {}
 for s in sizes:
-    out[s] = [dep._core.probe(s) for _ in range(repeats)]
+    out[s] = [dep.probe(s) for _ in range(repeats)]
 print(json.dumps(out))
 """
 

@@ -67,8 +67,8 @@ def best_single(m, net, device_link, servers=None, objective="throughput"):
 def accounted_latency(plan, st):
     """One input's latency from the accounted stage figures: each stage's compute (a split stage: its own
     tile or its slowest helper's round, whichever is longer), each link's serialisation and half its rtt."""
-    net = plan._net
-    nodes = [s.node for s in plan._core.stages]
+    net = plan.core_network
+    nodes = [s.node for s in plan.core.stages]
     ms = 0.0
     for i, s in enumerate(st.stages):
         u = nodes[i]
@@ -137,9 +137,9 @@ def reprice(m, plan, ct2):
     net = plan.network
     nodes = [ts.Node(n.name, speed=n.speed, reference=ct2) for n in net.nodes]
     again = ts.Network(nodes, net.links, symmetric=False).core(m.num_atoms)
-    again.tiling = plan._net.tiling  # the same splits, if any
-    again.pin = plan._net.pin
-    return ts._core.evaluate_pipeline(m.dag(), again, plan._core.stages).throughput_fps
+    again.tiling = plan.core_network.tiling  # the same splits, if any
+    again.pin = plan.core_network.pin
+    return ts.pipeline.evaluate_pipeline(m.dag(), again, plan.core.stages).throughput_fps
 
 
 def _stage_ms(text):
@@ -223,13 +223,13 @@ def random_branchy(rng, max_atoms, K):
                     v = atom([v])
             tails.append(v)
         head = atom(tails)
-    values = [ts._core.DagValue(producers[v], consumers[v], rng.uniform(1e3, 1e6), not consumers[v])
+    values = [ts.planning.DagValue(producers[v], consumers[v], rng.uniform(1e3, 1e6), not consumers[v])
               for v in range(len(producers))]
-    dag = ts._core.AtomDag(n, values, [rng.uniform(0, 1e6) for _ in range(n)])
-    net = ts._core.PipelineNetwork()
+    dag = ts.planning.AtomDag(n, values, [rng.uniform(0, 1e6) for _ in range(n)])
+    net = ts.pipeline.PipelineNetwork()
     nodes = []
     for k in range(K):
-        node = ts._core.PipelineNode()
+        node = ts.pipeline.PipelineNode()
         node.name = "device" if k == 0 else f"edge-{k}"
         speed = 10 if k == 0 else rng.uniform(1, 4)
         node.compute_ms = [rng.uniform(0.1, 10) * speed for _ in range(n)]
@@ -251,8 +251,8 @@ def convex_gap_study(instances, seed=1):
         K = rng.randint(2, 4)
         dag, net = random_branchy(rng, rng.randint(4, 10), K)
         for obj in gaps:
-            dp = ts._core.plan_pipeline(dag, net, "dp", list(range(K)), obj)
-            bf = ts._core.plan_pipeline_convex_brute_force(dag, net, list(range(K)), obj)
+            dp = ts.plan_pipeline(dag, net, objective=obj, algorithm="dp")  # node order 0..K-1
+            bf = ts.pipeline.plan_pipeline_convex_brute_force(dag, net, list(range(K)), obj)
             if dp.ok() and bf.ok():
                 a, b = (dp.bottleneck_ms, bf.bottleneck_ms) if obj == "throughput" else (dp.latency_ms, bf.latency_ms)
                 gaps[obj].append(a / b - 1 if b > 0 else 0.0)

@@ -37,8 +37,8 @@ import statistics
 import sys
 import time
 
-import tessera  # noqa: F401  (imports torch first, then _core)
-from tessera import _core
+import tessera as ts  # imports torch first, then the engine
+from tessera import planning
 from tessera.testing import NetworkxDads, random_dag
 
 BANDWIDTHS = [0.13, 1.1, 5.85, 18.88, 0.5, 3.0, 50.0, 200.0]
@@ -47,7 +47,7 @@ BANDWIDTHS = [0.13, 1.1, 5.85, 18.88, 0.5, 3.0, 50.0, 200.0]
 # ---- synthetic graphs ------------------------------------------------------------
 
 def _value(producer, consumers, nbytes, output=False, name=""):
-    return _core.DagValue(producer=producer, consumers=sorted(set(consumers)), bytes=float(nbytes),
+    return planning.DagValue(producer=producer, consumers=sorted(set(consumers)), bytes=float(nbytes),
                           is_output=output, name=name)
 
 
@@ -106,7 +106,7 @@ RANDOM_DAG = dict(skip=0.1, window=40, chain=1.0, two_outputs=0.0, input_fanout=
 
 
 def atom_dag(n, values, rng):
-    return _core.AtomDag(num_atoms=n, values=values, param_bytes=[float(rng.randint(0, 2_000_000)) for _ in range(n)],
+    return planning.AtomDag(num_atoms=n, values=values, param_bytes=[float(rng.randint(0, 2_000_000)) for _ in range(n)],
                          atom_names=[f"atom{a}" for a in range(n)])
 
 
@@ -116,20 +116,19 @@ def make_cost_model(dag, rng, compute_ms=None):
         dev = [rng.uniform(0.05, 3.0) for _ in range(n)]
         srv = [d / rng.uniform(5, 20) for d in dev]
         compute_ms = [dev, srv]
-    return _core.CostModel(dag, compute_ms)
+    return planning.CostModel(dag, compute_ms)
 
 
 def flop_costs_ms(model):
     """Deterministic per-atom ms from FLOPs and bytes (a roofline: 20 GFLOP/s, 5 GB/s, 10 us per call)."""
-    names = list(_core.feature_names())
-    i_flops, i_in, i_out = names.index("flops"), names.index("in_bytes"), names.index("out_bytes")
     from tessera import predict
+    names = predict.feature_names()
+    i_flops, i_in, i_out = names.index("flops"), names.index("in_bytes"), names.index("out_bytes")
     return [0.01 + f.x[i_flops] / 20e9 * 1e3 + (f.x[i_in] + f.x[i_out]) / 5e9 * 1e3 for f in predict.features(model)]
 
 
 def zoo_cost_model(name, costs="profile", slowdown=10.0):
     """(CostModel, description) of a zoo model's real atom DAG; see the module doc."""
-    import tessera as ts
     from tessera import zoo
     path, xs = zoo.torchscript(name)
     m = ts.load(str(path), xs)
@@ -139,7 +138,7 @@ def zoo_cost_model(name, costs="profile", slowdown=10.0):
         srv = flop_costs_ms(m)
     else:
         raise SystemExit(f"--zoo-costs must be profile or flops, got {costs!r}")
-    return _core.CostModel(m.dag(), [[slowdown * c for c in srv], srv])
+    return planning.CostModel(m.dag(), [[slowdown * c for c in srv], srv])
 
 
 def load_dag_json(path, rng):
@@ -184,11 +183,12 @@ def bench_graph(name, cm, repeats, nx_repeats, rtt=10.0):
     rows = []
     n = cm.dag.num_atoms
     print(f"\n== {name}: {n} atoms, {len(cm.dag.values)} values, rtt {rtt} ms, server load 1, 1 thread")
-    planners = {alg: _core.make_planner(alg, cm) for alg in _core.planner_names()}
+    # the bound planners (Planner.core): what is timed is the C++ call, not the Python wrapper's conversions
+    planners = {alg: ts.Planner(cm.dag, cm, algorithm=alg).core for alg in ts.planner_names()}
     total_params = sum(cm.dag.param_bytes)
-    cons = {alg: _core.Constraints() for alg in planners}
-    cons["gads"] = _core.Constraints(device_memory_bytes=0.3 * total_params)
-    ctxs = [_core.Context(bandwidth_mbps=bw, rtt_ms=rtt) for bw in BANDWIDTHS]
+    cons = {alg: ts.make_constraints() for alg in planners}
+    cons["gads"] = ts.make_constraints({"device_memory_bytes": 0.3 * total_params})
+    ctxs = [ts.make_context(bw, rtt) for bw in BANDWIDTHS]
     current = {alg: [] for alg in planners}
     for alg, p in planners.items():  # warm-up (parametric builds its envelope here)
         for c in ctxs[:2]:
@@ -226,7 +226,7 @@ def bench_graph(name, cm, repeats, nx_repeats, rtt=10.0):
         rows.append({"graph": name, "atoms": n, "planner": "networkx.minimum_cut", **s,
                      "networkx_median_us": s["median_us"], "speedup_vs_networkx": 1.0, "agrees": agree})
     # Parametric lookups: C++ loop, then one Python call.
-    par = _core.ParametricPlanner(cm, _core.Context(bandwidth_mbps=1.0, rtt_ms=rtt))
+    par = ts.ParametricPlanner(cm.dag, cm, rtt_ms=rtt).core
     bws = [10 ** random.uniform(-2, 4) for _ in range(10 ** 6)]
     dt, _ = timed(lambda: par.lookup_indices(bws))
     py = [timed(lambda: par.lookup_index(5.85))[0] for _ in range(2000)]

@@ -30,7 +30,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402,F401
-from tessera import _core  # noqa: E402
 from tessera import predict as tp  # noqa: E402
 
 from common import RESULTS, smoke, table, write_csv  # noqa: E402
@@ -52,7 +51,7 @@ def score(pred_ms, samples, tables, min_ms=0.1, tol=0.10):
     whole = {(lbl, t.threads, t.load): t.model_ms for lbl, t in tables}
     rows = {}
     for ctx, (ss, ps) in sorted(by_ctx.items()):
-        acc = _core.accuracy(ss, _core.Prediction(ps), min_ms, tol)
+        acc = tp.evaluate(ps, ss, min_ms, tol)  # the predictions already made: scored in C++
         summed = collections.defaultdict(float)  # label -> predicted sum of atoms
         for s, p in zip(ss, ps):
             summed[s.label] += p

@@ -66,15 +66,15 @@ def server_block(m, frac: float = 0.25) -> list[int]:
     """Atoms [k, n) for the first k >= frac * n whose block has one input."""
     n = m.num_atoms
     for k in range(int(n * frac), n):
-        if len(m._core.combine(list(range(k, n))).inputs) == 1:
+        if len(m.combine(range(k, n)).inputs) == 1:
             return list(range(k, n))
     raise SystemExit("bench_server: no single-input cut in the model")
 
 
 def write_spec(d: Path, m, atoms, k_inputs: int, seed: int = 0):
     """Inputs of the server block and its outputs run alone here (what every answer must equal)."""
-    blk = m._core.combine(atoms)
-    shape = list(m._core.graph.values[blk.inputs[0]].info.shape)
+    blk = m.combine(atoms)
+    shape = list(m.graph.values[blk.inputs[0]].info.shape)
     g = torch.Generator().manual_seed(seed)
     out_shape = None
     for k in range(k_inputs):
@@ -191,7 +191,7 @@ def warm(m, xs, placement, endpoints):
     for ep in endpoints:
         dep = ts.Deployment(m, placement, server=ep, timeout_ms=30000)
         for _ in range(3):
-            dep._core.run(list(xs))
+            dep.run_flat(xs)
 
 
 def failover(m, xs, placement, endpoints, procs, requests: int, kill_at: int, policy: str = "best"):
@@ -205,7 +205,7 @@ def failover(m, xs, placement, endpoints, procs, requests: int, kill_at: int, po
             procs[killed].send_signal(signal.SIGKILL)
             procs[killed].wait(30)
         t0 = time.perf_counter()
-        y = dep._core.run(list(xs))
+        y = dep.run_flat(xs)
         ms = (time.perf_counter() - t0) * 1e3
         tl = dep.last_timeline
         good = all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(y, ref))
@@ -374,7 +374,7 @@ def main(argv=None):
             lat, on_loaded = [], 0
             for _ in range(10 if smoke() else 40):
                 t0 = time.perf_counter()
-                y = dep._core.run(list(xs))
+                y = dep.run_flat(xs)
                 lat.append((time.perf_counter() - t0) * 1e3)
                 on_loaded += dep.last_timeline.server == 0
                 assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(y, ref))

@@ -145,9 +145,86 @@ def test_every_public_name_is_there_and_documented(module):
         o = getattr(m, n)
         if n.startswith("__") or isinstance(o, (str, tuple, int, float, dict)):
             continue
-        if not (inspect.getdoc(o) or "").strip():
+        doc = (inspect.getdoc(o) or "").strip()
+        if not doc:
             problems.append(f"{n}: no docstring")
+        elif _signature_only(o, doc):
+            problems.append(f"{n}: its docstring is only the engine's signature (wrap it with a docstring)")
     assert not problems, f"{module}: " + "; ".join(problems)
+
+
+def _signature_only(obj, doc: str) -> bool:
+    """A bound engine function re-exported as is whose docstring pybind11 wrote from its signature alone."""
+    import re
+    if type(obj).__name__ != "builtin_function_or_method":
+        return False
+    lines = [line for line in doc.splitlines() if line.strip()]
+    return all(re.match(r"^(\d+\. )?\w+\(.*\)( -> .*)?$", line) or line.startswith("Overloaded function")
+               for line in lines)
+
+
+# What the benchmarks and notebooks reach for, by module: each a public, documented name (issue 19).
+BUILDING_BLOCKS = {
+    "tessera.planning": ["AtomDag", "DagValue", "CostModel", "Context", "Constraints", "make_context",
+                         "make_constraints", "make_cost_model", "planner_names", "Planner", "ParametricPlanner"],
+    "tessera.pipeline": ["PipelineNode", "PipelineNetwork", "evaluate_pipeline", "plan_pipeline_convex_brute_force",
+                         "plan_pipeline", "PipelinePlan"],
+    "tessera.power": ["energy", "energy_hull", "energy_oracle_from_hulls", "plan_energy", "EnergyController"],
+    "tessera.predict": ["feature_names", "evaluate", "features"],
+    "tessera.variant": ["codec_timing", "VariantSelector"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(BUILDING_BLOCKS))
+def test_the_building_blocks_are_public_and_documented(module):
+    import importlib
+    import inspect
+    m = importlib.import_module(module)
+    for n in BUILDING_BLOCKS[module]:
+        assert n in m.__all__, f"{module}.{n} is not in __all__"
+        assert (inspect.getdoc(getattr(m, n)) or "").strip(), f"{module}.{n} has no docstring"
+    import tessera as ts
+    for cls, attrs in ((ts.Plan, ("core",)), (ts.Planner, ("core",)), (ts.ParametricPlanner, ("core",)),
+                       (ts.pipeline.PipelinePlan, ("core", "core_network")),
+                       (ts.Deployment, ("run_flat", "probe"))):
+        for a in attrs:
+            assert (inspect.getdoc(getattr(cls, a)) or "").strip(), f"{cls.__name__}.{a}"
+
+
+def _user_facing_files():
+    root = PKG.parents[1]
+    return (sorted(root.glob("bench/*.py")) + sorted((root / "examples").rglob("*.py"))
+            + sorted(root.glob("notebooks/*.ipynb")))
+
+
+def _private_reaches(path) -> list:
+    """Lines of a benchmark, example or notebook (every cell's source) that reach into the engine
+    module or import tessera's modules by name instead of using the public API."""
+    import json
+    import re
+    if path.suffix == ".ipynb":
+        lines = [line for c in json.loads(path.read_text())["cells"] for line in "".join(c["source"]).splitlines()]
+    else:
+        lines = path.read_text().splitlines()
+    bad = re.compile(r"_core|importlib\.import_module\(\s*[\"']tessera")
+    return [line.strip() for line in lines if bad.search(line)]
+
+
+def test_user_facing_code_needs_no_private_module():
+    """Issue 19, one public API: no benchmark, example or notebook needs tessera._core or importlib."""
+    files = _user_facing_files()
+    assert any(p.suffix == ".ipynb" for p in files) and any(p.parent.name == "bench" for p in files)
+    offenders = {str(p.relative_to(PKG.parents[1])): r for p in files if (r := _private_reaches(p))}
+    assert not offenders, "use the public names (tessera.<name>, tessera.planning.<name>, ...): " + "; ".join(
+        f"{p}: {r[:3]}" for p, r in offenders.items())
+
+
+def test_the_private_reach_check_can_fail(tmp_path):
+    py, nb = tmp_path / "b.py", tmp_path / "n.ipynb"
+    py.write_text("import tessera as ts\nctx = ts._core.Context(bandwidth_mbps=1.0)\n")
+    nb.write_text('{"cells": [{"cell_type": "code", "source": ["m = importlib.import_module(\'tessera.plan\')"]}]}')
+    assert _private_reaches(py) == ["ctx = ts._core.Context(bandwidth_mbps=1.0)"]
+    assert len(_private_reaches(nb)) == 1
 
 
 def test_the_package_names_what_users_reach_for():
