@@ -75,4 +75,4 @@ demo: build
 	$(PY) examples/python/demo.py
 
 clean:
-	rm -rf $(BUILD) build-fuzz build-asan build-tsan python/tessera/_core*.so python/*.egg-info
+	rm -rf $(BUILD) build-fuzz build-asan build-tsan python/tessera/_core*.so python/tessera/_testhooks*.so python/*.egg-info

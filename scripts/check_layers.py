@@ -56,11 +56,15 @@ def layer_of(path):
     """(kind, layer) of a file or include target, path relative to ROOT with '/'.
 
     kind: 'public' (cpp/include/tessera/<layer>/...), 'private' (cpp/src/<layer>/...),
-    'umbrella' (cpp/include/tessera/tessera.h), 'stray' (directly in one of the two
-    roots), or None (outside the layers: bindings, tools, tests, bench, third party).
+    'umbrella' (cpp/include/tessera/tessera.h), 'layer_umbrella' (cpp/include/tessera/<layer>.h:
+    one include for a layer's public headers), 'stray' (directly in one of the two roots), or
+    None (outside the layers: bindings, tools, tests, bench, third party).
     """
     if path == UMBRELLA:
         return "umbrella", None
+    if path.startswith(PUBLIC + "/") and "/" not in path[len(PUBLIC) + 1:] and path.endswith(".h") \
+            and path[len(PUBLIC) + 1:-2] in LAYERS:
+        return "layer_umbrella", path[len(PUBLIC) + 1:-2]
     for kind, base in (("public", PUBLIC), ("private", PRIVATE)):
         if path.startswith(base + "/"):
             parts = path[len(base) + 1:].split("/")
@@ -88,14 +92,20 @@ def check_include(src, src_kind, src_layer, bracket, name):
         return None, None
     kind, layer = layer_of(resolve(src, name) or "")
     edge = (src_layer or src_kind, layer) if src_kind in ("public", "private", "umbrella") else None
+    if src_kind == "layer_umbrella":
+        edge = None  # a layer's own headers, gathered
     if kind is None:
         return None, None
     if kind == "stray":
         return "not a header of any layer (public headers live in tessera/<layer>/)", None
-    if kind == "umbrella":
+    if kind in ("umbrella", "layer_umbrella"):
         if src_kind in ("public", "private"):
-            return f"layer '{src_layer}' must not include the umbrella header tessera.h", edge
+            return f"layer '{src_layer}' must not include an umbrella header ({name})", edge
+        if src_kind == "layer_umbrella":
+            return f"the umbrella header of layer '{src_layer}' includes only tessera/{src_layer}/ headers", edge
         return None, edge
+    if src_kind == "layer_umbrella" and not (kind == "public" and layer == src_layer):
+        return f"the umbrella header of layer '{src_layer}' includes only tessera/{src_layer}/ headers", edge
     if layer not in LAYERS:
         return f"unknown layer '{layer}' (add it to LAYERS in scripts/check_layers.py)", edge
     if kind == "private" and not (src_kind == "private" and src_layer == layer):

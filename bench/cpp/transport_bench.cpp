@@ -41,9 +41,9 @@ class RawEcho {
     // zero-copy send of the payload (no free function: it outlives the send)
     s_.send(zmq::message_t(payload_.data(), payload_.size(), nullptr, nullptr), zmq::send_flags::none);
     zmq::message_t back;
-    TESSERA_CHECK(s_.recv(back), Timeout, "raw echo from {} timed out", endpoint_);
+    TESSERA_CHECK(s_.recv(back), Deadline, "raw echo from {} timed out", endpoint_);
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    TESSERA_CHECK(back.size() == payload_.size(), Runtime, "raw echo returned {} bytes, sent {}", back.size(),
+    TESSERA_CHECK(back.size() == payload_.size(), Engine, "raw echo returned {} bytes, sent {}", back.size(),
                   payload_.size());
     return ms;
   }
@@ -61,7 +61,7 @@ double tessera_round_trip_ms(Deployment& dep, const at::Tensor& t) {
   auto t0 = Clock::now();
   auto back = dep.echo({t});
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  TESSERA_CHECK(back.size() == 1 && back[0].nbytes() == t.nbytes(), Runtime, "echo returned the wrong tensor");
+  TESSERA_CHECK(back.size() == 1 && back[0].nbytes() == t.nbytes(), Engine, "echo returned the wrong tensor");
   return ms;
 }
 

@@ -68,13 +68,6 @@ void bind_atoms(py::module_& m) {
       .def_property_readonly("outputs", &Block::outputs)
       .def("__call__", &Block::operator(), py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
       .def("graph_str", &Block::graph_str);
-  // For tests of the binding itself: tensors cross without copies both ways.
-  m.def("_tensor_roundtrip", [](const std::vector<at::Tensor>& xs) { return xs; }, py::arg("tensors"));
-  m.def("_tensor_data_ptr", [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()); });
-  m.def("_make_tensor", [](int64_t n) {
-    auto t = at::arange(n, at::kFloat);
-    return py::make_tuple(t, reinterpret_cast<uintptr_t>(t.data_ptr()));
-  });
   py::class_<LoadOptions>(m, "LoadOptions")
       .def(py::init<>())
       .def_readwrite("optimize_numerics", &LoadOptions::optimize_numerics);

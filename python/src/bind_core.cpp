@@ -26,11 +26,11 @@ void bind_core(py::module_& m) {
       make_class(m, "InvalidArgumentError", base, PyExc_ValueError, "Bad input: the message names what was wrong.");
   g_classes[static_cast<int>(K::NotFound)] =
       make_class(m, "NotFoundError", base, PyExc_FileNotFoundError, "A file, store, model or atom does not exist.");
-  g_classes[static_cast<int>(K::Runtime)] =
+  g_classes[static_cast<int>(K::Engine)] =
       make_class(m, "EngineError", base, PyExc_RuntimeError, "A failure inside the engine.");
-  g_classes[static_cast<int>(K::Timeout)] =
+  g_classes[static_cast<int>(K::Deadline)] =
       make_class(m, "DeadlineError", base, PyExc_TimeoutError, "A deadline passed.");
-  g_classes[static_cast<int>(K::NotImplemented)] =
+  g_classes[static_cast<int>(K::Unsupported)] =
       make_class(m, "UnsupportedError", base, PyExc_NotImplementedError, "Not supported (yet): says what.");
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -39,16 +39,4 @@ void bind_core(py::module_& m) {
       PyErr_SetString(g_classes[static_cast<int>(e.kind())], e.what());
     }
   });
-  // For tests: raise each kind from C++.
-  m.def(
-      "_raise",
-      [](const std::string& kind, const std::string& what) {
-        if (kind == "InvalidArgument") TESSERA_THROW(InvalidArgument, "{}", what);
-        if (kind == "NotFound") TESSERA_THROW(NotFound, "{}", what);
-        if (kind == "Runtime") TESSERA_THROW(Runtime, "{}", what);
-        if (kind == "Timeout") TESSERA_THROW(Timeout, "{}", what);
-        if (kind == "NotImplemented") TESSERA_THROW(NotImplemented, "{}", what);
-        TESSERA_THROW(InvalidArgument, "unknown error kind '{}'", kind);
-      },
-      py::arg("kind"), py::arg("message"));
 }

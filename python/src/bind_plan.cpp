@@ -25,12 +25,6 @@
 namespace py = pybind11;
 using namespace tessera::plan;
 
-namespace {
-void check_bandwidth(double bw) {
-  TESSERA_CHECK(std::isfinite(bw) && bw > 0, InvalidArgument, "bandwidth_mbps must be finite and > 0, got {}", bw);
-}
-}  // namespace
-
 void bind_plan(py::module_& m) {
   m.attr("MODEL_INPUT") = kModelInput;
 
@@ -75,16 +69,16 @@ void bind_plan(py::module_& m) {
         return "AtomDag(num_atoms=" + std::to_string(d.num_atoms) + ", values=" + std::to_string(d.values.size()) + ")";
       });
 
-  py::class_<Link>(m, "Link")
-      .def(py::init([](double bw, double rtt, double e) { return Link{bw, rtt, e}; }), py::arg("bandwidth_mbps") = 0.0,
+  py::class_<LinkCost>(m, "LinkCost", "What a link from one target to another costs the planner: bandwidth, rtt, energy per byte.")
+      .def(py::init([](double bw, double rtt, double e) { return LinkCost{bw, rtt, e}; }), py::arg("bandwidth_mbps") = 0.0,
            py::arg("rtt_ms") = 0.0, py::arg("energy_mj_per_byte") = 0.0)
-      .def_readwrite("bandwidth_mbps", &Link::bandwidth_mbps)
-      .def_readwrite("rtt_ms", &Link::rtt_ms)
-      .def_readwrite("energy_mj_per_byte", &Link::energy_mj_per_byte);
+      .def_readwrite("bandwidth_mbps", &LinkCost::bandwidth_mbps)
+      .def_readwrite("rtt_ms", &LinkCost::rtt_ms)
+      .def_readwrite("energy_mj_per_byte", &LinkCost::energy_mj_per_byte);
 
   py::class_<CostModel>(m, "CostModel", "compute_ms[target][atom] (0 = device, 1 = server), optional energy and links.")
       .def(py::init([](AtomDag dag, std::vector<std::vector<double>> compute_ms,
-                       std::vector<std::vector<double>> energy_mj, std::vector<std::vector<Link>> links) {
+                       std::vector<std::vector<double>> energy_mj, std::vector<std::vector<LinkCost>> links) {
              CostModel cm;
              cm.dag = std::move(dag);
              cm.compute_ms = std::move(compute_ms);
@@ -93,7 +87,7 @@ void bind_plan(py::module_& m) {
              return cm;
            }),
            py::arg("dag"), py::arg("compute_ms"), py::arg("energy_mj") = std::vector<std::vector<double>>{},
-           py::arg("links") = std::vector<std::vector<Link>>{})
+           py::arg("links") = std::vector<std::vector<LinkCost>>{})
       .def_readwrite("dag", &CostModel::dag)
       .def_readwrite("compute_ms", &CostModel::compute_ms)
       .def_readwrite("energy_mj", &CostModel::energy_mj)
@@ -145,14 +139,14 @@ void bind_plan(py::module_& m) {
       .def_readwrite("max_energy_mj", &Constraints::max_energy_mj)
       .def_readwrite("pin", &Constraints::pin);
 
-  py::class_<Block>(m, "PlanBlock", "A convex set of atoms on one target (tessera::plan::Block).")
+  py::class_<ScheduledBlock>(m, "ScheduledBlock", "A convex set of atoms on one target, with the values it reads and writes (tessera::ScheduledBlock).")
       .def(py::init<>())
-      .def_readwrite("target", &Block::target)
-      .def_readwrite("atoms", &Block::atoms)
-      .def_readwrite("inputs", &Block::inputs)
-      .def_readwrite("outputs", &Block::outputs)
-      .def("__repr__", [](const Block& b) {
-        return "PlanBlock(target=" + std::to_string(b.target) + ", " + std::to_string(b.atoms.size()) + " atoms)";
+      .def_readwrite("target", &ScheduledBlock::target)
+      .def_readwrite("atoms", &ScheduledBlock::atoms)
+      .def_readwrite("inputs", &ScheduledBlock::inputs)
+      .def_readwrite("outputs", &ScheduledBlock::outputs)
+      .def("__repr__", [](const ScheduledBlock& b) {
+        return "ScheduledBlock(target=" + std::to_string(b.target) + ", " + std::to_string(b.atoms.size()) + " atoms)";
       });
 
   py::class_<Transfer>(m, "Transfer")
@@ -216,14 +210,7 @@ void bind_plan(py::module_& m) {
       .def_readwrite("placement", &Plan::placement)
       .def_property(
           "status", [](const Plan& p) { return std::string(status_name(p.status)); },
-          [](Plan& p, const std::string& s) {
-            for (PlanStatus st : {PlanStatus::Optimal, PlanStatus::Feasible, PlanStatus::Infeasible, PlanStatus::BadInput})
-              if (s == status_name(st)) {
-                p.status = st;
-                return;
-              }
-            throw py::value_error("status '" + s + "' is unknown (optimal, feasible, infeasible, bad_input)");
-          })
+          [](Plan& p, const std::string& s) { p.status = parse_status(s); })
       .def_readwrite("reason", &Plan::reason)
       .def_readwrite("latency_ms", &Plan::latency_ms)
       .def_readwrite("throughput_fps", &Plan::throughput_fps)
@@ -240,13 +227,7 @@ void bind_plan(py::module_& m) {
       .def("ok", &Plan::ok)
       .def(
           "explain",
-          [](const Plan& p, const CostModel& cm) {
-            cm.validate();
-            TESSERA_CHECK(static_cast<int>(p.placement.size()) == cm.num_atoms(), InvalidArgument,
-                          "plan has {} atoms, the cost model {}", p.placement.size(), cm.num_atoms());
-            return p.explain(cm);
-          },
-          py::arg("cost_model"));
+          &Plan::explain, py::arg("cost_model"));
 
   py::class_<ParametricSegment>(m, "ParametricSegment")
       .def_readonly("bw_lo_mbps", &ParametricSegment::bw_lo_mbps)
@@ -263,19 +244,9 @@ void bind_plan(py::module_& m) {
            py::call_guard<py::gil_scoped_release>())
       .def("lookup", &ParametricPlanner::plan_at, py::arg("bandwidth_mbps"),
            "The evaluated Plan optimal at this bandwidth.")
+      .def("lookup_index", &ParametricPlanner::lookup_index, py::arg("bandwidth_mbps"))
       .def(
-          "lookup_index",
-          [](const ParametricPlanner& p, double bw) {
-            check_bandwidth(bw);
-            return p.lookup_index(bw);
-          },
-          py::arg("bandwidth_mbps"))
-      .def(
-          "lookup_placement",
-          [](const ParametricPlanner& p, double bw) {
-            check_bandwidth(bw);
-            return p.lookup(bw).placement;
-          },
+          "lookup_placement", [](const ParametricPlanner& p, double bw) { return p.lookup(bw).placement; },
           py::arg("bandwidth_mbps"))
       .def("lookup_indices", &ParametricPlanner::lookup_indices, py::arg("bandwidths_mbps"),
            py::call_guard<py::gil_scoped_release>())
@@ -418,15 +389,11 @@ void bind_plan(py::module_& m) {
       "plan_pipeline",
       [](const AtomDag& dag, const PipelineNetwork& net, const std::string& algorithm, const std::vector<int>& order,
          const std::string& objective) {
-        const Objective o = parse_objective(objective);
-        if (algorithm == "dp") return plan_pipeline_dp(dag, net, order, o);
-        if (algorithm == "exhaustive") return plan_pipeline_exhaustive(dag, net, o);
-        if (algorithm == "pso_dp") return plan_pipeline_pso_dp(dag, net, order, o);
-        if (algorithm == "equal_layers") return plan_pipeline_equal_layers(dag, net, order);
-        TESSERA_THROW(InvalidArgument, "unknown pipeline algorithm '{}' (dp, pso_dp, exhaustive, equal_layers)", algorithm);
+        return plan_pipeline(dag, net, algorithm, order, parse_objective(objective));
       },
       py::arg("dag"), py::arg("network"), py::arg("algorithm"), py::arg("order"), py::arg("objective"),
       py::call_guard<py::gil_scoped_release>());
+  m.def("pipeline_planner_names", &pipeline_planner_names, "The names plan_pipeline's algorithm takes.");
   // ---- energy (plan/energy.h) ----
   py::class_<Radio>(m, "Radio")
       .def(py::init<>())

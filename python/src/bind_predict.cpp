@@ -20,7 +20,7 @@ class PyPredictor : public Predictor {
   Prediction predict(const std::vector<Sample>& batch) const override {
     py::gil_scoped_acquire gil;
     py::function f = py::get_override(static_cast<const Predictor*>(this), "predict");
-    TESSERA_CHECK(static_cast<bool>(f), NotImplemented, "a Python predictor must define predict(samples)");
+    TESSERA_CHECK(static_cast<bool>(f), Unsupported, "a Python predictor must define predict(samples)");
     py::object r = f(batch);
     if (py::isinstance<Prediction>(r)) return r.cast<Prediction>();
     Prediction p;
@@ -75,21 +75,24 @@ void bind_predict(py::module_& m) {
         return fmt::format("AtomFeatures(atom {} {} [{}] {:.3g} FLOPs)", f.atom, f.main_kind, f.op_class,
                            f.x[kFlops]);
       });
-  py::class_<Context>(m, "PredictContext")
-      .def(py::init([](int threads, double load) { return Context{threads, load}; }), py::arg("threads") = 1,
-           py::arg("load") = 0.0)
-      .def_readwrite("threads", &Context::threads)
-      .def_readwrite("load", &Context::load)
-      .def("__repr__", [](const Context& c) { return fmt::format("Context(threads={}, load={})", c.threads, c.load); });
-  py::class_<Sample>(m, "Sample")
+  py::class_<MachineState>(m, "MachineState",
+                           "The machine an atom runs on: intra-op threads and background load (cores kept busy).")
+      .def(py::init([](int threads, double background_load) { return MachineState{threads, background_load}; }),
+           py::arg("threads") = 1, py::arg("background_load") = 0.0)
+      .def_readwrite("threads", &MachineState::threads)
+      .def_readwrite("background_load", &MachineState::background_load)
+      .def("__repr__", [](const MachineState& c) {
+        return fmt::format("MachineState(threads={}, background_load={})", c.threads, c.background_load);
+      });
+  py::class_<Sample>(m, "Sample", "One atom in one machine state (features f, ctx), with its measured ms when known (else < 0) and a label.")
       .def(py::init<>())
       .def_readwrite("f", &Sample::f)
       .def_readwrite("ctx", &Sample::ctx)
       .def_readwrite("ms", &Sample::ms)
       .def_readwrite("label", &Sample::label)
       .def("__repr__", [](const Sample& s) {
-        return fmt::format("Sample({} atom {} {} threads={} load={} ms={})", s.label, s.f.atom, s.f.main_kind,
-                           s.ctx.threads, s.ctx.load, s.ms);
+        return fmt::format("Sample({} atom {} {} threads={} background_load={} ms={})", s.label, s.f.atom, s.f.main_kind,
+                           s.ctx.threads, s.ctx.background_load, s.ms);
       });
   py::class_<Prediction>(m, "Prediction")
       .def(py::init([](std::vector<double> ms, std::vector<uint8_t> fallback) {

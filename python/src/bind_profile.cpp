@@ -10,11 +10,11 @@ using profile::ProfileOptions;
 
 void bind_profile(py::module_& m) {
   py::class_<ProfileOptions>(m, "ProfileOptions")
-      .def(py::init([](int threads, int repeats, int warmup, double load, double settle, double reference_ms,
+      .def(py::init([](int threads, int repeats, int warmup, double background_load, double settle, double reference_ms,
                        int max_discarded, double max_wait_ms) {
-             return ProfileOptions{threads, repeats, warmup, load, settle, reference_ms, max_discarded, max_wait_ms};
+             return ProfileOptions{threads, repeats, warmup, background_load, settle, reference_ms, max_discarded, max_wait_ms};
            }),
-           py::arg("threads") = 0, py::arg("repeats") = 20, py::arg("warmup") = 3, py::arg("load") = 0.0,
+           py::arg("threads") = 0, py::arg("repeats") = 20, py::arg("warmup") = 3, py::arg("background_load") = 0.0,
            py::arg("settle") = 0.0, py::arg("reference_ms") = 0.0, py::arg("max_discarded") = -1,
            py::arg("max_wait_ms") = 30000.0)
       .def_readwrite("max_wait_ms", &ProfileOptions::max_wait_ms)
@@ -24,7 +24,7 @@ void bind_profile(py::module_& m) {
       .def_readwrite("threads", &ProfileOptions::threads)
       .def_readwrite("repeats", &ProfileOptions::repeats)
       .def_readwrite("warmup", &ProfileOptions::warmup)
-      .def_readwrite("load", &ProfileOptions::load);
+      .def_readwrite("background_load", &ProfileOptions::background_load);
   py::class_<CostTable>(m, "CostTable")
       .def(py::init<>())
       .def_readwrite("model_hash", &CostTable::model_hash)
@@ -32,7 +32,7 @@ void bind_profile(py::module_& m) {
       .def_readonly("threads", &CostTable::threads)
       .def_readonly("repeats", &CostTable::repeats)
       .def_readonly("warmup", &CostTable::warmup)
-      .def_readonly("load", &CostTable::load)
+      .def_readonly("background_load", &CostTable::background_load)
       .def_readonly("atom_ms", &CostTable::atom_ms)
       .def_readonly("atom_q1_ms", &CostTable::atom_q1_ms)
       .def_readonly("atom_q3_ms", &CostTable::atom_q3_ms)

@@ -51,6 +51,8 @@ __all__ = [
     "CostModel",
     "Context",
     "Constraints",
+    "ScheduledBlock",
+    "LinkCost",
 ]
 
 # The engine's planning building blocks, bound classes re-exported as they are (tessera.planning.*):
@@ -62,6 +64,8 @@ DagValue = _core.DagValue
 CostModel = _core.CostModel
 Context = _core.Context
 Constraints = _core.Constraints
+ScheduledBlock = _core.ScheduledBlock  # a plan's block: a convex set of atoms on one target (Plan.blocks)
+LinkCost = _core.LinkCost  # what a link between two targets costs the planner (CostModel links)
 
 STATUSES = ("optimal", "feasible", "infeasible", "bad_input")
 
@@ -117,7 +121,7 @@ def make_cost_model(model, costs: Mapping[str, Any]) -> "_core.CostModel":
     links = []
     if costs.get("energy_mj_per_byte"):
         epb = float(costs["energy_mj_per_byte"])
-        links = [[_core.Link(), _core.Link(energy_mj_per_byte=epb)], [_core.Link(energy_mj_per_byte=epb), _core.Link()]]
+        links = [[_core.LinkCost(), _core.LinkCost(energy_mj_per_byte=epb)], [_core.LinkCost(energy_mj_per_byte=epb), _core.LinkCost()]]
     return _core.CostModel(_dag_of(model), compute, energy, links)
 
 
@@ -172,7 +176,7 @@ class Plan(CoreView):
 
     @property
     def blocks(self) -> list:
-        """PlanBlock list in execution order."""
+        """ScheduledBlock list in execution order (planning.ScheduledBlock: target, atoms, inputs, outputs)."""
         return list(self._core.blocks)
 
     @property

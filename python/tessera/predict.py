@@ -3,7 +3,7 @@
     import tessera as ts
     from tessera import predict as tp
 
-    samples = tp.collect(["resnet18", "googlenet"], threads=(1, 2), loads=(0.0, 0.5),
+    samples = tp.collect(["resnet18", "googlenet"], threads=(1, 2), background_loads=(0.0, 0.5),
                          csv="samples.csv")                       # profile, features, CSV
     p = tp.train(samples, kind="xgboost")                          # lookup | analytic | xgboost
     print(tp.evaluate(p, tp.collect(["mobilenet_v2"])))            # share within +-10%, MAPE
@@ -28,16 +28,24 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from . import _core
+from ._compat import _UNSET, renamed_kwarg
 
 __all__ = [
-    "Predictor", "PythonPredictor", "TorchScriptPredictor", "BackgroundLoad", "PredictedCosts",
+    "Predictor", "MachineState", "Sample", "PythonPredictor", "TorchScriptPredictor", "BackgroundLoad", "PredictedCosts",
     "features", "samples_of", "collect", "train", "evaluate", "costs", "load", "read_samples", "write_samples",
     "kinds", "feature_matrix", "feature_names",
 ]
 
 Predictor = _core.Predictor
 Sample = _core.Sample
-Context = _core.PredictContext
+MachineState = _core.MachineState  # threads and background load (cores kept busy) an atom runs beside
+
+
+def __getattr__(name):  # deprecated names of the module (until 0.3)
+    if name == "Context":
+        from ._compat import deprecated_attribute
+        return deprecated_attribute("tessera.predict", "Context", "MachineState", MachineState)
+    raise AttributeError(f"module 'tessera.predict' has no attribute '{name}'")
 
 
 def kinds() -> list:
@@ -120,11 +128,14 @@ def feature_names() -> list:
     return list(_core.feature_names())
 
 
-def samples_of(model, table=None, threads: int = 1, load: float = 0.0, label: str = "") -> list:
-    """Samples of one model: with a CostTable, measured (training / evaluation); without, to predict."""
+def samples_of(model, table=None, threads: int = 1, background_load: float = 0.0, label: str = "",
+               load=_UNSET) -> list:
+    """Samples of one model: with a CostTable, measured (training / evaluation); without, to predict.
+    ``load=`` is the deprecated name of ``background_load`` (until 0.3)."""
+    background_load = renamed_kwarg("samples_of", "load", "background_load", load, background_load, 0.0)
     if table is not None:
-        threads, load = table.threads, table.load
-    ctx = _core.PredictContext(threads=int(threads), load=float(load))
+        threads, background_load = table.threads, table.background_load
+    ctx = MachineState(threads=int(threads), background_load=float(background_load))
     ms = [] if table is None else list(table.atom_ms)
     return list(_core.make_samples(_core.atom_features(model.graph, model.atoms, model.hash), ctx, ms, label))
 
@@ -142,13 +153,14 @@ def _open(spec):
     raise _core.InvalidArgumentError(f"a model is a zoo name or (label, tessera.Model, inputs), got {spec!r}")
 
 
-def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[float] = (0.0,), repeats: int = 20,
-            warmup: int = 3, csv=None, progress: Optional[bool] = None, tables: Optional[list] = None,
-            settle: float = 0.2, max_wait_s: float = 10.0) -> list:
-    """Profile every model under every (threads, load) and return the samples.
+def collect(models: Sequence, threads: Iterable[int] = (1,), background_loads: Iterable[float] = (0.0,),
+            repeats: int = 20, warmup: int = 3, csv=None, progress: Optional[bool] = None,
+            tables: Optional[list] = None, settle: float = 0.2, max_wait_s: float = 10.0, loads=_UNSET) -> list:
+    """Profile every model under every (threads, background load) and return the samples.
 
     models: zoo names ("resnet18") or (label, tessera.Model, inputs) tuples; not empty.
-    threads, loads: the contexts (load = cores kept busy by :class:`BackgroundLoad`).
+    threads, background_loads: the machine states (background load = CPU cores kept busy by
+        :class:`BackgroundLoad`; ``loads=`` is its deprecated name, until 0.3).
     csv: also write the samples there. tables: a list that receives (label, CostTable).
     settle: labels from the machine's reference state (see :func:`tessera.profile`): rounds
         count only while the canary is within (1 + settle) x the fastest canary measured so far
@@ -158,11 +170,12 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
     from .profiling import canary_ms, profile, progress_bar
 
     models = list(models)
+    loads = renamed_kwarg("collect", "loads", "background_loads", loads, background_loads, (0.0,))
     threads, loads = [int(t) for t in threads], [float(x) for x in loads]
     if not models:
         raise _core.InvalidArgumentError("collect() needs at least one model (the model list is empty)")
     if not threads or not loads:
-        raise _core.InvalidArgumentError("collect() needs at least one thread count and one load level")
+        raise _core.InvalidArgumentError("collect() needs at least one thread count and one background load level")
     if repeats < 1:
         raise _core.InvalidArgumentError(f"repeats = {repeats}: at least one timed round is needed")
     ncpu = os.cpu_count() or 1
@@ -198,7 +211,7 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), loads: Iterable[flo
                         if settle > 0:  # the canary runs at 1 thread, beside this context's load
                             ref = min([reference.get(level, math.inf)] + [canary_ms() for _ in range(3)])
                             reference[level] = ref
-                        table = profile(m, xs, threads=t, repeats=repeats, warmup=warmup, load=level,
+                        table = profile(m, xs, threads=t, repeats=repeats, warmup=warmup, background_load=level,
                                         progress=False, label=label, settle=settle, reference_ms=ref,
                                         max_wait_s=max_wait_s)
                     if tables is not None:
@@ -269,10 +282,10 @@ def evaluate(predictor, samples, min_ms: float = 0.1, tolerance: float = 0.10) -
 class PredictedCosts:
     """Predicted per-atom ms of one model in one context; planners read ``atom_ms``."""
 
-    def __init__(self, prediction: "_core.Prediction", threads: int, load: float):
+    def __init__(self, prediction: "_core.Prediction", threads: int, background_load: float):
         self.atom_ms = list(prediction.ms)
         self.fallback = list(prediction.fallback)
-        self.threads, self.load = threads, load
+        self.threads, self.background_load = threads, background_load
 
     @property
     def model_ms(self) -> float:
@@ -283,11 +296,12 @@ class PredictedCosts:
                 f"{sum(self.fallback)} analytic fallbacks)")
 
 
-def costs(model, predictor, threads: int = 1, load: float = 0.0) -> PredictedCosts:
+def costs(model, predictor, threads: int = 1, background_load: float = 0.0, load=_UNSET) -> PredictedCosts:
     """Predict every atom of ``model`` (a tessera.Model) in one call (C++ or Python predictor)."""
-    ctx = _core.PredictContext(threads=int(threads), load=float(load))
+    background_load = renamed_kwarg("costs", "load", "background_load", load, background_load, 0.0)
+    ctx = MachineState(threads=int(threads), background_load=float(background_load))
     pred = _core.predict_atoms(predictor, model.graph, model.atoms, model.hash, ctx)
-    return PredictedCosts(pred, int(threads), float(load))
+    return PredictedCosts(pred, int(threads), float(background_load))
 
 
 def load(path) -> "_core.Predictor":

@@ -22,13 +22,14 @@ from typing import Optional
 import torch
 
 from . import _core
+from ._compat import _UNSET, deprecated_attribute, renamed_kwarg
 from ._forward import CoreView
 
 __all__ = ["CostTable", "MachineCheck", "canary_ms", "machine_check", "profile", "progress_bar"]
 
 
 class CostTable(CoreView):
-    """Measured costs of one model on one machine (threads, load).
+    """Measured costs of one model on one machine (threads, background load).
 
     Per atom: ``atom_ms`` (median), ``atom_q1_ms`` / ``atom_q3_ms`` (spread),
     ``param_bytes``; per value id: ``value_bytes`` (these five are Python lists, copies);
@@ -36,7 +37,7 @@ class CostTable(CoreView):
     ``model_q1_ms`` / ``model_q3_ms``) beside ``sum_atom_ms``.
 
     The bound table's (``_core.CostTable``) other fields are read through: ``threads``,
-    ``load``, ``repeats``, ``warmup``, ``model_hash``, ``num_atoms``, ``label``; the machine
+    ``background_load``, ``repeats``, ``warmup``, ``model_hash``, ``num_atoms``, ``label``; the machine
     state: ``canary_reference_ms`` (the canary's reference, settle > 0; else 0),
     ``canary_ms`` (median canary over the counted rounds), ``rounds_discarded`` (rounds run
     again because the machine was not in its reference state), ``settled`` (False if the
@@ -46,6 +47,11 @@ class CostTable(CoreView):
     def __init__(self, core: "_core.CostTable", atoms=None):
         self._core = core
         self._atoms = atoms
+
+    @property
+    def load(self) -> float:
+        """Deprecated name of ``background_load`` (until 0.3)."""
+        return deprecated_attribute("CostTable", "load", "background_load", self._core.background_load)
 
     @property
     def atom_ms(self) -> list:
@@ -94,7 +100,7 @@ class CostTable(CoreView):
         return self._core.to_json()
 
     def __repr__(self) -> str:
-        return (f"CostTable({self.num_atoms} atoms, threads {self.threads}, load {self.load}: "
+        return (f"CostTable({self.num_atoms} atoms, threads {self.threads}, background load {self.background_load}: "
                 f"model {self.model_ms:.3f} ms, sum of atoms {self.sum_atom_ms:.3f} ms)")
 
 
@@ -233,15 +239,16 @@ def machine_check(seconds: float = 10.0, window_s: float = 1.0, sibling: bool = 
     return MachineCheck(base, window_s, busy)
 
 
-def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, warmup: int = 3, load: float = 0.0,
+def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, warmup: int = 3, background_load: float = 0.0,
             progress: Optional[bool] = None, label: str = "", settle: float = 0.0, reference_ms: float = 0.0,
-            max_discarded: int = -1, max_wait_s: float = 30.0) -> CostTable:
+            max_discarded: int = -1, max_wait_s: float = 30.0, load=_UNSET) -> CostTable:
     """Measure every atom of ``model`` (a :class:`tessera.Model`) on ``inputs``.
 
     threads: intra-op threads for the run (None: torch's current setting); restored after.
     repeats: timed rounds (>= 1); warmup: untimed rounds before them (>= 0).
-    load: a label recorded in the table: the background load the caller keeps up
-        during the run (cores busy elsewhere; see :class:`tessera.predict.BackgroundLoad`).
+    background_load: a label recorded in the table: the CPU cores the caller keeps busy with
+        other work during the run (see :class:`tessera.predict.BackgroundLoad`). ``load=``
+        is its deprecated name (until 0.3).
     progress: a progress bar (None: only when stderr is a terminal).
     settle: > 0 counts only rounds taken while the machine is in its reference state: the
         canary (:func:`canary_ms`) on both sides of a round within (1 + settle) x
@@ -254,12 +261,13 @@ def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, war
     """
     from .atoms import Model, _as_tuple
 
+    background_load = renamed_kwarg("profile", "load", "background_load", load, background_load, 0.0)
     if not isinstance(model, Model):
         raise _core.InvalidArgumentError(f"profile() takes a tessera.Model, got {type(model).__name__}")
     if threads is not None and int(threads) < 1:
         raise _core.InvalidArgumentError(f"threads = {threads}: at least 1")
     opts = _core.ProfileOptions(threads=0 if threads is None else int(threads), repeats=int(repeats),
-                                warmup=int(warmup), load=float(load), settle=float(settle),
+                                warmup=int(warmup), background_load=float(background_load), settle=float(settle),
                                 reference_ms=float(reference_ms), max_discarded=int(max_discarded),
                                 max_wait_ms=1e3 * float(max_wait_s))
     bar = progress_bar(int(repeats) + int(warmup), label or "profile", progress) if repeats >= 1 else None

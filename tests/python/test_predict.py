@@ -13,7 +13,7 @@ from tessera import predict as tp
 @pytest.fixture(scope="module")
 def samples(zoo_path):
     zoo_path("squeezenet1_0")
-    return tp.collect(["squeezenet1_0"], threads=(1,), loads=(0.0, 0.5), repeats=3, warmup=1, progress=False)
+    return tp.collect(["squeezenet1_0"], threads=(1,), background_loads=(0.0, 0.5), repeats=3, warmup=1, progress=False)
 
 
 def test_features_from_the_graph(zoo_model):
@@ -73,7 +73,7 @@ def test_flops_follow_argument_order_and_transposed_convolutions():
 
 def test_collect_train_evaluate(samples, tmp_path, zoo_model):
     assert len(samples) == 2 * 65
-    assert {s.ctx.load for s in samples} == {0.0, 0.5}
+    assert {s.ctx.background_load for s in samples} == {0.0, 0.5}
     tp.write_samples(tmp_path / "s.csv", samples)
     back = tp.read_samples(tmp_path / "s.csv")
     assert [s.ms for s in back] == [s.ms for s in samples]
@@ -148,7 +148,7 @@ def test_collect_settles_on_the_machine_state(zoo_path):
     canary reference of its context; settle=0 turns the canary off."""
     zoo_path("squeezenet1_0")
     tables = []
-    tp.collect(["squeezenet1_0"], threads=(1,), loads=(0.0, 0.5), repeats=1, warmup=0, progress=False,
+    tp.collect(["squeezenet1_0"], threads=(1,), background_loads=(0.0, 0.5), repeats=1, warmup=0, progress=False,
                tables=tables)
     assert len(tables) == 2 and all(t.canary_reference_ms > 0 and t.canary_ms > 0 for _, t in tables)
     tables = []
@@ -263,3 +263,28 @@ def test_a_loaded_xgboost_predictor_keeps_learning(samples, tmp_path):
     r.update(samples[:40])
     r.save(tmp_path / "c.json")
     assert trees(tmp_path / "b.json") - first == 2 * (trees(tmp_path / "c.json") - first)  # two updates, two shares
+
+
+def test_old_spellings_of_background_load_still_work_with_a_warning(tmp_path):
+    """Issue 19: 'load' meant two things (a slowdown factor of a plan's context; cores kept busy
+    beside a profile). The second is background_load now; the old spellings warn until 0.3."""
+    with pytest.warns(DeprecationWarning, match="MachineState"):
+        ctx_cls = tp.Context
+    assert ctx_cls is tp.MachineState
+    state = tp.MachineState(threads=2, background_load=0.5)
+    assert (state.threads, state.background_load) == (2, 0.5)
+    class Tiny(torch.nn.Module):
+        def forward(self, x):
+            return torch.relu(x * 2) + 1
+
+    xs = (torch.randn(1, 8),)
+    m = ts.load(torch.jit.script(Tiny().eval()), xs)
+    table = ts.profile(m, xs, repeats=1, warmup=0, background_load=0.5, progress=False)
+    assert table.background_load == 0.5
+    with pytest.warns(DeprecationWarning, match="background_load"):
+        assert table.load == 0.5
+    with pytest.warns(DeprecationWarning, match="'load=' is now 'background_load='"):
+        old = tp.samples_of(m, threads=1, load=0.5)
+    assert {s.ctx.background_load for s in old} == {0.5}
+    with pytest.raises(TypeError, match="both"):
+        tp.samples_of(m, threads=1, load=0.5, background_load=1.0)

@@ -1,16 +1,17 @@
 // tessera/tessera.h -- everything a C++ product needs: #include <tessera/tessera.h>
+//
+// One umbrella header per layer, from the bottom up (docs/ARCHITECTURE.md). A product that
+// needs one layer includes only that one (tessera/plan.h and tessera/predict.h are torch-free:
+// planning needs no LibTorch). The names are Python's: tessera::Model is ts.Model,
+// tessera::plan::plan_* are ts.plan(...) and ts.Planner, tessera::runtime::Server is ts.Server.
 #pragma once
 
-#include "tessera/atoms/atom.h"
-#include "tessera/atoms/model.h"
-#include "tessera/core/dag.h"
-#include "tessera/core/dtype.h"
-#include "tessera/core/version.h"
-#include "tessera/core/error.h"
-#include "tessera/core/tensor_info.h"
-#include "tessera/graph/op_graph.h"
-#include "tessera/plan/cost_model.h"
-#include "tessera/plan/dag.h"
-#include "tessera/plan/parametric.h"
-#include "tessera/plan/plan.h"
-#include "tessera/plan/planners.h"
+#include "tessera/core.h"
+#include "tessera/graph.h"
+#include "tessera/atoms.h"
+#include "tessera/plan.h"
+#include "tessera/predict.h"
+#include "tessera/profile.h"
+#include "tessera/transport.h"
+#include "tessera/runtime.h"
+#include "tessera/adapt.h"

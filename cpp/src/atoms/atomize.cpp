@@ -165,7 +165,7 @@ Atomized atomize(Extracted& ex) {
     for (int b : succ[r])
       if (--indeg[b] == 0) ready.push(b);
   }
-  TESSERA_CHECK(order.size() == groups.size(), Runtime, "atom graph has a cycle after SCC merge");
+  TESSERA_CHECK(order.size() == groups.size(), Engine, "atom graph has a cycle after SCC merge");
 
   Atomized out;
   const int A = static_cast<int>(order.size());
@@ -189,7 +189,7 @@ Atomized atomize(Extracted& ex) {
       for (int v : G.nodes[n].inputs) {
         int p = G.values[v].producer;
         if (p >= 0 && (G.nodes[p].helper || G.nodes[p].atom == atom.id)) continue;
-        TESSERA_CHECK(G.values[v].is_tensor, Runtime, "atom {} would read non-tensor value '{}' ({}) across a boundary",
+        TESSERA_CHECK(G.values[v].is_tensor, Engine, "atom {} would read non-tensor value '{}' ({}) across a boundary",
                       atom.id, G.values[v].name, G.values[v].type);
         ins.insert(v);
       }
@@ -225,7 +225,7 @@ Atomized atomize(Extracted& ex) {
       auto pid = vid.find(v);
       TESSERA_CHECK(pid != vid.end() && G.values[pid->second].producer >= 0 &&
                         G.nodes[G.values[pid->second].producer].helper,
-                    Runtime, "atom {}: value '{}' is neither an input nor a helper", atom.id, v->debugName());
+                    Engine, "atom {}: value '{}' is neither an input nor a helper", atom.id, v->debugName());
       jit::Node* c = g->createClone(p, lookup);
       g->insertNode(c);
       for (size_t i = 0; i < p->outputs().size(); ++i) {

@@ -100,12 +100,12 @@ void save_store(const ModelImpl& m, const std::string& dir, bool overwrite) {
       a.sha256 = sha256_hex(bytes.data(), bytes.size());
       std::ofstream f(tmp / a.file, std::ios::binary);
       f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      TESSERA_CHECK(f.good(), Runtime, "writing {} failed", (tmp / a.file).string());
+      TESSERA_CHECK(f.good(), Engine, "writing {} failed", (tmp / a.file).string());
     }
     std::ofstream mf(tmp / "manifest.json");
     mf << manifest_text(man);
     mf.close();
-    TESSERA_CHECK(mf.good(), Runtime, "writing {} failed", (tmp / "manifest.json").string());
+    TESSERA_CHECK(mf.good(), Engine, "writing {} failed", (tmp / "manifest.json").string());
     if (fs::exists(target)) {
       fs::path old = target.parent_path() / fmt::format(".{}.old-{:08x}", target.filename().string(), rd());
       fs::rename(target, old);
@@ -152,7 +152,7 @@ std::shared_ptr<jit::Graph> ModelImpl::atom_graph(int atom) const {
                 "atom id {} out of range: the model has {} atoms", atom, atoms.size());
   std::lock_guard<std::mutex> lock(graph_mu);
   if (graphs[atom]) return graphs[atom];
-  TESSERA_CHECK(!store_dir.empty(), Runtime, "atom {} has no graph and no store to load it from", atom);
+  TESSERA_CHECK(!store_dir.empty(), Engine, "atom {} has no graph and no store to load it from", atom);
   const Atom& a = atoms[atom];
   const std::string path = (fs::path(store_dir) / a.file).string();
   std::string bytes = read_file(path);

@@ -8,9 +8,9 @@ const char* error_kind_name(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::InvalidArgument: return "InvalidArgument";
     case ErrorKind::NotFound: return "NotFound";
-    case ErrorKind::Runtime: return "Runtime";
-    case ErrorKind::Timeout: return "Timeout";
-    case ErrorKind::NotImplemented: return "NotImplemented";
+    case ErrorKind::Engine: return "Engine";
+    case ErrorKind::Deadline: return "Deadline";
+    case ErrorKind::Unsupported: return "Unsupported";
   }
   return "Unknown";
 }

@@ -160,11 +160,11 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
   try {
     frozen = jit::freeze(module, c10::nullopt, options.optimize_numerics);
   } catch (const c10::Error& e) {
-    TESSERA_THROW(NotImplemented, "model {}: freezing failed: {}", label, first_line(e.what_without_backtrace()));
+    TESSERA_THROW(Unsupported, "model {}: freezing failed: {}", label, first_line(e.what_without_backtrace()));
   }
   Extracted ex;
   auto g = frozen.get_method("forward").graph()->copy();
-  TESSERA_CHECK(g->inputs().size() >= 1 && !g->inputs()[0]->hasUses(), NotImplemented,
+  TESSERA_CHECK(g->inputs().size() >= 1 && !g->inputs()[0]->hasUses(), Unsupported,
                 "model {}: forward still uses `self` after freezing (attributes it mutates?)", label);
   g->eraseInput(0);
   const auto n_in = g->inputs().size();
@@ -172,7 +172,7 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
                 "model {} takes {} inputs but {} example inputs were given {}", label, n_in,
                 example_inputs.size(), signature(example_inputs));
   for (size_t i = 0; i < n_in; ++i) {
-    TESSERA_CHECK(is_tensor(g->inputs()[i]), NotImplemented,
+    TESSERA_CHECK(is_tensor(g->inputs()[i]), Unsupported,
                   "model {}: input {} '{}' is a {}, only tensor inputs are supported", label, i,
                   g->inputs()[i]->debugName(), g->inputs()[i]->type()->str());
     TESSERA_CHECK(example_inputs[i].defined(), InvalidArgument, "example input {} is undefined", i);
@@ -303,7 +303,7 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
         if (use.user != g->return_node() && !structural.count(nid.count(use.user) ? nid[use.user] : -1)) packs = false;
       }
     }
-    TESSERA_CHECK(packs, NotImplemented,
+    TESSERA_CHECK(packs, Unsupported,
                   "model {}: output '{}' of type {} is not a tensor or a tuple/list of tensors", label,
                   v->debugName(), v->type()->str());
     structural.insert(nid[n]);
@@ -314,7 +314,7 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
     }
     return s + ")";
   };
-  TESSERA_CHECK(g->outputs().size() == 1, NotImplemented, "model {}: {} graph outputs", label, g->outputs().size());
+  TESSERA_CHECK(g->outputs().size() == 1, Unsupported, "model {}: {} graph outputs", label, g->outputs().size());
   meta.output_structure = flatten(g->outputs()[0]);
   ex.structural.assign(structural.begin(), structural.end());
   std::sort(ex.structural.begin(), ex.structural.end());

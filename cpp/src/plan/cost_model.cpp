@@ -54,7 +54,7 @@ void CostModel::validate() const {
                     links[i].size(), T);
       for (int j = 0; j < T; ++j) {
         if (i == j) continue;
-        const Link& l = links[i][j];
+        const LinkCost& l = links[i][j];
         TESSERA_CHECK(finite_nonneg(l.energy_mj_per_byte), InvalidArgument,
                       "CostModel.links[{}][{}].energy_mj_per_byte must be finite and >= 0, got {}",
                       i, j, l.energy_mj_per_byte);
@@ -127,8 +127,8 @@ void Constraints::validate(int num_atoms, int num_targets) const {
                   num_targets);
 }
 
-Link link_between(const CostModel& cm, const Context& ctx, int from, int to) {
-  Link l;
+LinkCost link_between(const CostModel& cm, const Context& ctx, int from, int to) {
+  LinkCost l;
   if (!cm.links.empty()) l = cm.links[from][to];
   if ((from == 0 && to == 1) || (from == 1 && to == 0)) {
     l.bandwidth_mbps = ctx.bandwidth_mbps;
@@ -172,8 +172,8 @@ void cut_costs(const CostModel& cm, const Context& ctx, const CostWeights& w, Cu
     out.device[a] = d;
     out.server[a] = s;
   }
-  const Link up = link_between(cm, ctx, 0, 1);
-  const Link down = link_between(cm, ctx, 1, 0);
+  const LinkCost up = link_between(cm, ctx, 0, 1);
+  const LinkCost down = link_between(cm, ctx, 1, 0);
   const double ser_up = 8e-3 / up.bandwidth_mbps;  // ms per byte
   const double ser_down = 8e-3 / down.bandwidth_mbps;
   for (size_t v = 0; v < nv; ++v) {

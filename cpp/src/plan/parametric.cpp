@@ -124,7 +124,9 @@ ParametricPlanner::ParametricPlanner(const CostModel& cm, const Context& ctx, co
   for (const auto& s : segments_) upper_bw_.push_back(s.bw_hi_mbps);
 }
 
-int ParametricPlanner::lookup_index(double bandwidth_mbps) const noexcept {
+int ParametricPlanner::lookup_index(double bandwidth_mbps) const {
+  TESSERA_CHECK(bandwidth_mbps > 0 && bandwidth_mbps < kUnlimited, InvalidArgument,
+                "bandwidth_mbps must be finite and > 0, got {}", bandwidth_mbps);
   auto it = std::lower_bound(upper_bw_.begin(), upper_bw_.end(), bandwidth_mbps);
   if (it == upper_bw_.end()) return static_cast<int>(upper_bw_.size()) - 1;
   return static_cast<int>(it - upper_bw_.begin());

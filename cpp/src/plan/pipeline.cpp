@@ -11,6 +11,8 @@
 
 #include "tessera/core/error.h"
 
+#include <fmt/ranges.h>
+
 namespace tessera::plan {
 
 namespace {
@@ -347,7 +349,7 @@ PipelinePlan evaluate_pipeline(const AtomDag& dag, const PipelineNetwork& net, c
 PipelinePlan plan_pipeline_dp(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
                               Objective objective) {
   net.validate(dag);
-  TESSERA_CHECK(objective != Objective::Energy, NotImplemented, "pipeline plans optimise throughput or latency");
+  TESSERA_CHECK(objective != Objective::Energy, Unsupported, "pipeline plans optimise throughput or latency");
   const int K = static_cast<int>(order.size());
   TESSERA_CHECK(K >= 1 && order[0] == 0, InvalidArgument, "the node order starts with node 0 (the device)");
   std::vector<char> seen(net.nodes.size(), 0);
@@ -697,6 +699,21 @@ std::string PipelinePlan::explain(const PipelineNetwork& net) const {
     s += "\n";
   }
   return s;
+}
+
+const std::vector<std::string>& pipeline_planner_names() {
+  static const std::vector<std::string> names{"dp", "pso_dp", "exhaustive", "equal_layers"};
+  return names;
+}
+
+PipelinePlan plan_pipeline(const AtomDag& dag, const PipelineNetwork& net, const std::string& algorithm,
+                           const std::vector<int>& order, Objective objective) {
+  if (algorithm == "dp") return plan_pipeline_dp(dag, net, order, objective);
+  if (algorithm == "pso_dp") return plan_pipeline_pso_dp(dag, net, order, objective);
+  if (algorithm == "exhaustive") return plan_pipeline_exhaustive(dag, net, objective);
+  if (algorithm == "equal_layers") return plan_pipeline_equal_layers(dag, net, order);
+  TESSERA_THROW(InvalidArgument, "unknown pipeline planner '{}' ({})", algorithm,
+                fmt::join(pipeline_planner_names(), ", "));
 }
 
 }  // namespace tessera::plan

@@ -28,6 +28,12 @@ const char* status_name(PlanStatus status) {
   return "?";
 }
 
+PlanStatus parse_status(const std::string& name) {
+  for (PlanStatus s : {PlanStatus::Optimal, PlanStatus::Feasible, PlanStatus::Infeasible, PlanStatus::BadInput})
+    if (name == status_name(s)) return s;
+  TESSERA_THROW(InvalidArgument, "plan status '{}' is unknown (optimal, feasible, infeasible, bad_input)", name);
+}
+
 namespace {
 
 std::string target_label(int t) {
@@ -91,7 +97,7 @@ Plan evaluate(const CostModel& cm, const Context& ctx, const std::vector<int>& p
   double transfer_ms = 0;
   for_each_transfer(dag, placement, T, [&](int v, int p, int d) {
     const double bytes = dag.values[v].bytes;
-    const Link l = link_between(cm, ctx, p, d);
+    const LinkCost l = link_between(cm, ctx, p, d);
     const double ser = bytes * 8e-3 / l.bandwidth_mbps;
     Transfer tr{v, p, d, bytes, ser + l.rtt_ms / 2 + dag.values[v].codec_ms, dag.values[v].codec};
     transfer_ms += tr.ms;
@@ -150,7 +156,7 @@ std::vector<std::string> validate(const Plan& plan, const AtomDag& dag, int T) {
   std::vector<int> block_of(static_cast<size_t>(n), -1);
   bool partition_ok = true;
   for (size_t b = 0; b < plan.blocks.size(); ++b) {
-    const Block& blk = plan.blocks[b];
+    const ScheduledBlock& blk = plan.blocks[b];
     if (blk.atoms.empty()) problems.push_back(fmt::format("block {} is empty", b));
     for (int a : blk.atoms) {
       if (a < 0 || a >= n) {
@@ -290,6 +296,9 @@ Plan from_placement(const AtomDag& dag, const std::vector<int>& placement, int n
 }
 
 std::string Plan::explain(const CostModel& cm) const {
+  cm.validate();
+  TESSERA_CHECK(static_cast<int>(placement.size()) == cm.num_atoms(), InvalidArgument,
+                "plan has {} atoms, the cost model {}", placement.size(), cm.num_atoms());
   std::string s = fmt::format("{} plan: {}", algorithm.empty() ? "hand-made" : algorithm, status_name(status));
   if (!reason.empty()) s += fmt::format(" ({})", reason);
   s += "\n";

@@ -80,13 +80,13 @@ TileWindow tile_window(const std::vector<RowOp>& chain, int rows_in, int a, int 
   int lo = std::min((a * static_cast<long>(S)) / S * S, static_cast<long>(rows_in - 1)) / S * S;
   while (true) {
     if (exact_rows(chain, rows_in, lo, rows_in, v, w, os, oe) && v <= a) break;
-    TESSERA_CHECK(lo > 0, Runtime, "no exact window for rows [{}, {}) (a bug: the whole input is one)", a, b);
+    TESSERA_CHECK(lo > 0, Engine, "no exact window for rows [{}, {}) (a bug: the whole input is one)", a, b);
     lo -= S;
   }
   // the bottom: grow the slice's end until row b - 1 is exact
   int hi = std::min<long>(rows_in, std::max<long>(lo + 1, static_cast<long>(b) * S));
   while (!(exact_rows(chain, rows_in, lo, hi, v, w, os, oe) && v <= a && w >= b)) {
-    TESSERA_CHECK(hi < rows_in, Runtime, "no exact window for rows [{}, {}) (a bug: the whole input is one)", a, b);
+    TESSERA_CHECK(hi < rows_in, Engine, "no exact window for rows [{}, {}) (a bug: the whole input is one)", a, b);
     ++hi;
   }
   TileWindow t;

@@ -197,10 +197,10 @@ const std::vector<std::string>& feature_names() {
   return n;
 }
 
-void check_context(const Context& ctx) {
+void check_machine_state(const MachineState& ctx) {
   TESSERA_CHECK(ctx.threads >= 1, InvalidArgument, "context threads = {} must be >= 1", ctx.threads);
-  TESSERA_CHECK(std::isfinite(ctx.load) && ctx.load >= 0, InvalidArgument, "context load = {} must be >= 0",
-                ctx.load);
+  TESSERA_CHECK(std::isfinite(ctx.background_load) && ctx.background_load >= 0, InvalidArgument, "background_load = {} must be a finite number >= 0",
+                ctx.background_load);
 }
 
 std::vector<AtomFeatures> atom_features(const OpGraph& g, const std::vector<Atom>& atoms,
@@ -256,9 +256,9 @@ std::vector<AtomFeatures> atom_features(const OpGraph& g, const std::vector<Atom
   return out;
 }
 
-std::vector<Sample> make_samples(const std::vector<AtomFeatures>& features, const Context& ctx,
+std::vector<Sample> make_samples(const std::vector<AtomFeatures>& features, const MachineState& ctx,
                                  const std::vector<double>& ms, const std::string& label) {
-  check_context(ctx);
+  check_machine_state(ctx);
   TESSERA_CHECK(ms.empty() || ms.size() == features.size(), InvalidArgument,
                 "{} measured latencies for {} atoms", ms.size(), features.size());
   std::vector<Sample> out(features.size());
@@ -277,7 +277,7 @@ std::vector<Sample> make_samples(const std::vector<AtomFeatures>& features, cons
 
 // ---- CSV ------------------------------------------------------------------------------
 namespace {
-const char* kFixedColumns[] = {"model", "label", "atom", "main_kind", "op_class", "kinds", "threads", "load", "ms"};
+const char* kFixedColumns[] = {"model", "label", "atom", "main_kind", "op_class", "kinds", "threads", "background_load", "ms"};
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -317,12 +317,12 @@ void write_samples_csv(const std::string& path, const std::vector<Sample>& sampl
   for (const auto& s : samples) {
     f << csv_field(s.f.model) << ',' << csv_field(s.label) << ',' << s.f.atom << ',' << csv_field(s.f.main_kind)
       << ',' << csv_field(s.f.op_class) << ',' << csv_field(s.f.kinds) << ',' << s.ctx.threads << ','
-      << fmt::format("{}", s.ctx.load) << ',' << fmt::format("{}", s.ms);
+      << fmt::format("{}", s.ctx.background_load) << ',' << fmt::format("{}", s.ms);
     for (double x : s.f.x) f << ',' << fmt::format("{}", x);
     f << '\n';
   }
   f.close();  // a failed final flush (disk full) must not pass for a complete file
-  TESSERA_CHECK(!f.fail(), Runtime, "failed writing samples CSV '{}'", path);
+  TESSERA_CHECK(!f.fail(), Engine, "failed writing samples CSV '{}'", path);
 }
 
 std::vector<Sample> read_samples_csv(const std::string& path) {
@@ -333,6 +333,8 @@ std::vector<Sample> read_samples_csv(const std::string& path) {
   auto header = split_csv(line);
   std::map<std::string, size_t> col;
   for (size_t i = 0; i < header.size(); ++i) col[header[i]] = i;
+  // Files written before 0.2 name the background load "load".
+  if (!col.count("background_load") && col.count("load")) col["background_load"] = col["load"];
   std::vector<std::string> need(std::begin(kFixedColumns), std::end(kFixedColumns));
   for (const auto& n : feature_names()) need.push_back(n);
   for (const auto& n : need)
@@ -371,11 +373,11 @@ std::vector<Sample> read_samples_csv(const std::string& path) {
     s.f.op_class = cells[col["op_class"]];
     s.f.kinds = cells[col["kinds"]];
     s.ctx.threads = whole("threads");
-    s.ctx.load = num("load");
+    s.ctx.background_load = num("background_load");
     s.ms = num("ms");
     for (int i = 0; i < kNumFeatures; ++i) s.f.x[i] = num(feature_names()[i]);
     try {
-      check_context(s.ctx);
+      check_machine_state(s.ctx);
     } catch (const Error& e) {
       TESSERA_THROW(InvalidArgument, "samples CSV '{}' line {}: {}", path, lineno, e.message());
     }

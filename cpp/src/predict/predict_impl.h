@@ -37,7 +37,7 @@ class AnalyticModel {
 double gflop(const Sample& s);
 double mb_moved(const Sample& s);
 
-std::string lookup_key(const AtomFeatures& f, const Context& ctx);
+std::string lookup_key(const AtomFeatures& f, const MachineState& ctx);
 
 // Reads a predictor file: parsed JSON with format and kind checked.
 nlohmann::json read_predictor_json(const std::string& path);

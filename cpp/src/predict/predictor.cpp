@@ -95,9 +95,9 @@ void AnalyticModel::fit(const std::vector<Sample>& samples) {
   beta_.clear();
   std::map<std::string, std::map<int, std::vector<std::array<double, 3>>>> rows;
   bool any_unloaded = false;
-  for (const auto& s : samples) any_unloaded |= s.ms > 0 && s.ctx.load == 0;
+  for (const auto& s : samples) any_unloaded |= s.ms > 0 && s.ctx.background_load == 0;
   for (const auto& s : samples) {
-    if (!(s.ms > 0) || (any_unloaded && s.ctx.load != 0)) continue;
+    if (!(s.ms > 0) || (any_unloaded && s.ctx.background_load != 0)) continue;
     std::array<double, 3> r{1 / s.ms, gflop(s) / s.ms, mb_moved(s) / s.ms};
     rows[s.f.op_class][s.ctx.threads].push_back(r);
     rows["*"][s.ctx.threads].push_back(r);
@@ -107,10 +107,10 @@ void AnalyticModel::fit(const std::vector<Sample>& samples) {
   if (!any_unloaded) return;
   std::map<int, std::vector<double>> sens;
   for (const auto& s : samples) {
-    if (!(s.ms > 0) || s.ctx.load <= 0) continue;
+    if (!(s.ms > 0) || s.ctx.background_load <= 0) continue;
     Roofline r = base(s);
     double b = r.c0 + r.c1 * gflop(s) + r.c2 * mb_moved(s);
-    if (b > 0) sens[s.ctx.threads].push_back((s.ms / b - 1) / s.ctx.load);
+    if (b > 0) sens[s.ctx.threads].push_back((s.ms / b - 1) / s.ctx.background_load);
   }
   for (auto& [t, xs] : sens) beta_[t] = std::max(0.0, median(xs));
 }
@@ -132,7 +132,7 @@ Roofline AnalyticModel::base(const Sample& s) const {
 double AnalyticModel::predict(const Sample& s) const {
   Roofline r = base(s);
   double ms = r.c0 + r.c1 * gflop(s) + r.c2 * mb_moved(s);
-  if (s.ctx.load > 0 && !beta_.empty()) ms *= 1 + nearest_threads(beta_, s.ctx.threads)->second * s.ctx.load;
+  if (s.ctx.background_load > 0 && !beta_.empty()) ms *= 1 + nearest_threads(beta_, s.ctx.threads)->second * s.ctx.background_load;
   return std::max(ms, 1e-6);
 }
 
@@ -170,15 +170,15 @@ AnalyticModel AnalyticModel::from_json(const nlohmann::json& j) {
 }
 
 // ---- helpers ----------------------------------------------------------------------------
-std::string lookup_key(const AtomFeatures& f, const Context& ctx) {
-  return fmt::format("{}#{}#{}#{:.3f}", f.model, f.atom, ctx.threads, ctx.load);
+std::string lookup_key(const AtomFeatures& f, const MachineState& ctx) {
+  return fmt::format("{}#{}#{}#{:.3f}", f.model, f.atom, ctx.threads, ctx.background_load);
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
   std::ofstream f(path);
   TESSERA_CHECK(f.good(), NotFound, "cannot write predictor '{}'", path);
   f << j.dump();
-  TESSERA_CHECK(f.good(), Runtime, "failed writing predictor '{}'", path);
+  TESSERA_CHECK(f.good(), Engine, "failed writing predictor '{}'", path);
 }
 
 nlohmann::json read_predictor_json(const std::string& path) {
@@ -208,7 +208,7 @@ namespace {
 
 void check_measured(const std::vector<Sample>& samples) {
   for (size_t i = 0; i < samples.size(); ++i) {
-    check_context(samples[i].ctx);
+    check_machine_state(samples[i].ctx);
     TESSERA_CHECK(samples[i].ms >= 0 && std::isfinite(samples[i].ms), InvalidArgument,
                   "sample {} (model {} atom {}) has no measured ms (ms = {})", i, samples[i].label,
                   samples[i].f.atom, samples[i].ms);
@@ -296,7 +296,7 @@ std::unique_ptr<Predictor> load_predictor(const std::string& path) {
 }
 
 Prediction predict_atoms(const Predictor& predictor, const OpGraph& graph, const std::vector<Atom>& atoms,
-                         const std::string& model_hash, const Context& ctx) {
+                         const std::string& model_hash, const MachineState& ctx) {
   auto batch = make_samples(atom_features(graph, atoms, model_hash), ctx);
   auto p = predictor.predict(batch);
   TESSERA_CHECK(p.ms.size() == batch.size(), InvalidArgument, "predictor '{}' returned {} values for {} atoms",
@@ -314,7 +314,7 @@ const std::vector<std::string>& learned_feature_names() {
     std::vector<std::string> n;
     for (const auto& c : op_classes()) n.push_back("class_" + c);
     for (const auto& f : feature_names()) n.push_back("log_" + f);
-    for (const char* s : {"log_intensity", "log_flops_per_out", "depthwise", "pointwise", "threads", "load",
+    for (const char* s : {"log_intensity", "log_flops_per_out", "depthwise", "pointwise", "threads", "background_load",
                           "log_analytic_ms"})
       n.push_back(s);
     return n;
@@ -342,7 +342,7 @@ std::vector<std::vector<float>> learned_features(const std::vector<Sample>& batc
     r.push_back(dw ? 1.f : 0.f);
     r.push_back(s.f.op_class == "conv" && s.f.x[kKernel] == 1 ? 1.f : 0.f);
     r.push_back(static_cast<float>(s.ctx.threads));
-    r.push_back(static_cast<float>(s.ctx.load));
+    r.push_back(static_cast<float>(s.ctx.background_load));
     r.push_back(analytic_ms.empty() ? 0.f : static_cast<float>(std::log(std::max(analytic_ms[i], 1e-6))));
     rows.push_back(std::move(r));
   }
@@ -362,7 +362,7 @@ Accuracy accuracy(const std::vector<Sample>& samples, const Prediction& pred, do
     if (!(s.ms >= 0)) continue;
     ++measured;
     if (!pred.fallback.empty() && pred.fallback[i]) ++acc.fallbacks;
-    auto& m = models[fmt::format("{}#{}#{:.3f}", s.f.model, s.ctx.threads, s.ctx.load)];
+    auto& m = models[fmt::format("{}#{}#{:.3f}", s.f.model, s.ctx.threads, s.ctx.background_load)];
     m.first += s.ms, m.second += pred.ms[i];
     if (s.ms < min_ms) continue;
     double e = std::fabs(pred.ms[i] - s.ms) / s.ms;

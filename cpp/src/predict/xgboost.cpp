@@ -20,7 +20,7 @@
 
 #define TESSERA_XGB(call)                                                                            \
   do {                                                                                               \
-    if ((call) != 0) TESSERA_THROW(Runtime, "XGBoost: {} failed: {}", #call, XGBGetLastError());    \
+    if ((call) != 0) TESSERA_THROW(Engine, "XGBoost: {} failed: {}", #call, XGBGetLastError());    \
   } while (0)
 
 namespace tessera::predict {
@@ -56,7 +56,7 @@ class XGBoostPredictor : public Predictor {
     p.fallback.assign(batch.size(), 1);
     std::vector<double> base(batch.size());
     for (size_t i = 0; i < batch.size(); ++i) {
-      check_context(batch[i].ctx);
+      check_machine_state(batch[i].ctx);
       p.ms[i] = base[i] = analytic_.predict(batch[i]);
     }
     if (!booster_ || batch.empty()) return p;
@@ -66,7 +66,7 @@ class XGBoostPredictor : public Predictor {
     const float* out = nullptr;
     std::lock_guard<std::mutex> lock(mu_);
     TESSERA_XGB(XGBoosterPredict(booster_, d.h, 0, 0, 0, &n, &out));
-    TESSERA_CHECK(n == batch.size(), Runtime, "XGBoost returned {} predictions for {} rows", n, batch.size());
+    TESSERA_CHECK(n == batch.size(), Engine, "XGBoost returned {} predictions for {} rows", n, batch.size());
     for (size_t i = 0; i < batch.size(); ++i) {
       if (!seen_.count(batch[i].f.main_kind)) continue;  // never trained on this op: analytic, flagged
       p.ms[i] = base[i] * std::exp(std::clamp(static_cast<double>(out[i]), -5.0, 5.0));
@@ -77,7 +77,7 @@ class XGBoostPredictor : public Predictor {
 
   void update(const std::vector<Sample>& samples) override {
     for (size_t i = 0; i < samples.size(); ++i) {
-      check_context(samples[i].ctx);
+      check_machine_state(samples[i].ctx);
       TESSERA_CHECK(samples[i].ms >= 0 && std::isfinite(samples[i].ms), InvalidArgument,
                     "sample {} (model {} atom {}) has no measured ms (ms = {})", i, samples[i].label,
                     samples[i].f.atom, samples[i].ms);
@@ -181,6 +181,8 @@ std::unique_ptr<Predictor> xgboost_from_json(const nlohmann::json& j, const std:
     o.nthread = opt.at("nthread").get<int>();
     o.seed = opt.at("seed").get<int>();
     auto names = x.at("feature_names").get<std::vector<std::string>>();
+    for (auto& n : names)
+      if (n == "load") n = "background_load";  // its name before 0.2
     TESSERA_CHECK(names == learned_feature_names(), InvalidArgument,
                   "predictor file '{}' was trained on other features ({} of them, this build has {})", path,
                   names.size(), learned_feature_names().size());

@@ -130,9 +130,9 @@ std::string CostTable::summary(const std::vector<Atom>& atoms, int top) const {
     out += fmt::format("{:>5}  {:<32} {:>10.4f} [{:>8.4f} - {:>8.4f}] {:>12}\n", a, ops, atom_ms[a], atom_q1_ms[a],
                        atom_q3_ms[a], param_bytes.empty() ? 0 : param_bytes[a]);
   }
-  out += fmt::format("{} atoms, threads {}, load {}, {} rounds after {} warm-up: whole model {:.3f} ms "
+  out += fmt::format("{} atoms, threads {}, background load {}, {} rounds after {} warm-up: whole model {:.3f} ms "
                      "[{:.3f} - {:.3f}], sum of atoms {:.3f} ms ({:+.1f}%)",
-                     atom_ms.size(), threads, load, repeats, warmup, model_ms, model_q1_ms, model_q3_ms,
+                     atom_ms.size(), threads, background_load, repeats, warmup, model_ms, model_q1_ms, model_q3_ms,
                      sum_atom_ms(), model_ms > 0 ? 100.0 * (sum_atom_ms() / model_ms - 1) : 0.0);
   if (canary_reference_ms > 0)
     out += fmt::format("; machine state: canary {:.3f} ms (reference {:.3f}), {} rounds discarded, waited {:.1f} s{}",
@@ -149,7 +149,7 @@ std::string CostTable::to_json() const {
   j["threads"] = threads;
   j["repeats"] = repeats;
   j["warmup"] = warmup;
-  j["load"] = load;
+  j["background_load"] = background_load;
   j["atom_ms"] = atom_ms;
   j["atom_q1_ms"] = atom_q1_ms;
   j["atom_q3_ms"] = atom_q3_ms;
@@ -184,7 +184,7 @@ CostTable CostTable::from_json(const std::string& text) {
     t.threads = j.at("threads").get<int>();
     t.repeats = j.at("repeats").get<int>();
     t.warmup = j.at("warmup").get<int>();
-    t.load = j.value("load", 0.0);
+    t.background_load = j.value("background_load", j.value("load", 0.0));  // "load" before 0.2
     t.atom_ms = j.at("atom_ms").get<std::vector<double>>();
     t.atom_q1_ms = j.at("atom_q1_ms").get<std::vector<double>>();
     t.atom_q3_ms = j.at("atom_q3_ms").get<std::vector<double>>();
@@ -215,7 +215,7 @@ void CostTable::write(const std::string& path) const {
   std::ofstream f(path);
   TESSERA_CHECK(f.good(), NotFound, "cannot write cost table '{}'", path);
   f << to_json();
-  TESSERA_CHECK(f.good(), Runtime, "failed writing cost table '{}'", path);
+  TESSERA_CHECK(f.good(), Engine, "failed writing cost table '{}'", path);
 }
 
 CostTable CostTable::read(const std::string& path) {
@@ -233,7 +233,8 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
   TESSERA_CHECK(o.warmup >= 0, InvalidArgument, "warmup = {} is negative", o.warmup);
   TESSERA_CHECK(o.threads >= 0 && o.threads <= hw, InvalidArgument,
                 "threads = {}: this machine has {} hardware threads (0 keeps the current setting)", o.threads, hw);
-  TESSERA_CHECK(std::isfinite(o.load) && o.load >= 0, InvalidArgument, "load = {} must be >= 0", o.load);
+  TESSERA_CHECK(std::isfinite(o.background_load) && o.background_load >= 0, InvalidArgument, "background_load = {} must be >= 0",
+                o.background_load);
   TESSERA_CHECK(std::isfinite(o.settle) && o.settle >= 0, InvalidArgument,
                 "settle = {}: a tolerance >= 0 (0 = off, 0.1 = canary within 10% of its reference)", o.settle);
   TESSERA_CHECK(std::isfinite(o.reference_ms) && o.reference_ms >= 0, InvalidArgument,
@@ -263,7 +264,7 @@ CostTable profile(const Model& model, const std::vector<at::Tensor>& inputs, con
   t.threads = at::get_num_threads();
   t.repeats = o.repeats;
   t.warmup = o.warmup;
-  t.load = o.load;
+  t.background_load = o.background_load;
   t.param_bytes.resize(A);
   for (int a = 0; a < A; ++a) t.param_bytes[a] = atoms[a].param_bytes;
   t.value_bytes.resize(graph.values.size());

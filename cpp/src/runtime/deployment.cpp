@@ -496,8 +496,8 @@ std::vector<at::Tensor> Deployment::echo(const std::vector<at::Tensor>& tensors)
   Header h;
   h.type = MsgType::Echo;
   auto rep = impl_->call(0, h, "", tensors, impl_->opt.timeout_ms);
-  if (!rep) TESSERA_THROW(Timeout, "echo failed: {}", rep.error());
-  TESSERA_CHECK(rep->reply.header.type == MsgType::Echo, Runtime, "echo answered with {}: {}",
+  if (!rep) TESSERA_THROW(Deadline, "echo failed: {}", rep.error());
+  TESSERA_CHECK(rep->reply.header.type == MsgType::Echo, Engine, "echo answered with {}: {}",
                 transport::msg_type_name(rep->reply.header.type), rep->reply.body);
   return std::move(rep->reply.tensors);
 }

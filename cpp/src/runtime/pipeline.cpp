@@ -179,7 +179,7 @@ struct Pipeline::Impl {
     std::vector<at::Tensor> args;
     for (int v : b.inputs()) {
       auto it = env.find(v);
-      TESSERA_CHECK(it != env.end(), Runtime, "the device lacks value '{}' (id {}) to run atoms [{}]", vals[v].name, v,
+      TESSERA_CHECK(it != env.end(), Engine, "the device lacks value '{}' (id {}) to run atoms [{}]", vals[v].name, v,
                     fmt::join(atoms, ", "));
       args.push_back(it->second);
     }

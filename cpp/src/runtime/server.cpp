@@ -582,7 +582,7 @@ struct Server::Impl {
                     a, hex.substr(0, 16), model.num_atoms());
     if (m.header.budget_us > 0) {
       const auto spent_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received).count();
-      TESSERA_CHECK(spent_us <= m.header.budget_us, Timeout,
+      TESSERA_CHECK(spent_us <= m.header.budget_us, Deadline,
                     "the device's budget of {:.1f} ms for atoms [{}] was spent before the block started",
                     m.header.budget_us / 1e3, fmt::join(p.atoms, ", "));
     }

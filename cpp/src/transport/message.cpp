@@ -185,7 +185,7 @@ EncodedTensor encode_tensor(const at::Tensor& in, Codec c) {
       const size_t n = t.nbytes();
       auto buf = at::empty({static_cast<int64_t>(ZSTD_compressBound(n))}, at::kByte);
       const size_t z = ZSTD_compress(buf.data_ptr(), buf.numel(), t.data_ptr(), n, 1);
-      TESSERA_CHECK(!ZSTD_isError(z), Runtime, "zstd could not compress a tensor of {} bytes: {}", n,
+      TESSERA_CHECK(!ZSTD_isError(z), Engine, "zstd could not compress a tensor of {} bytes: {}", n,
                     ZSTD_getErrorName(z));
       e.frame = buf.narrow(0, 0, static_cast<int64_t>(z));
       break;

@@ -13,7 +13,7 @@ namespace tessera::transport {
 
 std::pair<std::string, std::string> curve_keypair() {
   char pub[41] = {0}, sec[41] = {0};
-  TESSERA_CHECK(zmq_curve_keypair(pub, sec) == 0, NotImplemented, "this libzmq has no CURVE support");
+  TESSERA_CHECK(zmq_curve_keypair(pub, sec) == 0, Unsupported, "this libzmq has no CURVE support");
   return {pub, sec};
 }
 
@@ -30,7 +30,7 @@ void run_zap_handler(zmq::context_t& ctx, const std::vector<std::string>& allowe
     zap.bind("inproc://zeromq.zap.01");
   } catch (const zmq::error_t& e) {
     ready.set_exception(std::make_exception_ptr(Error(
-        ErrorKind::Runtime, fmt::format("cannot start the CURVE authenticator: {}", e.what()), "run_zap_handler")));
+        ErrorKind::Engine, fmt::format("cannot start the CURVE authenticator: {}", e.what()), "run_zap_handler")));
     return;
   }
   ready.set_value();

@@ -13,7 +13,8 @@ def _add_sample_args(sp, need_models: bool):
         sp.add_argument("--samples", help="samples CSV (from `tessera predictor collect`)")
     sp.add_argument("--models", nargs="+", default=[], help="zoo model names to profile now")
     sp.add_argument("--threads", nargs="+", type=positive_int, default=[1], help="thread counts (default 1)")
-    sp.add_argument("--loads", nargs="+", type=float, default=[0.0], help="background load levels (default 0)")
+    sp.add_argument("--background-loads", "--loads", dest="background_loads", nargs="+", type=float, default=[0.0],
+                    help="background load levels: CPU cores kept busy by other work (default 0)")
     sp.add_argument("--repeats", type=positive_int, default=20, help="timed rounds per profile (default 20)")
     sp.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     sp.add_argument("--settle", type=float, default=0.2,
@@ -26,14 +27,14 @@ def _cli_samples(args):
         return read_samples(args.samples)
     if not args.models:
         raise _core.InvalidArgumentError("give --samples CSV or --models NAME ... (the model list is empty)")
-    return collect(args.models, threads=args.threads, loads=args.loads, repeats=args.repeats,
+    return collect(args.models, threads=args.threads, background_loads=args.background_loads, repeats=args.repeats,
                    warmup=args.warmup, progress=not args.quiet, settle=args.settle)
 
 
 def cmd_collect(args):
     if not args.models:
         raise _core.InvalidArgumentError("give --models NAME ... (the model list is empty)")
-    s = collect(args.models, threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup,
+    s = collect(args.models, threads=args.threads, background_loads=args.background_loads, repeats=args.repeats, warmup=args.warmup,
                 csv=args.out, progress=not args.quiet, settle=args.settle)
     print(f"wrote {len(s)} samples to {args.out}")
 

@@ -68,7 +68,7 @@ CostModel random_model(std::mt19937& rng, int n) {
       cm.energy_mj[0][a] = uniform(rng, 0, 20);
       cm.energy_mj[1][a] = chance(rng, 0.5) ? 0.0 : uniform(rng, 0, 2);
     }
-    cm.links.assign(2, std::vector<Link>(2));
+    cm.links.assign(2, std::vector<LinkCost>(2));
     cm.links[0][1].energy_mj_per_byte = uniform(rng, 0, 1e-5);
     cm.links[1][0].energy_mj_per_byte = uniform(rng, 0, 5e-6);
   }
@@ -489,7 +489,7 @@ TEST(Validate, RejectsBrokenPlansWithReasons) {
   EXPECT_TRUE(mentions(validate(p, cm), "not executable in order"));
 
   p = good;  // a non-convex block: {conv, add} around relu on the server
-  p.blocks = {Block{0, {0, 2}, {}, {}}, Block{1, {1}, {}, {}}};
+  p.blocks = {ScheduledBlock{0, {0, 2}, {}, {}}, ScheduledBlock{1, {1}, {}, {}}};
   auto problems = validate(p, cm);
   EXPECT_TRUE(mentions(problems, "not convex")) << (problems.empty() ? "" : problems[0]);
 
@@ -653,9 +653,9 @@ TEST(Planners, NamesAndPurity) {
 TEST(Planners, ThreeTargetsEvaluateAndTwoTargetPlannersReport) {
   CostModel cm = triangle();
   cm.compute_ms.push_back({0.1, 0.1, 0.1});
-  cm.links.assign(3, std::vector<Link>(3));
+  cm.links.assign(3, std::vector<LinkCost>(3));
   for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) cm.links[i][j] = Link{100, 20, 0};
+    for (int j = 0; j < 3; ++j) cm.links[i][j] = LinkCost{100, 20, 0};
   Context ctx;
   ctx.bandwidth_mbps = 10;
   Plan p = evaluate(cm, ctx, {0, 2, 1});

@@ -102,10 +102,10 @@ std::vector<pr::Sample> synthetic(int n, unsigned seed, double noise = 0.02, con
     s.f.x[pr::kInBytes] = std::pow(10, 4 + 3 * u(rng));
     s.f.x[pr::kOutBytes] = s.f.x[pr::kInBytes];
     s.ctx.threads = 1 + (i / 4) % 2;
-    s.ctx.load = (i / 8) % 2 ? 0.5 : 0.0;
+    s.ctx.background_load = (i / 8) % 2 ? 0.5 : 0.0;
     double gf = s.f.x[pr::kFlops] * 1e-9, mb = 2 * s.f.x[pr::kInBytes] * 1e-6;
     double rate = k == 0 ? 20.0 : 5.0;  // ms per GFLOP differs per class
-    s.ms = (0.01 + rate * gf / s.ctx.threads + 0.3 * mb) * (1 + 0.4 * s.ctx.load) * std::exp(eps(rng));
+    s.ms = (0.01 + rate * gf / s.ctx.threads + 0.3 * mb) * (1 + 0.4 * s.ctx.background_load) * std::exp(eps(rng));
     out.push_back(s);
   }
   return out;

@@ -3,14 +3,15 @@
 // Every error tessera raises is a tessera::Error with a kind. It is thrown
 // through TESSERA_THROW / TESSERA_CHECK, which record the function, file and
 // line, and whose message must name the offending input (operator, atom id,
-// shape, path, endpoint, field). Python sees the kinds as subclasses of the
-// built-in exceptions (see python/src/bind_core.cpp):
+// shape, path, endpoint, field). Python raises each kind as the class of the
+// same name, a subclass of tessera.TesseraError and of a built-in exception
+// (python/src/bind_core.cpp), so `except ValueError` keeps working:
 //
 //   InvalidArgument -> tessera.InvalidArgumentError (ValueError)
 //   NotFound        -> tessera.NotFoundError        (FileNotFoundError)
-//   Runtime         -> tessera.TesseraRuntimeError  (RuntimeError)
-//   Timeout         -> tessera.TimeoutError         (TimeoutError)
-//   NotImplemented  -> tessera.NotImplementedError  (NotImplementedError)
+//   Engine          -> tessera.EngineError          (RuntimeError)
+//   Deadline        -> tessera.DeadlineError        (TimeoutError)
+//   Unsupported     -> tessera.UnsupportedError     (NotImplementedError)
 //
 // Expected outcomes (an infeasible plan, a receive that timed out) are values,
 // not exceptions.
@@ -23,8 +24,19 @@
 
 namespace tessera {
 
-enum class ErrorKind { InvalidArgument, NotFound, Runtime, Timeout, NotImplemented };
+enum class ErrorKind {
+  InvalidArgument,  // bad input: the message names what was wrong
+  NotFound,         // a file, store, model or atom does not exist
+  Engine,           // a failure inside the engine (LibTorch, a socket, the OS)
+  Deadline,         // a deadline passed
+  Unsupported,      // not supported (yet): the message says what
+  // The names before 0.2 (Python's classes were always the ones above); removed in 0.3.
+  Runtime [[deprecated("ErrorKind::Engine")]] = Engine,
+  Timeout [[deprecated("ErrorKind::Deadline")]] = Deadline,
+  NotImplemented [[deprecated("ErrorKind::Unsupported")]] = Unsupported,
+};
 
+// "InvalidArgument" | "NotFound" | "Engine" | "Deadline" | "Unsupported".
 const char* error_kind_name(ErrorKind kind);
 
 class Error : public std::runtime_error {

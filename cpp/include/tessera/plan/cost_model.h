@@ -42,12 +42,16 @@ namespace tessera::plan {
 
 inline constexpr double kUnlimited = std::numeric_limits<double>::infinity();
 
-// A network link from one target to another.
-struct Link {
+// What a network link from one target to another costs a plan (the emulated link a
+// deployment sends through is tessera::transport::Link).
+struct LinkCost {
   double bandwidth_mbps = 0;      // Mbit/s (1e6 bit/s), > 0 when the link is used
   double rtt_ms = 0;              // round-trip time in ms; each transfer pays rtt/2
   double energy_mj_per_byte = 0;  // energy spent per byte sent over the link (mJ/byte)
 };
+
+// plan::Link was LinkCost's name until 0.2. Removed in 0.3.
+using Link [[deprecated("tessera::plan::LinkCost (tessera::transport::Link is the emulated link)")]] = LinkCost;
 
 struct CostModel {
   AtomDag dag;
@@ -62,7 +66,7 @@ struct CostModel {
   // link (0<->1) takes bandwidth and RTT from the Context (they change at run
   // time) and only its energy_mj_per_byte from here; links between other targets
   // are read from here entirely.
-  std::vector<std::vector<Link>> links;
+  std::vector<std::vector<LinkCost>> links;
 
   int num_targets() const { return static_cast<int>(compute_ms.size()); }
   int num_atoms() const { return dag.num_atoms; }
@@ -105,7 +109,7 @@ struct Constraints {
 };
 
 // The link used from target `from` to target `to` under `ctx` (see CostModel::links).
-Link link_between(const CostModel& cm, const Context& ctx, int from, int to);
+LinkCost link_between(const CostModel& cm, const Context& ctx, int from, int to);
 
 // ---- additive two-target costs (the min-cut view) ---------------------------
 //

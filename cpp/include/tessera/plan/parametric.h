@@ -42,8 +42,9 @@ class ParametricPlanner {
                     double min_bw = kMinBandwidth, double max_bw = kMaxBandwidth);
 
   // Index of the segment optimal at `bandwidth_mbps` (clamped to the range). O(log #segments).
-  int lookup_index(double bandwidth_mbps) const noexcept;
-  const ParametricSegment& lookup(double bandwidth_mbps) const noexcept {
+  // A bandwidth that is not a finite number > 0 -> InvalidArgument (one comparison).
+  int lookup_index(double bandwidth_mbps) const;
+  const ParametricSegment& lookup(double bandwidth_mbps) const {
     return segments_[static_cast<size_t>(lookup_index(bandwidth_mbps))];
   }
   // lookup_index for many bandwidths (one C++ loop; used to time lookups).

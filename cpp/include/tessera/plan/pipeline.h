@@ -134,4 +134,11 @@ PipelinePlan plan_pipeline_convex_brute_force(const AtomDag& dag, const Pipeline
                                               Objective objective = Objective::Throughput, int max_atoms = 12);
 PipelinePlan plan_pipeline_equal_layers(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order);
 
+// One of the planners above by name: "dp" | "pso_dp" | "exhaustive" | "equal_layers" (the
+// order is ignored by exhaustive, the objective by equal_layers); any other name ->
+// InvalidArgument listing them.
+PipelinePlan plan_pipeline(const AtomDag& dag, const PipelineNetwork& net, const std::string& algorithm,
+                           const std::vector<int>& order, Objective objective = Objective::Throughput);
+const std::vector<std::string>& pipeline_planner_names();
+
 }  // namespace tessera::plan

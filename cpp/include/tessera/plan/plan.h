@@ -22,8 +22,10 @@ enum class PlanStatus {
   BadInput,    // the planner could not produce a plan for this input (reason says why)
 };
 const char* status_name(PlanStatus status);  // "optimal" | "feasible" | "infeasible" | "bad_input"
+// The inverse of status_name; any other name -> InvalidArgument naming it and the four.
+PlanStatus parse_status(const std::string& name);
 
-// Blocks are tessera::ScheduledBlock (core/dag.h), named plan::Block here.
+// A plan's blocks are tessera::ScheduledBlock (core/dag.h): a convex set of atoms on one target.
 
 // One value sent once from one target to another.
 struct Transfer {
@@ -50,12 +52,13 @@ struct Plan {
   double link_ms = 0;           // link stage: serialisation ms of all transfers (no rtt)
   double bandwidth_mbps = 0;    // context the metrics were computed for
   double rtt_ms = 0;
-  std::vector<Block> blocks;       // schedule_blocks(dag, placement)
+  std::vector<ScheduledBlock> blocks;  // schedule_blocks(dag, placement)
   std::vector<Transfer> transfers; // sorted by value id, then destination
 
   bool ok() const { return status == PlanStatus::Optimal || status == PlanStatus::Feasible; }
   // Several lines a person can read: metrics, blocks, and one line per cut
   // ("cut after layer3.1.relu (atom 41): 0.20 MB at 5.85 Mbit/s = 273.5 ms + rtt/2 (5.00 ms)").
+  // Checks the cost model and that it has the plan's atom count (InvalidArgument).
   std::string explain(const CostModel& cm) const;
 };
 

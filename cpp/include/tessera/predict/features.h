@@ -65,16 +65,20 @@ struct AtomFeatures {
   std::array<double, kNumFeatures> x{};
 };
 
-// Where an atom runs.
-struct Context {
-  int threads = 1;  // intra-op threads, >= 1
-  double load = 0;  // background load: CPU cores kept busy by other work, >= 0
+// The state of the machine an atom runs on: how many threads it gets and how busy the machine
+// is with other work. (A plan's Context, plan/cost_model.h, is what changes at run time
+// between device and server; its server_load / device_load are slowdown factors.)
+struct MachineState {
+  int threads = 1;             // intra-op threads, >= 1
+  double background_load = 0;  // CPU cores kept busy by other work, >= 0
 };
+// predict::Context was MachineState's name until 0.2. Removed in 0.3.
+using Context [[deprecated("tessera::predict::MachineState")]] = MachineState;
 
 // One atom in one context, with its measured latency when known.
 struct Sample {
   AtomFeatures f;
-  Context ctx;
+  MachineState ctx;
   double ms = -1;     // measured median latency, ms (< 0: unknown)
   std::string label;  // human name of the model ("resnet18"), for reports
 };
@@ -85,7 +89,7 @@ std::vector<AtomFeatures> atom_features(const OpGraph& graph, const std::vector<
 
 // Samples of a profiled model: ms[a] is atom a's measured median (size atoms.size()).
 // Throws InvalidArgument on a size mismatch, negative or non-finite ms, bad context.
-std::vector<Sample> make_samples(const std::vector<AtomFeatures>& features, const Context& ctx,
+std::vector<Sample> make_samples(const std::vector<AtomFeatures>& features, const MachineState& ctx,
                                  const std::vector<double>& ms = {}, const std::string& label = "");
 
 // CSV of samples (header: model,label,atom,main_kind,op_class,kinds,threads,load,ms,<features>).
@@ -93,6 +97,6 @@ void write_samples_csv(const std::string& path, const std::vector<Sample>& sampl
 // Throws NotFound for a missing file, InvalidArgument naming the line for a bad row.
 std::vector<Sample> read_samples_csv(const std::string& path);
 
-void check_context(const Context& ctx);  // InvalidArgument naming the field
+void check_machine_state(const MachineState& state);  // InvalidArgument naming the field
 
 }  // namespace tessera::predict

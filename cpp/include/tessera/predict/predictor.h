@@ -65,7 +65,7 @@ std::vector<std::string> predictor_kinds();
 
 // Predicts every atom of a model in one call (features from the op graph, one context).
 Prediction predict_atoms(const Predictor& predictor, const OpGraph& graph, const std::vector<Atom>& atoms,
-                         const std::string& model_hash, const Context& ctx);
+                         const std::string& model_hash, const MachineState& ctx);
 
 // Options of the XGBoost predictor (make_predictor uses these defaults).
 struct XGBoostOptions {

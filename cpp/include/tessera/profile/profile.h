@@ -53,7 +53,7 @@ struct ProfileOptions {
   int threads = 0;   // intra-op threads; 0 = keep the current setting. 1..hardware threads
   int repeats = 20;  // timed rounds, >= 1
   int warmup = 3;    // untimed rounds before them, >= 0
-  double load = 0;   // label only: background load during the run (cores busy elsewhere), >= 0
+  double background_load = 0;  // label only: CPU cores kept busy by other work during the run, >= 0
   double settle = 0;        // > 0: count only rounds taken in the reference machine state (see above)
   double reference_ms = 0;  // canary reference for settle; 0 = measure it first (fastest of 5)
   int max_discarded = -1;   // cap on discarded rounds; -1 = 4 x repeats
@@ -73,7 +73,7 @@ struct CostTable {
   std::string label;                // free text (model name, machine)
   int threads = 1;                  // intra-op threads used
   int repeats = 0, warmup = 0;
-  double load = 0;                  // ProfileOptions::load
+  double background_load = 0;       // ProfileOptions::background_load
   std::vector<double> atom_ms;      // median latency per atom, ms
   std::vector<double> atom_q1_ms;   // first quartile per atom, ms
   std::vector<double> atom_q3_ms;   // third quartile per atom, ms
