@@ -45,7 +45,7 @@ def score(pred_ms, samples, tables, min_ms=0.1, tol=0.10):
     against the whole model measured as one block (the tables' model_ms)."""
     by_ctx = collections.defaultdict(lambda: ([], []))
     for s, p in zip(samples, pred_ms):
-        ss, ps = by_ctx[(s.ctx.threads, s.ctx.load)]
+        ss, ps = by_ctx[(s.ctx.threads, s.ctx.background_load)]
         ss.append(s)
         ps.append(p)
     whole = {(lbl, t.threads, t.load): t.model_ms for lbl, t in tables}
@@ -100,18 +100,18 @@ def main(argv=None):
                      for r in csv.DictReader(f)]
     else:
         tabs = {"train": [], "test": [], "again": []}
-        kw = dict(threads=args.threads, loads=args.loads, repeats=args.repeats, warmup=args.warmup, progress=True,
+        kw = dict(threads=args.threads, background_loads=args.loads, repeats=args.repeats, warmup=args.warmup, progress=True,
                   settle=args.settle, max_wait_s=args.max_wait)
         train = tp.collect(args.train, tables=tabs["train"], csv=args.csv, **kw)
         test = tp.collect(args.test, tables=tabs["test"], **kw)
         again = tp.collect(args.test, tables=tabs["again"], **kw)
-        profs = [Prof(name, lbl, t.threads, t.load, t.model_ms, t.settled, t.rounds_discarded, t.waited_ms / 1e3)
+        profs = [Prof(name, lbl, t.threads, t.background_load, t.model_ms, t.settled, t.rounds_discarded, t.waited_ms / 1e3)
                  for name, ts_ in tabs.items() for lbl, t in ts_]
         if not smoke():  # the raw samples and machine states, to score again offline (--rescore)
             RESULTS.mkdir(exist_ok=True)
             for name, ss in (("train", train), ("test", test), ("again", again)):
                 tp.write_samples(RESULTS / f"predictor_samples_{name}.csv", ss)
-            write_csv("predictor_whole", [{"set": name, "label": lbl, "threads": t.threads, "load": t.load,
+            write_csv("predictor_whole", [{"set": name, "label": lbl, "threads": t.threads, "background_load": t.background_load,
                                            "model_ms": t.model_ms, "sum_atom_ms": t.sum_atom_ms,
                                            "canary_ms": t.canary_ms, "canary_reference_ms": t.canary_reference_ms,
                                            "rounds_discarded": t.rounds_discarded, "settled": t.settled,
@@ -127,11 +127,11 @@ def main(argv=None):
                for name in ("train", "test", "again")}
 
     def only_settled(samples, *names):
-        return [s for s in samples if all((s.label, s.ctx.threads, s.ctx.load) in settled[n] for n in names)]
+        return [s for s in samples if all((s.label, s.ctx.threads, s.ctx.background_load) in settled[n] for n in names)]
 
     rows = []
     results = {}
-    key = lambda s: (s.label, s.f.atom, s.ctx.threads, s.ctx.load)  # noqa: E731
+    key = lambda s: (s.label, s.f.atom, s.ctx.threads, s.ctx.background_load)  # noqa: E731
     ref = {key(s): s.ms for s in again}
     t0 = time.perf_counter()
     predictors = {kind: tp.train(train, kind=kind) for kind in ("analytic", "xgboost")}
