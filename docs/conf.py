@@ -1,9 +1,13 @@
-# Sphinx configuration of tessera's reference documentation (`make docs`, Debian's python3-sphinx
-# and python3-myst-parser). The API pages are generated from the code's docstrings (autodoc); the
-# guides are the Markdown files beside this one. Warnings are errors (`make docs` passes -W), so a
+# Sphinx configuration of tessera's reference documentation (`make docs`, Debian's python3-sphinx,
+# python3-myst-parser, doxygen and python3-breathe). The Python API pages are generated from the
+# code's docstrings (autodoc), the C++ API page (cpp.rst) from the public headers' comments (Doxygen
+# XML, written when Sphinx starts, rendered by Breathe); the guides are the Markdown files beside
+# this one. Warnings are errors (`make docs` passes -W), so a
 # docstring that does not render fails the build; tests/python/test_api.py fails on a public name
 # without one.
 import os
+import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "python")))
@@ -13,7 +17,7 @@ import tessera  # noqa: E402
 project = "tessera"
 release = tessera.__version__
 version = release
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "myst_parser"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "myst_parser", "breathe"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
 autodoc_default_options = {"members": True, "member-order": "bysource"}
@@ -22,6 +26,10 @@ myst_heading_anchors = 3
 suppress_warnings = ["myst.xref_missing"]  # guides link to source files, which are not pages
 html_theme = "alabaster"
 html_title = f"tessera {release}"
+breathe_projects = {"tessera": ""}  # set by _run_doxygen: the XML it writes into the build directory
+breathe_default_project = "tessera"
+breathe_default_members = ("members", "undoc-members")
+breathe_show_include = True
 
 
 # tessera's docstrings are plain text: a sentence, then an indented example; "name: what it is"
@@ -69,5 +77,92 @@ def _plain_to_rst(app, what, name, obj, options, lines):
     lines[:] = out
 
 
+# The C++ reference: Doxygen (docs/Doxyfile) reads the public headers through docs/doxygen_filter.py
+# and writes XML into the build directory (TESSERA_DOXYGEN_DIR, by default beside Sphinx's
+# doctrees); Breathe renders it. Each Doxygen warning is a Sphinx warning, so with -W a comment
+# Doxygen cannot read fails the build. TESSERA_DOCS_UNDOCUMENTED=1 also warns on every public name
+# without documentation (WARN_IF_UNDOCUMENTED; see the Doxyfile).
+_DOCS = os.path.dirname(os.path.abspath(__file__))
+
+
+def _run_doxygen(app):
+    from sphinx.errors import ConfigError
+    from sphinx.util import logging
+
+    log = logging.getLogger("tessera.doxygen")
+    doxygen = shutil.which("doxygen")
+    if doxygen is None:
+        raise ConfigError("doxygen is not installed: the C++ reference needs Debian's doxygen "
+                          "(scripts/setup.sh installs it: apt-get install doxygen python3-breathe)")
+    out = os.path.abspath(os.environ.get("TESSERA_DOXYGEN_DIR") or os.path.join(app.doctreedir, "doxygen"))
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(_DOCS, "Doxyfile"), encoding="utf-8") as f:
+        config = f.read()
+    config += f'\nOUTPUT_DIRECTORY = "{out}"\n'
+    config += f'INPUT_FILTER = "{sys.executable} -S {os.path.join(_DOCS, "doxygen_filter.py")}"\n'
+    if os.environ.get("TESSERA_DOCS_UNDOCUMENTED", "") not in ("", "0"):
+        config += "EXTRACT_ALL = NO\nWARN_IF_UNDOCUMENTED = YES\n"  # EXTRACT_ALL silences it
+    run = subprocess.run([doxygen, "-"], input=config, cwd=_DOCS, capture_output=True, text=True)
+    seen = set()
+    for line in (run.stderr + run.stdout).splitlines():
+        if line.strip() and line not in seen:  # Doxygen repeats some warnings
+            seen.add(line)
+            log.warning("doxygen: %s", line)
+    if run.returncode != 0:
+        raise ConfigError(f"doxygen failed (exit status {run.returncode}): see the warnings above")
+    app.config.breathe_projects = {"tessera": os.path.join(out, "xml")}
+    _MEMBER_NAMESPACE.clear()
+    _MEMBER_NAMESPACE.update(_member_namespaces(os.path.join(out, "xml")))
+    # Every public header has its section in cpp.rst: a new header is not left out silently.
+    include = os.path.join(_DOCS, "..", "cpp", "include")
+    with open(os.path.join(_DOCS, "cpp.rst"), encoding="utf-8") as f:
+        page = f.read()
+    for layer in sorted(os.listdir(os.path.join(include, "tessera"))):
+        if os.path.isdir(os.path.join(include, "tessera", layer)):
+            for header in sorted(os.listdir(os.path.join(include, "tessera", layer))):
+                name = f"tessera/{layer}/{header}"
+                group = name.replace("/", "_").replace(".", "_")
+                if header.endswith(".h") and f".. doxygengroup:: {group}\n" not in page:
+                    log.warning("docs/cpp.rst: the public header %s has no section (doxygengroup %s)",
+                                name, group)
+
+
+# cpp.rst shows each header as a Doxygen group. Breathe 4.34 qualifies a group's classes (by their
+# compound names) but not its functions, variables and enums, which would land in the global scope
+# (and two curve_keypair() of two namespaces would clash): this gives Breathe the namespace of
+# each such member, read from Doxygen's namespace XML.
+_MEMBER_NAMESPACE = {}
+
+
+def _member_namespaces(xml_dir):
+    import glob
+    import xml.etree.ElementTree as ET
+
+    scopes = {}
+    for path in glob.glob(os.path.join(xml_dir, "namespace*.xml")):
+        compound = ET.parse(path).getroot().find("compounddef")
+        name = compound.findtext("compoundname")
+        for member in compound.iter("memberdef"):
+            scopes[member.get("id")] = name.split("::")
+    return scopes
+
+
+def _qualify_group_members():
+    from breathe.renderer.sphinxrenderer import SphinxRenderer
+
+    plain = SphinxRenderer.get_qualification
+
+    def get_qualification(self):
+        names = plain(self)
+        node = self.qualification_stack[0]
+        if not names and self.nesting_level == 0 and getattr(node, "node_type", "") == "memberdef":
+            return list(_MEMBER_NAMESPACE.get(node.id, []))
+        return names
+
+    SphinxRenderer.get_qualification = get_qualification
+
+
 def setup(app):
+    _qualify_group_members()
     app.connect("autodoc-process-docstring", _plain_to_rst)
+    app.connect("builder-inited", _run_doxygen)

@@ -22,7 +22,7 @@ PACKAGES=(
   python3-venv python3-pip python3-setuptools python3-wheel python3-pytest python3-numpy python3-zmq
   python3-networkx python3-matplotlib python3-tqdm python3-xgboost python3-sklearn libzstd-dev
   python3-nbclient python3-nbformat python3-ipykernel iproute2
-  python3-sphinx python3-myst-parser
+  python3-sphinx python3-myst-parser doxygen python3-breathe
   clang-14 libclang-rt-14-dev
 )
 
