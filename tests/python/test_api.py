@@ -288,3 +288,37 @@ def test_brute_force_beyond_its_limit_is_an_invalid_argument():
     n = dag.num_atoms
     with pytest.raises(ts.InvalidArgumentError, match="at most"):
         testing.brute_force(dag, [1.0] * n, [1.0] * n, bandwidth_mbps=1.0)
+
+
+def test_wrappers_read_their_bound_objects_through():
+    """Plan and CostTable expose their bound objects (issue 19): every public field of the C++
+    object reads through the wrapper, dir() lists it, it stays read-only; the list fields are copies."""
+    import copy
+    import random
+
+    import torch
+
+    import tessera as ts
+    from tessera import testing
+    dag = testing.random_dag(random.Random(2), 10)
+    n = dag.num_atoms
+    p = ts.plan(dag, {"device": [1.0 + a for a in range(n)], "server": [0.2] * n}, bandwidth_mbps=4.0, rtt_ms=5.0)
+    m = ts.load(torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()).eval(), torch.randn(1, 8))
+    t = ts.profile(m, torch.randn(1, 8), threads=1, repeats=1, warmup=0)
+    for w in (p, t):
+        core = w._core
+        fields = [f for f in dir(core) if not f.startswith("_") and not callable(getattr(core, f))]
+        assert fields and set(fields) <= set(dir(w))
+        for f in fields:
+            mine, theirs = getattr(w, f), getattr(core, f)
+            if isinstance(mine, list):  # a copy; bound elements (blocks, transfers) are new objects each read
+                assert len(mine) == len(theirs) and all(
+                    a == b for a, b in zip(mine, theirs) if isinstance(a, (int, float, str))), f
+            else:
+                assert mine == theirs, f
+        with pytest.raises(AttributeError):
+            setattr(w, fields[0], getattr(core, fields[0]))
+        with pytest.raises(AttributeError):
+            w.no_such_field
+        assert copy.copy(w)._core is core
+    assert p.core is p._core and p.placement is not p.placement and p.rtt_ms == 5.0
