@@ -5,16 +5,20 @@ The headers document themselves with plain ``//`` comments, written to be read i
 turns those comments into Doxygen documentation without touching the headers, keeping every line
 where it is (Doxygen's warnings name the header's own line numbers):
 
-- the file's opening comment (``// tessera/core/dag.h -- what it is``, up to the first line that
-  is not a comment) becomes the file's documentation (``\\file``);
+- the file's opening comment (``// tessera/core/dag.h -- what it is``, up to ``#pragma once``)
+  documents the header as a group of its own (``\\defgroup tessera_core_dag_h`` on the
+  ``#pragma once`` line, ``@{`` on the blank line after it; the group closes before each namespace
+  the header opens and opens again inside it, since Doxygen would otherwise group the namespace
+  rather than its names). docs/cpp.rst shows one group per header;
 - a run of ``//`` lines directly above a declaration, at namespace, class or enum scope, becomes
   ``///`` (its documentation); a run followed by a blank line stays a plain comment;
 - a trailing ``// comment`` after a member, enumerator, free function or parameter (a line that
   ends with ``;`` or ``,``, or an enumerator) becomes ``///<``, and comment lines indented under it
   continue it;
-- comments inside function bodies, ``// NOLINT`` and ``// namespace x`` comments stay plain;
-- inside a documentation block, lines indented deeper than the block (examples, tables) get two
-  more spaces, so Markdown renders them as code.
+- comments inside function bodies and macros, ``// NOLINT`` and ``// namespace x`` stay plain;
+- the comments are plain text: Doxygen's special characters (backslash, @, %, #word, <tag) are
+  escaped outside `code spans`, and lines indented deeper than their block after a blank line
+  (examples, tables) get two more spaces, so Markdown renders them as code, unescaped.
 
 Usage (Doxygen runs it as ``FILTER FILE`` and reads standard output): doxygen_filter.py HEADER
 """
