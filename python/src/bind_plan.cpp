@@ -216,6 +216,7 @@ void bind_plan(py::module_& m) {
       .def_readwrite("throughput_fps", &Plan::throughput_fps)
       .def_readwrite("transfer_bytes", &Plan::transfer_bytes)
       .def_readwrite("device_memory_bytes", &Plan::device_memory_bytes)
+      .def_readwrite("device_activation_bytes", &Plan::device_activation_bytes)
       .def_readwrite("energy_mj", &Plan::energy_mj)
       .def_readwrite("objective", &Plan::objective)
       .def_readwrite("target_ms", &Plan::target_ms)
@@ -228,6 +229,9 @@ void bind_plan(py::module_& m) {
       .def(
           "explain",
           &Plan::explain, py::arg("cost_model"));
+
+  m.def("activation_peak_bytes", &activation_peak_bytes, py::arg("dag"), py::arg("blocks"), py::arg("target") = 0,
+        "Peak bytes of activations a target holds at once when the blocks run in order (plan/plan.h).");
 
   py::class_<ParametricSegment>(m, "ParametricSegment")
       .def_readonly("bw_lo_mbps", &ParametricSegment::bw_lo_mbps)

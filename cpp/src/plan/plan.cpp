@@ -116,8 +116,71 @@ Plan evaluate(const CostModel& cm, const Context& ctx, const std::vector<int>& p
     case Objective::Throughput: plan.objective = bottleneck; break;
   }
   plan.blocks = schedule_blocks(dag, placement);
+  plan.device_activation_bytes = activation_peak_bytes(dag, plan.blocks, 0);
   plan.status = PlanStatus::Feasible;
   return plan;
+}
+
+double activation_peak_bytes(const AtomDag& dag, const std::vector<ScheduledBlock>& blocks, int target) {
+  const int n = dag.num_atoms;
+  const int nv = static_cast<int>(dag.values.size());
+  // step of each atom, first step and target of each block, block of each atom
+  std::vector<int> step(static_cast<size_t>(n), -1), block_of(static_cast<size_t>(n), -1);
+  std::vector<int> block_start(blocks.size());
+  int s = 0;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    block_start[b] = s;
+    for (int a : blocks[b].atoms) {
+      TESSERA_CHECK(a >= 0 && a < n, InvalidArgument, "block {} holds atom {}, the DAG has {} atoms", b, a, n);
+      TESSERA_CHECK(step[a] < 0, InvalidArgument, "atom {} is in two blocks", a);
+      step[a] = s++;
+      block_of[a] = static_cast<int>(b);
+    }
+  }
+  TESSERA_CHECK(s == n, InvalidArgument, "the blocks hold {} of the DAG's {} atoms", s, n);
+  const int last = std::max(0, n - 1);
+  std::vector<double> delta(static_cast<size_t>(n) + 1, 0.0);  // difference array over steps
+  for (int v = 0; v < nv; ++v) {
+    const DagValue& val = dag.values[v];
+    if (!(val.bytes > 0)) continue;
+    const bool input = val.producer == kModelInput;
+    const int ptarget = input ? 0 : blocks[block_of[val.producer]].target;
+    if (!input) {
+      for (int c : val.consumers)
+        TESSERA_CHECK(step[c] > step[val.producer], InvalidArgument,
+                      "value {} ({}) is used by atom {} before atom {} makes it: the blocks are not in an "
+                      "executable order", v, val.name, c, val.producer);
+    }
+    int first = -1, end = -1;
+    if (ptarget == target) {
+      first = input ? 0 : step[val.producer];
+      end = first;
+      for (int c : val.consumers) {
+        const ScheduledBlock& cb = blocks[block_of[c]];
+        end = std::max(end, cb.target == target ? step[c] : block_start[block_of[c]]);
+      }
+    } else {
+      for (int c : val.consumers) {
+        const int b = block_of[c];
+        if (blocks[b].target != target) continue;
+        first = first < 0 ? block_start[b] : std::min(first, block_start[b]);
+        end = std::max(end, step[c]);
+      }
+      if (val.is_output && target == 0 && first < 0) {  // arrives when its block has run
+        const int b = input ? -1 : block_of[val.producer];
+        first = input ? 0 : block_start[b] + static_cast<int>(blocks[b].atoms.size());
+      }
+    }
+    if (first < 0) continue;
+    if (val.is_output && target == 0) end = last;
+    first = std::min(first, last);
+    end = std::max(end, first);
+    delta[first] += val.bytes;
+    delta[end + 1] -= val.bytes;
+  }
+  double live = 0, peak = 0;
+  for (int i = 0; i < n; ++i) peak = std::max(peak, live += delta[i]);
+  return peak;
 }
 
 std::string constraint_violation(const Plan& plan, const Context& ctx, const Constraints& cons) {
@@ -292,6 +355,7 @@ Plan from_placement(const AtomDag& dag, const std::vector<int>& placement, int n
   for (int a = 0; a < dag.num_atoms; ++a)
     if (placement[a] == 0 && !dag.param_bytes.empty()) plan.device_memory_bytes += dag.param_bytes[a];
   plan.blocks = schedule_blocks(dag, placement);
+  plan.device_activation_bytes = activation_peak_bytes(dag, plan.blocks, 0);
   return plan;
 }
 
@@ -309,7 +373,8 @@ std::string Plan::explain(const CostModel& cm) const {
     s += fmt::format("{} {:.3f} ms on {}", t == 0 ? "" : " +", target_ms[t], target_label(static_cast<int>(t)));
   s += fmt::format(" + {:.3f} ms of transfers ({} transfers, {:.3f} MB); ", transfer_ms, transfers.size(),
                    transfer_bytes / 1e6);
-  s += fmt::format("throughput {:.1f} fps; device parameters {:.2f} MB", throughput_fps, device_memory_bytes / 1e6);
+  s += fmt::format("throughput {:.1f} fps; device parameters {:.2f} MB, activations at most {:.2f} MB at once",
+                   throughput_fps, device_memory_bytes / 1e6, device_activation_bytes / 1e6);
   if (energy_mj > 0) s += fmt::format("; energy {:.3f} mJ", energy_mj);
   s += "\n";
   if (!blocks.empty()) {

@@ -46,6 +46,10 @@ struct Plan {
   double throughput_fps = 0;    // pipelined: 1000 / max(target stages, link stage)
   double transfer_bytes = 0;    // sum of bytes of all transfers
   double device_memory_bytes = 0;  // param bytes on target 0
+  // Peak bytes of activations the device holds at once along the plan's schedule
+  // (activation_peak_bytes(dag, blocks, 0)). The device's memory as AdaMEC counts it is
+  // device_memory_bytes + device_activation_bytes (+ the runtime's own buffers).
+  double device_activation_bytes = 0;
   double energy_mj = 0;
   double objective = 0;         // value of the Context's objective (Throughput: bottleneck ms)
   std::vector<double> target_ms;  // per target: compute ms (x server_load for targets >= 1)
@@ -63,6 +67,16 @@ struct Plan {
 };
 
 // schedule_blocks(dag, placement): core/dag.h.
+
+// The peak of live activation bytes on `target` when `blocks` run one after another, each
+// block's atoms in order (one step per atom). A value is held on the target from the step
+// that makes it (model inputs on target 0: from the start; a value received from another
+// target: from the first step of the first block there that reads it) to its last use
+// there, to the first step of a block elsewhere that reads it (it is sent then), and to the
+// end for model outputs (they end on target 0). At a step an atom's inputs and outputs are
+// held together. Values with 0 bytes count 0. Blocks must partition the DAG's atoms in an
+// executable order (schedule_blocks gives one); else InvalidArgument.
+double activation_peak_bytes(const AtomDag& dag, const std::vector<ScheduledBlock>& blocks, int target = 0);
 
 // Computes every metric of `placement` (one target per atom) under `ctx`, with its
 // blocks and transfers. Status Feasible, reason empty; throws InvalidArgument if
