@@ -19,12 +19,13 @@ namespace tessera {
 //   int8_channel  the same per channel (dimension 1 of a tensor of rank >= 2)
 //   zstd   lossless: bit-exact
 enum class Codec : uint8_t { Raw = 0, Fp16 = 1, Bf16 = 2, Int8 = 3, Int8Channel = 4, Zstd = 5 };
-inline constexpr uint8_t kMaxCodec = 5;
+inline constexpr uint8_t kMaxCodec = 5;  // the largest wire code; a frame's codec byte above it is refused
 const char* codec_name(Codec c);  // "raw", "fp16", "bf16", "int8", "int8_channel", "zstd"
 // A name (as codec_name, "" = raw) -> the codec; anything else -> InvalidArgument listing them.
 Codec parse_codec(const std::string& name);
 // Names of every codec, in code order.
 std::vector<std::string> codec_names();
+// Whether decoding gives back the exact bits: Raw and Zstd (fp16, bf16, int8 are lossy).
 bool codec_lossless(Codec c);
 // Whether `c` encodes a tensor of this dtype and rank (otherwise it travels raw).
 bool codec_applies(Codec c, const std::string& dtype, int rank);

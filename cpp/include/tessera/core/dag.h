@@ -18,10 +18,11 @@
 
 namespace tessera {
 
-inline constexpr int kModelInput = -1;
+inline constexpr int kModelInput = -1;  // DagValue::producer of a model input (no atom makes it)
 // The bytes of a value whose dtype no wire carries (quantized activations): no plan cuts there.
 inline constexpr double kUnsendableBytes = 1e15;
 
+// A tensor that crosses atom boundaries: made by one atom (or a model input), read by others.
 struct DagValue {
   int producer = kModelInput;   // atom id, or kModelInput
   std::vector<int> consumers;   // atom ids, sorted, unique
@@ -34,13 +35,15 @@ struct DagValue {
   // targets ("" = raw; transport/wire.h names them). `bytes` is then its encoded size
   // and codec_ms the fixed time of encoding and decoding it, paid once per transfer.
   // plan::with_codec sets them for a whole model.
-  std::string codec;
-  double codec_ms = 0;
+  std::string codec;    // wire codec name ("" = raw)
+  double codec_ms = 0;  // encode + decode time in ms of one transfer, 0 for raw
 };
 
+// The model as the planners see it: atoms in topological order and the values between them.
+// Plain data: build it, call validate(), then pass it by const reference.
 struct AtomDag {
-  int num_atoms = 0;
-  std::vector<DagValue> values;
+  int num_atoms = 0;                    // atom ids are 0..num_atoms-1
+  std::vector<DagValue> values;         // value id i is values[i]
   std::vector<double> param_bytes;      // per atom: bytes of weights the atom holds
   std::vector<std::string> atom_names;  // per atom, for explanations (may be empty)
 
@@ -61,7 +64,7 @@ void check_placement(const AtomDag& dag, const std::vector<int>& placement, int 
 
 // A convex set of atoms, all on one target, executed as one unit.
 struct ScheduledBlock {
-  int target = 0;
+  int target = 0;            // target index: 0 = the device, 1.. = servers
   std::vector<int> atoms;    // in execution (topological) order
   std::vector<int> inputs;   // values consumed by the block and produced outside it (or model inputs)
   std::vector<int> outputs;  // values produced in the block and needed outside it (or model outputs)

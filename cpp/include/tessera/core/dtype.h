@@ -12,6 +12,7 @@
 
 namespace tessera {
 
+// One row of the dtype table (dtypes()); rows are static, pointers to them stay valid.
 struct DtypeInfo {
   const char* name;   // "float32"
   int size;           // bytes per element

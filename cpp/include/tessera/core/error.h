@@ -24,6 +24,7 @@
 
 namespace tessera {
 
+// What went wrong, in five kinds; Python raises each as its own class (table above).
 enum class ErrorKind {
   InvalidArgument,  // bad input: the message names what was wrong
   NotFound,         // a file, store, model or atom does not exist
@@ -39,12 +40,16 @@ enum class ErrorKind {
 // "InvalidArgument" | "NotFound" | "Engine" | "Deadline" | "Unsupported".
 const char* error_kind_name(ErrorKind kind);
 
+// The exception tessera throws: what() is the message plus " (in f at file:line)".
 class Error : public std::runtime_error {
  public:
+  // Throw it through TESSERA_THROW / TESSERA_CHECK, which fill `where`.
   Error(ErrorKind kind, std::string message, std::string where);
+  // The kind, which Python maps to the exception class.
   ErrorKind kind() const noexcept { return kind_; }
   // The message alone, without the "(in f at file:line)" suffix of what().
   const std::string& message() const noexcept { return message_; }
+  // Where it was thrown: "function at file.cpp:line".
   const std::string& where() const noexcept { return where_; }
 
  private:
