@@ -17,8 +17,8 @@ namespace tessera {
 // The frozen graph with `self` removed, in-place ops made functional where
 // provably safe, and its metadata.
 struct Extracted {
-  std::shared_ptr<torch::jit::Graph> graph;
-  OpGraph meta;
+  std::shared_ptr<torch::jit::Graph> graph;   // the frozen graph; tensors' debug names as in meta
+  OpGraph meta;  // the graph's plain data; node and value ids index node_ptr and value_ptr
   std::vector<torch::jit::Value*> value_ptr;  // value id -> Value* in graph
   std::vector<torch::jit::Node*> node_ptr;    // node id -> Node* in graph
   std::vector<int> structural;                // node ids only packing outputs (tuples)

@@ -17,7 +17,7 @@ namespace tessera {
 
 // One operator of the frozen graph (top level; control flow stays one node).
 struct OpNode {
-  int id = 0;
+  int id = 0;                 // index in OpGraph::nodes
   std::string kind;           // "aten::conv2d", "prim::Constant", ...
   std::vector<int> inputs;    // value ids read: its arguments and what nested blocks read, sorted
   std::vector<int> args;      // value ids of its own arguments, in argument order (repeats kept)
@@ -33,24 +33,26 @@ struct OpNode {
 
 // One value of the graph (tensor or not).
 struct OpValue {
-  int id = 0;
+  int id = 0;                 // index in OpGraph::values
   std::string name;           // TorchScript debug name
   std::string type;           // "Tensor", "int[]", ...
-  bool is_tensor = false;
+  bool is_tensor = false;     // a tensor (then `info` is filled); lists, ints, ... are not
   TensorInfo info;            // filled for tensors
   int producer = -1;          // node id; -1 for a model input
   std::vector<int> consumers; // node ids
 };
 
+// A model's operator DAG: nodes and values indexed by id, torch-free plain data.
 struct OpGraph {
-  std::vector<OpNode> nodes;
-  std::vector<OpValue> values;
+  std::vector<OpNode> nodes;    // nodes[i].id == i; in the frozen graph's (topological) order
+  std::vector<OpValue> values;  // values[i].id == i
   std::vector<int> inputs;    // value ids of the model's tensor inputs
   std::vector<int> outputs;   // value ids of the model's tensor outputs (flattened)
   // How outputs nest: "0" for one tensor, "T(0,1)" for a tuple, "L(0,T(1,2))" ...;
   // numbers index into `outputs`.
   std::string output_structure = "0";
 
+  // Nodes that run in an atom (atom >= 0): the operators, without helpers.
   int num_compute_nodes() const;
   // A table a person reads: one line per compute op with shapes and bytes.
   std::string summary(int max_rows = -1) const;

@@ -16,9 +16,11 @@ namespace tessera {
 std::string dtype_name(c10::ScalarType t);
 // Inverse of dtype_name; throws InvalidArgument for a name outside the table.
 c10::ScalarType scalar_type_of(const std::string& name);
+// The c10::ScalarType of a table row (no check: every row maps to one).
 c10::ScalarType scalar_type_of(const DtypeInfo& dtype);
 // The table's row of `t`, or nullptr if it has none (cannot be stored or sent).
 const DtypeInfo* find_dtype(c10::ScalarType t);
+// Whether `t` is in the table (it can be stored in an atom store and sent on the wire).
 bool has_dtype_name(c10::ScalarType t);
 // Shape, dtype name and bytes of a tensor.
 TensorInfo tensor_info(const at::Tensor& t);

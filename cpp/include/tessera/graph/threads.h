@@ -12,6 +12,8 @@
 
 namespace tessera {
 
+// Sets LibTorch's intra-op threads and OpenBLAS's pool to `threads` (>= 1, else
+// InvalidArgument). Process-wide for BLAS; OpenMP's count is the calling thread's.
 void set_intra_op_threads(int threads);
 int intra_op_threads();  // at::get_num_threads()
 // The OpenBLAS pool size, or -1 when this process has no OpenBLAS.
