@@ -16,8 +16,9 @@
 
 namespace tessera {
 
+// One atom: its operators, the tensors it reads and makes, its weights and its file in a store.
 struct Atom {
-  int id = 0;
+  int id = 0;                       // index in Model::atoms(); atoms are in topological order
   std::string name;                 // first op's output name, e.g. "input.12"
   std::vector<int> nodes;           // OpGraph node ids (compute ops, in order)
   std::vector<std::string> op_kinds;// kinds of those nodes

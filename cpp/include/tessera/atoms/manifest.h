@@ -30,9 +30,10 @@ namespace tessera {
 
 inline constexpr const char* kManifestFormat = kAtomStoreFormat;  // tessera/core/version.h
 
+// What manifest.json holds: the model's hash, its graph and its atoms (not their TorchScript).
 struct Manifest {
   std::string model_hash;   // 64 hex digits
-  OpGraph graph;
+  OpGraph graph;            // the operator graph, with shapes and dtypes
   std::vector<Atom> atoms;  // atoms[i].id == i
 };
 
@@ -55,9 +56,10 @@ std::string manifest_text(const Manifest& m);
 // in-range ids (as parse_manifest leaves them, or as atomize makes them).
 struct AtomIndex {
   std::vector<int> value_atom;    // graph value id -> producing atom, or -1
-  AtomDag dag;
+  AtomDag dag;                    // the atom DAG the planners read (validated)
   std::vector<int> dag_value_of;  // graph value id -> DAG value id, or -1
 };
+// Derives the AtomIndex of a graph and its atoms; throws InvalidArgument naming the field.
 AtomIndex index_atoms(const OpGraph& graph, const std::vector<Atom>& atoms);
 
 }  // namespace tessera

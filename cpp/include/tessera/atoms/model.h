@@ -34,6 +34,7 @@ struct ScheduleStep;  // internal
 class Block {
  public:
   Block() = default;
+  // Atom ids of the block, ascending (its execution order). Only on a valid() block.
   const std::vector<int>& atoms() const;
   const std::vector<int>& inputs() const;   // value ids, in call order
   const std::vector<int>& outputs() const;  // value ids, in return order
@@ -41,6 +42,7 @@ class Block {
   std::vector<at::Tensor> operator()(const std::vector<at::Tensor>& inputs) const;
   // The spliced graph in TorchScript IR, for inspection.
   std::string graph_str() const;
+  // False for a default-constructed Block (any other call on it is undefined).
   bool valid() const { return impl_ != nullptr; }
 
  private:
@@ -57,10 +59,13 @@ class Block {
 class Schedule {
  public:
   Schedule() = default;
+  // Number of blocks; 0 for a default-constructed Schedule.
   size_t size() const;
+  // Block i, in execution order; throws std::out_of_range for i >= size().
   Block block(size_t i) const;
   // Value ids whose last use is block i (a runner frees them after it).
   const std::vector<int>& free_after(size_t i) const;
+  // False for a default-constructed Schedule.
   bool valid() const { return steps_ != nullptr; }
 
  private:
@@ -71,6 +76,8 @@ class Schedule {
   const ModelImpl* owner_ = nullptr;
 };
 
+// A model cut into atoms: loads, saves, combines and runs them. Cheap to copy (shared state);
+// thread-safe for concurrent const calls.
 class Model {
  public:
   // Loads a TorchScript file, freezes it, records shapes on example_inputs and
@@ -89,8 +96,11 @@ class Model {
   // are loaded now; the others are loaded (and checked) on first use.
   static Model open(const std::string& store_dir, const std::optional<std::vector<int>>& atoms = {});
 
+  // The operator graph the atoms were cut from (plain data, lives as long as the Model).
   const OpGraph& graph() const;
+  // All atoms, atoms()[i].id == i, in topological order.
   const std::vector<Atom>& atoms() const;
+  // Same as atoms().size().
   int num_atoms() const;
   // sha256 identifying the atomized model (the frozen graph and the example signature).
   const std::string& hash() const;

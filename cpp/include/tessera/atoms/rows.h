@@ -17,10 +17,13 @@
 
 namespace tessera {
 
+// A path of row-local operators from one NCHW tensor to another (row_chain makes one).
 struct RowChain {
+  // The chain's input and output: OpGraph value ids of 4-D (NCHW) tensors.
   int input = -1, output = -1;          // value ids
   std::vector<std::vector<int>> rows;   // per operator on the path: {kernel, stride, pad, dilation}
   std::vector<std::string> kinds;       // per operator
+  // Input and output heights, in rows.
   int rows_in = 0, rows_out = 0;        // heights (dim 2) of the input and the output
 };
 
