@@ -15,7 +15,8 @@ TRACES = ROOT.parent / "shared" / "traces"
     ("bench_adaptive.py", ["--simulate", "--sweep", "--live", "1"]), ("bench_adaptive.py", ["--heavy-load"]),
     ("bench_link_validation.py", []),
     ("bench_predictor.py", []), ("bench_planners.py", ["--smoke"]), ("bench_bandwidth_prediction.py", []),
-    ("bench_pipeline.py", []), ("bench_energy.py", []), ("bench_variants.py", []), ("bench_server.py", [])])
+    ("bench_pipeline.py", []), ("bench_energy.py", []), ("bench_variants.py", []), ("bench_server.py", []),
+    ("bench_seeds.py", [])])
 def test_benchmark_smoke(script, args, tmp_path):
     if script in ("bench_adaptive.py", "bench_bandwidth_prediction.py", "bench_energy.py",
                   "bench_variants.py") and not TRACES.is_dir():
@@ -27,3 +28,25 @@ def test_benchmark_smoke(script, args, tmp_path):
     # printed its table and wrote its CSV (the kernel-shaping validation needs root for its namespace;
     # the planners' smoke run writes nothing and checks its min cuts against networkx)
     assert "wrote" in r.stdout or "nothing measured" in r.stdout or "values agree with mincut: True" in r.stdout
+
+
+def test_seeds_benchmark_through_the_cli(tmp_path):
+    """tessera bench seeds: a table per seed (paper figure beside tessera's, or "not built"), the
+    heat map's CSV and plot, run through the command line as a researcher would."""
+    env = dict(os.environ, TESSERA_BENCH_SMOKE="1", PYTHONPATH=str(ROOT / "python"))
+    r = subprocess.run([sys.executable, "-m", "tessera", "bench", "seeds"], capture_output=True, text=True, env=env,
+                       timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    for seed in ("AdaMEC", "DADS", "CAS / GADS", "CIC", "CutEdge", "Multi-device pipeline",
+                 "Pipeline-parallel training", "AdaScale"):
+        assert f"== {seed}" in r.stdout, seed
+    assert "62.14%" in r.stdout and "14.01x" in r.stdout  # the papers' figures sit beside tessera's
+    assert "not built" in r.stdout  # training is not built yet: its row says so instead of vanishing
+    import csv
+    rows = list(csv.DictReader(open(ROOT / "bench" / "results" / "bench_seeds_heat.smoke.csv")))
+    assert {"model", "ratio", "bandwidth_mbps", "gain", "split"} <= set(rows[0])
+    assert all(float(x["gain"]) >= 1 - 1e-9 for x in rows)  # the best plan never loses to an end
+    assert (ROOT / "bench" / "results" / "bench_seeds_heat_squeezenet1_0.smoke.png").is_file()
+    r = subprocess.run([sys.executable, "-m", "tessera", "bench", "no_such"], capture_output=True, text=True,
+                       env=env, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1 and "no benchmark 'no_such'" in r.stderr and "seeds" in r.stderr

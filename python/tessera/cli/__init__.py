@@ -37,6 +37,7 @@ COMMANDS = (
     ("planning", "plan"),
     ("pipeline", "plan-pipeline"),
     ("variants", "variants"),
+    ("bench", "bench NAME: the source tree's benchmarks"),
 )
 
 

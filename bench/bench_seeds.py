@@ -1,0 +1,371 @@
+"""The seeds' experiments: tessera's figures beside each paper's headline, and where a split pays.
+
+One table per seed: the paper's metric and figure, tessera's figure here in the closest setting,
+the baselines the paper compares against, and how the setting differs. A capability tessera does
+not have yet prints "not built" (it fills in as the issues land).
+
+Setting (unless a row says otherwise): zoo models with random weights standing in for the
+papers' models; the server is this machine (its atoms profiled at 1 intra-op thread, settled on
+the machine's reference state); the device is the server x RATIO, the device/server speed ratio
+(emulated: the device's costs are the server's x RATIO; 10 = a phone CPU against this CPU, 50-100
+= against an edge GPU as the papers measured); links are DADS's classes (3G 1.1, 4G 5.85, WiFi
+18.88 Mbit/s) with rtt 20 ms. Latencies and throughputs are the planner's predictions from the
+profiled costs (accounted, not run), except where a row says "measured".
+
+A heat map per model (bench/results/bench_seeds_heat_<model>.png) shows over device/server ratio x
+bandwidth how much the best split beats the better of the two ends (1.0 = an end is optimal).
+
+    .venv/bin/python bench/bench_seeds.py [--models resnet50 googlenet ...] [--ratios 10 50]
+    tessera bench seeds [same arguments]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tessera as ts  # noqa: E402
+from tessera import zoo  # noqa: E402
+
+from common import RESULTS, smoke, table, write_csv  # noqa: E402
+
+LINKS = {"3G": 1.1, "4G": 5.85, "WiFi": 18.88}  # DADS's link classes, Mbit/s
+MODELS = ["alexnet", "vgg16", "resnet50", "googlenet", "mobilenet_v2", "densenet121", "squeezenet1_0"]
+NOT_BUILT = "not built"
+
+
+def profile_models(names, repeats):
+    """name -> (Model, inputs, server ms per atom): this machine, 1 thread, settled rounds."""
+    out = {}
+    for name in names:
+        path, xs = zoo.torchscript(name)
+        m = ts.load(str(path), xs)
+        table_ = ts.profile(m, xs, threads=1, repeats=repeats, warmup=2, settle=0.2, progress=False, label=name)
+        out[name] = (m, xs, list(table_.atom_ms))
+        print(f"profiled {name}: {m.num_atoms} atoms, {table_.sum_atom_ms:.1f} ms on this machine "
+              f"({table_.rounds_discarded} rounds re-run for the machine state)", flush=True)
+    return out
+
+
+def costs(server_ms, ratio):
+    return {"device": [ratio * c for c in server_ms], "server": list(server_ms)}
+
+
+def is_split(placement):
+    return 0 < sum(placement) < len(placement)
+
+
+def ends_and_best(m, c, bw, rtt, algorithm="mincut", objective="latency"):
+    """(device-only plan, server-only plan, the planner's plan) at one bandwidth."""
+    dev = ts.evaluate(m, c, [0] * m.num_atoms, bw, rtt, objective=objective)
+    srv = ts.evaluate(m, c, [1] * m.num_atoms, bw, rtt, objective=objective)
+    best = ts.plan(m, c, bandwidth_mbps=bw, rtt_ms=rtt, algorithm=algorithm, objective=objective)
+    return dev, srv, best
+
+
+def whole_model_memory(m, c, rtt):
+    """Device memory of running the whole model on the device: parameters + activation peak."""
+    p = ts.evaluate(m, c, [0] * m.num_atoms, 10.0, rtt)
+    return p.device_memory_bytes + p.device_activation_bytes
+
+
+def fmt_x(x):
+    return f"{x:.2f}x" if x is not None and math.isfinite(x) else "-"
+
+
+def fmt_pct(x):
+    return f"{100 * x:.1f}%" if x is not None else "-"
+
+
+def where(best):
+    """'resnet50 @ 4G, 50x (split: 12 of 170 atoms on the device)' of the cell a maximum came from."""
+    if not best:
+        return "-"
+    plan = f" ({best[4]})" if len(best) > 4 else ""
+    return f"{best[1]} @ {best[2]}, {best[3]:g}x{plan}"
+
+
+def kind(placement):
+    """What a plan does: 'device-only', 'server-only' or 'split: k of n atoms on the device'."""
+    k = placement.count(0)
+    return "device-only" if k == len(placement) else "server-only" if k == 0 else \
+        f"split: {k} of {len(placement)} atoms on the device"
+
+
+# ---- the seeds -------------------------------------------------------------------------------
+
+def adamec(models, ratios, rtt):
+    """AdaMEC: latency reduction against running on the device (up to 62.14%), device memory
+    saving against loading the whole model (55.21% on average)."""
+    best_red, mem_savings, split_cells, cells = None, [], 0, 0
+    for name, (m, _, server_ms) in models.items():
+        for ratio in ratios:
+            c = costs(server_ms, ratio)
+            whole = whole_model_memory(m, c, rtt)
+            for link, bw in LINKS.items():
+                dev, _, best = ends_and_best(m, c, bw, rtt)
+                cells += 1
+                red = 1 - best.latency_ms / dev.latency_ms
+                if best_red is None or red > best_red[0]:
+                    best_red = (red, name, link, ratio, kind(best.placement))
+                if is_split(best.placement):
+                    split_cells += 1
+                    mem = best.device_memory_bytes + best.device_activation_bytes
+                    mem_savings.append(1 - mem / whole)
+    mem = statistics.mean(mem_savings) if mem_savings else None
+    return [
+        {"metric": "latency reduction vs device-only (max)", "paper": "62.14%", "tessera": fmt_pct(best_red[0]),
+         "where": where(best_red), "baseline": "device-only",
+         "setting": "AdaMEC: phone + edge over WiFi/4G, its own models; here zoo models, DADS links, rtt 20 ms"},
+        {"metric": "device memory saving vs whole model (mean over split plans)", "paper": "55.21%",
+         "tessera": fmt_pct(mem), "where": f"{len(mem_savings)} split plans of {cells} cells",
+         "baseline": "whole model on the device (parameters + activation peak)",
+         "setting": "predicted: parameters + peak live activations along the schedule (no runtime buffers)"},
+        {"metric": "device memory, measured (RSS high-water mark of a device process)", "paper": "-",
+         "tessera": NOT_BUILT, "where": "", "baseline": "", "setting": "issue 21: measured beside predicted"},
+    ]
+
+
+def dads(models, ratios, rtt):
+    """DADS: latency speed-up over edge-only and cloud-only (6.45x / 8.08x, light load);
+    throughput under heavy load (8.31x / 14.01x)."""
+    lat_dev = lat_srv = thr_dev = thr_srv = None
+    for name, (m, _, server_ms) in models.items():
+        for ratio in ratios:
+            c = costs(server_ms, ratio)
+            for link, bw in LINKS.items():
+                dev, srv, best = ends_and_best(m, c, bw, rtt)
+                cell = (name, link, ratio, kind(best.placement))
+                for key, val in (("ld", dev.latency_ms / best.latency_ms), ("ls", srv.latency_ms / best.latency_ms)):
+                    cur = lat_dev if key == "ld" else lat_srv
+                    if cur is None or val > cur[0]:
+                        if key == "ld":
+                            lat_dev = (val, *cell)
+                        else:
+                            lat_srv = (val, *cell)
+                dev_t, srv_t, thr = ends_and_best(m, c, bw, rtt, algorithm="throughput", objective="throughput")
+                for key, val in (("td", thr.throughput_fps / dev_t.throughput_fps),
+                                 ("ts", thr.throughput_fps / srv_t.throughput_fps)):
+                    cur = thr_dev if key == "td" else thr_srv
+                    if cur is None or val > cur[0]:
+                        if key == "td":
+                            thr_dev = (val, *cell[:3], kind(thr.placement))
+                        else:
+                            thr_srv = (val, *cell[:3], kind(thr.placement))
+    setting = "DADS: edge-cloud, 3G/4G/WiFi; here device-server at the same link classes"
+    return [
+        {"metric": "latency speed-up vs edge-only = device-only (max, light load)", "paper": "6.45x",
+         "tessera": fmt_x(lat_dev[0]), "where": where(lat_dev), "baseline": "device-only", "setting": setting},
+        {"metric": "latency speed-up vs cloud-only = server-only (max, light load)", "paper": "8.08x",
+         "tessera": fmt_x(lat_srv[0]), "where": where(lat_srv), "baseline": "server-only", "setting": setting},
+        {"metric": "throughput vs device-only (max, heavy load, predicted pipelined)", "paper": "8.31x",
+         "tessera": fmt_x(thr_dev[0]), "where": where(thr_dev), "baseline": "device-only",
+         "setting": setting + "; throughput = 1000 / max(device, link, server stage)"},
+        {"metric": "throughput vs server-only (max, heavy load, predicted pipelined)", "paper": "14.01x",
+         "tessera": fmt_x(thr_srv[0]), "where": where(thr_srv), "baseline": "server-only", "setting": setting},
+        {"metric": "throughput measured under a request stream", "paper": "-", "tessera": NOT_BUILT, "where": "",
+         "baseline": "", "setting": "issue 21: served frames/s with device and server stages overlapping"},
+    ]
+
+
+def _time_us(fn, repeats):
+    fn()
+    ts_ = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts_.append((time.perf_counter() - t0) * 1e6)
+    return statistics.median(ts_)
+
+
+def cas(models, ratio, rtt, repeats):
+    """CAS / GADS: re-tuning under constraints from the current plan vs a search from scratch
+    (2.25x to 221.7x faster; re-tuning in ~10 ms)."""
+    speedups, retune = [], []
+    for name, (m, _, server_ms) in models.items():
+        c = costs(server_ms, ratio)
+        planner = ts.Planner(m, c, algorithm="gads").core
+        total = sum(m.dag().param_bytes)
+        cons = ts.make_constraints({"device_memory_bytes": 0.3 * total})
+        bws = list(LINKS.values())
+        current = list(planner.plan(ts.make_context(bws[0], rtt), cons, []).placement)
+        for i, bw in enumerate(bws[1:], 1):
+            ctx = ts.make_context(bw, rtt)
+            scratch = _time_us(lambda: planner.plan(ctx, cons, []), repeats)
+            tuned = _time_us(lambda: planner.plan(ctx, cons, current), repeats)
+            speedups.append((scratch / tuned, name))
+            retune.append(tuned / 1e3)
+            current = list(planner.plan(ctx, cons, current).placement)
+    lo, hi = min(speedups), max(speedups)
+    return [
+        {"metric": "search time: re-tune from the current plan vs from scratch", "paper": "2.25x-221.7x",
+         "tessera": f"{lo[0]:.2f}x-{hi[0]:.2f}x", "where": f"{lo[1]} .. {hi[1]}, ratio {ratio:g}x",
+         "baseline": "the same GADS search from no plan", "setting": "device memory budget 30% of the parameters"},
+        {"metric": "re-tuning time (median over link changes)", "paper": "~10 ms",
+         "tessera": f"{statistics.median(retune):.3f} ms", "where": f"{len(retune)} link changes",
+         "baseline": "-", "setting": "C++ planner call, 1 thread, this machine"},
+    ]
+
+
+def cic(models, ratio, rtt, repeats):
+    """CIC: decision time (up to 100x faster), latency (up to 2.6x) and throughput (up to 3.3x)."""
+    dec, lat, thr = [], None, None
+    for name, (m, _, server_ms) in models.items():
+        c = costs(server_ms, ratio)
+        mincut = ts.Planner(m, c, algorithm="mincut").core
+        table_ = ts.ParametricPlanner(m, c, rtt_ms=rtt).core
+        for link, bw in LINKS.items():
+            ctx = ts.make_context(bw, rtt)
+            solve = _time_us(lambda: mincut.plan(ctx), repeats)
+            look = _time_us(lambda: table_.lookup_index(bw), repeats * 10)
+            dec.append((solve / look, name))
+            dev, srv, best = ends_and_best(m, c, bw, rtt)
+            end = min(dev.latency_ms, srv.latency_ms)
+            val = end / best.latency_ms
+            if lat is None or val > lat[0]:
+                lat = (val, name, link, ratio, kind(best.placement))
+            dt, st, tp = ends_and_best(m, c, bw, rtt, algorithm="throughput", objective="throughput")
+            val = tp.throughput_fps / max(dt.throughput_fps, st.throughput_fps)
+            if thr is None or val > thr[0]:
+                thr = (val, name, link, ratio, kind(tp.placement))
+    hi = max(dec)
+    return [
+        {"metric": "decision time: precomputed table lookup vs solving min-cut (max)", "paper": "up to 100x",
+         "tessera": f"{hi[0]:.0f}x", "where": f"{hi[1]}, median over {repeats} calls (Python call overhead included)",
+         "baseline": "plain min-cut per decision", "setting": "ParametricPlanner.lookup_index vs Planner('mincut')"},
+        {"metric": "latency vs the better end (max)", "paper": "up to 2.6x", "tessera": fmt_x(lat[0]),
+         "where": where(lat), "baseline": "min(device-only, server-only)", "setting": "CIC: its own testbed"},
+        {"metric": "throughput vs the better end (max, predicted)", "paper": "up to 3.3x", "tessera": fmt_x(thr[0]),
+         "where": where(thr), "baseline": "max(device-only, server-only) fps", "setting": "pipelined stages"},
+    ]
+
+
+def pipeline(models, rtt):
+    """Multi-device pipeline: throughput of the DP placement over a device and two servers against
+    equal-layer placement (a state-of-the-art baseline there)."""
+    gains = []
+    for name, (m, _, server_ms) in models.items():
+        nodes = [ts.Node("device", speed=0.1, reference=server_ms), ts.Node("edge-a", speed=1.0, reference=server_ms),
+                 ts.Node("edge-b", speed=0.5, reference=server_ms)]
+        net = ts.Network(nodes, {("device", "edge-a"): (18.88, rtt), ("edge-a", "edge-b"): (100.0, 1.0),
+                                 ("device", "edge-b"): (5.85, rtt)})
+        dp = ts.plan_pipeline(m, net, algorithm="dp")
+        eq = ts.plan_pipeline(m, net, algorithm="equal_layers")
+        gains.append((dp.throughput_fps / eq.throughput_fps, name))
+    hi, lo = max(gains), min(gains)
+    return [{"metric": "pipeline throughput vs equal-layer placement", "paper": "over state of the art (several x)",
+             "tessera": f"{lo[0]:.2f}x-{hi[0]:.2f}x", "where": f"{lo[1]} .. {hi[1]}",
+             "baseline": "equal_layers over device -> edge-a -> edge-b",
+             "setting": "device 10x slower, edges 1x and 2x; WiFi to edge-a, 100 Mbit/s between edges (predicted)"}]
+
+
+def not_built(metric, paper, issue):
+    return [{"metric": metric, "paper": paper, "tessera": NOT_BUILT, "where": "", "baseline": "", "setting": issue}]
+
+
+# ---- where a split pays: heat maps ------------------------------------------------------------
+
+def heat(models, ratios, bandwidths, rtt, plot=True):
+    rows = []
+    for name, (m, _, server_ms) in models.items():
+        grid = []
+        for ratio in ratios:
+            c = costs(server_ms, ratio)
+            line = []
+            for bw in bandwidths:
+                dev, srv, best = ends_and_best(m, c, bw, rtt)
+                gain = min(dev.latency_ms, srv.latency_ms) / best.latency_ms
+                line.append(gain)
+                rows.append({"model": name, "ratio": ratio, "bandwidth_mbps": round(bw, 3), "gain": round(gain, 4),
+                             "split": is_split(best.placement), "device_atoms": best.placement.count(0),
+                             "best_ms": round(best.latency_ms, 3), "device_only_ms": round(dev.latency_ms, 3),
+                             "server_only_ms": round(srv.latency_ms, 3)})
+            grid.append(line)
+        splits = sum(r["split"] for r in rows if r["model"] == name)
+        top = max(max(line) for line in grid)
+        print(f"{name}: a split is optimal in {splits} of {len(ratios) * len(bandwidths)} cells; best gain over "
+              f"the better end {top:.2f}x")
+        if plot:
+            _plot_heat(name, grid, ratios, bandwidths, rtt)
+    return rows
+
+
+def _plot_heat(name, grid, ratios, bandwidths, rtt):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", vmin=1.0)
+    ax.set_xticks(range(len(bandwidths)), [f"{b:g}" for b in bandwidths], rotation=45)
+    ax.set_yticks(range(len(ratios)), [f"{r:g}" for r in ratios])
+    ax.set_xlabel("uplink bandwidth (Mbit/s)")
+    ax.set_ylabel("device / server speed ratio")
+    ax.set_title(f"{name}: best split vs the better end (rtt {rtt:g} ms)")
+    for i, line in enumerate(grid):
+        for j, g in enumerate(line):
+            if g > 1.005:
+                ax.text(j, i, f"{g:.2f}", ha="center", va="center", fontsize=7, color="white" if g < 1.5 else "black")
+    fig.colorbar(im, ax=ax, label="latency gain (x)")
+    fig.tight_layout()
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / (f"bench_seeds_heat_{name}.smoke.png" if smoke() else f"bench_seeds_heat_{name}.png")
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    print(f"  heat map: {out}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="tessera bench seeds", description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=MODELS, help=f"zoo models (default {' '.join(MODELS)})")
+    ap.add_argument("--ratios", type=float, nargs="+", default=[10.0, 50.0],
+                    help="device/server speed ratios of the seed tables (default 10 50)")
+    ap.add_argument("--heat-ratios", type=float, nargs="+", default=[2, 5, 10, 20, 50, 100, 200])
+    ap.add_argument("--heat-bandwidths", type=float, nargs="+",
+                    default=[0.5, 1.1, 2, 5.85, 10, 18.88, 50, 100])
+    ap.add_argument("--rtt", type=float, default=20.0)
+    ap.add_argument("--repeats", type=int, default=5, help="profile rounds per model (default 5)")
+    ap.add_argument("--timing-repeats", type=int, default=200, help="calls per planner timing (default 200)")
+    ap.add_argument("--no-plot", action="store_true")
+    args = ap.parse_args(argv)
+    if smoke():
+        args.models, args.repeats, args.timing_repeats = ["squeezenet1_0"], 2, 20
+        args.heat_ratios, args.heat_bandwidths = [5, 50], [1.1, 18.88]
+    ts.set_threads(1)
+    t0 = time.time()
+    models = profile_models(args.models, args.repeats)
+    seeds = {
+        "AdaMEC": adamec(models, args.ratios, args.rtt),
+        "DADS": dads(models, args.ratios, args.rtt),
+        "CAS / GADS": cas(models, args.ratios[0], args.rtt, args.timing_repeats),
+        "CIC": cic(models, args.ratios[0], args.rtt, args.timing_repeats),
+        "CutEdge": not_built("latency / energy / accuracy trade-off curves", "curves", "energy and variants exist "
+                             "(bench_energy, bench_variants); their curves are not in this table yet"),
+        "Multi-device pipeline": pipeline(models, args.rtt),
+        "Pipeline-parallel training": not_built("training time vs the AlexNet baseline", "44.87% less",
+                                                "issue 22 (split training)"),
+        "AdaScale": not_built("speed-up and energy of down-scaled models", "1.51-6.2x speed, 4.69x energy",
+                              "down-scaled variants exist (bench_variants); not measured in this table yet"),
+    }
+    cols = ["metric", "paper", "tessera", "where", "baseline", "setting"]
+    rows = []
+    for seed, seed_rows in seeds.items():
+        print(f"\n== {seed}")
+        print(table(seed_rows, cols))
+        rows += [{"seed": seed, **r} for r in seed_rows]
+    print(f"\nmodels: {', '.join(models)}; ratios {args.ratios}; rtt {args.rtt} ms; server = this machine, 1 thread; "
+          f"device = server x ratio (emulated)")
+    print("\n== where a split beats both ends (gain = better end / best plan)")
+    heat_rows = heat(models, args.heat_ratios, args.heat_bandwidths, args.rtt, plot=not args.no_plot)
+    for name, rs in (("bench_seeds", rows), ("bench_seeds_heat", heat_rows)):
+        print(f"wrote {write_csv(name, rs)}")
+    print(f"\n{time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
