@@ -40,7 +40,7 @@
 
 namespace tessera::plan {
 
-inline constexpr double kUnlimited = std::numeric_limits<double>::infinity();
+inline constexpr double kUnlimited = std::numeric_limits<double>::infinity();  // no limit (a budget or bound left at it is not checked)
 
 // What a network link from one target to another costs a plan (the emulated link a
 // deployment sends through is tessera::transport::Link).
@@ -53,8 +53,10 @@ struct LinkCost {
 // plan::Link was LinkCost's name until 0.2. Removed in 0.3.
 using Link [[deprecated("tessera::plan::LinkCost (tessera::transport::Link is the emulated link)")]] = LinkCost;
 
+// Everything a placement's cost depends on but the run-time context: the DAG, per-target
+// compute times, energy and links. Plain data; planners share it read-only (shared_ptr).
 struct CostModel {
-  AtomDag dag;
+  AtomDag dag;  // the atoms and values (validated by validate())
   // compute_ms[target][atom]: latency in ms of the atom on the target, at server
   // load 1. Size num_targets x num_atoms; num_targets >= 2 (0 = device, 1 = edge
   // server, further targets: more servers / cloud).
@@ -68,7 +70,9 @@ struct CostModel {
   // are read from here entirely.
   std::vector<std::vector<LinkCost>> links;
 
+  // Targets (rows of compute_ms): 0 = the device, 1.. = servers.
   int num_targets() const { return static_cast<int>(compute_ms.size()); }
+  // dag.num_atoms.
   int num_atoms() const { return dag.num_atoms; }
   // The atom's name, or "atom <id>" if it has none.
   std::string atom_label(int atom) const;
@@ -78,7 +82,9 @@ struct CostModel {
   void validate() const;
 };
 
+// What a planner optimises (the Objectives paragraph above).
 enum class Objective { Latency, Energy, Throughput };
+// "latency" | "energy" | "throughput".
 const char* objective_name(Objective objective);
 // "latency" | "energy" | "throughput"; anything else -> InvalidArgument.
 Objective parse_objective(const std::string& name);
@@ -91,16 +97,17 @@ struct Context {
   double device_load = 1;     // > 0; multiplies the compute time of target 0 (the device is busier, throttled)
   double device_memory_budget_bytes = kUnlimited;  // free device memory for parameters
   double energy_weight = 0;   // Latency objective: minimise latency_ms + energy_weight * energy_mj
-  Objective objective = Objective::Latency;
+  Objective objective = Objective::Latency;        // what planners optimise
 
   void validate() const;  // InvalidArgument naming the field
 };
 
+// Hard limits a plan must meet; a plan over one is Infeasible, its reason naming the field.
 struct Constraints {
   // Effective device memory budget = min(device_memory_bytes, Context::device_memory_budget_bytes).
   double device_memory_bytes = kUnlimited;  // bytes of parameters on target 0
-  double max_latency_ms = kUnlimited;
-  double max_energy_mj = kUnlimited;
+  double max_latency_ms = kUnlimited;       // bound on the plan's sequential latency, ms
+  double max_energy_mj = kUnlimited;        // bound on the plan's energy, mJ
   // Optional, per atom: -1 = free, otherwise the target the atom must run on
   // (privacy, an operator only the device supports, ...). Empty = no pins.
   std::vector<int> pin;

@@ -34,24 +34,27 @@ namespace tessera::plan {
 
 class CutSolver;
 
+// The device's radio: how its transmit power sets the uplink rate (the Model above).
 struct Radio {
   double max_power_mw = 0;        // the power the trace's bandwidth is reached at (> 0)
   double bandwidth_mhz = 0;       // channel width B for Shannon's rate; 0: the rate ignores the power
   std::vector<double> levels_mw;  // transmit powers a plan may use (empty: {max_power_mw})
 };
 
+// The device's power at each CPU frequency, receiving and waiting; mW throughout.
 struct PowerModel {
   std::vector<double> freqs_mhz;  // increasing
   std::vector<double> active_mw;  // device power while computing, per frequency
   double idle_mw = 0;             // while waiting for the server or the network's delay
   double rx_mw = 0;               // while receiving
-  Radio tx;
+  Radio tx;                       // the transmitter
   double reference_mhz = 0;       // the frequency the cost model's device times hold at (0: the highest)
   double memory_bound = 0;        // share of compute time that does not scale with the frequency, [0, 1)
   std::string source;             // where the figures come from (a file, a paper)
   // InvalidArgument naming the field: frequencies not increasing, negative powers, a transmit
   // level above the maximum, sizes that differ...
   void validate() const;
+  // The frequency the cost model's device times hold at: reference_mhz, or the highest.
   double reference() const { return reference_mhz > 0 ? reference_mhz : freqs_mhz.back(); }
   double time_factor(double f_mhz) const;  // device time at f over time at the reference
   double active_at(double f_mhz) const;    // active_mw of a frequency level (InvalidArgument if not one)
@@ -60,20 +63,25 @@ struct PowerModel {
   double tx_rate_mbps(double p_mw, double bw_mbps) const;
 };
 
+// An operating point of the device: CPU frequency and transmit power.
 struct Operating {
   double frequency_mhz = 0;  // 0: the highest
   double tx_power_mw = 0;    // 0: the maximum
 };
 
+// A placement's device energy by part (mJ) and its latency (ms), at one operating point.
 struct EnergyParts {
+  // Device energy in mJ: computing, transmitting, receiving, waiting.
   double compute_mj = 0, tx_mj = 0, rx_mj = 0, idle_mj = 0;
-  double total_mj = 0;
-  double latency_ms = 0;
+  double total_mj = 0;    // compute + tx + rx + idle, mJ
+  double latency_ms = 0;  // end to end, as plan::evaluate, ms
+  // Device compute at f, server compute (x load) and transfers, ms.
   double device_ms = 0, server_ms = 0, transfer_ms = 0;  // transfer: serialisation + rtt/2 each
   double link_ms = 0;           // serialisation alone (the link's busy time when pipelined)
   double throughput_fps() const;  // pipelined: 1000 / max(device, link, server)
+  // Bytes sent up (device -> server) and down (server -> device) per request.
   double up_bytes = 0, down_bytes = 0;
-  double tx_rate_mbps = 0;
+  double tx_rate_mbps = 0;      // uplink rate at the chosen transmit power, Mbit/s
   std::string explain() const;  // one line: "12.3 mJ = compute 8.1 + tx 3.0 + rx 0.2 + idle 1.0; 250.1 ms"
 };
 
@@ -87,25 +95,28 @@ EnergyParts device_energy(const CostModel& cm, const PowerModel& pm, const std::
 void energy_cut_costs(const CostModel& cm, const PowerModel& pm, const Operating& op, double bw_mbps, double rtt_ms,
                       double latency_weight, double energy_weight, CutCosts& out);
 
+// What plan_energy or a controller chose: the placement, the operating point and their cost.
 struct EnergyDecision {
-  std::vector<int> placement;
-  Operating op;
-  EnergyParts parts;
+  std::vector<int> placement;  // per atom: 0 = device, 1 = server
+  Operating op;                // the CPU frequency and transmit power chosen
+  EnergyParts parts;           // energy and latency of that choice
   double objective = 0;        // latency_weight x latency + energy_weight x energy
-  bool meets_deadline = true;
+  bool meets_deadline = true;  // latency_ms <= the deadline (else the fastest plan, marked)
   bool lagrangian = false;     // the deadline bound a (f, p): its plan came from a latency multiplier
   int candidates = 0;          // (f, p) pairs evaluated
-  std::string why;
+  std::string why;             // a note when the deadline binds or cannot be met; "" otherwise
+  // The link it was planned for: Mbit/s at max transmit power, round trip in ms.
   double bandwidth_mbps = 0, rtt_ms = 0;  // the link it was planned for (the rate at max power)
   // Several lines: the operating point, energy by part and latency, the blocks, and one line per
   // value that crosses the link (bytes, ms and mJ at the chosen transmit power or receiving).
   std::string explain(const CostModel& cm) const;
 };
 
+// The objective plan_energy minimises: latency x latency + energy x energy, under the deadline.
 struct EnergyWeights {
   double latency = 1;          // per ms
   double energy = 0;           // per mJ
-  double deadline_ms = kUnlimited;
+  double deadline_ms = kUnlimited;  // latency bound, ms (kUnlimited: none)
 };
 
 // The (placement, f, p) minimising the weighted objective subject to latency <= deadline: for
@@ -119,11 +130,12 @@ EnergyDecision plan_energy(const CostModel& cm, const PowerModel& pm, double bw_
 EnergyDecision plan_energy_brute_force(const CostModel& cm, const PowerModel& pm, double bw_mbps, double rtt_ms,
                                        const EnergyWeights& w);
 
+// Options of EnergyController (CutEdge's Lyapunov drift-plus-penalty).
 struct ControllerOptions {
   double budget_mj = 0;        // long-run average energy per request (> 0)
   double V = 50;               // weight of latency (ms) against the queue (mJ) in drift-plus-penalty
-  double deadline_ms = kUnlimited;
-  double initial_queue = 0;
+  double deadline_ms = kUnlimited;  // per-request latency bound, ms (kUnlimited: none)
+  double initial_queue = 0;    // the energy queue Q at the start, mJ, >= 0
 };
 
 // CutEdge's online controller: per request, the (split, frequency, transmit power) minimising
@@ -133,11 +145,17 @@ class EnergyController {
   // Throws InvalidArgument naming the problem: a budget below the device's idle energy over the
   // fastest plan's latency (no policy can meet it), a bad V, a bad power model.
   EnergyController(CostModel cm, PowerModel pm, ControllerOptions options);
+  // The decision for the next request on a link of bw_mbps and rtt_ms; does not change the queue
+  // (call observe() with the energy it spent). Const: safe from several threads.
   EnergyDecision decide(double bw_mbps, double rtt_ms) const;
   void observe(double energy_mj);  // the energy the request spent
+  // The energy queue Q, mJ: how far the requests so far spent above the budget.
   double queue() const { return q_; }
+  // The options it was built with.
   const ControllerOptions& options() const { return opt_; }
+  // The cost model it plans with (its own copy).
   const CostModel& cost_model() const { return cm_; }
+  // The power model it plans with (its own copy).
   const PowerModel& power() const { return pm_; }
 
  private:
@@ -151,11 +169,13 @@ class EnergyController {
 // A controller or a fixed policy over a bandwidth series (one request per entry): per request
 // the decision, its energy parts and the queue before it.
 struct EnergyRecord {
-  int index = 0;
-  double bandwidth_mbps = 0;
-  EnergyDecision decision;
-  double queue = 0;
+  int index = 0;              // request number, from 0
+  double bandwidth_mbps = 0;  // the link's bandwidth for this request, Mbit/s
+  EnergyDecision decision;  // what the controller chose
+  double queue = 0;  // the queue Q before the request, mJ
 };
+// Runs `ctl` over a bandwidth series (Mbit/s, one request each), observing each decision's
+// energy: the queue carries over, so `ctl` ends where the series leaves it.
 std::vector<EnergyRecord> run_controller(EnergyController& ctl, const std::vector<double>& bandwidth_mbps,
                                          double rtt_ms);
 

@@ -19,12 +19,16 @@
 
 namespace tessera::plan {
 
+// Incremental cut_value() deltas of moving atoms between targets 0 and 1, bound to one placement
+// (reset()). Not thread-safe: one evaluator per thread.
 class MoveEvaluator {
  public:
+  // Indexes `dag`, which is not copied and must outlive the evaluator. Call reset() before use.
   explicit MoveEvaluator(const AtomDag& dag);
 
   // Binds the evaluator to placement x (0 = device, 1 = server, per atom).
   void reset(const std::vector<int>& x);
+  // The bound placement, as moves left it (0 = device, 1 = server, per atom).
   const std::vector<int>& placement() const { return x_; }
 
   // deltas[i] = change of cut_value(*costs[i], placement()) if every atom of

@@ -37,11 +37,17 @@
 
 namespace tessera::plan {
 
+// Exact two-target placement by min cut of a flow graph built once per DAG (above).
+// Movable, not copyable; one solver per thread.
 class CutSolver {
  public:
+  // Builds the flow graph of `dag` (compress: reduce series chains first, same optimum).
+  // Throws InvalidArgument for an inconsistent DAG.
   explicit CutSolver(const AtomDag& dag, bool compress = false);
   ~CutSolver();
+  // Moves the flow graph; the moved-from solver may only be destroyed or assigned.
   CutSolver(CutSolver&&) noexcept;
+  // Moves the flow graph; the moved-from solver may only be destroyed or assigned.
   CutSolver& operator=(CutSolver&&) noexcept;
 
   // The placement (0 = device, 1 = server, per atom) minimising cut_value(costs)

@@ -23,14 +23,17 @@
 
 namespace tessera::plan {
 
+// One piece of the envelope: one placement, optimal over a bandwidth interval.
 struct ParametricSegment {
   double bw_lo_mbps = 0;   // the segment's placement is optimal for bw in [bw_lo, bw_hi]
-  double bw_hi_mbps = 0;
+  double bw_hi_mbps = 0;   // upper end of the interval, Mbit/s
   double intercept = 0;    // objective = intercept + slope / bandwidth_mbps
-  double slope = 0;
-  std::vector<int> placement;
+  double slope = 0;        // ms (or objective units) x Mbit/s; 0: nothing crosses the link
+  std::vector<int> placement;  // per atom: 0 = device, 1 = server
 };
 
+// Every optimal two-target placement over a bandwidth range, built once, looked up per request.
+// Immutable after construction: lookups are safe from several threads.
 class ParametricPlanner {
  public:
   static constexpr double kMinBandwidth = 0.01;    // Mbit/s
@@ -44,6 +47,7 @@ class ParametricPlanner {
   // Index of the segment optimal at `bandwidth_mbps` (clamped to the range). O(log #segments).
   // A bandwidth that is not a finite number > 0 -> InvalidArgument (one comparison).
   int lookup_index(double bandwidth_mbps) const;
+  // The segment optimal at `bandwidth_mbps` (lookup_index's rules); valid while the planner lives.
   const ParametricSegment& lookup(double bandwidth_mbps) const {
     return segments_[static_cast<size_t>(lookup_index(bandwidth_mbps))];
   }
@@ -56,6 +60,7 @@ class ParametricPlanner {
   const std::vector<ParametricSegment>& segments() const { return segments_; }
   // The bandwidths (Mbit/s, increasing) where the optimal plan changes.
   std::vector<double> breakpoints() const;
+  // Min cuts the construction solved (2 x segments - 1 without pins' shortcuts).
   int num_cuts_solved() const { return num_cuts_; }
 
  private:

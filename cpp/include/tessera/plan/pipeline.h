@@ -37,8 +37,9 @@
 
 namespace tessera::plan {
 
+// A machine of the pipeline: its per-atom costs, memory for weights and current load.
 struct PipelineNode {
-  std::string name;
+  std::string name;  // for plans and explanations ("edge-a"); PipelineNetwork::index finds it
   std::vector<double> compute_ms;                                    // per atom, unloaded
   double memory_bytes = std::numeric_limits<double>::infinity();    // weights it may hold
   double load = 1;                                                   // compute_ms x load (2: twice slower now)
@@ -49,15 +50,19 @@ struct PipelineNode {
 struct PipelineTiling {
   std::vector<int> chain;                 // row chain id of the atom, -1: not in one
   std::vector<std::vector<RowOp>> ops;    // its row operators, in order
+  // Heights (rows, dim 2) of the atom's chain input and output.
   std::vector<int> rows_in, rows_out;     // rows of its chain input and output
+  // Bytes of the atom's chain input and output.
   std::vector<double> in_bytes, out_bytes;// bytes of its chain input and output
   int max_tiles = 2;                      // nodes per split stage the planners try (1: none)
+  // No tiling given: the planners try no splits.
   bool empty() const { return chain.empty(); }
   // The row operators of atoms [p, q) when they lie in one chain (else false).
   bool range(int p, int q, std::vector<RowOp>& ops_out) const;
   void validate(int num_atoms) const;     // InvalidArgument naming the field
 };
 
+// The machines (node 0: the device) and the links between them, K nodes. Plain data.
 struct PipelineNetwork {
   std::vector<PipelineNode> nodes;                 // nodes[0] = the device
   std::vector<std::vector<double>> bandwidth_mbps;  // K x K; 0 = unreachable (the diagonal is unused)
@@ -71,8 +76,9 @@ struct PipelineNetwork {
   int index(const std::string& name) const;        // -1 if unknown
 };
 
+// One stage of a pipeline plan: a run of atoms on one node (and its helpers when split).
 struct Stage {
-  int node = 0;
+  int node = 0;            // index in PipelineNetwork::nodes
   std::vector<int> atoms;  // contiguous in the topological order
   // Intra-layer split: the stage's output rows also computed on these nodes (tiles in
   // proportion to each node's speed on the stage, with the halo each tile's kernels read);
@@ -80,20 +86,23 @@ struct Stage {
   std::vector<int> helpers;
 };
 
+// Stages over nodes with their metrics (evaluate_pipeline fills them); times in ms.
 struct PipelinePlan {
-  std::string algorithm;
-  PlanStatus status = PlanStatus::Feasible;
-  std::string reason;
+  std::string algorithm;                     // planner that made it ("dp", "pso_dp", ...)
+  PlanStatus status = PlanStatus::Feasible;  // Infeasible / BadInput: see reason
+  std::string reason;                   // why Infeasible / BadInput, or a note
   std::vector<Stage> stages;            // in pipeline order; the first is on node 0
-  double throughput_fps = 0;
-  double latency_ms = 0;
-  double bottleneck_ms = 0;
+  double throughput_fps = 0;            // 1000 / bottleneck_ms
+  double latency_ms = 0;                // one input alone: compute + transfers (serialisation + rtt/2)
+  double bottleneck_ms = 0;             // the slowest stage's compute or link's serialisation, ms
   std::string bottleneck;               // "stage 2 on edge-b" or "link edge-a -> edge-b"
   std::vector<double> stage_ms;         // per stage: compute
   std::vector<double> link_ms;          // per cut after stage i (and the last: results back): serialisation
   std::vector<double> tile_ms;          // per stage: its slowest helper resource (tile compute or a
                                         // tile's link), 0 when not split
+  // Optimal or Feasible.
   bool ok() const { return status == PlanStatus::Optimal || status == PlanStatus::Feasible; }
+  // Several lines a person reads: stages with their nodes, ms and the bottleneck.
   std::string explain(const PipelineNetwork& net) const;
 };
 
@@ -106,8 +115,11 @@ std::vector<TileWindow> stage_tiles(const PipelineNetwork& net, const Stage& sta
 // reachable links, memory). A violated memory limit gives status Infeasible with the reason.
 PipelinePlan evaluate_pipeline(const AtomDag& dag, const PipelineNetwork& net, const std::vector<Stage>& stages);
 
+// Exact over contiguous stages on a prefix of `order` (node indices, starting with 0; see above).
+// Throws InvalidArgument for a bad network or order.
 PipelinePlan plan_pipeline_dp(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
                               Objective objective = Objective::Throughput);
+// dp over every order of every subset of the servers: exact, K! orders (small K only).
 PipelinePlan plan_pipeline_exhaustive(const AtomDag& dag, const PipelineNetwork& net,
                                       Objective objective = Objective::Throughput);
 // The multi-device seed's approach: a particle swarm over which servers to use and in what
@@ -118,10 +130,11 @@ PipelinePlan plan_pipeline_exhaustive(const AtomDag& dag, const PipelineNetwork&
 // particle starts at the given order, so the result is never worse than dp over it.
 // Deterministic for a seed.
 struct PsoOptions {
-  int particles = 24;
-  int iterations = 20;
-  uint64_t seed = 1;
+  int particles = 24;   // swarm size, >= 1
+  int iterations = 20;  // swarm rounds, >= 0
+  uint64_t seed = 1;  // random seed: the same seed, the same plan
 };
+// The particle swarm described at PsoOptions, from `order`.
 PipelinePlan plan_pipeline_pso_dp(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
                                   Objective objective = Objective::Throughput, const PsoOptions& options = {});
 // The best over every convex partition into stages on a prefix of `order` (each atom labelled
@@ -132,6 +145,7 @@ PipelinePlan plan_pipeline_pso_dp(const AtomDag& dag, const PipelineNetwork& net
 // not contiguous); the metrics follow evaluate_pipeline's model.
 PipelinePlan plan_pipeline_convex_brute_force(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order,
                                               Objective objective = Objective::Throughput, int max_atoms = 12);
+// The naive baseline: stages of equal compute on the nodes of `order`, in order.
 PipelinePlan plan_pipeline_equal_layers(const AtomDag& dag, const PipelineNetwork& net, const std::vector<int>& order);
 
 // One of the planners above by name: "dp" | "pso_dp" | "exhaustive" | "equal_layers" (the
@@ -139,6 +153,7 @@ PipelinePlan plan_pipeline_equal_layers(const AtomDag& dag, const PipelineNetwor
 // InvalidArgument listing them.
 PipelinePlan plan_pipeline(const AtomDag& dag, const PipelineNetwork& net, const std::string& algorithm,
                            const std::vector<int>& order, Objective objective = Objective::Throughput);
+// The names plan_pipeline accepts, in the order above.
 const std::vector<std::string>& pipeline_planner_names();
 
 }  // namespace tessera::plan

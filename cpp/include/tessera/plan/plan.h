@@ -15,6 +15,7 @@
 
 namespace tessera::plan {
 
+// How good a plan is; ok() for Optimal and Feasible.
 enum class PlanStatus {
   Optimal,     // provably optimal for the objective, constraints met
   Feasible,    // constraints met, not proven optimal (heuristic or restricted family)
@@ -29,18 +30,20 @@ PlanStatus parse_status(const std::string& name);
 
 // One value sent once from one target to another.
 struct Transfer {
-  int value = 0;
-  int from = 0;
-  int to = 0;
-  double bytes = 0;
+  int value = 0;      // DAG value id
+  int from = 0;       // target index it is sent from (its producer's)
+  int to = 0;         // target index it is sent to
+  double bytes = 0;   // bytes on the wire (encoded size when a codec applies)
   double ms = 0;  // bytes * 8 / (bandwidth * 1e6) * 1e3 + rtt / 2 (+ codec_ms)
   std::string codec;  // the wire codec the value travels with ("" = raw): its DagValue's
 };
 
+// A placement with its predicted metrics, schedule and transfers (evaluate() fills them).
+// Plain data, cheap to copy; times in ms, energy in mJ, bytes in bytes.
 struct Plan {
   std::string algorithm;        // planner that produced it ("" if built by hand)
   std::vector<int> placement;   // per atom: target index
-  PlanStatus status = PlanStatus::Feasible;
+  PlanStatus status = PlanStatus::Feasible;  // Infeasible / BadInput: see reason
   std::string reason;           // why Infeasible / BadInput, or a note (approximation bound, ...)
   double latency_ms = 0;        // sequential latency
   double throughput_fps = 0;    // pipelined: 1000 / max(target stages, link stage)
@@ -50,15 +53,16 @@ struct Plan {
   // (activation_peak_bytes(dag, blocks, 0)). The device's memory as AdaMEC counts it is
   // device_memory_bytes + device_activation_bytes (+ the runtime's own buffers).
   double device_activation_bytes = 0;
-  double energy_mj = 0;
+  double energy_mj = 0;         // device (+ server rows given) energy, mJ
   double objective = 0;         // value of the Context's objective (Throughput: bottleneck ms)
   std::vector<double> target_ms;  // per target: compute ms (x server_load for targets >= 1)
   double link_ms = 0;           // link stage: serialisation ms of all transfers (no rtt)
   double bandwidth_mbps = 0;    // context the metrics were computed for
-  double rtt_ms = 0;
+  double rtt_ms = 0;            // round trip the metrics were computed for, ms
   std::vector<ScheduledBlock> blocks;  // schedule_blocks(dag, placement)
   std::vector<Transfer> transfers; // sorted by value id, then destination
 
+  // Optimal or Feasible: the plan meets its constraints.
   bool ok() const { return status == PlanStatus::Optimal || status == PlanStatus::Feasible; }
   // Several lines a person can read: metrics, blocks, and one line per cut
   // ("cut after layer3.1.relu (atom 41): 0.20 MB at 5.85 Mbit/s = 273.5 ms + rtt/2 (5.00 ms)").

@@ -46,17 +46,20 @@ const std::vector<std::string>& planner_names();
 class Planner {
  public:
   virtual ~Planner() = default;
+  // The algorithm's name, as make_planner takes it ("mincut", ...).
   const std::string& name() const { return name_; }
+  // Its own copy of the cost model (validated).
   const CostModel& cost_model() const { return *cm_; }
   // current: the placement in use (gads starts from it); empty = none.
   virtual Plan plan(const Context& ctx, const Constraints& cons = {},
                     const std::vector<int>& current = {}) = 0;
 
  protected:
+  // For subclasses: `cm` is validated by make_planner and shared read-only.
   Planner(std::string name, std::shared_ptr<const CostModel> cm)
       : name_(std::move(name)), cm_(std::move(cm)) {}
-  std::string name_;
-  std::shared_ptr<const CostModel> cm_;
+  std::string name_;                     // algorithm name, as name() returns it
+  std::shared_ptr<const CostModel> cm_;  // validated, never null
 };
 
 // Unknown name -> InvalidArgument naming "algorithm". Validates the cost model.
@@ -68,12 +71,19 @@ Plan make_plan(const std::string& algorithm, const CostModel& cm, const Context&
 
 // The pure functions (each builds what it needs and plans once).
 Plan plan_device_only(const CostModel& cm, const Context& ctx, const Constraints& cons = {});
+// Every atom on the server (target 1); model inputs go up, outputs come back.
 Plan plan_server_only(const CostModel& cm, const Context& ctx, const Constraints& cons = {});
+// Neurosurgeon: the best single split point of the topological order (exact among splits).
 Plan plan_chain(const CostModel& cm, const Context& ctx, const Constraints& cons = {});
+// DADS: the exact two-target optimum of the additive objective by one min cut.
 Plan plan_mincut(const CostModel& cm, const Context& ctx, const Constraints& cons = {});
+// The same optimum as plan_mincut, on the series-compressed graph (CIC / QDMP).
 Plan plan_compressed(const CostModel& cm, const Context& ctx, const Constraints& cons = {});
+// The min-cut plan at ctx.bandwidth_mbps looked up on the parametric envelope.
 Plan plan_parametric(const CostModel& cm, const Context& ctx, const Constraints& cons = {});
+// DADS heavy load: maximise the pipelined frame rate (bottleneck <= kThroughputBound x optimum).
 Plan plan_throughput(const CostModel& cm, const Context& ctx, const Constraints& cons = {});
+// CAS / GADS: search under the constraints, starting from `current` (empty: from scratch).
 Plan plan_gads(const CostModel& cm, const Context& ctx, const Constraints& cons = {},
                const std::vector<int>& current = {});
 

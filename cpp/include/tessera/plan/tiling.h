@@ -23,19 +23,21 @@ namespace tessera::plan {
 // One operator's geometry along the rows (height) of an NCHW tensor. Row-local element-wise
 // operators are {1, 1, 0, 1}.
 struct RowOp {
-  int kernel = 1;
-  int stride = 1;
-  int pad = 0;
-  int dilation = 1;
+  int kernel = 1;     // window height, rows
+  int stride = 1;     // row step between windows
+  int pad = 0;        // zero rows added above and below
+  int dilation = 1;   // spacing between a kernel's rows (1: dense)
   std::string label;  // for errors ("conv2d", "max_pool2d", ...)
 };
 
 // Rows out of one operator / a chain; throws InvalidArgument when the input is too small.
 int rows_out(const RowOp& op, int rows_in);
+// Rows out of a chain: rows_out of each operator in turn.
 int rows_out(const std::vector<RowOp>& chain, int rows_in);
 // The product of the strides: a tile's slice starts on a multiple of it.
 int total_stride(const std::vector<RowOp>& chain);
 
+// One tile of a split: the input rows it is given and the output rows it delivers.
 struct TileWindow {
   int in_lo = 0, in_hi = 0;    // input rows [in_lo, in_hi) given to the unchanged chain
   int out_lo = 0, out_hi = 0;  // output rows [out_lo, out_hi) this tile delivers exactly

@@ -45,17 +45,19 @@ struct VariantCandidate {
   double loss = 0;              // measured accuracy (or fidelity) loss, a fraction (0.01 = 1 point of top-1)
   // The plan's terms at unit loads (plan::evaluate): latency = device_ms * device_load +
   // server_ms * server_load + bytes * 8e-3 / bandwidth + transfers * rtt / 2 + codec_ms.
-  double device_ms = 0, server_ms = 0, bytes = 0, codec_ms = 0;
-  int transfers = 0;
+  double device_ms = 0, server_ms = 0, bytes = 0, codec_ms = 0;  // ms, ms, bytes crossing, ms
+  int transfers = 0;               // number of transfers (each pays rtt / 2)
   double device_memory_bytes = 0;  // parameters on the device
   double energy_mj = 0;            // the cost model's energy of the plan (0 without energy data)
 
+  // Predicted latency under `ctx` (its loads, bandwidth and rtt), by the formula above.
   double latency_ms(const Context& ctx) const;
 };
 
 // The candidate's terms from a plan evaluated on the variant's cost model.
 VariantCandidate candidate_from_plan(int variant, const std::string& name, const Plan& plan, double loss);
 
+// What select() chose and why.
 struct VariantChoice {
   int index = -1;               // into the selector's candidates
   double latency_ms = 0;        // predicted under the context
@@ -64,6 +66,8 @@ struct VariantChoice {
   std::string why;              // one line: the choice, its loss and latency, the runner-up
 };
 
+// Picks the candidate (variant, placement) for the context of the moment within a loss budget.
+// Immutable after construction: select() is safe from several threads.
 class VariantSelector {
  public:
   // Throws InvalidArgument naming the candidate if a loss or a term is negative or not finite.
@@ -74,6 +78,7 @@ class VariantSelector {
   // loss available (and its variant); within the budget but none fits in memory: NotFound
   // naming the memory. O(#candidates).
   VariantChoice select(const Context& ctx, double loss_budget) const;
+  // All candidates, in the order given (VariantChoice::index points here).
   const std::vector<VariantCandidate>& candidates() const { return c_; }
   // The least loss of any candidate.
   double best_loss() const;
