@@ -54,15 +54,17 @@ enum Feature : int {
   kOutNumel,     // elements of its output
   kNumFeatures
 };
+// The features' names in Feature order ("num_ops", "flops", ...): CSV columns, reports.
 const std::vector<std::string>& feature_names();
 
+// An atom's identity, op kinds and numeric features, the predictors' input.
 struct AtomFeatures {
   std::string model;      // model hash (identity for lookups)
   int atom = -1;          // atom id in that model
   std::string main_kind;  // the dominant op ("aten::_convolution")
   std::string op_class;   // its class ("conv")
   std::string kinds;      // every op kind of the atom, joined by '+'
-  std::array<double, kNumFeatures> x{};
+  std::array<double, kNumFeatures> x{};  // the features, indexed by Feature
 };
 
 // The state of the machine an atom runs on: how many threads it gets and how busy the machine
@@ -77,8 +79,8 @@ using Context [[deprecated("tessera::predict::MachineState")]] = MachineState;
 
 // One atom in one context, with its measured latency when known.
 struct Sample {
-  AtomFeatures f;
-  MachineState ctx;
+  AtomFeatures f;     // the atom
+  MachineState ctx;   // the machine it runs on
   double ms = -1;     // measured median latency, ms (< 0: unknown)
   std::string label;  // human name of the model ("resnet18"), for reports
 };

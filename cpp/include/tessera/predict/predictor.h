@@ -38,11 +38,14 @@
 
 namespace tessera::predict {
 
+// Predictions of one batch, one entry per sample, in batch order.
 struct Prediction {
   std::vector<double> ms;         // predicted latency per sample, ms
   std::vector<uint8_t> fallback;  // 1: the predictor could not answer itself, ms is the analytic estimate
 };
 
+// A latency predictor: features + machine state -> ms. predict() is const (concurrent calls
+// are safe); update() must not run beside any other call.
 class Predictor {
  public:
   virtual ~Predictor() = default;
@@ -70,19 +73,21 @@ Prediction predict_atoms(const Predictor& predictor, const OpGraph& graph, const
 // Options of the XGBoost predictor (make_predictor uses these defaults).
 struct XGBoostOptions {
   int rounds = 400;        // boosting rounds per update from scratch
-  int max_depth = 6;
-  double eta = 0.05;
-  double subsample = 0.8;
-  double min_child_weight = 2;
+  int max_depth = 6;       // depth of each tree
+  double eta = 0.05;            // learning rate (shrinkage), (0, 1]
+  double subsample = 0.8;       // share of samples each tree sees, (0, 1]
+  double min_child_weight = 2;  // least hessian sum in a leaf
   int nthread = 1;         // XGBoost's own threads (keep 1 beside profiling)
-  int seed = 0;
+  int seed = 0;            // random seed: the same seed and samples, the same model
 };
+// An untrained XGBoost predictor with these options (make_predictor("xgboost") uses the defaults).
 std::unique_ptr<Predictor> make_xgboost_predictor(const XGBoostOptions& options);
 
 // The learned model's input: one row per sample (see learned_feature_names()).
 // `analytic_ms` (one per sample) enters as log feature; pass an empty vector to get 0s.
 std::vector<std::vector<float>> learned_features(const std::vector<Sample>& batch,
                                                  const std::vector<double>& analytic_ms);
+// Names of learned_features' columns, in order.
 const std::vector<std::string>& learned_feature_names();
 
 // Accuracy of predictions against measured samples.

@@ -49,6 +49,7 @@
 
 namespace tessera::profile {
 
+// How profile() measures: threads, rounds and the steady-machine check (above).
 struct ProfileOptions {
   int threads = 0;   // intra-op threads; 0 = keep the current setting. 1..hardware threads
   int repeats = 20;  // timed rounds, >= 1
@@ -69,10 +70,10 @@ double canary_ms(int runs = 5);
 // What a profile measured. Per-atom arrays have num_atoms entries; per-value
 // arrays follow OpGraph value ids.
 struct CostTable {
-  std::string model_hash;
+  std::string model_hash;  // Model::hash() of the profiled model; tables of another model are refused
   std::string label;                // free text (model name, machine)
   int threads = 1;                  // intra-op threads used
-  int repeats = 0, warmup = 0;
+  int repeats = 0, warmup = 0;      // timed and untimed rounds run
   double background_load = 0;       // ProfileOptions::background_load
   std::vector<double> atom_ms;      // median latency per atom, ms
   std::vector<double> atom_q1_ms;   // first quartile per atom, ms
@@ -80,20 +81,23 @@ struct CostTable {
   std::vector<int64_t> param_bytes; // per atom: bytes of weights it holds
   std::vector<int64_t> value_bytes; // per value id: tensor bytes (0 for non-tensors)
   double model_ms = 0;              // median latency of the whole model (one block), ms
-  double model_q1_ms = 0, model_q3_ms = 0;
+  double model_q1_ms = 0, model_q3_ms = 0;  // quartiles of model_ms, ms
   // Machine state (settle > 0; zeros otherwise): canary reference and median over the
   // counted rounds, rounds discarded, and whether the reference state was reached.
   double canary_reference_ms = 0, canary_ms = 0;
-  int rounds_discarded = 0;
+  int rounds_discarded = 0;  // rounds thrown away (canary outside the tolerance)
   double waited_ms = 0;  // time spent waiting for the reference state
-  bool settled = true;
+  bool settled = true;   // false: max_discarded was reached, later rounds counted anyway
 
+  // Atoms timed (atom_ms.size()).
   int num_atoms() const { return static_cast<int>(atom_ms.size()); }
+  // Sum of atom_ms, ms: the model split into one-atom blocks (vs model_ms: unsplit).
   double sum_atom_ms() const;
   // A table a person reads: one line per atom (the slowest first when top > 0).
   std::string summary(const std::vector<Atom>& atoms = {}, int top = -1) const;
   // JSON ("tessera-cost-table/1"); from_json throws InvalidArgument naming the field.
   std::string to_json() const;
+  // Parses to_json()'s text; InvalidArgument naming the field.
   static CostTable from_json(const std::string& text);
   void write(const std::string& path) const;        // writes to_json()
   static CostTable read(const std::string& path);   // NotFound / InvalidArgument
