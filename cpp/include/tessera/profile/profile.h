@@ -70,7 +70,7 @@ double canary_ms(int runs = 5);
 // What a profile measured. Per-atom arrays have num_atoms entries; per-value
 // arrays follow OpGraph value ids.
 struct CostTable {
-  std::string model_hash;  // Model::hash() of the profiled model; tables of another model are refused
+  std::string model_hash;  // Model::hash() of the profiled model, 64 hex digits
   std::string label;                // free text (model name, machine)
   int threads = 1;                  // intra-op threads used
   int repeats = 0, warmup = 0;      // timed and untimed rounds run
