@@ -26,11 +26,12 @@ namespace tessera::transport {
 
 // One request and its reply.
 struct Exchange {
-  Message reply;
+  Message reply;                        // the server's Reply (or Error / Busy)
   size_t bytes_up = 0, bytes_down = 0;  // on the wire
   double link_ms = 0;                   // emulated link time, both ways (0 without a Link)
 };
 
+// Request/reply with one server (above). Not thread-safe: one caller at a time.
 class Channel {
  public:
   virtual ~Channel() = default;
@@ -40,6 +41,7 @@ class Channel {
   // InvalidArgument.
   virtual Expected<Exchange> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors,
                                   int timeout_ms, const std::vector<Codec>& codecs) = 0;
+  // call() with every tensor raw.
   Expected<Exchange> call(Header h, const std::string& body, const std::vector<at::Tensor>& tensors, int timeout_ms) {
     return call(h, body, tensors, timeout_ms, {});
   }
@@ -49,18 +51,21 @@ class Channel {
   // time; 0 = never wait). A send that did not go out leaves the connection as it is, so a
   // server that comes back is reconnected in the background meanwhile.
   virtual void set_send_timeout(int ms) = 0;
+  // Where it connects ("tcp://host:port").
   virtual const std::string& endpoint() const = 0;
   // The emulated link under this channel, if any (nullptr otherwise).
   virtual const Link* link() const { return nullptr; }
+  // How an emulating channel charges its link's time (Sleep for channels without a link).
   virtual Emulation emulation() const { return Emulation::Sleep; }
 };
 
+// Options of connect_zmq.
 struct ZmqChannelOptions {
   std::string endpoint;  // "tcp://127.0.0.1:41234"
   // CURVE (all three or none): the server's public key, this client's key pair (Z85).
   std::string curve_server_key, curve_public_key, curve_secret_key;
   int send_timeout_ms = 1000;  // a send that cannot go out within this fails (ZMQ_SNDTIMEO)
-  uint64_t max_reply_bytes = 1ull << 34;
+  uint64_t max_reply_bytes = 1ull << 34;  // largest reply accepted (decoded bytes), else the call fails saying so
 };
 
 // A DEALER socket with ZMQ_IMMEDIATE (a dead server is noticed at send time).

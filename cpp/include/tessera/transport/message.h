@@ -22,19 +22,21 @@ zmq::message_t tensor_frame(const at::Tensor& contiguous);
 // is not kTensorAlignment-aligned (libzmq packs small frames into a shared buffer)
 // is copied into a fresh tensor instead.
 inline constexpr size_t kTensorAlignment = 16;
+// The tensor of a raw frame described by `d` (checked by decode_descs), taking the frame.
 at::Tensor frame_tensor(zmq::message_t&& frame, const TensorDesc& d);
 
+// A decoded message: frame 0, frame 1 and the tensors (decoded, ready to use).
 struct Message {
-  Header header;
-  std::string body;
-  std::vector<at::Tensor> tensors;
+  Header header;                    // frame 0
+  std::string body;                 // frame 1 (atom ids, route, error text, JSON; by header.type)
+  std::vector<at::Tensor> tensors;  // in descriptor order; contiguous, on the CPU
 };
 
 // A tensor encoded for the wire: the frame's bytes (a uint8, half or bfloat16 tensor that
 // owns them) and its descriptor (codec, parameters, frame length).
 struct EncodedTensor {
-  at::Tensor frame;
-  TensorDesc desc;
+  at::Tensor frame;  // the bytes to send: uint8, half or bfloat16, contiguous
+  TensorDesc desc;  // what describes them on the wire
 };
 // Encodes a tensor with codec `c` (wire.h); a codec that does not apply to its dtype or rank
 // (codec_applies) leaves it raw, zero-copy. Runs in this thread (LibTorch's intra-op threads).

@@ -37,11 +37,12 @@ namespace tessera::transport {
 
 inline constexpr uint32_t kMagic = 0x41525354;  // "TSRA" little-endian
 inline constexpr uint16_t kVersion = kWireProtocolVersion;  // tessera/core/version.h
-inline constexpr size_t kHeaderBytes = 96;
-inline constexpr int kMaxRank = 8;
-inline constexpr uint32_t kMaxTensors = 4096;
-inline constexpr uint32_t kMaxAtoms = 1u << 20;
+inline constexpr size_t kHeaderBytes = 96;                  // frame 0's size, fixed
+inline constexpr int kMaxRank = 8;               // dimensions per tensor at most
+inline constexpr uint32_t kMaxTensors = 4096;    // tensors per message at most (header tensor_count)
+inline constexpr uint32_t kMaxAtoms = 1u << 20;  // atom ids per Request or hop at most
 
+// What a message asks or answers (frame 0's type); decode_header refuses other values.
 enum class MsgType : uint16_t {
   Request = 1,  // run a block: body = atom ids, tensors = the block's inputs
   Reply = 2,    // the block's outputs
@@ -55,14 +56,16 @@ enum class MsgType : uint16_t {
   Busy = 10,    // the server's queue is full: the Request was not taken (body = why; queue_ms = the wait
                 // the server estimates it would have had). The device runs the block itself at once.
 };
-inline constexpr uint16_t kMaxMsgType = 10;
+inline constexpr uint16_t kMaxMsgType = 10;  // the largest MsgType value
+// "Request", "Reply", ...: the enumerator's name, for errors and logs.
 const char* msg_type_name(MsgType t);
 
+// Frame 0: 96 bytes (encode_header / decode_header), one per message; plain data.
 struct Header {
-  uint32_t magic = kMagic;
-  uint16_t version = kVersion;
-  MsgType type = MsgType::Request;
-  uint64_t request_id = 0;
+  uint32_t magic = kMagic;               // kMagic; anything else is refused
+  uint16_t version = kVersion;           // kVersion; a peer of another version is refused, naming both
+  MsgType type = MsgType::Request;       // what the message is
+  uint64_t request_id = 0;  // chosen by the device; a Reply, Error, Busy or Result carries the request's
   std::array<uint8_t, 32> model_hash{};  // sha256 of the atomized model (raw bytes)
   uint32_t atom_count = 0;               // Request: number of atom ids in frame 1
   uint32_t tensor_count = 0;             // number of tensor frames
@@ -89,6 +92,7 @@ inline constexpr uint32_t kResultFailed = 4;   // hop `next` did not run (Route:
 // Reply flags (Header::flags): the block ran in a dynamic batch with other devices' requests
 // (the same block and input shapes); bits 16..31 hold the batch size.
 inline constexpr uint32_t kReplyBatched = 1;
+// Reply: how many requests ran in the batch (1 when kReplyBatched is not set).
 inline constexpr uint32_t reply_batch_size(uint32_t flags) { return (flags & kReplyBatched) ? flags >> 16 : 1; }
 
 // Request flags (Header::flags).
@@ -98,8 +102,8 @@ inline constexpr uint32_t kRequestRows = 1;  // a tile of an intra-layer split: 
 // One tile of an intra-layer split: input rows [in_lo, in_hi) run through the stage's block
 // at `endpoint`; rows [crop, crop + out_rows) of its output are kept.
 struct Tile {
-  std::string endpoint;
-  int32_t in_lo = 0, in_hi = 0, crop = 0, out_rows = 0;
+  std::string endpoint;            // where the tile's server listens ("tcp://host:port")
+  int32_t in_lo = 0, in_hi = 0, crop = 0, out_rows = 0;  // rows, as the comment above says
   double slowdown = 1;             // emulation (Route::sleep), like Hop::slowdown
 };
 
@@ -113,8 +117,8 @@ struct Hop {
   // Emulation (Route::sleep only; 1 and 0 = none): this node's slowdown over the
   // machine it runs on, the link it forwards on, the link its results return on.
   double slowdown = 1;
-  double next_mbps = 0, next_rtt_ms = 0;
-  double back_mbps = 0, back_rtt_ms = 0;
+  double next_mbps = 0, next_rtt_ms = 0;  // emulated link to the next hop: Mbit/s, ms (0 = none)
+  double back_mbps = 0, back_rtt_ms = 0;  // emulated link back to the device: Mbit/s, ms (0 = none)
 };
 
 // What one hop measured, carried along and returned to the device.
@@ -131,7 +135,7 @@ struct HopTrace {
     uint64_t bytes_out = 0, bytes_in = 0;  // to and from the tile's server (wire bytes)
     uint32_t fallback = 0;      // 1: the tile's server failed or was late; this hop ran the tile itself
   };
-  std::vector<TileTrace> tiles;
+  std::vector<TileTrace> tiles;  // one per tile after the first (empty when not split)
 };
 
 // The body of Forward and Result messages: the whole route, the hop the message is for,
@@ -145,10 +149,11 @@ struct Route {
   std::vector<HopTrace> trace;  // one per hop done (trace[k] = hops[k])
   std::string error;            // Result with kResultFailed: why
 };
-inline constexpr uint32_t kMaxHops = 64;
-inline constexpr uint32_t kMaxTiles = 64;
-inline constexpr size_t kMaxEndpointBytes = 1024;
+inline constexpr uint32_t kMaxHops = 64;           // hops per route at most
+inline constexpr uint32_t kMaxTiles = 64;          // tiles per hop at most
+inline constexpr size_t kMaxEndpointBytes = 1024;  // length of an endpoint string at most
 
+// The route as a Forward / Result body (decode_route reads it back).
 std::string encode_route(const Route& r);
 // Checks every length, count and number against the bytes received (hops in [1, 64],
 // next <= hops, trace <= hops, printable endpoints, finite non-negative figures, value
@@ -170,30 +175,35 @@ using ::tessera::parse_codec;
 // (int8: f64 scale, i64 zero point; int8_channel: u32 axis, u32 channels, f32 scales[],
 // i32 zero points[]; others: none).
 struct TensorDesc {
-  uint8_t dtype = 0;
-  std::vector<int64_t> dims;
-  uint64_t nbytes = 0;
-  Codec codec = Codec::Raw;
-  std::string params;
+  uint8_t dtype = 0;          // wire code of the element type (dtype_code)
+  std::vector<int64_t> dims;  // shape, at most kMaxRank dimensions
+  uint64_t nbytes = 0;       // frame length in bytes, as encoded
+  Codec codec = Codec::Raw;  // how the frame encodes the elements
+  std::string params;  // the codec's parameter bytes (above), at most kMaxCodecParamBytes
 };
-inline constexpr uint32_t kMaxCodecParamBytes = 1u << 20;
+inline constexpr uint32_t kMaxCodecParamBytes = 1u << 20;  // codec parameter bytes per tensor at most
 
 // Dtype names <-> wire codes (the wire_code column of core/dtype.h); unknown -> InvalidArgument.
 uint8_t dtype_code(const std::string& dtype);
+// The dtype name of a wire code; InvalidArgument for an unknown code.
 const std::string& dtype_from_code(uint8_t code);
 
 std::string encode_header(const Header& h);            // exactly kHeaderBytes
 Header decode_header(const void* data, size_t size);    // checks size, magic, version, type
+// Frame 2 for these descriptors (decode_descs reads it back).
 std::string encode_descs(const std::vector<TensorDesc>& d);
 // Checks count against header.tensor_count, ranks, dims, codecs and their parameters,
 // byte lengths against dims x element size (as the codec encodes them), and the decoded
 // total against max_bytes.
 std::vector<TensorDesc> decode_descs(const void* data, size_t size, uint32_t count, uint64_t max_bytes);
+// Frame 1 of a Request: the atom ids as int32 little-endian.
 std::string encode_atoms(const std::vector<int>& atoms);
+// Reads frame 1: `size` must be 4 x count bytes, else InvalidArgument (ids are not range-checked).
 std::vector<int> decode_atoms(const void* data, size_t size, uint32_t count);
 
 // Model hashes: 64 hex characters <-> 32 raw bytes.
 std::array<uint8_t, 32> hash_from_hex(const std::string& hex);
+// 64 lowercase hex characters of a 32-byte hash.
 std::string hash_to_hex(const std::array<uint8_t, 32>& raw);
 
 int64_t now_us();  // wall clock, microseconds since the epoch
