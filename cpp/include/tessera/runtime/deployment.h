@@ -35,6 +35,7 @@
 
 namespace tessera::runtime {
 
+// How a Deployment reaches its servers, waits, recovers and emulates a link.
 struct DeploymentOptions {
   std::string server;        // ZeroMQ endpoint of the edge server ("" = run everything here)
   int timeout_ms = 1000;     // per remote block: deadline for the reply
@@ -46,8 +47,8 @@ struct DeploymentOptions {
   // device that many times slower than this machine). Sleep waits for real;
   // Account only adds the emulated time to the timeline.
   std::shared_ptr<transport::Link> link;
-  double device_slowdown = 1.0;
-  transport::Emulation emulation = transport::Emulation::Sleep;
+  double device_slowdown = 1.0;  // >= 1; 1 = this machine's speed
+  transport::Emulation emulation = transport::Emulation::Sleep;  // emulated time slept or only accounted
   // Wire codec (core/codec.h: "fp16", "bf16", "int8", "int8_channel", "zstd"; "" = raw) of
   // every value that crosses in plans made from a placement (set_placement). A plan handed
   // over whole says its own codec per transfer (Transfer::codec), which is what runs.
@@ -66,7 +67,7 @@ struct DeploymentOptions {
 
 // What the device knows of one of its servers.
 struct ServerState {
-  std::string endpoint;
+  std::string endpoint;         // ZeroMQ endpoint ("tcp://host:port")
   bool available = true;        // not in a back-off (failure or Busy)
   uint64_t requests = 0;        // requests it was chosen for
   uint64_t failures = 0;        // timeouts, errors, unreachable
@@ -80,14 +81,14 @@ struct BlockTiming {
   int target = 0;               // planned target
   bool remote = false;          // actually ran on the server
   bool fallback = false;        // planned remote, ran here
-  std::vector<int> atoms;
+  std::vector<int> atoms;       // atom ids of the block, in execution order
   double compute_ms = 0;        // local compute (target 0 or fallback)
   double round_trip_ms = 0;     // send to reply received (remote)
   double server_ms = 0;         // server's compute as reported in the reply
   double queue_ms = 0;          // time the request waited in the server for a worker (reply)
   double transfer_ms = 0;       // round_trip_ms - server_ms - queue_ms: time on the link
   double link_ms = 0;           // of which the emulated link (0 without a Link)
-  uint64_t bytes_up = 0, bytes_down = 0;
+  uint64_t bytes_up = 0, bytes_down = 0;  // wire bytes sent and received for it (0 when local)
   std::string codec_up, codec_down;  // wire codecs of the request's and the reply's tensors ("" = raw)
   std::string error;            // why it fell back
   bool busy = false;            // the server answered Busy (its queue was full)
@@ -96,17 +97,19 @@ struct BlockTiming {
   int batch = 0;                // the dynamic batch it ran in on the server (1 = alone; 0 = not remote)
 };
 
+// What one request (run()) cost, block by block; times in ms.
 struct Timeline {
-  std::vector<BlockTiming> blocks;
-  double total_ms = 0;
+  std::vector<BlockTiming> blocks;  // one per block of the plan, in execution order
+  double total_ms = 0;          // wall time of run(), from call to outputs
   double device_ms = 0;         // sum of local compute
   double transfer_ms = 0;       // sum of link time
   double server_ms = 0;         // sum of server compute
   double queue_ms = 0;          // sum of waits for a server worker
-  bool fallback = false;
+  bool fallback = false;        // some block planned remote ran here instead
   int server = -1;              // the server this request went to (index into servers(); -1: none)
 };
 
+// Runs a checked plan of a model across this device and its servers (above).
 class Deployment {
  public:
   // Throws InvalidArgument listing the plan's problems (plan::validate) if it is not valid.
@@ -114,22 +117,30 @@ class Deployment {
   // The same for a placement (one target per atom): plan::from_placement.
   Deployment(Model model, std::vector<int> placement, DeploymentOptions options);
   ~Deployment();
+  // Moves the deployment; the moved-from one may only be destroyed or assigned.
   Deployment(Deployment&&) noexcept;
+  // Moves the deployment; the moved-from one may only be destroyed or assigned.
   Deployment& operator=(Deployment&&) noexcept;
 
+  // Runs one request: the same outputs as model().run(inputs) (flattened graph outputs). Inputs
+  // are checked against the model's signature (InvalidArgument); a server failure is a fallback here.
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
   // Swap the plan between requests (takes effect at the next run()); checked as above.
   // Plans already checked are remembered (per placement), so a switch back costs a lookup.
   void set_plan(plan::Plan plan);
+  // set_plan(plan::from_placement(...)) with options().codec on every crossing value.
   void set_placement(const std::vector<int>& placement);
   // The emulated device speed from the next run() on (a clock frequency chosen per request:
   // adapt's energy policy). >= 1.
   void set_device_slowdown(double slowdown);
+  // The emulated device slowdown in force (DeploymentOptions::device_slowdown to start).
   double device_slowdown() const;
   // Thread-safe: calls from several threads take turns (one request at a time on
   // the one socket); the accessors return copies.
   std::vector<int> placement() const;
+  // A copy of the plan in force.
   plan::Plan plan() const;
+  // A copy of the timeline of the last run() (empty before the first).
   Timeline last_timeline() const;
   // Round trip of a Ping; returns the server's counters (JSON) or "" on timeout.
   std::string ping(int timeout_ms = 500);
@@ -143,8 +154,11 @@ class Deployment {
   // each, and the one the next run() goes to (chosen now by server_policy and kept for that
   // run; -1 when none is available). The adaptive loop plans for that server's load.
   std::vector<std::string> servers() const;
+  // What the device measured of each server, in servers() order.
   std::vector<ServerState> server_states() const;
+  // The server the next run() goes to (see above); -1 when none is available.
   int select_server();
+  // The model it runs (shared with the Model passed in).
   const Model& model() const;
 
  private:

@@ -33,6 +33,7 @@
 
 namespace tessera::runtime {
 
+// What a Server serves, where, with how many threads, and its limits.
 struct ServerOptions {
   std::string repository;                 // directory of atom stores (or one store)
   std::string bind = "tcp://127.0.0.1:*"; // ZeroMQ endpoint; "*" port = ephemeral
@@ -53,7 +54,7 @@ struct ServerOptions {
   // Dynamic batching (Triton's semantics): up to batch_max Requests for the same block and
   // input shapes, the first waiting at most batch_delay_us for the others; 1 = off.
   int batch_max = 1;
-  int batch_delay_us = 500;
+  int batch_delay_us = 500;  // how long a batch's first Request waits, us
   // Requests waiting for a worker at most; one more is answered with Busy at once. 0 = no bound.
   int max_queue = 256;
   // HTTP counters and health on this TCP port of the bind address's host (0 = an ephemeral
@@ -61,13 +62,16 @@ struct ServerOptions {
   int metrics_port = -1;
 };
 
+// A server's counters since start() (Ping's JSON, /metrics).
 struct ServerStats {
+  // Requests taken, Replies sent, Error replies, Replies sent after the request's budget
+  // (Header::budget_us), Pings and Echoes answered.
   uint64_t requests = 0, replies = 0, errors = 0, late = 0, pings = 0, echoes = 0;
   uint64_t forwards = 0;        // pipeline stages run (Forward messages taken)
   uint64_t forward_failures = 0;// stages handed back to the device (failed, or the next stage unreachable)
   uint64_t tile_fallbacks = 0;  // tiles of split stages run by the stage's own server (their server failed)
-  uint64_t bytes_in = 0, bytes_out = 0;
-  double busy_ms = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;  // wire bytes received and sent
+  double busy_ms = 0;           // time workers spent running blocks, ms (summed over workers)
   uint64_t refused_busy = 0;    // Requests answered with Busy (the queue was full)
   uint64_t batches = 0;         // dynamic batches of 2 or more Requests run
   uint64_t batched = 0;         // Requests that ran in those batches
@@ -75,11 +79,14 @@ struct ServerStats {
   uint64_t queued = 0;          // messages waiting for a worker now
   uint64_t queue_peak = 0;      // the most that ever waited
   uint64_t workers_busy = 0;    // workers running something now
+  // The counters as one JSON object (the field names above).
   std::string to_json() const;
 };
 
+// The edge server (above). Not copyable; the destructor stops it.
 class Server {
  public:
+  // Takes the options; nothing is bound or started until start().
   explicit Server(ServerOptions options);
   ~Server();  // stops
   Server(const Server&) = delete;
@@ -87,12 +94,14 @@ class Server {
 
   void start();                     // binds and starts the threads; throws on a bad endpoint or repository
   void stop();                      // stops the threads; idempotent
+  // Between start() and stop().
   bool running() const;
   std::string endpoint() const;     // the bound endpoint, with the real port
   // "http://HOST:PORT" of the counters (metrics_port >= 0), "" otherwise.
   std::string metrics_endpoint() const;
   // The counters in Prometheus' text exposition format (what /metrics serves).
   std::string metrics_text() const;
+  // A snapshot of the counters.
   ServerStats stats() const;
   std::vector<std::string> models() const;  // model hashes served
 
