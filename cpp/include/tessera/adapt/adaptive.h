@@ -40,19 +40,25 @@ namespace tessera::adapt {
 // react_to_drops, hysteresis of the drop rule).
 class Controller {
  public:
+  // Builds the deployment (DeploymentOptions) and the monitor; throws what they throw
+  // (InvalidArgument naming the option).
   Controller(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
              std::shared_ptr<Policy> policy, AdaptiveOptions adaptive = {});
   ~Controller();
+  // One request: observe, decide, swap the plan, run, feed back; the outputs as Model::run.
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
   // The app's memory shrank (or grew): re-plan under this budget before the next request.
   void set_memory_budget(double device_memory_bytes);
   // Thread-safe (run() from one thread, these from others): they return copies.
   std::vector<RequestRecord> timeline() const;
+  // A copy of the placement in use.
   std::vector<int> placement() const;
+  // A copy of the monitor (its estimates now).
   Monitor monitor() const;
   runtime::Deployment& deployment();  // the underlying deployment (its own calls are thread-safe)
   // Breakpoints (Mbit/s) of the parametric table in use (empty for other planners).
   std::vector<double> breakpoints() const;
+  // The policy it runs (shared with the caller who made it).
   Policy& policy();
 
  private:
@@ -63,6 +69,7 @@ class Controller {
 // The adaptive policy (make_adaptive_policy) under a Controller: tessera's adaptive deployment.
 class AdaptiveDeployment : public Controller {
  public:
+  // Controller(model, cost_model, options, make_adaptive_policy(cost_model, adaptive), adaptive).
   AdaptiveDeployment(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
                      AdaptiveOptions adaptive = {});
 };

@@ -17,9 +17,12 @@
 
 namespace tessera::adapt {
 
+// Which plan serves the next request: the latency plan (light load) or the pipelined
+// throughput plan (heavy load).
 enum class LoadMode { Latency, Throughput };
 const char* mode_name(LoadMode mode);  // "latency" | "throughput"
 
+// When a LoadSwitch switches between the latency and the throughput plan.
 struct LoadSwitchOptions {
   // "auto" switches; "latency" / "throughput" stay on one plan (the baselines).
   std::string policy = "auto";
@@ -40,11 +43,16 @@ class LoadSwitch {
   void served_latency_mode(double service_ms);  // one request served by the latency plan
   // The mode for the next request, `queued` requests waiting (it included). Sets why().
   LoadMode decide(int queued);
+  // The mode decide() chose last (Latency to start).
   LoadMode mode() const { return mode_; }
   double arrival_rate() const;               // requests/s over the window (0 before two arrivals)
+  // The latency plan's service time estimate, ms (EWMA of served_latency_mode).
   double latency_service_ms() const { return service_ms_; }
+  // Requests/s the latency plan serves: 1000 / latency_service_ms().
   double latency_rate() const { return 1000.0 / service_ms_; }
+  // The throughput plan's predicted rate, frames/s (as given).
   double throughput_fps() const { return throughput_fps_; }
+  // Why decide() chose its mode, one line ("" before the first decide()).
   const std::string& why() const { return why_; }
 
  private:

@@ -18,6 +18,7 @@
 
 namespace tessera::adapt {
 
+// How a Monitor turns samples into estimates; checked by Monitor's constructor.
 struct MonitorOptions {
   int window = 3;              // samples in the median / harmonic mean (3: one outlier never moves the median)
   double min_bytes = 2048;     // smaller transfers say little about bandwidth
@@ -28,16 +29,20 @@ struct MonitorOptions {
   // (ewma_alpha); "kalman" (a random walk of log-bandwidth, kalman_q per sample, measured with
   // noise kalman_r, both in log units squared).
   std::string estimator = "median";
-  double ewma_alpha = 0.5;
-  double kalman_q = 0.1;
-  double kalman_r = 0.05;
+  double ewma_alpha = 0.5;  // "ewma": weight of a new sample, (0, 1]
+  double kalman_q = 0.1;   // "kalman": process noise per sample, log units squared
+  double kalman_r = 0.05;  // "kalman": measurement noise, log units squared
 };
 
+// Link and load estimates from what requests measured. A value: not thread-safe; the
+// Controller keeps one and hands out copies.
 class Monitor {
  public:
+  // Throws InvalidArgument naming the bad option.
   explicit Monitor(MonitorOptions o = {});
   // One transfer: bytes both ways, link time (ms, round trip minus server compute).
   void observe_transfer(double bytes, double transfer_ms);
+  // A round trip (ms); the estimate is the least seen (queueing only adds). Bad values ignored.
   void observe_rtt(double rtt_ms);
   // Server's reported ms for a block (plus its queue wait, or the wait a Busy reply
   // estimated) vs what the cost model predicts at load 1; one load per server (index).
@@ -47,10 +52,15 @@ class Monitor {
   // first sample sets the device load, later ones are smoothed (EWMA).
   void observe_device(double device_ms, double predicted_ms);
   std::optional<double> bandwidth_mbps() const;  // the estimator's value; empty until a sample
+  // The least round trip seen, ms (0 before a sample).
   double rtt_ms() const { return rtt_ms_; }
+  // The load of server `server`: measured / predicted compute, EWMA; 1 until measured.
   double server_load(int server = 0) const;
+  // The device's load: measured / predicted compute, EWMA; 1 until measured.
   double device_load() const { return device_load_; }
+  // Bandwidth samples taken so far.
   int samples() const { return samples_; }
+  // The last bandwidth sample, Mbit/s (0 before one).
   double last_sample_mbps() const { return last_; }
   // Free memory of this machine (MemAvailable of /proc/meminfo), bytes; 0 if unknown.
   static double free_memory_bytes();

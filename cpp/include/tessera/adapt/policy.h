@@ -28,6 +28,7 @@
 
 namespace tessera::adapt {
 
+// How the adaptive policy estimates, plans and re-plans (make_adaptive_policy, Controller).
 struct AdaptiveOptions {
   std::string planner = "parametric";  // parametric | mincut | compressed | chain | gads
   double hysteresis = 0.1;             // stay while est in [lo / (1+h), hi * (1+h)]; 0.1: chosen by the simulator
@@ -36,7 +37,7 @@ struct AdaptiveOptions {
   int probe_every = 1;                 // requests without a transfer between probes
   double probe_ms = 30;                // probe size: about this long at the current estimate
   bool react_to_drops = true;          // a last sample below the median by > hysteresis is used at once
-  double device_memory_bytes = std::numeric_limits<double>::infinity();
+  double device_memory_bytes = std::numeric_limits<double>::infinity();  // budget for parameters, bytes
   double load_tolerance = 0.05;        // relative server- or device-load change that rebuilds the table
   // A latency requirement (ms, the plan's predicted latency): a plan that breaks it hands over to
   // gads under it; when no plan meets it, the fastest plan runs and the record says so.
@@ -45,23 +46,24 @@ struct AdaptiveOptions {
   // the machine (Monitor::free_memory_bytes: MemAvailable, or the cgroup's limit minus its use
   // when lower), capped by device_memory_bytes and set_memory_budget.
   double free_memory_fraction = 0;
-  MonitorOptions monitor;
+  MonitorOptions monitor;  // the bandwidth monitor's window and filters
 };
 
 // What a policy sees before request `index`.
 struct Observation {
-  int index = 0;
+  int index = 0;               // request number, from 0
   double link_time_s = 0;      // link clock (trace time); 0 without an emulated link
   double true_bandwidth = 0;   // Mbit/s of the emulated link now (0 without one): for oracles only
   double est_bandwidth = 0;    // the controller's estimate (Mbit/s)
   double rtt_ms = 0;           // the monitor's round trip
   double server_load = 1;      // measured / predicted server compute
   double device_load = 1;      // measured / predicted device compute
-  double memory_budget_bytes = std::numeric_limits<double>::infinity();
+  double memory_budget_bytes = std::numeric_limits<double>::infinity();  // budget for parameters, bytes
   bool replan = false;         // something outside the estimates changed (a new memory budget)
   std::vector<int> current;    // the placement in use
 };
 
+// What a policy chose for one request.
 struct Decision {
   std::vector<int> placement;  // one target per atom (0 = device, 1 = server)
   int plan_id = -1;            // a parametric segment, or -1
@@ -70,27 +72,27 @@ struct Decision {
   // policy does not plan on estimates), and why the chosen plan differs from it or
   // changed ("" when it is that plan and nothing else happened).
   int estimate_device_atoms = -1;
-  std::string why;
+  std::string why;  // why it differs from the estimate's plan, or changed ("" if neither)
   // Operating point (energy policies): the device's clock and the radio's transmit power (0: not
   // chosen), emulated as a device slowdown x device_time_factor and an uplink rate x uplink_rate_factor.
   double frequency_mhz = 0, tx_power_mw = 0;
-  double device_time_factor = 1, uplink_rate_factor = 1;
+  double device_time_factor = 1, uplink_rate_factor = 1;  // device time x, uplink rate x (1: unchanged)
 };
 
 // What a request cost as the device measured it (the controller fills it from the deployment's timeline).
 struct Measured {
   double device_ms = 0;             // compute here (emulated speed)
-  double server_ms = 0, queue_ms = 0;
-  double up_bytes = 0, down_bytes = 0;
+  double server_ms = 0, queue_ms = 0;   // the server's compute and queue wait (Reply), ms
+  double up_bytes = 0, down_bytes = 0;  // wire bytes sent and received
   int remote_blocks = 0;            // round trips to the server
   double bandwidth_mbps = 0;        // the link's bandwidth (the emulated link's true one, else the estimate)
   double uplink_mbps = 0;           // the uplink's rate at the chosen transmit power (0: not known)
-  double rtt_ms = 0;
+  double rtt_ms = 0;                // the monitor's round trip, ms
 };
 
 // One request as the controller saw it: the same record for every policy.
 struct RequestRecord {
-  int index = 0;
+  int index = 0;              // request number, from 0
   double link_time_s = 0;     // link clock at the request (trace time)
   double est_bandwidth = 0;   // Mbit/s used for the decision
   double true_bandwidth = 0;  // Mbit/s of the emulated link at the request (0 without a link)
@@ -99,11 +101,11 @@ struct RequestRecord {
   double device_param_bytes = 0;  // weights the plan used keeps on the device
   bool switched = false;      // the plan changed before this request
   double decide_us = 0;       // time spent deciding
-  double total_ms = 0, device_ms = 0, transfer_ms = 0, server_ms = 0;
+  double total_ms = 0, device_ms = 0, transfer_ms = 0, server_ms = 0;  // ms: end to end, device, link, server
   double queue_ms = 0;        // waits for a server worker (counted as server load)
   double predicted_ms = 0;    // the plan's predicted latency at the estimate
-  bool fallback = false;
-  bool probed = false;
+  bool fallback = false;      // some block planned remote ran on the device
+  bool probed = false;        // the link was probed after this request
   int server = -1;            // the server it went to (Deployment::servers(); -1: none)
   bool busy = false;          // a server answered Busy (the block ran on the device)
   double est_load = 1;         // server load estimate after the request
@@ -113,15 +115,19 @@ struct RequestRecord {
   // Energy policies: the operating point, the request's energy by part (mJ, from what was measured)
   // and the virtual energy queue before the request; 0 otherwise.
   double frequency_mhz = 0, tx_power_mw = 0, tx_rate_mbps = 0;
-  double energy_mj = 0, compute_mj = 0, tx_mj = 0, rx_mj = 0, idle_mj = 0;
-  double energy_queue = 0;
+  double energy_mj = 0, compute_mj = 0, tx_mj = 0, rx_mj = 0, idle_mj = 0;  // mJ: total, then by part
+  double energy_queue = 0;        // CutEdge's virtual energy queue Q before the request, mJ
   std::string frequency_applied;  // "cpufreq" (set for real), "emulated (why)", or "" (no clock chosen)
 };
 
+// Chooses the plan of each request (above). Called by one controller, one request at a time:
+// implementations need not be thread-safe.
 class Policy {
  public:
   virtual ~Policy() = default;
+  // The policy's name in records and reports ("adaptive", "oracle", "static", ...).
   virtual std::string name() const = 0;
+  // The placement for the next request, given what is observed now.
   virtual Decision decide(const Observation& obs) = 0;
   // True if the controller should measure the link for it (probes before the first
   // request and after requests that sent nothing): policies that plan on estimates.

@@ -23,12 +23,13 @@
 
 namespace tessera::adapt {
 
+// The context of a simulated run and the noise its monitor sees; times in trace time.
 struct SimulationOptions {
   double period_s = 1.0;       // trace seconds between requests
   int requests = 0;            // 0: one trace length (at least one request)
   double rtt_ms = 0;           // the link's round trip (each transfer pays rtt/2)
   double server_load = 1;      // true multipliers of the cost model's compute
-  double device_load = 1;
+  double device_load = 1;      // true multiplier of the device's compute
   // Contexts that move with time, piecewise constant (time s, value), holding their last value;
   // empty = the constants above / no memory limit. Loads multiply the constants; memory is the
   // device's budget for weights (bytes), as set_memory_budget gives it live.
@@ -38,14 +39,14 @@ struct SimulationOptions {
   // the rest on the device, and then runs every request on the device for retry_ms (trace time)
   // before trying the server again; the simulator does the same. 0: no deadline.
   double timeout_ms = 0;
-  double retry_ms = 1000;
+  double retry_ms = 1000;      // after a fallback, device only this long, ms
   double compute_jitter = 0;   // relative spread of each request's compute (uniform +-), 0 = none
   double sample_noise = 0;     // relative spread of every bandwidth sample the monitor takes
   // Outlying samples: with this probability a sample's transfer looks outlier_factor times faster
   // than it was (a loopback-fast or cached exchange, as seen live); 0 = none.
   double outlier_rate = 0;
-  double outlier_factor = 50;
-  uint64_t seed = 1;
+  double outlier_factor = 50;  // how much faster an outlying sample looks
+  uint64_t seed = 1;           // random seed: the same seed, the same records
   AdaptiveOptions adaptive;    // the estimation and probing settings (as for a Controller)
 };
 

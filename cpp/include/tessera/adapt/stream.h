@@ -31,8 +31,9 @@
 
 namespace tessera::adapt {
 
+// One request of a serve() run: when it arrived, waited, ran, and which mode served it.
 struct StreamRecord {
-  int index = 0;
+  int index = 0;           // frame number, from 0
   double arrival_s = 0, start_s = 0, done_s = 0;  // since serve() began
   double wait_ms = 0;      // arrival -> start
   double latency_ms = 0;   // arrival -> outputs here
@@ -46,24 +47,29 @@ struct StreamRecord {
   std::string why;         // why that mode
 };
 
+// What a serve() run achieved; times in ms, rates in frames/s.
 struct StreamStats {
-  int frames = 0, fallbacks = 0, switches = 0;
-  int latency_frames = 0, throughput_frames = 0;
+  int frames = 0, fallbacks = 0, switches = 0;  // served; fell back to the device; mode changes
+  int latency_frames = 0, throughput_frames = 0;  // frames served by each mode
   double served_fps = 0;        // frames / (last completion - first arrival)
   double steady_fps = 0;        // the completions after the first quarter over their span (no ramp-up)
   double arrival_fps = 0;       // frames / (last arrival - first arrival) x (n-1)/n
-  double latency_ms_p50 = 0, latency_ms_p99 = 0, wait_ms_p50 = 0;
+  double latency_ms_p50 = 0, latency_ms_p99 = 0, wait_ms_p50 = 0;  // median, 99th percentile
   double latency_plan_ms = 0;   // predicted latency of the latency plan
   double latency_plan_fps = 0;  // 1000 / that
   double throughput_plan_fps = 0;  // predicted rate of the throughput plan
+  // The stats as one JSON object (the field names above).
   std::string to_json() const;
 };
 
+// The link both plans are made for.
 struct StreamContext {
   double bandwidth_mbps = 0;  // the device-server link the plans are made for (> 0)
-  double rtt_ms = 0;
+  double rtt_ms = 0;          // its round trip, ms (>= 0)
 };
 
+// Serves a stream of frames with a latency plan (Deployment) under light load and a
+// pipelined throughput plan (Pipeline) under heavy load, switched by a LoadSwitch (above).
 class StreamController {
  public:
   // Plans both engines from the cost model (compute_ms[0] device, [1] server) for the link;
@@ -78,8 +84,11 @@ class StreamController {
   std::vector<std::vector<at::Tensor>> serve(const std::vector<std::vector<at::Tensor>>& frames,
                                              const std::vector<double>& arrivals_s);
   std::vector<StreamRecord> records() const;  // of the last serve(), in frame order
+  // What the last serve() achieved.
   StreamStats stats() const;
+  // The latency plan (two targets), as planned at construction.
   const plan::Plan& latency_plan() const;
+  // The throughput plan (pipeline stages), as planned at construction.
   const plan::PipelinePlan& throughput_plan() const;
 
  private:
