@@ -15,6 +15,9 @@ where it is (Doxygen's warnings name the header's own line numbers):
 - a trailing ``// comment`` after a member, enumerator, free function or parameter (a line that
   ends with ``;`` or ``,``, or an enumerator) becomes ``///<``, and comment lines indented under it
   continue it;
+- either documents every name of a declaration of several (``double up = 0, down = 0;  // bytes``):
+  Doxygen would give it to one name only (the first, the last), so the line becomes one
+  declaration per name, each documented, on the same line;
 - comments inside function bodies and macros, ``// NOLINT`` and ``// namespace x`` stay plain;
 - the comments are plain text: Doxygen's special characters (backslash, @, %, #word, <tag) are
   escaped outside `code spans`, and lines indented deeper than their block after a blank line
@@ -98,6 +101,48 @@ class Scopes:
         self.pending += " "
 
 
+def split_declarators(code):
+    """(type, [declarator, ...]) of a declaration of several variables ("double a = 0, b = 0;" ->
+    ("double ", ["a = 0", "b = 0"])), or None for anything else (one name, a function, ...)."""
+    text = code.strip()
+    if not text.endswith(";") or text.startswith(("using ", "typedef ", "friend ", "return ")):
+        return None
+    parts, depth, start = [], 0, 0
+    for k, ch in enumerate(text[:-1]):
+        if ch in "([{<":
+            depth += 1
+        elif ch in ")]}>":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:k].strip())
+            start = k + 1
+    parts.append(text[start:-1].strip())
+    if len(parts) < 2 or not all(re.match(r"^\w+\s*(=.*|\{.*\})?$", p) for p in parts[1:]):
+        return None
+    head = re.split(r"\s*(?:=|\{)", parts[0], maxsplit=1)[0]
+    m = re.match(r"^(.*[>:*&\s])(\w+)$", head)
+    if not m or "(" in head or not m.group(1).strip():
+        return None
+    return m.group(1), [parts[0][len(m.group(1)):]] + parts[1:]
+
+
+def several(code, doc, above=False):
+    """A declaration of several variables with every name documented by `doc` (one line, so the
+    line numbers stay): "double a = 0, b = 0;" -> "double a = 0; /**< doc */ double b = 0;"; the
+    last name is left for the ///< that follows (above: the first name is left to the /// run
+    above, the others all get `doc`). None if `code` declares one name."""
+    split = split_declarators(code)
+    if split is None:
+        return None
+    type_, names = split
+    lead = code[:len(code) - len(code.lstrip())]
+    doc = " /**< %s */" % " ".join(doc.split()).replace("*/", "* /")
+    decls = ["%s%s;" % (type_, n) for n in names]
+    if above:
+        return lead + decls[0] + " " + " ".join(d + doc for d in decls[1:])
+    return lead + " ".join(d + doc for d in decls[:-1]) + " " + decls[-1]
+
+
 def escape(text):
     """Doxygen's special characters as text, outside `code spans`."""
     parts = text.split("`")
@@ -158,6 +203,7 @@ def filter_lines(lines):
     scopes = Scopes()
     in_macro = False  # a line continuing a preprocessor directive
     trailing_col = None  # the column of the last trailing comment that became ///<
+    run_doc, run_end = "", -1  # the text of the last /// run and the line after it
     while i < n:
         line = lines[i]
         if is_comment_only(line):
@@ -180,6 +226,7 @@ def filter_lines(lines):
                 texts = doc_texts([split_comment(lines[k])[1] for k in range(i, j)])
                 for k in range(i, j):
                     out[k] = " " * indent(lines[k]) + "///" + texts[k - i] + "\n"
+                run_doc, run_end = " ".join(texts), j
             i = j
             continue
         code, comment = split_comment(line)
@@ -188,8 +235,18 @@ def filter_lines(lines):
             c = code.rstrip()
             if (c.endswith((";", ",")) or scopes.in_enum() and re.match(r"^\s*\w+\s*(=.*)?$", c)
                     or scopes.parens > 0 and c.endswith(")")):
-                out[i] = code + "///<" + escape(comment)
+                # A trailing comment documents every name the line declares ("int a, b;  // x").
+                k, more = i + 1, []
+                while k < n and is_comment_only(lines[k]) and indent(lines[k]) >= len(code) - 2:
+                    more.append(split_comment(lines[k])[1])
+                    k += 1
+                split = several(code, escape(" ".join([comment] + more)))
+                out[i] = (split + " " * (len(code) - len(code.rstrip())) if split else code) + "///<" + escape(comment)
                 trailing_col = len(code)
+        elif comment is None and run_end == i and scopes.at_scope():
+            split = several(code.rstrip("\n"), run_doc, above=True)  # the /// run above documents every name
+            if split:
+                out[i] = split + "\n"
         depth = len(scopes.stack)
         directive = in_macro or code.lstrip().startswith("#")
         in_macro = directive and line.rstrip("\n").endswith("\\")
