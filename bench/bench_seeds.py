@@ -125,9 +125,95 @@ def adamec(models, ratios, rtt):
          "tessera": fmt_pct(mem), "where": f"{len(mem_savings)} split plans of {cells} cells",
          "baseline": "whole model on the device (parameters + activation peak)",
          "setting": "predicted: parameters + peak live activations along the schedule (no runtime buffers)"},
-        {"metric": "device memory, measured (RSS high-water mark of a device process)", "paper": "-",
-         "tessera": NOT_BUILT, "where": "", "baseline": "", "setting": "issue 21: measured beside predicted"},
     ]
+
+
+def probe_memory(store, name, placement, endpoint, requests):
+    """In a fresh process: open only the device's atoms of ``placement`` from the store, run the
+    plan ``requests`` times (the server's blocks on ``endpoint``), and return the growth of its
+    RSS high-water mark over the process with tessera and the inputs loaded (bytes)."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--probe", str(store), str(Path(store) / "inputs.pt"), json.dumps(placement),
+           endpoint or "-", str(requests)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"memory probe of {name} failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _vm(field):
+    """A field of /proc/self/status in bytes (VmRSS, VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _probe_main(store, inputs, placement_json, endpoint, requests):  # pragma: no cover - a child process
+    import json
+
+    import torch
+
+    placement = json.loads(placement_json)
+    xs = tuple(torch.load(inputs))  # saved by the parent: building the model here would raise the high-water mark
+    # The high-water mark from here on (ru_maxrss would keep the parent's, copied at fork): reset
+    # it to the current RSS (Linux >= 4.0: clear_refs 5), then read VmHWM after the runs.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _vm("VmRSS")
+    m = ts.Model.open(store, atoms=[a for a, t in enumerate(placement) if t == 0])
+    dep = ts.Deployment(m, placement, server="" if endpoint == "-" else endpoint, timeout_ms=120000)
+    for _ in range(int(requests)):
+        dep(xs)
+    peak = _vm("VmHWM")
+    print(json.dumps({"base_rss": base, "peak_rss": peak, "growth": peak - base,
+                      "loaded_atoms": len(m.loaded_atoms()), "loaded_param_bytes": m.loaded_param_bytes()}))
+
+
+def adamec_measured(models, ratios, rtt, requests=3):
+    """AdaMEC's memory, measured: per model, the split plan with the most atoms on the server among
+    the seed cells (if any cell splits) beside the whole model, each in a fresh device process."""
+    import tempfile
+
+    from tessera.runtime import spawn_server, stop_server
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        picks = {}
+        for name, (m, _, server_ms) in models.items():
+            for ratio in ratios:
+                c = costs(server_ms, ratio)
+                for link, bw in LINKS.items():
+                    p = ts.plan(m, c, bandwidth_mbps=bw, rtt_ms=rtt)
+                    if is_split(p.placement) and (name not in picks or
+                                                  p.placement.count(1) > picks[name][0].placement.count(1)):
+                        picks[name] = (p, link, ratio, whole_model_memory(m, c, rtt))
+        if not picks:
+            return rows
+        import torch
+
+        for name in picks:
+            models[name][0].save(Path(tmp) / name)
+            torch.save(list(models[name][1]), Path(tmp) / name / "inputs.pt")
+        proc, endpoint = spawn_server(tmp)
+        try:
+            for name, (p, link, ratio, whole_pred) in picks.items():
+                n = len(p.placement)
+                whole = probe_memory(Path(tmp) / name, name, [0] * n, "", requests)
+                split = probe_memory(Path(tmp) / name, name, list(p.placement), endpoint, requests)
+                pred = p.device_memory_bytes + p.device_activation_bytes
+                rows.append({"model": name, "cell": f"{link}, {ratio:g}x", "device_atoms": p.placement.count(0),
+                             "atoms": n, "predicted_whole_mb": whole_pred / 1e6, "predicted_split_mb": pred / 1e6,
+                             "predicted_saving": 1 - pred / whole_pred,
+                             "measured_whole_mb": whole["growth"] / 1e6, "measured_split_mb": split["growth"] / 1e6,
+                             "measured_saving": 1 - split["growth"] / whole["growth"] if whole["growth"] > 0 else None,
+                             "split_loaded_atoms": split["loaded_atoms"]})
+        finally:
+            stop_server(proc)
+    return rows
 
 
 def dads(models, ratios, rtt):
@@ -332,15 +418,30 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5, help="profile rounds per model (default 5)")
     ap.add_argument("--timing-repeats", type=int, default=200, help="calls per planner timing (default 200)")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--no-measure", action="store_true", help="skip the measured memory (device processes)")
+    ap.add_argument("--probe", nargs=5, help=argparse.SUPPRESS)  # a child of the memory measurement
     args = ap.parse_args(argv)
+    if args.probe:
+        _probe_main(*args.probe)
+        return
     if smoke():
         args.models, args.repeats, args.timing_repeats = ["squeezenet1_0"], 2, 20
         args.heat_ratios, args.heat_bandwidths = [5, 50], [1.1, 18.88]
     ts.set_threads(1)
     t0 = time.time()
     models = profile_models(args.models, args.repeats)
+    memory = [] if args.no_measure else adamec_measured(models, args.ratios, args.rtt)
+    mem_row = {"metric": "device memory saving, measured (RSS high-water growth of a device process)",
+               "paper": "55.21%", "tessera": NOT_BUILT if args.no_measure else "no split plan", "where": "",
+               "baseline": "whole model in a device process",
+               "setting": "a fresh process opens only its atoms and runs the plan 3 times (server on loopback)"}
+    if memory:
+        savings = [r["measured_saving"] for r in memory if r["measured_saving"] is not None]
+        mem_row["tessera"] = fmt_pct(statistics.mean(savings)) if savings else "-"
+        mem_row["where"] = f"mean of {len(savings)} models (predicted " \
+                           f"{fmt_pct(statistics.mean(r['predicted_saving'] for r in memory))} for the same plans)"
     seeds = {
-        "AdaMEC": adamec(models, args.ratios, args.rtt),
+        "AdaMEC": adamec(models, args.ratios, args.rtt) + [mem_row],
         "DADS": dads(models, args.ratios, args.rtt),
         "CAS / GADS": cas(models, args.ratios[0], args.rtt, args.timing_repeats),
         "CIC": cic(models, args.ratios[0], args.rtt, args.timing_repeats),
@@ -362,7 +463,14 @@ def main(argv=None):
           f"device = server x ratio (emulated)")
     print("\n== where a split beats both ends (gain = better end / best plan)")
     heat_rows = heat(models, args.heat_ratios, args.heat_bandwidths, args.rtt, plot=not args.no_plot)
-    for name, rs in (("bench_seeds", rows), ("bench_seeds_heat", heat_rows)):
+    if memory:
+        print("\n== AdaMEC's memory per model: predicted (parameters + activation peak) and measured (RSS growth)")
+        cols_m = ["model", "cell", "device_atoms", "atoms", "predicted_whole_mb", "predicted_split_mb",
+                  "measured_whole_mb", "measured_split_mb", "predicted_saving", "measured_saving"]
+        print(table([{k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()} for r in memory], cols_m))
+    for name, rs in (("bench_seeds", rows), ("bench_seeds_heat", heat_rows), ("bench_seeds_memory", memory)):
+        if not rs:
+            continue
         print(f"wrote {write_csv(name, rs)}")
     print(f"\n{time.time() - t0:.0f} s")
 

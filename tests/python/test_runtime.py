@@ -280,3 +280,28 @@ def test_replay_stops_at_a_dead_server(zoo_model, repository):
                           policies=("server_only",))
     with pytest.raises(ValueError, match="requests = 0"):
         experiment.replay(m, xs, costs, endpoint, {"bandwidth_mbps": 10.0}, requests=0)
+
+
+def test_the_device_holds_only_the_atoms_it_runs(repository, zoo_model, server_process):
+    """AdaMEC's memory saving needs it: a device that opens only its atoms and runs a split loads
+    none of the server's (they are spliced only if a fallback runs them), and the outputs still
+    equal the whole model's; when the server is gone, the fallback loads and runs the rest."""
+    name = MODELS[0]
+    m, xs, _ = zoo_model(name)
+    n = m.num_atoms
+    placement = [0] * (n // 3) + [1] * (n - n // 3)
+    device = [a for a, t in enumerate(placement) if t == 0]
+    srv = server_process(repository)
+    part = ts.Model.open(repository / name, atoms=device)
+    dep = ts.Deployment(part, placement, server=srv.endpoint, timeout_ms=20000, retry_ms=60000)
+    y = dep.run_flat(xs)
+    ref = m.run_flat(xs)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(y, ref))
+    assert not dep.last_timeline.fallback
+    assert part.loaded_atoms() == device
+    assert part.loaded_param_bytes() == sum(m.atoms[a].param_bytes for a in device)
+    srv.kill()
+    y = dep.run_flat(xs)  # the server is gone: the device runs (and so loads) the rest itself
+    assert dep.last_timeline.fallback
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(y, ref))
+    assert part.loaded_atoms() == list(range(n))

@@ -19,11 +19,32 @@ namespace tessera {
 namespace jit = torch::jit;
 
 // ---- BlockImpl ---------------------------------------------------------------------
+void BlockImpl::build() const {
+  if (fn_.load(std::memory_order_acquire)) return;
+  std::call_once(once_, [&] {
+    auto model = owner.lock();
+    TESSERA_CHECK(model, InvalidArgument, "block of atoms [{}]: its model was freed before the block was built",
+                  fmt::join(atoms, ", "));
+    std::shared_ptr<jit::Graph> g;
+    std::unique_ptr<jit::GraphFunction> f;
+    model->splice(*this, g, f);
+    graph_ = std::move(g);
+    fn_owner_ = std::move(f);
+    fn_.store(fn_owner_.get(), std::memory_order_release);
+  });
+}
+
+const jit::Graph& BlockImpl::graph() const {
+  build();
+  return *graph_;
+}
+
 std::vector<at::Tensor> BlockImpl::run(const std::vector<at::Tensor>& in) const {
   TESSERA_CHECK(in.size() == inputs.size(), InvalidArgument, "block of atoms [{}] takes {} tensors, got {}",
                 fmt::join(atoms, ", "), inputs.size(), in.size());
+  build();
   jit::Stack stack(in.begin(), in.end());
-  fn->run(stack);
+  fn_.load(std::memory_order_acquire)->run(stack);
   std::vector<at::Tensor> out;
   out.reserve(outputs.size());
   for (auto& v : stack.at(0).toTupleRef().elements()) out.push_back(v.toTensor());
@@ -37,7 +58,12 @@ std::vector<at::Tensor> Block::operator()(const std::vector<at::Tensor>& inputs)
   TESSERA_CHECK(impl_, InvalidArgument, "empty Block");
   return impl_->run(inputs);
 }
-std::string Block::graph_str() const { return impl_ ? impl_->graph->toString() : ""; }
+std::string Block::graph_str() const { return impl_ ? impl_->graph().toString() : ""; }
+void Block::build() const {
+  TESSERA_CHECK(impl_, InvalidArgument, "empty Block");
+  impl_->build();
+}
+bool Block::built() const { return impl_ && impl_->built(); }
 
 // ---- ModelImpl -----------------------------------------------------------------------
 void ModelImpl::finish() {
@@ -62,7 +88,7 @@ void ModelImpl::check_inputs(const std::vector<at::Tensor>& in) const {
   }
 }
 
-std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids) const {
+std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids, bool lazy) const {
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   TESSERA_CHECK(!ids.empty(), InvalidArgument, "cannot combine an empty set of atoms");
@@ -71,7 +97,10 @@ std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids) const 
     TESSERA_CHECK(a >= 0 && a < A, InvalidArgument, "atom id {} out of range: the model has {} atoms", a, A);
   {
     std::lock_guard<std::mutex> lock(block_mu);
-    if (auto* hit = blocks.find(ids)) return *hit;
+    if (auto* hit = blocks.find(ids)) {
+      if (!lazy) (*hit)->build();
+      return *hit;
+    }
   }
   // Convexity: no path leaves the set and comes back. Walk forward from the
   // set through atoms outside it (ids are topological, so stop at max id).
@@ -125,9 +154,22 @@ std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids) const 
   impl->atoms = ids;
   impl->inputs.assign(ins.begin(), ins.end());
   impl->outputs.assign(outs.begin(), outs.end());
+  impl->owner = weak_from_this();
+  std::shared_ptr<const BlockImpl> out;
+  {
+    std::lock_guard<std::mutex> lock(block_mu);
+    out = blocks.put(ids, impl);
+  }
+  if (!lazy) out->build();  // another thread's entry won the race: built too
+  return out;
+}
+
+void ModelImpl::splice(const BlockImpl& b, std::shared_ptr<jit::Graph>& out_graph,
+                       std::unique_ptr<jit::GraphFunction>& out_fn) const {
+  const std::vector<int>& ids = b.atoms;
   auto g = std::make_shared<jit::Graph>();
   std::unordered_map<int, jit::Value*> env;
-  for (int v : impl->inputs) {
+  for (int v : b.inputs) {
     auto* x = g->addInput(usable_name(graph.values[v].name));
     x->setType(c10::TensorType::get());
     env[v] = x;
@@ -139,7 +181,7 @@ std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids) const 
     auto res = jit::insertGraph(*g, *ag, args);
     for (size_t i = 0; i < res.size(); ++i) env[atoms[a].outputs[i]] = res[i];
   }
-  for (int v : impl->outputs) g->registerOutput(env.at(v));
+  for (int v : b.outputs) g->registerOutput(env.at(v));
   // In-place activations back (relu_ etc.), unless one would write to a block input.
   auto inplace = g->copy();
   jit::FunctionalToInplaceActivation(inplace);
@@ -152,17 +194,16 @@ std::shared_ptr<const BlockImpl> ModelImpl::combine(std::vector<int> ids) const 
         if (x != y && db.mayAlias(x, y)) writes_input = true;
     if (!writes_input) g = inplace;
   }
-  impl->graph = g;
+  out_graph = g;
   // A function returns one value: pack the outputs into a tuple.
   auto packed = g->copy();
   std::vector<jit::Value*> outs_v(packed->outputs().begin(), packed->outputs().end());
   while (!packed->outputs().empty()) packed->eraseOutput(0);
   packed->registerOutput(packed->insertNode(packed->createTuple(outs_v))->output());
-  impl->fn = std::make_unique<jit::GraphFunction>(
+  out_fn = std::make_unique<jit::GraphFunction>(
       c10::QualifiedName(fmt::format("tessera.block_{}_{}", ids.front(), ids.size())), packed, nullptr);
-  std::lock_guard<std::mutex> lock(block_mu);
-  return blocks.put(ids, impl);
 }
+
 
 // Blocks of a placement come from core (schedule_blocks: greedy
 // over the topological order, every block convex and runnable in order).
@@ -187,7 +228,7 @@ std::shared_ptr<const std::vector<ModelImpl::Step>> ModelImpl::make_steps(
   for (int v : graph.inputs) available[v] = 1;
   for (size_t s = 0; s < groups.size(); ++s) {
     Step st;
-    st.block = combine(groups[s]);
+    st.block = combine(groups[s], /*lazy=*/true);  // checked now, spliced when it first runs
     for (int v : st.block->inputs) {
       TESSERA_CHECK(available[v], InvalidArgument,
                     "block {} (atoms [{}]) reads value {} '{}' before any earlier block produces it", s,

@@ -3,6 +3,7 @@
 
 #include <torch/script.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,12 +32,26 @@ torch::jit::Module atom_module(const torch::jit::Graph& atom_graph, int atom_id)
 // Reverse of atom_module: the standalone graph of a loaded atom module.
 std::shared_ptr<torch::jit::Graph> atom_graph_from_module(const torch::jit::Module& m);
 
+class ModelImpl;
+
+// A block: its atoms and interface are known at once (checked when it is made); its spliced
+// TorchScript function is built on first use (or by build()), which loads its atoms' files. So a
+// device holds in memory only the atoms of blocks it runs: a server's blocks in its schedule stay
+// unloaded unless a fallback runs them.
 class BlockImpl {
  public:
   std::vector<int> atoms, inputs, outputs;
-  std::shared_ptr<torch::jit::Graph> graph;
-  std::unique_ptr<torch::jit::GraphFunction> fn;
+  std::weak_ptr<const ModelImpl> owner;  // the model whose atoms it splices (not kept alive by it)
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& in) const;
+  void build() const;  // splices now; thread-safe, once (a failed build is retried by the next call)
+  bool built() const { return fn_ != nullptr; }
+  const torch::jit::Graph& graph() const;
+
+ private:
+  mutable std::once_flag once_;
+  mutable std::shared_ptr<torch::jit::Graph> graph_;
+  mutable std::atomic<torch::jit::GraphFunction*> fn_{nullptr};
+  mutable std::unique_ptr<torch::jit::GraphFunction> fn_owner_;
 };
 
 // A map that keeps at most `capacity` entries, dropping the least recently used
@@ -75,7 +90,7 @@ struct ScheduleStep {
   std::vector<int> free_after;  // value ids whose last use is this step
 };
 
-class ModelImpl {
+class ModelImpl : public std::enable_shared_from_this<ModelImpl> {
  public:
   OpGraph graph;
   std::vector<Atom> atoms;
@@ -88,7 +103,11 @@ class ModelImpl {
   std::vector<int> dag_value_of;  // per graph value: its id in `dag`, -1 if it crosses no atom boundary
 
   std::shared_ptr<torch::jit::Graph> atom_graph(int atom) const;  // loads on demand
-  std::shared_ptr<const BlockImpl> combine(std::vector<int> atom_ids) const;
+  // The block of these atoms (checked: in range, convex), cached; built now unless lazy.
+  std::shared_ptr<const BlockImpl> combine(std::vector<int> atom_ids, bool lazy = false) const;
+  // Splices a block's atoms into one graph and function (loads them on demand).
+  void splice(const BlockImpl& b, std::shared_ptr<torch::jit::Graph>& graph,
+              std::unique_ptr<torch::jit::GraphFunction>& fn) const;
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs,
                               const std::vector<int>& placement) const;
   void check_inputs(const std::vector<at::Tensor>& inputs) const;

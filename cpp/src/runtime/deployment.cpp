@@ -128,6 +128,10 @@ struct Deployment::Impl {
     for (const auto& b : p.blocks) groups.push_back(b.atoms);
     auto a = std::make_shared<Active>();
     a->schedule = model.schedule(groups);  // validates and caches the blocks now, not on the first request
+    // The device's own blocks are spliced now (their atoms loaded); the server's stay unloaded
+    // unless a fallback runs them here: the device holds the memory of its part only.
+    for (size_t s = 0; s < p.blocks.size(); ++s)
+      if (p.blocks[s].target == 0) a->schedule.block(s).build();
     // Codecs per graph value, from the plan's transfers (DAG value ids).
     std::map<std::pair<int, int>, transport::Codec> by;  // (dag value, destination) -> codec
     for (const auto& tr : p.transfers) by[{tr.value, tr.to}] = transport::parse_codec(tr.codec);

@@ -40,8 +40,14 @@ class Block {
   const std::vector<int>& outputs() const;  // value ids, in return order
   // Runs the block. inputs follow inputs(); returns tensors following outputs().
   std::vector<at::Tensor> operator()(const std::vector<at::Tensor>& inputs) const;
-  // The spliced graph in TorchScript IR, for inspection.
+  // The spliced graph in TorchScript IR, for inspection (splices the block if not yet).
   std::string graph_str() const;
+  // Splices the block's atoms into its function now (loading their files). A block from
+  // Model::combine is built already; the blocks of a Schedule are built when they first run,
+  // so a process holds only the atoms of the blocks it runs. Thread-safe; a failure (a
+  // missing or corrupt atom file) throws and the next call tries again.
+  void build() const;
+  bool built() const;  // false until the block has been spliced
   // False for a default-constructed Block (any other call on it is undefined).
   bool valid() const { return impl_ != nullptr; }
 
