@@ -46,7 +46,7 @@ from common import smoke, table, trace_files, write_csv  # noqa: E402
 import tessera as ts  # noqa: E402
 from tessera import datasets, zoo  # noqa: E402
 from tessera.runtime import spawn_server, stop_server  # noqa: E402
-from tessera.variant import _cut_tensors, calibrate_batchnorm  # noqa: E402
+from tessera.variant import calibrate_batchnorm, cut_tensors  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALES = {"3G": 1.1, "4G": 5.85}  # DADS's median bandwidths (Mbit/s)
@@ -82,7 +82,7 @@ def codec_part(models: dict) -> list[dict]:
                      "enc+dec_ms": f"{statistics.median(tot):.3f}", "enc+dec_range": f"{min(tot):.3f}-{max(tot):.3f}",
                      "MB/s_enc": f"{1 / statistics.median(enc) * 1e3:.0f}" if statistics.median(enc) > 0 else "-"})
     for name, (m, xs) in models.items():
-        cuts = [t for t in _cut_tensors(m, xs) if t.numel() >= 1024]
+        cuts = [t for t in cut_tensors(m, xs) if t.numel() >= 1024]
         raw = sum(4 * t.numel() for t in cuts)
         for c in ("int8", "zstd"):
             wire, enc, dec = 0, 0.0, 0.0

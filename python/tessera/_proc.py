@@ -52,3 +52,67 @@ def stop_process(proc, timeout: float = 30.0) -> None:
             proc.wait(timeout=timeout)
     else:
         proc.wait()
+
+
+# ---- CPU spinners: background load (tessera.predict) and the sibling check (tessera.profiling) ----
+def _spin(duty: float, period_s: float, stop, parent: int, cpu, idle: bool) -> None:  # pragma: no cover - a child
+    """Keep a CPU busy ``duty`` of every ``period_s`` (1.0: always) until ``stop`` is set or the
+    parent dies; pinned to ``cpu`` when given; at idle priority (SCHED_IDLE) when ``idle``."""
+    import time
+
+    become_helper_child()
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    if idle:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    on = duty * period_s
+    while not stop.is_set() and parent_alive(parent):
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < on:
+            pass
+        rest = period_s - (time.perf_counter() - t0)
+        if rest > 0:
+            time.sleep(rest)
+
+
+class Spinners:
+    """``count`` child processes spinning (see ``_spin``), as a context manager: started on enter
+    (forked), stopped and reaped on exit, and by the kernel if this process dies first."""
+
+    def __init__(self, count: int, duty: float = 1.0, period_s: float = 0.005, cpu=None, idle: bool = False):
+        self.count, self.duty, self.period_s, self.cpu, self.idle = int(count), float(duty), float(period_s), cpu, idle
+        self._procs = []
+
+    def __enter__(self):
+        import multiprocessing as mp
+        import time
+
+        ctx = mp.get_context("fork")
+        self._stop = ctx.Event()
+        try:
+            for _ in range(self.count):
+                p = ctx.Process(target=_spin, args=(self.duty, self.period_s, self._stop, os.getpid(), self.cpu,
+                                                    self.idle), daemon=True)
+                p.start()
+                self._procs.append(p)
+            time.sleep(0.05)  # running before the caller measures
+        except BaseException:  # a failed start or Ctrl-C: stop what was started
+            self.__exit__()
+            raise
+        return self
+
+    @property
+    def pids(self) -> list:
+        """Process ids of the running spinners."""
+        return [p.pid for p in self._procs if p.is_alive()]
+
+    def __exit__(self, *exc):
+        if self._procs:
+            self._stop.set()
+            for p in self._procs:
+                p.join(timeout=2)
+                if p.is_alive():
+                    p.terminate()
+                    p.join(timeout=2)
+            self._procs = []
+        return False

@@ -21,14 +21,13 @@ and thread count), ``xgboost`` (trees learning the ratio measured / analytic).
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
-import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from . import _core
 from ._compat import _UNSET, renamed_kwarg
+from ._proc import Spinners
 
 __all__ = [
     "Predictor", "MachineState", "Sample", "PythonPredictor", "TorchScriptPredictor", "BackgroundLoad", "PredictedCosts",
@@ -54,20 +53,6 @@ def kinds() -> list:
 
 
 # ---- background load --------------------------------------------------------------------------
-def _busy(duty: float, period_s: float, stop, parent: int) -> None:  # pragma: no cover - a child process
-    from ._proc import become_helper_child, parent_alive
-
-    become_helper_child()
-    on = duty * period_s
-    while not stop.is_set() and parent_alive(parent):
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < on:
-            pass
-        rest = period_s - (time.perf_counter() - t0)
-        if rest > 0:
-            time.sleep(rest)
-
-
 class BackgroundLoad:
     """Keep ``level`` CPU cores busy elsewhere while profiling (a context manager).
 
@@ -77,42 +62,30 @@ class BackgroundLoad:
 
     def __init__(self, level: float, period_ms: float = 5.0):
         if not (level >= 0 and math.isfinite(level)):
-            raise _core.InvalidArgumentError(f"load = {level} must be a finite number >= 0")
+            raise _core.InvalidArgumentError(f"background load = {level} must be a finite number >= 0")
         if level > (os.cpu_count() or 1):
-            raise _core.InvalidArgumentError(f"load = {level}: this machine has {os.cpu_count()} cores")
+            raise _core.InvalidArgumentError(f"background load = {level}: this machine has {os.cpu_count()} cores")
         if not (period_ms > 0 and math.isfinite(period_ms)):
             raise _core.InvalidArgumentError(f"period_ms = {period_ms} must be a finite number > 0")
         self.level = float(level)
         self.period_s = period_ms / 1e3
-        self._procs = []
+        self._spinners = None
 
     def __enter__(self):
-        if self.level <= 0:
-            return self
-        ctx = mp.get_context("fork")
-        self._stop = ctx.Event()
-        n = math.ceil(self.level)
-        try:
-            for _ in range(n):
-                p = ctx.Process(target=_busy, args=(self.level / n, self.period_s, self._stop, os.getpid()),
-                                daemon=True)
-                p.start()
-                self._procs.append(p)
-            time.sleep(0.05)
-        except BaseException:  # a failed start or Ctrl-C: stop what was started
-            self.__exit__()
-            raise
+        if self.level > 0:
+            n = math.ceil(self.level)
+            self._spinners = Spinners(n, duty=self.level / n, period_s=self.period_s).__enter__()
         return self
 
+    @property
+    def pids(self) -> list:
+        """Process ids of the spinners running now (empty outside the ``with`` or at level 0)."""
+        return self._spinners.pids if self._spinners is not None else []
+
     def __exit__(self, *exc):
-        if self._procs:
-            self._stop.set()
-            for p in self._procs:
-                p.join(timeout=2)
-                if p.is_alive():
-                    p.terminate()
-                    p.join(timeout=2)
-            self._procs = []
+        if self._spinners is not None:
+            self._spinners.__exit__(*exc)
+            self._spinners = None
         return False
 
 

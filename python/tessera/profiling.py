@@ -23,6 +23,7 @@ import torch
 
 from . import _core
 from ._compat import _UNSET, deprecated_attribute, renamed_kwarg
+from ._proc import Spinners
 from ._forward import CoreView
 
 __all__ = ["CostTable", "MachineCheck", "canary_ms", "machine_check", "profile", "progress_bar"]
@@ -123,20 +124,6 @@ def canary_ms(runs: int = 5) -> float:
     return _core.canary_ms(int(runs))
 
 
-def _spin_idle(cpu: int, stop, parent: int) -> None:  # pragma: no cover - runs in a child process
-    """Spin on ``cpu`` at idle priority (SCHED_IDLE): it yields to any other task there."""
-    from ._proc import become_helper_child, parent_alive
-
-    become_helper_child()
-    os.sched_setaffinity(0, {cpu})
-    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    n = 0
-    while not stop.is_set():
-        n += 1
-        if n % 100000 == 0 and not parent_alive(parent):
-            break
-
-
 class MachineCheck:
     """What :func:`machine_check` measured: the canary's ms in windows over time, and (with
     ``sibling``) the same with the other CPU kept busy."""
@@ -192,7 +179,6 @@ def machine_check(seconds: float = 10.0, window_s: float = 1.0, sibling: bool = 
     spin loop keeps another CPU busy (this process pinned to the first CPU): on a machine
     whose CPUs share a core (hyper-threads, a VM host packing its vCPUs) the canary slows.
     """
-    import multiprocessing as mp
     import statistics
     import time
 
@@ -218,20 +204,11 @@ def machine_check(seconds: float = 10.0, window_s: float = 1.0, sibling: bool = 
         base = windows()
         busy = None
         if sibling:
-            ctx = mp.get_context("fork")
-            stop = ctx.Event()
-            spinner = ctx.Process(target=_spin_idle, args=(cpus[1], stop, os.getpid()), daemon=True)
             os.sched_setaffinity(0, {cpus[0]})
-            spinner.start()
             try:
-                time.sleep(0.05)
-                busy = windows()
+                with Spinners(1, duty=1.0, cpu=cpus[1], idle=True):  # yields to any other task there
+                    busy = windows()
             finally:
-                stop.set()
-                spinner.join(timeout=2)
-                if spinner.is_alive():
-                    spinner.terminate()
-                    spinner.join(timeout=2)
                 os.sched_setaffinity(0, set(cpus))
     finally:
         if bar is not None:

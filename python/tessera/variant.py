@@ -78,7 +78,7 @@ def _quantized_engine() -> str:
 
 __all__ = ["variants", "Variant", "VariantSet", "VariantDeployment", "accuracy", "fidelity", "measure_codecs",
            "quantize_dynamic", "quantize_static", "calibrate_batchnorm", "prune_channels", "Resized",
-           "codec_round_trip", "codec_wire_bytes", "codec_timing", "with_codec", "CodecCost", "VariantSelector"]
+           "codec_round_trip", "codec_wire_bytes", "cut_tensors", "codec_timing", "with_codec", "CodecCost", "VariantSelector"]
 
 
 def quantize_dynamic(module: torch.nn.Module) -> torch.nn.Module:
@@ -500,7 +500,7 @@ def measure_codecs(model: Model, example_inputs, device_slowdown: float = 1.0, m
         enc, dec, _ = _core.codec_timing(probe, c, repeats)
         out[c] = _core.CodecCost(encode_ms_per_mb=device_slowdown * enc / mb, decode_ms_per_mb=dec / mb)
     raw = zipped = 0
-    for t in _cut_tensors(model, example_inputs):
+    for t in cut_tensors(model, example_inputs):
         if t.numel() == 0:
             continue
         nbytes, params, _ = _core.codec_wire_bytes(t, "zstd")
@@ -510,8 +510,9 @@ def measure_codecs(model: Model, example_inputs, device_slowdown: float = 1.0, m
     return out
 
 
-def _cut_tensors(model: Model, example_inputs, cuts: int = 6) -> list:
-    """The tensors crossing ``cuts`` prefix splits spread over the model (with its inputs)."""
+def cut_tensors(model: Model, example_inputs, cuts: int = 6) -> list:
+    """The floating-point tensors crossing ``cuts`` prefix splits spread evenly over the model
+    (with its inputs): what a codec would carry at those cuts, e.g. to measure its error."""
     xs = tuple(_as_tuple(example_inputs))
     n = model.num_atoms
     out = [x for x in xs if x.is_floating_point()]

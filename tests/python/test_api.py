@@ -206,7 +206,8 @@ def _private_reaches(path) -> list:
         lines = [line for c in json.loads(path.read_text())["cells"] for line in "".join(c["source"]).splitlines()]
     else:
         lines = path.read_text().splitlines()
-    bad = re.compile(r"_core|importlib\.import_module\(\s*[\"']tessera")
+    bad = re.compile(r"_core|importlib\.import_module\(\s*[\"']tessera"
+                     r"|from tessera[.\w]* import .*(?<![\w.])_[a-z]|\bts\.(?:\w+\.)*_[a-z]")
     return [line.strip() for line in lines if bad.search(line)]
 
 
@@ -224,6 +225,9 @@ def test_the_private_reach_check_can_fail(tmp_path):
     py.write_text("import tessera as ts\nctx = ts._core.Context(bandwidth_mbps=1.0)\n")
     nb.write_text('{"cells": [{"cell_type": "code", "source": ["m = importlib.import_module(\'tessera.plan\')"]}]}')
     assert _private_reaches(py) == ["ctx = ts._core.Context(bandwidth_mbps=1.0)"]
+    py.write_text("from tessera.variant import _cut_tensors, calibrate_batchnorm\nx = ts.variant._helper(1)\n"
+                  "from tessera.variant import cut_tensors\n")
+    assert len(_private_reaches(py)) == 2  # private names of public modules too
     assert len(_private_reaches(nb)) == 1
 
 

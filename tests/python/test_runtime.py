@@ -249,7 +249,7 @@ def test_children_do_not_outlive_a_killed_parent(what, repository, repo_root):
         "server": f"from tessera.runtime import spawn_server\np, ep = spawn_server({str(repository)!r})\n"
                   "print(p.pid, flush=True)\n",
         "background_load": "import os\nfrom tessera.predict import BackgroundLoad\nb = BackgroundLoad(0.5).__enter__()\n"
-                           "print(' '.join(str(p.pid) for p in b._procs), flush=True)\n",
+                           "print(' '.join(str(pid) for pid in b.pids), flush=True)\n",
     }[what]
     env = dict(os.environ, PYTHONPATH=str(repo_root / "python"))
     parent = subprocess.Popen([sys.executable, "-c", "import torch, tessera\n" + code + "import time\ntime.sleep(600)"],
