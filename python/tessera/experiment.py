@@ -47,6 +47,12 @@ class PolicyRun:
     switches: int = 0
     fallbacks: int = 0
     decide_us: list = field(default_factory=list)
+    num_atoms: int = 0  # of the model: a request with 0 < device_atoms < num_atoms ran a mid-model split
+
+    @property
+    def split_requests(self) -> int:
+        """Requests served by a mid-model split (some atoms on the device, some on the server)."""
+        return sum(0 < k < self.num_atoms for k in self.device_atoms)
 
     def add(self, rec) -> None:
         """One request's record (a C++ RequestRecord, live or simulated)."""
@@ -152,7 +158,7 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
         link = Link(**link_spec)
         link.set_time(0.0)
         links[name] = link
-        runs[name] = PolicyRun(name)
+        runs[name] = PolicyRun(name, num_atoms=model.num_atoms)
         ctls[name] = Controller(model, costs, endpoint,
                                 make_policy(name, model, costs, mean_bw, rtt, link=link, period_s=period_s), link=link,
                                 rtt_ms=rtt, device_slowdown=device_slowdown, emulation="account",
@@ -225,7 +231,7 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     runs = {}
     for name in policies:
         policy = make_policy(name, model, costs, link.mean_bandwidth, rtt, link=link, period_s=period_s, **adaptive)
-        run = PolicyRun(name)
+        run = PolicyRun(name, num_atoms=model.num_atoms)
         for rec in _core.simulate(cm, link._core.spec, policy, o):
             run.add(rec)
         runs[name] = run
@@ -241,7 +247,7 @@ def summary_rows(runs: dict) -> list[dict]:
         rows.append({"policy": name, "mean_ms": f"{r.mean:.1f}", "p95_ms": f"{r.p95:.1f}",
                      "vs_oracle": f"{r.mean / runs['oracle'].mean:.3f}" if "oracle" in runs else "",
                      "vs_best_static": f"{r.mean / best_static:.3f}" if best_static else "",
-                     "switches": r.switches, "fallbacks": r.fallbacks})
+                     "split_requests": r.split_requests, "switches": r.switches, "fallbacks": r.fallbacks})
     return rows
 
 
