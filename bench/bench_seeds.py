@@ -405,6 +405,74 @@ def pipeline(models, rtt):
              "setting": "device 10x slower, edges 1x and 2x; WiFi to edge-a, 100 Mbit/s between edges (predicted)"}]
 
 
+def cutedge(models, ratio, rtt):
+    """CutEdge: the latency / energy trade-off of splitting (its curves). Per model and link class,
+    plans minimising ms + w x mJ over a sweep of w (placement, CPU frequency and transmit power
+    chosen together, ts.plan_energy, a phone's power profile): the Pareto points, and what the
+    minimum-energy plan saves against the minimum-latency one for how much more latency."""
+    power = ts.PowerModel.from_android_profile(ts.sample_profile("phone_lte"))
+    weights = [0.0, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100]
+    curves, best = [], None
+    for name, (m, _, server_ms) in models.items():
+        c = costs(server_ms, ratio)
+        for link, bw in LINKS.items():
+            pts = set()
+            for w in weights:
+                e = ts.plan_energy(m, c, power, bw, rtt, latency_weight=1.0, energy_weight=w)
+                pts.add((round(e.parts.latency_ms, 3), round(e.parts.total_mj, 3)))
+            e_min = ts.plan_energy(m, c, power, bw, rtt, latency_weight=0.0, energy_weight=1.0)
+            pts.add((round(e_min.parts.latency_ms, 3), round(e_min.parts.total_mj, 3)))
+            pareto = sorted(p for p in pts if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in pts))
+            curves.append({"model": name, "link": link, "points": pareto})
+            fast, frugal = pareto[0], min(pareto, key=lambda p: p[1])
+            saving, cost = 1 - frugal[1] / fast[1], frugal[0] / fast[0] - 1
+            if best is None or saving > best[0]:
+                best = (saving, cost, name, link, len(pareto))
+    mean_pts = statistics.mean(len(c["points"]) for c in curves)
+    return [{"metric": "latency/energy trade-off: Pareto plans per curve (mean)", "paper": "curves",
+             "tessera": f"{mean_pts:.1f}", "where": f"{len(curves)} curves (models x links), ratio {ratio:g}x",
+             "baseline": "-", "setting": "phone_lte power profile; frequency and transmit power chosen with the cut"},
+            {"metric": "energy saved by the frugal end of a curve (max), for more latency", "paper": "-",
+             "tessera": fmt_pct(best[0]), "where": f"{best[2]} @ {best[3]}: +{100 * best[1]:.0f}% latency, "
+                                                   f"{best[4]} Pareto points",
+             "baseline": "the minimum-latency plan", "setting": "predicted (energy = compute + radio + idle)"}], curves
+
+
+def adascale(models, ratio, rtt, size, repeats):
+    """AdaScale: down-scaled inputs (the model fed size x size): device speed-up and energy saving of
+    the best plan against the full-resolution model (accuracy not measured: random weights)."""
+    power = ts.PowerModel.from_android_profile(ts.sample_profile("phone_lte"))
+    out = []
+    for name, (m, xs, server_ms) in models.items():
+        if xs[0].dim() != 4 or xs[0].shape[-1] <= size:
+            continue
+        net, _ = zoo.build(name)
+        small = ts.load(ts.variant.Resized(net.eval(), size), xs)
+        table_ = ts.profile(small, xs, threads=1, repeats=repeats, warmup=2, settle=0.2, progress=False)
+        c_full, c_small = costs(server_ms, ratio), costs(list(table_.atom_ms), ratio)
+        full_dev, small_dev = ratio * sum(server_ms), ratio * table_.sum_atom_ms
+        bw = LINKS["4G"]
+        p_full = ts.plan(m, c_full, bandwidth_mbps=bw, rtt_ms=rtt)
+        p_small = ts.plan(small, c_small, bandwidth_mbps=bw, rtt_ms=rtt)
+        e_full = ts.plan_energy(m, c_full, power, bw, rtt, latency_weight=0.0, energy_weight=1.0).parts.total_mj
+        e_small = ts.plan_energy(small, c_small, power, bw, rtt, latency_weight=0.0, energy_weight=1.0).parts.total_mj
+        out.append((name, full_dev / small_dev, p_full.latency_ms / p_small.latency_ms, e_full / e_small))
+    if not out:
+        return not_built("speed-up and energy of down-scaled models", "1.51-6.2x speed, 4.69x energy",
+                         "no image model with inputs above the down-scaled size")
+    lo = min(out, key=lambda r: r[2])
+    hi = max(out, key=lambda r: r[2])
+    return [{"metric": f"speed-up of the best plan, input {size}x{size} vs full (4G)", "paper": "1.51-6.2x",
+             "tessera": f"{lo[2]:.2f}x-{hi[2]:.2f}x", "where": f"{lo[0]} .. {hi[0]}; on the device alone "
+             f"{min(r[1] for r in out):.2f}x-{max(r[1] for r in out):.2f}x (measured profiles)",
+             "baseline": "the full-resolution model, its own best plan",
+             "setting": "AdaScale picks the scale per frame for video detection; here one fixed scale, "
+                        "accuracy not measured (random weights)"},
+            {"metric": "energy saving of the minimum-energy plan (max)", "paper": "4.69x",
+             "tessera": f"{max(r[3] for r in out):.2f}x", "where": max(out, key=lambda r: r[3])[0],
+             "baseline": "the full-resolution model's minimum-energy plan", "setting": "phone_lte power profile"}]
+
+
 def not_built(metric, paper, issue):
     return [{"metric": metric, "paper": paper, "tessera": NOT_BUILT, "where": "", "baseline": "", "setting": issue}]
 
@@ -462,6 +530,32 @@ def _plot_heat(name, grid, ratios, bandwidths, rtt):
     print(f"  heat map: {out}")
 
 
+def _plot_curves(curves):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    links = list(LINKS)
+    fig, axes = plt.subplots(1, len(links), figsize=(4 * len(links), 3.6), sharey=False)
+    for ax, link in zip(axes, links):
+        for c in curves:
+            if c["link"] == link and len(c["points"]) > 1:
+                xs, ys = zip(*c["points"])
+                ax.plot(xs, ys, "o-", ms=3, label=c["model"])
+        ax.set_title(f"{link} ({LINKS[link]:g} Mbit/s)")
+        ax.set_xlabel("latency (ms)")
+        ax.set_ylabel("device energy (mJ)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("CutEdge-style trade-off: Pareto plans (cut, frequency, transmit power)")
+    fig.tight_layout()
+    out = RESULTS / ("bench_seeds_tradeoff.smoke.png" if smoke() else "bench_seeds_tradeoff.png")
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    print(f"trade-off curves: {out}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="tessera bench seeds", description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=MODELS, help=f"zoo models (default {' '.join(MODELS)})")
@@ -475,6 +569,7 @@ def main(argv=None):
     ap.add_argument("--timing-repeats", type=int, default=200, help="calls per planner timing (default 200)")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--no-measure", action="store_true", help="skip the measured memory (device processes)")
+    ap.add_argument("--scale", type=int, default=112, help="AdaScale's down-scaled input size (default 112)")
     ap.add_argument("--stream-frames", type=int, default=24, help="frames of the measured stream (default 24)")
     ap.add_argument("--probe", nargs=5, help=argparse.SUPPRESS)  # a child of the memory measurement
     args = ap.parse_args(argv)
@@ -509,18 +604,17 @@ def main(argv=None):
                                f"(predicted {stream['device_only_predicted_fps']:.2f}); latency plan one at a time "
                                f"{stream['latency_fps']:.2f}")
     dads_rows = [r for r in dads(models, args.ratios, args.rtt) if r["tessera"] != NOT_BUILT] + [stream_row]
+    cut_rows, curves = cutedge(models, args.ratios[0], args.rtt)
     seeds = {
         "AdaMEC": adamec(models, args.ratios, args.rtt) + [mem_row],
         "DADS": dads_rows,
         "CAS / GADS": cas(models, args.ratios[0], args.rtt, args.timing_repeats),
         "CIC": cic(models, args.ratios[0], args.rtt, args.timing_repeats),
-        "CutEdge": not_built("latency / energy / accuracy trade-off curves", "curves", "energy and variants exist "
-                             "(bench_energy, bench_variants); their curves are not in this table yet"),
+        "CutEdge": cut_rows,
         "Multi-device pipeline": pipeline(models, args.rtt),
         "Pipeline-parallel training": not_built("training time vs the AlexNet baseline", "44.87% less",
                                                 "issue 22 (split training)"),
-        "AdaScale": not_built("speed-up and energy of down-scaled models", "1.51-6.2x speed, 4.69x energy",
-                              "down-scaled variants exist (bench_variants); not measured in this table yet"),
+        "AdaScale": adascale(models, args.ratios[0], args.rtt, args.scale, args.repeats),
     }
     cols = ["metric", "paper", "tessera", "where", "baseline", "setting"]
     rows = []
@@ -537,6 +631,8 @@ def main(argv=None):
         cols_m = ["model", "cell", "device_atoms", "atoms", "predicted_whole_mb", "predicted_split_mb",
                   "measured_whole_mb", "measured_split_mb", "predicted_saving", "measured_saving"]
         print(table([{k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()} for r in memory], cols_m))
+    if curves and not args.no_plot:
+        _plot_curves(curves)
     if stream:
         print("\n== DADS's heavy load, measured")
         print(table([{k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in stream.items()}], list(stream)))
