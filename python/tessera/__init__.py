@@ -50,6 +50,8 @@ from .power import EnergyController, PowerModel, Radio, energy, plan_energy, sam
 from . import datasets  # noqa: F401,E402
 # accuracy-aware variants; the module is tessera.variant (singular) so that ts.variants stays the function
 from .variant import Variant, VariantDeployment, VariantSet, accuracy, fidelity, variants  # noqa: F401,E402
+# type aliases of the signatures (tessera.types.Costs, ...); not in __all__: `import *` must not shadow types
+from . import types  # noqa: F401,E402
 
 __version__ = _core.__version__  # the release, from cpp/include/tessera/core/version.h
 
