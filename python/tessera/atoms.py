@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
 from . import _core
+from .types import Inputs, Placement
 
 __all__ = ["Model", "Block", "load"]
 
@@ -55,7 +56,7 @@ def _rebuild(structure: str, flat: Sequence[torch.Tensor]):
 class Block:
     """A convex set of atoms spliced into one executable TorchScript function."""
 
-    def __init__(self, core: _core.Block):
+    def __init__(self, core: _core.Block) -> None:
         self._core = core
 
     @property
@@ -87,7 +88,7 @@ class Block:
 class Model:
     """A model cut into atoms. Build one with :func:`load` or :meth:`Model.open`."""
 
-    def __init__(self, core: _core.Model):
+    def __init__(self, core: _core.Model) -> None:
         self._core = core
 
     # -- construction ---------------------------------------------------------
@@ -103,7 +104,7 @@ class Model:
         return self._core.graph
 
     @property
-    def atoms(self) -> list:
+    def atoms(self) -> list[_core.Atom]:
         return list(self._core.atoms)
 
     @property
@@ -114,7 +115,7 @@ class Model:
     def hash(self) -> str:
         return self._core.hash
 
-    def dag(self):
+    def dag(self) -> _core.AtomDag:
         """The atom DAG the planners read (``_core.AtomDag``)."""
         return self._core.dag()
 
@@ -150,19 +151,19 @@ class Model:
         """One executable block from a convex set of atoms (cached)."""
         return Block(self._core.combine([int(a) for a in atoms]))
 
-    def run_flat(self, inputs, placement: Sequence[int] | None = None) -> list[torch.Tensor]:
+    def run_flat(self, inputs: Inputs, placement: Placement | None = None) -> list[torch.Tensor]:
         """Like :meth:`run` but returns the flattened list of output tensors."""
         xs = list(_as_tuple(inputs))
         if placement is None:
             return self._core.run(xs)
         return self._core.run(xs, [int(p) for p in placement])
 
-    def run_blocks(self, inputs, blocks: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+    def run_blocks(self, inputs: Inputs, blocks: Sequence[Sequence[int]]) -> list[torch.Tensor]:
         """Run explicit blocks (sets of atom ids; every atom in exactly one) in order; returns the
         flattened outputs. An atom missing or repeated is an InvalidArgumentError naming it."""
         return self._core.run_blocks(list(_as_tuple(inputs)), [[int(a) for a in b] for b in blocks])
 
-    def run(self, inputs, placement: Sequence[int] | None = None):
+    def run(self, inputs: Inputs, placement: Placement | None = None) -> Any:
         """Run every block of the placement here; returns what the whole model returns."""
         return _rebuild(self.graph.output_structure, self.run_flat(inputs, placement))
 
@@ -172,7 +173,8 @@ class Model:
         return f"tessera.Model({self.num_atoms} atoms, hash {self.hash[:12]})"
 
 
-def load(source, example_inputs, optimize_numerics: bool = False) -> Model:
+def load(source: str | os.PathLike | torch.nn.Module, example_inputs: Inputs,
+         optimize_numerics: bool = False) -> Model:
     """Load and atomize a model.
 
     source: a TorchScript file path, a ``torch.jit.ScriptModule``, or an

@@ -34,6 +34,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from . import _core
 from ._forward import CoreView
+from .types import Costs, ModelLike, Placement
 
 __all__ = [
     "Plan",
@@ -95,7 +96,7 @@ def _per_atom(x, field: str) -> list:
     return [float(v) for v in x]
 
 
-def make_cost_model(model, costs: Mapping[str, Any]) -> "_core.CostModel":
+def make_cost_model(model: ModelLike, costs: Costs | _core.CostModel) -> "_core.CostModel":
     """Build a ``_core.CostModel`` from a model (or AtomDag) and per-atom costs."""
     if isinstance(costs, _core.CostModel):
         return costs
@@ -136,7 +137,7 @@ def make_context(bandwidth_mbps: float, rtt_ms: float = 0.0, server_load: float 
                          energy_weight=float(energy_weight), objective=objective, device_load=float(device_load))
 
 
-def make_constraints(spec=None) -> "_core.Constraints":
+def make_constraints(spec: Mapping[str, Any] | _core.Constraints | None = None) -> "_core.Constraints":
     """None, a ``_core.Constraints``, or a dict with device_memory_bytes, max_latency_ms, max_energy_mj, pin."""
     if spec is None:
         return _core.Constraints()
@@ -165,7 +166,7 @@ class Plan(CoreView):
     ``placement``, ``blocks`` and ``transfers`` are Python lists (copies).
     """
 
-    def __init__(self, core: "_core.Plan", cost_model: "_core.CostModel"):
+    def __init__(self, core: "_core.Plan", cost_model: "_core.CostModel") -> None:
         self._core = core
         self._cm = cost_model
 
@@ -217,9 +218,10 @@ def _placement(current) -> list:
     return [int(t) for t in current]
 
 
-def plan(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, algorithm: str = "mincut",
-         objective: str = "latency", constraints=None, server_load: float = 1.0, current=None,
-         device_load: float = 1.0) -> Plan:
+def plan(model: ModelLike, costs: Costs | _core.CostModel, bandwidth_mbps: float, rtt_ms: float = 0.0,
+         algorithm: str = "mincut", objective: str = "latency",
+         constraints: Mapping[str, Any] | _core.Constraints | None = None, server_load: float = 1.0,
+         current: Plan | _core.Plan | Placement | None = None, device_load: float = 1.0) -> Plan:
     """Plan ``model`` with one algorithm for one context (see module doc)."""
     cm = make_cost_model(model, costs)
     ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective, device_load=device_load)
@@ -227,8 +229,10 @@ def plan(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, algorithm: st
     return Plan(core, cm)
 
 
-def plans(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency", constraints=None,
-          server_load: float = 1.0, current=None, algorithms: Optional[Iterable[str]] = None,
+def plans(model: ModelLike, costs: Costs | _core.CostModel, bandwidth_mbps: float, rtt_ms: float = 0.0,
+          objective: str = "latency", constraints: Mapping[str, Any] | _core.Constraints | None = None,
+          server_load: float = 1.0, current: Plan | _core.Plan | Placement | None = None,
+          algorithms: Optional[Iterable[str]] = None,
           device_load: float = 1.0) -> Dict[str, Plan]:
     """Every algorithm (or those named) on the same inputs: name -> Plan, side by side."""
     cm = make_cost_model(model, costs)
@@ -239,7 +243,8 @@ def plans(model, costs, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: s
     return {name: Plan(_core.make_plan(name, cm, ctx, cons, cur), cm) for name in names}
 
 
-def evaluate(model, costs, placement, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency",
+def evaluate(model: ModelLike, costs: Costs | _core.CostModel, placement: Plan | _core.Plan | Placement,
+             bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency",
              server_load: float = 1.0, device_load: float = 1.0, energy_weight: float = 0.0) -> Plan:
     """What a given placement (one target per atom: 0 device, 1 server) costs under these costs
     and this context: a Plan with its latency, energy, memory and transfers (no planner runs)."""
@@ -252,7 +257,7 @@ def evaluate(model, costs, placement, bandwidth_mbps: float, rtt_ms: float = 0.0
 class Planner:
     """A planner prepared once for a model and costs; ``plan`` re-plans fast (graph already built)."""
 
-    def __init__(self, model, costs, algorithm: str = "mincut"):
+    def __init__(self, model: ModelLike, costs: Costs | _core.CostModel, algorithm: str = "mincut") -> None:
         self._cm = make_cost_model(model, costs)
         self._core = _core.make_planner(algorithm, self._cm)
 
@@ -268,8 +273,9 @@ class Planner:
         conversion on the way: what benchmarks time)."""
         return self._core
 
-    def plan(self, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency", constraints=None,
-             server_load: float = 1.0, current=None, device_load: float = 1.0) -> Plan:
+    def plan(self, bandwidth_mbps: float, rtt_ms: float = 0.0, objective: str = "latency",
+             constraints: Mapping[str, Any] | _core.Constraints | None = None, server_load: float = 1.0,
+             current: Plan | _core.Plan | Placement | None = None, device_load: float = 1.0) -> Plan:
         """Re-plan in this context (the graph is built once); ``current``: the placement in use,
         which incremental planners start from."""
         ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective, device_load=device_load)
@@ -279,8 +285,9 @@ class Planner:
 class ParametricPlanner:
     """All optimal min-cut plans over bandwidth [0.01, 10000] Mbit/s; ``lookup(bw)`` is a binary search."""
 
-    def __init__(self, model, costs, rtt_ms: float = 0.0, objective: str = "latency", server_load: float = 1.0,
-                 constraints=None):
+    def __init__(self, model: ModelLike, costs: Costs | _core.CostModel, rtt_ms: float = 0.0,
+                 objective: str = "latency", server_load: float = 1.0,
+                 constraints: Mapping[str, Any] | _core.Constraints | None = None) -> None:
         self._cm = make_cost_model(model, costs)
         ctx = make_context(1.0, rtt_ms, server_load, objective)
         self._core = _core.ParametricPlanner(self._cm, ctx, make_constraints(constraints))
@@ -294,6 +301,7 @@ class ParametricPlanner:
         return self._core.lookup_placement(float(bandwidth_mbps))
 
     def breakpoints(self) -> list:
+        """The bandwidths (Mbit/s) at which the optimal plan changes (the segments' boundaries)."""
         return list(self._core.breakpoints())
 
     @property

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import torch
 
@@ -25,6 +25,8 @@ from . import _core
 from ._compat import _UNSET, deprecated_attribute, renamed_kwarg
 from ._proc import Spinners
 from ._forward import CoreView
+from .atoms import Model
+from .types import Inputs, PathLike
 
 __all__ = ["CostTable", "MachineCheck", "canary_ms", "machine_check", "profile", "progress_bar"]
 
@@ -45,7 +47,7 @@ class CostTable(CoreView):
     reference state was not reached), ``waited_ms`` (time spent waiting for it).
     """
 
-    def __init__(self, core: "_core.CostTable", atoms=None):
+    def __init__(self, core: "_core.CostTable", atoms: Sequence[_core.Atom] | None = None) -> None:
         self._core = core
         self._atoms = atoms
 
@@ -88,16 +90,17 @@ class CostTable(CoreView):
         """One line per atom (the ``top`` slowest when top > 0), then the totals."""
         return self._core.summary(self._atoms or [], top)
 
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         """Write the table as JSON ("tessera-cost-table/1")."""
         self._core.write(os.fspath(path))
 
     @classmethod
-    def read(cls, path) -> "CostTable":
+    def read(cls, path: PathLike) -> "CostTable":
         """Read a table written by :meth:`save`."""
         return cls(_core.CostTable.read(os.fspath(path)))
 
     def to_json(self) -> str:
+        """The table as JSON text (what :meth:`save` writes)."""
         return self._core.to_json()
 
     def __repr__(self) -> str:
@@ -105,7 +108,7 @@ class CostTable(CoreView):
                 f"model {self.model_ms:.3f} ms, sum of atoms {self.sum_atom_ms:.3f} ms)")
 
 
-def progress_bar(total: int, desc: str, enable: Optional[bool] = None):
+def progress_bar(total: int, desc: str, enable: Optional[bool] = None) -> Any:
     """A tqdm bar (or None when disabled / tqdm missing). enable=None: only on a terminal."""
     if enable is None:
         enable = sys.stderr.isatty()
@@ -128,7 +131,8 @@ class MachineCheck:
     """What :func:`machine_check` measured: the canary's ms in windows over time, and (with
     ``sibling``) the same with the other CPU kept busy."""
 
-    def __init__(self, windows_ms, window_s, sibling_windows_ms=None):
+    def __init__(self, windows_ms: Iterable[float], window_s: float,
+                 sibling_windows_ms: Iterable[float] | None = None) -> None:
         import statistics
         self.windows_ms = list(windows_ms)          # median canary ms per window
         self.window_s = window_s
@@ -146,6 +150,7 @@ class MachineCheck:
         return self.slow_windows == 0
 
     def report(self) -> str:
+        """The measurement in a few lines a person reads: the canary, the spread, the verdict."""
         n = len(self.windows_ms)
         lines = [f"canary (a fixed ~1 ms CNN at 1 thread): median {self.canary_ms:.3f} ms over {n} windows of "
                  f"{self.window_s:g} s; slowest/fastest window {self.spread:.2f}"]
@@ -216,9 +221,9 @@ def machine_check(seconds: float = 10.0, window_s: float = 1.0, sibling: bool = 
     return MachineCheck(base, window_s, busy)
 
 
-def profile(model, inputs, threads: Optional[int] = None, repeats: int = 20, warmup: int = 3, background_load: float = 0.0,
+def profile(model: Model, inputs: Inputs, threads: Optional[int] = None, repeats: int = 20, warmup: int = 3, background_load: float = 0.0,
             progress: Optional[bool] = None, label: str = "", settle: float = 0.0, reference_ms: float = 0.0,
-            max_discarded: int = -1, max_wait_s: float = 30.0, load=_UNSET) -> CostTable:
+            max_discarded: int = -1, max_wait_s: float = 30.0, load: float = _UNSET) -> CostTable:
     """Measure every atom of ``model`` (a :class:`tessera.Model`) on ``inputs``.
 
     threads: intra-op threads for the run (None: torch's current setting); restored after.

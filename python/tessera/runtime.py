@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+import subprocess
+from typing import Any, Sequence
+
+import torch
 
 from . import _core
 from .atoms import Model, _as_tuple, _rebuild
+from .planning import Plan
+from .transport import Link
+from .types import Inputs, PathLike, Placement
 
 __all__ = ["Server", "Deployment", "keygen", "spawn_server", "stop_server"]
 
 
-def spawn_server(repository, bind: str = "tcp://127.0.0.1:*", extra=(), prefix=(), timeout: float = 120):
+def spawn_server(repository: PathLike, bind: str = "tcp://127.0.0.1:*", extra: Sequence[str] = (),
+                 prefix: Sequence[str] = (), timeout: float = 120) -> tuple[subprocess.Popen, str]:
     """Start `tessera serve REPOSITORY` in another process; returns (Popen, endpoint).
 
     The endpoint (with the real port) is read from the server's first line. ``prefix``
@@ -62,7 +69,7 @@ def spawn_server(repository, bind: str = "tcp://127.0.0.1:*", extra=(), prefix=(
     return proc, line.split("listening on ")[1].split()[0]
 
 
-def stop_server(proc, timeout: float = 30.0) -> None:
+def stop_server(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     """Stop a server started by :func:`spawn_server` (SIGTERM, then SIGKILL after ``timeout``
     seconds) and reap it."""
     from ._proc import stop_process
@@ -96,7 +103,7 @@ class Server:
     def __init__(self, repository: str | os.PathLike, bind: str = "tcp://127.0.0.1:*", workers: int = 1,
                  threads: int = 1, curve_secret_key: str = "", allowed_client_keys: Sequence[str] = (),
                  max_message_mb: int = 1024, verbose: bool = False, forward_timeout_ms: int = 1000,
-                 batch_max: int = 1, batch_delay_us: int = 500, max_queue: int = 256, metrics_port: int = -1):
+                 batch_max: int = 1, batch_delay_us: int = 500, max_queue: int = 256, metrics_port: int = -1) -> None:
         if int(max_message_mb) < 1:
             raise _core.InvalidArgumentError(f"max_message_mb = {max_message_mb} must be >= 1")
         o = _core.ServerOptions()
@@ -116,10 +123,12 @@ class Server:
         self._core = _core.Server(o)
 
     def start(self) -> "Server":
+        """Start serving (the endpoint is known from now on); returns the server."""
         self._core.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving (the server's threads end; stopping twice is harmless)."""
         self._core.stop()
 
     @property
@@ -139,7 +148,7 @@ class Server:
         """The counters in Prometheus' text format (what /metrics serves)."""
         return self._core.metrics_text()
 
-    def stats(self):
+    def stats(self) -> _core.ServerStats:
         return self._core.stats()
 
     def models(self) -> list[str]:
@@ -175,10 +184,10 @@ class Deployment:
     every problem named.
     """
 
-    def __init__(self, model: Model, plan, server: str | Sequence[str] = "", timeout_ms: int = 1000,
+    def __init__(self, model: Model, plan: Plan | _core.Plan | Placement, server: str | Sequence[str] = "", timeout_ms: int = 1000,
                  retry_ms: int = 1000, curve_server_key: str = "", curve_keys: tuple[str, str] | None = None,
-                 link=None, device_slowdown: float = 1.0, emulation: str = "sleep", server_policy: str = "best",
-                 codec: str = ""):
+                 link: Link | None = None, device_slowdown: float = 1.0, emulation: str = "sleep",
+                 server_policy: str = "best", codec: str = "") -> None:
         """server: an endpoint, or a list of endpoints (several servers: each request goes to
         one, chosen by server_policy: "best" = least measured queue + compute + link time,
         "p2c" = the less loaded of two picked at random, "first" = in order, the rest for
@@ -199,13 +208,13 @@ class Deployment:
         self.model = model
         self._core = _core.Deployment(model._core, _checked_plan(plan), o)
 
-    def __call__(self, inputs):
+    def __call__(self, inputs: Inputs) -> Any:
         flat = self._core.run(list(_as_tuple(inputs)))
         return _rebuild(self.model.graph.output_structure, flat)
 
     run = __call__
 
-    def run_flat(self, inputs) -> list:
+    def run_flat(self, inputs: Inputs) -> list[torch.Tensor]:
         """Runs one request; the model's outputs as a flat list of tensors (no rebuilding of the
         model's output structure: what benchmarks time)."""
         return self._core.run(list(_as_tuple(inputs)))
@@ -219,7 +228,7 @@ class Deployment:
     def placement(self) -> list[int]:
         return list(self._core.placement)
 
-    def set_plan(self, plan) -> None:
+    def set_plan(self, plan: Plan | _core.Plan | Placement) -> None:
         """Swap the plan (a Plan or a placement); checked now, takes effect at the next request."""
         p = _checked_plan(plan)
         if isinstance(p, list):
@@ -228,7 +237,7 @@ class Deployment:
             self._core.set_plan(p)
 
     @property
-    def last_timeline(self):
+    def last_timeline(self) -> _core.Timeline:
         """Per block of the last request: target, remote/fallback, compute, transfer, server ms, bytes."""
         return self._core.last_timeline()
 
@@ -238,7 +247,7 @@ class Deployment:
         body = self._core.ping(timeout_ms)
         return json.loads(body) if body else None
 
-    def echo(self, tensors):
+    def echo(self, tensors: Inputs) -> list[torch.Tensor]:
         """Send tensors to the server and back (transport tests); raises on timeout."""
         return self._core.echo(list(_as_tuple(tensors)))
 

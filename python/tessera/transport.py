@@ -12,12 +12,15 @@ from __future__ import annotations
 import math
 import os
 
+from typing import Sequence
+
 from . import _core
+from .types import BandwidthTrace, PathLike
 
 __all__ = ["Link", "read_trace", "deployment_options"]
 
 
-def read_trace(path) -> list[tuple[float, float]]:
+def read_trace(path: PathLike) -> list[tuple[float, float]]:
     """A bandwidth trace file: lines "time_s Mbit/s" -> [(t, bw), ...] starting at t = 0."""
     return [tuple(x) for x in _core.read_trace(os.fspath(path))]
 
@@ -31,8 +34,8 @@ class Link:
     wall second. The clock is wall time since creation unless set_time() is used.
     """
 
-    def __init__(self, bandwidth_mbps: float | None = None, rtt_ms: float = 0.0, trace=None, scale: float = 1.0,
-                 burst_bytes: float = 0.0, time_scale: float = 1.0, label: str = ""):
+    def __init__(self, bandwidth_mbps: float | None = None, rtt_ms: float = 0.0, trace: BandwidthTrace | None = None,
+                 scale: float = 1.0, burst_bytes: float = 0.0, time_scale: float = 1.0, label: str = "") -> None:
         spec = _core.LinkSpec()
         if trace is not None and bandwidth_mbps is not None:
             raise _core.InvalidArgumentError("Link takes bandwidth_mbps or trace, not both")
@@ -94,7 +97,7 @@ class Link:
         return f"tessera.Link({self._core.spec.label}, rtt {self.rtt_ms} ms)"
 
 
-def deployment_options(server, timeout_ms: int, retry_ms: int, link: Link | None, device_slowdown: float,
+def deployment_options(server: str | Sequence[str], timeout_ms: int, retry_ms: int, link: Link | None, device_slowdown: float,
                        emulation: str, server_policy: str = "best") -> "_core.DeploymentOptions":
     """The C++ DeploymentOptions. server: one endpoint, or a list of them (several servers, each
     request to one chosen by server_policy: "best", "p2c" or "first")."""
