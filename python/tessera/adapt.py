@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from typing import Any, Iterable, Sequence
+
+import torch
 
 from . import _core
 from .atoms import Model, _as_tuple, _rebuild
 from .planning import make_cost_model
+from .planning import Plan
+from .power import EnergyController
 from .transport import Link, deployment_options, read_trace  # noqa: F401 (the link is re-exported here)
+from .types import Costs, Inputs, ModelLike, Placement
 
 __all__ = ["Link", "AdaptiveDeployment", "Controller", "StreamDeployment", "LoadSwitch", "poisson_arrivals",
            "read_trace",
@@ -71,17 +76,18 @@ def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, 
     return a
 
 
-def static_policy(name: str, plan) -> "_core.Policy":
+def static_policy(name: str, plan: Plan | _core.Plan | Placement) -> "_core.Policy":
     """The same plan (a Plan or a placement) for every request."""
     return _core.static_policy(name, [int(t) for t in getattr(plan, "placement", plan)])
 
 
-def oracle_policy(model: Model, costs, rtt_ms: float = 0.0) -> "_core.Policy":
+def oracle_policy(model: ModelLike, costs: Costs | _core.CostModel, rtt_ms: float = 0.0) -> "_core.Policy":
     """The optimal parametric plan for the link's TRUE bandwidth at each request (needs an emulated link)."""
     return _core.oracle_policy(make_cost_model(model, costs), float(rtt_ms))
 
 
-def adaptive_policy(model: Model, costs, planner: str = "parametric", **options) -> "_core.Policy":
+def adaptive_policy(model: ModelLike, costs: Costs | _core.CostModel, planner: str = "parametric",
+                    **options: Any) -> "_core.Policy":
     """tessera's adaptive policy (parametric table + hysteresis), or any planner re-planned per request
     ("chain" is Neurosurgeon's). options: as for :class:`AdaptiveDeployment`."""
     return _core.adaptive_policy(make_cost_model(model, costs), _adaptive_options(planner, **options))
@@ -101,9 +107,10 @@ class Controller:
     (:attr:`timeline`), the same for every policy.
     """
 
-    def __init__(self, model: Model, costs, server, policy, link: Link | None = None, timeout_ms: int = 2000,
-                 retry_ms: int = 1000, device_slowdown: float = 1.0, emulation: str = "sleep",
-                 server_policy: str = "best", **options):
+    def __init__(self, model: Model, costs: Costs, server: str | Sequence[str], policy: _core.Policy,
+                 link: Link | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
+                 device_slowdown: float = 1.0, emulation: str = "sleep", server_policy: str = "best",
+                 **options: Any) -> None:
         self.model = model
         self.cost_model = make_cost_model(model, costs)
         self.link = link
@@ -115,12 +122,13 @@ class Controller:
     def _make(self, model, o, opts):
         return _core.Controller(model._core, self.cost_model, o, self.policy, opts)
 
-    def __call__(self, inputs):
+    def __call__(self, inputs: Inputs) -> Any:
+        """Runs one request; returns what the whole model returns."""
         return _rebuild(self.model.graph.output_structure, self.run_flat(inputs))
 
     run = __call__
 
-    def run_flat(self, inputs) -> list:
+    def run_flat(self, inputs: Inputs) -> list[torch.Tensor]:
         """Runs one request; the model's outputs as a flat list of tensors."""
         return self._core.run(list(_as_tuple(inputs)))
 
@@ -138,17 +146,18 @@ class Controller:
         return [record_dict(r) for r in self._core.timeline()]
 
     @property
-    def last_record(self):
+    def last_record(self) -> _core.RequestRecord:
         """The C++ RequestRecord of the last request."""
         return self._core.timeline()[-1]
 
     @property
-    def last_blocks(self):
+    def last_blocks(self) -> list[_core.BlockTiming]:
         """Per block of the last request: where it ran, timings, bytes, and why it fell back."""
         return self._core.deployment().last_timeline().blocks
 
     @property
-    def monitor(self):
+    def monitor(self) -> _core.Monitor:
+        """The C++ monitor: its estimates (bandwidth_mbps, rtt_ms, server_load, device_load) and samples."""
         return self._core.monitor()
 
     @property
@@ -210,13 +219,15 @@ class AdaptiveDeployment(Controller):
             kw["rtt_ms"] = 0.0
         return VariantDeployment(variants, server, accuracy_budget, **kw)
 
-    def __init__(self, model: Model, costs, server, planner: str = "parametric", link: Link | None = None,
+    def __init__(self, model: Model, costs: Costs, server: str | Sequence[str], planner: str = "parametric",
+                 link: Link | None = None,
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
                  device_slowdown: float = 1.0, emulation: str = "sleep", server_policy: str = "best",
                  hysteresis: float = 0.1,
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
                  window: int = 3, react_to_drops: bool = True, estimator: str = "median",
-                 deadline_ms: float | None = None, free_memory_fraction: float = 0.0, controller=None):
+                 deadline_ms: float | None = None, free_memory_fraction: float = 0.0,
+                 controller: EnergyController | None = None) -> None:
         self._energy = controller
         super().__init__(model, costs, server, None, link=link, timeout_ms=timeout_ms, retry_ms=retry_ms,
                          device_slowdown=device_slowdown, emulation=emulation, server_policy=server_policy,
@@ -268,11 +279,11 @@ class StreamDeployment:
     the device and the link as for :class:`tessera.Deployment`; the link is a constant ``ts.Link``.
     """
 
-    def __init__(self, model: Model, costs, server: str, bandwidth_mbps: float, rtt_ms: float = 0.0,
+    def __init__(self, model: Model, costs: Costs, server: str, bandwidth_mbps: float, rtt_ms: float = 0.0,
                  device_slowdown: float = 1.0, emulation: str = "sleep", in_flight: int = 4,
                  policy: str = "auto", switch_up: float = 1.0, switch_down: float = 0.7, queue_up: int = 3,
                  rate_window: int = 8, timeout_ms: int = 5000, retry_ms: int = 1000,
-                 reply_bind: str = "tcp://127.0.0.1:*"):
+                 reply_bind: str = "tcp://127.0.0.1:*") -> None:
         self.model = model
         self.cost_model = make_cost_model(model, costs)
         link = Link(bandwidth_mbps=bandwidth_mbps, rtt_ms=rtt_ms)
@@ -293,7 +304,7 @@ class StreamDeployment:
         c.rtt_ms = float(rtt_ms)
         self._core = _core.StreamController(model._core, self.cost_model, c, d, p, o)
 
-    def serve(self, frames, arrivals_s) -> list:
+    def serve(self, frames: Iterable[Inputs], arrivals_s: Iterable[float]) -> list:
         """Serves every frame, frame i arriving arrivals_s[i] seconds after the call (non-decreasing);
         returns the outputs in frame order."""
         flat = [list(_as_tuple(f)) for f in frames]
@@ -305,15 +316,18 @@ class StreamDeployment:
         """One dict per request of the last serve() (STREAM_RECORD_KEYS), in frame order."""
         return [{k: getattr(r, k) for k in STREAM_RECORD_KEYS} for r in self._core.records()]
 
-    def stats(self):
+    def stats(self) -> _core.StreamStats:
+        """Of the last serve(): served fps, latency p50/p99, switches, both plans' predictions."""
         return self._core.stats()
 
     @property
-    def latency_plan(self):
+    def latency_plan(self) -> _core.Plan:
+        """The latency-optimal plan (min-cut), served one request at a time under light load."""
         return self._core.latency_plan
 
     @property
-    def throughput_plan(self):
+    def throughput_plan(self) -> _core.PipelinePlan:
+        """The throughput-optimal two-stage pipeline plan, served under heavy load."""
         return self._core.throughput_plan
 
 

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
 from .adapt import Controller, adaptive_policy, oracle_policy, static_policy
 from .planning import plan as make_plan
+from . import _core
+from .atoms import Model
 from .transport import Link
+from .types import Costs, HasAtomMs, Inputs, PathLike
 
 POLICIES = ("device_only", "server_only", "static", "chain", "adaptive", "oracle")
 
@@ -54,7 +58,7 @@ class PolicyRun:
         """Requests served by a mid-model split (some atoms on the device, some on the server)."""
         return sum(0 < k < self.num_atoms for k in self.device_atoms)
 
-    def add(self, rec) -> None:
+    def add(self, rec: _core.RequestRecord) -> None:
         """One request's record (a C++ RequestRecord, live or simulated)."""
         self.latency_ms.append(rec.total_ms)
         self.device_atoms.append(rec.device_atoms)
@@ -67,21 +71,24 @@ class PolicyRun:
 
     @property
     def mean(self) -> float:
+        """Mean latency over the requests (ms)."""
         return statistics.fmean(self.latency_ms)
 
     @property
     def p95(self) -> float:
+        """95th percentile latency over the requests (ms)."""
         xs = sorted(self.latency_ms)
         return xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
 
 
-def costs_from_profile(cost_table, device_slowdown: float) -> dict:
+def costs_from_profile(cost_table: HasAtomMs, device_slowdown: float) -> dict[str, list[float]]:
     """Device = this machine's measured atoms x slowdown; server = this machine's measured atoms."""
     ms = list(cost_table.atom_ms)
     return {"device": [device_slowdown * c for c in ms], "server": ms}
 
 
-def prepare(names, repository, device_slowdown: float, repeats: int = 5) -> dict:
+def prepare(names: Iterable[str], repository: PathLike, device_slowdown: float,
+            repeats: int = 5) -> dict[str, tuple[Model, tuple[torch.Tensor, ...], dict[str, list[float]]]]:
     """For each zoo model: load it, save its atom store into `repository`, profile it here.
 
     Returns name -> (Model, example inputs, costs) with costs from costs_from_profile.
@@ -102,8 +109,8 @@ def prepare(names, repository, device_slowdown: float, repeats: int = 5) -> dict
     return out
 
 
-def make_policy(name: str, model, costs, mean_bandwidth_mbps: float, rtt_ms: float, link=None,
-                period_s: float = 1.0, **adaptive):
+def make_policy(name: str, model: Model | _core.AtomDag, costs: Costs | _core.CostModel, mean_bandwidth_mbps: float,
+                rtt_ms: float, link: Link | None = None, period_s: float = 1.0, **adaptive: Any) -> _core.Policy:
     """The C++ policy behind each name of POLICIES (and "oracle_prev": the oracle told the
     previous request's true bandwidth, which needs the link). adaptive: options of the
     adaptive and chain policies (hysteresis, ...)."""
@@ -130,9 +137,10 @@ def make_policy(name: str, model, costs, mean_bandwidth_mbps: float, rtt_ms: flo
     raise InvalidArgumentError(f"unknown policy '{name}' (one of {', '.join(POLICIES)})")
 
 
-def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, period_s: float = 1.0,
-           device_slowdown: float = 1.0, policies=POLICIES, check_outputs: bool = True, progress=None,
-           rtt_ms: float | None = None, timeout_ms: int = 60000, strict: bool = True) -> dict:
+def replay(model: Model, inputs: Inputs, costs: Costs, endpoint: str | Sequence[str], link_spec: dict, requests: int,
+           period_s: float = 1.0, device_slowdown: float = 1.0, policies: Iterable[str] = POLICIES,
+           check_outputs: bool = True, progress: Callable[[str, int], Any] | None = None,
+           rtt_ms: float | None = None, timeout_ms: int = 60000, strict: bool = True) -> dict[str, PolicyRun]:
     """Run every policy over the same request sequence; returns name -> PolicyRun.
 
     link_spec: keyword arguments of tessera.Link (trace=..., scale=..., rtt_ms=...) or
@@ -186,10 +194,14 @@ def replay(model, inputs, costs, endpoint: str, link_spec: dict, requests: int, 
     return runs
 
 
-def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float = 1.0, policies=POLICIES,
-             rtt_ms: float | None = None, compute_jitter: float = 0.0, sample_noise: float = 0.0, seed: int = 1,
-             server_load=None, device_load=None, memory_mb=None, timeout_ms: float = 0.0, retry_ms: float = 1000.0,
-             outlier_rate: float = 0.0, outlier_factor: float = 50.0, **adaptive) -> dict:
+def simulate(model: Model | _core.AtomDag, costs: Costs | _core.CostModel, link_spec: dict, requests: int = 0,
+             period_s: float = 1.0, policies: Iterable[str] = POLICIES, rtt_ms: float | None = None,
+             compute_jitter: float = 0.0, sample_noise: float = 0.0, seed: int = 1,
+             server_load: Sequence[tuple[float, float]] | None = None,
+             device_load: Sequence[tuple[float, float]] | None = None,
+             memory_mb: Sequence[tuple[float, float]] | None = None, timeout_ms: float = 0.0,
+             retry_ms: float = 1000.0, outlier_rate: float = 0.0, outlier_factor: float = 50.0,
+             **adaptive: Any) -> dict[str, PolicyRun]:
     """Every policy over the same trace on the cost model alone: name -> PolicyRun.
 
     The same C++ policy objects as :func:`replay` (make_policy) and the same estimation
@@ -238,7 +250,7 @@ def simulate(model, costs, link_spec: dict, requests: int = 0, period_s: float =
     return runs
 
 
-def summary_rows(runs: dict) -> list[dict]:
+def summary_rows(runs: dict[str, PolicyRun]) -> list[dict]:
     """One row per policy of :func:`simulate` / :func:`replay`: mean and p95 latency, and the
     mean against the best static plan."""
     best_static = min((runs[k].mean for k in ("device_only", "server_only", "static") if k in runs), default=None)
@@ -251,7 +263,7 @@ def summary_rows(runs: dict) -> list[dict]:
     return rows
 
 
-def plot(runs: dict, path=None, title: str = ""):
+def plot(runs: dict[str, PolicyRun], path: PathLike | None = None, title: str = "") -> Any:
     """Bandwidth, device atoms (where the cut falls) and latency per request, for each policy.
 
     Writes a PNG to ``path``; with no path, returns the matplotlib figure (notebooks).

@@ -24,9 +24,11 @@ import math
 from dataclasses import dataclass
 
 from collections.abc import Iterable, Iterator
+from typing import Any, Sequence
 
 from . import _core
-from .atoms import _as_tuple, _rebuild
+from .atoms import Model, _as_tuple, _rebuild
+from .types import Inputs, ModelLike
 
 __all__ = ["Node", "Network", "PipelinePlan", "Pipeline", "plan_pipeline", "PipelineNode", "PipelineNetwork",
            "evaluate_pipeline", "plan_pipeline_convex_brute_force"]
@@ -77,7 +79,7 @@ class Network:
     """Nodes (the first is the device: it holds the inputs and gets the results) and the links
     between them: {(a, b): ts.Link(...) or (bandwidth_mbps, rtt_ms)}; pairs not given are unreachable."""
 
-    def __init__(self, nodes, links: dict, symmetric: bool = True):
+    def __init__(self, nodes: Iterable[Node], links: dict, symmetric: bool = True) -> None:
         self.nodes = list(nodes)
         if not self.nodes:
             raise _core.InvalidArgumentError("a network needs at least the device")
@@ -157,7 +159,8 @@ def plan_pipeline_convex_brute_force(dag: "_core.AtomDag", network: PipelineNetw
 class PipelinePlan:
     """A pipeline plan: stages [(node name, [atom ids])], throughput, latency, bottleneck."""
 
-    def __init__(self, core, net: "_core.PipelineNetwork", network: "Network | None" = None):
+    def __init__(self, core: "_core.PipelinePlan", net: "_core.PipelineNetwork",
+                 network: "Network | None" = None) -> None:
         self._core, self._net, self.network = core, net, network
         names = [n.name for n in net.nodes]
         self.stages = [(names[s.node], list(s.atoms)) for s in core.stages]
@@ -185,8 +188,9 @@ class PipelinePlan:
                 f"{len(self.stages)} stages)")
 
 
-def plan_pipeline(model, network: Network | PipelineNetwork, objective: str = "throughput", algorithm: str = "dp",
-                  order=None, split: int = 1, pin: dict | None = None) -> PipelinePlan:
+def plan_pipeline(model: ModelLike, network: Network | PipelineNetwork, objective: str = "throughput",
+                  algorithm: str = "dp", order: Sequence[str] | None = None, split: int = 1,
+                  pin: dict | None = None) -> PipelinePlan:
     """Place `model` over the network's nodes. algorithm: "dp" (exact for the node order: `order`, names,
     default the network's order), "pso_dp" (a particle swarm over which servers and in what order, dp
     inside; never worse than dp over `order`), "exhaustive" (every order of every subset of the servers) or
@@ -246,9 +250,10 @@ class Pipeline:
     request with no answer within timeout_ms runs here; no request is lost or answered twice.
     """
 
-    def __init__(self, model, plan: PipelinePlan, in_flight: int = 4, endpoints: dict | None = None,
-                 slowdown: dict | None = None, emulation: str = "account", timeout_ms: int = 5000,
-                 retry_ms: int = 1000, reply_bind: str = "tcp://127.0.0.1:*", network: Network | None = None):
+    def __init__(self, model: Model | _core.Model, plan: PipelinePlan, in_flight: int = 4,
+                 endpoints: dict | None = None, slowdown: dict | None = None, emulation: str = "account",
+                 timeout_ms: int = 5000, retry_ms: int = 1000, reply_bind: str = "tcp://127.0.0.1:*",
+                 network: Network | None = None) -> None:
         network = network or plan.network
         if network is None:
             raise _core.InvalidArgumentError("Pipeline needs the plan's network (plan it with ts.plan_pipeline, or "
@@ -277,7 +282,7 @@ class Pipeline:
         structure = getattr(getattr(self.model, "graph", None), "output_structure", None)
         return _rebuild(structure, flat) if structure else list(flat)
 
-    def __call__(self, inputs):
+    def __call__(self, inputs: Inputs) -> Any:
         """One input through the pipeline (its latency; use map() for a stream)."""
         return self._outputs(self._core.run(list(_as_tuple(inputs))))
 
@@ -293,7 +298,7 @@ class Pipeline:
         if batch:
             yield from (self._outputs(y) for y in self._core.map(batch))
 
-    def submit(self, inputs) -> int:
+    def submit(self, inputs: Inputs) -> int:
         """Streaming: start one input now (the device runs stage 0 here); returns its ticket. Collect it
         with poll(); keep in_flight at what you want (ts.StreamDeployment does this for arrivals)."""
         return self._core.submit(list(_as_tuple(inputs)))
@@ -308,12 +313,12 @@ class Pipeline:
         """Submitted inputs not yet returned by poll()."""
         return self._core.in_flight
 
-    def stats(self):
+    def stats(self) -> _core.PipelineStats:
         """Of the last map(): per stage (node, compute/cpu/accounted/queue ms, link ms in and back), the
         accounted and wall-clock frames per second, the bottleneck, fallbacks."""
         return self._core.stats()
 
-    def records(self):
+    def records(self) -> list[_core.FrameRecord]:
         """Per frame of the last map(): per stage timings, fallback and why."""
         return self._core.records()
 

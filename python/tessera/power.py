@@ -21,9 +21,12 @@ import math
 import xml.parsers.expat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Sequence
 
 from . import _core
-from .planning import make_cost_model
+from .planning import Plan, make_cost_model
+from .transport import Link
+from .types import BandwidthTrace, Costs, ModelLike, PathLike, Placement
 
 __all__ = ["Radio", "PowerModel", "energy", "plan_energy", "energy_hull", "EnergyController", "tradeoff",
            "sample_profile", "SAMPLE_PROFILES", "energy_oracle_from_hulls"]
@@ -65,8 +68,9 @@ class PowerModel:
     model's device times hold at (default: the highest). memory_bound: share of compute time that does
     not scale with the clock. Bad figures are named errors."""
 
-    def __init__(self, freqs_mhz, active_mw, idle_mw: float, tx: Radio, rx_mw: float = 0.0,
-                 reference_mhz: float = 0.0, memory_bound: float = 0.0, source: str = ""):
+    def __init__(self, freqs_mhz: Sequence[float], active_mw: Sequence[float], idle_mw: float,
+                 tx: Radio | _core.Radio, rx_mw: float = 0.0, reference_mhz: float = 0.0, memory_bound: float = 0.0,
+                 source: str = "") -> None:
         c = _core.PowerModel()
         c.freqs_mhz = [float(f) for f in freqs_mhz]
         c.active_mw = [float(p) for p in active_mw]
@@ -90,7 +94,7 @@ class PowerModel:
                 f"rx {c.rx_mw:g} mW{', ' + c.source if c.source else ''})")
 
     @classmethod
-    def from_android_profile(cls, path, cluster: int = -1, radio: str = "auto", voltage: float = 3.85,
+    def from_android_profile(cls, path: PathLike, cluster: int = -1, radio: str = "auto", voltage: float = 3.85,
                              channel_mhz: float | None = None, memory_bound: float = 0.0) -> "PowerModel":
         """Reads Android's power_profile.xml (AOSP format: currents in mA, CPU speeds in kHz).
 
@@ -232,8 +236,9 @@ def _placement(plan) -> list:
     return [int(t) for t in getattr(plan, "placement", plan)]
 
 
-def energy(model, plan, power: PowerModel, costs=None, frequency_mhz: float = 0.0, tx_power_mw: float = 0.0,
-           bandwidth_mbps: float | None = None, rtt_ms: float | None = None, link=None) -> dict:
+def energy(model: ModelLike, plan: Plan | _core.Plan | Placement, power: PowerModel | _core.PowerModel,
+           costs: Costs | _core.CostModel | None = None, frequency_mhz: float = 0.0, tx_power_mw: float = 0.0,
+           bandwidth_mbps: float | None = None, rtt_ms: float | None = None, link: Link | None = None) -> dict:
     """Energy (mJ, by part: compute, tx, rx, idle) and latency of a plan (or placement) per request at an
     operating point (frequency and transmit power; 0 = the highest), on a link of bandwidth_mbps (the rate
     at max transmit power) and rtt_ms - or a ts.Link (its mean bandwidth and rtt), or else the plan's own
@@ -272,9 +277,9 @@ def _weights(latency_weight, energy_weight, deadline_ms):
     return w
 
 
-def plan_energy(model, costs, power: PowerModel, bandwidth_mbps: float, rtt_ms: float = 0.0,
-                latency_weight: float = 1.0, energy_weight: float = 0.0, deadline_ms: float | None = None,
-                brute_force: bool = False):
+def plan_energy(model: ModelLike, costs: Costs | _core.CostModel, power: PowerModel | _core.PowerModel,
+                bandwidth_mbps: float, rtt_ms: float = 0.0, latency_weight: float = 1.0, energy_weight: float = 0.0,
+                deadline_ms: float | None = None, brute_force: bool = False) -> EnergyPlan:
     """The (placement, frequency, transmit power) minimising latency_weight x ms + energy_weight x mJ
     with latency <= deadline_ms: one exact min cut per (frequency, power), the small set enumerated.
     latency_weight=0, energy_weight=1: minimum energy (under the deadline). brute_force: every placement
@@ -290,7 +295,7 @@ class EnergyPlan:
     latency), objective, meets_deadline, why; explain() lists the operating point, the energy parts,
     the blocks and every value that crosses the link."""
 
-    def __init__(self, core, cost_model):
+    def __init__(self, core: _core.EnergyDecision, cost_model: _core.CostModel) -> None:
         self._core, self._cm = core, cost_model
 
     def __getattr__(self, name):  # placement, op, parts, objective, meets_deadline, lagrangian, why, ...
@@ -305,8 +310,9 @@ class EnergyPlan:
                 f"{c.parts.latency_ms:.1f} ms)")
 
 
-def energy_hull(model, costs, power: PowerModel, bandwidth_mbps: float, rtt_ms: float = 0.0,
-                deadline_ms: float | None = None) -> list:
+def energy_hull(model: ModelLike, costs: Costs | _core.CostModel, power: PowerModel | _core.PowerModel,
+                bandwidth_mbps: float, rtt_ms: float = 0.0,
+                deadline_ms: float | None = None) -> list[_core.EnergyDecision]:
     """One request's energy-latency frontier: the plans (EnergyDecision: placement, op, parts) that some
     weighting of latency and energy makes optimal, from the fastest to the least energy."""
     cm = make_cost_model(model, costs)
@@ -331,8 +337,8 @@ class EnergyController:
     budget reached more slowly). A budget below the device's idle energy over the shortest request is
     refused."""
 
-    def __init__(self, model, costs, power: PowerModel, budget_mj: float, V: float = 50.0,
-                 deadline_ms: float | None = None):
+    def __init__(self, model: ModelLike, costs: Costs | _core.CostModel, power: PowerModel | _core.PowerModel,
+                 budget_mj: float, V: float = 50.0, deadline_ms: float | None = None) -> None:
         o = _core.ControllerOptions()
         o.budget_mj = float(budget_mj)
         o.V = float(V)
@@ -342,7 +348,8 @@ class EnergyController:
         self.cost_model = make_cost_model(model, costs)
         self._core = _core.EnergyController(self.cost_model, self.power_core, o)
 
-    def decide(self, bandwidth_mbps: float, rtt_ms: float = 0.0):
+    def decide(self, bandwidth_mbps: float, rtt_ms: float = 0.0) -> _core.EnergyDecision:
+        """This request's (split, frequency, transmit power) at this link, under the current queue."""
         return self._core.decide(float(bandwidth_mbps), float(rtt_ms))
 
     def observe(self, energy_mj: float) -> None:
@@ -352,7 +359,7 @@ class EnergyController:
     def queue(self) -> float:
         return self._core.queue
 
-    def run(self, bandwidths_mbps, rtt_ms: float = 0.0) -> list[dict]:
+    def run(self, bandwidths_mbps: Iterable[float], rtt_ms: float = 0.0) -> list[dict]:
         """One request per bandwidth: decide, spend what the model says, update the queue. Per request:
         bandwidth, queue before it, device atoms, frequency, transmit power, energy parts, latency."""
         out = []
@@ -372,7 +379,8 @@ def _trace_bandwidths(trace, requests: int, period_s: float, scale: float) -> li
     return [link.bandwidth_at(i * period_s) for i in range(n)]
 
 
-def tradeoff(model, costs, power: PowerModel, trace, V=(1, 10, 100, 1000), budget_mj: float | None = None,
+def tradeoff(model: ModelLike, costs: Costs | _core.CostModel, power: PowerModel | _core.PowerModel,
+             trace: BandwidthTrace | float, V: Iterable[float] = (1, 10, 100, 1000), budget_mj: float | None = None,
              rtt_ms: float = 20.0, period_s: float = 1.0, requests: int = 0, scale: float = 1.0,
              deadline_ms: float | None = None) -> list[dict]:
     """The energy / latency / throughput trade-off over a bandwidth trace (a file, samples, or a constant
