@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -32,7 +33,8 @@ class Split:
     def __len__(self) -> int:
         return int(self.y.numel())
 
-    def batches(self, size: int):
+    def batches(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(x, y) batches of ``size`` samples in order (the last may be smaller)."""
         for i in range(0, len(self), size):
             yield self.x[i:i + size], self.y[i:i + size]
 
@@ -77,7 +79,7 @@ def digits(seed: int = 0, size: int = 8) -> LabelledData:
 class DigitsCNN(torch.nn.Module):
     """Three convolutions and two linear layers for 8x8 digits (~28 k parameters)."""
 
-    def __init__(self, channels=(16, 32, 64)):
+    def __init__(self, channels: tuple[int, int, int] = (16, 32, 64)) -> None:
         super().__init__()
         a, b, c = channels
         self.features = torch.nn.Sequential(
@@ -88,7 +90,8 @@ class DigitsCNN(torch.nn.Module):
             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
             torch.nn.Linear(c, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [N, 10] of images ``x`` [N, 1, 8, 8]."""
         return self.features(x)
 
 
@@ -118,7 +121,7 @@ def digits_cnn(data: LabelledData | None = None, epochs: int = 30, seed: int = 0
 
 
 @torch.no_grad()
-def predictions(fn, data: Split, batch: int = 0) -> torch.Tensor:
+def predictions(fn: Callable[[torch.Tensor], Any], data: Split, batch: int = 0) -> torch.Tensor:
     """Top-1 predictions of ``fn`` (a module or a callable of one batch) over ``data``; batch 0 =
     one sample at a time (what atom stores, traced at batch 1, take)."""
     out = []
@@ -135,7 +138,7 @@ def _first(y):
     return y[0] if isinstance(y, (list, tuple)) else y
 
 
-def top1(fn, data: Split, batch: int = 0) -> float:
+def top1(fn: Callable[[torch.Tensor], Any], data: Split, batch: int = 0) -> float:
     """Top-1 accuracy of ``fn`` on ``data`` (see :func:`predictions`)."""
     return float((predictions(fn, data, batch) == data.y).float().mean())
 

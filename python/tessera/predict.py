@@ -23,11 +23,17 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
 
 from . import _core
 from ._compat import _UNSET, renamed_kwarg
 from ._proc import Spinners
+from .atoms import Model
+from .profiling import CostTable
+from .types import Inputs, PathLike
 
 __all__ = [
     "Predictor", "MachineState", "Sample", "PythonPredictor", "TorchScriptPredictor", "BackgroundLoad", "PredictedCosts",
@@ -36,6 +42,8 @@ __all__ = [
 ]
 
 Predictor = _core.Predictor
+#: A model to profile in :func:`collect`: a zoo name, or (label, tessera.Model, inputs).
+ModelSpec = Union[str, tuple[str, Model, Inputs]]
 Sample = _core.Sample
 MachineState = _core.MachineState  # threads and background load (cores kept busy) an atom runs beside
 
@@ -60,7 +68,7 @@ class BackgroundLoad:
     75%. This is the load factor the predictors are conditioned on.
     """
 
-    def __init__(self, level: float, period_ms: float = 5.0):
+    def __init__(self, level: float, period_ms: float = 5.0) -> None:
         if not (level >= 0 and math.isfinite(level)):
             raise _core.InvalidArgumentError(f"background load = {level} must be a finite number >= 0")
         if level > (os.cpu_count() or 1):
@@ -90,7 +98,7 @@ class BackgroundLoad:
 
 
 # ---- features and samples -----------------------------------------------------------------------
-def features(model) -> list:
+def features(model: Model) -> list[_core.AtomFeatures]:
     """Per-atom features (op kinds, FLOPs, bytes, kernel, stride, ...) of a tessera.Model."""
     return list(_core.atom_features(model.graph, model.atoms, model.hash))
 
@@ -101,8 +109,8 @@ def feature_names() -> list:
     return list(_core.feature_names())
 
 
-def samples_of(model, table=None, threads: int = 1, background_load: float = 0.0, label: str = "",
-               load=_UNSET) -> list:
+def samples_of(model: Model, table: CostTable | None = None, threads: int = 1, background_load: float = 0.0,
+               label: str = "", load: float = _UNSET) -> list[_core.Sample]:
     """Samples of one model: with a CostTable, measured (training / evaluation); without, to predict.
     ``load=`` is the deprecated name of ``background_load`` (until 0.3)."""
     background_load = renamed_kwarg("samples_of", "load", "background_load", load, background_load, 0.0)
@@ -126,9 +134,10 @@ def _open(spec):
     raise _core.InvalidArgumentError(f"a model is a zoo name or (label, tessera.Model, inputs), got {spec!r}")
 
 
-def collect(models: Sequence, threads: Iterable[int] = (1,), background_loads: Iterable[float] = (0.0,),
-            repeats: int = 20, warmup: int = 3, csv=None, progress: Optional[bool] = None,
-            tables: Optional[list] = None, settle: float = 0.2, max_wait_s: float = 10.0, loads=_UNSET) -> list:
+def collect(models: Sequence[ModelSpec], threads: Iterable[int] = (1,), background_loads: Iterable[float] = (0.0,),
+            repeats: int = 20, warmup: int = 3, csv: PathLike | None = None, progress: Optional[bool] = None,
+            tables: Optional[list] = None, settle: float = 0.2, max_wait_s: float = 10.0,
+            loads: Iterable[float] = _UNSET) -> list[_core.Sample]:
     """Profile every model under every (threads, background load) and return the samples.
 
     models: zoo names ("resnet18") or (label, tessera.Model, inputs) tuples; not empty.
@@ -200,12 +209,12 @@ def collect(models: Sequence, threads: Iterable[int] = (1,), background_loads: I
     return out
 
 
-def write_samples(path, samples) -> None:
+def write_samples(path: PathLike, samples: Iterable[_core.Sample]) -> None:
     """Write samples (features, context, measured ms) as CSV, the format `tessera predictor` reads."""
     _core.write_samples_csv(os.fspath(path), list(samples))
 
 
-def read_samples(path) -> list:
+def read_samples(path: PathLike) -> list[_core.Sample]:
     """Samples from a CSV written by :func:`write_samples` or ``collect(csv=...)``."""
     return list(_core.read_samples_csv(os.fspath(path)))
 
@@ -217,7 +226,7 @@ def _samples(x) -> list:
 
 
 # ---- training, evaluation, use ------------------------------------------------------------------
-def train(samples, kind: str = "xgboost", **options) -> "_core.Predictor":
+def train(samples: Iterable[_core.Sample] | PathLike, kind: str = "xgboost", **options: float) -> "_core.Predictor":
     """Build a predictor of ``kind`` and fit it on samples (a list or a CSV path).
 
     xgboost options: rounds, max_depth, eta, subsample, min_child_weight, nthread, seed.
@@ -235,7 +244,9 @@ def train(samples, kind: str = "xgboost", **options) -> "_core.Predictor":
     return p
 
 
-def evaluate(predictor, samples, min_ms: float = 0.1, tolerance: float = 0.10) -> "_core.Accuracy":
+def evaluate(predictor: _core.Predictor | _core.Prediction | Sequence[float],
+             samples: Iterable[_core.Sample] | PathLike,
+             min_ms: float = 0.1, tolerance: float = 0.10) -> "_core.Accuracy":
     """Accuracy on measured samples: share of atoms (>= min_ms) and of whole models (sum of
     atoms) within +-tolerance, and MAPE. predictor: a predictor, or the predicted ms of the
     samples already computed (one per sample, a sequence or a Prediction)."""
@@ -255,7 +266,7 @@ def evaluate(predictor, samples, min_ms: float = 0.1, tolerance: float = 0.10) -
 class PredictedCosts:
     """Predicted per-atom ms of one model in one context; planners read ``atom_ms``."""
 
-    def __init__(self, prediction: "_core.Prediction", threads: int, background_load: float):
+    def __init__(self, prediction: "_core.Prediction", threads: int, background_load: float) -> None:
         self.atom_ms = list(prediction.ms)
         self.fallback = list(prediction.fallback)
         self.threads, self.background_load = threads, background_load
@@ -269,7 +280,8 @@ class PredictedCosts:
                 f"{sum(self.fallback)} analytic fallbacks)")
 
 
-def costs(model, predictor, threads: int = 1, background_load: float = 0.0, load=_UNSET) -> PredictedCosts:
+def costs(model: Model, predictor: _core.Predictor, threads: int = 1, background_load: float = 0.0,
+          load: float = _UNSET) -> PredictedCosts:
     """Predict every atom of ``model`` (a tessera.Model) in one call (C++ or Python predictor)."""
     background_load = renamed_kwarg("costs", "load", "background_load", load, background_load, 0.0)
     ctx = MachineState(threads=int(threads), background_load=float(background_load))
@@ -277,12 +289,13 @@ def costs(model, predictor, threads: int = 1, background_load: float = 0.0, load
     return PredictedCosts(pred, int(threads), float(background_load))
 
 
-def load(path) -> "_core.Predictor":
+def load(path: PathLike) -> "_core.Predictor":
     """Read a predictor saved with ``save`` (NotFoundError, or InvalidArgumentError if corrupt)."""
     return _core.load_predictor(os.fspath(path))
 
 
-def feature_matrix(samples, analytic_ms: Optional[Sequence[float]] = None):
+def feature_matrix(samples: Iterable[_core.Sample],
+                   analytic_ms: Optional[Sequence[float]] = None) -> tuple[np.ndarray, list[str]]:
     """The learned models' input as a float32 numpy array (n x d) and the column names."""
     import numpy as np
 
@@ -297,19 +310,19 @@ class PythonPredictor(_core.Predictor):
 
     name = "python"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
 
     def kind(self) -> str:
         return self.name
 
-    def predict(self, samples):  # pragma: no cover - abstract
+    def predict(self, samples: Sequence[_core.Sample]) -> Sequence[float] | _core.Prediction:  # pragma: no cover
         raise NotImplementedError
 
-    def update(self, samples) -> None:
+    def update(self, samples: Sequence[_core.Sample]) -> None:
         raise _core.UnsupportedError(f"predictor '{self.kind()}' does not learn from new samples")
 
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         raise _core.UnsupportedError(f"predictor '{self.kind()}' cannot be saved")
 
 
@@ -323,13 +336,14 @@ class TorchScriptPredictor(PythonPredictor):
 
     name = "torchscript"
 
-    def __init__(self, module, base=None, known_classes: Optional[Iterable[str]] = None):
+    def __init__(self, module: torch.nn.Module | torch.jit.ScriptModule, base: _core.Predictor | None = None,
+                 known_classes: Optional[Iterable[str]] = None) -> None:
         super().__init__()
         self.module = module
         self.base = base
         self.known_classes = None if known_classes is None else set(known_classes)
 
-    def predict(self, samples):
+    def predict(self, samples: Iterable[_core.Sample]) -> _core.Prediction:
         import torch
 
         samples = list(samples)
@@ -344,7 +358,7 @@ class TorchScriptPredictor(PythonPredictor):
                     y[i], flags[i] = base[i], 1
         return _core.Prediction(y, flags)
 
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         import torch
 
         torch.jit.save(self.module, os.fspath(path))

@@ -16,7 +16,8 @@ networkx is imported only by the functions that need it (``import tessera`` neve
 from __future__ import annotations
 
 import itertools
-from typing import Optional, Sequence
+import random
+from typing import Any, Collection, Optional, Sequence
 
 from . import _core
 
@@ -28,7 +29,7 @@ BRUTE_FORCE_MAX_ATOMS = 20
 
 # ---- random DAGs ---------------------------------------------------------------------------------
 
-def random_dag(rng, n: int, *, skip: float = 0.1, window: Optional[int] = None, chain: float = 0.9,
+def random_dag(rng: random.Random, n: int, *, skip: float = 0.1, window: Optional[int] = None, chain: float = 0.9,
                two_outputs: float = 0.2, input_fanout: float = 0.03, extra_outputs: float = 0.05,
                value_bytes: tuple = (0, 4000), byte_unit: float = 1.0,
                param_bytes: tuple = (0, 10 ** 6)) -> "_core.AtomDag":
@@ -77,7 +78,7 @@ def transfer_ms(nbytes: float, bandwidth_mbps: float, rtt_ms: float) -> float:
     return nbytes * 8 / (bandwidth_mbps * 1e6) * 1e3 + rtt_ms / 2
 
 
-def reference_latency(dag, device_ms: Sequence[float], server_ms: Sequence[float], placement: Sequence[int],
+def reference_latency(dag: _core.AtomDag, device_ms: Sequence[float], server_ms: Sequence[float], placement: Sequence[int],
                       bandwidth_mbps: float, rtt_ms: float = 0.0, server_load: float = 1.0,
                       device_load: float = 1.0) -> float:
     """Latency (ms) of ``placement`` (0 = device, 1 = server, per atom) under the latency model
@@ -95,9 +96,9 @@ def reference_latency(dag, device_ms: Sequence[float], server_ms: Sequence[float
     return total
 
 
-def brute_force(dag, device_ms: Sequence[float], server_ms: Sequence[float], bandwidth_mbps: float,
+def brute_force(dag: _core.AtomDag, device_ms: Sequence[float], server_ms: Sequence[float], bandwidth_mbps: float,
                 rtt_ms: float = 0.0, server_load: float = 1.0, device_load: float = 1.0,
-                chain: bool = False) -> tuple:
+                chain: bool = False) -> tuple[float, list[int] | None]:
     """(latency_ms, placement) of the best placement by exhaustive search under
     :func:`reference_latency`: all 2^n placements (the optimum every exact planner must
     reach), or with ``chain=True`` only the n + 1 cuts of the atom order,
@@ -127,7 +128,7 @@ class NxCut:
 
     __slots__ = ("value_ms", "finite_edges", "_source_side", "_n")
 
-    def __init__(self, value_ms, finite_edges, source_side, n):
+    def __init__(self, value_ms: float, finite_edges: int, source_side: Collection[Any], n: int) -> None:
         self.value_ms, self.finite_edges, self._source_side, self._n = value_ms, finite_edges, source_side, n
 
     @property
@@ -155,8 +156,8 @@ class NetworkxDads:
     finite_edges / (2 scale) ms) and the cut value is given back in ms.
     """
 
-    def __init__(self, dag, device_ms: Sequence[float], server_ms: Sequence[float], rtt_ms: float = 0.0,
-                 server_load: float = 1.0, device_load: float = 1.0, scale: Optional[float] = None):
+    def __init__(self, dag: _core.AtomDag, device_ms: Sequence[float], server_ms: Sequence[float], rtt_ms: float = 0.0,
+                 server_load: float = 1.0, device_load: float = 1.0, scale: Optional[float] = None) -> None:
         import networkx as nx
 
         self.n = dag.num_atoms
@@ -208,7 +209,7 @@ class NetworkxDads:
         return NxCut(value if self.scale is None else value / self.scale, self.finite_edges, source_side, self.n)
 
 
-def networkx_min_cut(dag, device_ms: Sequence[float], server_ms: Sequence[float], bandwidth_mbps: float,
+def networkx_min_cut(dag: _core.AtomDag, device_ms: Sequence[float], server_ms: Sequence[float], bandwidth_mbps: float,
                      rtt_ms: float = 0.0, server_load: float = 1.0, device_load: float = 1.0,
                      scale: Optional[float] = None) -> NxCut:
     """The minimum latency (ms) of ``dag`` over all placements, by networkx max flow on the DADS

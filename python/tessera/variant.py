@@ -43,12 +43,15 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
 from . import _core
 from .atoms import Model, _as_tuple, load
+from .datasets import LabelledData, Split
+from .transport import Link
+from .types import Inputs
 
 WIRE_CODECS = ("fp16", "bf16", "int8", "int8_channel", "zstd")
 
@@ -88,7 +91,7 @@ def quantize_dynamic(module: torch.nn.Module) -> torch.nn.Module:
                                                   dtype=torch.qint8)
 
 
-def quantize_static(module: torch.nn.Module, example_inputs, calibration: Sequence) -> torch.nn.Module:
+def quantize_static(module: torch.nn.Module, example_inputs: Inputs, calibration: Iterable[Inputs]) -> torch.nn.Module:
     """Static int8 (weights and activations) through FX graph-mode quantization, calibrated on
     ``calibration`` (a sequence of input tuples or tensors)."""
     from torch.ao.quantization import get_default_qconfig_mapping
@@ -106,7 +109,7 @@ def quantize_static(module: torch.nn.Module, example_inputs, calibration: Sequen
 
 
 @torch.no_grad()
-def calibrate_batchnorm(module: torch.nn.Module, batches) -> torch.nn.Module:
+def calibrate_batchnorm(module: torch.nn.Module, batches: Iterable[Inputs]) -> torch.nn.Module:
     """Re-estimates every BatchNorm's running statistics on ``batches`` (input tensors or tuples)
     and returns the module in eval mode. For random-weight zoo models, whose default statistics
     (mean 0, variance 1) make every input give the same top-1 class: a fidelity measured on
@@ -124,12 +127,13 @@ def calibrate_batchnorm(module: torch.nn.Module, batches) -> torch.nn.Module:
 class Resized(torch.nn.Module):
     """``net`` fed its input resized to ``size`` x ``size`` (bilinear): a lower-resolution variant."""
 
-    def __init__(self, net: torch.nn.Module, size: int):
+    def __init__(self, net: torch.nn.Module, size: int) -> None:
         super().__init__()
         self.net = net
         self.size = int(size)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> Any:
+        """``net`` on ``x`` resized to ``size`` x ``size``."""
         return self.net(torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
                                                         align_corners=False))
 
@@ -273,7 +277,7 @@ class Variant:
 class VariantSet:
     """The base model and its variants (index 0 is the base, name "fp32")."""
 
-    def __init__(self, variants: list[Variant], example_inputs):
+    def __init__(self, variants: list[Variant], example_inputs: Inputs) -> None:
         self.variants = variants
         self.example_inputs = tuple(_as_tuple(example_inputs))
         self.metric = None           # set by accuracy() / fidelity(): fn(callable) -> score
@@ -391,8 +395,9 @@ class VariantSet:
         return v.cut_losses[key]
 
     # selection
-    def candidates(self, rtt_ms: float = 0.0, device_loads=(1.0, 2.0, 4.0, 16.0), min_bw: float = 0.05,
-                   max_bw: float = 1000.0, progress: bool | None = None) -> list:
+    def candidates(self, rtt_ms: float = 0.0, device_loads: Iterable[float] = (1.0, 2.0, 4.0, 16.0),
+                   min_bw: float = 0.05, max_bw: float = 1000.0,
+                   progress: bool | None = None) -> list[_core.VariantCandidate]:
         """Every (variant, placement) point any context may want: per variant, the optimal plans
         over the bandwidth range (parametric min cut) at each device load, plus device-only and
         server-only (the answers at the extremes of device load);
@@ -421,7 +426,8 @@ class VariantSet:
             bar.close()
         return out
 
-    def selector(self, rtt_ms: float = 0.0, **kw) -> "_core.VariantSelector":
+    def selector(self, rtt_ms: float = 0.0, **kw: Any) -> "_core.VariantSelector":
+        """A C++ selector over :meth:`candidates` (``kw``: their options)."""
         return _core.VariantSelector(self.candidates(rtt_ms, **kw))
 
     def plan(self, bandwidth_mbps: float, accuracy_budget: float, rtt_ms: float = 0.0, device_load: float = 1.0,
@@ -488,8 +494,8 @@ class _SplitRunner:
         return [env[v] for v in g.outputs]
 
 
-def measure_codecs(model: Model, example_inputs, device_slowdown: float = 1.0, mb: float = 1.0,
-                   repeats: int = 21) -> dict:
+def measure_codecs(model: Model, example_inputs: Inputs, device_slowdown: float = 1.0, mb: float = 1.0,
+                   repeats: int = 21) -> dict[str, _core.CodecCost]:
     """codec -> _core.CodecCost measured here: median encode / decode ms per MB of a float32
     tensor of ``mb`` MB (encode x ``device_slowdown``: the device encodes), and zstd's ratio on
     the model's own tensors at a few cuts (its input and the values crossing prefix splits)."""
@@ -510,7 +516,7 @@ def measure_codecs(model: Model, example_inputs, device_slowdown: float = 1.0, m
     return out
 
 
-def cut_tensors(model: Model, example_inputs, cuts: int = 6) -> list:
+def cut_tensors(model: Model, example_inputs: Inputs, cuts: int = 6) -> list[torch.Tensor]:
     """The floating-point tensors crossing ``cuts`` prefix splits spread evenly over the model
     (with its inputs): what a codec would carry at those cuts, e.g. to measure its error."""
     xs = tuple(_as_tuple(example_inputs))
@@ -527,8 +533,9 @@ def cut_tensors(model: Model, example_inputs, cuts: int = 6) -> list:
     return out
 
 
-def variants(module, example_inputs, make: Sequence[str] = ("wire_fp16", "wire_int8"), train=None,
-             calibration: Sequence | None = None, finetune_epochs: int = 10, extra: dict | None = None,
+def variants(module: torch.nn.Module | Model, example_inputs: Inputs, make: Sequence[str] = ("wire_fp16", "wire_int8"),
+             train: Split | None = None,
+             calibration: Iterable[Inputs] | None = None, finetune_epochs: int = 10, extra: dict | None = None,
              progress: bool | None = None) -> VariantSet:
     """The base model (name "fp32") and the variants named in ``make`` (see the module's doc).
 
@@ -630,7 +637,8 @@ def variants(module, example_inputs, make: Sequence[str] = ("wire_fp16", "wire_i
 
 # ---- accuracy and fidelity ------------------------------------------------------------------
 
-def accuracy(vs: VariantSet, data, metric="top1") -> list[dict]:
+def accuracy(vs: VariantSet, data: Split | LabelledData | tuple[torch.Tensor, torch.Tensor],
+             metric: str | Callable[[Callable[..., Any], Split], float] = "top1") -> list[dict]:
     """Measures every variant on labelled ``data`` (a :class:`tessera.datasets.Split`, a
     LabelledData - its ``val`` split -, or (x, y)); ``metric``: "top1" or a callable
     ``metric(fn, data) -> score`` (higher is better) for your own. Sets the set's evaluator, so
@@ -650,7 +658,7 @@ def accuracy(vs: VariantSet, data, metric="top1") -> list[dict]:
     return _evaluate(vs, fn)
 
 
-def fidelity(vs: VariantSet, inputs) -> list[dict]:
+def fidelity(vs: VariantSet, inputs: torch.Tensor | Iterable[Inputs]) -> list[dict]:
     """For models without labels (random weights): top-1 agreement of every variant with the fp32
     model on ``inputs`` (a batch tensor, one sample per row, or a list of input tuples), and the
     mean relative error of the outputs. The loss is 1 - agreement."""
@@ -714,11 +722,13 @@ class VariantDeployment:
     ``probe_ms`` at the estimate), so a rising bandwidth is seen.
     """
 
-    def __init__(self, variants: VariantSet, server: str, accuracy_budget: float, link=None,
+    def __init__(self, variants: VariantSet, server: str | Sequence[str], accuracy_budget: float,
+                 link: Link | None = None,
                  rtt_ms: float = 0.0, timeout_ms: int = 2000, retry_ms: int = 1000, device_slowdown: float = 1.0,
                  emulation: str = "sleep", initial_bandwidth_mbps: float = 0.0, estimator: str = "median",
                  window: int = 3, memory_budget_mb: float | None = None, objective: str = "latency",
-                 device_loads=(1.0, 2.0, 4.0, 16.0), probe_ms: float = 20.0, free_memory_fraction: float = 0.0):
+                 device_loads: Iterable[float] = (1.0, 2.0, 4.0, 16.0), probe_ms: float = 20.0,
+                 free_memory_fraction: float = 0.0) -> None:
         from .transport import deployment_options
 
         self.variants = variants
@@ -787,13 +797,15 @@ class VariantDeployment:
         for dep in self._deps.values():
             dep.set_device_slowdown(float(slowdown))
 
-    def choose(self):
+    def choose(self) -> tuple[_core.VariantChoice, _core.Context, float]:
+        """The choice for the next request (the selector's), the context it was made in, and the
+        microseconds it took."""
         t0 = time.perf_counter()
         ctx = self.context()
         ch = self.selector.select(ctx, self.budget)
         return ch, ctx, 1e6 * (time.perf_counter() - t0)
 
-    def __call__(self, inputs):
+    def __call__(self, inputs: Inputs) -> Any:
         ch, ctx, decide_us = self.choose()
         c = self.selector.candidates[ch.index]
         v = self.variants[c.variant]

@@ -50,7 +50,7 @@ class LSTMModel(torch.nn.Module):
 NAMES = list(_VISION) + ["transformer", "lstm"]
 
 
-def build(name: str, seed: int = 0):
+def build(name: str, seed: int = 0) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     """Return (model in eval mode, example inputs tuple) for a zoo name."""
     torch.manual_seed(seed)
     if name in _VISION:
@@ -83,7 +83,7 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "tessera" / "models"
 
 
-def torchscript(name: str, directory: str | os.PathLike | None = None):
+def torchscript(name: str, directory: str | os.PathLike | None = None) -> tuple[Path, tuple[torch.Tensor, ...]]:
     """Trace ``name`` once into ``directory`` (default cache); return (path, example inputs)."""
     d = Path(directory) if directory else cache_dir()
     d.mkdir(parents=True, exist_ok=True)
