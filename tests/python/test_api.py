@@ -125,7 +125,8 @@ def test_version_in_one_place():
 
 PUBLIC_MODULES = ["tessera", "tessera.atoms", "tessera.planning", "tessera.profiling", "tessera.predict",
                   "tessera.runtime", "tessera.adapt", "tessera.transport", "tessera.pipeline", "tessera.power",
-                  "tessera.variant", "tessera.datasets", "tessera.experiment", "tessera.zoo", "tessera.cli"]
+                  "tessera.variant", "tessera.datasets", "tessera.experiment", "tessera.zoo", "tessera.cli",
+                  "tessera.types"]
 
 
 @pytest.mark.parametrize("module", PUBLIC_MODULES)
@@ -145,12 +146,31 @@ def test_every_public_name_is_there_and_documented(module):
         o = getattr(m, n)
         if n.startswith("__") or isinstance(o, (str, tuple, int, float, dict)):
             continue
+        if _is_type_alias(o):  # a typing alias has no docstring of its own: a "#:" comment (Sphinx reads it)
+            if not _alias_comment(m, n):
+                problems.append(f"{n}: a type alias without a '#:' comment before it")
+            continue
         doc = (inspect.getdoc(o) or "").strip()
         if not doc:
             problems.append(f"{n}: no docstring")
         elif _signature_only(o, doc):
             problems.append(f"{n}: its docstring is only the engine's signature (wrap it with a docstring)")
     assert not problems, f"{module}: " + "; ".join(problems)
+
+
+def _is_type_alias(obj) -> bool:
+    import typing
+    return typing.get_origin(obj) is not None
+
+
+def _alias_comment(module, name: str) -> bool:
+    """The module's source has a "#:" documentation comment right before ``name = ...``."""
+    import inspect
+    lines = inspect.getsource(module).splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(f"{name} = "):
+            return i > 0 and lines[i - 1].startswith("#:")
+    return False
 
 
 def _signature_only(obj, doc: str) -> bool:
@@ -326,3 +346,109 @@ def test_wrappers_read_their_bound_objects_through():
             w.no_such_field
         assert copy.copy(w)._core is core
     assert p.core is p._core and p.placement is not p.placement and p.rtt_ms == 5.0
+
+
+# Issue 19, "type hints on the public functions ... so editors and notebooks complete and check it".
+TYPED_MODULES = ["tessera", "tessera.atoms", "tessera.planning", "tessera.profiling", "tessera.predict",
+                 "tessera.runtime", "tessera.transport", "tessera.adapt", "tessera.experiment", "tessera.pipeline",
+                 "tessera.power", "tessera.variant", "tessera.datasets", "tessera.zoo", "tessera.testing",
+                 "tessera.types"]
+
+
+def _public_callables(module) -> list:
+    """(name, function) of every function a module lists in __all__ and of every public method
+    (with __init__ and __call__), class- and static method and property getter of the classes it
+    lists, written in Python (the engine's bound classes are typed by _core.pyi)."""
+    import importlib
+    import inspect
+    m = importlib.import_module(module)
+    out = []
+    for n in m.__all__:
+        o = getattr(m, n)
+        if inspect.isfunction(o):
+            out.append((n, o))
+        elif inspect.isclass(o) and o.__module__.startswith("tessera.") and o.__module__ != "tessera._core":
+            for a, member in vars(o).items():
+                if a.startswith("_") and a not in ("__init__", "__call__"):
+                    continue
+                if isinstance(member, (staticmethod, classmethod)):
+                    member = member.__func__
+                if isinstance(member, property):
+                    member = member.fget
+                if inspect.isfunction(member) and member.__qualname__.startswith(o.__qualname__ + "."):
+                    out.append((f"{n}.{a}", member))  # written in the class (not typing's Protocol __init__)
+    return out
+
+
+def _missing_annotations(fn) -> list:
+    import inspect
+    sig = inspect.signature(fn)
+    missing = [p.name for p in sig.parameters.values() if p.annotation is inspect.Parameter.empty
+               and p.name not in ("self", "cls") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if sig.return_annotation is inspect.Signature.empty:
+        missing.append("return")
+    return missing
+
+
+@pytest.mark.parametrize("module", TYPED_MODULES)
+def test_every_public_function_is_annotated(module):
+    """Every parameter (but self, cls, *args, **kwargs) and every return of the public functions
+    and methods carries an annotation, and each resolves (typing.get_type_hints): an annotation
+    naming something that does not exist, or that is imported only for type checkers, fails."""
+    import typing
+    found = _public_callables(module)
+    assert found or module == "tessera.types", f"{module}: no public function found"
+    problems = []
+    for name, fn in found:
+        missing = _missing_annotations(fn)
+        if missing:
+            problems.append(f"{name}: no annotation on {', '.join(missing)}")
+        try:
+            typing.get_type_hints(fn)
+        except Exception as e:  # NameError, AttributeError, TypeError of a bad annotation
+            problems.append(f"{name}: its annotations do not resolve ({type(e).__name__}: {e})")
+    assert not problems, f"{module}: " + "; ".join(problems)
+
+
+def test_the_annotation_check_can_fail():
+    import typing
+
+    def bare(model, costs):
+        return None
+
+    def good(model: int, costs: "dict[str, list[float]]") -> None:
+        return None
+
+    def dangling(model: "NoSuchType") -> None:  # noqa: F821
+        return None
+
+    assert _missing_annotations(bare) == ["model", "costs", "return"]
+    assert _missing_annotations(good) == []
+    assert typing.get_type_hints(good)["costs"] == dict[str, list[float]]
+    with pytest.raises(NameError):
+        typing.get_type_hints(dangling)
+
+
+def test_the_type_aliases_say_what_the_functions_take():
+    import random
+    import typing
+
+    import torch
+
+    import tessera as ts
+    from tessera import types as tt
+    assert ts.types is tt and "types" not in ts.__all__  # ts.types, but never `from tessera import *`'s
+    assert torch.Tensor in typing.get_args(tt.Inputs)
+    assert ts.planning.AtomDag in typing.get_args(tt.ModelLike)
+    m = ts.load(torch.nn.Sequential(torch.nn.Linear(4, 4)).eval(), torch.randn(1, 4))
+    assert isinstance(m, tt.HasDag) and not isinstance([1.0], tt.HasDag)  # a Model is what planners plan
+    assert isinstance(ts.testing.random_dag(random.Random(3), 4), ts.planning.AtomDag)
+    t = ts.profile(m, torch.randn(1, 4), threads=1, repeats=1, warmup=0)
+    assert isinstance(t, tt.HasAtomMs)  # a CostTable is per-atom costs
+    keys = set(tt.CostsDict.__annotations__)
+    assert keys == {"device", "server", "energy", "energy_mj_per_byte"}
+    with pytest.raises(ts.InvalidArgumentError) as e:  # the planner knows the same keys
+        ts.plan(m, {"device": t, "server": [0.1] * m.num_atoms, "bogus": 1}, bandwidth_mbps=10.0)
+    assert all(k in str(e.value) for k in keys)
+    p = ts.plan(m, tt.CostsDict(device=t, server=[0.1] * m.num_atoms), bandwidth_mbps=10.0)
+    assert len(p.placement) == m.num_atoms
