@@ -107,8 +107,8 @@ class Controller:
     (:attr:`timeline`), the same for every policy.
     """
 
-    def __init__(self, model: Model, costs: Costs, server: str | Sequence[str], policy: _core.Policy,
-                 link: Link | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
+    def __init__(self, model: Model, costs: Costs | _core.CostModel, server: str | Sequence[str],
+                 policy: _core.Policy, link: Link | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
                  device_slowdown: float = 1.0, emulation: str = "sleep", server_policy: str = "best",
                  **options: Any) -> None:
         self.model = model
@@ -219,8 +219,8 @@ class AdaptiveDeployment(Controller):
             kw["rtt_ms"] = 0.0
         return VariantDeployment(variants, server, accuracy_budget, **kw)
 
-    def __init__(self, model: Model, costs: Costs, server: str | Sequence[str], planner: str = "parametric",
-                 link: Link | None = None,
+    def __init__(self, model: Model, costs: Costs | _core.CostModel, server: str | Sequence[str],
+                 planner: str = "parametric", link: Link | None = None,
                  rtt_ms: float | None = None, timeout_ms: int = 2000, retry_ms: int = 1000,
                  device_slowdown: float = 1.0, emulation: str = "sleep", server_policy: str = "best",
                  hysteresis: float = 0.1,
@@ -279,7 +279,8 @@ class StreamDeployment:
     the device and the link as for :class:`tessera.Deployment`; the link is a constant ``ts.Link``.
     """
 
-    def __init__(self, model: Model, costs: Costs, server: str, bandwidth_mbps: float, rtt_ms: float = 0.0,
+    def __init__(self, model: Model, costs: Costs | _core.CostModel, server: str, bandwidth_mbps: float,
+                 rtt_ms: float = 0.0,
                  device_slowdown: float = 1.0, emulation: str = "sleep", in_flight: int = 4,
                  policy: str = "auto", switch_up: float = 1.0, switch_down: float = 0.7, queue_up: int = 3,
                  rate_window: int = 8, timeout_ms: int = 5000, retry_ms: int = 1000,

@@ -137,8 +137,9 @@ def make_policy(name: str, model: Model | _core.AtomDag, costs: Costs | _core.Co
     raise InvalidArgumentError(f"unknown policy '{name}' (one of {', '.join(POLICIES)})")
 
 
-def replay(model: Model, inputs: Inputs, costs: Costs, endpoint: str | Sequence[str], link_spec: dict, requests: int,
-           period_s: float = 1.0, device_slowdown: float = 1.0, policies: Iterable[str] = POLICIES,
+def replay(model: Model, inputs: Inputs, costs: Costs | _core.CostModel, endpoint: str | Sequence[str],
+           link_spec: dict, requests: int, period_s: float = 1.0, device_slowdown: float = 1.0,
+           policies: Iterable[str] = POLICIES,
            check_outputs: bool = True, progress: Callable[[str, int], Any] | None = None,
            rtt_ms: float | None = None, timeout_ms: int = 60000, strict: bool = True) -> dict[str, PolicyRun]:
     """Run every policy over the same request sequence; returns name -> PolicyRun.
