@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -39,6 +39,8 @@ __all__ = [
     "Predictor", "MachineState", "Sample", "PythonPredictor", "TorchScriptPredictor", "BackgroundLoad", "PredictedCosts",
     "features", "samples_of", "collect", "train", "evaluate", "costs", "load", "read_samples", "write_samples",
     "kinds", "feature_matrix", "feature_names",
+    "FAMILIES", "family_of", "collect_interleaved", "leave_one_family_out", "adapt", "ScaledPredictor",
+    "RegretCase", "plan_regret",
 ]
 
 Predictor = _core.Predictor
@@ -362,3 +364,231 @@ class TorchScriptPredictor(PythonPredictor):
         import torch
 
         torch.jit.save(self.module, os.fspath(path))
+
+
+# ---- judging a predictor: unseen families, interleaved labels, few-shot transfer, plan regret ----------
+#: The zoo's models (:data:`tessera.zoo.NAMES`) by family: a predictor is judged on a family none
+#: of whose members it was trained on (:func:`leave_one_family_out`).
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "resnet": ("resnet18", "resnet50", "resnet152"),
+    "mobilenet": ("mobilenet_v2", "mobilenet_v3_small"),
+    "efficientnet": ("efficientnet_b0",),
+    "inception": ("googlenet", "inception_v3"),
+    "densenet": ("densenet121",),
+    "vgg": ("alexnet", "vgg11", "vgg16"),
+    "squeezenet": ("squeezenet1_0",),
+    "transformer": ("transformer",),
+    "lstm": ("lstm",),
+}
+
+
+def family_of(label: str, families: Optional[dict] = None) -> str:
+    """The family of a model label in ``families`` (default :data:`FAMILIES`); a label in no
+    family is a family of its own (its own name)."""
+    for fam, names in (FAMILIES if families is None else families).items():
+        if label in names:
+            return fam
+    return label
+
+
+def collect_interleaved(models: Sequence[ModelSpec], threads: Iterable[int] = (1,),
+                        background_loads: Iterable[float] = (0.0,), passes: int = 2, repeats: int = 20,
+                        warmup: int = 3, progress: Optional[bool] = None, tables: Optional[list] = None,
+                        settle: float = 0.2, max_wait_s: float = 10.0) -> list[list[_core.Sample]]:
+    """Profile every model ``passes`` times per context, round-robin, and return one sample list per pass.
+
+    Per context (threads, background load), in turn: model 1, model 2, ..., model n, then the
+    same again for the next pass. Every model and every pass of a context thus shares the
+    machine's time windows: when this machine changes speed, the training models, the test
+    models and the second measurement (pass 2 scored against pass 1: the remeasure ceiling) drift
+    alike, instead of one set being profiled minutes after the other as :func:`collect` does.
+
+    tables: a list that receives (pass index, label, CostTable) in measurement order; each table
+    records the canary (``canary_ms``, ``canary_reference_ms``) when settle > 0. The canary's
+    reference is one per background load level, shared by the whole run. Other arguments as in
+    :func:`collect`.
+    """
+    from .profiling import canary_ms, profile, progress_bar
+
+    models = list(models)
+    threads, loads = [int(t) for t in threads], [float(x) for x in background_loads]
+    if not models:
+        raise _core.InvalidArgumentError("collect_interleaved() needs at least one model (the model list is empty)")
+    if not threads or not loads:
+        raise _core.InvalidArgumentError("collect_interleaved() needs at least one thread count and one background load")
+    if int(passes) < 1:
+        raise _core.InvalidArgumentError(f"passes = {passes}: at least one measurement per model")
+    if repeats < 1:
+        raise _core.InvalidArgumentError(f"repeats = {repeats}: at least one timed round is needed")
+    if not (settle >= 0 and math.isfinite(settle)):
+        raise _core.InvalidArgumentError(f"settle = {settle}: a tolerance >= 0 (0 = off)")
+    ncpu = os.cpu_count() or 1
+    for t in threads:
+        if t < 1 or t > ncpu:
+            raise _core.InvalidArgumentError(f"threads = {t}: this machine has {ncpu} cores")
+    from . import zoo
+    for spec in models:
+        if isinstance(spec, str) and spec not in zoo.NAMES:
+            raise _core.InvalidArgumentError(f"unknown zoo model '{spec}'; known: {', '.join(zoo.NAMES)}")
+    for level in loads:
+        BackgroundLoad(level)  # raises for a bad level
+    opened = [_open(spec) for spec in models]
+    out: list[list[_core.Sample]] = [[] for _ in range(int(passes))]
+    bar = progress_bar(len(opened) * len(threads) * len(loads) * int(passes), "collect", progress)
+    reference: dict = {}  # load -> fastest canary seen beside that load
+    try:
+        for t in threads:
+            for level in loads:
+                with BackgroundLoad(level):
+                    for k in range(int(passes)):
+                        for label, m, xs in opened:
+                            if bar is not None:
+                                bar.set_postfix_str(f"pass {k + 1} {label} threads={t} load={level}")
+                            ref = 0.0
+                            if settle > 0:
+                                ref = min([reference.get(level, math.inf)] + [canary_ms() for _ in range(3)])
+                                reference[level] = ref
+                            table = profile(m, xs, threads=t, repeats=repeats, warmup=warmup, background_load=level,
+                                            progress=False, label=label, settle=settle, reference_ms=ref,
+                                            max_wait_s=max_wait_s)
+                            if tables is not None:
+                                tables.append((k, label, table))
+                            out[k].extend(samples_of(m, table, label=label))
+                            if bar is not None:
+                                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
+def leave_one_family_out(samples: Iterable[_core.Sample] | PathLike, kind: str = "xgboost",
+                         families: Optional[dict] = None, **options: float) -> "_core.Prediction":
+    """Predict every sample with a predictor trained on the samples of every *other* family.
+
+    For each family present in ``samples`` (labels grouped by :func:`family_of`), a predictor of
+    ``kind`` (options as in :func:`train`) is trained on all samples outside that family and
+    predicts that family's samples: the accuracy of the result (:func:`evaluate`) is the accuracy
+    on model families never seen in training. Returns one prediction per sample, in order
+    (ms and the analytic-fallback flags). At least two families are needed.
+    """
+    samples = _samples(samples)
+    if not samples:
+        raise _core.InvalidArgumentError("leave_one_family_out() needs samples (the list is empty)")
+    fam = [family_of(s.label, families) for s in samples]
+    names = sorted(set(fam))
+    if len(names) < 2:
+        raise _core.InvalidArgumentError(f"leave_one_family_out() needs two families or more, got {names}")
+    ms, flags = [0.0] * len(samples), [0] * len(samples)
+    for held in names:
+        p = train([s for s, f in zip(samples, fam) if f != held], kind=kind, **options)
+        idx = [i for i, f in enumerate(fam) if f == held]
+        pred = p.predict([samples[i] for i in idx])
+        for i, v, fb in zip(idx, pred.ms, pred.fallback):
+            ms[i], flags[i] = float(v), int(fb)
+    return _core.Prediction(ms, flags)
+
+
+class ScaledPredictor(PythonPredictor):
+    """A base predictor times a factor per op class (few-shot transfer to a new machine, see
+    :func:`adapt`): ``ms = base(ms) * scales.get(op_class, default_scale)``."""
+
+    name = "scaled"
+
+    def __init__(self, base: _core.Predictor, scales: dict, default_scale: float = 1.0) -> None:
+        super().__init__()
+        self.base = base
+        self.scales = {str(k): float(v) for k, v in scales.items()}
+        self.default_scale = float(default_scale)
+
+    def predict(self, samples: Iterable[_core.Sample]) -> _core.Prediction:
+        samples = list(samples)
+        pred = self.base.predict(samples)
+        ms = [v * self.scales.get(s.f.op_class, self.default_scale) for s, v in zip(samples, pred.ms)]
+        return _core.Prediction(ms, list(pred.fallback))
+
+
+def adapt(predictor: _core.Predictor, samples: Iterable[_core.Sample] | PathLike, kind: str = "trees",
+          prior: float = 2.0) -> "_core.Predictor":
+    """Few-shot transfer: a copy of a trained predictor adapted to a new machine (or context) from
+    a few samples measured there (10-30 atoms); ``predictor`` itself is left as it was.
+
+    kind "trees": the copy keeps learning on the samples (an XGBoost predictor adds trees to the
+        ones it has; any C++ predictor's ``update``); the predictor must be savable (C++).
+    kind "scale": a :class:`ScaledPredictor` over the predictor, with one factor per op class:
+        the geometric mean of measured / predicted over that class's samples, shrunk towards the
+        factor of all samples (their median ratio) with the weight of ``prior`` samples, so a
+        class seen once moves only part of the way; classes not in the samples get that factor.
+    """
+    import tempfile
+
+    samples = _samples(samples)
+    if not samples:
+        raise _core.InvalidArgumentError("adapt() needs samples measured on the new target (the list is empty)")
+    if kind == "trees":
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "predictor.json")
+            predictor.save(path)
+            copy = load(path)
+        copy.update(samples)
+        return copy
+    if kind == "scale":
+        if not (prior >= 0 and math.isfinite(prior)):
+            raise _core.InvalidArgumentError(f"prior = {prior} must be a finite number >= 0")
+        pred = list(predictor.predict(samples).ms)
+        logs = [(s.f.op_class, math.log(s.ms / p)) for s, p in zip(samples, pred) if s.ms > 0 and p > 0]
+        if not logs:
+            raise _core.InvalidArgumentError("adapt(kind='scale') needs samples with measured and predicted ms > 0")
+        g = float(np.median([r for _, r in logs]))
+        by: dict = {}
+        for c, r in logs:
+            by.setdefault(c, []).append(r)
+        scales = {c: math.exp((sum(rs) + prior * g) / (len(rs) + prior)) for c, rs in by.items()}
+        return ScaledPredictor(predictor, scales, math.exp(g))
+    raise _core.InvalidArgumentError(f"adapt kind = '{kind}': 'trees' or 'scale'")
+
+
+class RegretCase(NamedTuple):
+    """One planning context of :func:`plan_regret`: the measured latency of the plan made from
+    predicted costs (``chosen_ms``) against the plan made from measured costs (``optimum_ms``)."""
+
+    device_factor: float
+    bandwidth_mbps: float
+    rtt_ms: float
+    optimum_ms: float
+    chosen_ms: float
+    regret: float       # chosen_ms / optimum_ms - 1 (0 = the predicted costs chose as well as the measured)
+    split: bool         # the measured optimum places atoms on both the device and the server
+
+
+def plan_regret(model: Model, predicted_ms: Sequence[float], measured_ms: Sequence[float],
+                device_factors: Iterable[float] = (2, 5, 10, 20, 50, 100),
+                bandwidths_mbps: Iterable[float] = (0.5, 1, 2, 5, 10, 20, 50, 100),
+                rtts_ms: Iterable[float] = (5, 20, 50), algorithm: str = "mincut") -> list[RegretCase]:
+    """What planning from predicted costs loses, priced with measured costs, over a grid of contexts.
+
+    Per atom ms on the server are ``predicted_ms`` (resp. ``measured_ms``); the device is
+    ``device_factor`` times slower. For every (device factor, bandwidth, rtt): the plan made from
+    the predicted costs, its placement priced with the measured costs (:func:`tessera.evaluate`),
+    against the plan made from the measured costs (:func:`tessera.plan`).
+    """
+    from .planning import evaluate as evaluate_plan, plan
+
+    pred, meas = [float(v) for v in predicted_ms], [float(v) for v in measured_ms]
+    n = model.num_atoms
+    if len(pred) != n or len(meas) != n:
+        raise _core.InvalidArgumentError(f"plan_regret: {len(pred)} predicted and {len(meas)} measured ms "
+                                         f"for a model of {n} atoms")
+    out = []
+    for f in device_factors:
+        cp = {"device": [f * v for v in pred], "server": pred}
+        cm = {"device": [f * v for v in meas], "server": meas}
+        for bw in bandwidths_mbps:
+            for rtt in rtts_ms:
+                chosen = plan(model, cp, bw, rtt, algorithm=algorithm)
+                best = plan(model, cm, bw, rtt, algorithm=algorithm)
+                got = evaluate_plan(model, cm, chosen.placement, bw, rtt).latency_ms
+                on_server = sum(best.placement)
+                out.append(RegretCase(float(f), float(bw), float(rtt), best.latency_ms, got,
+                                      got / best.latency_ms - 1.0, 0 < on_server < n))
+    return out

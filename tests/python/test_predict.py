@@ -288,3 +288,115 @@ def test_old_spellings_of_background_load_still_work_with_a_warning(tmp_path):
     assert {s.ctx.background_load for s in old} == {0.5}
     with pytest.raises(TypeError, match="both"):
         tp.samples_of(m, threads=1, load=0.5, background_load=1.0)
+
+
+# ---- issue 20: judging a predictor (families, interleaved labels, few-shot transfer, plan regret) ----
+class _Chain(torch.nn.Module):
+    """Three linear layers: 5 atoms, input 1 x 64 (256 bytes), output 1 x 8 (32 bytes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = torch.nn.Linear(64, 64), torch.nn.Linear(64, 64), torch.nn.Linear(64, 8)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+
+
+def _chain():
+    xs = (torch.randn(1, 64),)
+    return ts.load(torch.jit.trace(_Chain().eval(), xs), xs), xs
+
+
+def test_families_cover_the_zoo():
+    from tessera import zoo
+
+    names = [n for fam in tp.FAMILIES.values() for n in fam]
+    assert sorted(names) == sorted(zoo.NAMES) and len(names) == len(set(names))
+    assert tp.family_of("resnet152") == "resnet" and tp.family_of("googlenet") == "inception"
+    assert tp.family_of("my_net") == "my_net"  # a family of its own
+    assert tp.family_of("a", {"x": ("a", "b")}) == "x"
+
+
+def test_interleaved_collection_measures_both_passes_alike():
+    """Round-robin per context: A B then A B again; every profile has the same rounds, both
+    passes hold the same atoms."""
+    m, xs = _chain()
+    tabs = []
+    passes = tp.collect_interleaved([("a", m, xs), ("b", m, xs)], threads=(1,), background_loads=(0.0, 0.5),
+                                    passes=2, repeats=3, warmup=1, progress=False, tables=tabs, settle=0.0)
+    assert len(passes) == 2
+    order = [(k, lbl, t.background_load) for k, lbl, t in tabs]
+    assert order == [(0, "a", 0.0), (0, "b", 0.0), (1, "a", 0.0), (1, "b", 0.0),
+                     (0, "a", 0.5), (0, "b", 0.5), (1, "a", 0.5), (1, "b", 0.5)]
+    assert {t.repeats for _, _, t in tabs} == {3}
+    key = lambda s: (s.label, s.f.atom, s.ctx.threads, s.ctx.background_load)  # noqa: E731
+    assert sorted(map(key, passes[0])) == sorted(map(key, passes[1])) and len(passes[0]) == 2 * 2 * m.num_atoms
+    with pytest.raises(ts.InvalidArgumentError, match="passes"):
+        tp.collect_interleaved([("a", m, xs)], passes=0)
+
+
+def _relabel(samples, label, scale=1.0, per_class=None):
+    """The same atoms under another label, their ms scaled (per op class when given)."""
+    out = []
+    for s in samples:
+        f = (per_class or {}).get(s.f.op_class, scale)
+        out += tp._core.make_samples([s.f], s.ctx, [s.ms * f], label)
+    return out
+
+
+def test_leave_one_family_out_never_trains_on_the_held_out_family(samples):
+    a = _relabel(samples, "resnet18")
+    b = _relabel(samples, "vgg16", scale=5.0)  # the same atoms, 5x slower: a family of its own
+    pred = tp.leave_one_family_out(a + b, kind="xgboost", rounds=30)
+    only_a = tp.train(a, kind="xgboost", rounds=30)
+    assert list(pred.ms)[len(a):] == pytest.approx(list(only_a.predict(b).ms), rel=1e-6)
+    ms_b = [s.ms for s in b]
+    assert sum(p < 0.5 * m for p, m in zip(list(pred.ms)[len(a):], ms_b)) > 0.8 * len(b)  # never saw the 5x
+    with pytest.raises(ts.InvalidArgumentError, match="two families"):
+        tp.leave_one_family_out(a, kind="analytic")
+
+
+def test_adapt_repairs_a_mis_scaled_predictor(samples):
+    """A predictor trained on one machine meets a target where convolutions run 3x slower and
+    everything else 1.5x: 20 atoms measured there are enough to adapt it (a per-class scale, or
+    more trees)."""
+    target = _relabel(samples, "squeezenet1_0", per_class={"conv": 3.0}, scale=1.5)  # same model hash
+    big = [s for s in target if s.ms >= 0.1]
+    shots = big[::len(big) // 20][:20]  # spread over the model
+    rest = [s for s in target if all(s is not t for t in shots)]
+    assert len(shots) == 20
+    exact = tp.train(samples, kind="lookup")  # right on the source machine, 1.5-3x off on the target
+    assert tp.evaluate(exact, rest).atoms_within == 0.0
+    scaled = tp.adapt(exact, shots, kind="scale")
+    assert isinstance(scaled, tp.ScaledPredictor) and scaled.scales["conv"] == pytest.approx(3.0, rel=1e-6)
+    assert tp.evaluate(scaled, [s for s in rest if s.f.op_class == "conv"]).atoms_within == 1.0
+    assert tp.evaluate(scaled, rest).atoms_within > 0.3
+    base = tp.train(samples, kind="xgboost")
+    before = list(base.predict(samples).ms)
+    trees = tp.adapt(base, shots, kind="trees")
+    assert trees.kind() == "xgboost" and tp.evaluate(trees, rest).mape < 0.6 * tp.evaluate(base, rest).mape
+    assert list(base.predict(samples).ms) == pytest.approx(before)  # the original is left as it was
+    m, _ = _chain()
+    assert len(tp.costs(m, scaled).atom_ms) == m.num_atoms  # a Python predictor: planners take it
+    with pytest.raises(ts.InvalidArgumentError, match="trees"):
+        tp.adapt(base, shots, kind="nope")
+    with pytest.raises(ts.InvalidArgumentError, match="samples"):
+        tp.adapt(base, [], kind="scale")
+
+
+def test_plan_regret_equals_a_hand_computed_case():
+    """Predicted costs near zero make the device look free; measured, every atom costs 10 ms on the
+    server and 100x on the device. Hand-computed: the predicted plan runs all 5 atoms on the device
+    (5000 ms); the measured optimum ships input and output (256 + 32 bytes at 10 Mbit/s) and runs
+    on the server: 5 x 10 + 20 (rtt) + 288 x 8 / 1e7 x 1e3 ms."""
+    m, _ = _chain()
+    n = m.num_atoms
+    assert n == 5
+    [case] = tp.plan_regret(m, [0.001] * n, [10.0] * n, device_factors=[100], bandwidths_mbps=[10], rtts_ms=[20])
+    optimum = 5 * 10 + 20 + 288 * 8 / 1e7 * 1e3
+    assert case.optimum_ms == pytest.approx(optimum) and case.chosen_ms == pytest.approx(5000.0)
+    assert case.regret == pytest.approx(5000.0 / optimum - 1) and not case.split
+    same = tp.plan_regret(m, [10.0] * n, [10.0] * n, device_factors=[2, 100], bandwidths_mbps=[1, 100], rtts_ms=[5])
+    assert len(same) == 4 and all(c.regret == pytest.approx(0.0) for c in same)
+    with pytest.raises(ts.InvalidArgumentError, match="atoms"):
+        tp.plan_regret(m, [1.0], [1.0] * n)
