@@ -1,181 +1,313 @@
-"""Latency predictor accuracy on models never seen in training (this machine).
+"""Latency predictor judged against a second measurement and by the plans it makes (issue 20).
 
-Profiles a training set and a test set of torchvision models under every context
-(intra-op threads x background load), trains the analytic and the XGBoost predictors on
-the training models only, and scores them on the test models, per context:
+One run, on this machine:
 
-  atoms<=10%   share of test atoms (median >= 0.1 ms) predicted within +-10% of measured
-  models<=10%  share of test models whose predicted sum of atoms is within +-10% of the
-               measured sum of atoms (what planners add up)
-  whole<=10%   the same against the whole model measured as one block
-  MAPE         mean absolute percentage error over those atoms / models
+1. **Labels that drift alike.** Every zoo model is profiled twice per context (threads x
+   background load), round-robin (``tp.collect_interleaved``: per context model 1, model 2, ...,
+   model n, then the second pass the same way), so training atoms, test atoms and the second
+   measurement share the machine's time windows. The canary (``settle``) is kept; the report
+   says how much the machine moved (canary min / median / max per context).
+2. **Unseen models: leave-one-family-out** (``tp.leave_one_family_out`` over ``tp.FAMILIES``):
+   every predictor (lookup, analytic, xgboost) trained on all families but one, scored on that one,
+   for each family, on the first pass. ``remeasure`` scores the second pass against the first:
+   the ceiling no predictor can beat. Per context:
 
-Two references measured in the same run: `remeasure` scores a second profile of the test
-models against the first (the noise floor of the labels: no predictor can beat it), and
-`lookup` is the measured table itself. A learning curve reports how many profiling runs
-(one model in one context) XGBoost needs to reach its accuracy.
+     atoms<=10%   share of atoms (median >= 0.1 ms) within +-10% of measured
+     atom MAPE    mean absolute percentage error over those atoms
+     rho          Spearman rank correlation of predicted and measured ms over those atoms
+     models<=10%  models whose predicted sum of atoms is within +-10% of the measured sum
+     whole<=10%   the same against the whole model measured as one block
 
-    .venv/bin/python bench/bench_predictor.py [--repeats 15] [--threads 1 2] [--loads 0 0.5]
+3. **Plan regret** (``tp.plan_regret``): plans made from predicted costs (server = predicted ms,
+   device = factor x), priced with measured costs, against plans made from measured costs, over
+   device factors x bandwidths x rtt, per model; mean / worst regret and the count of cases whose
+   measured optimum is a split.
+4. **Few-shot transfer** (``tp.adapt``): an XGBoost predictor trained on the first context only
+   (1 thread, no load) meets a new target - each other context measured in the run (two threads;
+   background load 0.5) - with 10, 20, 30 atoms measured there (drawn at random, 5 draws), adapted
+   by continuing its trees or by a per-op-class scale; scored on the target's other atoms beside
+   that target's remeasure share on the same atoms.
+
+    .venv/bin/python bench/bench_predictor.py [--repeats 10] [--contexts 1:0 2:0 1:0.5]
+    .venv/bin/python bench/bench_predictor.py --rescore bench/results   # score saved samples again
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import csv
+import math
+import random
+import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
+import torch  # noqa: F401  (before the engine)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402,F401
 from tessera import predict as tp  # noqa: E402
+from tessera import zoo  # noqa: E402
 
 from common import RESULTS, smoke, table, write_csv  # noqa: E402
 
-Prof = collections.namedtuple("Prof", "set label threads load model_ms settled rounds_discarded waited_s")
-TRAIN = ["alexnet", "vgg11", "resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v2", "squeezenet1_0"]
-TEST = ["vgg16", "resnet152", "inception_v3", "mobilenet_v3_small", "efficientnet_b0"]
+KINDS = ("lookup", "analytic", "xgboost")
+MIN_MS, TOL = 0.1, 0.10
+TARGETS = {"atoms": 0.85, "models": 0.9, "regret_mean": 0.01, "regret_worst": 0.05, "split_cases": 50, "fewshot": 0.8}
 
 
-def score(pred_ms, samples, tables, min_ms=0.1, tol=0.10):
-    """Per context (threads, load): tessera's accuracy (tp.evaluate's C++ scorer) of the atoms and
-    of each model's predicted sum of atoms, plus what it does not report: that predicted sum
-    against the whole model measured as one block (the tables' model_ms)."""
-    by_ctx = collections.defaultdict(lambda: ([], []))
-    for s, p in zip(samples, pred_ms):
-        ss, ps = by_ctx[(s.ctx.threads, s.ctx.background_load)]
-        ss.append(s)
-        ps.append(p)
-    whole = {(lbl, t.threads, t.load): t.model_ms for lbl, t in tables}
-    rows = {}
-    for ctx, (ss, ps) in sorted(by_ctx.items()):
-        acc = tp.evaluate(ps, ss, min_ms, tol)  # the predictions already made: scored in C++
-        summed = collections.defaultdict(float)  # label -> predicted sum of atoms
-        for s, p in zip(ss, ps):
-            summed[s.label] += p
-        w = [abs(p - whole[(lbl, *ctx)]) / whole[(lbl, *ctx)] for lbl, p in summed.items()]
-        rows[ctx] = {
-            "atoms": acc.atoms,
-            "atoms<=10%": f"{100 * acc.atoms_within:.1f}%",
-            "atom MAPE": f"{acc.mape:.1f}%",
-            "models<=10%": f"{round(acc.models_within * acc.models)}/{acc.models}",
-            "model MAPE": f"{acc.model_mape:.1f}%",
-            "whole<=10%": f"{sum(e <= tol for e in w)}/{len(w)}",
-        }
-    return rows
+def spearman(a, b):
+    """Spearman's rank correlation (scipy's when present)."""
+    if len(a) < 3:
+        return float("nan")
+    try:
+        from scipy.stats import spearmanr
+        return float(spearmanr(a, b).correlation)
+    except ImportError:  # average ranks, Pearson on ranks
+        def ranks(x):
+            order = sorted(range(len(x)), key=x.__getitem__)
+            r = [0.0] * len(x)
+            i = 0
+            while i < len(order):
+                j = i
+                while j + 1 < len(order) and x[order[j + 1]] == x[order[i]]:
+                    j += 1
+                for k in range(i, j + 1):
+                    r[order[k]] = (i + j) / 2
+                i = j + 1
+            return r
+        ra, rb = ranks(a), ranks(b)
+        ma, mb = statistics.fmean(ra), statistics.fmean(rb)
+        cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+        return cov / math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+
+
+def key(s):
+    return (s.label, s.f.atom, s.ctx.threads, s.ctx.background_load)
+
+
+def ctx_of(s):
+    return (s.ctx.threads, s.ctx.background_load)
+
+
+def score(pred, samples, whole):
+    """Accuracy of predictions (one per sample) within one context: C++ scorer + rank + whole model."""
+    acc = tp.evaluate(list(pred), samples, MIN_MS, TOL)
+    big = [(p, s.ms) for p, s in zip(pred, samples) if s.ms >= MIN_MS]
+    summed = collections.defaultdict(float)
+    for s, p in zip(samples, pred):
+        summed[s.label] += p
+    ctx = ctx_of(samples[0])
+    w = [abs(p - whole[(lbl, *ctx)]) / whole[(lbl, *ctx)] for lbl, p in summed.items()]
+    return {"atoms": acc.atoms, "atom_share": acc.atoms_within, "atom_mape": acc.mape,
+            "rho": spearman([p for p, _ in big], [m for _, m in big]),
+            "models": acc.models, "model_share": acc.models_within, "model_mape": acc.model_mape,
+            "whole_share": sum(e <= TOL for e in w) / max(1, len(w))}
+
+
+def by_ctx(samples):
+    out = collections.defaultdict(list)
+    for i, s in enumerate(samples):
+        out[ctx_of(s)].append(i)
+    return dict(sorted(out.items()))
+
+
+def pct(x):
+    return f"{100 * x:.1f}%"
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train", nargs="+", default=TRAIN)
-    ap.add_argument("--test", nargs="+", default=TEST)
-    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    ap.add_argument("--loads", nargs="+", type=float, default=[0.0, 0.5])
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--settle", type=float, default=0.2,
-                    help="labels from the machine's reference state (canary tolerance; 0 = off)")
-    ap.add_argument("--max-wait", type=float, default=20.0,
-                    help="per profile, the longest wait (s) for the reference state (default 20)")
-    ap.add_argument("--rescore", metavar="DIR", help="score the samples an earlier run saved in DIR "
-                    "(bench/results) again, without profiling")
-    ap.add_argument("--csv", default=None, help="also write the training samples here")
+    ap.add_argument("--models", nargs="+", default=list(zoo.NAMES))
+    ap.add_argument("--contexts", nargs="+", default=["1:0", "2:0", "1:0.5"],
+                    help="threads:background_load; the first is the few-shot source, the others its targets")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--settle", type=float, default=0.2, help="canary tolerance (0 = off)")
+    ap.add_argument("--max-wait", type=float, default=5.0, help="per profile, the longest wait (s) for the reference state")
+    ap.add_argument("--draws", type=int, default=5, help="few-shot: random draws of the k atoms")
+    ap.add_argument("--rescore", metavar="DIR", help="score the samples an earlier run saved in DIR again, without profiling")
     args = ap.parse_args(argv)
     if smoke():
-        args.train, args.test, args.threads, args.loads, args.repeats, args.warmup = (
-            ["squeezenet1_0"], ["resnet18"], [1], [0.0], 2, 1)
-    ts.set_threads(1)  # OpenMP and OpenBLAS
-    print(f"train: {' '.join(args.train)}\ntest:  {' '.join(args.test)}\n"
-          f"threads {args.threads}, background load {args.loads} cores (one busy-loop process per core, "
-          f"5 ms duty cycle), {args.repeats} timed rounds after {args.warmup} warm-up per profile, batch 1")
+        args.models, args.contexts, args.repeats, args.warmup, args.draws, args.max_wait = (
+            ["squeezenet1_0", "lstm", "transformer"], ["1:0", "1:0.5"], 2, 1, 2, 1.0)
+    ctxs = [(int(c.split(":")[0]), float(c.split(":")[1])) for c in args.contexts]
+    ts.set_threads(1)
+    print(f"models: {' '.join(args.models)}\ncontexts (threads, background load): {ctxs}; "
+          f"{args.repeats} timed rounds after {args.warmup} warm-up per profile, batch 1, settle {args.settle:g}")
     t0 = time.perf_counter()
-    if args.rescore:  # the samples and machine states of an earlier run: score again, no profiling
+    if args.rescore:
         d = Path(args.rescore)
-        train, test, again = (tp.read_samples(d / f"predictor_samples_{n}.csv") for n in ("train", "test", "again"))
-        with open(d / "predictor_whole.csv") as f:
-            profs = [Prof(r["set"], r["label"], int(r["threads"]), float(r["load"]), float(r["model_ms"]),
-                          r["settled"] == "True", int(r["rounds_discarded"]), float(r.get("waited_s") or 0))
-                     for r in csv.DictReader(f)]
+        passes = [tp.read_samples(d / f"predictor_samples_pass{k}.csv") for k in (1, 2)]
+        with open(d / "predictor_profiles.csv") as f:
+            profs = list(csv.DictReader(f))
     else:
-        tabs = {"train": [], "test": [], "again": []}
-        kw = dict(threads=args.threads, background_loads=args.loads, repeats=args.repeats, warmup=args.warmup, progress=True,
-                  settle=args.settle, max_wait_s=args.max_wait)
-        train = tp.collect(args.train, tables=tabs["train"], csv=args.csv, **kw)
-        test = tp.collect(args.test, tables=tabs["test"], **kw)
-        again = tp.collect(args.test, tables=tabs["again"], **kw)
-        profs = [Prof(name, lbl, t.threads, t.background_load, t.model_ms, t.settled, t.rounds_discarded, t.waited_ms / 1e3)
-                 for name, ts_ in tabs.items() for lbl, t in ts_]
-        if not smoke():  # the raw samples and machine states, to score again offline (--rescore)
-            RESULTS.mkdir(exist_ok=True)
-            for name, ss in (("train", train), ("test", test), ("again", again)):
-                tp.write_samples(RESULTS / f"predictor_samples_{name}.csv", ss)
-            write_csv("predictor_whole", [{"set": name, "label": lbl, "threads": t.threads, "background_load": t.background_load,
-                                           "model_ms": t.model_ms, "sum_atom_ms": t.sum_atom_ms,
-                                           "canary_ms": t.canary_ms, "canary_reference_ms": t.canary_reference_ms,
-                                           "rounds_discarded": t.rounds_discarded, "settled": t.settled,
-                                           "waited_s": round(t.waited_ms / 1e3, 2)}
-                                          for name, ts_ in tabs.items() for lbl, t in ts_])
+        tabs, passes = [], [[], []]
+        for t, x in ctxs:  # one context at a time: both passes of all models in its time window
+            got = tp.collect_interleaved(args.models, threads=[t], background_loads=[x], passes=2,
+                                         repeats=args.repeats, warmup=args.warmup, progress=True, tables=tabs,
+                                         settle=args.settle, max_wait_s=args.max_wait)
+            for k in range(2):
+                passes[k] += got[k]
+        profs = [{"order": i, "pass": k + 1, "label": lbl, "threads": t.threads, "background_load": t.background_load,
+                  "model_ms": t.model_ms, "sum_atom_ms": t.sum_atom_ms, "canary_ms": t.canary_ms,
+                  "canary_reference_ms": t.canary_reference_ms, "rounds_discarded": t.rounds_discarded,
+                  "settled": t.settled, "waited_s": round(t.waited_ms / 1e3, 2)} for i, (k, lbl, t) in enumerate(tabs)]
+        write_csv("predictor_profiles", profs)
+        if not smoke():
+            for k, ss in enumerate(passes, 1):
+                tp.write_samples(RESULTS / f"predictor_samples_pass{k}.csv", ss)
     t_collect = time.perf_counter() - t0
-    disc = sum(p.rounds_discarded for p in profs)
-    print(f"machine state: {disc} rounds re-run outside the reference state over {len(profs)} profiles, "
-          f"{sum(p.waited_s for p in profs):.0f} s waited for it; "
-          f"{sum(not p.settled for p in profs)} profiles did not reach it (settle {args.settle:g})")
-    tables = {name: [(p.label, p) for p in profs if p.set == name] for name in ("train", "test", "again")}
-    settled = {name: {(p.label, p.threads, p.load) for p in profs if p.set == name and p.settled}
-               for name in ("train", "test", "again")}
-
-    def only_settled(samples, *names):
-        return [s for s in samples if all((s.label, s.ctx.threads, s.ctx.background_load) in settled[n] for n in names)]
-
-    rows = []
-    results = {}
-    key = lambda s: (s.label, s.f.atom, s.ctx.threads, s.ctx.background_load)  # noqa: E731
+    # only the requested contexts (a --rescore directory may hold more)
+    passes = [[s for s in ss if ctx_of(s) in ctxs] for ss in passes]
+    profs = [p for p in profs if (int(p["threads"]), float(p["background_load"])) in ctxs]
+    whole = {(p["label"], int(p["threads"]), float(p["background_load"])): float(p["model_ms"])
+             for p in profs if int(p["pass"]) == 1}
+    first, again = passes
     ref = {key(s): s.ms for s in again}
-    t0 = time.perf_counter()
-    predictors = {kind: tp.train(train, kind=kind) for kind in ("analytic", "xgboost")}
-    t_train = time.perf_counter() - t0
-    results["remeasure"] = score([ref[key(s)] for s in test], test, tables["test"])
-    for name, p in predictors.items():
-        results[name] = score(list(p.predict(test).ms), test, tables["test"])
-    results["xgboost (train set)"] = score(list(predictors["xgboost"].predict(train).ms), train, tables["train"])
-    # the same on profiles taken in the reference machine state only (train, test and remeasure settled)
-    s_train, s_test = only_settled(train, "train"), only_settled(test, "test")
-    s_both = only_settled(test, "test", "again")
-    if s_both:
-        results["remeasure (settled)"] = score([ref[key(s)] for s in s_both], s_both, tables["test"])
-    if s_train and s_test:
-        for kind in ("analytic", "xgboost"):
-            p = tp.train(s_train, kind=kind)
-            results[f"{kind} (settled)"] = score(list(p.predict(s_test).ms), s_test, tables["test"])
-    for name, per_ctx in results.items():
-        for (t, load), r in per_ctx.items():
-            rows.append({"predictor": name, "threads": t, "load": load, **r})
-    cols = ["predictor", "threads", "load", "atoms", "atoms<=10%", "atom MAPE", "models<=10%", "model MAPE",
-            "whole<=10%"]
-    print()
-    print(table(rows, cols))
-    fb = sum(predictors["xgboost"].predict(test).fallback)
-    print(f"xgboost analytic fallbacks on the test set (op kinds never trained on): {fb} of {len(test)} atoms")
+    first = [s for s in first if key(s) in ref]
 
-    # learning curve: profiling runs (one model in one context) vs accuracy on the test set
-    curve = []
-    ctxs = len(args.threads) * len(args.loads)
-    for k in sorted({1, 2, 4, len(args.train)}):
-        if k > len(args.train):
+    # ---- how much the machine moved -----------------------------------------------------------
+    print(f"\nprofiling {t_collect:.0f} s; {len(profs)} profiles")
+    moved = []
+    for c in ctxs:
+        ps = [p for p in profs if (int(p["threads"]), float(p["background_load"])) == c]
+        can = [float(p["canary_ms"]) for p in ps if float(p["canary_ms"]) > 0]
+        moved.append({"threads": c[0], "load": c[1], "profiles": len(ps),
+                      "canary min": f"{min(can):.3f}" if can else "-",
+                      "canary median": f"{statistics.median(can):.3f}" if can else "-",
+                      "canary max": f"{max(can):.3f}" if can else "-",
+                      "max/min": f"{max(can) / min(can):.2f}" if can else "-",
+                      "rounds re-run": sum(int(p["rounds_discarded"]) for p in ps),
+                      "unsettled": sum(str(p["settled"]) != "True" for p in ps),
+                      "waited s": round(sum(float(p["waited_s"]) for p in ps))})
+    print("how much the machine moved (canary ms per profile, 1 thread, beside the context's load):")
+    print(table(moved, list(moved[0])))
+
+    # ---- leave-one-family-out -------------------------------------------------------------------
+    t1 = time.perf_counter()
+    preds = {"remeasure": [ref[key(s)] for s in first]}
+    for kind in KINDS:
+        preds[kind] = list(tp.leave_one_family_out(first, kind=kind).ms)
+    t_lofo = time.perf_counter() - t1
+    groups = by_ctx(first)
+    results, rows = {}, []
+    for name, pr in preds.items():
+        for c, idx in groups.items():
+            r = score([pr[i] for i in idx], [first[i] for i in idx], whole)
+            results[(name, c)] = r
+    for (name, c), r in results.items():
+        ceil = results[("remeasure", c)]
+        rows.append({"predictor": name, "threads": c[0], "load": c[1], "atoms": r["atoms"],
+                     "atoms<=10%": pct(r["atom_share"]),
+                     "x ceiling": "" if name == "remeasure" else f"{r['atom_share'] / max(ceil['atom_share'], 1e-9):.2f}",
+                     "atom MAPE": f"{r['atom_mape']:.1f}%", "rho": f"{r['rho']:.3f}",
+                     "models<=10%": f"{round(r['model_share'] * r['models'])}/{r['models']}",
+                     "x ceiling ": "" if name == "remeasure" else f"{r['model_share'] / max(ceil['model_share'], 1e-9):.2f}",
+                     "model MAPE": f"{r['model_mape']:.1f}%", "whole<=10%": pct(r["whole_share"])})
+    print(f"\nunseen model families (leave-one-family-out over {len(set(tp.family_of(s.label) for s in first))} "
+          f"families; targets: atoms >= {TARGETS['atoms']} x ceiling, models >= {TARGETS['models']} x ceiling):")
+    print(table(rows, list(rows[0])))
+    write_csv("predictor", rows)
+    fam_rows = []
+    c0 = ctxs[0]
+    for fam in sorted({tp.family_of(s.label) for s in first}):
+        idx = [i for i in groups[c0] if tp.family_of(first[i].label) == fam]
+        if not idx:
             continue
-        names = set(args.train[:k])
-        sub = [s for s in train if s.label in names]
-        p = tp.train(sub, kind="xgboost")
-        acc = tp.evaluate(p, test)
-        curve.append({"train models": k, "profiling runs": k * ctxs, "samples": len(sub),
-                      "atoms<=10%": f"{100 * acc.atoms_within:.1f}%", "atom MAPE": f"{acc.mape:.1f}%",
-                      "models<=10%": f"{100 * acc.models_within:.1f}%", "model MAPE": f"{acc.model_mape:.1f}%"})
-    print("\nlearning curve (XGBoost, scored on all test contexts):")
-    print(table(curve, list(curve[0])))
-    print(f"\nprofiling {t_collect:.0f} s, training {t_train:.1f} s")
-    print("wrote", write_csv("predictor", rows), write_csv("predictor_curve", curve))  # smoke: *.smoke.csv
+        ss = [first[i] for i in idx]
+        row = {"family": fam, "models": len({s.label for s in ss})}
+        for name in ("remeasure", "analytic", "xgboost"):
+            acc = tp.evaluate([preds[name][i] for i in idx], ss, MIN_MS, TOL)
+            row[f"{name} atoms<=10%"] = f"{pct(acc.atoms_within)} of {acc.atoms}"
+            row[f"{name} model MAPE"] = f"{acc.model_mape:.1f}%"
+        fam_rows.append(row)
+    print(f"\nper held-out family at threads={c0[0]} load={c0[1]}:")
+    print(table(fam_rows, list(fam_rows[0])))
+    write_csv("predictor_families", fam_rows)
+
+    # ---- plan regret ------------------------------------------------------------------------------
+    opened = {}
+    for lbl in sorted({s.label for s in first}):
+        path, xs = zoo.torchscript(lbl)
+        opened[lbl] = ts.load(str(path), xs)
+    grid = dict(device_factors=(2, 5, 10, 20, 50, 100), bandwidths_mbps=(0.5, 1, 2, 5, 10, 20, 50, 100),
+                rtts_ms=(5, 20, 50))
+    if smoke():
+        grid = dict(device_factors=(2, 20), bandwidths_mbps=(1, 10), rtts_ms=(5,))
+    reg_rows, reg_cases = [], []
+    for c, idx in groups.items():
+        per_model = collections.defaultdict(list)
+        for i in idx:
+            per_model[first[i].label].append(i)
+        for name in ("remeasure", "analytic", "xgboost"):
+            cases = []
+            for lbl, ii in per_model.items():
+                m = opened[lbl]
+                meas, pr = [0.0] * m.num_atoms, [0.0] * m.num_atoms
+                for i in ii:
+                    meas[first[i].f.atom], pr[first[i].f.atom] = first[i].ms, preds[name][i]
+                for rc in tp.plan_regret(m, pr, meas, **grid):
+                    cases.append(rc)
+                    reg_cases.append({"predictor": name, "threads": c[0], "load": c[1], "model": lbl, **rc._asdict()})
+            sp = [rc for rc in cases if rc.split]
+            reg_rows.append({"predictor": name, "threads": c[0], "load": c[1], "cases": len(cases),
+                             "mean regret": pct(statistics.fmean(rc.regret for rc in cases)),
+                             "worst": pct(max(rc.regret for rc in cases)),
+                             "split cases": len(sp),
+                             "split mean": pct(statistics.fmean(rc.regret for rc in sp)) if sp else "-",
+                             "split worst": pct(max(rc.regret for rc in sp)) if sp else "-",
+                             "cases > 1%": sum(rc.regret > 0.01 for rc in cases)})
+    print(f"\nplan regret (plan from predicted costs, priced with measured; device factors {grid['device_factors']}, "
+          f"bandwidths {grid['bandwidths_mbps']} Mbit/s, rtt {grid['rtts_ms']} ms; targets: mean <= 1%, worst <= 5%, "
+          f">= 50 split cases):")
+    print(table(reg_rows, list(reg_rows[0])))
+    write_csv("predictor_regret", reg_rows)
+    split_models = collections.Counter(r["model"] for r in reg_cases
+                                       if r["split"] and r["predictor"] == "xgboost" and (r["threads"], r["load"]) == c0)
+    print("split-optimal cases per model (xgboost rows, first context):", dict(split_models))
+
+    # ---- few-shot transfer ------------------------------------------------------------------------------
+    src = [s for s in first if ctx_of(s) == c0]
+    base = tp.train(src, kind="xgboost")
+    fs_rows = []
+    for tgt in ctxs[1:]:
+        pool = [s for s in first if ctx_of(s) == tgt]
+        big = [s for s in pool if s.ms >= MIN_MS]
+        for k in (10, 20, 30):
+            if k >= len(big):
+                continue
+            res = collections.defaultdict(list)
+            for draw in range(args.draws):
+                rng = random.Random(1000 * k + draw)
+                shots = rng.sample(big, k)
+                chosen = {key(s) for s in shots}
+                rest = [s for s in pool if key(s) not in chosen]
+                res["remeasure"].append(tp.evaluate([ref[key(s)] for s in rest], rest, MIN_MS, TOL).atoms_within)
+                res["no adaptation"].append(tp.evaluate(base, rest, MIN_MS, TOL).atoms_within)
+                for how in ("trees", "scale"):
+                    q = tp.adapt(base, shots, kind=how)
+                    res[how].append(tp.evaluate(q, rest, MIN_MS, TOL).atoms_within)
+                res["xgboost on the k atoms only"].append(tp.evaluate(tp.train(shots, kind="xgboost"), rest,
+                                                                      MIN_MS, TOL).atoms_within)
+            ceil = statistics.median(res["remeasure"])
+            for how, v in res.items():
+                fs_rows.append({"target": f"threads={tgt[0]} load={tgt[1]}", "k atoms": k, "method": how,
+                                "atoms<=10% (median of draws)": pct(statistics.median(v)),
+                                "min-max": f"{pct(min(v))}-{pct(max(v))}",
+                                "x ceiling": "" if how == "remeasure" else f"{statistics.median(v) / max(ceil, 1e-9):.2f}"})
+    print(f"\nfew-shot learning curve (XGBoost trained on threads={c0[0]} load={c0[1]} only, all models; "
+          f"k atoms >= {MIN_MS} ms measured on the target, {args.draws} random draws; scored on the target's other atoms; "
+          f"target after 20 atoms: >= {TARGETS['fewshot']} x ceiling):")
+    if fs_rows:
+        print(table(fs_rows, list(fs_rows[0])))
+        write_csv("predictor_fewshot", fs_rows)
+    else:
+        print("(no target context: give two contexts or more)")
+    print(f"\nprofiling {t_collect:.0f} s, leave-one-family-out training {t_lofo:.1f} s")
+    print("wrote", ", ".join(str(RESULTS / (f"predictor{n}.smoke.csv" if smoke() else f"predictor{n}.csv"))
+                             for n in ("", "_families", "_regret", "_fewshot", "_profiles")))
 
 
 if __name__ == "__main__":
