@@ -516,9 +516,10 @@ def adapt(predictor: _core.Predictor, samples: Iterable[_core.Sample] | PathLike
     kind "trees": the copy keeps learning on the samples (an XGBoost predictor adds trees to the
         ones it has; any C++ predictor's ``update``); the predictor must be savable (C++).
     kind "scale": a :class:`ScaledPredictor` over the predictor, with one factor per op class:
-        the geometric mean of measured / predicted over that class's samples, shrunk towards the
-        factor of all samples (their median ratio) with the weight of ``prior`` samples, so a
-        class seen once moves only part of the way; classes not in the samples get that factor.
+        the median of measured / predicted over that class's samples (a median: one atom the
+        predictor got badly wrong must not move a class), shrunk in log space towards the median
+        ratio of all samples with the weight of ``prior`` samples, so a class seen once moves only
+        part of the way; classes not in the samples get the median ratio of all samples.
     """
     import tempfile
 
@@ -543,7 +544,7 @@ def adapt(predictor: _core.Predictor, samples: Iterable[_core.Sample] | PathLike
         by: dict = {}
         for c, r in logs:
             by.setdefault(c, []).append(r)
-        scales = {c: math.exp((sum(rs) + prior * g) / (len(rs) + prior)) for c, rs in by.items()}
+        scales = {c: math.exp((len(rs) * float(np.median(rs)) + prior * g) / (len(rs) + prior)) for c, rs in by.items()}
         return ScaledPredictor(predictor, scales, math.exp(g))
     raise _core.InvalidArgumentError(f"adapt kind = '{kind}': 'trees' or 'scale'")
 
