@@ -560,7 +560,12 @@ def _plot_curves(curves):
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("device energy (mJ)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    handles = {}
+    for ax in axes:
+        for h, lbl in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lbl, h)
+    if handles:  # the models with a curve (more than one Pareto plan) on some link
+        fig.legend(list(handles.values()), list(handles), fontsize=7, loc="upper right")
     fig.suptitle("CutEdge-style trade-off: Pareto plans (cut, frequency, transmit power)")
     fig.tight_layout()
     out = RESULTS / ("bench_seeds_tradeoff.smoke.png" if smoke() else "bench_seeds_tradeoff.png")
