@@ -18,6 +18,9 @@ One run, on this machine:
      models<=10%  models whose predicted sum of atoms is within +-10% of the measured sum
      whole<=10%   the same against the whole model measured as one block
 
+   Also: "xgboost per class" (one model per op class instead of one model with class features),
+   and rows "(settled)" on the models whose two profiles both reached the reference state.
+
 3. **Plan regret** (``tp.plan_regret``): plans made from predicted costs (server = predicted ms,
    device = factor x), priced with measured costs, against plans made from measured costs, over
    device factors x bandwidths x rtt, per model; mean / worst regret and the count of cases whose
