@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Iterable, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -136,6 +135,47 @@ def _open(spec):
     raise _core.InvalidArgumentError(f"a model is a zoo name or (label, tessera.Model, inputs), got {spec!r}")
 
 
+def _settled_profile(m: Model, xs: Inputs, threads: int, level: float, repeats: int, warmup: int, label: str,
+                     settle: float, max_wait_s: float, reference: dict) -> CostTable:
+    """One profile of a campaign, in the machine's reference state when settle > 0: the reference is
+    the fastest canary seen so far beside this background load (``reference``: load -> ms, updated;
+    the canary runs at 1 thread, beside the caller's BackgroundLoad)."""
+    from .profiling import canary_ms, profile
+
+    ref = 0.0
+    if settle > 0:
+        ref = min([reference.get(level, math.inf)] + [canary_ms() for _ in range(3)])
+        reference[level] = ref
+    return profile(m, xs, threads=threads, repeats=repeats, warmup=warmup, background_load=level, progress=False,
+                   label=label, settle=settle, reference_ms=ref, max_wait_s=max_wait_s)
+
+
+def _checked_campaign(who: str, models: list, threads: Iterable[int], loads: Iterable[float], repeats: int,
+                      settle: float) -> tuple[list[int], list[float]]:
+    """(threads, loads) as lists, after checking every input of a profiling campaign before the
+    first (minutes-long) profile rather than when its turn comes."""
+    threads, loads = [int(t) for t in threads], [float(x) for x in loads]
+    if not models:
+        raise _core.InvalidArgumentError(f"{who}() needs at least one model (the model list is empty)")
+    if not threads or not loads:
+        raise _core.InvalidArgumentError(f"{who}() needs at least one thread count and one background load level")
+    if repeats < 1:
+        raise _core.InvalidArgumentError(f"repeats = {repeats}: at least one timed round is needed")
+    ncpu = os.cpu_count() or 1
+    for t in threads:
+        if t < 1 or t > ncpu:
+            raise _core.InvalidArgumentError(f"threads = {t}: this machine has {ncpu} cores")
+    if not (settle >= 0 and math.isfinite(settle)):
+        raise _core.InvalidArgumentError(f"settle = {settle}: a tolerance >= 0 (0 = off)")
+    from . import zoo
+    for spec in models:
+        if isinstance(spec, str) and spec not in zoo.NAMES:
+            raise _core.InvalidArgumentError(f"unknown zoo model '{spec}'; known: {', '.join(zoo.NAMES)}")
+    for level in loads:
+        BackgroundLoad(level)  # raises for a bad level
+    return threads, loads
+
+
 def collect(models: Sequence[ModelSpec], threads: Iterable[int] = (1,), background_loads: Iterable[float] = (0.0,),
             repeats: int = 20, warmup: int = 3, csv: PathLike | None = None, progress: Optional[bool] = None,
             tables: Optional[list] = None, settle: float = 0.2, max_wait_s: float = 10.0,
@@ -151,30 +191,11 @@ def collect(models: Sequence[ModelSpec], threads: Iterable[int] = (1,), backgrou
         beside the same background load; 0 = off. max_wait_s: per profile, the longest wait for
         that state after a round outside it (then rounds are re-run, at most 4 x repeats).
     """
-    from .profiling import canary_ms, profile, progress_bar
+    from .profiling import progress_bar
 
     models = list(models)
     loads = renamed_kwarg("collect", "loads", "background_loads", loads, background_loads, (0.0,))
-    threads, loads = [int(t) for t in threads], [float(x) for x in loads]
-    if not models:
-        raise _core.InvalidArgumentError("collect() needs at least one model (the model list is empty)")
-    if not threads or not loads:
-        raise _core.InvalidArgumentError("collect() needs at least one thread count and one background load level")
-    if repeats < 1:
-        raise _core.InvalidArgumentError(f"repeats = {repeats}: at least one timed round is needed")
-    ncpu = os.cpu_count() or 1
-    for t in threads:
-        if t < 1 or t > ncpu:
-            raise _core.InvalidArgumentError(f"threads = {t}: this machine has {ncpu} cores")
-    if not (settle >= 0 and math.isfinite(settle)):
-        raise _core.InvalidArgumentError(f"settle = {settle}: a tolerance >= 0 (0 = off)")
-    # every input checked before the first (minutes-long) profile, not when its turn comes
-    from . import zoo
-    for spec in models:
-        if isinstance(spec, str) and spec not in zoo.NAMES:
-            raise _core.InvalidArgumentError(f"unknown zoo model '{spec}'; known: {', '.join(zoo.NAMES)}")
-    for level in loads:
-        BackgroundLoad(level)  # raises for a bad level
+    threads, loads = _checked_campaign("collect", models, threads, loads, repeats, settle)
     if csv is not None:  # where the samples go, checked now rather than after the profiling
         parent = os.path.dirname(os.path.abspath(os.fspath(csv)))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
@@ -191,13 +212,8 @@ def collect(models: Sequence[ModelSpec], threads: Iterable[int] = (1,), backgrou
                     if bar is not None:
                         bar.set_postfix_str(f"{label} threads={t} load={level}")
                     with BackgroundLoad(level):
-                        ref = 0.0
-                        if settle > 0:  # the canary runs at 1 thread, beside this context's load
-                            ref = min([reference.get(level, math.inf)] + [canary_ms() for _ in range(3)])
-                            reference[level] = ref
-                        table = profile(m, xs, threads=t, repeats=repeats, warmup=warmup, background_load=level,
-                                        progress=False, label=label, settle=settle, reference_ms=ref,
-                                        max_wait_s=max_wait_s)
+                        table = _settled_profile(m, xs, t, level, repeats, warmup, label, settle, max_wait_s,
+                                                 reference)
                     if tables is not None:
                         tables.append((label, table))
                     out.extend(samples_of(m, table, label=label))
@@ -408,30 +424,12 @@ def collect_interleaved(models: Sequence[ModelSpec], threads: Iterable[int] = (1
     reference is one per background load level, shared by the whole run. Other arguments as in
     :func:`collect`.
     """
-    from .profiling import canary_ms, profile, progress_bar
+    from .profiling import progress_bar
 
     models = list(models)
-    threads, loads = [int(t) for t in threads], [float(x) for x in background_loads]
-    if not models:
-        raise _core.InvalidArgumentError("collect_interleaved() needs at least one model (the model list is empty)")
-    if not threads or not loads:
-        raise _core.InvalidArgumentError("collect_interleaved() needs at least one thread count and one background load")
-    if int(passes) < 1:
+    if passes < 1:
         raise _core.InvalidArgumentError(f"passes = {passes}: at least one measurement per model")
-    if repeats < 1:
-        raise _core.InvalidArgumentError(f"repeats = {repeats}: at least one timed round is needed")
-    if not (settle >= 0 and math.isfinite(settle)):
-        raise _core.InvalidArgumentError(f"settle = {settle}: a tolerance >= 0 (0 = off)")
-    ncpu = os.cpu_count() or 1
-    for t in threads:
-        if t < 1 or t > ncpu:
-            raise _core.InvalidArgumentError(f"threads = {t}: this machine has {ncpu} cores")
-    from . import zoo
-    for spec in models:
-        if isinstance(spec, str) and spec not in zoo.NAMES:
-            raise _core.InvalidArgumentError(f"unknown zoo model '{spec}'; known: {', '.join(zoo.NAMES)}")
-    for level in loads:
-        BackgroundLoad(level)  # raises for a bad level
+    threads, loads = _checked_campaign("collect_interleaved", models, threads, background_loads, repeats, settle)
     opened = [_open(spec) for spec in models]
     out: list[list[_core.Sample]] = [[] for _ in range(int(passes))]
     bar = progress_bar(len(opened) * len(threads) * len(loads) * int(passes), "collect", progress)
@@ -444,13 +442,8 @@ def collect_interleaved(models: Sequence[ModelSpec], threads: Iterable[int] = (1
                         for label, m, xs in opened:
                             if bar is not None:
                                 bar.set_postfix_str(f"pass {k + 1} {label} threads={t} load={level}")
-                            ref = 0.0
-                            if settle > 0:
-                                ref = min([reference.get(level, math.inf)] + [canary_ms() for _ in range(3)])
-                                reference[level] = ref
-                            table = profile(m, xs, threads=t, repeats=repeats, warmup=warmup, background_load=level,
-                                            progress=False, label=label, settle=settle, reference_ms=ref,
-                                            max_wait_s=max_wait_s)
+                            table = _settled_profile(m, xs, t, level, repeats, warmup, label, settle, max_wait_s,
+                                                     reference)
                             if tables is not None:
                                 tables.append((k, label, table))
                             out[k].extend(samples_of(m, table, label=label))
