@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tessera as ts  # noqa: E402
 from tessera import zoo  # noqa: E402
 
-from common import RESULTS, smoke, table, write_csv  # noqa: E402
+from common import RESULTS, smoke, table, timed, write_csv  # noqa: E402
 
 LINKS = {"3G": 1.1, "4G": 5.85, "WiFi": 18.88}  # DADS's link classes, Mbit/s
 MODELS = ["alexnet", "vgg16", "resnet50", "googlenet", "mobilenet_v2", "densenet121", "squeezenet1_0"]
@@ -328,13 +328,9 @@ def dads_measured(models, ratios, rtt, requests):
 
 
 def _time_us(fn, repeats):
+    """Median µs of ``repeats`` calls after one warm-up call."""
     fn()
-    ts_ = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts_.append((time.perf_counter() - t0) * 1e6)
-    return statistics.median(ts_)
+    return statistics.median(timed(fn) for _ in range(repeats)) * 1e3
 
 
 def cas(models, ratio, rtt, repeats):

@@ -566,7 +566,7 @@ def plan_regret(model: Model, predicted_ms: Sequence[float], measured_ms: Sequen
     the predicted costs, its placement priced with the measured costs (:func:`tessera.evaluate`),
     against the plan made from the measured costs (:func:`tessera.plan`).
     """
-    from .planning import evaluate as evaluate_plan, plan
+    from .planning import Planner, evaluate as evaluate_plan
 
     pred, meas = [float(v) for v in predicted_ms], [float(v) for v in measured_ms]
     n = model.num_atoms
@@ -577,10 +577,11 @@ def plan_regret(model: Model, predicted_ms: Sequence[float], measured_ms: Sequen
     for f in device_factors:
         cp = {"device": [f * v for v in pred], "server": pred}
         cm = {"device": [f * v for v in meas], "server": meas}
+        from_pred, from_meas = Planner(model, cp, algorithm), Planner(model, cm, algorithm)  # graphs built once
         for bw in bandwidths_mbps:
             for rtt in rtts_ms:
-                chosen = plan(model, cp, bw, rtt, algorithm=algorithm)
-                best = plan(model, cm, bw, rtt, algorithm=algorithm)
+                chosen = from_pred.plan(bw, rtt)
+                best = from_meas.plan(bw, rtt)
                 got = evaluate_plan(model, cm, chosen.placement, bw, rtt).latency_ms
                 on_server = sum(best.placement)
                 out.append(RegretCase(float(f), float(bw), float(rtt), best.latency_ms, got,
