@@ -89,6 +89,11 @@ def where(best):
     return f"{best[1]} @ {best[2]}, {best[3]:g}x{plan}"
 
 
+def larger(cur, val, *cell):
+    """The running maximum (val, *cell): ``cur`` unless ``val`` beats it."""
+    return (val, *cell) if cur is None or val > cur[0] else cur
+
+
 def kind(placement):
     """What a plan does: 'device-only', 'server-only' or 'split: k of n atoms on the device'."""
     k = placement.count(0)
@@ -109,9 +114,8 @@ def adamec(models, ratios, rtt):
             for link, bw in LINKS.items():
                 dev, _, best = ends_and_best(m, c, bw, rtt)
                 cells += 1
-                red = 1 - best.latency_ms / dev.latency_ms
-                if best_red is None or red > best_red[0]:
-                    best_red = (red, name, link, ratio, kind(best.placement))
+                best_red = larger(best_red, 1 - best.latency_ms / dev.latency_ms, name, link, ratio,
+                                  kind(best.placement))
                 if is_split(best.placement):
                     split_cells += 1
                     mem = best.device_memory_bytes + best.device_activation_bytes
@@ -219,40 +223,23 @@ def adamec_measured(models, ratios, rtt, requests=3):
 def dads(models, ratios, rtt):
     """DADS: latency speed-up over edge-only and cloud-only (6.45x / 8.08x, light load);
     throughput under heavy load (8.31x / 14.01x)."""
-    lat_dev = lat_srv = thr_dev = thr_srv = None
+    lat_dev = lat_srv = thr_dev = thr_srv = chain = None
     for name, (m, _, server_ms) in models.items():
         for ratio in ratios:
             c = costs(server_ms, ratio)
             for link, bw in LINKS.items():
                 dev, srv, best = ends_and_best(m, c, bw, rtt)
                 cell = (name, link, ratio, kind(best.placement))
-                for key, val in (("ld", dev.latency_ms / best.latency_ms), ("ls", srv.latency_ms / best.latency_ms)):
-                    cur = lat_dev if key == "ld" else lat_srv
-                    if cur is None or val > cur[0]:
-                        if key == "ld":
-                            lat_dev = (val, *cell)
-                        else:
-                            lat_srv = (val, *cell)
-                dev_t, srv_t, thr = ends_and_best(m, c, bw, rtt, algorithm="throughput", objective="throughput")
-                for key, val in (("td", thr.throughput_fps / dev_t.throughput_fps),
-                                 ("ts", thr.throughput_fps / srv_t.throughput_fps)):
-                    cur = thr_dev if key == "td" else thr_srv
-                    if cur is None or val > cur[0]:
-                        if key == "td":
-                            thr_dev = (val, *cell[:3], kind(thr.placement))
-                        else:
-                            thr_srv = (val, *cell[:3], kind(thr.placement))
-    setting = "DADS: edge-cloud, 3G/4G/WiFi; here device-server at the same link classes"
-    chain = None  # DADS's own comparison: Neurosurgeon's best single cut of a chain of layers
-    for name, (m, _, server_ms) in models.items():
-        for ratio in ratios:
-            c = costs(server_ms, ratio)
-            for link, bw in LINKS.items():
+                lat_dev = larger(lat_dev, dev.latency_ms / best.latency_ms, *cell)
+                lat_srv = larger(lat_srv, srv.latency_ms / best.latency_ms, *cell)
+                # DADS's own comparison: Neurosurgeon's best single cut of a chain of layers
                 ns = ts.plan(m, c, bandwidth_mbps=bw, rtt_ms=rtt, algorithm="chain")
-                best = ts.plan(m, c, bandwidth_mbps=bw, rtt_ms=rtt)
-                val = ns.latency_ms / best.latency_ms
-                if chain is None or val > chain[0]:
-                    chain = (val, name, link, ratio, kind(best.placement))
+                chain = larger(chain, ns.latency_ms / best.latency_ms, *cell)
+                dev_t, srv_t, thr = ends_and_best(m, c, bw, rtt, algorithm="throughput", objective="throughput")
+                tcell = (name, link, ratio, kind(thr.placement))
+                thr_dev = larger(thr_dev, thr.throughput_fps / dev_t.throughput_fps, *tcell)
+                thr_srv = larger(thr_srv, thr.throughput_fps / srv_t.throughput_fps, *tcell)
+    setting = "DADS: edge-cloud, 3G/4G/WiFi; here device-server at the same link classes"
     return [
         {"metric": "latency vs Neurosurgeon's chain cut (max)", "paper": "DAG-aware cuts beat it",
          "tessera": fmt_x(chain[0]), "where": where(chain), "baseline": "Neurosurgeon (best cut of the layer chain)",
@@ -375,14 +362,11 @@ def cic(models, ratio, rtt, repeats):
             look = _time_us(lambda: table_.lookup_index(bw), repeats * 10)
             dec.append((solve / look, name))
             dev, srv, best = ends_and_best(m, c, bw, rtt)
-            end = min(dev.latency_ms, srv.latency_ms)
-            val = end / best.latency_ms
-            if lat is None or val > lat[0]:
-                lat = (val, name, link, ratio, kind(best.placement))
+            lat = larger(lat, min(dev.latency_ms, srv.latency_ms) / best.latency_ms, name, link, ratio,
+                         kind(best.placement))
             dt, st, tp = ends_and_best(m, c, bw, rtt, algorithm="throughput", objective="throughput")
-            val = tp.throughput_fps / max(dt.throughput_fps, st.throughput_fps)
-            if thr is None or val > thr[0]:
-                thr = (val, name, link, ratio, kind(tp.placement))
+            thr = larger(thr, tp.throughput_fps / max(dt.throughput_fps, st.throughput_fps), name, link, ratio,
+                         kind(tp.placement))
     hi = max(dec)
     return [
         {"metric": "decision time: precomputed table lookup vs solving min-cut (max)", "paper": "up to 100x",
