@@ -58,6 +58,7 @@ void bind_atoms(py::module_& m) {
       .def_readonly("param_bytes", &Atom::param_bytes)
       .def_readonly("file", &Atom::file)
       .def_readonly("sha256", &Atom::sha256)
+      .def_readonly("params", &Atom::params)
       .def("__repr__", [](const Atom& a) {
         return fmt::format("Atom({} [{}] out {} B, params {} B)", a.id, fmt::join(a.op_kinds, ","), a.output_bytes,
                            a.param_bytes);
@@ -70,7 +71,15 @@ void bind_atoms(py::module_& m) {
       .def("graph_str", &Block::graph_str);
   py::class_<LoadOptions>(m, "LoadOptions")
       .def(py::init<>())
-      .def_readwrite("optimize_numerics", &LoadOptions::optimize_numerics);
+      .def_readwrite("optimize_numerics", &LoadOptions::optimize_numerics)
+      .def_readwrite("trainable", &LoadOptions::trainable);
+  py::class_<TrainBlock>(m, "TrainBlock")
+      .def_property_readonly("atoms", &TrainBlock::atoms)
+      .def_property_readonly("inputs", &TrainBlock::inputs)
+      .def_property_readonly("outputs", &TrainBlock::outputs)
+      .def_property_readonly("params", &TrainBlock::params)
+      .def("__call__", &TrainBlock::operator(), py::arg("inputs"), py::arg("params"))
+      .def("graph_str", &TrainBlock::graph_str);
   py::class_<Model>(m, "Model")
       .def_static("load", &Model::load, py::arg("path"), py::arg("example_inputs"), py::arg("options") = LoadOptions{},
                   py::call_guard<py::gil_scoped_release>())
@@ -112,5 +121,8 @@ void bind_atoms(py::module_& m) {
            py::call_guard<py::gil_scoped_release>())
       .def("run_blocks", &Model::run_blocks, py::arg("inputs"), py::arg("blocks"),
            py::call_guard<py::gil_scoped_release>())
-      .def("check_inputs", &Model::check_inputs, py::arg("inputs"));
+      .def("check_inputs", &Model::check_inputs, py::arg("inputs"))
+      .def_property_readonly("trainable", &Model::trainable)
+      .def("parameters", &Model::parameters, py::arg("atoms") = std::vector<int>{})
+      .def("train_block", &Model::train_block, py::arg("atoms"), py::call_guard<py::gil_scoped_release>());
 }

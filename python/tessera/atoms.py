@@ -125,6 +125,22 @@ class Model:
     def loaded_param_bytes(self) -> int:
         return self._core.loaded_param_bytes()
 
+    @property
+    def trainable(self) -> bool:
+        """True when loaded with ``trainable=True``: the atoms keep their parameters as parameters."""
+        return self._core.trainable
+
+    def parameters(self, atoms: Iterable[int] | None = None) -> dict[str, torch.Tensor]:
+        """A trainable model's parameters (of these atoms; all by default) by qualified name, as
+        ``state_dict`` names them: the very tensors the atoms run with (an in-place update changes
+        the model). Empty for a model that is not trainable."""
+        return dict(self._core.parameters([] if atoms is None else [int(a) for a in atoms]))
+
+    def train_block(self, atoms: Iterable[int]) -> _core.TrainBlock:
+        """The training block of a convex set of atoms: ``block(inputs, params)`` runs under autograd
+        with the parameters (named by ``block.params``) after the activations."""
+        return self._core.train_block([int(a) for a in atoms])
+
     def summary(self, max_rows: int = -1) -> str:
         """An op table with shapes and bytes, then one line per atom."""
         lines = [self.graph.summary(max_rows)]
@@ -174,7 +190,7 @@ class Model:
 
 
 def load(source: str | os.PathLike | torch.nn.Module, example_inputs: Inputs,
-         optimize_numerics: bool = False) -> Model:
+         optimize_numerics: bool = False, trainable: bool = False) -> Model:
     """Load and atomize a model.
 
     source: a TorchScript file path, a ``torch.jit.ScriptModule``, or an
@@ -183,10 +199,14 @@ def load(source: str | os.PathLike | torch.nn.Module, example_inputs: Inputs,
         every value are recorded from one run on them.
     optimize_numerics: fold conv + batch norm when freezing (changes results in
         the last bits); off by default so tessera computes what the model computes.
+    trainable: keep each atom's parameters as parameters (split training, ``ts.SplitTrainer``):
+        the store saves them in the atom's file; inference runs as for a frozen model. Batch norm
+        trains with its running statistics and dropout is off (the model's eval semantics).
     """
     xs = list(_as_tuple(example_inputs))
     opts = _core.LoadOptions()
     opts.optimize_numerics = bool(optimize_numerics)
+    opts.trainable = bool(trainable)
     if isinstance(source, (str, os.PathLike)):
         return Model(_core.Model.load(os.fspath(source), xs, opts))
     if isinstance(source, torch.nn.Module) and not isinstance(source, torch.jit.ScriptModule):

@@ -132,10 +132,13 @@ std::string manifest_text(const Manifest& m) {
                      {"atom", n.atom}, {"scope", n.scope}, {"rows", n.rows}});
   j["nodes"] = std::move(nodes);
   json atoms = json::array();
-  for (const auto& a : m.atoms)
-    atoms.push_back({{"id", a.id}, {"name", a.name}, {"nodes", a.nodes}, {"op_kinds", a.op_kinds},
-                     {"inputs", a.inputs}, {"outputs", a.outputs}, {"output_bytes", a.output_bytes},
-                     {"param_bytes", a.param_bytes}, {"file", a.file}, {"sha256", a.sha256}});
+  for (const auto& a : m.atoms) {
+    json ja = {{"id", a.id}, {"name", a.name}, {"nodes", a.nodes}, {"op_kinds", a.op_kinds},
+               {"inputs", a.inputs}, {"outputs", a.outputs}, {"output_bytes", a.output_bytes},
+               {"param_bytes", a.param_bytes}, {"file", a.file}, {"sha256", a.sha256}};
+    if (!a.params.empty()) ja["params"] = a.params;  // trainable stores only
+    atoms.push_back(std::move(ja));
+  }
   j["atoms"] = std::move(atoms);
   return j.dump(1);
 }
@@ -212,6 +215,11 @@ Manifest parse_manifest(const std::string& text, const std::string& mpath,
     a.param_bytes = get<int64_t>(jatoms[i], "param_bytes", w);
     a.file = get<std::string>(jatoms[i], "file", w);
     a.sha256 = get<std::string>(jatoms[i], "sha256", w);
+    if (jatoms[i].contains("params")) {  // trainable stores only
+      a.params = get<std::vector<std::string>>(jatoms[i], "params", w);
+      for (const auto& p : a.params)
+        TESSERA_CHECK(!p.empty() && p.size() <= 4096, InvalidArgument, "{}: params: an empty or overlong name", w);
+    }
     for (int v : a.inputs) TESSERA_CHECK(v >= 0 && v < nv, InvalidArgument, "{}: input value {} out of range", w, v);
     for (int v : a.outputs) TESSERA_CHECK(v >= 0 && v < nv, InvalidArgument, "{}: output value {} out of range", w, v);
     TESSERA_CHECK(a.file.find('/') == std::string::npos && a.file.find("..") == std::string::npos, InvalidArgument,

@@ -72,6 +72,7 @@ void ModelImpl::finish() {
   dag = std::move(ix.dag);
   dag_value_of = std::move(ix.dag_value_of);
   graphs.resize(atoms.size());
+  lifted.resize(atoms.size());
 }
 
 void ModelImpl::check_inputs(const std::vector<at::Tensor>& in) const {
@@ -277,6 +278,16 @@ std::shared_ptr<ModelImpl> from_module(jit::Module mod, const std::vector<at::Te
   auto ex = extract_graph(std::move(mod), ex_in, o, label);
   auto at = atomize(ex);
   auto m = std::make_shared<ModelImpl>();
+  if (o.trainable) {
+    m->trainable = true;
+    lift_params(at, ex, m->params);
+    m->lifted = at.graphs;
+    for (size_t a = 0; a < at.graphs.size(); ++a) {
+      std::vector<at::Tensor> values;
+      for (const auto& p : at.atoms[a].params) values.push_back(m->params.at(p));
+      at.graphs[a] = params_as_constants(*at.graphs[a], values);
+    }
+  }
   m->graph = std::move(ex.meta);
   m->atoms = std::move(at.atoms);
   m->hash = ex.hash;
@@ -397,5 +408,43 @@ Block Schedule::block(size_t i) const { return Block(steps_->at(i).block); }
 const std::vector<int>& Schedule::free_after(size_t i) const { return steps_->at(i).free_after; }
 
 void Model::check_inputs(const std::vector<at::Tensor>& inputs) const { impl_->check_inputs(inputs); }
+
+// ---- training -------------------------------------------------------------------------
+bool Model::trainable() const { return impl_->trainable; }
+
+std::vector<std::pair<std::string, at::Tensor>> Model::parameters(const std::vector<int>& atom_ids) const {
+  std::vector<int> ids = atom_ids;
+  if (ids.empty())
+    for (int a = 0; a < num_atoms(); ++a) ids.push_back(a);
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  if (!impl_->trainable) return out;
+  std::set<std::string> seen;
+  for (int a : ids) {
+    impl_->lifted_graph(a);  // loads it (range-checked)
+    std::lock_guard<std::mutex> lock(impl_->graph_mu);
+    for (const auto& name : impl_->atoms[a].params)
+      if (seen.insert(name).second) out.emplace_back(name, impl_->params.at(name));
+  }
+  return out;
+}
+
+TrainBlock Model::train_block(std::vector<int> atom_ids) const {
+  TESSERA_CHECK(impl_->trainable, InvalidArgument,
+                "model {} was not loaded trainable (ts.load(..., trainable=True) / LoadOptions::trainable): its atoms "
+                "hold their weights as constants",
+                impl_->hash.substr(0, 12));
+  return TrainBlock(impl_->train_block(std::move(atom_ids)));
+}
+
+const std::vector<int>& TrainBlock::atoms() const { return impl_->atoms; }
+const std::vector<int>& TrainBlock::inputs() const { return impl_->inputs; }
+const std::vector<int>& TrainBlock::outputs() const { return impl_->outputs; }
+const std::vector<std::string>& TrainBlock::params() const { return impl_->params; }
+std::vector<at::Tensor> TrainBlock::operator()(const std::vector<at::Tensor>& inputs,
+                                               const std::vector<at::Tensor>& params) const {
+  TESSERA_CHECK(impl_, InvalidArgument, "empty TrainBlock");
+  return impl_->run(inputs, params);
+}
+std::string TrainBlock::graph_str() const { return impl_ ? impl_->graph->toString() : ""; }
 
 }  // namespace tessera

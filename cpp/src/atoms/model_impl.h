@@ -27,10 +27,23 @@ struct Atomized {
 Atomized atomize(Extracted& ex);
 
 // Store I/O (atoms/store.cpp).
-// Wraps an atom graph as a TorchScript module (forward(self, inputs...) -> tuple).
-torch::jit::Module atom_module(const torch::jit::Graph& atom_graph, int atom_id);
-// Reverse of atom_module: the standalone graph of a loaded atom module.
-std::shared_ptr<torch::jit::Graph> atom_graph_from_module(const torch::jit::Module& m);
+// Wraps an atom graph as a TorchScript module (forward(self, inputs...) -> tuple). With
+// `params` (a trainable atom), the graph's last params.size() inputs become the module's
+// parameters p0, p1, ... instead (forward reads them from self).
+torch::jit::Module atom_module(const torch::jit::Graph& atom_graph, int atom_id,
+                               const std::vector<at::Tensor>& params = {});
+// Reverse of atom_module: the standalone graph of a loaded atom module; with n_params > 0 the
+// module's parameters p0 .. p{n-1} become the graph's last inputs and their tensors go to `params`.
+std::shared_ptr<torch::jit::Graph> atom_graph_from_module(const torch::jit::Module& m, size_t n_params = 0,
+                                                          std::vector<at::Tensor>* params = nullptr);
+
+// Trainable atoms (atoms/trainable.cpp).
+// Replaces each parameter constant of every atom graph (Extracted::param_name) by a graph input
+// after the activations; sets Atom::params and fills `params` (name -> tensor).
+void lift_params(Atomized& at, const Extracted& ex, std::map<std::string, at::Tensor>& params);
+// A lifted atom graph with its parameter inputs made constants again (the inference form; the
+// constants alias `values`, so an optimizer's in-place update shows in it).
+std::shared_ptr<torch::jit::Graph> params_as_constants(const torch::jit::Graph& lifted, const std::vector<at::Tensor>& values);
 
 class ModelImpl;
 
@@ -90,12 +103,32 @@ struct ScheduleStep {
   std::vector<int> free_after;  // value ids whose last use is this step
 };
 
+// A training block (TrainBlock): lifted atom graphs spliced, parameters after the activations.
+class TrainBlockImpl {
+ public:
+  std::vector<int> atoms, inputs, outputs;
+  std::vector<std::string> params;  // names, in call order after inputs
+  std::shared_ptr<torch::jit::Graph> graph;
+  std::unique_ptr<torch::jit::GraphFunction> fn;
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& params) const;
+};
+
 class ModelImpl : public std::enable_shared_from_this<ModelImpl> {
  public:
   OpGraph graph;
   std::vector<Atom> atoms;
   std::string hash;
   std::string store_dir;  // non-empty when opened from a store (atoms load on demand)
+
+  // Trainable models (LoadOptions::trainable): per atom the graph that takes its parameters
+  // after its activations (null = not loaded), and every loaded parameter by name (shared by
+  // the atoms that use it). atom_graph() then returns the inference form made from them.
+  bool trainable = false;
+  mutable std::vector<std::shared_ptr<torch::jit::Graph>> lifted;     // guarded by graph_mu
+  mutable std::map<std::string, at::Tensor> params;                   // guarded by graph_mu
+  std::shared_ptr<torch::jit::Graph> lifted_graph(int atom) const;    // loads on demand
+  std::shared_ptr<const TrainBlockImpl> train_block(std::vector<int> atom_ids) const;  // checked like combine
+  mutable BoundedCache<std::vector<int>, std::shared_ptr<const TrainBlockImpl>> train_blocks{kMaxCachedBlocks};
 
   // value id -> producing atom (-1 for model inputs); value ids of each atom's inputs
   std::vector<int> value_atom;

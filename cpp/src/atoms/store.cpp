@@ -27,18 +27,24 @@ namespace jit = torch::jit;
 namespace fs = std::filesystem;
 
 // ---- atom modules ---------------------------------------------------------------
-jit::Module atom_module(const jit::Graph& atom_graph, int atom_id) {
+jit::Module atom_module(const jit::Graph& atom_graph, int atom_id, const std::vector<at::Tensor>& params) {
   auto cu = std::make_shared<jit::CompilationUnit>();
   jit::Module m(c10::QualifiedName(fmt::format("__torch__.tessera.Atom{}", atom_id)), cu, false);
   m.register_attribute("training", c10::BoolType::get(), false);
+  for (size_t k = 0; k < params.size(); ++k) m.register_parameter(fmt::format("p{}", k), params[k].detach(), false);
   auto g = std::make_shared<jit::Graph>();
-  g->addInput("self")->setType(m.type());
+  auto* self = g->addInput("self");
+  self->setType(m.type());
   std::vector<jit::Value*> ins;
-  for (auto* v : atom_graph.inputs()) {
+  const size_t n_act = atom_graph.inputs().size() - params.size();
+  for (size_t i = 0; i < n_act; ++i) {
+    auto* v = atom_graph.inputs()[i];
     auto* x = g->addInput(usable_name(v->debugName()));
     x->setType(v->type());
     ins.push_back(x);
   }
+  for (size_t k = 0; k < params.size(); ++k)
+    ins.push_back(g->insertNode(g->createGetAttr(self, fmt::format("p{}", k)))->output());
   auto outs = jit::insertGraph(*g, const_cast<jit::Graph&>(atom_graph), ins);
   auto* tup = g->insertNode(g->createTuple(outs));
   g->registerOutput(tup->output());
@@ -47,10 +53,35 @@ jit::Module atom_module(const jit::Graph& atom_graph, int atom_id) {
   return m;
 }
 
-std::shared_ptr<jit::Graph> atom_graph_from_module(const jit::Module& m) {
+std::shared_ptr<jit::Graph> atom_graph_from_module(const jit::Module& m, size_t n_params,
+                                                   std::vector<at::Tensor>* params) {
   auto g = m.get_method("forward").graph()->copy();
-  TESSERA_CHECK(!g->inputs().empty() && !g->inputs()[0]->hasUses(), InvalidArgument,
-                "atom module uses self");
+  TESSERA_CHECK(!g->inputs().empty(), InvalidArgument, "atom module has no self");
+  if (n_params > 0) {  // a trainable atom: its parameters p0.. become the last inputs
+    std::vector<jit::Value*> ins;
+    for (size_t k = 0; k < n_params; ++k) {
+      const std::string name = fmt::format("p{}", k);
+      TESSERA_CHECK(m.hasattr(name) && m.attr(name).isTensor(), InvalidArgument,
+                    "trainable atom module has no parameter {} (the manifest names {})", name, n_params);
+      params->push_back(m.attr(name).toTensor().detach());
+      ins.push_back(g->addInput());
+      ins.back()->setType(c10::TensorType::get());
+    }
+    std::vector<jit::Node*> reads;
+    for (const auto& use : g->inputs()[0]->uses()) reads.push_back(use.user);
+    for (auto* n : reads) {
+      TESSERA_CHECK(n->kind() == c10::prim::GetAttr, InvalidArgument, "trainable atom module uses self in {}",
+                    n->kind().toQualString());
+      const std::string& name = n->s(c10::attr::name);
+      size_t k = n_params;
+      if (name.size() > 1 && name[0] == 'p') k = std::strtoul(name.c_str() + 1, nullptr, 10);
+      TESSERA_CHECK(k < n_params, InvalidArgument, "trainable atom module reads self.{}, not one of its parameters",
+                    name);
+      n->output()->replaceAllUsesWith(ins[k]);
+      n->destroy();
+    }
+  }
+  TESSERA_CHECK(!g->inputs()[0]->hasUses(), InvalidArgument, "atom module uses self");
   g->eraseInput(0);
   TESSERA_CHECK(g->outputs().size() == 1, InvalidArgument, "atom module must return one tuple");
   jit::Value* out = g->outputs()[0];
@@ -93,9 +124,18 @@ void save_store(const ModelImpl& m, const std::string& dir, bool overwrite) {
   try {
     Manifest man{m.hash, m.graph, m.atoms};  // with the files' hashes
     for (auto& a : man.atoms) {
-      auto g = m.atom_graph(a.id);
       std::ostringstream os;
-      atom_module(*g, a.id).save(os);
+      if (m.trainable) {
+        auto g = m.lifted_graph(a.id);
+        std::vector<at::Tensor> values;
+        {
+          std::lock_guard<std::mutex> lock(m.graph_mu);
+          for (const auto& p : a.params) values.push_back(m.params.at(p));
+        }
+        atom_module(*g, a.id, values).save(os);
+      } else {
+        atom_module(*m.atom_graph(a.id), a.id).save(os);
+      }
       std::string bytes = os.str();
       a.sha256 = sha256_hex(bytes.data(), bytes.size());
       std::ofstream f(tmp / a.file, std::ios::binary);
@@ -134,6 +174,7 @@ std::shared_ptr<ModelImpl> open_store(const std::string& dir, const std::optiona
   m->hash = std::move(man.model_hash);
   m->graph = std::move(man.graph);
   m->atoms = std::move(man.atoms);
+  for (const auto& a : m->atoms) m->trainable |= !a.params.empty();
   m->finish();
   if (atoms) {
     for (int a : *atoms) {
@@ -168,10 +209,19 @@ std::shared_ptr<jit::Graph> ModelImpl::atom_graph(int atom) const {
     TESSERA_THROW(InvalidArgument, "atom {} file {} is not a TorchScript module: {}", atom, path,
                   e.what_without_backtrace());
   }
-  auto g = atom_graph_from_module(mod);
-  TESSERA_CHECK(g->inputs().size() == a.inputs.size() && g->outputs().size() == a.outputs.size(), InvalidArgument,
-                "atom {} file {} has {} inputs / {} outputs, the manifest says {} / {}", atom, path,
-                g->inputs().size(), g->outputs().size(), a.inputs.size(), a.outputs.size());
+  std::vector<at::Tensor> values;
+  auto g = atom_graph_from_module(mod, a.params.size(), &values);
+  TESSERA_CHECK(g->inputs().size() == a.inputs.size() + a.params.size() && g->outputs().size() == a.outputs.size(),
+                InvalidArgument, "atom {} file {} has {} inputs / {} outputs, the manifest says {} / {}", atom, path,
+                g->inputs().size(), g->outputs().size(), a.inputs.size() + a.params.size(), a.outputs.size());
+  if (trainable) {
+    for (size_t k = 0; k < values.size(); ++k) {  // a tied parameter: the one loaded first
+      auto [it, fresh] = params.emplace(a.params[k], values[k]);
+      if (!fresh) values[k] = it->second;
+    }
+    lifted[atom] = g;
+    if (!values.empty()) g = params_as_constants(*g, values);
+  }
   graphs[atom] = g;
   return g;
 }

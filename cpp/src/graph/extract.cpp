@@ -9,6 +9,7 @@
 #include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/remove_mutation.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <cstring>
 #include <unordered_map>
@@ -67,7 +68,52 @@ bool is_helper_kind(const jit::Node* n) {
          k == c10::prim::TupleConstruct || k == c10::prim::DictConstruct;
 }
 
+// Trainable loads: the frozen graph, with the true parameter values back, must compute what
+// the module computes (a parameter folded into a new constant would hold the perturbed value).
+void check_trainable(jit::Module& module, const std::shared_ptr<jit::Graph>& g, const Extracted& ex,
+                     const std::vector<at::Tensor>& example_inputs, const std::string& label) {
+  c10::NoGradGuard no_grad;
+  std::vector<at::Tensor> want, got;
+  {
+    jit::Stack st{module._ivalue()};
+    st.insert(st.end(), example_inputs.begin(), example_inputs.end());
+    for_each_tensor(module.get_method("forward").function()(st), [&](const at::Tensor& t) { want.push_back(t); });
+  }
+  {
+    jit::GraphFunction fn("tessera_trainable_check", g->copy(), nullptr);
+    jit::Stack st(example_inputs.begin(), example_inputs.end());
+    fn.run(st);
+    for_each_tensor(st.at(0), [&](const at::Tensor& t) { got.push_back(t); });
+  }
+  bool same = want.size() == got.size();
+  for (size_t i = 0; same && i < want.size(); ++i)
+    same = want[i].sizes() == got[i].sizes() &&
+           (!at::isFloatingType(want[i].scalar_type()) ? want[i].equal(got[i])
+                                                        : at::allclose(want[i], got[i], 1e-4, 1e-5, true));
+  if (!same) {
+    size_t used = 0;
+    for (auto* n : g->nodes())
+      if (n->kind() == c10::prim::Constant && n->outputs().size() == 1)
+        if (auto iv = jit::toIValue(n->output()))
+          for_each_tensor(*iv, [&](const at::Tensor& t) { used += !ex.param_name(t).empty(); });
+    TESSERA_THROW(Unsupported,
+                  "model {}: trainable: freezing folded a parameter into a new constant (the frozen graph no longer "
+                  "computes what the module does; {} of {} parameters kept as they are), so it cannot be trained "
+                  "through atoms",
+                  label, used, ex.params.size());
+  }
+}
+
 }  // namespace
+
+std::string Extracted::param_name(const at::Tensor& t) const {
+  if (params.empty() || !t.defined()) return "";
+  for (const auto& [name, p] : params)
+    if (p.storage().unsafeGetStorageImpl() == t.storage().unsafeGetStorageImpl() &&
+        p.storage_offset() == t.storage_offset() && p.sizes() == t.sizes() && p.strides() == t.strides())
+      return name;
+  return "";
+}
 
 void for_each_tensor(const c10::IValue& v, const std::function<void(const at::Tensor&)>& f) {
   if (v.isTensor()) {
@@ -156,6 +202,24 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
   TESSERA_CHECK(module.find_method("forward").has_value(), InvalidArgument,
                 "model {} has no forward method", label);
   module.eval();
+  TESSERA_CHECK(!(options.trainable && options.optimize_numerics), InvalidArgument,
+                "model {}: trainable cannot be combined with optimize_numerics (its folds mix parameters into new "
+                "constants that could not be trained)",
+                label);
+  // Trainable: freeze with every parameter made unique (a small random change), so constant
+  // pooling cannot merge a parameter with an equal buffer or another parameter, then put the
+  // true values back into the very tensors the frozen constants share.
+  std::vector<at::Tensor> true_values;
+  if (options.trainable) {
+    c10::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(0x7e55e7aULL);
+    for (const auto& p : module.named_parameters(/*recurse=*/true)) {
+      at::Tensor t = p.value.detach();
+      true_values.push_back(t.clone());
+      if (at::isFloatingType(t.scalar_type()) && t.numel() > 0)
+        t.add_((at::rand(t.sizes(), gen, t.options()) + 0.5) * 0.05 * (t.abs() + 1e-3));
+    }
+  }
   jit::Module frozen;
   try {
     frozen = jit::freeze(module, c10::nullopt, options.optimize_numerics);
@@ -163,6 +227,15 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
     TESSERA_THROW(Unsupported, "model {}: freezing failed: {}", label, first_line(e.what_without_backtrace()));
   }
   Extracted ex;
+  if (options.trainable) {
+    c10::NoGradGuard no_grad;
+    size_t i = 0;
+    for (const auto& p : module.named_parameters(/*recurse=*/true)) {
+      at::Tensor t = p.value.detach();
+      t.copy_(true_values.at(i++));
+      ex.params.emplace_back(p.name, t);
+    }
+  }
   auto g = frozen.get_method("forward").graph()->copy();
   TESSERA_CHECK(g->inputs().size() >= 1 && !g->inputs()[0]->hasUses(), Unsupported,
                 "model {}: forward still uses `self` after freezing (attributes it mutates?)", label);
@@ -326,8 +399,10 @@ Extracted extract_graph(jit::Module module, const std::vector<at::Tensor>& examp
     if (p >= 0 && meta.nodes[p].helper) meta.nodes[p].helper = false;
   }
 
+  if (options.trainable) check_trainable(module, g, ex, example_inputs, label);
+
   // Hash: the graph's IR, the example signature and every weight's bytes.
-  std::string h = g->toString(false) + signature(example_inputs);
+  std::string h = g->toString(false) + signature(example_inputs) + (options.trainable ? " trainable" : "");
   // (tensors inside list/tuple constants too: two LSTMs differ only there)
   for (auto* n : g->nodes()) {
     if (n->kind() != c10::prim::Constant || n->outputs().size() != 1) continue;

@@ -26,6 +26,9 @@ struct Atom {
   std::vector<int> outputs;         // value ids (tensors) used by other atoms / model outputs
   int64_t output_bytes = 0;         // sum of outputs' bytes
   int64_t param_bytes = 0;          // bytes of the tensor constants (weights) it holds
+  // Trainable models only (LoadOptions::trainable): the qualified names of the parameters the
+  // atom's graph takes after its inputs ("layer1.0.conv1.weight"), in that order; empty otherwise.
+  std::vector<std::string> params;
   std::string file;                 // file name inside an atom store ("atom_0007.pt")
   std::string sha256;               // of that file, once saved
 };

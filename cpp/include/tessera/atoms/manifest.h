@@ -10,7 +10,9 @@
 //                     consumers (node ids), tensor {shape, dtype, bytes} for tensors
 //   nodes[i]          kind, inputs, args, outputs (value ids), helper, atom, scope, rows
 //   atoms[i]          id (= i), name, nodes, op_kinds, inputs, outputs (value ids),
-//                     output_bytes, param_bytes, file (a plain name inside the store), sha256
+//                     output_bytes, param_bytes, file (a plain name inside the store), sha256,
+//                     params (trainable stores only: the parameters' names the atom's graph
+//                     takes after its inputs; its file holds them as the module's parameters)
 //
 // open_store (atoms/store.cpp) reads a manifest with parse_manifest and index_atoms and only
 // then loads TorchScript files, so a store's whole untrusted metadata path runs here, without

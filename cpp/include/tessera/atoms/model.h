@@ -59,6 +59,36 @@ class Block {
   std::shared_ptr<const BlockImpl> impl_;
 };
 
+class TrainBlockImpl;
+
+// A convex set of atoms of a trainable model (LoadOptions::trainable) spliced for training:
+// it takes the block's activations, then its parameters (params(), by qualified name), and
+// runs under autograd: outputs of inputs or parameters that require grad carry a grad_fn.
+// Batch norm uses its running statistics and dropout is off (the model's eval semantics,
+// which freezing keeps): the training a frozen backbone's fine-tuning does.
+class TrainBlock {
+ public:
+  TrainBlock() = default;
+  const std::vector<int>& atoms() const;    // atom ids, ascending
+  const std::vector<int>& inputs() const;   // activation value ids, in call order
+  const std::vector<int>& outputs() const;  // value ids, in return order
+  // Qualified names of the parameters it takes after the inputs ("layer1.0.conv1.weight").
+  const std::vector<std::string>& params() const;
+  // Runs the block: inputs follow inputs(), params follow params(); throws InvalidArgument
+  // on wrong counts. Records autograd when grad mode is on and something requires grad.
+  std::vector<at::Tensor> operator()(const std::vector<at::Tensor>& inputs,
+                                     const std::vector<at::Tensor>& params) const;
+  // The spliced graph in TorchScript IR, parameters as inputs.
+  std::string graph_str() const;
+  // False for a default-constructed TrainBlock.
+  bool valid() const { return impl_ != nullptr; }
+
+ private:
+  friend class Model;
+  explicit TrainBlock(std::shared_ptr<const TrainBlockImpl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<const TrainBlockImpl> impl_;
+};
+
 // An executable order of blocks, each with the values whose last use it is: what
 // Model::run and the runtime execute. Built once per placement (or block list),
 // cached by the model, cheap to copy.
@@ -151,6 +181,17 @@ class Model {
   // Checks inputs against the recorded signature (count, dtype, shape);
   // throws InvalidArgument naming the input.
   void check_inputs(const std::vector<at::Tensor>& inputs) const;
+
+  // True when loaded with LoadOptions::trainable (or opened from a store saved so).
+  bool trainable() const;
+  // A trainable model's parameters used by these atoms (every atom when empty), by qualified
+  // name, each once, in atom order; loads those atoms. The very tensors the atoms run with: an
+  // in-place update (an optimizer step) changes what inference and training compute. Empty for
+  // a model that is not trainable.
+  std::vector<std::pair<std::string, at::Tensor>> parameters(const std::vector<int>& atom_ids = {}) const;
+  // The training block of a convex set of atom ids (checked as combine checks them), cached.
+  // Throws InvalidArgument for a model that is not trainable.
+  TrainBlock train_block(std::vector<int> atom_ids) const;
 
  private:
   explicit Model(std::shared_ptr<ModelImpl> impl) : impl_(std::move(impl)) {}

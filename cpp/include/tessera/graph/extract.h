@@ -23,11 +23,20 @@ struct Extracted {
   std::vector<torch::jit::Node*> node_ptr;    // node id -> Node* in graph
   std::vector<int> structural;                // node ids only packing outputs (tuples)
   std::string hash;                           // sha256 over the frozen IR, the example signature and the weights
+  // Trainable loads only (LoadOptions::trainable): every parameter by qualified name; each shares
+  // its storage with the frozen graph's constant that holds it (param_name finds which).
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  // The qualified name of the parameter a constant tensor of the graph is, "" if none.
+  std::string param_name(const at::Tensor& t) const;
 };
 
 // Freezes `module`, records every top-level tensor's shape and dtype on one run of
 // example_inputs, and numbers nodes and values. Throws InvalidArgument (inputs the
 // model rejects, non-tensor inputs) or NotImplemented (freezing failed), naming `label`.
+// With options.trainable, every parameter stays its own constant (freezing pools equal
+// constants: a batch norm's weight of ones would merge with its running variance), found by
+// Extracted::param_name; the frozen graph must compute what the module computes (checked on
+// example_inputs, Unsupported otherwise: freezing folded a parameter into a new constant).
 Extracted extract_graph(torch::jit::Module module, const std::vector<at::Tensor>& example_inputs,
                         const LoadOptions& options, const std::string& label);
 

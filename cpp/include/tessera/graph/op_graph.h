@@ -63,6 +63,12 @@ struct LoadOptions {
   // Fold conv+batch-norm and similar when freezing. Off by default: tessera then
   // computes exactly what the original model computes.
   bool optimize_numerics = false;
+  // Keep parameters as parameters (split training, runtime/training.h): each atom's graph takes
+  // its parameters as inputs after its activations (Atom::params names them) instead of holding
+  // them as constants; the store keeps them in the atom's file as the module's parameters.
+  // Inference runs exactly as for a frozen model. Not with optimize_numerics (its folds mix
+  // parameters into new constants).
+  bool trainable = false;
 };
 
 }  // namespace tessera
