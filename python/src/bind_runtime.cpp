@@ -6,6 +6,7 @@
 #include "tessera/runtime/deployment.h"
 #include "tessera/runtime/pipeline.h"
 #include "tessera/runtime/server.h"
+#include "tessera/runtime/training.h"
 #include "tessera/transport/message.h"
 
 #include <algorithm>
@@ -257,4 +258,100 @@ void bind_runtime(py::module_& m) {
       .def("poll", &Pipeline::poll, py::arg("timeout_ms"), py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("in_flight", py::cpp_function(&Pipeline::in_flight, py::call_guard<py::gil_scoped_release>()))
       .def_property_readonly("reply_endpoint", &Pipeline::reply_endpoint);
+
+  // ---- split training (runtime/training.h) ----
+  py::class_<OptimizerOptions>(m, "OptimizerOptions")
+      .def(py::init<>())
+      .def_readwrite("kind", &OptimizerOptions::kind)
+      .def_readwrite("lr", &OptimizerOptions::lr)
+      .def_readwrite("momentum", &OptimizerOptions::momentum)
+      .def_readwrite("weight_decay", &OptimizerOptions::weight_decay)
+      .def_readwrite("beta1", &OptimizerOptions::beta1)
+      .def_readwrite("beta2", &OptimizerOptions::beta2)
+      .def_readwrite("eps", &OptimizerOptions::eps)
+      .def("check", &OptimizerOptions::check);
+  py::class_<TrainingNode>(m, "TrainingNode")
+      .def(py::init<Model, std::vector<int>, OptimizerOptions>(), py::arg("model"), py::arg("atoms"),
+           py::arg("optimizer"))
+      .def("forward", &TrainingNode::forward, py::arg("micro_batch"), py::arg("block"), py::arg("inputs"),
+           py::call_guard<py::gil_scoped_release>())
+      .def("backward", &TrainingNode::backward, py::arg("micro_batch"), py::arg("block"), py::arg("grad_outputs"),
+           py::call_guard<py::gil_scoped_release>())
+      .def("commit", &TrainingNode::commit, py::call_guard<py::gil_scoped_release>())
+      .def("discard", &TrainingNode::discard)
+      .def_property_readonly("version", &TrainingNode::version)
+      .def("state", &TrainingNode::state)
+      .def("load_state", &TrainingNode::load_state, py::arg("state"))
+      .def_property_readonly("atoms", &TrainingNode::atoms)
+      .def("param_names", &TrainingNode::param_names)
+      .def_property_readonly("stored_bytes", &TrainingNode::stored_bytes)
+      .def_property_readonly("peak_stored_bytes", &TrainingNode::peak_stored_bytes);
+  py::class_<TrainingServerOptions>(m, "TrainingServerOptions")
+      .def(py::init<>())
+      .def_readwrite("bind", &TrainingServerOptions::bind)
+      .def_readwrite("max_message_bytes", &TrainingServerOptions::max_message_bytes)
+      .def_readwrite("threads", &TrainingServerOptions::threads)
+      .def_readwrite("verbose", &TrainingServerOptions::verbose);
+  py::class_<TrainingServer::Stats>(m, "TrainingServerStats")
+      .def_readonly("forwards", &TrainingServer::Stats::forwards)
+      .def_readonly("backwards", &TrainingServer::Stats::backwards)
+      .def_readonly("commits", &TrainingServer::Stats::commits)
+      .def_readonly("aborts", &TrainingServer::Stats::aborts)
+      .def_readonly("errors", &TrainingServer::Stats::errors)
+      .def_readonly("version", &TrainingServer::Stats::version);
+  py::class_<TrainingServer>(m, "TrainingServer")
+      .def(py::init<std::string, TrainingServerOptions>(), py::arg("store_dir"),
+           py::arg("options") = TrainingServerOptions{}, py::call_guard<py::gil_scoped_release>())
+      .def("start", &TrainingServer::start, py::call_guard<py::gil_scoped_release>())
+      .def("stop", &TrainingServer::stop, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("endpoint", &TrainingServer::endpoint)
+      .def("stats", &TrainingServer::stats);
+  py::class_<TrainerOptions>(m, "TrainerOptions")
+      .def(py::init<>())
+      .def_readwrite("servers", &TrainerOptions::servers)
+      .def_readwrite("optimizer", &TrainerOptions::optimizer)
+      .def_readwrite("loss", &TrainerOptions::loss)
+      .def_readwrite("labels_on", &TrainerOptions::labels_on)
+      .def_readwrite("output", &TrainerOptions::output)
+      .def_readwrite("micro_batches", &TrainerOptions::micro_batches)
+      .def_readwrite("schedule", &TrainerOptions::schedule)
+      .def_readwrite("timeout_ms", &TrainerOptions::timeout_ms);
+  py::class_<TrainEvent>(m, "TrainEvent")
+      .def_readonly("node", &TrainEvent::node)
+      .def_readonly("micro_batch", &TrainEvent::micro_batch)
+      .def_readonly("block", &TrainEvent::block)
+      .def_property_readonly("kind", [](const TrainEvent& e) { return std::string(1, e.kind); })
+      .def_readonly("start_ms", &TrainEvent::start_ms)
+      .def_readonly("end_ms", &TrainEvent::end_ms)
+      .def_readonly("compute_ms", &TrainEvent::compute_ms)
+      .def_readonly("bytes_sent", &TrainEvent::bytes_sent)
+      .def_readonly("bytes_received", &TrainEvent::bytes_received)
+      .def("__repr__", [](const TrainEvent& e) {
+        return fmt::format("TrainEvent(node {}, mb {}, block {}, {}, {:.2f}-{:.2f} ms)", e.node, e.micro_batch,
+                           e.block, e.kind, e.start_ms, e.end_ms);
+      });
+  py::class_<StepStats>(m, "StepStats")
+      .def_readonly("loss", &StepStats::loss)
+      .def_readonly("wall_ms", &StepStats::wall_ms)
+      .def_readonly("version", &StepStats::version)
+      .def_readonly("forward_ms", &StepStats::forward_ms)
+      .def_readonly("backward_ms", &StepStats::backward_ms)
+      .def_readonly("bytes_sent", &StepStats::bytes_sent)
+      .def_readonly("bytes_received", &StepStats::bytes_received)
+      .def_readonly("device_peak_stored_bytes", &StepStats::device_peak_stored_bytes)
+      .def_readonly("events", &StepStats::events)
+      .def("__repr__", [](const StepStats& s) {
+        return fmt::format("StepStats(loss {:.4f}, {:.1f} ms, version {})", s.loss, s.wall_ms, s.version);
+      });
+  py::class_<SplitTrainer>(m, "SplitTrainer")
+      .def(py::init<Model, std::vector<int>, TrainerOptions>(), py::arg("model"), py::arg("placement"),
+           py::arg("options"), py::call_guard<py::gil_scoped_release>())
+      .def("step", &SplitTrainer::step, py::arg("inputs"), py::arg("labels"), py::call_guard<py::gil_scoped_release>())
+      .def("predict", &SplitTrainer::predict, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
+      .def("state_dict", &SplitTrainer::state_dict, py::call_guard<py::gil_scoped_release>())
+      .def("load_state_dict", &SplitTrainer::load_state_dict, py::arg("state"),
+           py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("version", &SplitTrainer::version)
+      .def_property_readonly("placement", &SplitTrainer::placement)
+      .def("blocks", &SplitTrainer::blocks);
 }

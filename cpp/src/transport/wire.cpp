@@ -36,6 +36,8 @@ const char* msg_type_name(MsgType t) {
     case MsgType::Result: return "Result";
     case MsgType::Ack: return "Ack";
     case MsgType::Busy: return "Busy";
+    case MsgType::Train: return "Train";
+    case MsgType::TrainReply: return "TrainReply";
   }
   return "?";
 }

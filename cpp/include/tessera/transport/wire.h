@@ -55,8 +55,10 @@ enum class MsgType : uint16_t {
   Ack = 9,      // a server took a Forward (sent back on the socket it came in on)
   Busy = 10,    // the server's queue is full: the Request was not taken (body = why; queue_ms = the wait
                 // the server estimates it would have had). The device runs the block itself at once.
+  Train = 11,       // split training (runtime/training.h): body = JSON command {"op": ...}, tensors by op
+  TrainReply = 12,  // its answer: body = JSON {"version": ...}, tensors by op (server_ms = compute time)
 };
-inline constexpr uint16_t kMaxMsgType = 10;  // the largest MsgType value
+inline constexpr uint16_t kMaxMsgType = 12;  // the largest MsgType value
 // "Request", "Reply", ...: the enumerator's name, for errors and logs.
 const char* msg_type_name(MsgType t);
 
