@@ -315,7 +315,8 @@ void bind_runtime(py::module_& m) {
       .def_readwrite("output", &TrainerOptions::output)
       .def_readwrite("micro_batches", &TrainerOptions::micro_batches)
       .def_readwrite("schedule", &TrainerOptions::schedule)
-      .def_readwrite("timeout_ms", &TrainerOptions::timeout_ms);
+      .def_readwrite("timeout_ms", &TrainerOptions::timeout_ms)
+      .def_readwrite("keep_gradients", &TrainerOptions::keep_gradients);
   py::class_<TrainEvent>(m, "TrainEvent")
       .def_readonly("node", &TrainEvent::node)
       .def_readonly("micro_batch", &TrainEvent::micro_batch)
@@ -349,6 +350,7 @@ void bind_runtime(py::module_& m) {
       .def("step", &SplitTrainer::step, py::arg("inputs"), py::arg("labels"), py::call_guard<py::gil_scoped_release>())
       .def("predict", &SplitTrainer::predict, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
       .def("state_dict", &SplitTrainer::state_dict, py::call_guard<py::gil_scoped_release>())
+      .def("gradients", &SplitTrainer::gradients, py::call_guard<py::gil_scoped_release>())
       .def("load_state_dict", &SplitTrainer::load_state_dict, py::arg("state"),
            py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("version", &SplitTrainer::version)

@@ -42,6 +42,8 @@ from . import planning, profiling  # noqa: F401,E402
 from .profiling import CostTable, canary_ms, machine_check, profile  # noqa: F401
 from . import predict  # noqa: F401
 from .runtime import Deployment, Server, keygen  # noqa: F401
+from . import training  # noqa: F401,E402
+from .training import SplitTrainer, TrainingServer, profile_training  # noqa: F401
 from .adapt import AdaptiveDeployment, Controller, StreamDeployment, poisson_arrivals  # noqa: F401
 from .experiment import simulate  # noqa: F401
 from .transport import Link, read_trace  # noqa: F401
@@ -74,6 +76,8 @@ __all__ = [
     "profile", "CostTable", "canary_ms", "machine_check", "predict",
     # runtime
     "Server", "Deployment", "keygen", "Link", "read_trace",
+    # split training
+    "SplitTrainer", "TrainingServer", "profile_training",
     # adaptation
     "AdaptiveDeployment", "Controller", "StreamDeployment", "poisson_arrivals", "simulate",
     # N nodes

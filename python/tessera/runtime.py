@@ -29,8 +29,9 @@ __all__ = ["Server", "Deployment", "keygen", "spawn_server", "stop_server"]
 
 
 def spawn_server(repository: PathLike, bind: str = "tcp://127.0.0.1:*", extra: Sequence[str] = (),
-                 prefix: Sequence[str] = (), timeout: float = 120) -> tuple[subprocess.Popen, str]:
+                 prefix: Sequence[str] = (), timeout: float = 120, command: str = "serve") -> tuple[subprocess.Popen, str]:
     """Start `tessera serve REPOSITORY` in another process; returns (Popen, endpoint).
+    (``command="train-serve"``: a training server of one trainable atom store instead.)
 
     The endpoint (with the real port) is read from the server's first line. ``prefix``
     runs it under another command (e.g. ``ip netns exec NS``); ``extra`` adds options.
@@ -50,7 +51,7 @@ def spawn_server(repository: PathLike, bind: str = "tcp://127.0.0.1:*", extra: S
     env = dict(os.environ)
     src = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = os.pathsep.join([str(src)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    cmd = [*prefix, sys.executable, "-m", "tessera", "serve", os.fspath(repository), "--bind", bind, *extra]
+    cmd = [*prefix, sys.executable, "-m", "tessera", command, os.fspath(repository), "--bind", bind, *extra]
     err = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
                             preexec_fn=die_with_parent)
@@ -62,7 +63,7 @@ def spawn_server(repository: PathLike, bind: str = "tcp://127.0.0.1:*", extra: S
         code = proc.wait()
         err.seek(0)
         why = f"exited with code {code}" if ready else f"no endpoint within {timeout:g} s"
-        raise _core.EngineError(f"tessera serve {os.fspath(repository)} did not start ({why}): {line.strip()!r} "
+        raise _core.EngineError(f"tessera {command} {os.fspath(repository)} did not start ({why}): {line.strip()!r} "
                                 f"{err.read()[-2000:]}")
     # "(..., metrics on http://HOST:PORT/metrics)" when --metrics-port is given
     proc.metrics_endpoint = line.split("metrics on ")[1].rsplit("/metrics", 1)[0] if "metrics on " in line else ""

@@ -126,7 +126,7 @@ def test_version_in_one_place():
 PUBLIC_MODULES = ["tessera", "tessera.atoms", "tessera.planning", "tessera.profiling", "tessera.predict",
                   "tessera.runtime", "tessera.adapt", "tessera.transport", "tessera.pipeline", "tessera.power",
                   "tessera.variant", "tessera.datasets", "tessera.experiment", "tessera.zoo", "tessera.cli",
-                  "tessera.types"]
+                  "tessera.types", "tessera.training"]
 
 
 @pytest.mark.parametrize("module", PUBLIC_MODULES)
@@ -352,7 +352,7 @@ def test_wrappers_read_their_bound_objects_through():
 TYPED_MODULES = ["tessera", "tessera.atoms", "tessera.planning", "tessera.profiling", "tessera.predict",
                  "tessera.runtime", "tessera.transport", "tessera.adapt", "tessera.experiment", "tessera.pipeline",
                  "tessera.power", "tessera.variant", "tessera.datasets", "tessera.zoo", "tessera.testing",
-                 "tessera.types"]
+                 "tessera.types", "tessera.training"]
 
 
 def _public_callables(module) -> list:

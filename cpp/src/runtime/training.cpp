@@ -104,6 +104,8 @@ struct TrainingNode::Impl {
   };
   std::map<std::pair<uint64_t, std::vector<int>>, Kept> kept;
   int64_t stored = 0, peak = 0;
+  bool keep_gradients = false;
+  NamedTensors last_grads;
 
   void make_optimizer() {
     std::vector<at::Tensor> ps;
@@ -228,6 +230,11 @@ std::vector<at::Tensor> TrainingNode::backward(uint64_t mb, const std::vector<in
 
 void TrainingNode::commit() {
   auto& m = *impl_;
+  if (m.keep_gradients) {
+    m.last_grads.clear();
+    for (auto& [n, t] : m.params)
+      if (t.grad().defined()) m.last_grads.emplace_back(n, t.grad().detach().clone());
+  }
   if (!m.params.empty()) {
     at::NoGradGuard no_grad;
     m.optimizer->step();
@@ -246,6 +253,8 @@ void TrainingNode::discard() {
 }
 
 uint64_t TrainingNode::version() const { return impl_->version; }
+void TrainingNode::set_keep_gradients(bool keep) { impl_->keep_gradients = keep; }
+NamedTensors TrainingNode::last_gradients() const { return impl_->last_grads; }
 void TrainingNode::set_version(uint64_t v) { impl_->version = v; }
 const std::vector<int>& TrainingNode::atoms() const { return impl_->atoms; }
 int64_t TrainingNode::stored_bytes() const { return impl_->stored; }
@@ -318,6 +327,7 @@ struct TrainingServer::Impl {
       auto o = optimizer_from_json(cmd.at("optimizer"));
       auto fresh = std::make_unique<TrainingNode>(model, atoms, o);
       fresh->set_version(version);
+      fresh->set_keep_gradients(cmd.value("keep_gradients", false));
       node = std::move(fresh);  // replaces a previous session (its gradients are dropped by discard below)
       node->discard();
       session = cmd.at("session").get<std::string>();
@@ -368,10 +378,10 @@ struct TrainingServer::Impl {
       session_node(cmd).discard();
       std::lock_guard<std::mutex> l(mu);
       ++stats.aborts;
-    } else if (op == "state") {
+    } else if (op == "state" || op == "grads") {
       auto& n = session_node(cmd);
       std::vector<std::string> names;
-      for (auto& [name, t] : n.state()) {
+      for (auto& [name, t] : op == "state" ? n.state() : n.last_gradients()) {
         names.push_back(name);
         ts.push_back(t);
       }
@@ -632,6 +642,8 @@ struct SplitTrainer::Impl {
   std::string session;
   uint64_t version = 0;
   bool commit_unsure = false;  // a commit's answer was lost: resolved at the next step
+  bool reopen = false;         // a step failed: a server may have restarted without the session
+  void open_sessions();        // opens (again) the session on every server, checking versions
   struct Blk {
     std::vector<int> atoms, inputs, outputs;  // graph value ids
     int node = 0;
@@ -643,6 +655,7 @@ struct SplitTrainer::Impl {
   json cmd(const std::string& op) const { return {{"op", op}, {"session", session}}; }
 
   void abort_all() {
+    reopen = true;
     for (auto& r : remotes) {
       try {
         r->reset();
@@ -739,24 +752,32 @@ SplitTrainer::SplitTrainer(Model model, std::vector<int> placement, TrainerOptio
   for (int a = 0; a < model.num_atoms(); ++a)
     if (placement[a] == 0) local_atoms.push_back(a);
   m.local = std::make_unique<TrainingNode>(model, local_atoms, options.optimizer);
+  m.local->set_keep_gradients(options.keep_gradients);
   m.session = fmt::format("{:016x}", std::hash<std::string>()(fmt::format(
                                          "{}{}", static_cast<const void*>(this),
                                          std::chrono::steady_clock::now().time_since_epoch().count())));
-  for (int k = 1; k < num_nodes; ++k) {
+  for (int k = 1; k < num_nodes; ++k)
     m.remotes.push_back(std::make_unique<RemoteNode>(m.ctx, options.servers[k - 1], m.hash, options.timeout_ms));
+  m.open_sessions();
+}
+
+void SplitTrainer::Impl::open_sessions() {
+  for (size_t k = 1; k <= remotes.size(); ++k) {
     std::vector<int> atoms;
     for (int a = 0; a < model.num_atoms(); ++a)
-      if (placement[a] == k) atoms.push_back(a);
-    auto c = m.cmd("open");
+      if (placement[a] == static_cast<int>(k)) atoms.push_back(a);
+    auto c = cmd("open");
     c["atoms"] = atoms;
-    c["optimizer"] = optimizer_json(options.optimizer);
-    auto a = m.remotes.back()->call(c);
+    c["optimizer"] = optimizer_json(opt.optimizer);
+    c["keep_gradients"] = opt.keep_gradients;
+    auto a = remotes[k - 1]->call(c);
     const auto v = a.body.at("version").get<uint64_t>();
-    TESSERA_CHECK(v == m.version, Engine,
+    TESSERA_CHECK(v == version, Engine,
                   "training server {} holds weights of version {}, this trainer's are at version {}: restart it from "
                   "the store, or set its weights with load_state_dict",
-                  options.servers[k - 1], v, m.version);
+                  remotes[k - 1]->endpoint(), v, version);
   }
+  reopen = false;
 }
 
 SplitTrainer::~SplitTrainer() = default;
@@ -804,6 +825,7 @@ StepStats SplitTrainer::step(const std::vector<at::Tensor>& inputs, const at::Te
                   "cross_entropy labels must be int64 class ids of shape [{}], got {} [{}]", B,
                   dtype_name(labels.scalar_type()), fmt::join(labels.sizes(), "x"));
   m.resolve_commits();
+  if (m.reopen) m.open_sessions();  // after a failure: the servers may have restarted
 
   const auto t0 = Clock::now();
   StepStats st;
@@ -1054,6 +1076,7 @@ StepStats SplitTrainer::step(const std::vector<at::Tensor>& inputs, const at::Te
         throw;
       }
       m.commit_unsure = true;  // some servers stepped: the next step sorts it out
+      m.reopen = true;
       throw;
     }
   }
@@ -1099,11 +1122,19 @@ at::Tensor SplitTrainer::predict(const std::vector<at::Tensor>& inputs) {
   return env.at(m.loss_value);
 }
 
-NamedTensors SplitTrainer::state_dict() {
+NamedTensors SplitTrainer::gradients() {
+  TESSERA_CHECK(impl_->opt.keep_gradients, InvalidArgument,
+                "the trainer keeps no gradients: make it with keep_gradients=True");
+  return gather("grads");
+}
+
+NamedTensors SplitTrainer::state_dict() { return gather("state"); }
+
+NamedTensors SplitTrainer::gather(const std::string& op) {
   auto& m = *impl_;
-  NamedTensors all = m.local->state();
+  NamedTensors all = op == "state" ? m.local->state() : m.local->last_gradients();
   for (auto& r : m.remotes) {
-    auto a = r->call(m.cmd("state"));
+    auto a = r->call(m.cmd(op));
     auto names = a.body.at("names").get<std::vector<std::string>>();
     TESSERA_CHECK(names.size() == a.tensors.size(), Engine, "training server {} sent {} names for {} tensors",
                   r->endpoint(), names.size(), a.tensors.size());

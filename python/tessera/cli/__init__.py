@@ -8,6 +8,7 @@
     tessera predictor collect|train|eval ...               latency predictors (samples CSV, train, accuracy)
     tessera plan MODEL --bandwidth MBPS [--rtt MS]         every planner side by side (profiled costs)
     tessera serve REPOSITORY [--bind ENDPOINT]             edge server for a repository of atom stores
+    tessera train-serve STORE [--bind ENDPOINT]            split-training server of a trainable atom store
     tessera run MODEL --server ENDPOINT [--plan mincut]     a split with a server, every output checked
         [--adaptive --trace FILE]                           ... re-planning over a replayed bandwidth trace
     tessera keygen [--out PREFIX]                          CURVE key pair
@@ -33,7 +34,7 @@ COMMANDS = (
     ("model", "inspect, atomize, zoo"),
     ("profiling", "profile, machine"),
     ("predictor", "predictor collect | train | eval"),
-    ("runtime", "run, serve, keygen"),
+    ("runtime", "run, serve, train-serve, keygen"),
     ("planning", "plan"),
     ("pipeline", "plan-pipeline"),
     ("variants", "variants"),

@@ -1,4 +1,4 @@
-"""Runtime sub-commands of the ``tessera`` CLI: serve, run, keygen."""
+"""Runtime sub-commands of the ``tessera`` CLI: serve, train-serve, run, keygen."""
 from __future__ import annotations
 
 import signal
@@ -36,6 +36,20 @@ def cmd_serve(args):
     print(srv.stats().to_json(), flush=True)
 
 
+def cmd_train_serve(args):
+    from ..training import TrainingServer
+
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    srv = TrainingServer(args.store, bind=args.bind, threads=args.threads, verbose=args.verbose).start()
+    print(f"tessera-train-server listening on {srv.endpoint} (store {args.store})", flush=True)
+    signal.sigwait(stop)
+    srv.stop()
+    s = srv.stats()
+    print(f'{{"forwards": {s.forwards}, "backwards": {s.backwards}, "commits": {s.commits}, "aborts": {s.aborts}, '
+          f'"errors": {s.errors}, "version": {s.version}}}', flush=True)
+
+
 def cmd_keygen(args):
     from ..runtime import keygen
 
@@ -52,6 +66,12 @@ def cmd_keygen(args):
 def register(sub):
     from .args import non_negative_int, positive_int
     register_run(sub)
+    tp = sub.add_parser("train-serve", help="serve one trainable atom store to a split trainer (ZeroMQ)")
+    tp.add_argument("store", help="a trainable atom store (ts.load(..., trainable=True).save(STORE))")
+    tp.add_argument("--bind", default="tcp://127.0.0.1:*", help="ZeroMQ endpoint (default tcp://127.0.0.1:*)")
+    tp.add_argument("--threads", type=non_negative_int, default=1, help="LibTorch intra-op threads (default 1)")
+    tp.add_argument("--verbose", action="store_true", help="log every command to stderr")
+    tp.set_defaults(func=cmd_train_serve)
     sp = sub.add_parser("serve", help="serve a repository of atom stores to devices (ZeroMQ)")
     sp.add_argument("repository", help="directory of atom stores (or one atom store)")
     sp.add_argument("--bind", default="tcp://127.0.0.1:*", help="ZeroMQ endpoint (default tcp://127.0.0.1:*)")

@@ -88,6 +88,10 @@ class TrainingNode {
   uint64_t version() const;                 // optimizer steps applied (set_version / load_state set it)
   void set_version(uint64_t v);             // the version the weights are known as
   NamedTensors state() const;               // copies of its parameters
+  // Keep a copy of each step's gradients at commit (for checks and gradient norms; off by
+  // default: it costs one more copy of the parameters).
+  void set_keep_gradients(bool keep);
+  NamedTensors last_gradients() const;      // the last committed step's gradients (kept ones)
   // Copies the named parameters in (those this node holds; others are ignored); clears the
   // optimizer's state. Throws InvalidArgument naming a parameter of the wrong shape.
   void load_state(const NamedTensors& state);
@@ -147,6 +151,7 @@ struct TrainerOptions {
   int micro_batches = 1;       // >= 1; the batch must divide into them
   std::string schedule = "gpipe";  // "gpipe" | "1f1b"
   int timeout_ms = 30000;      // per answer from a server
+  bool keep_gradients = false; // every node keeps its last step's gradients (SplitTrainer::gradients)
 };
 
 // One task of a step, as the device saw it (for Gantt charts and accounting).
@@ -188,6 +193,9 @@ class SplitTrainer {
   at::Tensor predict(const std::vector<at::Tensor>& inputs);
   // Every parameter of the model, gathered from the nodes that hold them (copies).
   NamedTensors state_dict();
+  // The last step's gradients of every parameter, gathered (needs keep_gradients; else
+  // InvalidArgument). A parameter no gradient reached is absent.
+  NamedTensors gradients();
   // Sets every node's parameters (and clears the optimizers' state), e.g. to resume.
   void load_state_dict(const NamedTensors& state);
   uint64_t version() const;                  // optimizer steps applied
@@ -196,6 +204,7 @@ class SplitTrainer {
   std::vector<std::pair<std::vector<int>, int>> blocks() const;
 
  private:
+  NamedTensors gather(const std::string& op);  // "state" | "grads" from every node
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
