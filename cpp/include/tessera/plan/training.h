@@ -18,8 +18,9 @@
 //          one forward (B(0), F(w), B(1), F(w+1), ...), then the remaining backwards: at most
 //          S - i micro-batches in flight on stage i
 // After its last backward a stage runs its optimizer update (update_ms) on its node. A stage
-// stores stored_bytes per micro-batch from the start of F(i, j) to the end of B(i, j) (frees
-// before allocations at the same instant).
+// stores stored_bytes per micro-batch from the start of F(i, j) to the end of B(i, j) (at one
+// instant, a backward that took time frees before a forward starting then allocates; passes of
+// no length count in the order they ran).
 //
 // Cost model (plan_training / evaluate_training). Costs are per atom at the full batch
 // (batch_size samples): forward ms = PipelineNetwork's compute_ms, backward ms and optimizer
