@@ -1,6 +1,7 @@
 // bind_plan.cpp -- Python bindings of the plan layer (tessera/plan/*.h): the atom
 // DAG, cost model, context, constraints, plans, every planner (DADS, Neurosurgeon,
-// CAS/GADS, CIC/QDMP; see planners.h) and the parametric planner. Bindings only
+// CAS/GADS, CIC/QDMP; see planners.h), the parametric planner, pipelines, energy and
+// split training (training.h). Bindings only
 // rename and convert (sequences in, lists out); every check lives in C++.
 // Torch-free: no LibTorch header here.
 #include <pybind11/pybind11.h>
@@ -18,6 +19,7 @@
 #include "tessera/plan/plan.h"
 #include "tessera/plan/pipeline.h"
 #include "tessera/plan/tiling.h"
+#include "tessera/plan/training.h"
 #include "tessera/plan/variants.h"
 #include "tessera/core/codec.h"
 #include "tessera/plan/planners.h"
@@ -506,4 +508,131 @@ void bind_plan(py::module_& m) {
         return std::make_pair(ds, lambda);
       },
       py::arg("hulls"), py::arg("budget_mj"), py::call_guard<py::gil_scoped_release>());
+
+  // ---- split and pipeline-parallel training (plan/training.h) ----
+  py::class_<TrainingStage>(m, "TrainingStage",
+                            "One stage of a training pipeline for simulate_training: its node, per micro-batch "
+                            "fwd_ms / bwd_ms, send_fwd_ms (activations to the next stage) / send_bwd_ms (gradients "
+                            "to the previous one) on the link, fwd_delay_ms / bwd_delay_ms after them (rtt / 2), "
+                            "stored_bytes kept per micro-batch until its backward, update_ms once per step.")
+      .def(py::init([](int node, double fwd_ms, double bwd_ms, double send_fwd_ms, double send_bwd_ms,
+                       double fwd_delay_ms, double bwd_delay_ms, double stored_bytes, double update_ms) {
+             return TrainingStage{node, fwd_ms, bwd_ms, send_fwd_ms, send_bwd_ms,
+                                  fwd_delay_ms, bwd_delay_ms, stored_bytes, update_ms};
+           }),
+           py::arg("node") = 0, py::arg("fwd_ms") = 0.0, py::arg("bwd_ms") = 0.0, py::arg("send_fwd_ms") = 0.0,
+           py::arg("send_bwd_ms") = 0.0, py::arg("fwd_delay_ms") = 0.0, py::arg("bwd_delay_ms") = 0.0,
+           py::arg("stored_bytes") = 0.0, py::arg("update_ms") = 0.0)
+      .def_readwrite("node", &TrainingStage::node)
+      .def_readwrite("fwd_ms", &TrainingStage::fwd_ms)
+      .def_readwrite("bwd_ms", &TrainingStage::bwd_ms)
+      .def_readwrite("send_fwd_ms", &TrainingStage::send_fwd_ms)
+      .def_readwrite("send_bwd_ms", &TrainingStage::send_bwd_ms)
+      .def_readwrite("fwd_delay_ms", &TrainingStage::fwd_delay_ms)
+      .def_readwrite("bwd_delay_ms", &TrainingStage::bwd_delay_ms)
+      .def_readwrite("stored_bytes", &TrainingStage::stored_bytes)
+      .def_readwrite("update_ms", &TrainingStage::update_ms)
+      .def("__repr__", [](const TrainingStage& s) {
+        return "TrainingStage(node=" + std::to_string(s.node) + ", fwd_ms=" + std::to_string(s.fwd_ms) +
+               ", bwd_ms=" + std::to_string(s.bwd_ms) + ")";
+      });
+  py::class_<TrainingEvent>(m, "TrainingEvent",
+                            "One operation of a simulated training step: stage, micro_batch (-1: update), op "
+                            "('F', 'B', 'send_F', 'send_B', 'update'), node (sends: the sender), to_node (sends: "
+                            "the receiver, else -1), start_ms, end_ms.")
+      .def_readonly("stage", &TrainingEvent::stage)
+      .def_readonly("micro_batch", &TrainingEvent::micro_batch)
+      .def_property_readonly("op", [](const TrainingEvent& e) { return std::string(training_op_name(e.op)); })
+      .def_readonly("node", &TrainingEvent::node)
+      .def_readonly("to_node", &TrainingEvent::to_node)
+      .def_readonly("start_ms", &TrainingEvent::start_ms)
+      .def_readonly("end_ms", &TrainingEvent::end_ms)
+      .def("__repr__", [](const TrainingEvent& e) {
+        return std::string("TrainingEvent(") + training_op_name(e.op) + ", stage " + std::to_string(e.stage) +
+               ", micro-batch " + std::to_string(e.micro_batch) + ", " + std::to_string(e.start_ms) + " - " +
+               std::to_string(e.end_ms) + " ms)";
+      });
+  py::class_<TrainingTimeline>(m, "TrainingTimeline",
+                               "A simulated training step: events, makespan_ms, node_busy_ms, and per stage "
+                               "peak_in_flight / peak_stored_bytes, per node node_peak_stored_bytes.")
+      .def_readonly("events", &TrainingTimeline::events)
+      .def_readonly("makespan_ms", &TrainingTimeline::makespan_ms)
+      .def_readonly("node_busy_ms", &TrainingTimeline::node_busy_ms)
+      .def_readonly("peak_in_flight", &TrainingTimeline::peak_in_flight)
+      .def_readonly("peak_stored_bytes", &TrainingTimeline::peak_stored_bytes)
+      .def_readonly("node_peak_stored_bytes", &TrainingTimeline::node_peak_stored_bytes);
+  m.def(
+      "simulate_training",
+      [](const std::vector<TrainingStage>& stages, int micro_batches, const std::string& schedule) {
+        return simulate_training(stages, micro_batches, parse_schedule(schedule));
+      },
+      py::arg("stages"), py::arg("micro_batches"), py::arg("schedule") = "1f1b",
+      py::call_guard<py::gil_scoped_release>(), "One training step over the stages (plan/training.h).");
+  py::class_<TrainingCosts>(m, "TrainingCosts",
+                            "Backward ms and optimizer update ms per node and atom (the forward ms are the "
+                            "PipelineNetwork's compute_ms), at the full batch.")
+      .def(py::init<>())
+      .def_readwrite("backward_ms", &TrainingCosts::backward_ms)
+      .def_readwrite("update_ms", &TrainingCosts::update_ms)
+      .def("validate", &TrainingCosts::validate, py::arg("dag"), py::arg("network"));
+  py::class_<TrainingOptions>(m, "TrainingOptions",
+                              "The knobs of a training plan: batch_size, micro_batches (choices), schedules, "
+                              "labels_on_device, optimizer_state_factor, micro_batch_overhead_ms, order, "
+                              "max_candidates.")
+      .def(py::init<>())
+      .def_readwrite("batch_size", &TrainingOptions::batch_size)
+      .def_readwrite("micro_batches", &TrainingOptions::micro_batches)
+      .def_property(
+          "schedules",
+          [](const TrainingOptions& o) {
+            std::vector<std::string> names;
+            for (auto s : o.schedules) names.emplace_back(schedule_name(s));
+            return names;
+          },
+          [](TrainingOptions& o, const std::vector<std::string>& names) {
+            o.schedules.clear();
+            for (const auto& n : names) o.schedules.push_back(parse_schedule(n));
+          })
+      .def_readwrite("labels_on_device", &TrainingOptions::labels_on_device)
+      .def_readwrite("optimizer_state_factor", &TrainingOptions::optimizer_state_factor)
+      .def_readwrite("micro_batch_overhead_ms", &TrainingOptions::micro_batch_overhead_ms)
+      .def_readwrite("order", &TrainingOptions::order)
+      .def_readwrite("max_candidates", &TrainingOptions::max_candidates);
+  m.def("optimizer_state_factor", &optimizer_state_factor, py::arg("optimizer"),
+        "The optimizer's state in multiples of the parameters: sgd 0, sgd_momentum 1, adam 2.");
+  py::class_<TrainingPlan>(m, "TrainingPlan", "A placement for training with its simulated step (plan/training.h).")
+      .def_readonly("algorithm", &TrainingPlan::algorithm)
+      .def_property_readonly("status", [](const TrainingPlan& p) { return std::string(status_name(p.status)); })
+      .def_readonly("reason", &TrainingPlan::reason)
+      .def_readonly("placement", &TrainingPlan::placement)
+      .def_readonly("stages", &TrainingPlan::stages)
+      .def_readonly("stage_costs", &TrainingPlan::stage_costs)
+      .def_readonly("micro_batches", &TrainingPlan::micro_batches)
+      .def_property_readonly("schedule", [](const TrainingPlan& p) { return std::string(schedule_name(p.schedule)); })
+      .def_readonly("batch_size", &TrainingPlan::batch_size)
+      .def_readonly("step_ms", &TrainingPlan::step_ms)
+      .def_readonly("samples_per_s", &TrainingPlan::samples_per_s)
+      .def_readonly("node_param_bytes", &TrainingPlan::node_param_bytes)
+      .def_readonly("node_stored_bytes", &TrainingPlan::node_stored_bytes)
+      .def_readonly("node_memory_bytes", &TrainingPlan::node_memory_bytes)
+      .def_readonly("timeline", &TrainingPlan::timeline)
+      .def_readonly("micro_batch_choices", &TrainingPlan::micro_batch_choices)
+      .def_readonly("best_step_ms", &TrainingPlan::best_step_ms)
+      .def_readonly("simulated", &TrainingPlan::simulated)
+      .def_readonly("pruned", &TrainingPlan::pruned)
+      .def_readonly("over_memory", &TrainingPlan::over_memory)
+      .def("ok", &TrainingPlan::ok)
+      .def("explain", &TrainingPlan::explain, py::arg("network"));
+  m.def(
+      "evaluate_training",
+      [](const AtomDag& dag, const PipelineNetwork& net, const TrainingCosts& costs, const std::vector<int>& placement,
+         int micro_batches, const std::string& schedule, const TrainingOptions& options) {
+        return evaluate_training(dag, net, costs, placement, micro_batches, parse_schedule(schedule), options);
+      },
+      py::arg("dag"), py::arg("network"), py::arg("costs"), py::arg("placement"), py::arg("micro_batches"),
+      py::arg("schedule"), py::arg("options"), py::call_guard<py::gil_scoped_release>(),
+      "The simulated training step of a given placement (plan/training.h).");
+  m.def("plan_training", &plan_training, py::arg("dag"), py::arg("network"), py::arg("costs"), py::arg("options"),
+        py::call_guard<py::gil_scoped_release>(),
+        "The fastest training step over the cuts, micro-batch choices and schedules (plan/training.h).");
 }

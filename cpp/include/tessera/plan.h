@@ -1,5 +1,5 @@
 // tessera/plan.h -- planning, torch-free: cost models, contexts and constraints; min-cut, local
-// search, parametric tables, pipelines over N nodes, energy, tiling and variants.
+// search, parametric tables, pipelines over N nodes, energy, tiling, variants and training.
 //
 // The public API of this layer: one include for a C++ product (tessera/tessera.h includes
 // every layer). Layers and their rules: docs/ARCHITECTURE.md.
@@ -16,3 +16,4 @@
 #include "tessera/plan/energy.h"
 #include "tessera/plan/tiling.h"
 #include "tessera/plan/variants.h"
+#include "tessera/plan/training.h"
