@@ -235,11 +235,37 @@ def plan(model: ModelLike, costs: Costs | _core.CostModel, bandwidth_mbps: float
          algorithm: str = "mincut", objective: str = "latency",
          constraints: Mapping[str, Any] | _core.Constraints | None = None, server_load: float = 1.0,
          current: Plan | _core.Plan | Placement | None = None, device_load: float = 1.0) -> Plan:
-    """Plan ``model`` with one algorithm for one context (see module doc)."""
+    """Plan ``model`` with one algorithm for one context (see module doc).
+
+    ``objective="training"`` plans split training instead (:func:`plan_training`): ``costs`` then
+    maps "device" and "server" to training profiles (``ts.profile_training``: ``forward_ms``,
+    ``backward_ms`` and ``batch`` per atom), and ``constraints`` may give ``memory_bytes``,
+    ``micro_batches``, ``schedules``, ``labels_on_device``, ``optimizer`` and
+    ``micro_batch_overhead_ms``; the result is a :class:`TrainingPlan` (placement, micro-batches,
+    schedule) that ``ts.SplitTrainer`` takes as its plan."""
+    if objective == "training":
+        return _plan_for_training(model, costs, bandwidth_mbps, rtt_ms, constraints)
     cm = make_cost_model(model, costs)
     ctx = make_context(bandwidth_mbps, rtt_ms, server_load, objective, device_load=device_load)
     core = _core.make_plan(algorithm, cm, ctx, make_constraints(constraints), _placement(current))
     return Plan(core, cm)
+
+
+def _plan_for_training(model, costs, bandwidth_mbps, rtt_ms, constraints) -> "TrainingPlan":
+    if not isinstance(costs, Mapping) or not all(hasattr(costs.get(k), "backward_ms") for k in ("device", "server")):
+        raise _core.InvalidArgumentError(
+            "objective='training' needs costs={'device': profile, 'server': profile} of training profiles "
+            "(ts.profile_training: forward and backward ms per atom)")
+    allowed = {"memory_bytes", "micro_batches", "schedules", "labels_on_device", "optimizer", "micro_batch_overhead_ms"}
+    extra = dict(constraints or {})
+    unknown = sorted(set(extra) - allowed)
+    if unknown:
+        raise _core.InvalidArgumentError(f"objective='training': unknown constraints {unknown} "
+                                         f"(known: {', '.join(sorted(allowed))})")
+    batch = int(costs["device"].batch)
+    return plan_training(model, {k: costs[k].forward_ms for k in ("device", "server")},
+                         {k: costs[k].backward_ms for k in ("device", "server")}, batch_size=batch,
+                         bandwidth_mbps=bandwidth_mbps, rtt_ms=rtt_ms, **extra)
 
 
 def plans(model: ModelLike, costs: Costs | _core.CostModel, bandwidth_mbps: float, rtt_ms: float = 0.0,
@@ -476,6 +502,17 @@ def _training_inputs(model: ModelLike, forward_ms, backward_ms, batch_size: int,
     """The bound (dag, network, costs, options) of plan_training / evaluate_training."""
     dag = _dag_of(model)
     n = dag.num_atoms
+    if labels_on_device and hasattr(model, "graph") and hasattr(model, "atoms"):
+        # labels on the device: the atoms making the model's outputs run there too (the U's last
+        # arm), so neither the labels nor the logits' gradient leave it (ts.SplitTrainer checks it)
+        g = model.graph
+        pin = dict(pin or {})
+        for v in g.outputs:
+            p = g.values[v].producer
+            a = g.nodes[p].atom if p >= 0 else -1
+            if a >= 0:
+                pin.setdefault(a, (network.core(n).nodes[0].name if hasattr(network, "core") else
+                                   network.nodes[0].name) if network is not None else "device")
     if network is None:
         if bandwidth_mbps is None:
             raise _core.InvalidArgumentError("bandwidth_mbps is missing (the device <-> server link, Mbit/s), "
@@ -581,7 +618,8 @@ def plan_training(model: ModelLike, forward_ms: Optional[Mapping[str, Any]], bac
     ``micro_batch_overhead_ms`` per stage and pass. ``schedules``: "1f1b", "gpipe" or both.
 
     Searched: node 0's prefix, a run per server of the order, and node 0's suffix when
-    ``labels_on_device`` (a U shape: the loss on the device) - every cut - x the ``micro_batches``
+    ``labels_on_device`` (a U shape: the loss on the device; with a :class:`tessera.Model` the atoms
+    making its outputs are pinned to node 0 too, as ``ts.SplitTrainer`` requires) - every cut - x the ``micro_batches``
     choices x the ``schedules``; exact over that space (checked against brute force). ``pin``:
     {atom id: node name}. Errors (:class:`tessera.InvalidArgumentError`) name the field: negative
     costs, wrong lengths, a micro-batch choice < 1 or > batch_size, no placement fitting memory

@@ -30,8 +30,8 @@ from . import _core
 from .atoms import Model, _as_tuple
 from .types import Inputs, PathLike, Placement
 
-__all__ = ["SplitTrainer", "TrainingServer", "spawn_training_server", "profile_training", "TrainingCosts",
-           "optimizer_options", "OPTIMIZERS"]
+__all__ = ["SplitTrainer", "TrainingServer", "spawn_training_server", "profile_training", "TrainingProfile",
+           "optimizer_options", "OPTIMIZERS", "measured_stages", "accounted_step"]
 
 #: The optimizers every node can run, with the options each takes.
 OPTIMIZERS = {"sgd": ("lr", "momentum", "weight_decay"), "adam": ("lr", "betas", "eps", "weight_decay")}
@@ -227,7 +227,7 @@ class SplitTrainer:
                 f"{self.options.micro_batches} micro-batches {self.options.schedule}, version {self.version})")
 
 
-class TrainingCosts:
+class TrainingProfile:
     """Per-atom forward and backward ms of a trainable model on this machine (median of repeats),
     with the bytes each atom's outputs keep for backward: what the training planner reads."""
 
@@ -244,11 +244,11 @@ class TrainingCosts:
         return sum(self.forward_ms) + sum(self.backward_ms)
 
     def __repr__(self) -> str:
-        return (f"TrainingCosts({len(self.forward_ms)} atoms, batch {self.batch}: forward {sum(self.forward_ms):.2f} "
+        return (f"TrainingProfile({len(self.forward_ms)} atoms, batch {self.batch}: forward {sum(self.forward_ms):.2f} "
                 f"ms, backward {sum(self.backward_ms):.2f} ms)")
 
 
-def profile_training(model: Model, inputs: Inputs, repeats: int = 5, warmup: int = 1) -> TrainingCosts:
+def profile_training(model: Model, inputs: Inputs, repeats: int = 5, warmup: int = 1) -> TrainingProfile:
     """Measure each atom's forward and backward ms under autograd, one atom at a time in the
     model's order (forward) and the reverse order (backward, with random output gradients), on
     ``inputs``' batch; the median of ``repeats`` passes after ``warmup``."""
@@ -286,4 +286,68 @@ def profile_training(model: Model, inputs: Inputs, repeats: int = 5, warmup: int
         node.discard()
     med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
     batch = int(xs[0].shape[0]) if xs and xs[0].dim() > 0 else 1
-    return TrainingCosts([med(v) for v in fwd], [med(v) for v in bwd], stored, batch)
+    return TrainingProfile([med(v) for v in fwd], [med(v) for v in bwd], stored, batch)
+
+
+def _median(v: Sequence[float]) -> float:
+    v = sorted(v)
+    return v[len(v) // 2] if v else 0.0
+
+
+def measured_stages(trainer: SplitTrainer, stats: _core.StepStats, bandwidth_mbps: float | None = None,
+                    rtt_ms: float = 0.0, slowdown: Mapping[int, float] | Sequence[float] | None = None) -> list[dict]:
+    """A measured step as the pipeline stages the training simulator reads
+    (``ts.planning.simulate_training``): one stage per block of the trainer's schedule, with the
+    median per-micro-batch forward and backward ms its node measured (x ``slowdown[node]``: an
+    emulated slower device or server), and the activations and gradients that crossed, priced on
+    an emulated link of ``bandwidth_mbps`` (serialisation) and ``rtt_ms`` (half after each send);
+    without a bandwidth the links cost nothing. The loss counts as the last stage's forward."""
+    blocks = trainer.blocks()
+    k = len(blocks)
+    slow = dict(enumerate(slowdown)) if isinstance(slowdown, Sequence) else dict(slowdown or {})
+    fwd, bwd = [[] for _ in range(k)], [[] for _ in range(k)]
+    up, down, gup, gdown, loss = [[] for _ in range(k)], [[] for _ in range(k)], [[] for _ in range(k)], \
+        [[] for _ in range(k)], []
+    for e in stats.events:
+        if e.kind == "L":
+            loss.append(e.compute_ms)
+        elif e.kind == "F":
+            fwd[e.block].append(e.compute_ms)
+            up[e.block].append(e.bytes_sent)
+            down[e.block].append(e.bytes_received)
+        else:
+            bwd[e.block].append(e.compute_ms)
+            gup[e.block].append(e.bytes_sent)
+            gdown[e.block].append(e.bytes_received)
+    send_f, send_b = [0.0] * k, [0.0] * k  # bytes each stage sends forward / backward
+    for b, (_, node) in enumerate(blocks):
+        if node != 0:  # a remote block: its inputs came from the stage before, its outputs go on
+            if b > 0:
+                send_f[b - 1] = max(send_f[b - 1], _median(up[b]))
+            send_f[b] = max(send_f[b], _median(down[b]))
+            send_b[b] = max(send_b[b], _median(gdown[b]))
+            if b + 1 < k:
+                send_b[b + 1] = max(send_b[b + 1], _median(gup[b]))
+    price = (lambda n: n * 8.0 / (bandwidth_mbps * 1e3)) if bandwidth_mbps else (lambda n: 0.0)
+    stages = []
+    for b, (_, node) in enumerate(blocks):
+        f = slow.get(node, 1.0)
+        stages.append({"node": node, "fwd_ms": _median(fwd[b]) * f + (_median(loss) * f if b == k - 1 else 0.0),
+                       "bwd_ms": _median(bwd[b]) * f, "send_fwd_ms": price(send_f[b]) if b + 1 < k else 0.0,
+                       "send_bwd_ms": price(send_b[b]) if b > 0 else 0.0,
+                       "fwd_delay_ms": rtt_ms / 2 if send_f[b] and b + 1 < k else 0.0,
+                       "bwd_delay_ms": rtt_ms / 2 if send_b[b] and b > 0 else 0.0})
+    return stages
+
+
+def accounted_step(trainer: SplitTrainer, stats: _core.StepStats, bandwidth_mbps: float | None = None,
+                   rtt_ms: float = 0.0, slowdown: Mapping[int, float] | Sequence[float] | None = None,
+                   micro_batches: int | None = None, schedule: str | None = None) -> _core.TrainingTimeline:
+    """The step's time on the emulated machines and link: its :func:`measured_stages` through the
+    training simulator with the trainer's micro-batches and schedule (or those given). The
+    timeline's ``makespan_ms`` is the accounted step; ``stats.wall_ms`` is what this machine took."""
+    from .planning import simulate_training
+
+    stages = measured_stages(trainer, stats, bandwidth_mbps, rtt_ms, slowdown)
+    return simulate_training(stages, int(micro_batches or trainer.options.micro_batches),
+                             str(schedule or trainer.options.schedule))
