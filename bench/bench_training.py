@@ -141,7 +141,7 @@ def balanced_cut(prof):
 def run_config(trainer, batch, labels, steps, ratio, bandwidth, rtt):
     """Median accounted and wall step ms over `steps` steps after one warm-up; and the last stats."""
     trainer.step(batch, labels)
-    acc, wall, ideal = [], [], []
+    acc, wall = [], []
     st = None
     for _ in range(steps):
         st = trainer.step(batch, labels)

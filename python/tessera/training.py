@@ -28,7 +28,7 @@ import torch
 
 from . import _core
 from .atoms import Model, _as_tuple
-from .types import Inputs, PathLike, Placement
+from .types import Inputs, PathLike
 
 __all__ = ["SplitTrainer", "TrainingServer", "spawn_training_server", "profile_training", "TrainingProfile",
            "optimizer_options", "OPTIMIZERS", "measured_stages", "accounted_step"]
