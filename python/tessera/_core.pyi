@@ -53,6 +53,7 @@ class Atom:
     output_bytes: int
     outputs: List[int]
     param_bytes: int
+    params: List[str]
     sha256: str
 
 class AtomDag:
@@ -364,6 +365,7 @@ class LinkSpec:
 class LoadOptions:
     def __init__(self: LoadOptions) -> None: ...
     optimize_numerics: bool
+    trainable: bool
 
 class LoadSwitch:
     """The light/heavy-load decision of a stream: latency plan or throughput plan, by arrival rate and queue (adapt/load_switch.h)."""
@@ -407,12 +409,15 @@ class Model:
     def loaded_param_bytes(self: Model) -> int: ...
     num_atoms: int
     def open(self, *args: Any, **kwargs: Any) -> Any: ...
+    def parameters(self: Model, atoms: List[int] = []) -> List[Tuple[str, torch.Tensor]]: ...
     @overload
     def run(self: Model, inputs: List[torch.Tensor], placement: List[int]) -> List[torch.Tensor]: ...
     @overload
     def run(self: Model, inputs: List[torch.Tensor]) -> List[torch.Tensor]: ...
     def run_blocks(self: Model, inputs: List[torch.Tensor], blocks: List[List[int]]) -> List[torch.Tensor]: ...
     def save(self: Model, dir: str, overwrite: bool = False) -> None: ...
+    def train_block(self: Model, atoms: List[int]) -> TrainBlock: ...
+    trainable: bool
 
 class Monitor:
     def __init__(self: Monitor, options: MonitorOptions = ...) -> None: ...
@@ -494,6 +499,17 @@ class Operating:
     def __init__(self: Operating, frequency_mhz: float = 0.0, tx_power_mw: float = 0.0) -> None: ...
     frequency_mhz: float
     tx_power_mw: float
+
+class OptimizerOptions:
+    def __init__(self: OptimizerOptions) -> None: ...
+    beta1: float
+    beta2: float
+    def check(self: OptimizerOptions) -> None: ...
+    eps: float
+    kind: str
+    lr: float
+    momentum: float
+    weight_decay: float
 
 class ParametricPlanner:
     """Every optimal min-cut plan over bandwidth; a bandwidth change is a lookup."""
@@ -838,6 +854,17 @@ class SimulationOptions:
     server_load_trace: List[Tuple[float, float]]
     timeout_ms: float
 
+class SplitTrainer:
+    def __init__(self: SplitTrainer, model: Model, placement: List[int], options: TrainerOptions) -> None: ...
+    def blocks(self: SplitTrainer) -> List[Tuple[List[int], int]]: ...
+    def gradients(self: SplitTrainer) -> List[Tuple[str, torch.Tensor]]: ...
+    def load_state_dict(self: SplitTrainer, state: List[Tuple[str, torch.Tensor]]) -> None: ...
+    placement: List[int]
+    def predict(self: SplitTrainer, inputs: List[torch.Tensor]) -> torch.Tensor: ...
+    def state_dict(self: SplitTrainer) -> List[Tuple[str, torch.Tensor]]: ...
+    def step(self: SplitTrainer, inputs: List[torch.Tensor], labels: torch.Tensor) -> StepStats: ...
+    version: int
+
 class Stage:
     def __init__(self: Stage) -> None: ...
     atoms: List[int]
@@ -859,6 +886,18 @@ class StageRecord:
     tile_fallbacks: int
     tile_link_ms: float
     tile_ms: float
+
+class StepStats:
+    def __init__(self, *args: Any, **kwargs: Any) -> Any: ...
+    backward_ms: List[float]
+    bytes_received: int
+    bytes_sent: int
+    device_peak_stored_bytes: int
+    events: List[TrainEvent]
+    forward_ms: List[float]
+    loss: float
+    version: int
+    wall_ms: float
 
 class StreamContext:
     def __init__(self: StreamContext) -> None: ...
@@ -938,6 +977,39 @@ class Timeline:
     total_ms: float
     transfer_ms: float
 
+class TrainBlock:
+    def __call__(self: TrainBlock, inputs: List[torch.Tensor], params: List[torch.Tensor]) -> List[torch.Tensor]: ...
+    def __init__(self, *args: Any, **kwargs: Any) -> Any: ...
+    atoms: List[int]
+    def graph_str(self: TrainBlock) -> str: ...
+    inputs: List[int]
+    outputs: List[int]
+    params: List[str]
+
+class TrainEvent:
+    def __init__(self, *args: Any, **kwargs: Any) -> Any: ...
+    block: int
+    bytes_received: int
+    bytes_sent: int
+    compute_ms: float
+    end_ms: float
+    kind: str
+    micro_batch: int
+    node: int
+    start_ms: float
+
+class TrainerOptions:
+    def __init__(self: TrainerOptions) -> None: ...
+    keep_gradients: bool
+    labels_on: str
+    loss: str
+    micro_batches: int
+    optimizer: OptimizerOptions
+    output: int
+    schedule: str
+    servers: List[str]
+    timeout_ms: int
+
 class TrainingCosts:
     """Backward ms and optimizer update ms per node and atom (the forward ms are the PipelineNetwork's compute_ms), at the full batch."""
     def __init__(self: TrainingCosts) -> None: ...
@@ -955,6 +1027,20 @@ class TrainingEvent:
     stage: int
     start_ms: float
     to_node: int
+
+class TrainingNode:
+    def __init__(self: TrainingNode, model: Model, atoms: List[int], optimizer: OptimizerOptions) -> None: ...
+    atoms: List[int]
+    def backward(self: TrainingNode, micro_batch: int, block: List[int], grad_outputs: List[torch.Tensor]) -> List[torch.Tensor]: ...
+    def commit(self: TrainingNode) -> None: ...
+    def discard(self: TrainingNode) -> None: ...
+    def forward(self: TrainingNode, micro_batch: int, block: List[int], inputs: List[torch.Tensor]) -> List[torch.Tensor]: ...
+    def load_state(self: TrainingNode, state: List[Tuple[str, torch.Tensor]]) -> None: ...
+    def param_names(self: TrainingNode) -> List[str]: ...
+    peak_stored_bytes: int
+    def state(self: TrainingNode) -> List[Tuple[str, torch.Tensor]]: ...
+    stored_bytes: int
+    version: int
 
 class TrainingOptions:
     """The knobs of a training plan: batch_size, micro_batches (choices), schedules, labels_on_device, optimizer_state_factor, micro_batch_overhead_ms, order, max_candidates."""
@@ -993,6 +1079,29 @@ class TrainingPlan:
     status: str
     step_ms: float
     timeline: TrainingTimeline
+
+class TrainingServer:
+    def __init__(self: TrainingServer, store_dir: str, options: TrainingServerOptions = ...) -> None: ...
+    endpoint: str
+    def start(self: TrainingServer) -> None: ...
+    def stats(self: TrainingServer) -> TrainingServerStats: ...
+    def stop(self: TrainingServer) -> None: ...
+
+class TrainingServerOptions:
+    def __init__(self: TrainingServerOptions) -> None: ...
+    bind: str
+    max_message_bytes: int
+    threads: int
+    verbose: bool
+
+class TrainingServerStats:
+    def __init__(self, *args: Any, **kwargs: Any) -> Any: ...
+    aborts: int
+    backwards: int
+    commits: int
+    errors: int
+    forwards: int
+    version: int
 
 class TrainingStage:
     """One stage of a training pipeline for simulate_training: its node, per micro-batch fwd_ms / bwd_ms, send_fwd_ms (activations to the next stage) / send_bwd_ms (gradients to the previous one) on the link, fwd_delay_ms / bwd_delay_ms after them (rtt / 2), stored_bytes kept per micro-batch until its backward, update_ms once per step."""
