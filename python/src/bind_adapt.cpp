@@ -1,12 +1,16 @@
 // Bindings of the adaptation layer (tessera/adapt/*.h). Wrap only.
 #include <torch/extension.h>
 
+#include <fmt/format.h>
+
 #include "tessera/adapt/adaptive.h"
 #include "tessera/adapt/cpufreq.h"
 #include "tessera/adapt/monitor.h"
 #include "tessera/adapt/policy.h"
 #include "tessera/adapt/simulate.h"
 #include "tessera/adapt/stream.h"
+#include "tessera/core/error.h"
+#include "tessera/predict/predictor.h"
 #include "tessera/transport/link.h"
 
 namespace py = pybind11;
@@ -65,8 +69,19 @@ void bind_adapt(py::module_& m) {
       .def_property_readonly("server_load", [](const Monitor& mo) { return mo.server_load(0); })
       .def("load_of", &Monitor::server_load, py::arg("server") = 0, "The measured load of one server (index).")
       .def_property_readonly("device_load", &Monitor::device_load)
+      .def_property_readonly("device_samples", &Monitor::device_samples)
+      .def("restart_device_load", &Monitor::restart_device_load)
       .def_property_readonly("samples", &Monitor::samples)
       .def_static("free_memory_bytes", &Monitor::free_memory_bytes);
+  py::class_<DeviceState>(m, "DeviceState",
+                          "The device's machine state: intra-op threads and background load (cores kept busy).")
+      .def(py::init([](int threads, double background_load) { return DeviceState{threads, background_load}; }),
+           py::arg("threads") = 1, py::arg("background_load") = 0.0)
+      .def_readwrite("threads", &DeviceState::threads)
+      .def_readwrite("background_load", &DeviceState::background_load)
+      .def("__repr__", [](const DeviceState& s) {
+        return fmt::format("DeviceState(threads={}, background_load={})", s.threads, s.background_load);
+      });
   py::class_<AdaptiveOptions>(m, "AdaptiveOptions")
       .def(py::init<>())
       .def_readwrite("planner", &AdaptiveOptions::planner)
@@ -80,7 +95,40 @@ void bind_adapt(py::module_& m) {
       .def_readwrite("load_tolerance", &AdaptiveOptions::load_tolerance)
       .def_readwrite("max_latency_ms", &AdaptiveOptions::max_latency_ms)
       .def_readwrite("free_memory_fraction", &AdaptiveOptions::free_memory_fraction)
-      .def_readwrite("monitor", &AdaptiveOptions::monitor);
+      .def_readwrite("monitor", &AdaptiveOptions::monitor)
+      .def_readwrite("profiled", &AdaptiveOptions::profiled)
+      .def_readwrite("state_tolerance", &AdaptiveOptions::state_tolerance)
+      .def_readwrite("infer_background_load", &AdaptiveOptions::infer_background_load)
+      .def_readwrite("max_background_load", &AdaptiveOptions::max_background_load)
+      .def_readwrite("load_step", &AdaptiveOptions::load_step)
+      .def_property_readonly("predictor_name", [](const AdaptiveOptions& a) { return a.predictor.name; },
+                             "the device cost predictor's name ('' without one)")
+      .def(
+          "use_predictor",
+          [](AdaptiveOptions& a, std::shared_ptr<predict::Predictor> p, const Model& model) {
+            TESSERA_CHECK(p != nullptr, InvalidArgument, "use_predictor needs a predictor");
+            a.predictor.name = p->kind();
+            a.predictor.predict = [p, model](const DeviceState& s) {
+              return predict::predict_atoms(*p, model.graph(), model.atoms(), model.hash(),
+                                            {s.threads, s.background_load})
+                  .ms;
+            };
+          },
+          py::arg("predictor"), py::arg("model"),
+          "Device costs in unprofiled states from a predictor (C++ or Python) over the model's atoms.")
+      .def(
+          "use_cost_function",
+          [](AdaptiveOptions& a, const std::string& name, py::function f) {
+            auto fn = std::make_shared<py::function>(std::move(f));
+            a.predictor.name = name;
+            a.predictor.predict = [fn](const DeviceState& s) {
+              py::gil_scoped_acquire gil;
+              return (*fn)(s.threads, s.background_load).cast<std::vector<double>>();
+            };
+          },
+          py::arg("name"), py::arg("function"),
+          "Device costs in unprofiled states from function(threads, background_load) -> ms per atom.")
+      .def("clear_predictor", [](AdaptiveOptions& a) { a.predictor = {}; });
   py::class_<RequestRecord>(m, "RequestRecord")
       .def_readonly("index", &RequestRecord::index)
       .def_readonly("link_time_s", &RequestRecord::link_time_s)
@@ -114,7 +162,10 @@ void bind_adapt(py::module_& m) {
       .def_readonly("rx_mj", &RequestRecord::rx_mj)
       .def_readonly("idle_mj", &RequestRecord::idle_mj)
       .def_readonly("energy_queue", &RequestRecord::energy_queue)
-      .def_readonly("frequency_applied", &RequestRecord::frequency_applied);
+      .def_readonly("frequency_applied", &RequestRecord::frequency_applied)
+      .def_readonly("cost_source", &RequestRecord::cost_source)
+      .def_readonly("device_threads", &RequestRecord::device_threads)
+      .def_readonly("device_background_load", &RequestRecord::device_background_load);
   py::class_<Observation>(m, "Observation")
       .def(py::init<>())
       .def_readwrite("index", &Observation::index)
@@ -126,7 +177,9 @@ void bind_adapt(py::module_& m) {
       .def_readwrite("device_load", &Observation::device_load)
       .def_readwrite("memory_budget_bytes", &Observation::memory_budget_bytes)
       .def_readwrite("replan", &Observation::replan)
-      .def_readwrite("current", &Observation::current);
+      .def_readwrite("current", &Observation::current)
+      .def_readwrite("device_samples", &Observation::device_samples)
+      .def_readwrite("device_state", &Observation::device_state);
   py::class_<Decision>(m, "Decision")
       .def_readonly("placement", &Decision::placement)
       .def_readonly("plan_id", &Decision::plan_id)
@@ -136,7 +189,9 @@ void bind_adapt(py::module_& m) {
       .def_readonly("frequency_mhz", &Decision::frequency_mhz)
       .def_readonly("tx_power_mw", &Decision::tx_power_mw)
       .def_readonly("device_time_factor", &Decision::device_time_factor)
-      .def_readonly("uplink_rate_factor", &Decision::uplink_rate_factor);
+      .def_readonly("uplink_rate_factor", &Decision::uplink_rate_factor)
+      .def_readonly("cost_source", &Decision::cost_source)
+      .def_readonly("device_state", &Decision::device_state);
   py::class_<Policy, std::shared_ptr<Policy>>(m, "Policy")
       .def_property_readonly("name", &Policy::name)
       .def("decide", &Policy::decide, py::arg("observation"))
@@ -181,6 +236,8 @@ void bind_adapt(py::module_& m) {
       .def("run", &Controller::run, py::arg("inputs"), py::call_guard<py::gil_scoped_release>())
       // accessors wait for a run() in progress (its lock): without the GIL
       .def("set_memory_budget", &Controller::set_memory_budget, py::arg("bytes"), py::call_guard<py::gil_scoped_release>())
+      .def("set_machine_state", &Controller::set_machine_state, py::arg("threads") = py::none(),
+           py::arg("background_load") = py::none(), py::call_guard<py::gil_scoped_release>())
       .def("timeline", &Controller::timeline, py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("placement", py::cpp_function(&Controller::placement, py::call_guard<py::gil_scoped_release>()))
       .def("monitor", &Controller::monitor, "a copy of the monitor's state", py::call_guard<py::gil_scoped_release>())

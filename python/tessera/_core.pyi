@@ -21,6 +21,7 @@ class Controller:
     placement: List[int]
     def policy(self: Controller) -> Policy: ...
     def run(self: Controller, inputs: List[torch.Tensor]) -> List[torch.Tensor]: ...
+    def set_machine_state(self: Controller, threads: Optional[int] = None, background_load: Optional[float] = None) -> None: ...
     def set_memory_budget(self: Controller, bytes: float) -> None: ...
     def timeline(self: Controller) -> List[RequestRecord]: ...
 
@@ -29,18 +30,27 @@ class AdaptiveDeployment(Controller):
 
 class AdaptiveOptions:
     def __init__(self: AdaptiveOptions) -> None: ...
+    def clear_predictor(self: AdaptiveOptions) -> None: ...
     device_memory_bytes: float
     free_memory_fraction: float
     hysteresis: float
+    infer_background_load: bool
     initial_bandwidth_mbps: float
+    load_step: float
     load_tolerance: float
+    max_background_load: float
     max_latency_ms: float
     monitor: MonitorOptions
     planner: str
+    predictor_name: str
     probe_every: int
     probe_ms: float
+    profiled: DeviceState
     react_to_drops: bool
     rtt_ms: float
+    state_tolerance: float
+    def use_cost_function(self: AdaptiveOptions, name: str, function: function) -> None: ...
+    def use_predictor(self: AdaptiveOptions, predictor: Predictor, model: Model) -> None: ...
 
 class Atom:
     def __init__(self, *args: Any, **kwargs: Any) -> Any: ...
@@ -205,6 +215,8 @@ class DeadlineError(TesseraError):
 
 class Decision:
     def __init__(self, *args: Any, **kwargs: Any) -> Any: ...
+    cost_source: str
+    device_state: DeviceState
     device_time_factor: float
     estimate_device_atoms: int
     frequency_mhz: float
@@ -253,6 +265,12 @@ class DeploymentOptions:
     server_policy: str
     servers: List[str]
     timeout_ms: int
+
+class DeviceState:
+    """The device's machine state: intra-op threads and background load (cores kept busy)."""
+    def __init__(self: DeviceState, threads: int = 1, background_load: float = 0.0) -> None: ...
+    background_load: float
+    threads: int
 
 class EmulatedLink:
     def __init__(self: EmulatedLink, spec: LinkSpec) -> None: ...
@@ -423,12 +441,14 @@ class Monitor:
     def __init__(self: Monitor, options: MonitorOptions = ...) -> None: ...
     bandwidth_mbps: Optional[float]
     device_load: float
+    device_samples: int
     def free_memory_bytes(self, *args: Any, **kwargs: Any) -> Any: ...
     def load_of(self: Monitor, server: int = 0) -> float: ...
     def observe_device(self: Monitor, device_ms: float, predicted_ms: float) -> None: ...
     def observe_rtt(self: Monitor, rtt_ms: float) -> None: ...
     def observe_server(self: Monitor, server_ms: float, predicted_ms: float, server: int = 0) -> None: ...
     def observe_transfer(self: Monitor, bytes: float, transfer_ms: float) -> None: ...
+    def restart_device_load(self: Monitor) -> None: ...
     rtt_ms: float
     samples: int
     server_load: float
@@ -452,6 +472,8 @@ class Observation:
     def __init__(self: Observation) -> None: ...
     current: List[int]
     device_load: float
+    device_samples: int
+    device_state: DeviceState
     est_bandwidth: float
     index: int
     link_time_s: float
@@ -718,10 +740,13 @@ class RequestRecord:
     def __init__(self, *args: Any, **kwargs: Any) -> Any: ...
     busy: bool
     compute_mj: float
+    cost_source: str
     decide_us: float
     device_atoms: int
+    device_background_load: float
     device_ms: float
     device_param_bytes: float
+    device_threads: int
     energy_mj: float
     energy_queue: float
     est_bandwidth: float

@@ -5,6 +5,10 @@
     for frame in stream: y = dep(frame)
     dep.timeline      # per request: estimated and true bandwidth, plan in use, latency parts
 
+    dep = ts.AdaptiveDeployment(m, costs, server=endpoint, predictor=tp.load("pred.json"))
+    dep.set_machine_state(threads=2, background_load=0.5)    # a state not profiled: predicted costs
+    dep.timeline[-1]["cost_source"]   # "predicted (xgboost, threads=2, load=0.5)"
+
 Policies (C++, one interface): ``static_policy`` (a fixed plan), ``oracle_policy`` (the
 optimal plan for the link's true bandwidth), ``adaptive_policy`` (tessera's, or any
 planner re-planned per request); a :class:`Controller` runs any of them over a real
@@ -40,7 +44,7 @@ RECORD_KEYS = ("index", "link_time_s", "est_bandwidth", "true_bandwidth", "plan_
                "decide_us", "total_ms", "device_ms", "transfer_ms", "server_ms", "queue_ms", "predicted_ms", "fallback",
                "probed", "server", "busy", "est_load", "est_device_load", "estimate_device_atoms", "why",
                "frequency_mhz", "tx_power_mw", "tx_rate_mbps", "energy_mj", "compute_mj", "tx_mj", "rx_mj", "idle_mj",
-               "energy_queue", "frequency_applied")
+               "energy_queue", "frequency_applied", "cost_source", "device_threads", "device_background_load")
 
 
 def record_dict(r) -> dict:
@@ -52,7 +56,10 @@ def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, 
                       initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None,
                       probe_every: int = 1, window: int = 3, react_to_drops: bool = True,
                       estimator: str = "median", deadline_ms: float | None = None,
-                      free_memory_fraction: float = 0.0) -> "_core.AdaptiveOptions":
+                      free_memory_fraction: float = 0.0, predictor: Any = None, model: Any = None,
+                      profiled_threads: int | None = None, profiled_background_load: float | None = None,
+                      infer_background_load: bool = True,
+                      max_background_load: float | None = None) -> "_core.AdaptiveOptions":
     if rtt_ms is not None and not (rtt_ms >= 0 and math.isfinite(rtt_ms)):
         raise _core.InvalidArgumentError(f"rtt_ms = {rtt_ms} must be >= 0 (or None: measure it)")
     if memory_budget_mb is not None and not memory_budget_mb >= 0:
@@ -73,7 +80,57 @@ def _adaptive_options(planner: str = "parametric", rtt_ms: float | None = None, 
         raise _core.InvalidArgumentError(f"deadline_ms = {deadline_ms} must be > 0 (or None)")
     a.max_latency_ms = math.inf if deadline_ms is None else float(deadline_ms)
     a.free_memory_fraction = float(free_memory_fraction)
+    if profiled_threads is not None and not (isinstance(profiled_threads, int) and profiled_threads >= 1):
+        raise _core.InvalidArgumentError(f"profiled_threads = {profiled_threads!r} must be an int >= 1 (or None)")
+    if profiled_background_load is not None and not (profiled_background_load >= 0
+                                                     and math.isfinite(profiled_background_load)):
+        raise _core.InvalidArgumentError(f"profiled_background_load = {profiled_background_load} must be a finite "
+                                         "number of cores >= 0 (or None)")
+    a.profiled = _core.DeviceState(0 if profiled_threads is None else int(profiled_threads),
+                                   0.0 if profiled_background_load is None else float(profiled_background_load))
+    a.infer_background_load = bool(infer_background_load)
+    if max_background_load is None:
+        max_background_load = float(os.cpu_count() or 1)
+    if not (max_background_load >= 0 and math.isfinite(max_background_load)):
+        raise _core.InvalidArgumentError(f"max_background_load = {max_background_load} must be a finite number of "
+                                         "cores >= 0 (or None: this machine's cores)")
+    a.max_background_load = float(max_background_load)
+    if predictor is not None:
+        _use_predictor(a, predictor, model)
     return a
+
+
+def _use_predictor(a: "_core.AdaptiveOptions", predictor: Any, model: Any) -> None:
+    """Wires a device cost predictor into the options: a Predictor (C++ or Python), a saved
+    predictor's path, a predictor kind ("analytic": the uncalibrated roofline), or a function
+    (threads, background_load) -> ms per atom."""
+    if isinstance(predictor, (str, os.PathLike)):
+        from . import predict as tp
+        path = os.fspath(predictor)
+        if os.path.exists(path) or path.endswith(".json"):
+            predictor = tp.load(path)
+        elif path in tp.kinds():
+            predictor = _core.make_predictor(path)
+        else:
+            raise _core.InvalidArgumentError(f"unknown predictor kind '{path}' (a kind: {', '.join(tp.kinds())}; "
+                                             "a saved predictor's path; a Predictor; or a function)")
+    if isinstance(predictor, _core.Predictor):
+        if model is None or not hasattr(model, "graph"):
+            raise _core.InvalidArgumentError("a predictor needs the tessera.Model it predicts (its atoms' features)")
+        a.use_predictor(predictor, model._core)
+    elif callable(predictor):
+        a.use_cost_function(getattr(predictor, "__name__", "function"), predictor)
+    else:
+        raise _core.InvalidArgumentError(f"predictor must be a tessera.predict.Predictor, a saved predictor's path, "
+                                         f"a kind or a function, got {type(predictor).__name__}")
+
+
+def _profiled_state(costs: Any) -> dict:
+    """profiled_threads / profiled_background_load of a CostTable given as the device's costs (else {})."""
+    dev = costs.get("device") if isinstance(costs, dict) else None
+    if dev is not None and hasattr(dev, "threads") and hasattr(dev, "background_load"):
+        return {"profiled_threads": int(dev.threads), "profiled_background_load": float(dev.background_load)}
+    return {}
 
 
 def static_policy(name: str, plan: Plan | _core.Plan | Placement) -> "_core.Policy":
@@ -90,6 +147,9 @@ def adaptive_policy(model: ModelLike, costs: Costs | _core.CostModel, planner: s
                     **options: Any) -> "_core.Policy":
     """tessera's adaptive policy (parametric table + hysteresis), or any planner re-planned per request
     ("chain" is Neurosurgeon's). options: as for :class:`AdaptiveDeployment`."""
+    options = {**_profiled_state(costs), **options}
+    if options.get("predictor") is not None:
+        options["model"] = model
     return _core.adaptive_policy(make_cost_model(model, costs), _adaptive_options(planner, **options))
 
 
@@ -115,7 +175,7 @@ class Controller:
         self.cost_model = make_cost_model(model, costs)
         self.link = link
         self.policy = policy
-        opts = _adaptive_options(**options)
+        opts = _adaptive_options(model=model, **options)
         o = deployment_options(server, timeout_ms, retry_ms, link, device_slowdown, emulation, server_policy)
         self._core = self._make(model, o, opts)
 
@@ -135,6 +195,19 @@ class Controller:
     def set_memory_budget(self, mb: float) -> None:
         """The app's free memory changed: re-plan under this budget (MB of weights) next request."""
         self._core.set_memory_budget(float(mb) * 1e6)
+
+    def set_machine_state(self, threads: int | None = None, background_load: float | None = None) -> None:
+        """The device's machine changed, as the app knows it: intra-op ``threads`` and ``background_load``
+        (CPU cores kept busy by other work) from the next request on. None: not declared (threads: the
+        process's intra-op threads, read before every request; load: inferred from the measured slowdown
+        with a predictor, else the profiled one). In a state the costs were not profiled in, an adaptive
+        deployment with a ``predictor`` plans with the predicted device costs; without one it scales the
+        profiled costs by the measured load. InvalidArgumentError for threads < 1 or a negative load."""
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+            raise _core.InvalidArgumentError(f"threads = {threads!r} must be an int >= 1 (or None)")
+        if background_load is not None and not isinstance(background_load, (int, float)):
+            raise _core.InvalidArgumentError(f"background_load = {background_load!r} must be a number of cores >= 0")
+        self._core.set_machine_state(threads, None if background_load is None else float(background_load))
 
     @property
     def placement(self) -> list[int]:
@@ -191,6 +264,20 @@ class AdaptiveDeployment(Controller):
     emulated as the device's slowdown x that clock's time factor and the transmit power as the uplink's
     Shannon rate (nothing changes this machine's clock), and the timeline adds the operating point, the
     energy by part and the virtual queue.
+    predictor: AdaMEC's runtime latency predictor in the loop - a :class:`tessera.predict.Predictor`
+    (C++ or Python, e.g. ``tp.train(samples)``), a saved predictor's path, a predictor kind, or a function
+    (threads, background_load) -> device ms per atom. The device costs in ``costs`` describe one machine
+    state: profiled_threads and profiled_background_load (default: those of a CostTable given as
+    ``costs["device"]``, else this process's intra-op threads at construction and no load). A request in
+    another state - declared with :meth:`set_machine_state`, another ``torch.set_num_threads``, or (no load
+    declared, infer_background_load) a measured device slowdown that the predictor explains best by a
+    background load on a grid of 0.25 cores up to max_background_load (default: this machine's cores) -
+    is planned on the predictor's costs for that state; the measured device load is then measured against
+    them and still scales them when the prediction is off. States within 0.125 cores of load of the
+    profiled one, with its threads, count as profiled. Without a predictor, unprofiled states scale the
+    profiled costs by the measured load (as before). Each timeline record's ``cost_source`` says which
+    ("profiled", "scaled x1.31", "predicted (xgboost, threads=2, load=0.5)", "... x1.12"), with
+    ``device_threads`` / ``device_background_load`` the state those costs describe.
     variants, accuracy_budget: a :class:`tessera.VariantSet` (profiled, its accuracy or fidelity measured)
     and the loss allowed (0.01 = one point of top-1): then the call returns a
     :class:`tessera.VariantDeployment` choosing (variant, split, codec) per request instead.
@@ -227,15 +314,28 @@ class AdaptiveDeployment(Controller):
                  initial_bandwidth_mbps: float = 0.0, memory_budget_mb: float | None = None, probe_every: int = 1,
                  window: int = 3, react_to_drops: bool = True, estimator: str = "median",
                  deadline_ms: float | None = None, free_memory_fraction: float = 0.0,
-                 controller: EnergyController | None = None) -> None:
+                 controller: EnergyController | None = None, predictor: Any = None,
+                 profiled_threads: int | None = None, profiled_background_load: float | None = None,
+                 infer_background_load: bool = True, max_background_load: float | None = None) -> None:
         self._energy = controller
+        if controller is not None and predictor is not None:
+            raise _core.InvalidArgumentError("predictor= does not apply with controller= (the energy controller plans "
+                                             "on its own cost model)")
+        self.predictor = predictor  # held here: a Python predictor must outlive the C++ deployment's calls
+        state = _profiled_state(costs)
+        if profiled_threads is not None:
+            state["profiled_threads"] = profiled_threads
+        if profiled_background_load is not None:
+            state["profiled_background_load"] = profiled_background_load
         super().__init__(model, costs, server, None, link=link, timeout_ms=timeout_ms, retry_ms=retry_ms,
                          device_slowdown=device_slowdown, emulation=emulation, server_policy=server_policy,
                          planner=planner, rtt_ms=rtt_ms,
                          hysteresis=hysteresis, initial_bandwidth_mbps=initial_bandwidth_mbps,
                          memory_budget_mb=memory_budget_mb, probe_every=probe_every, window=window,
                          react_to_drops=react_to_drops, estimator=estimator, deadline_ms=deadline_ms,
-                         free_memory_fraction=free_memory_fraction)
+                         free_memory_fraction=free_memory_fraction, predictor=predictor,
+                         infer_background_load=infer_background_load, max_background_load=max_background_load,
+                         **state)
 
     def _make(self, model, o, opts):
         if self._energy is not None:  # CutEdge: split, clock and transmit power per request, under a budget

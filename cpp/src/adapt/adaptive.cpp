@@ -7,6 +7,9 @@
 #include <cmath>
 #include <mutex>
 #include <map>
+#include <optional>
+
+#include <ATen/Parallel.h>
 
 #include "tessera/adapt/cpufreq.h"
 #include "tessera/core/error.h"
@@ -34,6 +37,11 @@ struct Controller::Impl {
   static constexpr int kColdRuns = 2;
   std::map<std::vector<int>, int> runs;
   std::vector<RequestRecord> records;
+  // The machine state the app declared (set_machine_state); empty: the process's intra-op
+  // threads, and a background load the policy infers or assumes.
+  std::optional<int> declared_threads;
+  std::optional<double> declared_load;
+  int costs_version = 0;  // the policy's device_costs_version() the monitor's device load is measured against
   mutable std::mutex mu;  // run() against the accessors and set_memory_budget from other threads
 
   Impl(Model model, plan::CostModel cost_model, runtime::DeploymentOptions o, std::shared_ptr<Policy> p,
@@ -48,6 +56,7 @@ struct Controller::Impl {
         memory_budget(opt.device_memory_bytes) {
     TESSERA_CHECK(policy != nullptr, InvalidArgument, "a controller needs a policy");
     cm.validate();
+    check_device_options(opt);
     TESSERA_CHECK(cm.num_atoms() == model.num_atoms(), InvalidArgument,
                   "cost model has {} atoms, the model has {}", cm.num_atoms(), model.num_atoms());
     TESSERA_CHECK(opt.hysteresis >= 0, InvalidArgument, "hysteresis must be >= 0, got {}", opt.hysteresis);
@@ -110,6 +119,9 @@ struct Controller::Impl {
     const int server = dep.servers().size() > 1 ? dep.select_server() : 0;
     obs.server_load = monitor.server_load(std::max(server, 0));
     obs.device_load = monitor.device_load();
+    obs.device_samples = monitor.device_samples();
+    obs.device_state.threads = declared_threads.value_or(at::get_num_threads());
+    obs.device_state.background_load = declared_load.value_or(-1.0);
     obs.memory_budget_bytes = memory_budget;
     if (opt.free_memory_fraction > 0) {  // what the machine has free now, read before every request
       const double free = Monitor::free_memory_bytes();
@@ -118,6 +130,15 @@ struct Controller::Impl {
     obs.replan = replan_now;
     obs.current = dep.placement();
     const Decision d = policy->decide(obs);
+    if (policy->device_costs_version() != costs_version) {  // new device costs: carried over, or measured afresh
+      const double carry = policy->device_load_carry();
+      if (carry > 0)
+        monitor.rescale_device_load(carry);
+      else
+        monitor.restart_device_load();
+      costs_version = policy->device_costs_version();
+    }
+    const std::vector<double>& device_costs = policy->device_costs() ? *policy->device_costs() : cm.compute_ms[0];
     r.switched = d.placement != obs.current;
     if (r.switched) dep.set_placement(d.placement);  // checked plans are cached per placement
     // an operating point (energy policies): the clock as the device's emulated speed, the
@@ -140,10 +161,10 @@ struct Controller::Impl {
     auto out = dep.run(inputs);
     const auto tl = dep.last_timeline();
     bool transferred = false;
-    double device_pred_ms = 0;  // the cost model's device ms (load 1) of what ran here
+    double device_pred_ms = 0;  // the policy's device ms (load 1) of what ran here
     for (const auto& b : tl.blocks) {
       double pred = 0;
-      for (int a : b.atoms) pred += cm.compute_ms[b.remote ? 1 : 0][a];
+      for (int a : b.atoms) pred += b.remote ? cm.compute_ms[1][a] : device_costs[a];
       if (b.busy) {  // a full queue is server load: the wait it announced (at least one more block's
         double spred = 0;  // worth: a full queue has one running and one waiting), over the block's compute there
         for (int a : b.atoms) spred += cm.compute_ms[1][a];
@@ -216,6 +237,17 @@ void Controller::set_memory_budget(double bytes) {
   impl_->replan_now = true;
 }
 
+void Controller::set_machine_state(std::optional<int> threads, std::optional<double> background_load) {
+  TESSERA_CHECK(!threads || *threads >= 1, InvalidArgument,
+                "threads must be >= 1 (None: the process's intra-op threads), got {}", threads.value_or(0));
+  TESSERA_CHECK(!background_load || (std::isfinite(*background_load) && *background_load >= 0), InvalidArgument,
+                "background_load must be a finite number of cores >= 0 (None: not declared), got {}",
+                background_load.value_or(0));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->declared_threads = threads;
+  impl_->declared_load = background_load;
+}
+
 std::vector<RequestRecord> Controller::timeline() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->records;
@@ -232,9 +264,17 @@ std::vector<double> Controller::breakpoints() const {
 }
 Policy& Controller::policy() { return *impl_->policy; }
 
+namespace {
+// profiled.threads 0: the intra-op threads of the process that builds the deployment.
+AdaptiveOptions resolved(AdaptiveOptions a) {
+  if (a.profiled.threads == 0) a.profiled.threads = at::get_num_threads();
+  return a;
+}
+}  // namespace
+
 AdaptiveDeployment::AdaptiveDeployment(Model model, plan::CostModel cost_model, runtime::DeploymentOptions options,
                                        AdaptiveOptions adaptive)
-    : Controller(std::move(model), cost_model, std::move(options), make_adaptive_policy(cost_model, adaptive),
-                 adaptive) {}
+    : Controller(std::move(model), cost_model, std::move(options),
+                 make_adaptive_policy(cost_model, resolved(adaptive)), resolved(adaptive)) {}
 
 }  // namespace tessera::adapt

@@ -68,6 +68,15 @@ void Monitor::observe_device(double device_ms, double predicted_ms) {
   device_load_ = device_samples_++ == 0 ? x : (1 - o_.load_alpha) * device_load_ + o_.load_alpha * x;
 }
 
+void Monitor::restart_device_load() {
+  device_load_ = 1.0;
+  device_samples_ = 0;
+}
+
+void Monitor::rescale_device_load(double factor) {
+  if (factor > 0 && std::isfinite(factor)) device_load_ *= factor;
+}
+
 std::optional<double> Monitor::bandwidth_mbps() const {
   if (window_.empty()) return std::nullopt;
   if (o_.estimator == "ewma") return ewma_;

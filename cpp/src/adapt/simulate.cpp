@@ -132,6 +132,7 @@ std::vector<RequestRecord> simulate(const plan::CostModel& cm, const transport::
     obs.rtt_ms = dev.monitor.rtt_ms();
     obs.server_load = dev.monitor.server_load();
     obs.device_load = dev.monitor.device_load();
+    obs.device_samples = dev.monitor.device_samples();
     obs.memory_budget_bytes = std::min(ao.device_memory_bytes, value_at(o.memory_trace, t, plan::kUnlimited));
     obs.replan = i == 0 || (i > 0 && value_at(o.memory_trace, t, -1) != value_at(o.memory_trace, t - o.period_s, -1));
     obs.current = current;

@@ -1,6 +1,7 @@
 // Adaptation in C++: the emulated link's arithmetic and the monitor's estimate.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <cmath>
@@ -394,4 +395,124 @@ TEST(Simulate, ABlockPastTheTimeoutRunsOnTheDeviceThenTheServerRests) {
   EXPECT_DOUBLE_EQ(simulate(cm, spec, *fixed, o)[0].total_ms, recs[0].total_ms);
   o.timeout_ms = -1;
   EXPECT_THROW(simulate(cm, spec, *fixed, o), tessera::Error);
+}
+
+// ---- device costs in machine states not profiled (a predictor in the loop) ---------------
+namespace {
+// chain_costs() at 10 Mbit/s: the profiled device (100 ms an atom) cuts after a0; a device twice
+// as fast (50 ms an atom) cuts after a1.
+Observation in_state(std::vector<int> current, int threads, double load, double device_load = 1, int samples = 0) {
+  Observation o = at(10, 10, std::move(current));
+  o.device_state = {threads, load};
+  o.device_load = device_load;
+  o.device_samples = samples;
+  return o;
+}
+int on_device(const std::vector<int>& p) { return static_cast<int>(std::count(p.begin(), p.end(), 0)); }
+}  // namespace
+
+TEST(Policy, APredictorPlansStatesThatWereNotProfiled) {
+  const auto cm = chain_costs();
+  AdaptiveOptions ao;
+  ao.hysteresis = 0;
+  ao.profiled = {1, 0.0};
+  int calls = 0;
+  ao.predictor = {"fake", [&calls](const DeviceState& s) {
+                    ++calls;
+                    const double ms = 100.0 / s.threads * (1 + s.background_load);
+                    return std::vector<double>{ms, ms, ms};
+                  }};
+  auto p = make_adaptive_policy(cm, ao);
+  const Decision prof = p->decide(in_state({0, 0, 0}, 1, 0));
+  EXPECT_EQ(on_device(prof.placement), 1);
+  EXPECT_EQ(prof.cost_source, "profiled");
+  EXPECT_EQ(calls, 0);  // a profiled state never asks
+  const int v0 = p->device_costs_version();
+  const Decision two = p->decide(in_state(prof.placement, 2, 0));
+  EXPECT_EQ(on_device(two.placement), 2) << "2 threads: the predicted device is twice as fast";
+  EXPECT_EQ(two.cost_source, "predicted (fake, threads=2, load=0)");
+  EXPECT_EQ(two.device_state.threads, 2);
+  EXPECT_NE(p->device_costs_version(), v0);
+  EXPECT_EQ(p->device_load_carry(), 0);  // another machine: the Controller measures the device afresh
+  EXPECT_EQ((*p->device_costs())[0], 50);
+  // measured 1.5x slower than predicted: the prediction is corrected by the measured ratio
+  const Decision off = p->decide(in_state(two.placement, 2, 0, 1.5, 3));
+  EXPECT_EQ(off.cost_source, "predicted (fake, threads=2, load=0) x1.5");
+  EXPECT_EQ(calls, 1);  // asked once per state
+  // a declared background load within state_tolerance of the profiled one is the profiled state
+  const Decision back = p->decide(in_state(off.placement, 1, 0.1));
+  EXPECT_EQ(back.cost_source, "profiled");
+  EXPECT_EQ(on_device(back.placement), 1);
+  EXPECT_EQ((*p->device_costs())[0], 100);
+
+  // without a predictor the same state scales the profiled costs, and says so
+  AdaptiveOptions plain = ao;
+  plain.predictor = {};
+  auto q = make_adaptive_policy(cm, plain);
+  const Decision scaled = q->decide(in_state({0, 0, 0}, 2, 0));
+  EXPECT_EQ(on_device(scaled.placement), 1);
+  EXPECT_EQ(scaled.cost_source, "scaled x1 (threads=2, load=0 not profiled, no predictor)");
+  EXPECT_EQ(q->decide(in_state({0, 0, 0}, 1, -1, 1.31, 2)).cost_source, "scaled x1.31");
+}
+
+TEST(Policy, AMeasuredSlowdownMapsToTheBackgroundLoadThePredictorExplainsItBy) {
+  const auto cm = chain_costs();
+  AdaptiveOptions ao;
+  ao.profiled = {1, 0.0};
+  // background load slows a0 only (1 + load) and leaves a1, a2: not a uniform scale
+  ao.predictor = {"fake", [](const DeviceState& s) {
+                    return std::vector<double>{100 * (1 + s.background_load), 100, 100};
+                  }};
+  auto p = make_adaptive_policy(cm, ao);
+  EXPECT_EQ(p->decide(in_state({0, 1, 1}, 1, -1)).cost_source, "profiled");  // nothing measured yet
+  // a0 alone ran on the device, 2x slower than profiled: load 1 (a0 predicted 2x)
+  const Decision d = p->decide(in_state({0, 1, 1}, 1, -1, 2.0, 3));
+  EXPECT_EQ(d.cost_source, "predicted (fake, threads=1, load=1 inferred)");
+  EXPECT_DOUBLE_EQ(d.device_state.background_load, 1);
+  EXPECT_EQ(*p->device_costs(), (std::vector<double>{200, 100, 100}));
+  // the same machine, measured: the measured load carries over to the new costs (2 x 100 / 200)
+  EXPECT_DOUBLE_EQ(p->device_load_carry(), 0.5);
+  // restarted, not measured yet: stays; measured as predicted: stays
+  EXPECT_EQ(p->decide(in_state({0, 1, 1}, 1, -1, 1.0, 0)).cost_source, d.cost_source);
+  EXPECT_EQ(p->decide(in_state({0, 1, 1}, 1, -1, 1.02, 2)).cost_source, d.cost_source);
+  // the load went away (half of what the load-1 costs predict): back to the profile
+  EXPECT_EQ(p->decide(in_state({0, 1, 1}, 1, -1, 0.5, 2)).cost_source, "profiled");
+  // a declared load wins over the inference
+  EXPECT_EQ(p->decide(in_state({0, 1, 1}, 1, 0.5, 1.0, 0)).cost_source, "predicted (fake, threads=1, load=0.5)");
+  // inference off: the slowdown scales the profiled costs
+  AdaptiveOptions off = ao;
+  off.infer_background_load = false;
+  EXPECT_EQ(make_adaptive_policy(cm, off)->decide(in_state({0, 1, 1}, 1, -1, 2.0, 3)).cost_source, "scaled x2");
+}
+
+TEST(Policy, BadMachineStatesAndPredictorsAreNamed) {
+  const auto cm = chain_costs();
+  const auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const tessera::Error& e) {
+      return e.message();
+    }
+    return std::string("no error");
+  };
+  AdaptiveOptions ao;
+  ao.profiled = {-1, 0.0};
+  EXPECT_NE(message([&] { make_adaptive_policy(cm, ao); }).find("profiled.threads"), std::string::npos);
+  ao.profiled = {1, -0.5};
+  EXPECT_NE(message([&] { make_adaptive_policy(cm, ao); }).find("profiled.background_load"), std::string::npos);
+  ao.profiled = {1, 0.0};
+  ao.load_step = 0;
+  EXPECT_NE(message([&] { make_adaptive_policy(cm, ao); }).find("load_step"), std::string::npos);
+  ao.load_step = 0.25;
+  ao.predictor = {"", [](const DeviceState&) { return std::vector<double>{1, 1, 1}; }};
+  EXPECT_NE(message([&] { make_adaptive_policy(cm, ao); }).find("needs a name"), std::string::npos);
+  ao.predictor = {"short", [](const DeviceState&) { return std::vector<double>{1, 1}; }};
+  auto p = make_adaptive_policy(cm, ao);
+  EXPECT_NE(message([&] { p->decide(in_state({0, 0, 0}, 2, 0)); }).find("predictor 'short' returned 2 costs for a model of 3 atoms"),
+            std::string::npos);
+  ao.predictor = {"nan", [](const DeviceState&) { return std::vector<double>{1, std::nan(""), 1}; }};
+  EXPECT_NE(message([&] { make_adaptive_policy(cm, ao)->decide(in_state({0, 0, 0}, 2, 0)); }).find("atom 1"),
+            std::string::npos);
+  EXPECT_NE(message([] { check_device_state({0, 0.0}); }).find("threads must be >= 1"), std::string::npos);
+  EXPECT_NE(message([] { check_device_state({1, -1.0}); }).find("background_load"), std::string::npos);
 }

@@ -18,10 +18,22 @@
 // between requests only. When the plan sends nothing for probe_every requests,
 // a small Echo probes the link after the request so a device-only plan notices
 // a better link; a probe that disagrees is confirmed at once by another.
+//
+// Device costs in contexts not profiled (AdaMEC's runtime latency predictor in the loop): the
+// cost model's device costs describe one machine state (AdaptiveOptions::profiled: threads,
+// background load). When the state of a request differs - the app declared another one
+// (set_machine_state), the process runs another intra-op thread count, or, with a predictor and
+// no declared load, the measured device slowdown points to a background load - the policy asks
+// AdaptiveOptions::predictor for the device's per-atom costs in that state and re-plans on them;
+// the monitor then measures the device against the predicted costs, so a prediction that is off
+// is still corrected by the measured ratio. Without a predictor, profiled costs are scaled by the
+// measured ratio as before. Every RequestRecord says where its device costs came from
+// (cost_source: "profiled", "scaled x1.31", "predicted (xgboost, threads=2, load=0.5)").
 #pragma once
 
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +61,12 @@ class Controller {
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
   // The app's memory shrank (or grew): re-plan under this budget before the next request.
   void set_memory_budget(double device_memory_bytes);
+  // The machine the device computes on changed (the app knows: it started a thread pool, a video
+  // encoder runs beside it): threads and background load (cores kept busy by other work) from the
+  // next request on. nullopt: not declared (threads: the process's intra-op threads, read before
+  // every request; load: inferred from the measured slowdown with a predictor, else the profiled
+  // one). InvalidArgument for threads < 1 or a negative or non-finite load.
+  void set_machine_state(std::optional<int> threads, std::optional<double> background_load);
   // Thread-safe (run() from one thread, these from others): they return copies.
   std::vector<RequestRecord> timeline() const;
   // A copy of the placement in use.

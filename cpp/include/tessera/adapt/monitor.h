@@ -58,6 +58,14 @@ class Monitor {
   double server_load(int server = 0) const;
   // The device's load: measured / predicted compute, EWMA; 1 until measured.
   double device_load() const { return device_load_; }
+  // Device samples taken since the start or the last restart_device_load().
+  int device_samples() const { return device_samples_; }
+  // Forgets the device load (back to 1, no samples): the costs it was measured against changed
+  // (the policy now plans with predicted costs); the next sample sets it.
+  void restart_device_load();
+  // The device load measured so far, re-expressed against other costs: x factor (> 0), samples kept
+  // (the costs changed because of what was measured: an inferred background load).
+  void rescale_device_load(double factor);
   // Bandwidth samples taken so far.
   int samples() const { return samples_; }
   // The last bandwidth sample, Mbit/s (0 before one).

@@ -15,6 +15,7 @@
 // energy and variant controllers are meant to be more.
 #pragma once
 
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -27,6 +28,28 @@
 #include "tessera/transport/link.h"
 
 namespace tessera::adapt {
+
+// The machine the device's compute runs on: intra-op threads and background load (CPU cores
+// kept busy by other work). adapt's copy of predict::MachineState: the adapt layer does not
+// include predict, the app (or the Python package) wires a predictor in (DeviceCostPredictor).
+struct DeviceState {
+  int threads = 1;             // intra-op threads, >= 1
+  double background_load = 0;  // CPU cores kept busy by other work, >= 0
+};
+
+// AdaMEC's runtime latency predictor in the loop: the device's per-atom costs (ms, one per atom
+// in atom order) in a machine state the cost model was not profiled in. A C++ app wires a
+// predict::Predictor in with one lambda:
+//   opts.predictor = {p->kind(), [p, &model](const adapt::DeviceState& s) {
+//     return predict::predict_atoms(*p, model.graph(), model.atoms(), model.hash(),
+//                                   {s.threads, s.background_load}).ms; }};
+// Called from the request loop (between requests, once per new state: answers are cached).
+struct DeviceCostPredictor {
+  std::string name;  // the predictor's kind, named in records ("xgboost")
+  std::function<std::vector<double>(const DeviceState&)> predict;  // empty: no predictor
+  // True when a predict function is set.
+  explicit operator bool() const { return static_cast<bool>(predict); }
+};
 
 // How the adaptive policy estimates, plans and re-plans (make_adaptive_policy, Controller).
 struct AdaptiveOptions {
@@ -47,7 +70,28 @@ struct AdaptiveOptions {
   // when lower), capped by device_memory_bytes and set_memory_budget.
   double free_memory_fraction = 0;
   MonitorOptions monitor;  // the bandwidth monitor's window and filters
+  // The machine state the cost model's device costs were profiled in (threads 0: the threads of
+  // the first request). A state within state_tolerance cores of load and with the same threads
+  // counts as profiled: its costs are the cost model's (times the measured device load).
+  DeviceState profiled{0, 0.0};
+  double state_tolerance = 0.125;  // cores of background load that still count as the same state
+  // Costs in states not profiled (another thread count, background load): with a predictor the
+  // device's costs there are predicted (and still corrected by the measured device load); without
+  // one the profiled costs are scaled by the measured load, as before.
+  DeviceCostPredictor predictor;
+  // With a predictor and no background load declared by the app: the measured device slowdown
+  // (measured / profiled compute) is mapped to the background load whose predicted slowdown is
+  // closest, on a grid of load_step cores in [0, max_background_load], and costs are predicted there.
+  bool infer_background_load = true;
+  double max_background_load = 4;  // the inferred load's upper end, cores
+  double load_step = 0.25;         // the inferred load's grid, cores
 };
+
+// Checks what make_adaptive_policy and the Controller check of the options' machine-state part
+// (profiled state, state_tolerance, max_background_load, load_step); InvalidArgument naming the field.
+void check_device_options(const AdaptiveOptions& options);
+// InvalidArgument naming the field: threads < 1, background_load < 0 or not finite.
+void check_device_state(const DeviceState& state);
 
 // What a policy sees before request `index`.
 struct Observation {
@@ -57,10 +101,15 @@ struct Observation {
   double est_bandwidth = 0;    // the controller's estimate (Mbit/s)
   double rtt_ms = 0;           // the monitor's round trip
   double server_load = 1;      // measured / predicted server compute
-  double device_load = 1;      // measured / predicted device compute
+  double device_load = 1;      // measured / predicted device compute (against Policy::device_costs())
+  int device_samples = 0;      // samples behind device_load since its costs last changed (0: not measured)
   double memory_budget_bytes = std::numeric_limits<double>::infinity();  // budget for parameters, bytes
   bool replan = false;         // something outside the estimates changed (a new memory budget)
   std::vector<int> current;    // the placement in use
+  // The machine the device runs on now: threads as the app declared them (set_machine_state) or
+  // the process's intra-op threads; background_load as declared, or -1 when nobody declared one
+  // (the policy infers it or assumes the profiled one).
+  DeviceState device_state{1, -1.0};
 };
 
 // What a policy chose for one request.
@@ -77,6 +126,11 @@ struct Decision {
   // chosen), emulated as a device slowdown x device_time_factor and an uplink rate x uplink_rate_factor.
   double frequency_mhz = 0, tx_power_mw = 0;
   double device_time_factor = 1, uplink_rate_factor = 1;  // device time x, uplink rate x (1: unchanged)
+  // Where the device costs it planned with came from: "profiled", "scaled x1.31",
+  // "predicted (xgboost, threads=2, load=0.5)" (x1.12 when the measured load corrects it), or
+  // "" (a policy that does not plan on device costs: static, oracle).
+  std::string cost_source;
+  DeviceState device_state{0, 0.0};  // the machine state those costs describe (threads 0: not said)
 };
 
 // What a request cost as the device measured it (the controller fills it from the deployment's timeline).
@@ -118,6 +172,11 @@ struct RequestRecord {
   double energy_mj = 0, compute_mj = 0, tx_mj = 0, rx_mj = 0, idle_mj = 0;  // mJ: total, then by part
   double energy_queue = 0;        // CutEdge's virtual energy queue Q before the request, mJ
   std::string frequency_applied;  // "cpufreq" (set for real), "emulated (why)", or "" (no clock chosen)
+  // Where the device costs of the decision came from (Decision::cost_source): "profiled",
+  // "scaled x1.31", "predicted (xgboost, threads=2, load=0.5)", or "" (static, oracle).
+  std::string cost_source;
+  int device_threads = 0;             // the machine state those costs describe: threads (0: not said)
+  double device_background_load = 0;  // ... and background load, cores
 };
 
 // Chooses the plan of each request (above). Called by one controller, one request at a time:
@@ -139,6 +198,16 @@ class Policy {
   // The uplink's rate at a transmit power relative to the rate at max power, on a link of this
   // bandwidth (what an emulated link applies for the true channel); 1 for policies without a radio.
   virtual double uplink_rate_factor(double /*tx_power_mw*/, double /*bandwidth_mbps*/) const { return 1; }
+  // The per-atom device costs (ms, load 1) the last decision planned with, or nullptr: the cost
+  // model's. The Controller measures the device's load against these.
+  virtual const std::vector<double>* device_costs() const { return nullptr; }
+  // Increases whenever device_costs() changes basis (profiled -> predicted, another state): the
+  // Controller then carries the measured device load over (device_load_carry) or restarts it.
+  virtual int device_costs_version() const { return 0; }
+  // After a change of device_costs_version(): the factor that re-expresses the device load measured
+  // so far against the new costs (> 0: the change came from that measurement, an inferred load), or
+  // 0: measure afresh (the machine itself changed: a declared state, another thread count).
+  virtual double device_load_carry() const { return 0; }
 };
 
 // The same plan for every request ("device_only", "server_only", "static", ...).
@@ -155,7 +224,10 @@ std::shared_ptr<Policy> make_lagged_oracle_policy(const plan::CostModel& cm, dou
 // bandwidth range precomputed, the plan kept while the estimate stays in its validity
 // interval widened by the hysteresis, a lookup otherwise, the table rebuilt when a load
 // moves beyond load_tolerance; other planners re-plan on every request (chain =
-// Neurosurgeon). A memory budget the plan breaks hands over to gads under it.
+// Neurosurgeon). A memory budget the plan breaks hands over to gads under it. In a machine state
+// the cost model was not profiled in (Observation::device_state against options.profiled) it plans
+// on options.predictor's device costs for that state (see AdaptiveOptions::predictor), and
+// every Decision says where its device costs came from (cost_source).
 std::shared_ptr<Policy> make_adaptive_policy(const plan::CostModel& cm, const AdaptiveOptions& options);
 
 // CutEdge's controller as a policy (plan::EnergyController): per request the (split, clock,
