@@ -316,6 +316,7 @@ void bind_runtime(py::module_& m) {
       .def_readwrite("micro_batches", &TrainerOptions::micro_batches)
       .def_readwrite("schedule", &TrainerOptions::schedule)
       .def_readwrite("timeout_ms", &TrainerOptions::timeout_ms)
+      .def_readwrite("max_in_flight", &TrainerOptions::max_in_flight)
       .def_readwrite("keep_gradients", &TrainerOptions::keep_gradients);
   py::class_<TrainEvent>(m, "TrainEvent")
       .def_readonly("node", &TrainEvent::node)
@@ -340,6 +341,7 @@ void bind_runtime(py::module_& m) {
       .def_readonly("bytes_sent", &StepStats::bytes_sent)
       .def_readonly("bytes_received", &StepStats::bytes_received)
       .def_readonly("device_peak_stored_bytes", &StepStats::device_peak_stored_bytes)
+      .def_readonly("peak_stored_bytes", &StepStats::peak_stored_bytes)
       .def_readonly("events", &StepStats::events)
       .def("__repr__", [](const StepStats& s) {
         return fmt::format("StepStats(loss {:.4f}, {:.1f} ms, version {})", s.loss, s.wall_ms, s.version);

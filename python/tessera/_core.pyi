@@ -921,6 +921,7 @@ class StepStats:
     events: List[TrainEvent]
     forward_ms: List[float]
     loss: float
+    peak_stored_bytes: List[int]
     version: int
     wall_ms: float
 
@@ -1028,6 +1029,7 @@ class TrainerOptions:
     keep_gradients: bool
     labels_on: str
     loss: str
+    max_in_flight: int
     micro_batches: int
     optimizer: OptimizerOptions
     output: int

@@ -145,12 +145,16 @@ class SplitTrainer:
         while the device computes.
     output: which model output the loss reads (needed when the model has several).
     keep_gradients: every node keeps its last step's gradients (:meth:`gradients`).
+    max_in_flight: micro-batches whose activations are kept at once, at most (bounds every node's
+        activation memory; 0: the schedule's own - every one for GPipe, the block count for 1F1B).
+        Each step's ``peak_stored_bytes`` says what every node kept at most.
     """
 
     def __init__(self, model: Model, plan: Any, server: str | Sequence[str] = (),
                  optimizer: str | tuple | Mapping[str, Any] = ("sgd", {"lr": 0.01}), loss: str = "cross_entropy",
                  labels_on: str = "device", micro_batches: int | None = None, schedule: str | None = None,
-                 output: int = -1, timeout_ms: int = 30000, keep_gradients: bool = False) -> None:
+                 output: int = -1, timeout_ms: int = 30000, keep_gradients: bool = False,
+                 max_in_flight: int = 0) -> None:
         if not isinstance(model, Model):
             raise _core.InvalidArgumentError(f"model must be a tessera.Model, got {type(model).__name__}")
         placement, defaults = _placement_of(model, plan)
@@ -164,6 +168,7 @@ class SplitTrainer:
         o.output = int(output)
         o.timeout_ms = int(timeout_ms)
         o.keep_gradients = bool(keep_gradients)
+        o.max_in_flight = int(max_in_flight)
         self.model = model
         self.options = o
         self._core = _core.SplitTrainer(model._core, placement, o)
@@ -301,7 +306,9 @@ def measured_stages(trainer: SplitTrainer, stats: _core.StepStats, bandwidth_mbp
     median per-micro-batch forward and backward ms its node measured (x ``slowdown[node]``: an
     emulated slower device or server), and the activations and gradients that crossed, priced on
     an emulated link of ``bandwidth_mbps`` (serialisation) and ``rtt_ms`` (half after each send);
-    without a bandwidth the links cost nothing. The loss counts as the last stage's forward."""
+    without a bandwidth the links cost nothing. The loss counts as the last stage's forward; when a
+    server runs the first block, a stage of the device's own that only uploads the inputs comes
+    first."""
     blocks = trainer.blocks()
     k = len(blocks)
     slow = dict(enumerate(slowdown)) if isinstance(slowdown, Sequence) else dict(slowdown or {})
@@ -330,6 +337,9 @@ def measured_stages(trainer: SplitTrainer, stats: _core.StepStats, bandwidth_mbp
                 send_b[b + 1] = max(send_b[b + 1], _median(gup[b]))
     price = (lambda n: n * 8.0 / (bandwidth_mbps * 1e3)) if bandwidth_mbps else (lambda n: 0.0)
     stages = []
+    if k and blocks[0][1] != 0 and _median(up[0]):  # the inputs' upload, when a server runs first
+        stages.append({"node": 0, "fwd_ms": 0.0, "bwd_ms": 0.0, "send_fwd_ms": price(_median(up[0])),
+                       "send_bwd_ms": 0.0, "fwd_delay_ms": rtt_ms / 2, "bwd_delay_ms": 0.0})
     for b, (_, node) in enumerate(blocks):
         f = slow.get(node, 1.0)
         stages.append({"node": node, "fwd_ms": _median(fwd[b]) * f + (_median(loss) * f if b == k - 1 else 0.0),

@@ -292,3 +292,26 @@ def test_profile_training_measures_every_atom(stores):
     convs = [a.id for a in tm.atoms if "aten::conv2d" in a.op_kinds or "aten::_convolution" in a.op_kinds]
     assert sum(costs.backward_ms[a] for a in convs) > 0.5 * sum(costs.forward_ms[a] for a in convs)
     assert costs.batch == batch[0].shape[0] and costs.stored_bytes[0] > 0
+
+
+def test_max_in_flight_bounds_every_nodes_stored_activations(stores):
+    d, path, xs, batch, labels = stores["resnet18"]
+    batch = (torch.cat([batch[0]] * 2),)
+    labels = torch.cat([labels, labels.flip(0)])
+    n = ts.Model.open(d, atoms=[]).num_atoms
+    placement = [0] * 8 + [1] * (n - 14) + [0] * 6
+    peaks = {}
+    for bound in (0, 1):
+        with ts.TrainingServer(d) as srv:
+            tr = ts.SplitTrainer(ts.Model.open(d, atoms=[]), placement, server=srv.endpoint, micro_batches=4,
+                                 schedule="gpipe", max_in_flight=bound, keep_gradients=True)
+            st = tr.step(batch, labels)
+            peaks[bound] = (list(st.peak_stored_bytes), tr.gradients())
+    (free, g0), (one, g1) = peaks[0], peaks[1]
+    assert free[0] == peaks[0][0][0] > 0 and free[1] > 0  # the server reports its own peak
+    for node in (0, 1):  # one micro-batch at a time keeps a quarter of the activations (4 equal parts)
+        assert one[node] <= 0.3 * free[node], (node, one, free)
+    for k in g0:
+        assert _rel(g1[k], g0[k]) <= 1e-6, k  # the bound changes the order, not the step
+    with pytest.raises(ts.InvalidArgumentError, match="max_in_flight"):
+        ts.SplitTrainer(ts.Model.open(d, atoms=[]), [0] * n, max_in_flight=-1)

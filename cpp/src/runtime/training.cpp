@@ -20,6 +20,7 @@
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -306,6 +307,7 @@ struct TrainingServer::Impl {
   // the session
   std::string session;
   std::unique_ptr<TrainingNode> node;
+  json open_optimizer;   // the session's optimizer, as opened
   uint64_t version = 0;  // the weights' version (survives sessions)
 
   TrainingNode& session_node(const json& cmd) {
@@ -325,12 +327,20 @@ struct TrainingServer::Impl {
     } else if (op == "open") {
       auto atoms = cmd.at("atoms").get<std::vector<int>>();
       auto o = optimizer_from_json(cmd.at("optimizer"));
-      auto fresh = std::make_unique<TrainingNode>(model, atoms, o);
-      fresh->set_version(version);
-      fresh->set_keep_gradients(cmd.value("keep_gradients", false));
-      node = std::move(fresh);  // replaces a previous session (its gradients are dropped by discard below)
-      node->discard();
-      session = cmd.at("session").get<std::string>();
+      const auto s = cmd.at("session").get<std::string>();
+      auto sorted = atoms;
+      std::sort(sorted.begin(), sorted.end());
+      sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+      if (node && s == session && node->atoms() == sorted && cmd.at("optimizer") == open_optimizer) {
+        node->discard();  // the same trainer again (after a failed step): its optimizer's state stays
+      } else {
+        auto fresh = std::make_unique<TrainingNode>(model, atoms, o);
+        fresh->set_version(version);
+        node = std::move(fresh);  // replaces a previous session and its uncommitted gradients
+        open_optimizer = cmd.at("optimizer");
+      }
+      node->set_keep_gradients(cmd.value("keep_gradients", false));
+      session = s;
     } else if (op == "forward") {
       auto& n = session_node(cmd);
       ts = n.forward(cmd.at("mb").get<uint64_t>(), cmd.at("block").get<std::vector<int>>(), tensors);
@@ -363,6 +373,7 @@ struct TrainingServer::Impl {
     } else if (op == "commit") {
       auto& n = session_node(cmd);
       const auto v = cmd.at("version").get<uint64_t>();
+      out["peak_stored_bytes"] = n.peak_stored_bytes();  // before the commit clears it
       if (v == version + 1) {
         n.commit();
         version = n.version();
@@ -666,26 +677,32 @@ struct SplitTrainer::Impl {
     local->discard();
   }
 
-  // After a commit whose answer was lost: where do the servers stand?
+  // After a commit that failed or whose answer was lost: where do the servers stand? None
+  // stepped: the step did not happen (everyone discards). Some stepped: the step happened; the
+  // others commit now (their gradients are still there), then the device.
   void resolve_commits() {
     if (!commit_unsure) return;
-    bool all_at_next = true, all_at_old = true;
+    std::vector<uint64_t> at;
+    bool any_next = false;
     for (auto& r : remotes) {
-      auto a = r->call(cmd("status"));
-      const auto v = a.body.at("version").get<uint64_t>();
-      all_at_next &= v == version + 1;
-      all_at_old &= v == version;
-    }
-    if (all_at_next) {
-      local->commit();  // the servers applied the step: so does the device, with its kept gradients
-      version = local->version();
-    } else if (all_at_old) {
-      local->discard();
-    } else {
-      TESSERA_THROW(Engine,
-                    "the servers disagree on the weights' version after a lost commit (device at {}): restore them "
+      at.push_back(r->call(cmd("status")).body.at("version").get<uint64_t>());
+      TESSERA_CHECK(at.back() == version || at.back() == version + 1, Engine,
+                    "training server {} is at version {} after a failed commit, the device at {}: restore the weights "
                     "with load_state_dict",
-                    version);
+                    r->endpoint(), at.back(), version);
+      any_next |= at.back() == version + 1;
+    }
+    if (!any_next) {
+      abort_all();
+    } else {
+      for (size_t r = 0; r < remotes.size(); ++r) {
+        if (at[r] != version) continue;
+        auto c = cmd("commit");
+        c["version"] = version + 1;
+        remotes[r]->call(c);
+      }
+      local->commit();  // with the gradients it kept
+      version = local->version();
     }
     commit_unsure = false;
   }
@@ -708,6 +725,8 @@ SplitTrainer::SplitTrainer(Model model, std::vector<int> placement, TrainerOptio
   TESSERA_CHECK(options.micro_batches >= 1, InvalidArgument, "micro_batches must be >= 1, got {}",
                 options.micro_batches);
   TESSERA_CHECK(options.timeout_ms > 0, InvalidArgument, "timeout_ms must be > 0, got {}", options.timeout_ms);
+  TESSERA_CHECK(options.max_in_flight >= 0, InvalidArgument, "max_in_flight must be >= 0 (0: the schedule's), got {}",
+                options.max_in_flight);
   const int num_nodes = static_cast<int>(options.servers.size()) + 1;
   check_placement(model.dag(), placement, num_nodes);
   const auto& outs = model.graph().outputs;
@@ -840,7 +859,7 @@ StepStats SplitTrainer::step(const std::vector<at::Tensor>& inputs, const at::Te
   for (int i = 0; i < M; ++i)
     for (size_t j = 0; j < inputs.size(); ++j) mbs[i].env[g.inputs[j]] = xs[j][i].contiguous();
   const bool gpipe = m.opt.schedule == "gpipe";
-  const int max_in_flight = gpipe ? M : std::max(1, K);
+  const int max_in_flight = m.opt.max_in_flight > 0 ? m.opt.max_in_flight : gpipe ? M : std::max(1, K);
   int started = 0, finished = 0, forwards_done = 0;
   double loss_total = 0;
   // remote tasks out: request id per node -> (micro-batch, block, backward?, event index)
@@ -1033,7 +1052,10 @@ StepStats SplitTrainer::step(const std::vector<at::Tensor>& inputs, const at::Te
           if (!b.loss_done && b.next_f == static_cast<size_t>(K)) {
             run_loss(i);  // the loss is the device's, right after the last forward
           }
-          if (b.loss_done && b.next_b >= 0 && (!gpipe || forwards_done == M)) {
+          // GPipe: backwards once every forward ran - or once no further forward may start (the
+          // in-flight bound): then it runs groups of max_in_flight micro-batches
+          if (b.loss_done && b.next_b >= 0 &&
+              (!gpipe || (forwards_done == started && (started == M || started - finished >= max_in_flight)))) {
             pick = i, pick_backward = true;
             return true;
           }
@@ -1064,18 +1086,19 @@ StepStats SplitTrainer::step(const std::vector<at::Tensor>& inputs, const at::Te
     throw;
   }
   st.device_peak_stored_bytes = m.local->peak_stored_bytes();
+  st.peak_stored_bytes.assign(N, 0);
+  st.peak_stored_bytes[0] = st.device_peak_stored_bytes;
   // commits: the servers, then the device
   for (size_t r = 0; r < m.remotes.size(); ++r) {
     auto c = m.cmd("commit");
     c["version"] = m.version + 1;
     try {
-      m.remotes[r]->call(c);
+      auto a = m.remotes[r]->call(c);
+      st.peak_stored_bytes[r + 1] = a.body.value("peak_stored_bytes", int64_t{0});
     } catch (const std::exception& e) {
-      if (r == 0) {  // nobody committed: the step simply did not happen
-        m.abort_all();
-        throw;
-      }
-      m.commit_unsure = true;  // some servers stepped: the next step sorts it out
+      // the commit may have been applied with its answer lost: the next step asks every server's
+      // version and finishes or drops the step everywhere (resolve_commits)
+      m.commit_unsure = true;
       m.reopen = true;
       throw;
     }

@@ -29,8 +29,11 @@
 // its optimizer step (commit, idempotent by version), then the device. A failure before the
 // commits (a server killed, a timeout, an error) aborts the step everywhere: no weight moves,
 // the step raises (DeadlineError / TransportError / EngineError naming the server) and the
-// next step can retry. A commit whose answer is lost is resolved at the next step by asking
-// the server its version. Training runs the model's eval semantics (batch norm with running
+// next step can retry. A commit that fails or whose answer is lost is resolved at the next step
+// by asking every server its version: if any stepped, the others and the device commit too; if
+// none did, everyone drops the step. After a failed step the trainer opens its sessions again (a
+// server that kept running keeps its optimizer's state; one restarted from its store starts
+// afresh, and must be at the device's version or be given it with load_state_dict). Training runs the model's eval semantics (batch norm with running
 // statistics, no dropout): see TrainBlock.
 #pragma once
 
@@ -69,7 +72,9 @@ class TrainingNode {
   // The node runs `atoms` of a trainable `model` (else InvalidArgument).
   TrainingNode(Model model, std::vector<int> atoms, OptimizerOptions optimizer);
   ~TrainingNode();
+  // Moves the node; the moved-from one may only be destroyed or assigned.
   TrainingNode(TrainingNode&&) noexcept;
+  // Moves the node; the moved-from one may only be destroyed or assigned.
   TrainingNode& operator=(TrainingNode&&) noexcept;
   // Runs a block (a convex set of this node's atoms) for micro-batch `micro_batch` under
   // autograd; inputs follow the block's inputs (TrainBlock::inputs). Keeps what its backward
@@ -96,7 +101,7 @@ class TrainingNode {
   // optimizer's state. Throws InvalidArgument naming a parameter of the wrong shape.
   void load_state(const NamedTensors& state);
   const std::vector<int>& atoms() const;    // the atoms it runs, ascending
-  std::vector<std::string> param_names() const;
+  std::vector<std::string> param_names() const;  // its parameters' qualified names
   int64_t stored_bytes() const;             // bytes of activations kept for backward now
   int64_t peak_stored_bytes() const;        // the most kept at once since the last commit/discard
 
@@ -150,6 +155,9 @@ struct TrainerOptions {
   int output = -1;             // which model output the loss reads (-1: the only one)
   int micro_batches = 1;       // >= 1; the batch must divide into them
   std::string schedule = "gpipe";  // "gpipe" | "1f1b"
+  // Micro-batches whose activations a step keeps at once, at most (bounds every node's stored
+  // activations); 0: the schedule's own (gpipe: all of them; 1f1b: the schedule's block count).
+  int max_in_flight = 0;
   int timeout_ms = 30000;      // per answer from a server
   bool keep_gradients = false; // every node keeps its last step's gradients (SplitTrainer::gradients)
 };
@@ -157,7 +165,7 @@ struct TrainerOptions {
 // One task of a step, as the device saw it (for Gantt charts and accounting).
 struct TrainEvent {
   int node = 0;          // 0 device, k server k
-  int micro_batch = 0;
+  int micro_batch = 0;   // which micro-batch of the step
   int block = 0;         // index in the schedule's blocks; -1 for the loss
   char kind = 'F';       // 'F' forward, 'B' backward, 'L' loss
   double start_ms = 0, end_ms = 0;  // from the step's start, on the device's clock
@@ -173,6 +181,7 @@ struct StepStats {
   std::vector<double> forward_ms, backward_ms;  // per node: compute
   uint64_t bytes_sent = 0, bytes_received = 0;  // the device's, on the wire
   int64_t device_peak_stored_bytes = 0;         // activations the device kept at once, at most
+  std::vector<int64_t> peak_stored_bytes;       // per node (0 the device): activations kept at once, at most
   std::vector<TrainEvent> events;               // every task, in start order
 };
 
@@ -199,7 +208,7 @@ class SplitTrainer {
   // Sets every node's parameters (and clears the optimizers' state), e.g. to resume.
   void load_state_dict(const NamedTensors& state);
   uint64_t version() const;                  // optimizer steps applied
-  const std::vector<int>& placement() const;
+  const std::vector<int>& placement() const;  // node per atom, as given
   // The schedule's blocks: atom ids and node of each, in execution order.
   std::vector<std::pair<std::vector<int>, int>> blocks() const;
 
