@@ -179,7 +179,9 @@ std::vector<at::Tensor> TrainingNode::forward(uint64_t mb, const std::vector<int
     TESSERA_CHECK(inputs[i].defined(), InvalidArgument, "input {} of block [{}] is undefined", i,
                   fmt::join(tb.atoms(), ", "));
     at::Tensor x = inputs[i].detach();
-    if (at::isFloatingType(x.scalar_type())) x.requires_grad_(true);
+    // a gradient for every float input but the model's own (nobody needs the raw input's)
+    const int v = tb.inputs()[i];
+    if (at::isFloatingType(x.scalar_type()) && m.model.graph().values[v].producer >= 0) x.requires_grad_(true);
     k.inputs.push_back(x);
   }
   std::vector<at::Tensor> ps;
