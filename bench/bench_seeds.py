@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
+
 import tessera as ts  # noqa: E402
 from tessera import zoo  # noqa: E402
 
@@ -466,6 +468,33 @@ def adascale(models, ratio, rtt, size, repeats):
              "baseline": "the full-resolution model's minimum-energy plan", "setting": "phone_lte power profile"}]
 
 
+def training_seed(ratio, rtt):
+    """Pipeline-parallel training: the planner's split-training plan (cut, micro-batches, schedule)
+    for AlexNet on WiFi against the same step on the device alone, from forward / backward costs
+    profiled here (predicted, accounted; bench_training measures split steps for real)."""
+    batch = 2 if smoke() else 16
+    path, xs = zoo.torchscript("alexnet")
+    tm = ts.load(path, xs, trainable=True)
+    x = (torch.cat([xs[0]] * batch),)
+    prof = ts.profile_training(tm, x, repeats=1 if smoke() else 3)
+    dev = ts.training.TrainingProfile([f * ratio for f in prof.forward_ms], [b * ratio for b in prof.backward_ms],
+                                      prof.stored_bytes, batch)
+    single_ms = dev.step_ms
+    plan = ts.plan(tm, {"device": dev, "server": prof}, LINKS["WiFi"], rtt, objective="training",
+                   constraints={"micro_batches": [m for m in (1, 2, 4, 8) if m <= batch]})
+    one = ts.plan(tm, {"device": dev, "server": prof}, LINKS["WiFi"], rtt, objective="training",
+                  constraints={"micro_batches": [1]})
+    return [{"metric": "training time vs the AlexNet baseline", "paper": "44.87% less",
+             "tessera": f"{100 * (1 - plan.step_ms / single_ms):.2f}% less",
+             "where": f"alexnet batch {batch} @ WiFi x{ratio:g}: {plan.placement.count(0)} of {tm.num_atoms} atoms on "
+                      f"the device, {plan.micro_batches} micro-batches {plan.schedule}: {plan.step_ms:.0f} ms per step "
+                      f"vs {single_ms:.0f} device-only (1 micro-batch at the same planner: {one.step_ms:.0f} ms)",
+             "baseline": "the whole step on the device (single process)",
+             "setting": "predicted by ts.plan(objective='training') from profiled forward/backward costs; the paper: "
+                        "several embedded boards, data + model parallelism; here one device + one server; "
+                        "measured split steps: bench_training"}]
+
+
 def not_built(metric, paper, issue):
     return [{"metric": metric, "paper": paper, "tessera": NOT_BUILT, "where": "", "baseline": "", "setting": issue}]
 
@@ -610,8 +639,7 @@ def main(argv=None):
         "CIC": cic(models, args.ratios[0], args.rtt, args.timing_repeats),
         "CutEdge": cut_rows,
         "Multi-device pipeline": pipeline(models, args.rtt),
-        "Pipeline-parallel training": not_built("training time vs the AlexNet baseline", "44.87% less",
-                                                "issue 22 (split training)"),
+        "Pipeline-parallel training": training_seed(args.ratios[0], args.rtt),
         "AdaScale": adascale(models, args.ratios[0], args.rtt, args.scale, args.repeats),
     }
     cols = ["metric", "paper", "tessera", "where", "baseline", "setting"]
