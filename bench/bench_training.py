@@ -169,7 +169,7 @@ def balanced_cut(store, batch):
     batch. Two equal-speed stages are what the bubble bound speaks of."""
     model = ts.Model.open(store)
     n = model.num_atoms
-    node = ts._core.TrainingNode(model._core, list(range(n)), training.optimizer_options("sgd"))
+    node = training.TrainingNode(model, range(n))
     inputs = {v: x for v, x in zip(model.graph.inputs, batch)}
 
     def imbalance(q):

@@ -13,7 +13,6 @@ docs/wire-protocol.md. A repository is a directory of atom stores.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 import subprocess
 from typing import Any, Sequence
 
@@ -83,7 +82,34 @@ def keygen() -> tuple[str, str]:
     return tuple(_core.curve_keypair())
 
 
-class Server:
+class _Served:
+    """What every server object does over its bound engine server (``self._core``): start, stop,
+    its endpoint, and ``with`` (start on entry, stop on exit)."""
+
+    _core: Any
+
+    def start(self):  # -> the server itself
+        """Start serving (the endpoint is known from now on); returns the server."""
+        self._core.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (the server's threads end; stopping twice is harmless)."""
+        self._core.stop()
+
+    @property
+    def endpoint(self) -> str:
+        """The bound endpoint ("tcp://127.0.0.1:PORT"), once started."""
+        return self._core.endpoint
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class Server(_Served):
     """An edge server serving a repository of atom stores (C++ threads in this process).
 
     repository: a directory of atom stores (or one store). bind: ZeroMQ endpoint ("tcp://
@@ -123,19 +149,6 @@ class Server:
         o.metrics_port = int(metrics_port)
         self._core = _core.Server(o)
 
-    def start(self) -> "Server":
-        """Start serving (the endpoint is known from now on); returns the server."""
-        self._core.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (the server's threads end; stopping twice is harmless)."""
-        self._core.stop()
-
-    @property
-    def endpoint(self) -> str:
-        return self._core.endpoint
-
     @property
     def running(self) -> bool:
         return self._core.running
@@ -154,12 +167,6 @@ class Server:
 
     def models(self) -> list[str]:
         return list(self._core.models())
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def __repr__(self):
         return f"tessera.Server({self.endpoint or 'not started'}, {len(self.models())} models)"

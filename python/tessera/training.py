@@ -28,9 +28,10 @@ import torch
 
 from . import _core
 from .atoms import Model, _as_tuple
+from .runtime import _Served
 from .types import Inputs, PathLike
 
-__all__ = ["SplitTrainer", "TrainingServer", "spawn_training_server", "profile_training", "TrainingProfile",
+__all__ = ["SplitTrainer", "TrainingServer", "TrainingNode", "spawn_training_server", "profile_training", "TrainingProfile",
            "optimizer_options", "OPTIMIZERS", "measured_stages", "accounted_step"]
 
 #: The optimizers every node can run, with the options each takes.
@@ -66,7 +67,7 @@ def optimizer_options(optimizer: str | tuple | Mapping[str, Any]) -> _core.Optim
     return o
 
 
-class TrainingServer:
+class TrainingServer(_Served):
     """A server's side of split training, in this process: serves one trainable atom store (a
     frozen one is an InvalidArgumentError naming it). ``start()`` returns the server, ``stop()``
     (or leaving a ``with`` block) ends it. For another process: :func:`spawn_training_server`."""
@@ -80,29 +81,9 @@ class TrainingServer:
         o.verbose = bool(verbose)
         self._core = _core.TrainingServer(os.fspath(store), o)
 
-    def start(self) -> "TrainingServer":
-        """Bind and serve in a thread of its own; returns the server."""
-        self._core.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (stopping twice is harmless)."""
-        self._core.stop()
-
-    @property
-    def endpoint(self) -> str:
-        """The bound endpoint ("tcp://127.0.0.1:PORT"), once started."""
-        return self._core.endpoint
-
     def stats(self) -> _core.TrainingServerStats:
         """Commands served (forwards, backwards, commits, aborts, errors) and the weights' version."""
         return self._core.stats()
-
-    def __enter__(self) -> "TrainingServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"tessera.TrainingServer({self.endpoint or 'not started'})"
@@ -232,6 +213,48 @@ class SplitTrainer:
                 f"{self.options.micro_batches} micro-batches {self.options.schedule}, version {self.version})")
 
 
+class TrainingNode:
+    """One node's part of split training, in this process: the parameters of ``atoms`` (the model's
+    own tensors, made to require grad), their optimizer, and what each micro-batch keeps between
+    its forward and its backward. What the device and every server run inside; use it directly to
+    time blocks or to drive a schedule of your own."""
+
+    def __init__(self, model: Model, atoms: Iterable[int], optimizer: str | tuple | Mapping[str, Any] = "sgd") -> None:
+        self._core = _core.TrainingNode(model._core, [int(a) for a in atoms], optimizer_options(optimizer))
+
+    def forward(self, micro_batch: int, block: Sequence[int], inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Run a block (a convex set of this node's atoms) under autograd for ``micro_batch``;
+        ``inputs`` follow ``model.train_block(block).inputs``. Returns the outputs (detached)."""
+        return self._core.forward(int(micro_batch), [int(a) for a in block], list(inputs))
+
+    def backward(self, micro_batch: int, block: Sequence[int],
+                 grad_outputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The gradients of that forward's outputs -> its inputs' (parameters' accumulate)."""
+        return self._core.backward(int(micro_batch), [int(a) for a in block], list(grad_outputs))
+
+    def commit(self) -> None:
+        """Apply the optimizer step to the accumulated gradients and zero them."""
+        self._core.commit()
+
+    def discard(self) -> None:
+        """Drop the accumulated gradients and kept activations; no weight moves."""
+        self._core.discard()
+
+    @property
+    def version(self) -> int:
+        """Optimizer steps applied."""
+        return self._core.version
+
+    @property
+    def peak_stored_bytes(self) -> int:
+        """The most activation bytes kept at once since the last commit or discard."""
+        return self._core.peak_stored_bytes
+
+    def state(self) -> "OrderedDict[str, torch.Tensor]":
+        """Copies of its parameters by name."""
+        return OrderedDict(self._core.state())
+
+
 class TrainingProfile:
     """Per-atom forward and backward ms of a trainable model on this machine (median of repeats),
     with the bytes each atom's outputs keep for backward: what the training planner reads."""
@@ -261,7 +284,7 @@ def profile_training(model: Model, inputs: Inputs, repeats: int = 5, warmup: int
         raise _core.InvalidArgumentError("profile_training needs a trainable model (ts.load(..., trainable=True))")
     xs = list(_as_tuple(inputs))
     n = model.num_atoms
-    node = _core.TrainingNode(model._core, list(range(n)), optimizer_options("sgd"))
+    node = TrainingNode(model, range(n))
     g = model.graph
     fwd: list[list[float]] = [[] for _ in range(n)]
     bwd: list[list[float]] = [[] for _ in range(n)]
