@@ -16,7 +16,7 @@ TRACES = ROOT.parent / "shared" / "traces"
     ("bench_link_validation.py", []),
     ("bench_predictor.py", []), ("bench_planners.py", ["--smoke"]), ("bench_bandwidth_prediction.py", []),
     ("bench_pipeline.py", []), ("bench_energy.py", []), ("bench_variants.py", []), ("bench_server.py", []),
-    ("bench_seeds.py", [])])
+    ("bench_seeds.py", []), ("bench_training.py", [])])
 def test_benchmark_smoke(script, args, tmp_path):
     if script in ("bench_adaptive.py", "bench_bandwidth_prediction.py", "bench_energy.py",
                   "bench_variants.py") and not TRACES.is_dir():
