@@ -13,6 +13,7 @@ TRACES = ROOT.parent / "shared" / "traces"
 @pytest.mark.parametrize("script,args", [
     ("bench_atoms.py", []), ("bench_transport.py", []), ("bench_e2e.py", []), ("bench_adaptive.py", []),
     ("bench_adaptive.py", ["--simulate", "--sweep", "--live", "1"]), ("bench_adaptive.py", ["--heavy-load"]),
+    ("bench_adaptive_predictor.py", []),
     ("bench_link_validation.py", []),
     ("bench_predictor.py", []), ("bench_planners.py", ["--smoke"]), ("bench_bandwidth_prediction.py", []),
     ("bench_pipeline.py", []), ("bench_energy.py", []), ("bench_variants.py", []), ("bench_server.py", []),
