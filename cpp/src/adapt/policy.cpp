@@ -137,8 +137,28 @@ class AdaptivePolicy final : public Policy {
     return a.threads == b.threads && std::abs(a.background_load - b.background_load) <= opt_.state_tolerance;
   }
 
-  // The predictor's per-atom costs in a state, asked once per state.
+  // The device's per-atom costs in a state, predicted and anchored to the profile: per atom, the
+  // profiled cost x the predictor's ratio between that state and the profiled one (its ratio over
+  // the whole model for an atom it prices at 0 in the profiled state). The predictor says how the state
+  // changes an atom; the profile says what the atom costs on this device (a predictor trained on
+  // another machine, or a device emulated slower, is off by a factor the anchor removes; in the
+  // profiled state it gives the profile itself).
   const std::vector<double>& predicted(const DeviceState& s) {
+    const auto key = std::make_pair(s.threads, std::llround(s.background_load * 1000));
+    auto it = anchored_.find(key);
+    if (it != anchored_.end()) return it->second;
+    const std::vector<double> p = raw_predicted(s);  // copies: the cache may grow below
+    const std::vector<double> p0 = raw_predicted(prof_);
+    const double total0 = sum_over(p0, {});
+    const double state_ratio = total0 > 0 ? sum_over(p, {}) / total0 : 1.0;
+    std::vector<double> out(p.size());
+    for (size_t a = 0; a < p.size(); ++a)
+      out[a] = profiled_[a] * (p0[a] > 0 ? p[a] / p0[a] : state_ratio);
+    return anchored_.emplace(key, std::move(out)).first->second;
+  }
+
+  // The predictor's own per-atom costs in a state, asked once per state.
+  const std::vector<double>& raw_predicted(const DeviceState& s) {
     const auto key = std::make_pair(s.threads, std::llround(s.background_load * 1000));
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
@@ -340,6 +360,7 @@ class AdaptivePolicy final : public Policy {
   bool declared_before_ = false;   // the previous request had a declared load
   int threads_before_ = -1;        // ... and these threads
   std::map<std::pair<int, long long>, std::vector<double>> cache_;  // (threads, load x 1000) -> predicted ms
+  std::map<std::pair<int, long long>, std::vector<double>> anchored_;  // the same, anchored to the profile
   std::unique_ptr<plan::ParametricPlanner> table_;
   double table_load_ = 1.0, table_device_load_ = 1.0;
   std::unique_ptr<plan::Planner> planner_;  // non-parametric planners

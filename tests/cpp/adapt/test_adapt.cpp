@@ -438,7 +438,7 @@ TEST(Policy, APredictorPlansStatesThatWereNotProfiled) {
   // measured 1.5x slower than predicted: the prediction is corrected by the measured ratio
   const Decision off = p->decide(in_state(two.placement, 2, 0, 1.5, 3));
   EXPECT_EQ(off.cost_source, "predicted (fake, threads=2, load=0) x1.5");
-  EXPECT_EQ(calls, 1);  // asked once per state
+  EXPECT_EQ(calls, 2);  // asked once per state: this one, and the profiled one its costs are anchored to
   // a declared background load within state_tolerance of the profiled one is the profiled state
   const Decision back = p->decide(in_state(off.placement, 1, 0.1));
   EXPECT_EQ(back.cost_source, "profiled");
@@ -453,6 +453,26 @@ TEST(Policy, APredictorPlansStatesThatWereNotProfiled) {
   EXPECT_EQ(on_device(scaled.placement), 1);
   EXPECT_EQ(scaled.cost_source, "scaled x1 (threads=2, load=0 not profiled, no predictor)");
   EXPECT_EQ(q->decide(in_state({0, 0, 0}, 1, -1, 1.31, 2)).cost_source, "scaled x1.31");
+}
+
+TEST(Policy, PredictionsAreAnchoredToTheProfile) {
+  // a predictor 10x too fast everywhere (trained on a faster machine, or the device emulated
+  // slower): its ratio between states is right, so the anchored costs are the profile's / 2
+  const auto cm = chain_costs();
+  AdaptiveOptions ao;
+  ao.hysteresis = 0;
+  ao.profiled = {1, 0.0};
+  ao.predictor = {"fast", [](const DeviceState& s) {
+                    const double ms = 10.0 / s.threads;
+                    return std::vector<double>{ms, ms, 0.0};  // and one atom it prices at 0
+                  }};
+  auto p = make_adaptive_policy(cm, ao);
+  p->decide(in_state({0, 0, 0}, 1, 0));
+  const Decision two = p->decide(in_state({0, 0, 0}, 2, 0));
+  EXPECT_EQ(two.cost_source, "predicted (fast, threads=2, load=0)");
+  EXPECT_DOUBLE_EQ((*p->device_costs())[0], 50);
+  EXPECT_DOUBLE_EQ((*p->device_costs())[1], 50);
+  EXPECT_DOUBLE_EQ((*p->device_costs())[2], 50);  // priced 0: the profile x the whole model's ratio
 }
 
 TEST(Policy, AMeasuredSlowdownMapsToTheBackgroundLoadThePredictorExplainsItBy) {

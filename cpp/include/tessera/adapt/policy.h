@@ -76,8 +76,10 @@ struct AdaptiveOptions {
   DeviceState profiled{0, 0.0};
   double state_tolerance = 0.125;  // cores of background load that still count as the same state
   // Costs in states not profiled (another thread count, background load): with a predictor the
-  // device's costs there are predicted (and still corrected by the measured device load); without
-  // one the profiled costs are scaled by the measured load, as before.
+  // device's costs there are predicted, anchored to the profile (per atom: the profiled cost x the
+  // predictor's ratio between that state and the profiled one, so a predictor trained on another
+  // machine or a device emulated slower is not off by their factor), and still corrected by the
+  // measured device load; without one the profiled costs are scaled by the measured load, as before.
   DeviceCostPredictor predictor;
   // With a predictor and no background load declared by the app: the measured device slowdown
   // (measured / profiled compute) is mapped to the background load whose predicted slowdown is
