@@ -14,8 +14,8 @@ Policies:
 
   adaptive            ts.AdaptiveDeployment without a predictor: an unprofiled state scales the
                       profiled costs by the measured device load (the ratio measured / profiled);
-  adaptive+predictor  the same with predictor= an XGBoost predictor trained beforehand (below), its
-                      ms times --device-slowdown (the emulated device's predictor); the app declares
+  adaptive+predictor  the same with predictor= an XGBoost predictor trained beforehand (below), as
+                      it is (the deployment anchors its predictions to the profile); the app declares
                       nothing: threads are read from the process, the load is inferred from the
                       measured slowdown;
   +declared           the same predictor, the app declaring each phase's state (set_machine_state);
@@ -233,13 +233,10 @@ def main(argv=None):
             pl = ts.plan(m, {"device": c, "server": server_ms}, bandwidth_mbps=bw, rtt_ms=args.rtt)
             statics.setdefault(tuple(pl.placement), []).append(label)
         deps, links = {}, {}
-        # the emulated device's predictor: the trained one predicts this machine's ms, the device is
-        # `slow` times slower (the deployment plans on predicted ms as they are: without this a declared
-        # state starts `slow` times off, until the measured load corrects it)
-        def device_predictor(threads, background_load):
-            return [slow * v for v in tp.costs(m, pred, threads=threads, background_load=background_load).atom_ms]
-
-        device_predictor.__name__ = f"xgboost x{slow:g}"
+        # the trained predictor as it is: it predicts this machine's ms, the device is `slow` times
+        # slower, and the deployment anchors predictions to the profile (profiled x the predictor's
+        # ratio between the state and the profiled one), which removes that factor
+        device_predictor = pred
         for name, kw in (("adaptive", {}), ("adaptive+predictor", {"predictor": device_predictor}),
                          ("+declared", {"predictor": device_predictor})):
             links[name] = link()
