@@ -127,9 +127,10 @@ def digits_accuracy(args, workdir):
     print(f"  the float-order ceiling: eager with 2 micro-batches vs eager with 1 differ by {drift:+.2f} points "
           f"(Adam turns summation-order noise into different trajectories); the test split's 95% half-width "
           f"is {100 * half:.1f} points ({len(data.test)} images)")
-    write_csv("bench_training_digits", [{"step": i, "whole": a, "split": b, "whole_2mb": c, "split_2mb": d}
+    path = write_csv("bench_training_digits", [{"step": i, "whole": a, "split": b, "whole_2mb": c, "split_2mb": d}
                                         for i, (a, b, c, d) in enumerate(zip(runs[1][0], runs[1][1], runs[2][0],
                                                                              runs[2][1]))])
+    print(f"wrote {path}")
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -296,8 +297,8 @@ def throughput(args, workdir):
     print(table(rows, list(rows[0])))
     print("\n## Pipelining over two equal-speed stages (free link)")
     print(table(pipe_rows, list(pipe_rows[0])))
-    write_csv("bench_training_throughput", rows)
-    write_csv("bench_training_pipelining", pipe_rows)
+    for name, rs in (("bench_training_throughput", rows), ("bench_training_pipelining", pipe_rows)):
+        print(f"wrote {write_csv(name, rs)}")
     return rows, pipe_rows
 
 
