@@ -274,7 +274,7 @@ void bind_runtime(py::module_& m) {
       .def(py::init<Model, std::vector<int>, OptimizerOptions>(), py::arg("model"), py::arg("atoms"),
            py::arg("optimizer"))
       .def("forward", &TrainingNode::forward, py::arg("micro_batch"), py::arg("block"), py::arg("inputs"),
-           py::call_guard<py::gil_scoped_release>())
+           py::arg("keep") = true, py::call_guard<py::gil_scoped_release>())
       .def("backward", &TrainingNode::backward, py::arg("micro_batch"), py::arg("block"), py::arg("grad_outputs"),
            py::call_guard<py::gil_scoped_release>())
       .def("commit", &TrainingNode::commit, py::call_guard<py::gil_scoped_release>())

@@ -130,9 +130,12 @@ struct TrainingNode::Impl {
     return model.train_block(block);
   }
 
-  void clear_grads() {
+  // Drops the accumulated gradients and kept activations (a step's state).
+  void reset_step() {
     for (auto& [n, t] : params)
       if (t.grad().defined()) t.mutable_grad().reset();
+    kept.clear();
+    stored = peak = 0;
   }
 };
 
@@ -165,10 +168,10 @@ TrainingNode::TrainingNode(TrainingNode&&) noexcept = default;
 TrainingNode& TrainingNode::operator=(TrainingNode&&) noexcept = default;
 
 std::vector<at::Tensor> TrainingNode::forward(uint64_t mb, const std::vector<int>& block,
-                                              const std::vector<at::Tensor>& inputs) {
+                                              const std::vector<at::Tensor>& inputs, bool keep) {
   auto& m = *impl_;
   TrainBlock tb = m.block_of(block);
-  TESSERA_CHECK(!m.kept.count({mb, tb.atoms()}), InvalidArgument,
+  TESSERA_CHECK(!keep || !m.kept.count({mb, tb.atoms()}), InvalidArgument,
                 "micro-batch {} already ran forward through atoms [{}] and awaits its backward", mb,
                 fmt::join(tb.atoms(), ", "));
   TESSERA_CHECK(inputs.size() == tb.inputs().size(), InvalidArgument,
@@ -186,6 +189,10 @@ std::vector<at::Tensor> TrainingNode::forward(uint64_t mb, const std::vector<int
   }
   std::vector<at::Tensor> ps;
   for (const auto& n : tb.params()) ps.push_back(m.params.at(m.param_index.at(n)).second);
+  if (!keep) {
+    at::NoGradGuard no_grad;
+    return tb(inputs, ps);
+  }
   {
     at::AutoGradMode grad(true);
     k.outputs = tb(k.inputs, ps);
@@ -242,17 +249,13 @@ void TrainingNode::commit() {
     at::NoGradGuard no_grad;
     m.optimizer->step();
   }
-  m.clear_grads();
-  m.kept.clear();
-  m.stored = m.peak = 0;
+  m.reset_step();
   ++m.version;
 }
 
 void TrainingNode::discard() {
   auto& m = *impl_;
-  m.clear_grads();
-  m.kept.clear();
-  m.stored = m.peak = 0;
+  m.reset_step();
 }
 
 uint64_t TrainingNode::version() const { return impl_->version; }
@@ -287,9 +290,7 @@ void TrainingNode::load_state(const NamedTensors& state) {
                   t.defined() ? fmt::format("{}", fmt::join(t.sizes(), "x")) : "undefined");
     p.copy_(t);
   }
-  m.clear_grads();
-  m.kept.clear();
-  m.stored = m.peak = 0;
+  m.reset_step();
   m.make_optimizer();  // fresh optimizer state (momentum, Adam's moments)
 }
 
@@ -345,7 +346,8 @@ struct TrainingServer::Impl {
       session = s;
     } else if (op == "forward") {
       auto& n = session_node(cmd);
-      ts = n.forward(cmd.at("mb").get<uint64_t>(), cmd.at("block").get<std::vector<int>>(), tensors);
+      ts = n.forward(cmd.at("mb").get<uint64_t>(), cmd.at("block").get<std::vector<int>>(), tensors,
+                     cmd.value("keep", true));
       std::lock_guard<std::mutex> l(mu);
       ++stats.forwards;
     } else if (op == "backward") {
@@ -1125,18 +1127,13 @@ at::Tensor SplitTrainer::predict(const std::vector<at::Tensor>& inputs) {
       for (int id : blk.inputs) in.push_back(env.at(id));
       std::vector<at::Tensor> outs;
       if (blk.node == 0) {
-        outs = m.local->forward(~0ull, blk.atoms, in);
-        m.local->backward(~0ull, blk.atoms, std::vector<at::Tensor>(outs.size()));  // frees what forward kept
+        outs = m.local->forward(0, blk.atoms, in, /*keep=*/false);
       } else {
         auto c = m.cmd("forward");
-        c["mb"] = ~0ull;
+        c["mb"] = 0;
         c["block"] = blk.atoms;
+        c["keep"] = false;
         outs = m.remotes[blk.node - 1]->call(c, in).tensors;
-        auto b = m.cmd("backward");
-        b["mb"] = ~0ull;
-        b["block"] = blk.atoms;
-        b["defined"] = std::vector<int>(outs.size(), 0);
-        m.remotes[blk.node - 1]->call(b);
       }
       for (size_t j = 0; j < blk.outputs.size(); ++j) env[blk.outputs[j]] = outs.at(j);
     }

@@ -132,6 +132,8 @@ TEST_F(Training, SplitOverTwoServersEqualsOneNode) {
   o.keep_gradients = true;
   Model device = Model::open((dir / "net").string(), std::vector<int>{});
   SplitTrainer t(device, placement, o);
+  // a prediction through the nodes keeps nothing and equals the model's output
+  EXPECT_TRUE(torch::allclose(t.predict({x}), model->run({x})[0], 1e-5, 1e-6));
   auto st = t.step({x}, y);
   EXPECT_EQ(st.version, 1u);
   EXPECT_GT(st.bytes_sent, 0u);

@@ -78,9 +78,10 @@ class TrainingNode {
   TrainingNode& operator=(TrainingNode&&) noexcept;
   // Runs a block (a convex set of this node's atoms) for micro-batch `micro_batch` under
   // autograd; inputs follow the block's inputs (TrainBlock::inputs). Keeps what its backward
-  // needs; returns the outputs (detached).
+  // needs; returns the outputs (detached). keep = false: no autograd and nothing kept (a
+  // prediction through the nodes; no backward follows).
   std::vector<at::Tensor> forward(uint64_t micro_batch, const std::vector<int>& block,
-                                  const std::vector<at::Tensor>& inputs);
+                                  const std::vector<at::Tensor>& inputs, bool keep = true);
   // Backward of that forward: gradients of its outputs (undefined = none) -> gradients of its
   // inputs (undefined where none flows: integer inputs, inputs nothing depends on). Accumulates
   // the parameters' gradients and frees the kept activations.
