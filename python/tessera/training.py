@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
 import torch
@@ -312,9 +312,8 @@ def profile_training(model: Model, inputs: Inputs, repeats: int = 5, warmup: int
             if rep >= warmup:
                 bwd[a].append(dt)
         node.discard()
-    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
     batch = int(xs[0].shape[0]) if xs and xs[0].dim() > 0 else 1
-    return TrainingProfile([med(v) for v in fwd], [med(v) for v in bwd], stored, batch)
+    return TrainingProfile([_median(v) for v in fwd], [_median(v) for v in bwd], stored, batch)
 
 
 def _median(v: Sequence[float]) -> float:
@@ -335,38 +334,31 @@ def measured_stages(trainer: SplitTrainer, stats: _core.StepStats, bandwidth_mbp
     blocks = trainer.blocks()
     k = len(blocks)
     slow = dict(enumerate(slowdown)) if isinstance(slowdown, Sequence) else dict(slowdown or {})
-    fwd, bwd = [[] for _ in range(k)], [[] for _ in range(k)]
-    up, down, gup, gdown, loss = [[] for _ in range(k)], [[] for _ in range(k)], [[] for _ in range(k)], \
-        [[] for _ in range(k)], []
+    # (kind, what, block) -> per-micro-batch values: F/B compute ms, bytes sent and received
+    series: dict = defaultdict(list)
     for e in stats.events:
-        if e.kind == "L":
-            loss.append(e.compute_ms)
-        elif e.kind == "F":
-            fwd[e.block].append(e.compute_ms)
-            up[e.block].append(e.bytes_sent)
-            down[e.block].append(e.bytes_received)
-        else:
-            bwd[e.block].append(e.compute_ms)
-            gup[e.block].append(e.bytes_sent)
-            gdown[e.block].append(e.bytes_received)
+        series[(e.kind, "ms", e.block)].append(e.compute_ms)
+        series[(e.kind, "sent", e.block)].append(e.bytes_sent)
+        series[(e.kind, "received", e.block)].append(e.bytes_received)
+    med = lambda kind, what, b: _median(series[(kind, what, b)])  # noqa: E731
     send_f, send_b = [0.0] * k, [0.0] * k  # bytes each stage sends forward / backward
     for b, (_, node) in enumerate(blocks):
         if node != 0:  # a remote block: its inputs came from the stage before, its outputs go on
             if b > 0:
-                send_f[b - 1] = max(send_f[b - 1], _median(up[b]))
-            send_f[b] = max(send_f[b], _median(down[b]))
-            send_b[b] = max(send_b[b], _median(gdown[b]))
+                send_f[b - 1] = max(send_f[b - 1], med("F", "sent", b))
+            send_f[b] = max(send_f[b], med("F", "received", b))
+            send_b[b] = max(send_b[b], med("B", "received", b))
             if b + 1 < k:
-                send_b[b + 1] = max(send_b[b + 1], _median(gup[b]))
+                send_b[b + 1] = max(send_b[b + 1], med("B", "sent", b))
     price = (lambda n: n * 8.0 / (bandwidth_mbps * 1e3)) if bandwidth_mbps else (lambda n: 0.0)
     stages = []
-    if k and blocks[0][1] != 0 and _median(up[0]):  # the inputs' upload, when a server runs first
-        stages.append({"node": 0, "fwd_ms": 0.0, "bwd_ms": 0.0, "send_fwd_ms": price(_median(up[0])),
+    if k and blocks[0][1] != 0 and med("F", "sent", 0):  # the inputs' upload, when a server runs first
+        stages.append({"node": 0, "fwd_ms": 0.0, "bwd_ms": 0.0, "send_fwd_ms": price(med("F", "sent", 0)),
                        "send_bwd_ms": 0.0, "fwd_delay_ms": rtt_ms / 2, "bwd_delay_ms": 0.0})
     for b, (_, node) in enumerate(blocks):
         f = slow.get(node, 1.0)
-        stages.append({"node": node, "fwd_ms": _median(fwd[b]) * f + (_median(loss) * f if b == k - 1 else 0.0),
-                       "bwd_ms": _median(bwd[b]) * f, "send_fwd_ms": price(send_f[b]) if b + 1 < k else 0.0,
+        stages.append({"node": node, "fwd_ms": (med("F", "ms", b) + (med("L", "ms", -1) if b == k - 1 else 0.0)) * f,
+                       "bwd_ms": med("B", "ms", b) * f, "send_fwd_ms": price(send_f[b]) if b + 1 < k else 0.0,
                        "send_bwd_ms": price(send_b[b]) if b > 0 else 0.0,
                        "fwd_delay_ms": rtt_ms / 2 if send_f[b] and b + 1 < k else 0.0,
                        "bwd_delay_ms": rtt_ms / 2 if send_b[b] and b > 0 else 0.0})
